@@ -1,0 +1,3 @@
+from flexvoice.cli import main
+
+raise SystemExit(main())

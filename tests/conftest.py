@@ -1,0 +1,88 @@
+"""Shared test helpers: run the CLI as a real subprocess, find free ports."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flexvoice.system import free_port
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def cli_env(**overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEXVOICE_")}
+    env["PYTHONPATH"] = str(REPO)
+    env.update(overrides)
+    return env
+
+
+def run_cli(
+    *args: str, cwd: Path = REPO, timeout: float = 60, **env: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "flexvoice", *args],
+        cwd=cwd,
+        env=cli_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture
+def tcp_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def repo() -> Path:
+    return REPO
+
+
+def free_port_range(count: int) -> int:
+    """A base port with `count` consecutive ports free for UDP and TCP (for worker pools)."""
+    import random
+    import socket
+
+    for _ in range(200):
+        base = random.randrange(20000, 60000 - count)
+        socks: list[socket.socket] = []
+        try:
+            for port in range(base, base + count):
+                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                    s = socket.socket(socket.AF_INET, kind)
+                    socks.append(s)
+                    s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free port range")
+
+
+def write_node_config(tmp_path: Path, extra: str = "", workers: int = 2) -> Path:
+    """A flexvoice.yaml on free ports with state under tmp_path; repo data folders by path."""
+    http = free_port()
+    edge = free_port_range(1)
+    base = free_port_range(workers + 1)
+    text = f"""
+http: {{host: 127.0.0.1, port: {http}}}
+sip:
+  edge: {{port: {edge}, ctl_socket: {tmp_path}/kamailio-ctl.sock}}
+  workers: {{count: {workers}, base_port: {base}, drain_grace: 2s}}
+  trunks: {REPO}/sip/trunks.yaml
+  numbers: {REPO}/sip/numbers.yaml
+storage: {{database: {tmp_path}/flexvoice.db, recordings: {tmp_path}/recordings}}
+paths: {{flows: {REPO}/flows, prompts: {REPO}/ivr_prompts, tariffs: {REPO}/metering/tariffs}}
+"""
+    path = tmp_path / "flexvoice.yaml"
+    path.write_text(text + extra)
+    return path

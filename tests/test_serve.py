@@ -1,0 +1,127 @@
+"""`flexvoice serve` as a real subprocess: starts, answers /healthz and /metrics, stops cleanly."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import REPO, cli_env, write_node_config
+
+
+def start_node(config: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "flexvoice", "--config", str(config), "serve", *args],
+        cwd=REPO,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def http_port(config: Path) -> int:
+    return int(yaml.safe_load(config.read_text())["http"]["port"])
+
+
+def wait_http(
+    port: int, path: str, proc: subprocess.Popen[str], timeout: float = 30
+) -> tuple[int, bytes]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"node exited early: {proc.communicate()[1]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"no answer on {path} within {timeout}s")
+
+
+def children_of(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    return [int(x) for x in out.stdout.split()]
+
+
+def session_processes(sid: int) -> list[str]:
+    out = subprocess.run(["ps", "-eo", "sid=,pid=,comm="], capture_output=True, text=True)
+    return [line for line in out.stdout.splitlines() if line.split()[0] == str(sid)]
+
+
+def test_serve_answers_healthz_and_metrics_then_stops_on_sigterm(tmp_path: Path) -> None:
+    config = write_node_config(tmp_path)
+    proc = start_node(config, "--no-edge")
+    try:
+        port = http_port(config)
+        status, body = wait_http(port, "/healthz", proc)
+        health = json.loads(body)
+        assert health["version"] == "0.1.0"
+        assert set(health) >= {"status", "version", "workers", "edge"}
+        assert health["edge"]["enabled"] is False
+        status, body = wait_http(port, "/metrics", proc)
+        assert status == 200 and b"# TYPE" in body
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "node.stopped" in err and "Traceback" not in err
+    # Nothing the node started outlives it.
+    assert session_processes(proc.pid) == []
+
+
+def test_sigint_stops_cleanly(tmp_path: Path) -> None:
+    config = write_node_config(tmp_path)
+    proc = start_node(config, "--no-edge")
+    try:
+        wait_http(http_port(config), "/healthz", proc)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert session_processes(proc.pid) == []
+
+
+def test_http_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
+    config = write_node_config(tmp_path)
+    port = http_port(config)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        proc = start_node(config, "--no-edge")
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert err.strip().splitlines()[-1] == (
+        f"flexvoice: error: 127.0.0.1:{port} is already in use (http.port): stop the process "
+        f"that holds it (ss -lntup | grep :{port}) or choose another port"
+    )
+    assert "Traceback" not in err
+
+
+def test_missing_kamailio_is_one_clear_line(tmp_path: Path) -> None:
+    config = write_node_config(tmp_path, extra="")
+    proc = subprocess.run(
+        [sys.executable, "-m", "flexvoice", "--config", str(config), "serve"],
+        cwd=REPO,
+        env=cli_env(FLEXVOICE_SIP__EDGE__KAMAILIO="/nonexistent/kamailio"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "flexvoice: error: '/nonexistent/kamailio' was not found on PATH; it is needed for the "
+        "SIP edge. Install it with 'apt-get install kamailio' (or point sip.edge.kamailio at "
+        "it), or run './run' which installs everything"
+    )
