@@ -72,13 +72,13 @@ def migrate(conn: sqlite3.Connection, component: str, scripts: Sequence[str]) ->
 
 
 def _statements(script: str) -> list[str]:
-    # executescript() would commit our transaction; split on complete statements instead.
+    # executescript() would commit our transaction; split on complete statements instead
+    # (complete_statement() knows about semicolons inside strings and triggers).
     out, buf = [], ""
-    for line in script.splitlines(keepends=True):
-        buf += line
+    for piece in script.split(";"):
+        buf += piece + ";"
         if sqlite3.complete_statement(buf):
-            out.append(buf.strip())
+            if buf.strip(" \n\t;"):
+                out.append(buf.strip())
             buf = ""
-    if buf.strip():
-        out.append(buf.strip())
     return out
