@@ -147,3 +147,34 @@ class CallLeg(Protocol):
     async def hangup(self, sip_status: int = 200, reason: str = "normal") -> None:
         """End the leg: BYE if answered, else a final response with `sip_status` (e.g. 480,
         486, 603, 404, 403). Never raises CallEnded."""
+
+
+# What a call's life looks like to the rest of the node (API call resources, traces, webhooks).
+CallStatus = Literal[
+    "queued", "ringing", "in-progress", "completed", "busy", "no-answer", "failed", "canceled"
+]
+
+
+class CallObserver(Protocol):
+    """Receives every event of a call: SIP progress from the SIP layer ("ringing", "answered",
+    "ended" with sip_status/cause) and step transitions from the flow runtime ("step" with
+    step/verb/why). The API stores them (GET /v1/calls/{id}/events) and fires webhooks.
+    Must not block: implementations queue work and return."""
+
+    def call_event(self, call_id: str, kind: str, data: dict[str, object]) -> None: ...
+
+
+class Originator(Protocol):
+    """Places outbound calls through the trunk (the SIP layer implements it on the pool)."""
+
+    async def originate(
+        self,
+        to: str,
+        caller_id: str,
+        *,
+        ring_timeout: float,
+        call_id: str | None = None,
+        observer: CallObserver | None = None,
+    ) -> tuple[CallLeg | None, DialAttempt]:
+        """Ring `to`; returns (the answered leg, the attempt) or (None, the failed attempt).
+        `observer` gets "ringing"/"answered"/"ended" events for `call_id`."""
