@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from flexvoice.errors import UserError
 from flexvoice.logs import get_logger
 from flexvoice.sip import metrics
 from flexvoice.sip.protocol import EVENTS, Message, ProtocolError, decode, encode
@@ -63,6 +64,7 @@ class WorkerProcess:
         self.ready: asyncio.Future[None] | None = None
         self.reader: asyncio.Task[None] | None = None
         self.stderr_reader: asyncio.Task[None] | None = None
+        self.last_stderr = ""
 
     @property
     def used(self) -> int:
@@ -125,6 +127,7 @@ class WorkerProcess:
         async for raw in proc.stderr:
             line = raw.decode(errors="replace").rstrip()
             if line:
+                self.last_stderr = line
                 log.debug("worker.stderr", worker=self.index, line=line)
 
     async def _read_events(self, proc: asyncio.subprocess.Process) -> None:
@@ -249,10 +252,17 @@ class WorkerPool:
         log.error("worker.died", worker=worker.index, rc=rc, calls_lost=len(lost))
         self.spawn(self._restart(worker))
 
-    @staticmethod
-    def ready_pending(worker: WorkerProcess) -> bool:
+    def ready_pending(self, worker: WorkerProcess) -> bool:
         if worker.ready is not None and not worker.ready.done():
-            worker.ready.set_exception(RuntimeError(f"worker {worker.index} exited at start"))
+            why = worker.last_stderr.split(": ", 2)[-1] if worker.last_stderr else "no reason given"
+            worker.ready.set_exception(
+                UserError(
+                    f"SIP worker {worker.index} could not start on "
+                    f"{self.settings.host}:{worker.port}: {why}; if the port is taken, stop "
+                    f"what holds it (ss -lnup | grep :{worker.port}) or change "
+                    "sip.workers.base_port (sip.edge.port with --no-edge)"
+                )
+            )
             return True
         return False
 
@@ -263,7 +273,7 @@ class WorkerPool:
                 await worker.start()
                 log.info("worker.restarted", worker=worker.index)
                 return
-            except (RuntimeError, OSError) as exc:
+            except (RuntimeError, OSError, UserError) as exc:
                 log.error("worker.restart_failed", worker=worker.index, error=str(exc))
                 await asyncio.sleep(self.settings.restart_backoff * 2)
 

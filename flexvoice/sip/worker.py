@@ -464,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         worker = Worker(args.index, args.host, args.port, args.proxy, rtp_port)
     except pj.Error as exc:
-        print(f"worker {args.index}: cannot start: {exc.info(False)}", file=sys.stderr)
+        print(f"worker {args.index}: cannot start: {exc.reason}", file=sys.stderr)
         return 1
     threading.Thread(target=read_commands, args=(worker,), daemon=True).start()
     worker.run()
