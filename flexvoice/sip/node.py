@@ -126,7 +126,8 @@ def trunk_address(cfg: Config) -> str | None:
         from flexvoice.sip.trunks import default_trunk_address  # the edge issue's loader
     except ImportError:
         return None
-    return default_trunk_address(cfg.path(cfg.sip.trunks))
+    address: str | None = default_trunk_address(cfg.path(cfg.sip.trunks))
+    return address
 
 
 POOL = web.AppKey("sip_pool", WorkerPool)
