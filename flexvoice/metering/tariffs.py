@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time
 from decimal import Decimal
 from pathlib import Path
@@ -218,6 +218,18 @@ def _build(model: TariffFile) -> Tariff:
     return Tariff(model.name, model.vat_rate, versions)
 
 
+_ALL_KEYS = sorted({k for m in (TariffFile, Version, Service, Increments) for k in m.model_fields})
+
+
+def _suggest(problem: Problem) -> Problem:
+    # The shared explainer cannot see models inside lists and maps; suggest keys here.
+    if not problem.message.endswith(": unknown key"):
+        return problem
+    key = problem.message.removesuffix(": unknown key").rsplit(".", 1)[-1]
+    hint = did_you_mean(key, _ALL_KEYS)
+    return replace(problem, message=problem.message + hint) if hint else problem
+
+
 def load_tariff(path: Path) -> Tariff:
     """Read and check one tariff file; raise ProblemList with file:line:col on mistakes."""
     doc = load_yaml(path)
@@ -226,7 +238,9 @@ def load_tariff(path: Path) -> Tariff:
     try:
         model = TariffFile.model_validate(doc.data)
     except ValidationError as exc:
-        raise ProblemList(explain_validation_error(exc, doc, TariffFile)) from None
+        raise ProblemList(
+            [_suggest(p) for p in explain_validation_error(exc, doc, TariffFile)]
+        ) from None
     if model.name != path.stem:
         raise ProblemList(
             [doc.problem(("name",), f"name '{model.name}' must match the file name '{path.stem}'")]
