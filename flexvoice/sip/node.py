@@ -8,7 +8,7 @@ registry, flow runtime, usage sink) that are present in the app.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,6 +22,7 @@ from flexvoice.server import CONFIG, OPTIONS, STATUS
 from flexvoice.sip.leg import SipLeg
 from flexvoice.sip.originate import PoolOriginator
 from flexvoice.sip.pool import PoolSettings, WorkerPool
+from flexvoice.sip.usage import call_usage
 
 log = get_logger(__name__)
 
@@ -142,7 +143,6 @@ ORIGINATOR = web.AppKey("originator", PoolOriginator)
 NUMBERS: web.AppKey[NumberLookup] = web.AppKey("numbers")
 FLOWS: web.AppKey[FlowStarter] = web.AppKey("flows_starter")
 USAGE_SINK_KEY: web.AppKey[Any] = web.AppKey("usage_sink_for_numbers")
-LEG_ENDED_HOOKS: web.AppKey[list[Callable[[SipLeg], None]]] = web.AppKey("leg_ended_hooks")
 
 
 async def numbers_component(app: web.Application) -> AsyncIterator[None]:
@@ -168,12 +168,9 @@ async def sip_component(app: web.Application) -> AsyncIterator[None]:
     cfg = app[CONFIG]
     edge = app[OPTIONS].edge and cfg.sip.edge.enabled
     status = app[STATUS]
-    hooks: list[Callable[[SipLeg], None]] = app.setdefault(LEG_ENDED_HOOKS, [])  # type: ignore[arg-type]
 
     async def on_incoming(leg: SipLeg) -> None:
         bind_call(leg.call_id)
-        for hook in hooks:
-            leg.on_ended.append(hook)
         deps = InboundDeps(
             numbers=app.get(NUMBERS),
             flows=app.get(FLOWS),
@@ -196,6 +193,15 @@ async def sip_component(app: web.Application) -> AsyncIterator[None]:
         status.workers_up = pool.up
 
     pool.on_worker_state.append(track)
+    sink = app.get(USAGE_SINK_KEY)
+    if sink is not None:
+
+        def record_usage(leg: SipLeg) -> None:
+            event = call_usage(leg)
+            if event is not None:
+                sink.record(event)
+
+        pool.leg_ended_hooks.append(record_usage)
     if not edge:
         log.warning(
             "sip.no_edge",
