@@ -169,6 +169,8 @@ async def test_outbound_dial_busy_no_answer_then_answered_and_bridged(
         h.pool.leg_ended_hooks.append(lambda leg: usage.append(call_usage(leg)))
         result = await run_uac_async("uac_call.xml", h.target, "+3225551234", hold_ms=6000)
         assert result.successful == 1, result.output
+        # sipp has its 200 for the BYE; the worker's event for it may still be on its way.
+        assert await h.legs[0].wait_until(lambda: h.legs[0].ended, 5)
     finally:
         outputs = [u.stop() for u in (busy, silent, answering)]
     # One `call` usage event per leg, each with its own id; only answered legs have answered_at.
