@@ -13,9 +13,10 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from flexvoice import server
 from flexvoice.accounts import create_account
 from flexvoice.api.app import api_component
-from flexvoice.api.appkeys import API_DB, FLOW_STARTER, NUMBERS, ORIGINATOR
+from flexvoice.api.appkeys import API_DB, FLOWS, NUMBER_REGISTRY, ORIGINATOR
 from flexvoice.api.keys import create_key
 from flexvoice.callcontrol import CallObserver, DialAttempt
 from flexvoice.config import load_config
@@ -118,7 +119,13 @@ async def start_api(
     flows: FakeFlows | None = None,
 ) -> AsyncIterator[Api]:
     cfg = load_config(write_node_config(tmp_path, extra_config), environ={})
-    app = build_app(cfg, ServeOptions(edge=False))
+    # The node as `flexvoice serve` builds it, without the SIP pool (stood in for below).
+    saved = list(server.COMPONENTS)
+    server.COMPONENTS[:] = []
+    try:
+        app = build_app(cfg, ServeOptions(edge=False))
+    finally:
+        server.COMPONENTS[:] = saved
     fake = FakeOriginator() if originator else None
     fake_flows = flows or FakeFlows()
 
@@ -126,7 +133,7 @@ async def start_api(
         # What the lead's SIP and flow components do: publish the originator and runtime.
         if fake is not None:
             app[ORIGINATOR] = fake
-        app[FLOW_STARTER] = fake_flows
+        app[FLOWS] = fake_flows
         yield
 
     app.cleanup_ctx.append(wire)
@@ -137,7 +144,7 @@ async def start_api(
     keys: dict[str, str] = {}
     for account, number in (("acme", ACME_NUMBER), ("other", OTHER_NUMBER)):
         create_account(conn, account, "flexio-payu")
-        app[NUMBERS].put(number, account, "support")
+        app[NUMBER_REGISTRY].put(number, account, "support")
         for role in ROLES:
             keys[f"{account}:{role}"] = create_key(conn, account, role)[1]
     try:

@@ -7,18 +7,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 from aiohttp import web
 
+from flexvoice.accounts import get_account
 from flexvoice.api import calls, numbers, recordings
 from flexvoice.api.appkeys import (
+    ACCOUNT_ACTIVE,
     API_DB,
     CALLS,
     DIALER,
     LOCKOUT,
+    NUMBER_REGISTRY,
     NUMBERS,
     RATE_LIMITER,
     WEBHOOKS,
@@ -45,6 +49,7 @@ from flexvoice.calls import CallRegistry
 from flexvoice.logs import get_logger
 from flexvoice.numbers import NumberRegistry
 from flexvoice.server import CONFIG
+from flexvoice.sip.node import NumberLookup
 from flexvoice.storage.sqlite import connect
 
 log = get_logger(__name__)
@@ -63,6 +68,35 @@ def install_routes(app: web.Application) -> None:
     app.router.add_routes(docs_routes)
 
 
+def publish_numbers(app: web.Application, conn: sqlite3.Connection) -> NumberRegistry:
+    """The number registry, synced from sip/numbers.yaml, for the API and the SIP layer."""
+    cfg = app[CONFIG]
+    registry = NumberRegistry(conn, _usage_sink(app))
+    registry.sync_from_yaml(cfg.path(cfg.sip.numbers))
+    app[NUMBER_REGISTRY] = registry
+    # Number's fields are read-only (frozen); the SIP layer only reads them.
+    app[NUMBERS] = cast(NumberLookup, registry)
+
+    def account_active(name: str) -> bool:
+        account = get_account(conn, name)
+        return account is not None and account.status == "active"
+
+    app[ACCOUNT_ACTIVE] = account_active
+    return registry
+
+
+async def numbers_component(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx component: the number registry, before the SIP layer takes calls. Raises
+    ProblemList (positioned) when sip/numbers.yaml is invalid, so the node does not start."""
+    cfg = app[CONFIG]
+    conn = connect(cfg.path(cfg.storage.database))
+    publish_numbers(app, conn)
+    try:
+        yield
+    finally:
+        conn.close()
+
+
 async def api_component(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx component: everything the REST API needs, up before the node serves."""
     cfg = app[CONFIG]
@@ -70,10 +104,8 @@ async def api_component(app: web.Application) -> AsyncIterator[None]:
     conn = connect(cfg.path(cfg.storage.database))
     ensure_keys_schema(conn)
     app[API_DB] = conn
-    if NUMBERS not in app:
-        registry = NumberRegistry(conn, _usage_sink(app))
-        registry.sync_from_yaml(cfg.path(cfg.sip.numbers))
-        app[NUMBERS] = registry
+    if NUMBER_REGISTRY not in app:
+        publish_numbers(app, conn)
 
     redis_client: Any = None
     policy = LockoutPolicy(api.lockout_failures, api.lockout_window, api.lockout_time)

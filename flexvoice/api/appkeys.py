@@ -1,36 +1,38 @@
 """Typed keys of the node application that the API shares with other components.
 
-The API component sets NUMBERS (unless a component before it did), CALLS, WEBHOOKS and the
-guards; the SIP layer sets ORIGINATOR (outbound calls on the worker pool) and the flow runtime
-FLOW_STARTER. Handlers read them with `request.config_dict[KEY]`.
+`numbers_component` (or the API component, when it did not run) sets NUMBER_REGISTRY and the
+SIP layer's NUMBERS and ACCOUNT_ACTIVE; the API component sets CALLS, WEBHOOKS and the guards;
+the SIP layer sets ORIGINATOR (outbound calls on the worker pool) and the flow runtime FLOWS
+(both keys are the SIP layer's own, re-exported here). Handlers read them with
+`request.config_dict[KEY]`.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from flexvoice.api.dialer import Dialer, FlowStarter
+from flexvoice.api.dialer import Dialer
 from flexvoice.api.framework import API_DB, IDEMPOTENCY, LOCKOUT
 from flexvoice.api.guards import RateLimiter
 from flexvoice.api.webhooks import WebhookQueue
-from flexvoice.callcontrol import Originator
 from flexvoice.calls import CallRegistry
 from flexvoice.numbers import NumberRegistry
+from flexvoice.sip.node import ACCOUNT_ACTIVE, FLOWS, NUMBERS, ORIGINATOR
 
-NUMBERS = web.AppKey("numbers", NumberRegistry)
+NUMBER_REGISTRY = web.AppKey("number_registry", NumberRegistry)
 CALLS = web.AppKey("calls", CallRegistry)
-ORIGINATOR = web.AppKey("originator", Originator)
-FLOW_STARTER = web.AppKey("flow_starter", FlowStarter)
 WEBHOOKS = web.AppKey("webhooks", WebhookQueue)
 
 __all__ = [
+    "ACCOUNT_ACTIVE",
     "API_DB",
     "CALLS",
     "DIALER",
-    "FLOW_STARTER",
+    "FLOWS",
     "IDEMPOTENCY",
     "LOCKOUT",
     "NUMBERS",
+    "NUMBER_REGISTRY",
     "ORIGINATOR",
     "RATE_LIMITER",
     "WEBHOOKS",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from flexvoice.api.appkeys import NUMBERS
+from flexvoice.api.appkeys import NUMBER_REGISTRY as NUMBERS
 from flexvoice.api.framework import PRINCIPAL, Resource, request_body
 from flexvoice.api.models import ContinuityPut, NumberList, NumberPut, NumberResource
 from flexvoice.api.problems import ProblemError
