@@ -5,6 +5,7 @@ parts the API drives but does not own: the SIP layer's Originator and the flow r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,7 +112,8 @@ class Api:
         return {"Authorization": f"Bearer {self.keys[who]}"}
 
 
-async def start_api(
+@contextlib.asynccontextmanager
+async def running_api(
     tmp_path: Path,
     *,
     extra_config: str = "",

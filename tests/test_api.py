@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from flexvoice.api.appkeys import CALLS, LOCKOUT, RATE_LIMITER
-from tests.apikit import ACME_NUMBER, OTHER_NUMBER, Api, start_api, wait_status
+from tests.apikit import ACME_NUMBER, OTHER_NUMBER, Api, running_api, wait_status
 
 P = "urn:flexvoice:problem:"
 CALL = {"to": "+32475123450", "from": ACME_NUMBER, "flow": "support"}
@@ -18,7 +18,7 @@ CALL = {"to": "+32475123450", "from": ACME_NUMBER, "flow": "support"}
 
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
-    async for a in start_api(tmp_path):
+    async with running_api(tmp_path) as a:
         yield a
 
 
@@ -85,7 +85,7 @@ async def test_hang_up_a_ringing_call_cancels_it(api: Api) -> None:
 
 
 async def test_no_originator_is_a_clear_503(tmp_path: Path) -> None:
-    async for api in start_api(tmp_path, originator=False):
+    async with running_api(tmp_path, originator=False) as api:
         r = await api.client.post("/v1/calls", json=CALL, headers=api.auth("acme:developer"))
         doc = await problem(r, 503, "originator-unavailable")
         assert "outbound calling" in doc["detail"]
@@ -254,7 +254,7 @@ async def test_authentication_problems_and_lockout(api: Api) -> None:
 
 
 async def test_rate_limit_answers_429_with_retry_after(tmp_path: Path) -> None:
-    async for api in start_api(tmp_path, extra_config="api: {rate_limit_cps: 2}\n"):
+    async with running_api(tmp_path, extra_config="api: {rate_limit_cps: 2}\n") as api:
         api.app[RATE_LIMITER].clock = lambda: 5000.25  # type: ignore[attr-defined]
         dev = api.auth("acme:developer")
         for _ in range(2):
@@ -335,7 +335,7 @@ async def test_numbers_resource(api: Api) -> None:
 
 
 async def test_numbers_from_the_file_are_managed_by_it(tmp_path: Path) -> None:
-    async for api in start_api(tmp_path):
+    async with running_api(tmp_path) as api:
         from flexvoice.api.appkeys import API_DB
         from flexvoice.api.keys import create_key
 
