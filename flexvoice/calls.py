@@ -90,10 +90,6 @@ class WebhookSender(Protocol):
     def enqueue(self, account: str, url: str, event: str, payload: dict[str, Any]) -> None: ...
 
 
-class UsageSink(Protocol):
-    def record(self, event: dict[str, Any]) -> None: ...
-
-
 @dataclass(frozen=True)
 class Recording:
     id: str
@@ -189,13 +185,11 @@ class CallRegistry:
         *,
         webhooks: WebhookSender | None = None,
         pricer: Pricer | None = None,
-        usage_sink: UsageSink | None = None,
         clock: Callable[[], str] = now_iso,
     ):
         self.conn = conn
         self.webhooks = webhooks
         self.pricer = pricer
-        self.usage_sink = usage_sink
         self.clock = clock
         migrate(conn, "calls", MIGRATIONS)
 
@@ -404,22 +398,8 @@ class CallRegistry:
             ),
         )
         log.info("call.ended", call_id=call.id, status=status, sip_status=sip_status, cause=cause)
-        if self.usage_sink is not None:
-            ended = self.get(call.id)
-            assert ended is not None
-            self.usage_sink.record(
-                {
-                    "id": f"call:{call.id}",
-                    "account": call.account,
-                    "kind": "call",
-                    "direction": call.direction,
-                    "from": call.from_number,
-                    "to": call.to_number,
-                    "started_at": ended.started_at,
-                    "answered_at": ended.answered_at,
-                    "ended_at": ended.ended_at,
-                }
-            )
+        # The leg's `call` usage event is written by the SIP layer (flexvoice.sip.usage), which
+        # sees every leg however it was placed: writing it here too would bill it twice.
         self._notify(call.id, "completed")
 
     def _trace(self, call_id: str, kind: str, data: dict[str, object]) -> None:

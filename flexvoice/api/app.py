@@ -14,10 +14,8 @@ from typing import Any, cast
 import aiohttp
 from aiohttp import web
 
-from flexvoice.accounts import get_account
 from flexvoice.api import calls, numbers, recordings
 from flexvoice.api.appkeys import (
-    ACCOUNT_ACTIVE,
     API_DB,
     CALLS,
     DIALER,
@@ -76,12 +74,6 @@ def publish_numbers(app: web.Application, conn: sqlite3.Connection) -> NumberReg
     app[NUMBER_REGISTRY] = registry
     # Number's fields are read-only (frozen); the SIP layer only reads them.
     app[NUMBERS] = cast(NumberLookup, registry)
-
-    def account_active(name: str) -> bool:
-        account = get_account(conn, name)
-        return account is not None and account.status == "active"
-
-    app[ACCOUNT_ACTIVE] = account_active
     return registry
 
 
@@ -137,7 +129,7 @@ async def api_component(app: web.Application) -> AsyncIterator[None]:
         timeout_s=api.webhook_timeout,
     )
     app[WEBHOOKS] = webhooks
-    registry_calls = CallRegistry(conn, webhooks=webhooks, usage_sink=_usage_sink(app))
+    registry_calls = CallRegistry(conn, webhooks=webhooks)
     app[CALLS] = registry_calls
     dialer = Dialer(registry_calls)
     app[DIALER] = dialer
