@@ -60,6 +60,7 @@ Component = Callable[[web.Application], AsyncIterator[None]]
 COMPONENTS: list[str] = [
     "flexvoice.api.app:numbers_component",
     "flexvoice.sip.node:sip_component",
+    "flexvoice.api.app:api_component",
 ]
 
 
