@@ -67,6 +67,7 @@ class WorkersConfig(Section):
     max_calls: Annotated[int, Field(ge=1, le=4)] = 4
     drain_grace: Duration = 30.0
     restart_backoff: Duration = 1.0
+    rtp_base: Port = 20000
 
 
 class SipConfig(Section):
