@@ -27,3 +27,12 @@ def worker_addresses(cfg: Config) -> list[WorkerAddress]:
     """Worker n listens on `sip.workers.host`:(`base_port` + n), n from 0."""
     w = cfg.sip.workers
     return [WorkerAddress(n, w.host, w.base_port + n) for n in range(w.count)]
+
+
+def edge_proxy_uri(cfg: Config) -> str:
+    """The outbound proxy workers use: the edge on loopback, whatever address faces carriers.
+
+    The edge always listens on 127.0.0.1 too (see sip/kamailio.cfg.tmpl), so this holds when
+    sip.edge.host is a public address or 0.0.0.0.
+    """
+    return f"sip:127.0.0.1:{cfg.sip.edge.port};lr"

@@ -347,6 +347,8 @@ class Edge:
         """Start Kamailio and wait until it answers SIP; UserError when it cannot start."""
         if self.up:
             return
+        if self._proc is not None:
+            await self._kill()  # a Kamailio that died may have left children holding the ports
         self._stopping = False
         self._check_ports()
         self._clear_stale_socket()
@@ -496,6 +498,11 @@ class Edge:
                 f"(ctl socket {self.ctl_socket})"
             )
         return out.decode("utf-8", "replace")
+
+    async def uptime(self) -> int:
+        """Seconds Kamailio has been running (asks it over the ctl socket)."""
+        data = parse_kamcmd(await self.rpc("core.uptime"))
+        return _int(data.get("uptime")) if isinstance(data, dict) else 0
 
     async def targets(self) -> list[EdgeTarget]:
         """The workers as the dispatcher sees them now."""

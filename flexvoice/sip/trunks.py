@@ -333,3 +333,9 @@ def _build(model: TrunksFile, doc: YamlDoc, environ: Mapping[str, str]) -> Trunk
     if problems:
         raise ProblemList(problems)
     return Trunks(by_name=trunks, default_name=default, source=doc.source, warnings=tuple(warnings))
+
+
+def default_trunk_address(path: Path) -> str | None:
+    """host:port (an IP) of the default outbound trunk's proxy, or None without trunks."""
+    trunk = load_trunks(path).default
+    return trunk.proxy if trunk else None
