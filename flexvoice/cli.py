@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "flexvoice.metering.cli",
     "flexvoice.numbers_cli",
     "flexvoice.api.keys_cli",
+    "flexvoice.sip.edge_cli",
 )
 
 log = get_logger(__name__)

@@ -41,6 +41,23 @@ class EdgeConfig(Section):
     port: Port = 5060
     kamailio: str = Field("kamailio", description="the Kamailio binary (name on PATH or path)")
     ctl_socket: str = "var/kamailio-ctl.sock"
+    advertise: str = Field(
+        "", description="public address[:port] put in Via/Record-Route when behind NAT"
+    )
+    aliases: list[str] = Field(
+        default_factory=list, description="other names/addresses carriers use for the edge"
+    )
+    acl: bool = Field(True, description="only trunk source addresses may send SIP")
+    flood_limit: Annotated[int, Field(ge=10, le=100000)] = Field(
+        100, description="requests per second from one non-trunk address before it is blocked"
+    )
+    ping_interval: Annotated[int, Field(ge=1, le=60)] = Field(
+        1, description="seconds between OPTIONS pings to each worker (safety net)"
+    )
+    worker_timeout: Duration = Field(
+        1.5, description="no provisional reply from a worker within this: try the next one"
+    )
+    children: Annotated[int, Field(ge=1, le=64)] = 4
 
 
 class WorkersConfig(Section):

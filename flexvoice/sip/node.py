@@ -19,9 +19,11 @@ from flexvoice.callcontrol import CallEnded, CallLeg
 from flexvoice.config import Config
 from flexvoice.logs import bind_call, get_logger
 from flexvoice.server import CONFIG, OPTIONS, STATUS
+from flexvoice.sip.edge_node import EDGE
 from flexvoice.sip.leg import SipLeg
 from flexvoice.sip.originate import PoolOriginator
 from flexvoice.sip.pool import PoolSettings, WorkerPool
+from flexvoice.sip.trunks import Trunk, load_trunks
 from flexvoice.sip.usage import call_usage
 
 log = get_logger(__name__)
@@ -103,7 +105,7 @@ def prompt_path(prompts_dir: Path, name: str) -> Path:
     return direct
 
 
-def pool_settings(cfg: Config, edge: bool) -> PoolSettings:
+def pool_settings(cfg: Config, edge: bool, trunk: Trunk | None) -> PoolSettings:
     w = cfg.sip.workers
     if not edge:
         # Development: one worker on the public SIP port, no Kamailio in front.
@@ -114,7 +116,7 @@ def pool_settings(cfg: Config, edge: bool) -> PoolSettings:
             max_calls=w.max_calls,
             restart_backoff=w.restart_backoff,
             rtp_base=w.rtp_base,
-            trunk=trunk_address(cfg),
+            trunk=trunk.uri.removeprefix("sip:") if trunk else None,
         )
     return PoolSettings(
         count=w.count,
@@ -124,18 +126,13 @@ def pool_settings(cfg: Config, edge: bool) -> PoolSettings:
         restart_backoff=w.restart_backoff,
         proxy=f"sip:{cfg.sip.edge.host}:{cfg.sip.edge.port};lr",
         rtp_base=w.rtp_base,
-        trunk=trunk_address(cfg),
+        trunk=trunk.uri.removeprefix("sip:") if trunk else None,
     )
 
 
-def trunk_address(cfg: Config) -> str | None:
-    """host:port of the default trunk's proxy, for calls to E.164 numbers."""
-    try:
-        from flexvoice.sip.trunks import default_trunk_address  # the edge issue's loader
-    except ImportError:
-        return None
-    address: str | None = default_trunk_address(cfg.path(cfg.sip.trunks))
-    return address
+def default_trunk(cfg: Config) -> Trunk | None:
+    """The trunk calls to E.164 numbers go to (sip/trunks.yaml `default_outbound`)."""
+    return load_trunks(cfg.path(cfg.sip.trunks)).default
 
 
 POOL = web.AppKey("sip_pool", WorkerPool)
@@ -166,8 +163,14 @@ async def sip_component(app: web.Application) -> AsyncIterator[None]:
             log.error("call.prompt_missing", call_id=leg.call_id, error=str(exc))
             await leg.hangup(480, "Temporarily Unavailable")
 
-    settings = pool_settings(cfg, edge)
+    trunk = default_trunk(cfg)
+    settings = pool_settings(cfg, edge, trunk)
     pool = WorkerPool(settings, on_incoming)
+    if trunk is not None:
+        pool.caller_id_for = trunk.caller_id_for
+    edge_process = app.get(EDGE)
+    if edge_process is not None:  # the edge started first (it stops after the pool drained)
+        pool.on_worker_state.append(edge_process.set_worker_state)
     status.workers_total = settings.count
 
     def track(_index: int, _up: bool) -> None:
