@@ -8,7 +8,7 @@ registry, flow runtime, usage sink) that are present in the app.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,6 +22,7 @@ from flexvoice.server import CONFIG, OPTIONS, STATUS
 from flexvoice.sip.leg import SipLeg
 from flexvoice.sip.originate import PoolOriginator
 from flexvoice.sip.pool import PoolSettings, WorkerPool
+from flexvoice.sip.usage import call_usage
 
 log = get_logger(__name__)
 
@@ -29,9 +30,17 @@ log = get_logger(__name__)
 class NumberRoute(Protocol):
     """What the number registry knows about one geographic number."""
 
-    account: str
-    flow: str | None
-    prompt: str | None
+    @property
+    def account(self) -> str: ...
+
+    @property
+    def flow(self) -> str | None: ...
+
+    @property
+    def prompt(self) -> str | None: ...
+
+    @property
+    def suspended(self) -> bool: ...
 
 
 class NumberLookup(Protocol):
@@ -49,7 +58,6 @@ class FlowStarter(Protocol):
 @dataclass
 class InboundDeps:
     numbers: NumberLookup | None
-    account_active: Callable[[str], bool]
     flows: FlowStarter | None
     prompts_dir: Path
 
@@ -62,7 +70,7 @@ async def route_inbound(leg: CallLeg, deps: InboundDeps) -> str:
         return "not_found"
     if isinstance(leg, SipLeg):
         leg.account = route.account
-    if not deps.account_active(route.account):
+    if route.suspended:
         await leg.hangup(403, "Forbidden")
         return "account_suspended"
     continuity = deps.numbers.continuity_for(leg.callee) if deps.numbers is not None else None
@@ -134,23 +142,37 @@ POOL = web.AppKey("sip_pool", WorkerPool)
 ORIGINATOR = web.AppKey("originator", PoolOriginator)
 NUMBERS: web.AppKey[NumberLookup] = web.AppKey("numbers")
 FLOWS: web.AppKey[FlowStarter] = web.AppKey("flows_starter")
-ACCOUNT_ACTIVE: web.AppKey[Callable[[str], bool]] = web.AppKey("account_active")
-LEG_ENDED_HOOKS: web.AppKey[list[Callable[[SipLeg], None]]] = web.AppKey("leg_ended_hooks")
+USAGE_SINK_KEY: web.AppKey[Any] = web.AppKey("usage_sink_for_numbers")
+
+
+async def numbers_component(app: web.Application) -> AsyncIterator[None]:
+    """The number registry, synced from sip/numbers.yaml at start (a bad file stops start-up
+    with file:line:col messages)."""
+    from flexvoice.numbers import NumberRegistry
+    from flexvoice.storage.sqlite import connect
+
+    cfg = app[CONFIG]
+    db_path = cfg.path(cfg.storage.database)
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    conn = connect(db_path)
+    registry = NumberRegistry(conn, usage_sink=app.get(USAGE_SINK_KEY))
+    registry.sync_from_yaml(cfg.path(cfg.sip.numbers))
+    app[NUMBERS] = registry
+    try:
+        yield
+    finally:
+        conn.close()
 
 
 async def sip_component(app: web.Application) -> AsyncIterator[None]:
     cfg = app[CONFIG]
     edge = app[OPTIONS].edge and cfg.sip.edge.enabled
     status = app[STATUS]
-    hooks: list[Callable[[SipLeg], None]] = app.setdefault(LEG_ENDED_HOOKS, [])  # type: ignore[arg-type]
 
     async def on_incoming(leg: SipLeg) -> None:
         bind_call(leg.call_id)
-        for hook in hooks:
-            leg.on_ended.append(hook)
         deps = InboundDeps(
             numbers=app.get(NUMBERS),
-            account_active=app.get(ACCOUNT_ACTIVE, lambda _account: True),
             flows=app.get(FLOWS),
             prompts_dir=cfg.path(cfg.paths.prompts),
         )
@@ -171,6 +193,15 @@ async def sip_component(app: web.Application) -> AsyncIterator[None]:
         status.workers_up = pool.up
 
     pool.on_worker_state.append(track)
+    sink = app.get(USAGE_SINK_KEY)
+    if sink is not None:
+
+        def record_usage(leg: SipLeg) -> None:
+            event = call_usage(leg)
+            if event is not None:
+                sink.record(event)
+
+        pool.leg_ended_hooks.append(record_usage)
     if not edge:
         log.warning(
             "sip.no_edge",

@@ -158,6 +158,8 @@ class WorkerPool:
         self.settings = settings
         self.on_incoming = on_incoming
         self.on_worker_state: list[WorkerStateHook] = []
+        # Called with every leg (inbound, dialled, originated) as it ends: usage, call records.
+        self.leg_ended_hooks: list[Callable[[SipLeg], None]] = []
         self.workers = [
             WorkerProcess(self, i, settings.base_port + i) for i in range(settings.count)
         ]
