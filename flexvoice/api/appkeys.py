@@ -1,7 +1,8 @@
 """Typed keys of the node application that the API shares with other components.
 
-`numbers_component` (or the API component, when it did not run) sets NUMBER_REGISTRY and the
-SIP layer's NUMBERS and ACCOUNT_ACTIVE; the API component sets CALLS, WEBHOOKS and the guards;
+The SIP layer's numbers_component sets NUMBERS (a NumberRegistry; the API component makes one
+when it did not run) and the API component re-publishes it as NUMBER_REGISTRY,
+and sets CALLS, WEBHOOKS and the guards;
 the SIP layer sets ORIGINATOR (outbound calls on the worker pool) and the flow runtime FLOWS
 (both keys are the SIP layer's own, re-exported here). Handlers read them with
 `request.config_dict[KEY]`.
@@ -17,14 +18,13 @@ from flexvoice.api.guards import RateLimiter
 from flexvoice.api.webhooks import WebhookQueue
 from flexvoice.calls import CallRegistry
 from flexvoice.numbers import NumberRegistry
-from flexvoice.sip.node import ACCOUNT_ACTIVE, FLOWS, NUMBERS, ORIGINATOR
+from flexvoice.sip.node import FLOWS, NUMBERS, ORIGINATOR
 
 NUMBER_REGISTRY = web.AppKey("number_registry", NumberRegistry)
 CALLS = web.AppKey("calls", CallRegistry)
 WEBHOOKS = web.AppKey("webhooks", WebhookQueue)
 
 __all__ = [
-    "ACCOUNT_ACTIVE",
     "API_DB",
     "CALLS",
     "DIALER",
