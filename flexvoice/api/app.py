@@ -47,7 +47,7 @@ from flexvoice.calls import CallRegistry
 from flexvoice.logs import get_logger
 from flexvoice.numbers import NumberRegistry
 from flexvoice.server import CONFIG
-from flexvoice.sip.node import NumberLookup
+from flexvoice.sip.node import USAGE_SINK_KEY, NumberLookup
 from flexvoice.storage.sqlite import connect
 
 log = get_logger(__name__)
@@ -67,7 +67,12 @@ def install_routes(app: web.Application) -> None:
 
 
 def publish_numbers(app: web.Application, conn: sqlite3.Connection) -> NumberRegistry:
-    """The number registry, synced from sip/numbers.yaml, for the API and the SIP layer."""
+    """The number registry for the API: the one the SIP layer's numbers_component made, or a
+    new one synced from sip/numbers.yaml (published to the SIP layer too)."""
+    existing = app.get(NUMBERS)
+    if isinstance(existing, NumberRegistry):
+        app[NUMBER_REGISTRY] = existing
+        return existing
     cfg = app[CONFIG]
     registry = NumberRegistry(conn, _usage_sink(app))
     registry.sync_from_yaml(cfg.path(cfg.sip.numbers))
@@ -77,18 +82,6 @@ def publish_numbers(app: web.Application, conn: sqlite3.Connection) -> NumberReg
     return registry
 
 
-async def numbers_component(app: web.Application) -> AsyncIterator[None]:
-    """cleanup_ctx component: the number registry, before the SIP layer takes calls. Raises
-    ProblemList (positioned) when sip/numbers.yaml is invalid, so the node does not start."""
-    cfg = app[CONFIG]
-    conn = connect(cfg.path(cfg.storage.database))
-    publish_numbers(app, conn)
-    try:
-        yield
-    finally:
-        conn.close()
-
-
 async def api_component(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx component: everything the REST API needs, up before the node serves."""
     cfg = app[CONFIG]
@@ -96,8 +89,7 @@ async def api_component(app: web.Application) -> AsyncIterator[None]:
     conn = connect(cfg.path(cfg.storage.database))
     ensure_keys_schema(conn)
     app[API_DB] = conn
-    if NUMBER_REGISTRY not in app:
-        publish_numbers(app, conn)
+    publish_numbers(app, conn)
 
     redis_client: Any = None
     policy = LockoutPolicy(api.lockout_failures, api.lockout_window, api.lockout_time)
@@ -160,9 +152,5 @@ async def api_component(app: web.Application) -> AsyncIterator[None]:
 
 
 def _usage_sink(app: web.Application) -> Any:
-    """The metering component's sink when it runs before us, else None."""
-    try:
-        from flexvoice.metering.sink import USAGE_SINK  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return app.get(USAGE_SINK)
+    """The metering sink (UsageSink.record) when a component before us published one."""
+    return app.get(USAGE_SINK_KEY)

@@ -142,6 +142,25 @@ FLOWS: web.AppKey[FlowStarter] = web.AppKey("flows_starter")
 USAGE_SINK_KEY: web.AppKey[Any] = web.AppKey("usage_sink_for_numbers")
 
 
+async def numbers_component(app: web.Application) -> AsyncIterator[None]:
+    """The number registry, synced from sip/numbers.yaml before any call can arrive (a bad
+    file stops start-up with file:line:col messages). The API uses the same registry."""
+    from flexvoice.numbers import NumberRegistry
+    from flexvoice.storage.sqlite import connect
+
+    cfg = app[CONFIG]
+    db_path = cfg.path(cfg.storage.database)
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    conn = connect(db_path)
+    registry = NumberRegistry(conn, usage_sink=app.get(USAGE_SINK_KEY))
+    registry.sync_from_yaml(cfg.path(cfg.sip.numbers))
+    app[NUMBERS] = registry
+    try:
+        yield
+    finally:
+        conn.close()
+
+
 async def sip_component(app: web.Application) -> AsyncIterator[None]:
     cfg = app[CONFIG]
     edge = app[OPTIONS].edge and cfg.sip.edge.enabled
