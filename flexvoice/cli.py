@@ -22,7 +22,7 @@ from flexvoice.config import Config, load_config
 from flexvoice.errors import ProblemList, UserError
 from flexvoice.logs import get_logger
 
-COMMAND_MODULES = ("flexvoice.server",)
+COMMAND_MODULES = ("flexvoice.server", "flexvoice.flows.cli", "flexvoice.prompts_cli")
 
 log = get_logger(__name__)
 
