@@ -200,6 +200,7 @@ class CallContext:
     async def with_music(self, music: list[Path], work: Coroutine[Any, Any, T]) -> T:
         """Loop hold music while `work` runs (a dial or a pause)."""
         player = asyncio.create_task(self.leg.play(music, loop=True))
+        await asyncio.sleep(0)  # the music starts before the work does
         try:
             return await work
         finally:
