@@ -25,6 +25,7 @@ from flexvoice.callcontrol import (
     RecordResult,
 )
 from flexvoice.errors import UserError
+from flexvoice.flows.model import Flow
 
 
 class VirtualClock:
@@ -205,9 +206,7 @@ class ScriptedLeg:
         seconds = min(self.script.message_seconds, max_length)
         self.act(f"{'beep, ' if beep else ''}record {seconds:g}s into {path.name}")
         self.clock.advance(seconds)
-        stopped: Literal["max_length", "hangup"] = (
-            "max_length" if seconds >= max_length else "hangup"
-        )
+        stopped: Literal["max_length", "dtmf"] = "max_length" if seconds >= max_length else "dtmf"
         return RecordResult(path, seconds, stopped)
 
     async def start_recording(self, path: Path) -> None:
@@ -282,3 +281,72 @@ class ScriptedLeg:
             return
         self.ended = "BYE" if self._answered else f"{sip_status}"
         self.act("hang up (BYE)" if self._answered else f"refuse with {sip_status}")
+
+
+class _Printer:
+    """Prints each step (with why) and what the caller hears, at virtual time."""
+
+    def __init__(self, clock: VirtualClock, write: Callable[[str], None]):
+        self.clock = clock
+        self.write = write
+        self.failed = False
+
+    def stamp(self) -> str:
+        s = int(self.clock.elapsed())
+        return f"{s // 60:2d}:{s % 60:02d}"
+
+    def call_event(self, call_id: str, kind: str, data: dict[str, object]) -> None:
+        if kind == "step":
+            step, verb, why = data["step"], data["verb"], data["why"]
+            self.write(f"{self.stamp()}  {step!s:<16} {verb!s:<8} <- {why}")
+        elif kind == "step_failed":
+            self.failed = True
+            self.write(f"{self.stamp()}  !! {data['step']} failed: {data['error']}")
+
+    def action(self, text: str) -> None:
+        self.write(f"{'':7}{'':16} . {text}")
+
+
+async def simulate_flow(
+    flow: Flow,
+    prompts_dir: Path,
+    *,
+    at: datetime,
+    caller: str,
+    callee: str,
+    script: Script,
+    webhook_answer: object | None,
+    continuity: str | None,
+    variables: dict[str, str],
+    write: Callable[[str], None],
+) -> tuple[str, bool]:
+    """Run `flow` once on a ScriptedLeg; returns (why the call ended, a step failed)."""
+    from flexvoice.flows.interpreter import FlowDeps
+    from flexvoice.flows.runtime import FlowRuntime
+    from flexvoice.flows.webhooks import FileWebhooks
+
+    clock = VirtualClock(at)
+    printer = _Printer(clock, write)
+    deps = FlowDeps(
+        webhooks=FileWebhooks(webhook_answer),
+        observer=printer,
+        clock=clock.now,
+        sleep=clock.sleep,
+        continuity_for=(lambda number: (continuity, True)) if continuity else None,
+        recordings_dir=Path("var/recordings"),
+        tts_cache_dir=Path("var/tts"),
+    )
+    runtime = FlowRuntime(Path("/nonexistent"), prompts_dir, deps)
+    runtime.prompts.synthesize = False  # name the say: file, do not make it
+    runtime.flows[flow.name] = flow
+    leg = ScriptedLeg(
+        script,
+        clock,
+        call_id="simulated",
+        caller=caller,
+        callee=callee,
+        on_action=printer.action,
+    )
+    reason = await runtime.start_call(leg, flow.name, variables=variables)
+    write(f"{printer.stamp()}  call ended: {reason} ({leg.ended or 'still up'})")
+    return reason, printer.failed
