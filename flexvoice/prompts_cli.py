@@ -97,14 +97,14 @@ def _mixed(parts: list[tuple[str, str]], out: Path) -> None:
             synthesize(text, lang, part)
             files.append(str(part))
         joined = Path(tmp) / "joined.wav"
-        subprocess.run(["sox", *files, str(joined)], check=True, capture_output=True)
+        subprocess.run(["sox", "-D", *files, str(joined)], check=True, capture_output=True)
         out.parent.mkdir(parents=True, exist_ok=True)
         os.replace(joined, out)
 
 
 def _tone(effects: str, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
-    cmd = ["sox", "-n", *SOX_FORMAT, str(out), *effects.split()]
+    cmd = ["sox", "-D", "-n", *SOX_FORMAT, str(out), *effects.split()]
     subprocess.run(cmd, check=True, capture_output=True)
 
 

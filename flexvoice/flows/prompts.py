@@ -27,7 +27,7 @@ def tts_commands(text: str, language: str, raw: Path, out: Path) -> list[list[st
     voice = VOICES.get(language, language)
     return [
         ["espeak-ng", "-v", voice, "-s", "150", "-w", str(raw), text],
-        ["sox", str(raw), *SOX_FORMAT, str(out)],
+        ["sox", "-D", str(raw), *SOX_FORMAT, str(out)],
     ]
 
 
