@@ -28,6 +28,8 @@ COMMAND_MODULES = (
     "flexvoice.numbers_cli",
     "flexvoice.api.keys_cli",
     "flexvoice.sip.edge_cli",
+    "flexvoice.flows.cli",
+    "flexvoice.prompts_cli",
 )
 
 log = get_logger(__name__)

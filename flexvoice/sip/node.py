@@ -17,6 +17,7 @@ from aiohttp import web
 
 from flexvoice.callcontrol import CallEnded, CallLeg
 from flexvoice.config import Config
+from flexvoice.flows.node import FLOW_RUNTIME
 from flexvoice.logs import bind_call, get_logger
 from flexvoice.server import CONFIG, OPTIONS, STATUS
 from flexvoice.sip.edge_node import EDGE
@@ -75,14 +76,16 @@ async def route_inbound(leg: CallLeg, deps: InboundDeps) -> str:
     if route.suspended:
         await leg.hangup(403, "Forbidden")
         return "account_suspended"
+    if route.flow and deps.flows is not None:
+        # The flow runtime applies the number's Voice Continuity switch itself (and bills
+        # the reroute on the VMS tariff).
+        await deps.flows.start_call(leg, route.flow, account=route.account)
+        return "flow"
     continuity = deps.numbers.continuity_for(leg.callee) if deps.numbers is not None else None
     if continuity is not None and continuity[1]:
         # Voice Continuity: the network reroutes; no media through the engine.
         await leg.redirect(continuity[0])
         return "continuity"
-    if route.flow and deps.flows is not None:
-        await deps.flows.start_call(leg, route.flow, account=route.account)
-        return "flow"
     if route.prompt:
         await leg.answer()
         await leg.play([prompt_path(deps.prompts_dir, route.prompt)])
@@ -135,10 +138,10 @@ def default_trunk(cfg: Config) -> Trunk | None:
     return load_trunks(cfg.path(cfg.sip.trunks)).default
 
 
+FLOWS = FLOW_RUNTIME  # the API places calls into flows through the same runtime
 POOL = web.AppKey("sip_pool", WorkerPool)
 ORIGINATOR = web.AppKey("originator", PoolOriginator)
 NUMBERS: web.AppKey[NumberLookup] = web.AppKey("numbers")
-FLOWS: web.AppKey[FlowStarter] = web.AppKey("flows_starter")
 USAGE_SINK_KEY: web.AppKey[Any] = web.AppKey("usage_sink_for_numbers")
 
 
