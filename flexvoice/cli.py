@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "flexvoice.server",
     "flexvoice.metering.cli",
     "flexvoice.numbers_cli",
+    "flexvoice.api.keys_cli",
     "flexvoice.sip.edge_cli",
 )
 

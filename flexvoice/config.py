@@ -93,6 +93,20 @@ class PathsConfig(Section):
     tariffs: str = "metering/tariffs"
 
 
+class ApiConfig(Section):
+    rate_limit_cps: Annotated[int, Field(ge=1, le=10000)] = Field(
+        10, description="calls an account may place per second over REST"
+    )
+    lockout_failures: Annotated[int, Field(ge=1, le=100)] = 5
+    lockout_window: Duration = 900.0
+    lockout_time: Duration = 900.0
+    idempotency_ttl: Duration = 86400.0
+    webhook_retry_base: Duration = 5.0
+    webhook_retry_max: Duration = 3600.0
+    webhook_max_age: Duration = 86400.0
+    webhook_timeout: Duration = 10.0
+
+
 class LoggingConfig(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["kv", "json"] = "kv"
@@ -104,6 +118,7 @@ class Config(Section):
     storage: StorageConfig = StorageConfig()
     redis: RedisConfig = RedisConfig()
     paths: PathsConfig = PathsConfig()
+    api: ApiConfig = ApiConfig()
     logging: LoggingConfig = LoggingConfig()
 
     # Where the file was: relative paths in it are taken from there. Not a YAML key.

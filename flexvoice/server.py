@@ -59,7 +59,9 @@ Component = Callable[[web.Application], AsyncIterator[None]]
 # cleanup_ctx generators, imported when the node is built (the modules import this one).
 COMPONENTS: list[str] = [
     "flexvoice.sip.node:numbers_component",
+    "flexvoice.sip.edge_node:edge_component",  # before the pool: it stops after the drain
     "flexvoice.sip.node:sip_component",
+    "flexvoice.api.app:api_component",
 ]
 
 

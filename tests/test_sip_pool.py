@@ -17,6 +17,7 @@ from flexvoice.sip import metrics
 from flexvoice.sip.leg import SipLeg
 from flexvoice.sip.originate import PoolOriginator
 from flexvoice.sip.pool import NoFreeSlot, PoolSettings, WorkerPool
+from flexvoice.sip.usage import call_usage
 from tests.conftest import free_port_range
 from tests.sipptool import Uas, run_uac_async
 
@@ -151,6 +152,7 @@ async def test_outbound_dial_busy_no_answer_then_answered_and_bridged(
     try:
 
         async def handler(leg: SipLeg) -> None:
+            leg.account = "acme"
             await leg.answer()
             results.append(await leg.dial([f"sip:+3226001@{busy.uri_host}"], ring_timeout=5))
             results.append(await leg.dial([f"sip:+3226002@{silent.uri_host}"], ring_timeout=1.0))
@@ -163,10 +165,28 @@ async def test_outbound_dial_busy_no_answer_then_answered_and_bridged(
             await stay(leg)
 
         h = await make_pool(handler)
+        usage: list[dict[str, object] | None] = []
+        h.pool.leg_ended_hooks.append(lambda leg: usage.append(call_usage(leg)))
         result = await run_uac_async("uac_call.xml", h.target, "+3225551234", hold_ms=6000)
         assert result.successful == 1, result.output
+        # sipp has its 200 for the BYE; the worker's event for it may still be on its way.
+        assert await h.legs[0].wait_until(lambda: h.legs[0].ended, 5)
     finally:
         outputs = [u.stop() for u in (busy, silent, answering)]
+    # One `call` usage event per leg, each with its own id; only answered legs have answered_at.
+    events = {e["id"]: e for e in usage if e is not None}
+    assert len(events) == 4
+    inbound = next(e for e in events.values() if e["direction"] == "inbound")
+    assert inbound["to"] == "+3225551234" and inbound["answered_at"] is not None
+    dialled = sorted((e["id"], e["to"], e["answered_at"] is not None) for e in events.values()
+                     if e["direction"] == "outbound")  # fmt: skip
+    call_id = str(inbound["id"]).removesuffix(":leg")
+    assert dialled == [
+        (f"{call_id}:out1:leg", "+3226001", False),
+        (f"{call_id}:out2:leg", "+3226002", False),
+        (f"{call_id}:out3:leg", "+3226003", True),
+    ]
+    assert all(e["account"] == "acme" for e in events.values())
     assert len(results) == 4, outputs
     first, second, third, who = results
     assert first.outcome == "busy" and first.attempts[0].sip_status == 486  # type: ignore[attr-defined]

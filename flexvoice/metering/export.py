@@ -8,10 +8,11 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Iterator
+from decimal import Decimal
 from typing import IO, Literal
 
-from flexvoice.metering.money import fmt_cents, fmt_micro, fmt_price, plain
-from flexvoice.metering.store import DetailLine, StatementLine, UsageStore
+from flexvoice.metering.money import fmt_cents, fmt_price, plain
+from flexvoice.metering.store import RawDetail, StatementLine, UsageStore
 
 Format = Literal["csv", "json"]
 SUMMARY_COLUMNS = (
@@ -52,20 +53,50 @@ def summary_rows(lines: Iterable[StatementLine]) -> Iterator[tuple[str, ...]]:
         yield (s.account, s.month, s.service, qty, s.unit, price, amount)
 
 
-def detail_rows(lines: Iterable[DetailLine]) -> Iterator[tuple[str, ...]]:
-    for d in lines:
-        yield (
-            d.account,
-            d.month,
-            d.event_id,
-            d.service,
-            "" if d.quantity is None else plain(d.quantity),
-            d.unit,
-            "" if d.unit_price is None else fmt_price(d.unit_price),
-            "" if d.amount is None else fmt_micro(d.amount),
-            d.tariff_version,
-            d.note,
-        )
+class _Amounts:
+    """Six-decimal amounts of detail rows with integer arithmetic (exact, no float, fast):
+    a price has at most 6 decimals, so price × units is a whole number of micro-euros
+    before the division by the divisor (60 for seconds priced per minute)."""
+
+    def __init__(self) -> None:
+        self._micro: dict[str, int] = {}
+
+    def micro_price(self, price: str) -> int:
+        micro = self._micro.get(price)
+        if micro is None:
+            micro = self._micro[price] = int(Decimal(price).scaleb(6))
+        return micro
+
+    def amount(self, price: str, units: int, divisor: int) -> str:
+        num = self.micro_price(price) * units
+        micro = (2 * num + divisor) // (2 * divisor)  # half up, on integers
+        return f"{micro // 1_000_000}.{micro % 1_000_000:06d}"
+
+
+def _quantity(units: int, divisor: int) -> str:
+    if units % divisor == 0:
+        return str(units // divisor)
+    return plain(Decimal(units) / divisor)
+
+
+def detail_rows(month: str, raws: Iterable[RawDetail]) -> Iterator[tuple[str, ...]]:
+    amounts = _Amounts()
+    for account, event_id, service, units, divisor, unit, price, version, note in raws:
+        if units is None or divisor is None or price is None:
+            yield (account, month, event_id, service, "", unit, "", "", version, note)
+        else:
+            yield (
+                account,
+                month,
+                event_id,
+                service,
+                _quantity(units, divisor),
+                unit,
+                price,
+                amounts.amount(price, units, divisor),
+                version,
+                note,
+            )
 
 
 def write_export(
@@ -80,7 +111,7 @@ def write_export(
     columns: tuple[str, ...]
     rows: Iterator[tuple[str, ...]]
     if detail:
-        columns, rows = DETAIL_COLUMNS, detail_rows(store.detail(month, account))
+        columns, rows = DETAIL_COLUMNS, detail_rows(month, store.detail_raw(month, account))
     else:
         columns, rows = SUMMARY_COLUMNS, summary_rows(store.statement(month, account))
     count = 0

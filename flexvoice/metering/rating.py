@@ -16,17 +16,26 @@ from flexvoice.metering.events import Event
 from flexvoice.metering.tariffs import DURATION_KINDS, Tariff, TariffVersion
 from flexvoice.metering.timing import month_start
 
-SIXTY = Decimal(60)
-
 
 @dataclass(frozen=True, slots=True)
 class Charge:
+    """`units` are whole billable seconds of a duration (divisor 60: priced per minute) or a
+    whole count (divisor 1), so quantities add up exactly as integers, even in SQL."""
+
     service: str
-    quantity: Decimal
+    units: int
+    divisor: int
     unit: str
     unit_price: Decimal
-    amount: Decimal
     version: str
+
+    @property
+    def quantity(self) -> Decimal:
+        return Decimal(self.units) / self.divisor
+
+    @property
+    def amount(self) -> Decimal:
+        return self.unit_price * self.units / self.divisor
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +65,8 @@ def rate(event: Event, tariff: Tariff, moment: datetime | None = None) -> Charge
     svc = priced.service
     if event.applies_to in DURATION_KINDS:
         seconds = svc.increments_or_default.billable_seconds(event.duration_us)
-        quantity = Decimal(seconds) / SIXTY
-    else:
-        quantity = Decimal(event.count)
-    return Charge(priced.name, quantity, svc.unit, svc.price, quantity * svc.price, priced.version)
+        return Charge(priced.name, seconds, 60, svc.unit, svc.price, priced.version)
+    return Charge(priced.name, event.count, 1, svc.unit, svc.price, priced.version)
 
 
 def rate_period_month(event: Event, tariff: Tariff, month: str) -> Charge | Unrated:

@@ -20,11 +20,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from flexvoice import accounts
 from flexvoice.metering.events import Event, EventError, parse_event
-from flexvoice.metering.money import ZERO, cents, plain
+from flexvoice.metering.money import ZERO, cents, fmt_price
 from flexvoice.metering.rating import Charge, Unrated, rate, rate_period_month
 from flexvoice.metering.tariffs import Tariff, TariffBook
 from flexvoice.metering.timing import check_month, last_month_touched, month_end
@@ -35,23 +35,25 @@ BATCH_SIZE = 5000
 _LOOKUP_CHUNK = 500
 
 MIGRATIONS = [
+    # Clustered by (month, account, id): statements and exports read one month in order.
     """
     CREATE TABLE usage_events (
-        id TEXT PRIMARY KEY,
-        account TEXT NOT NULL,
-        kind TEXT NOT NULL,
         month TEXT NOT NULL,          -- YYYY-MM (Brussels) of the event; first month of a period
+        account TEXT NOT NULL,
+        id TEXT NOT NULL,
+        kind TEXT NOT NULL,
         last_month TEXT,              -- last month a period touches; NULL while still active
-        payload TEXT NOT NULL,        -- canonical JSON: compared on re-import, re-read by rerate
+        payload TEXT NOT NULL,        -- the event as received: compared on re-import, rerated
         service TEXT,
-        quantity TEXT,
+        units INTEGER,                -- billable seconds (divisor 60) or a count (divisor 1)
+        divisor INTEGER,
         unit TEXT,
-        unit_price TEXT,
-        amount TEXT,                  -- unrounded: quantity x unit price
+        unit_price TEXT,              -- as the tariff states it, e.g. 0.095
         tariff_version TEXT,
-        unrated TEXT                  -- why the tariff cannot price it; NULL when rated
-    );
-    CREATE INDEX usage_events_month ON usage_events (month, account, id);
+        unrated TEXT,                 -- why the tariff cannot price it; NULL when rated
+        PRIMARY KEY (month, account, id)
+    ) WITHOUT ROWID;
+    CREATE UNIQUE INDEX usage_events_id ON usage_events (id);
     CREATE INDEX usage_events_periods ON usage_events (kind, month)
         WHERE kind IN ('number', 'designer');
     """
@@ -97,8 +99,7 @@ class StatementLine:
     row: str  # service | minimum | subtotal | vat | total | unrated
 
 
-@dataclass(frozen=True)
-class DetailLine:
+class DetailLine(NamedTuple):
     """One event's charge in a month (an open number period gives one per month)."""
 
     account: str
@@ -128,27 +129,41 @@ class _Line:
     prices: set[Decimal] = field(default_factory=set)
 
 
+# One event's row for a detail export, straight from SQL: (account, event_id, service, units,
+# divisor, unit, unit_price text, tariff_version, note); units is None when unrated.
+RawDetail = tuple[str, str, str, int | None, int | None, str, str | None, str, str]
+
+
 class Parsed:
-    """An input line already read by the caller (JSON error or object) with its line number."""
+    """An input item with its line number: an object (and its JSON text), or why not."""
 
-    __slots__ = ("error", "line", "obj")
+    __slots__ = ("error", "line", "obj", "raw")
 
-    def __init__(self, line: int, obj: Any = None, error: str | None = None):
-        self.line, self.obj, self.error = line, obj, error
+    def __init__(
+        self, line: int, obj: Any = None, error: str | None = None, raw: str | None = None
+    ):
+        self.line, self.obj, self.error, self.raw = line, obj, error, raw
 
 
 def canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def same_event(stored: str, new: str) -> bool:
+    """Same content whatever the key order or spacing (only checked when ids collide)."""
+    if stored == new:
+        return True
+    return canonical(json.loads(stored)) == canonical(json.loads(new))
+
+
 def _charge_columns(result: Charge | Unrated | None) -> tuple[Any, ...]:
     if isinstance(result, Charge):
         return (
             result.service,
-            plain(result.quantity),
+            result.units,
+            result.divisor,
             result.unit,
-            plain(result.unit_price),
-            str(result.amount),
+            fmt_price(result.unit_price),
             result.version,
             None,
         )
@@ -156,10 +171,31 @@ def _charge_columns(result: Charge | Unrated | None) -> tuple[Any, ...]:
     return (None, None, None, None, None, None, reason)
 
 
+def detail_line(month: str, raw: RawDetail) -> DetailLine:
+    account, event_id, service, units, divisor, unit, price, version, note = raw
+    if units is None or divisor is None or price is None:
+        return DetailLine(account, month, event_id, service, None, unit, None, None, version, note)
+    unit_price = Decimal(price)
+    return DetailLine(
+        account,
+        month,
+        event_id,
+        service,
+        Decimal(units) / divisor,
+        unit,
+        unit_price,
+        unit_price * units / divisor,
+        version,
+        note,
+    )
+
+
 class UsageStore:
     def __init__(self, conn: sqlite3.Connection, tariffs: TariffBook):
         self.conn = conn
         self.tariffs = tariffs
+        # A bigger page cache for this connection: the id index takes inserts in any order.
+        conn.execute("PRAGMA cache_size = -65536")
         accounts.ensure_schema(conn)
         migrate(conn, "metering", MIGRATIONS)
 
@@ -174,7 +210,7 @@ class UsageStore:
     def ingest_jsonl(
         self, lines: Iterable[bytes | str], batch_size: int = BATCH_SIZE
     ) -> ImportReport:
-        return self.ingest_parsed(_read_jsonl(lines), batch_size)
+        return self.ingest_parsed(read_jsonl(lines), batch_size)
 
     def ingest_parsed(self, items: Iterable[Parsed], batch_size: int = BATCH_SIZE) -> ImportReport:
         report = ImportReport()
@@ -218,7 +254,8 @@ class UsageStore:
                 )
             )
             return None
-        return item.line, event, canonical(obj)
+        raw = item.raw if item.raw is not None else json.dumps(obj, ensure_ascii=False)
+        return item.line, event, raw
 
     def _tariff(self, name: str) -> Tariff | None:
         return self.tariffs.get(name)
@@ -239,7 +276,7 @@ class UsageStore:
         conn = self.conn
         rows: list[tuple[Any, ...]] = []
         unrated: list[Rejection] = []
-        imported = duplicates = 0
+        duplicates = 0
         rejected: list[Rejection] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -248,7 +285,7 @@ class UsageStore:
             for line, event, payload in batch:
                 before = stored.get(event.id)
                 if before is not None:
-                    if before == payload:
+                    if same_event(before, payload):
                         duplicates += 1
                     else:
                         rejected.append(
@@ -267,12 +304,11 @@ class UsageStore:
                 last: str | None = event.month
                 if event.kind in PERIOD_KINDS:
                     last = last_month_touched(event.until) if event.until else None
-                head = (event.id, event.account, event.kind, event.month, last, payload)
+                head = (event.month, event.account, event.id, event.kind, last, payload)
                 rows.append((*head, *_charge_columns(result)))
-                imported += 1
             conn.executemany(
-                "INSERT INTO usage_events (id, account, kind, month, last_month, payload, "
-                "service, quantity, unit, unit_price, amount, tariff_version, unrated) "
+                "INSERT INTO usage_events (month, account, id, kind, last_month, payload, "
+                "service, units, divisor, unit, unit_price, tariff_version, unrated) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
@@ -281,7 +317,7 @@ class UsageStore:
             conn.execute("ROLLBACK")
             raise
         # Counted only once committed: a crash never reports as imported what was not stored.
-        report.imported += imported
+        report.imported += len(rows)
         report.duplicates += duplicates
         report.rejected += rejected
         report.unrated += unrated
@@ -299,45 +335,33 @@ class UsageStore:
 
     # ---- statements ---------------------------------------------------------------------
 
+    def detail_raw(self, month: str, account: str | None = None) -> Iterator[RawDetail]:
+        """Every event of `month` as plain tuples, ordered by account then event id."""
+        check_month(month)
+        periods = sorted(self._period_lines(month, account), key=lambda r: (r[0], r[1]))
+        return heapq.merge(self._point_lines(month, account), periods, key=lambda r: (r[0], r[1]))
+
     def detail(self, month: str, account: str | None = None) -> Iterator[DetailLine]:
         """Every event charged in `month`, ordered by account then event id."""
-        check_month(month)
-        periods = sorted(self._period_lines(month, account), key=lambda d: (d.account, d.event_id))
-        merged = _merge_sorted(self._point_lines(month, account), periods)
-        return merged
+        return (detail_line(month, raw) for raw in self.detail_raw(month, account))
 
-    def _point_lines(self, month: str, account: str | None) -> Iterator[DetailLine]:
+    def _point_lines(self, month: str, account: str | None) -> Iterator[RawDetail]:
         sql = (
-            "SELECT account, id, service, quantity, unit, unit_price, amount, tariff_version, "
-            "unrated FROM usage_events WHERE month = ? AND kind NOT IN ('number', 'designer')"
+            "SELECT account, id, coalesce(service, ''), units, divisor, coalesce(unit, ''), "
+            "unit_price, coalesce(tariff_version, ''), coalesce(unrated, '') FROM usage_events "
+            "WHERE month = ? AND kind NOT IN ('number', 'designer')"
         )
         args: list[str] = [month]
         if account is not None:
             sql += " AND account = ?"
             args.append(account)
-        sql += " ORDER BY account, id"
-        cur = self.conn.execute(sql, args)
-        cur.row_factory = None  # plain tuples: faster for a million rows
-        for acc, eid, service, qty, unit, price, amount, version, unrated in cur:
-            if unrated is not None:
-                yield DetailLine(acc, month, eid, "", None, "", None, None, "", unrated)
-            else:
-                yield DetailLine(
-                    acc,
-                    month,
-                    eid,
-                    service,
-                    Decimal(qty),
-                    unit,
-                    Decimal(price),
-                    Decimal(amount),
-                    version,
-                    "",
-                )
+        cur = self.conn.execute(sql + " ORDER BY account, id", args)
+        cur.row_factory = None  # plain tuples: a million rows go through here
+        return iter(cur)
 
-    def _period_lines(self, month: str, account: str | None) -> list[DetailLine]:
+    def _period_lines(self, month: str, account: str | None) -> list[RawDetail]:
         sql = (
-            "SELECT account, id, payload FROM usage_events WHERE kind IN ('number', 'designer') "
+            "SELECT payload FROM usage_events WHERE kind IN ('number', 'designer') "
             "AND month <= ? AND (last_month IS NULL OR last_month >= ?)"
         )
         args: list[str] = [month, month]
@@ -346,58 +370,39 @@ class UsageStore:
             args.append(account)
         tariff_of = self._account_tariffs()
         events = sorted(
-            (parse_event(json.loads(row[2])) for row in self.conn.execute(sql, args)),
+            (parse_event(json.loads(row[0])) for row in self.conn.execute(sql, args)),
             key=lambda e: (e.account, e.at, e.id),
         )
-        out: list[DetailLine] = []
+        out: list[RawDetail] = []
         charged: dict[tuple[str, str, str | None], str] = {}
         for event in events:
-            tariff = self._tariff(tariff_of.get(event.account, ""))
+            name = tariff_of.get(event.account, "")
+            tariff = self._tariff(name)
             if tariff is None:
-                reason = f"the account's tariff '{tariff_of.get(event.account)}' has no file"
-                out.append(
-                    DetailLine(event.account, month, event.id, "", None, "", None, None, "", reason)
-                )
+                reason = f"the account's tariff '{name}' has no file"
+                out.append((event.account, event.id, "", None, None, "", None, "", reason))
                 continue
             result = rate_period_month(event, tariff, month)
             if isinstance(result, Unrated):
-                out.append(
-                    DetailLine(
-                        event.account, month, event.id, "", None, "", None, None, "", result.reason
-                    )
-                )
+                out.append((event.account, event.id, "", None, None, "", None, "", result.reason))
                 continue
             # A number is charged once a month however often it was (de)activated in it.
-            key = (event.account, event.kind, event.number)
-            first = charged.setdefault(key, event.id)
+            first = charged.setdefault((event.account, event.kind, event.number), event.id)
+            units, note = 1, ""
             if first != event.id:
-                out.append(
-                    DetailLine(
-                        event.account,
-                        month,
-                        event.id,
-                        result.service,
-                        ZERO,
-                        result.unit,
-                        result.unit_price,
-                        ZERO,
-                        result.version,
-                        f"already charged this month by event '{first}'",
-                    )
-                )
-                continue
+                units, note = 0, f"already charged this month by event '{first}'"
+            price = fmt_price(result.unit_price)
             out.append(
-                DetailLine(
+                (
                     event.account,
-                    month,
                     event.id,
                     result.service,
-                    result.quantity,
+                    units,
+                    1,
                     result.unit,
-                    result.unit_price,
-                    result.amount,
+                    price,
                     result.version,
-                    "",
+                    note,
                 )
             )
         return out
@@ -412,7 +417,7 @@ class UsageStore:
             sql += " AND account = ?"
             args.append(account)
         points = int(self.conn.execute(sql, args).fetchone()[0])
-        return points + sum(1 for d in self._period_lines(month, account) if d.amount is None)
+        return points + sum(1 for r in self._period_lines(month, account) if r[3] is None)
 
     def statement(self, month: str, account: str | None = None) -> list[StatementLine]:
         """Per account: one line per service, minimum true-ups, subtotal, VAT, total, then
@@ -420,17 +425,42 @@ class UsageStore:
         check_month(month)
         lines: dict[str, dict[str, _Line]] = defaultdict(dict)
         unrated: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        for d in self.detail(month, account):
-            if d.amount is None or d.quantity is None:
-                unrated[d.account][d.note] += 1
-                continue
-            line = lines[d.account].get(d.service)
+
+        def add(acc: str, service: str, unit: str, price: str, units: int, divisor: int) -> None:
+            line = lines[acc].get(service)
             if line is None:
-                line = lines[d.account][d.service] = _Line(unit=d.unit)
-            line.quantity += d.quantity
-            line.amount += d.amount
-            if d.unit_price is not None and d.quantity:
-                line.prices.add(d.unit_price)
+                line = lines[acc][service] = _Line(unit=unit)
+            unit_price = Decimal(price)
+            line.quantity += Decimal(units) / divisor
+            line.amount += unit_price * units / divisor
+            if units:
+                line.prices.add(unit_price)
+
+        where, args = "month = ? AND kind NOT IN ('number', 'designer')", [month]
+        if account is not None:
+            where += " AND account = ?"
+            args.append(account)
+        # Whole units add up exactly in SQL (integers); prices are applied per group here.
+        for row in self.conn.execute(
+            "SELECT account, service, unit, unit_price, divisor, sum(units) FROM usage_events "
+            f"WHERE {where} AND unrated IS NULL "
+            "GROUP BY account, service, unit, unit_price, divisor",
+            args,
+        ):
+            add(row[0], row[1], row[2], row[3], int(row[5]), int(row[4]))
+        for row in self.conn.execute(
+            f"SELECT account, unrated, count(*) FROM usage_events WHERE {where} "
+            "AND unrated IS NOT NULL GROUP BY account, unrated",
+            args,
+        ):
+            unrated[row[0]][row[1]] += int(row[2])
+        for acc, _, service, units, divisor, unit, price, _, note in self._period_lines(
+            month, account
+        ):
+            if units is None or divisor is None or price is None:
+                unrated[acc][note] += 1
+            else:
+                add(acc, service, unit, price, units, divisor)
         tariff_of = self._account_tariffs()
         out: list[StatementLine] = []
         for acc in sorted(set(lines) | set(unrated)):
@@ -527,7 +557,7 @@ class UsageStore:
         conn.execute("BEGIN IMMEDIATE")
         try:
             cur = conn.execute(
-                "SELECT id, account, payload, service, quantity, unit, unit_price, amount, "
+                "SELECT account, id, payload, service, units, divisor, unit, unit_price, "
                 "tariff_version, unrated FROM usage_events WHERE month = ?",
                 (month,),
             )
@@ -536,14 +566,15 @@ class UsageStore:
             for row in cur.fetchall():
                 report.events += 1
                 event = parse_event(json.loads(row[2]))
-                columns = _charge_columns(self._rate(event, tariff_of.get(row[1], "")))
+                columns = _charge_columns(self._rate(event, tariff_of.get(row[0], "")))
                 if columns[-1] is not None:
                     report.unrated += 1
                 if columns != tuple(row[3:]):
-                    updates.append((*columns, row[0]))
+                    updates.append((*columns, month, row[0], row[1]))
             conn.executemany(
-                "UPDATE usage_events SET service = ?, quantity = ?, unit = ?, unit_price = ?, "
-                "amount = ?, tariff_version = ?, unrated = ? WHERE id = ?",
+                "UPDATE usage_events SET service = ?, units = ?, divisor = ?, unit = ?, "
+                "unit_price = ?, tariff_version = ?, unrated = ? "
+                "WHERE month = ? AND account = ? AND id = ?",
                 updates,
             )
             conn.execute("COMMIT")
@@ -557,22 +588,20 @@ class UsageStore:
 _TICK = timedelta(microseconds=1)
 
 
-def _merge_sorted(a: Iterable[DetailLine], b: list[DetailLine]) -> Iterator[DetailLine]:
-    return heapq.merge(a, b, key=lambda d: (d.account, d.event_id))
-
-
-def _read_jsonl(lines: Iterable[bytes | str]) -> Iterator[Parsed]:
+def read_jsonl(lines: Iterable[bytes | str]) -> Iterator[Parsed]:
+    """Parse JSON Lines, keeping each line's text (stored as received) and number."""
     for number, raw in enumerate(lines, start=1):
         try:
             text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         except UnicodeDecodeError as exc:
             yield Parsed(number, error=f"not UTF-8 text (byte {exc.start}); save the file as UTF-8")
             continue
-        if not text.strip():
+        text = text.strip()
+        if not text:
             continue
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as exc:
             yield Parsed(number, error=f"not valid JSON ({exc.msg} at column {exc.colno})")
             continue
-        yield Parsed(number, obj)
+        yield Parsed(number, obj, raw=text)

@@ -214,8 +214,11 @@ class SipLeg:
             cause=cause,
             seconds=self.billable_seconds,
         )
-        for hook in self.on_ended:
-            hook(self)
+        for hook in (*self.pool.leg_ended_hooks, *self.on_ended):
+            try:
+                hook(self)
+            except Exception:
+                log.exception("call.ended_hook_failed", call_id=self.call_id)
 
     def _finish(self, key: str, value: Any) -> None:
         fut = self._done.pop(key, None)

@@ -8,7 +8,7 @@ registry, flow runtime, usage sink) that are present in the app.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,9 +19,12 @@ from flexvoice.callcontrol import CallEnded, CallLeg
 from flexvoice.config import Config
 from flexvoice.logs import bind_call, get_logger
 from flexvoice.server import CONFIG, OPTIONS, STATUS
+from flexvoice.sip.edge_node import EDGE
 from flexvoice.sip.leg import SipLeg
 from flexvoice.sip.originate import PoolOriginator
 from flexvoice.sip.pool import PoolSettings, WorkerPool
+from flexvoice.sip.trunks import Trunk, load_trunks
+from flexvoice.sip.usage import call_usage
 
 log = get_logger(__name__)
 
@@ -102,7 +105,7 @@ def prompt_path(prompts_dir: Path, name: str) -> Path:
     return direct
 
 
-def pool_settings(cfg: Config, edge: bool) -> PoolSettings:
+def pool_settings(cfg: Config, edge: bool, trunk: Trunk | None) -> PoolSettings:
     w = cfg.sip.workers
     if not edge:
         # Development: one worker on the public SIP port, no Kamailio in front.
@@ -113,7 +116,7 @@ def pool_settings(cfg: Config, edge: bool) -> PoolSettings:
             max_calls=w.max_calls,
             restart_backoff=w.restart_backoff,
             rtp_base=w.rtp_base,
-            trunk=trunk_address(cfg),
+            trunk=trunk.uri.removeprefix("sip:") if trunk else None,
         )
     return PoolSettings(
         count=w.count,
@@ -123,18 +126,13 @@ def pool_settings(cfg: Config, edge: bool) -> PoolSettings:
         restart_backoff=w.restart_backoff,
         proxy=f"sip:{cfg.sip.edge.host}:{cfg.sip.edge.port};lr",
         rtp_base=w.rtp_base,
-        trunk=trunk_address(cfg),
+        trunk=trunk.uri.removeprefix("sip:") if trunk else None,
     )
 
 
-def trunk_address(cfg: Config) -> str | None:
-    """host:port of the default trunk's proxy, for calls to E.164 numbers."""
-    try:
-        from flexvoice.sip.trunks import default_trunk_address  # the edge issue's loader
-    except ImportError:
-        return None
-    address: str | None = default_trunk_address(cfg.path(cfg.sip.trunks))
-    return address
+def default_trunk(cfg: Config) -> Trunk | None:
+    """The trunk calls to E.164 numbers go to (sip/trunks.yaml `default_outbound`)."""
+    return load_trunks(cfg.path(cfg.sip.trunks)).default
 
 
 POOL = web.AppKey("sip_pool", WorkerPool)
@@ -142,12 +140,11 @@ ORIGINATOR = web.AppKey("originator", PoolOriginator)
 NUMBERS: web.AppKey[NumberLookup] = web.AppKey("numbers")
 FLOWS: web.AppKey[FlowStarter] = web.AppKey("flows_starter")
 USAGE_SINK_KEY: web.AppKey[Any] = web.AppKey("usage_sink_for_numbers")
-LEG_ENDED_HOOKS: web.AppKey[list[Callable[[SipLeg], None]]] = web.AppKey("leg_ended_hooks")
 
 
 async def numbers_component(app: web.Application) -> AsyncIterator[None]:
-    """The number registry, synced from sip/numbers.yaml at start (a bad file stops start-up
-    with file:line:col messages)."""
+    """The number registry, synced from sip/numbers.yaml before any call can arrive (a bad
+    file stops start-up with file:line:col messages). The API uses the same registry."""
     from flexvoice.numbers import NumberRegistry
     from flexvoice.storage.sqlite import connect
 
@@ -168,12 +165,9 @@ async def sip_component(app: web.Application) -> AsyncIterator[None]:
     cfg = app[CONFIG]
     edge = app[OPTIONS].edge and cfg.sip.edge.enabled
     status = app[STATUS]
-    hooks: list[Callable[[SipLeg], None]] = app.setdefault(LEG_ENDED_HOOKS, [])  # type: ignore[arg-type]
 
     async def on_incoming(leg: SipLeg) -> None:
         bind_call(leg.call_id)
-        for hook in hooks:
-            leg.on_ended.append(hook)
         deps = InboundDeps(
             numbers=app.get(NUMBERS),
             flows=app.get(FLOWS),
@@ -188,14 +182,29 @@ async def sip_component(app: web.Application) -> AsyncIterator[None]:
             log.error("call.prompt_missing", call_id=leg.call_id, error=str(exc))
             await leg.hangup(480, "Temporarily Unavailable")
 
-    settings = pool_settings(cfg, edge)
+    trunk = default_trunk(cfg)
+    settings = pool_settings(cfg, edge, trunk)
     pool = WorkerPool(settings, on_incoming)
+    if trunk is not None:
+        pool.caller_id_for = trunk.caller_id_for
+    edge_process = app.get(EDGE)
+    if edge_process is not None:  # the edge started first (it stops after the pool drained)
+        pool.on_worker_state.append(edge_process.set_worker_state)
     status.workers_total = settings.count
 
     def track(_index: int, _up: bool) -> None:
         status.workers_up = pool.up
 
     pool.on_worker_state.append(track)
+    sink = app.get(USAGE_SINK_KEY)
+    if sink is not None:
+
+        def record_usage(leg: SipLeg) -> None:
+            event = call_usage(leg)
+            if event is not None:
+                sink.record(event)
+
+        pool.leg_ended_hooks.append(record_usage)
     if not edge:
         log.warning(
             "sip.no_edge",

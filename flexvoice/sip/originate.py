@@ -19,6 +19,7 @@ class PoolOriginator:
         ring_timeout: float,
         call_id: str | None = None,
         observer: CallObserver | None = None,
+        account: str | None = None,
     ) -> tuple[CallLeg | None, DialAttempt]:
         try:
             leg = self.pool.originate(self.pool.target_uri(to), caller_id, call_id=call_id or "")
@@ -30,6 +31,7 @@ class PoolOriginator:
                 )
             return None, attempt
         leg.caller = caller_id
+        leg.account = account
         leg.observer = observer
         answered = await leg.wait_until(lambda: leg.answered or leg.ended, ring_timeout)
         if leg.answered and not leg.ended:

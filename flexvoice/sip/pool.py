@@ -49,7 +49,7 @@ class PoolSettings:
     restart_backoff: float = 1.0
     proxy: str | None = None  # the edge, as outbound proxy: "sip:127.0.0.1:5060;lr"
     rtp_base: int = 20000  # worker n takes RTP ports rtp_base + 200 n ...
-    trunk: str | None = None  # host:port that E.164 targets are sent to (through the edge)
+    trunk: str | None = None  # host:port[;transport=tcp] E.164 targets go to (via the edge)
 
 
 class WorkerProcess:
@@ -158,6 +158,10 @@ class WorkerPool:
         self.settings = settings
         self.on_incoming = on_incoming
         self.on_worker_state: list[WorkerStateHook] = []
+        # The trunk's caller-ID rule (allowed numbers, default) for calls to E.164 numbers.
+        self.caller_id_for: Callable[[str | None], str | None] = lambda requested: requested
+        # Called with every leg (inbound, dialled, originated) as it ends: usage, call records.
+        self.leg_ended_hooks: list[Callable[[SipLeg], None]] = []
         self.workers = [
             WorkerProcess(self, i, settings.base_port + i) for i in range(settings.count)
         ]
@@ -346,6 +350,8 @@ class WorkerPool:
         from flexvoice.sip.leg import SipLeg
 
         worker = self.pick(near)
+        if uri.endswith(f"@{self.settings.trunk}"):
+            caller_id = self.caller_id_for(caller_id)
         worker_call = f"w{worker.index}.{os.getpid()}.o{next(_counter)}"
         leg = SipLeg.outbound(self, worker, worker_call, uri, call_id or worker_call)
         worker.legs[worker_call] = leg
