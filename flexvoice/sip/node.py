@@ -20,6 +20,7 @@ from flexvoice.config import Config
 from flexvoice.flows.node import FLOW_RUNTIME
 from flexvoice.logs import bind_call, get_logger
 from flexvoice.server import CONFIG, OPTIONS, STATUS
+from flexvoice.sip.addresses import edge_proxy_uri
 from flexvoice.sip.edge_node import EDGE
 from flexvoice.sip.leg import SipLeg
 from flexvoice.sip.originate import PoolOriginator
@@ -127,7 +128,7 @@ def pool_settings(cfg: Config, edge: bool, trunk: Trunk | None) -> PoolSettings:
         base_port=w.base_port,
         max_calls=w.max_calls,
         restart_backoff=w.restart_backoff,
-        proxy=f"sip:{cfg.sip.edge.host}:{cfg.sip.edge.port};lr",
+        proxy=edge_proxy_uri(cfg),
         rtp_base=w.rtp_base,
         trunk=trunk.uri.removeprefix("sip:") if trunk else None,
     )
@@ -221,5 +222,9 @@ async def sip_component(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         status.draining = True
+        if edge_process is not None:
+            # New INVITEs get 503 at the edge; in-dialog requests still reach their worker.
+            for worker in pool.workers:
+                edge_process.set_worker_state(worker.index, False)
         await pool.stop(grace=cfg.sip.workers.drain_grace)
         status.workers_up = 0
