@@ -6,11 +6,13 @@ import importlib
 import sys
 
 # Each module has `main(argv: list[str]) -> int` and prints its own figures.
-BENCHMARKS: tuple[str, ...] = ("flows",)
+BENCHMARKS: tuple[str, ...] = ("metering", "flows")
 
 
 def main(argv: list[str]) -> int:
-    names = [a for a in argv if not a.startswith("-")] or list(BENCHMARKS)
+    # Names first, then options passed to every benchmark: `metering --events 100000`.
+    first_flag = next((i for i, a in enumerate(argv) if a.startswith("-")), len(argv))
+    names = argv[:first_flag] or list(BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         print(f"bench: unknown benchmark {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
@@ -18,7 +20,7 @@ def main(argv: list[str]) -> int:
     if not names:
         print("bench: no benchmarks yet")
         return 0
-    flags = [a for a in argv if a.startswith("-")]
+    flags = argv[first_flag:]
     rc = 0
     for name in names:
         print(f"== {name}", flush=True)

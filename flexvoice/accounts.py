@@ -7,6 +7,7 @@ import re
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Literal
 
 from flexvoice.errors import UserError
@@ -48,10 +49,28 @@ def check_name(name: str) -> str:
     return name
 
 
-def create_account(conn: sqlite3.Connection, name: str, tariff: str) -> Account:
-    """Create; the caller has checked that `tariff` exists (the metering module knows)."""
+def check_tariff(tariff: str, tariffs_dir: Path) -> str:
+    """The tariff must be a file `<tariff>.yaml` in the tariff folder (cfg.paths.tariffs)."""
+    from flexvoice.yamlsrc import did_you_mean
+
+    if not (tariffs_dir / f"{tariff}.yaml").is_file():
+        known = sorted(p.stem for p in tariffs_dir.glob("*.yaml"))
+        raise UserError(
+            f"no tariff '{tariff}' in {tariffs_dir}{did_you_mean(tariff, known)} "
+            f"(known: {', '.join(known) or 'none'})"
+        )
+    return tariff
+
+
+def create_account(
+    conn: sqlite3.Connection, name: str, tariff: str, tariffs_dir: Path | None = None
+) -> Account:
+    """Create; with `tariffs_dir` (cfg.path(cfg.paths.tariffs)) the tariff must exist there.
+    Callers facing users (CLI, admin API) pass it; None is for tests and internal seeding."""
     ensure_schema(conn)
     check_name(name)
+    if tariffs_dir is not None:
+        check_tariff(tariff, tariffs_dir)
     created = datetime.now(UTC).isoformat(timespec="seconds")
     try:
         conn.execute(

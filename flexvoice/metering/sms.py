@@ -1,0 +1,33 @@
+"""SMS segments, as operators count them (3GPP TS 23.038 / 23.040).
+
+GSM-7: 160 septets in a single message, 153 per part once concatenated; characters of the
+extension table (such as € and {) take two septets. Any character outside GSM-7 turns the
+whole message into UCS-2: 70 UTF-16 units single, 67 per part (an emoji takes two units).
+"""
+
+from __future__ import annotations
+
+GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
+
+
+def _parts(units: int, single: int, per_part: int) -> int:
+    if units <= single:
+        return 1  # an empty message is still one SMS sent
+    return -(-units // per_part)
+
+
+def segments(body: str) -> int:
+    septets = 0
+    for ch in body:
+        if ch in GSM7_BASIC:
+            septets += 1
+        elif ch in GSM7_EXTENSION:
+            septets += 2
+        else:
+            units = len(body.encode("utf-16-le")) // 2
+            return _parts(units, 70, 67)
+    return _parts(septets, 160, 153)
