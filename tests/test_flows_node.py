@@ -33,6 +33,7 @@ async def test_component_loads_the_demo_flows(tmp_path: Path) -> None:
             "support-line",
         ]
         assert deps.recordings_dir == tmp_path / "recordings"
+        assert deps.call_usage is False  # the SIP layer writes call events itself
     finally:
         await runner.cleanup()
     assert runtime._watcher is not None and runtime._watcher.done()

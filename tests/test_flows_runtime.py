@@ -430,3 +430,10 @@ async def test_start_call_without_start_loads_the_flows(tmp_path: Path) -> None:
     leg = ScriptedLeg()
     assert await runtime.start_call(leg, "a") == "hangup step"
     assert leg.ended == "486"
+
+
+async def test_call_events_can_be_left_to_the_sip_layer(tmp_path: Path) -> None:
+    h = harness(tmp_path, tariff="vms-smart-routing")
+    h.runtime.deps.call_usage = False
+    await h.call("bakery-main", h.leg(Script(digits=["1"], dial=["busy", "busy"])))
+    assert h.sink.ids() == ["sim-1:reroute", "sim-1:rec-voicemail"]

@@ -83,6 +83,10 @@ class FlowDeps:
     recordings_dir: Path = Path("var/recordings")
     tts_cache_dir: Path = Path("var/tts")
     max_steps: int = 1000  # a flow that loops this often without ending is stopped
+    # Write `call` events for the inbound leg and dialled legs. The node's SIP layer writes
+    # them itself for every leg it ends (flexvoice/sip/usage.py), so the node component turns
+    # this off; standalone runtimes (tests, other CallLeg implementations) keep it on.
+    call_usage: bool = True
 
 
 class QueueBoard:
@@ -317,6 +321,8 @@ class CallContext:
         answered: datetime | None,
         ended: datetime,
     ) -> None:
+        if not self.deps.call_usage:
+            return
         if direction == "outbound" and not E164_RE.match(to):
             return  # SIP URI targets stay on our network: not a billed call
         self.emit(

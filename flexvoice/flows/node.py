@@ -25,6 +25,9 @@ async def flows_component(app: web.Application) -> AsyncIterator[None]:
     deps = app.get(FLOW_DEPS) or FlowDeps()
     deps.recordings_dir = cfg.path(cfg.storage.recordings)
     deps.tts_cache_dir = cfg.path("var/tts")
+    # The SIP layer writes every leg's `call` event itself; the flows add recordings and
+    # reroutes only, so no leg is billed twice under two ids.
+    deps.call_usage = False
     runtime = FlowRuntime(cfg.path(cfg.paths.flows), cfg.path(cfg.paths.prompts), deps)
     await runtime.start()
     app[FLOW_RUNTIME] = runtime
