@@ -393,3 +393,42 @@ async def test_two_files_with_one_flow_name(tmp_path: Path) -> None:
     assert [str(p) for p in problems] == [
         f"{h.flows_dir}/b.yaml:1:1: flow name 'same' is already used by {h.flows_dir}/a.yaml"
     ]
+
+
+async def test_whole_call_and_bridged_recordings_are_metered(tmp_path: Path) -> None:
+    flow = """\
+flow: rec
+start: all
+steps:
+  all:
+    record: {mode: call, then: desk}
+  desk:
+    dial: {targets: ["+3226009999"], record: true}
+"""
+    h = harness(tmp_path, {"rec": flow})
+    leg = h.leg(Script(dial=["answered"]))
+    await h.call("rec", leg)
+    assert h.sink.ids() == ["sim-1:rec-desk", "sim-1:rec-all"]
+    whole = h.sink.events[1]
+    assert whole["kind"] == "recording" and whole["call_id"] == "sim-1"
+    assert whole["started_at"] < whole["ended_at"]
+    assert (tmp_path / "recordings").is_dir()
+
+
+async def test_start_call_without_start_loads_the_flows(tmp_path: Path) -> None:
+    from flexvoice.flows.runtime import FlowRuntime
+    from tests.fakeleg import PROMPTS, ScriptedLeg
+
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "a.yaml").write_text("flow: a\nstart: x\nsteps:\n  x:\n    hangup: {status: 486}\n")
+    runtime = FlowRuntime(flows, PROMPTS)
+    leg = ScriptedLeg()
+    assert await runtime.start_call(leg, "a") == "hangup step"
+    assert leg.ended == "486"
+
+
+async def test_flows_write_reroute_and_recording_events_not_call_events(tmp_path: Path) -> None:
+    h = harness(tmp_path, tariff="vms-smart-routing")
+    await h.call("bakery-main", h.leg(Script(digits=["1"], dial=["busy", "busy"])))
+    assert h.sink.ids() == ["sim-1:reroute", "sim-1:rec-voicemail"]

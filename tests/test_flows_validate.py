@@ -352,3 +352,11 @@ def test_cli_validate_missing_file() -> None:
     proc = run_cli("flows", "validate", "nope.yaml")
     assert proc.returncode == 1
     assert proc.stdout.strip() == "nope.yaml: file not found"
+
+
+def test_links_are_checked_even_when_another_step_is_broken() -> None:
+    text = GOOD.replace("    dial: {", "    dail: {").replace("on_failure: bye", "on_failure: byee")
+    assert problems(text) == [
+        "f.yaml:8:19: on_failure: no step named 'byee'; did you mean 'bye'?",
+        "f.yaml:10:5: unknown verb 'dail'; did you mean 'dial'?",
+    ]

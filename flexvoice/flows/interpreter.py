@@ -266,6 +266,8 @@ class CallContext:
         n = self.recordings.get(self.step, 0) + 1
         suffix = "" if n == 1 else f"-{n}"
         safe = re.sub(r"[^A-Za-z0-9_.\-]", "_", f"{self.call_id}-{self.step}{suffix}")
+        with contextlib.suppress(OSError):  # the worker reports it if it cannot write there
+            self.deps.recordings_dir.mkdir(parents=True, exist_ok=True)
         return self.deps.recordings_dir / f"{safe}.wav"
 
     def recorded(self, started: datetime, duration: float) -> None:

@@ -158,6 +158,8 @@ class FlowRuntime:
         observer: CallObserver | None = None,
     ) -> asyncio.Task[str]:
         """Run `flow_name` on `leg` in its own task; the task's result says why it ended."""
+        if not self._seen and not self.flows:
+            self.scan()  # started without start(): load the flows once, no watching
         task = asyncio.create_task(
             self._call(leg, flow_name, account, variables or {}, observer),
             name=f"call-{leg.call_id}",

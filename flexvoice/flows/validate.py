@@ -67,8 +67,11 @@ def validate_text(text: str, source: str, prompts_dir: Path | None) -> Validatio
         problems += [_hint_missing(p) for p in explain_validation_error(exc, doc, FlowHeader)]
     raw_steps = doc.data.get("steps")
     steps = _steps(doc, raw_steps, problems) if isinstance(raw_steps, dict) else {}
-    if header is not None and len(steps) == len(raw_steps or {}):
-        problems += _links(doc, header, steps, prompts_dir)
+    if steps:
+        # Links are checked even when other steps are broken: one run shows every mistake.
+        names = [str(n) for n in (raw_steps or {})]
+        complete = header is not None and len(steps) == len(names) and not problems
+        problems += _links(doc, header, steps, names, prompts_dir, graph=complete)
     flow = None
     if header is not None and not any(p.severity == "error" for p in problems):
         flow = Flow(
@@ -165,11 +168,16 @@ def _steps(doc: YamlDoc, raw: dict[str, Any], problems: list[Problem]) -> dict[s
 
 
 def _links(
-    doc: YamlDoc, header: FlowHeader, steps: dict[str, Verb], prompts_dir: Path | None
+    doc: YamlDoc,
+    header: FlowHeader | None,
+    steps: dict[str, Verb],
+    names: list[str],
+    prompts_dir: Path | None,
+    *,
+    graph: bool,
 ) -> list[Problem]:
     problems: list[Problem] = []
-    names = list(steps)
-    if header.start not in steps:
+    if header is not None and header.start not in names:
         problems.append(
             doc.problem(
                 ("start",),
@@ -179,7 +187,7 @@ def _links(
     for name, verb in steps.items():
         base = ("steps", name, verb.verb)
         for br in verb.branches():
-            if br.target not in steps:
+            if br.target not in names:
                 hint = did_you_mean(br.target, names)
                 problems.append(
                     doc.problem(
@@ -200,13 +208,13 @@ def _links(
             problems.append(
                 doc.problem(("steps", name, verb.verb, *path), message, severity="warning")
             )
-    if not problems:
+    if graph and header is not None and not problems:
         problems += _graph_warnings(doc, header.start, steps)
     return problems
 
 
-def _languages(header: FlowHeader, steps: dict[str, Verb]) -> list[str]:
-    langs = [header.language]
+def _languages(header: FlowHeader | None, steps: dict[str, Verb]) -> list[str]:
+    langs = [header.language if header is not None else "en"]
     for verb in steps.values():
         langs += [lang for lang in verb.languages() if lang not in langs]
     return langs
