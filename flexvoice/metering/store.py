@@ -35,12 +35,13 @@ BATCH_SIZE = 5000
 _LOOKUP_CHUNK = 500
 
 MIGRATIONS = [
-    # Clustered by (month, account, id): statements and exports read one month in order.
+    # A rowid table takes rows in arrival order (cheap appends); the two indexes find an id
+    # (duplicates) and a month in account/id order (statements and exports).
     """
     CREATE TABLE usage_events (
+        id TEXT NOT NULL UNIQUE,
         month TEXT NOT NULL,          -- YYYY-MM (Brussels) of the event; first month of a period
         account TEXT NOT NULL,
-        id TEXT NOT NULL,
         kind TEXT NOT NULL,
         last_month TEXT,              -- last month a period touches; NULL while still active
         payload TEXT NOT NULL,        -- the event as received: compared on re-import, rerated
@@ -50,10 +51,9 @@ MIGRATIONS = [
         unit TEXT,
         unit_price TEXT,              -- as the tariff states it, e.g. 0.095
         tariff_version TEXT,
-        unrated TEXT,                 -- why the tariff cannot price it; NULL when rated
-        PRIMARY KEY (month, account, id)
-    ) WITHOUT ROWID;
-    CREATE UNIQUE INDEX usage_events_id ON usage_events (id);
+        unrated TEXT                  -- why the tariff cannot price it; NULL when rated
+    );
+    CREATE INDEX usage_events_month ON usage_events (month, account, id);
     CREATE INDEX usage_events_periods ON usage_events (kind, month)
         WHERE kind IN ('number', 'designer');
     """
@@ -278,14 +278,39 @@ class UsageStore:
         unrated: list[Rejection] = []
         duplicates = 0
         rejected: list[Rejection] = []
+        # Fast path: no id of the batch is stored yet (the usual case for new usage); the
+        # unique constraints make INSERT OR IGNORE skip any that is, and then the batch is
+        # redone the careful way, comparing contents.
+        ids: set[str] = set()
+        for line, event, payload in batch:
+            if event.id in ids:
+                break
+            ids.add(event.id)
+            rows.append(self._row(line, event, payload, tariff_of, unrated))
+        else:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                before = conn.total_changes
+                conn.executemany(_INSERT.replace("INSERT", "INSERT OR IGNORE", 1), rows)
+                if conn.total_changes - before == len(rows):
+                    conn.execute("COMMIT")
+                    report.imported += len(rows)
+                    report.unrated += unrated
+                    return
+                conn.execute("ROLLBACK")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        rows, unrated = [], []
         conn.execute("BEGIN IMMEDIATE")
         try:
             # Under the write lock, so no other importer can store one of these ids meanwhile.
             stored = self._stored_payloads([event.id for _, event, _ in batch])
             for line, event, payload in batch:
-                before = stored.get(event.id)
-                if before is not None:
-                    if same_event(before, payload):
+                before_payload = stored.get(event.id)
+                if before_payload is not None:
+                    if same_event(before_payload, payload):
                         duplicates += 1
                     else:
                         rejected.append(
@@ -298,20 +323,8 @@ class UsageStore:
                         )
                     continue
                 stored[event.id] = payload
-                result = self._rate(event, tariff_of[event.account])
-                if isinstance(result, Unrated):
-                    unrated.append(Rejection(line, event.id, result.reason))
-                last: str | None = event.month
-                if event.kind in PERIOD_KINDS:
-                    last = last_month_touched(event.until) if event.until else None
-                head = (event.month, event.account, event.id, event.kind, last, payload)
-                rows.append((*head, *_charge_columns(result)))
-            conn.executemany(
-                "INSERT INTO usage_events (month, account, id, kind, last_month, payload, "
-                "service, units, divisor, unit, unit_price, tariff_version, unrated) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+                rows.append(self._row(line, event, payload, tariff_of, unrated))
+            conn.executemany(_INSERT, rows)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -321,6 +334,23 @@ class UsageStore:
         report.duplicates += duplicates
         report.rejected += rejected
         report.unrated += unrated
+
+    def _row(
+        self,
+        line: int,
+        event: Event,
+        payload: str,
+        tariff_of: dict[str, str],
+        unrated: list[Rejection],
+    ) -> tuple[Any, ...]:
+        result = self._rate(event, tariff_of[event.account])
+        if isinstance(result, Unrated):
+            unrated.append(Rejection(line, event.id, result.reason))
+        last: str | None = event.month
+        if event.kind in PERIOD_KINDS:
+            last = last_month_touched(event.until) if event.until else None
+        head = (event.month, event.account, event.id, event.kind, last, payload)
+        return (*head, *_charge_columns(result))
 
     def _stored_payloads(self, ids: list[str]) -> dict[str, str]:
         found: dict[str, str] = {}
@@ -570,11 +600,11 @@ class UsageStore:
                 if columns[-1] is not None:
                     report.unrated += 1
                 if columns != tuple(row[3:]):
-                    updates.append((*columns, month, row[0], row[1]))
+                    updates.append((*columns, row[1]))
             conn.executemany(
                 "UPDATE usage_events SET service = ?, units = ?, divisor = ?, unit = ?, "
                 "unit_price = ?, tariff_version = ?, unrated = ? "
-                "WHERE month = ? AND account = ? AND id = ?",
+                "WHERE id = ?",
                 updates,
             )
             conn.execute("COMMIT")
@@ -586,22 +616,29 @@ class UsageStore:
 
 
 _TICK = timedelta(microseconds=1)
+_INSERT = (
+    "INSERT INTO usage_events (month, account, id, kind, last_month, payload, "
+    "service, units, divisor, unit, unit_price, tariff_version, unrated) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 def read_jsonl(lines: Iterable[bytes | str]) -> Iterator[Parsed]:
     """Parse JSON Lines, keeping each line's text (stored as received) and number."""
+    loads = json.loads
     for number, raw in enumerate(lines, start=1):
         try:
             text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         except UnicodeDecodeError as exc:
             yield Parsed(number, error=f"not UTF-8 text (byte {exc.start}); save the file as UTF-8")
             continue
-        text = text.strip()
-        if not text:
-            continue
+        if text.endswith("\n"):
+            text = text[:-1]
         try:
-            obj = json.loads(text)
+            obj = loads(text)
         except json.JSONDecodeError as exc:
+            if not text.strip():
+                continue  # blank lines are allowed
             yield Parsed(number, error=f"not valid JSON ({exc.msg} at column {exc.colno})")
             continue
         yield Parsed(number, obj, raw=text)
