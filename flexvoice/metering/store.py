@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import heapq
 import json
+import queue
 import sqlite3
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -213,18 +215,27 @@ class UsageStore:
         return self.ingest_parsed(read_jsonl(lines), batch_size)
 
     def ingest_parsed(self, items: Iterable[Parsed], batch_size: int = BATCH_SIZE) -> ImportReport:
+        """Parse and rate here while a writer thread stores the previous batch: sqlite3
+        releases the GIL while SQLite works, so the two overlap on two cores."""
         report = ImportReport()
         tariff_of = self._account_tariffs()
-        batch: list[tuple[int, Event, str]] = []
-        for item in items:
-            ready = self._check(item, tariff_of, report)
-            if ready is not None:
-                batch.append(ready)
-                if len(batch) >= batch_size:
-                    self._store_batch(batch, tariff_of, report)
-                    batch = []
-        if batch:
-            self._store_batch(batch, tariff_of, report)
+        writer = _Writer(self)
+        try:
+            batch: list[_Ready] = []
+            for item in items:
+                ready = self._check(item, tariff_of, report)
+                if ready is not None:
+                    batch.append(self._ready(*ready, tariff_of))
+                    if len(batch) >= batch_size:
+                        writer.put(batch)
+                        batch = []
+            if batch:
+                writer.put(batch)
+        finally:
+            written = writer.close()
+        report.merge(written)
+        report.rejected.sort(key=lambda r: r.line)
+        report.unrated.sort(key=lambda r: r.line)
         return report
 
     def _account_tariffs(self) -> dict[str, str]:
@@ -270,87 +281,74 @@ class UsageStore:
             return result if isinstance(result, Unrated) else None
         return result
 
-    def _store_batch(
-        self, batch: list[tuple[int, Event, str]], tariff_of: dict[str, str], report: ImportReport
-    ) -> None:
+    def _ready(self, line: int, event: Event, payload: str, tariff_of: dict[str, str]) -> _Ready:
+        """The row to store for one event, rated, and its unrated notice if any."""
+        result = self._rate(event, tariff_of[event.account])
+        notice = Rejection(line, event.id, result.reason) if isinstance(result, Unrated) else None
+        last: str | None = event.month
+        if event.kind in PERIOD_KINDS:
+            last = last_month_touched(event.until) if event.until else None
+        head = (event.month, event.account, event.id, event.kind, last, payload)
+        return line, (*head, *_charge_columns(result)), notice
+
+    def _store_batch(self, batch: list[_Ready], report: ImportReport) -> None:
+        """One transaction. Counted in `report` only once committed: a crash never reports
+        as imported what was not stored."""
         conn = self.conn
-        rows: list[tuple[Any, ...]] = []
-        unrated: list[Rejection] = []
-        duplicates = 0
-        rejected: list[Rejection] = []
         # Fast path: no id of the batch is stored yet (the usual case for new usage); the
-        # unique constraints make INSERT OR IGNORE skip any that is, and then the batch is
+        # unique index makes INSERT OR IGNORE skip any that is, and then the batch is
         # redone the careful way, comparing contents.
-        ids: set[str] = set()
-        for line, event, payload in batch:
-            if event.id in ids:
-                break
-            ids.add(event.id)
-            rows.append(self._row(line, event, payload, tariff_of, unrated))
-        else:
+        if len({row[_ID] for _, row, _ in batch}) == len(batch):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 before = conn.total_changes
-                conn.executemany(_INSERT.replace("INSERT", "INSERT OR IGNORE", 1), rows)
-                if conn.total_changes - before == len(rows):
+                conn.executemany(_INSERT_OR_IGNORE, [row for _, row, _ in batch])
+                if conn.total_changes - before == len(batch):
                     conn.execute("COMMIT")
-                    report.imported += len(rows)
-                    report.unrated += unrated
+                    report.imported += len(batch)
+                    report.unrated += [notice for _, _, notice in batch if notice is not None]
                     return
                 conn.execute("ROLLBACK")
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-        rows, unrated = [], []
+        rows: list[tuple[Any, ...]] = []
+        unrated: list[Rejection] = []
+        rejected: list[Rejection] = []
+        duplicates = 0
         conn.execute("BEGIN IMMEDIATE")
         try:
             # Under the write lock, so no other importer can store one of these ids meanwhile.
-            stored = self._stored_payloads([event.id for _, event, _ in batch])
-            for line, event, payload in batch:
-                before_payload = stored.get(event.id)
+            stored = self._stored_payloads([row[_ID] for _, row, _ in batch])
+            for line, row, notice in batch:
+                before_payload = stored.get(row[_ID])
                 if before_payload is not None:
-                    if same_event(before_payload, payload):
+                    if same_event(before_payload, row[_PAYLOAD]):
                         duplicates += 1
                     else:
                         rejected.append(
                             Rejection(
                                 line,
-                                event.id,
+                                row[_ID],
                                 "id: already imported with a different content; the stored "
                                 "event is kept (give a corrected event a new id)",
                             )
                         )
                     continue
-                stored[event.id] = payload
-                rows.append(self._row(line, event, payload, tariff_of, unrated))
+                stored[row[_ID]] = row[_PAYLOAD]
+                rows.append(row)
+                if notice is not None:
+                    unrated.append(notice)
             conn.executemany(_INSERT, rows)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        # Counted only once committed: a crash never reports as imported what was not stored.
         report.imported += len(rows)
         report.duplicates += duplicates
         report.rejected += rejected
         report.unrated += unrated
-
-    def _row(
-        self,
-        line: int,
-        event: Event,
-        payload: str,
-        tariff_of: dict[str, str],
-        unrated: list[Rejection],
-    ) -> tuple[Any, ...]:
-        result = self._rate(event, tariff_of[event.account])
-        if isinstance(result, Unrated):
-            unrated.append(Rejection(line, event.id, result.reason))
-        last: str | None = event.month
-        if event.kind in PERIOD_KINDS:
-            last = last_month_touched(event.until) if event.until else None
-        head = (event.month, event.account, event.id, event.kind, last, payload)
-        return (*head, *_charge_columns(result))
 
     def _stored_payloads(self, ids: list[str]) -> dict[str, str]:
         found: dict[str, str] = {}
@@ -621,6 +619,43 @@ _INSERT = (
     "service, units, divisor, unit, unit_price, tariff_version, unrated) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_INSERT_OR_IGNORE = _INSERT.replace("INSERT", "INSERT OR IGNORE", 1)
+_ID, _PAYLOAD = 2, 5  # positions in a row of _INSERT
+
+# (line, row for _INSERT, unrated notice or None)
+_Ready = tuple[int, tuple[Any, ...], Rejection | None]
+
+
+class _Writer:
+    """Stores batches on a thread of its own, one transaction each, in order."""
+
+    def __init__(self, store: UsageStore):
+        self.store = store
+        self.report = ImportReport()
+        self.error: BaseException | None = None
+        self.queue: queue.Queue[list[_Ready] | None] = queue.Queue(maxsize=2)
+        self.thread = threading.Thread(target=self._run, name="usage-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (batch := self.queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self.store._store_batch(batch, self.report)
+                except BaseException as exc:  # handed to the importing thread
+                    self.error = exc
+
+    def put(self, batch: list[_Ready]) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(batch)
+
+    def close(self) -> ImportReport:
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.report
 
 
 def read_jsonl(lines: Iterable[bytes | str]) -> Iterator[Parsed]:
