@@ -165,3 +165,23 @@ def test_killed_import_loses_and_doubles_nothing(tmp_path: Path) -> None:
     minutes = sum(-(-(i % 200) // 60) for i in range(n))
     export = run_cli("usage", "export", "--month", "2024-03", "--db", db).stdout.splitlines()
     assert f"acme,2024-03,voice_out_mobile,{minutes},minute,0.37," in "\n".join(export)
+
+
+def test_parallel_import_matches_single_process(tmp_path: Path) -> None:
+    events: list[Any] = [call(f"p{i}", i % 130) for i in range(700)]
+    events[333] = {**events[333], "to": "+3247"}
+    events.append(events[5])  # duplicate within the file
+    path = _write(tmp_path / "p.jsonl", events)
+    outputs = []
+    for jobs in ("1", "2"):
+        db = str(tmp_path / f"jobs{jobs}.db")
+        run_cli("accounts", "create", "acme", "--tariff", "flexio-payu", "--db", db)
+        out = run_cli(
+            "usage", "import", str(path), "--db", db, "--jobs", jobs, "--batch-size", "100"
+        )
+        assert out.returncode == 1
+        assert out.stdout.strip() == "imported 699, duplicates 1, rejected 1, unrated 0"
+        assert f"{path}:334: event 'p333:leg': to: '+3247'" in out.stderr
+        detail = run_cli("usage", "export", "--month", "2024-03", "--detail", "--db", db)
+        outputs.append(detail.stdout)
+    assert outputs[0] == outputs[1] and outputs[0].count("\n") == 700

@@ -35,9 +35,7 @@ def _conn(args: Any, cfg: Config) -> sqlite3.Connection:
 
 
 def open_store(args: Any) -> UsageStore:
-    cfg = _config(args)
-    tariffs = load_tariffs(cfg.path(cfg.paths.tariffs))
-    return UsageStore(_conn(args, cfg), tariffs)
+    return UsageStore.from_config(_config(args), args.db)
 
 
 def _month(text: str) -> str:
@@ -86,8 +84,7 @@ def _usage_import(args: Any) -> int:
     path: Path = args.file
     store = open_store(args)
     try:
-        with path.open("rb") as lines:
-            report = store.ingest_jsonl(lines, batch_size=args.batch_size)
+        report = store.ingest_file(path, _jobs(args.jobs, path), args.batch_size)
     except FileNotFoundError:
         raise UserError(f"{path}: file not found") from None
     except IsADirectoryError:
@@ -118,6 +115,20 @@ def _usage_import(args: Any) -> int:
         )
         return EXIT_REJECTED
     return 0
+
+
+PARALLEL_FROM_BYTES = 16 * 1024 * 1024
+
+
+def _jobs(requested: int, path: Path) -> int:
+    """0 = automatic: worker processes for big files (one per core, at most 4)."""
+    if requested > 0:
+        return requested
+    try:
+        big = path.stat().st_size >= PARALLEL_FROM_BYTES
+    except OSError:
+        return 1  # the open reports the problem
+    return min(os.cpu_count() or 1, 4) if big else 1
 
 
 def _usage_export(args: Any) -> int:
@@ -202,6 +213,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = usage_sub.add_parser("import", help="import usage events from a JSON Lines file")
     p.add_argument("file", type=Path)
     _db_option(p)
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=0,
+        help="processes that parse and rate (default: one per core for files over 16 MB)",
+    )
     p.add_argument("--batch-size", type=int, default=BATCH_SIZE, help=argparse.SUPPRESS)
     p.set_defaults(handler=_usage_import)
 

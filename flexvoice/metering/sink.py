@@ -169,6 +169,7 @@ async def usage_component(app: web.Application) -> AsyncIterator[None]:
     cfg = app[CONFIG]
     tariffs = load_tariffs(cfg.path(cfg.paths.tariffs))
     db = cfg.path(cfg.storage.database)
+    # One tariff book for the node: a broken tariff file stops start-up here, positioned.
     sink = UsageSink(db.parent / "usage-spool", lambda: UsageStore(connect(db), tariffs))
     await sink.start()
     app[USAGE_SINK] = sink

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import multiprocessing
 import queue
 import sqlite3
 import threading
@@ -22,15 +23,17 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from flexvoice import accounts
+from flexvoice.config import Config
 from flexvoice.metering.events import Event, EventError, parse_event
 from flexvoice.metering.money import ZERO, cents, fmt_price
 from flexvoice.metering.rating import Charge, Unrated, rate, rate_period_month
-from flexvoice.metering.tariffs import Tariff, TariffBook
+from flexvoice.metering.tariffs import Tariff, TariffBook, load_tariffs
 from flexvoice.metering.timing import check_month, last_month_touched, month_end
-from flexvoice.storage.sqlite import migrate
+from flexvoice.storage.sqlite import connect, migrate
 
 PERIOD_KINDS = ("number", "designer")
 BATCH_SIZE = 5000
@@ -201,6 +204,12 @@ class UsageStore:
         accounts.ensure_schema(conn)
         migrate(conn, "metering", MIGRATIONS)
 
+    @classmethod
+    def from_config(cls, cfg: Config, database: Path | None = None) -> UsageStore:
+        """The node's store: `storage.database` (or `database`), tariffs of `paths.tariffs`."""
+        db = database if database is not None else cfg.path(cfg.storage.database)
+        return cls(connect(db), load_tariffs(cfg.path(cfg.paths.tariffs)))
+
     # ---- import -------------------------------------------------------------------------
 
     def ingest(self, events: Iterable[Any], batch_size: int = BATCH_SIZE) -> ImportReport:
@@ -213,6 +222,33 @@ class UsageStore:
         self, lines: Iterable[bytes | str], batch_size: int = BATCH_SIZE
     ) -> ImportReport:
         return self.ingest_parsed(read_jsonl(lines), batch_size)
+
+    def ingest_file(self, path: Path, jobs: int = 1, batch_size: int = BATCH_SIZE) -> ImportReport:
+        """Import a JSON Lines file. With jobs > 1, worker processes parse and rate chunks of
+        `batch_size` lines while this process stores them in file order, one transaction
+        per chunk, as the single-process import does (same crash safety)."""
+        if jobs <= 1:
+            with path.open("rb") as lines:
+                return self.ingest_jsonl(lines, batch_size)
+        report = ImportReport()
+        tariff_of = self._account_tariffs()
+        # fork: the workers inherit the tariffs instead of receiving them pickled; forked
+        # before the writer thread starts.
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(jobs, initializer=_init_worker, initargs=(self, tariff_of)) as pool:
+            writer = _Writer(self)
+            try:
+                with path.open("rb") as lines:
+                    for ready, rejected in pool.imap(_work, _chunks(lines, batch_size)):
+                        report.rejected += rejected
+                        if ready:
+                            writer.put(ready)
+            finally:
+                written = writer.close()
+        report.merge(written)
+        report.rejected.sort(key=lambda r: r.line)
+        report.unrated.sort(key=lambda r: r.line)
+        return report
 
     def ingest_parsed(self, items: Iterable[Parsed], batch_size: int = BATCH_SIZE) -> ImportReport:
         """Parse and rate here while a writer thread stores the previous batch: sqlite3
@@ -265,7 +301,13 @@ class UsageStore:
                 )
             )
             return None
-        raw = item.raw if item.raw is not None else json.dumps(obj, ensure_ascii=False)
+        raw = item.raw
+        if raw is None:
+            try:
+                raw = json.dumps(obj, ensure_ascii=False)
+            except (TypeError, ValueError) as exc:
+                report.rejected.append(Rejection(item.line, event.id, f"not JSON data: {exc}"))
+                return None
         return item.line, event, raw
 
     def _tariff(self, name: str) -> Tariff | None:
@@ -658,10 +700,10 @@ class _Writer:
         return self.report
 
 
-def read_jsonl(lines: Iterable[bytes | str]) -> Iterator[Parsed]:
+def read_jsonl(lines: Iterable[bytes | str], start: int = 1) -> Iterator[Parsed]:
     """Parse JSON Lines, keeping each line's text (stored as received) and number."""
     loads = json.loads
-    for number, raw in enumerate(lines, start=1):
+    for number, raw in enumerate(lines, start=start):
         try:
             text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         except UnicodeDecodeError as exc:
@@ -677,3 +719,39 @@ def read_jsonl(lines: Iterable[bytes | str]) -> Iterator[Parsed]:
             yield Parsed(number, error=f"not valid JSON ({exc.msg} at column {exc.colno})")
             continue
         yield Parsed(number, obj, raw=text)
+
+
+# ---- worker processes of ingest_file ------------------------------------------------------
+
+_worker: tuple[UsageStore, dict[str, str]] | None = None
+
+
+def _init_worker(store: UsageStore, tariff_of: dict[str, str]) -> None:
+    global _worker
+    _worker = (store, tariff_of)  # only its tariffs are used here, never its connection
+
+
+def _chunks(lines: Iterable[bytes], size: int) -> Iterator[tuple[int, list[bytes]]]:
+    chunk: list[bytes] = []
+    first = 1
+    for number, line in enumerate(lines, start=1):
+        if not chunk:
+            first = number
+        chunk.append(line)
+        if len(chunk) >= size:
+            yield first, chunk
+            chunk = []
+    if chunk:
+        yield first, chunk
+
+
+def _work(job: tuple[int, list[bytes]]) -> tuple[list[_Ready], list[Rejection]]:
+    assert _worker is not None
+    store, tariff_of = _worker
+    report = ImportReport()
+    ready = []
+    for item in read_jsonl(job[1], job[0]):
+        checked = store._check(item, tariff_of, report)
+        if checked is not None:
+            ready.append(store._ready(*checked, tariff_of))
+    return ready, report.rejected
