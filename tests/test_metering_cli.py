@@ -185,3 +185,18 @@ def test_parallel_import_matches_single_process(tmp_path: Path) -> None:
         detail = run_cli("usage", "export", "--month", "2024-03", "--detail", "--db", db)
         outputs.append(detail.stdout)
     assert outputs[0] == outputs[1] and outputs[0].count("\n") == 700
+
+
+def test_broken_tariff_file_is_reported_with_its_position(tmp_path: Path) -> None:
+    tariffs = tmp_path / "tariffs"
+    tariffs.mkdir()
+    text = (REPO / "metering" / "tariffs" / "flexio-payu.yaml").read_text()
+    (tariffs / "flexio-payu.yaml").write_text(text.replace('price: "0.095"', "price: 0.095", 1))
+    config = tmp_path / "flexvoice.yaml"
+    config.write_text(f"paths: {{tariffs: {tariffs}}}\nstorage: {{database: {tmp_path}/u.db}}\n")
+    out = run_cli("--config", str(config), "usage", "export", "--month", "2024-03")
+    assert out.returncode == 2
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if 'price: "0.095"' in t)
+    assert out.stderr.startswith(f"flexvoice: {tariffs}/flexio-payu.yaml:{line}:")
+    assert "write the amount as text in quotes" in out.stderr
+    assert "Traceback" not in out.stderr

@@ -307,3 +307,31 @@ def test_conference_setups(tmp_path: Path) -> None:
     store.ingest(rooms)
     # 7 x 0.0072 = 0.0504 -> 0.05
     assert amount(store.statement("2024-03"), "acme", "conference") == D("0.05")
+
+
+def test_export_is_the_same_whatever_the_import_order(tmp_path: Path) -> None:
+    events = [
+        call("b", 61),
+        call("a", 59, to="+3212345678"),
+        call("c", 61, to="+33612345678"),
+        sms("s", "hello"),
+        {
+            "id": "n1",
+            "account": "acme",
+            "kind": "number",
+            "number": "+3225551234",
+            "active_from": "2024-01-01T00:00:00+01:00",
+            "active_to": None,
+        },
+        *_reroutes(3),
+    ]
+    first = make_store(tmp_path / "one")
+    second = make_store(tmp_path / "two")
+    first.ingest(events)
+    second.ingest(list(reversed(events)))
+    for fmt in ("csv", "json"):
+        for detail in (False, True):
+            assert first.export("2024-03", fmt=fmt, detail=detail) == second.export(
+                "2024-03", fmt=fmt, detail=detail
+            )
+    assert b"vms,2024-03,reroute_minimum,1,month,14.88,14.88" in first.export("2024-03")

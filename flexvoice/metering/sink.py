@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import Counter
 
 from flexvoice.logs import get_logger
 from flexvoice.metering.events import parse_event
@@ -34,6 +35,13 @@ from flexvoice.server import CONFIG
 from flexvoice.storage.sqlite import connect
 
 log = get_logger(__name__)
+
+RECORDED = Counter("flexvoice_usage_events_recorded", "Usage events recorded by the engine")
+IMPORTED = Counter("flexvoice_usage_events_imported", "Usage events stored (new ids)")
+REJECTED_EVENTS = Counter(
+    "flexvoice_usage_events_rejected", "Usage events that could not be stored (see rejected.jsonl)"
+)
+UNRATED = Counter("flexvoice_usage_events_unrated", "Usage events stored but not priced")
 
 SPOOL = "current.jsonl"
 REJECTED = "rejected.jsonl"
@@ -69,6 +77,7 @@ class UsageSink:
                 raise RuntimeError("the usage sink is not open")
             os.write(self._fd, line)  # O_APPEND: one write, one whole line
             self.recorded += 1
+        RECORDED.inc()
 
     # ---- life cycle ------------------------------------------------------------------
 
@@ -137,6 +146,9 @@ class UsageSink:
             total.merge(report)
         self.imported += total.imported
         self.rejected += len(total.rejected)
+        IMPORTED.inc(total.imported)
+        REJECTED_EVENTS.inc(len(total.rejected))
+        UNRATED.inc(len(total.unrated))
         if pending:
             log.debug(
                 "usage.imported",
