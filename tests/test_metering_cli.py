@@ -200,3 +200,29 @@ def test_broken_tariff_file_is_reported_with_its_position(tmp_path: Path) -> Non
     assert out.stderr.startswith(f"flexvoice: {tariffs}/flexio-payu.yaml:{line}:")
     assert "write the amount as text in quotes" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_rerate_after_the_tariff_gains_a_destination(tmp_path: Path) -> None:
+    tariffs = tmp_path / "tariffs"
+    tariffs.mkdir()
+    for src in (REPO / "metering" / "tariffs").glob("*.yaml"):
+        (tariffs / src.name).write_text(src.read_text())
+    config = tmp_path / "flexvoice.yaml"
+    config.write_text(f"paths: {{tariffs: {tariffs}}}\nstorage: {{database: {tmp_path}/u.db}}\n")
+    cfg = ("--config", str(config))
+    run_cli(*cfg, "accounts", "create", "acme", "--tariff", "flexio-payu")
+    _write(tmp_path / "u.jsonl", [call("fr", 61, to="+33612345678"), call("be", 61)])
+    imported = run_cli(*cfg, "usage", "import", str(tmp_path / "u.jsonl"))
+    assert imported.returncode == 0 and "unrated 1" in imported.stdout
+    before = run_cli(*cfg, "usage", "export", "--month", "2024-03")
+    assert "acme,2024-03,subtotal,,,,0.74" in before.stdout
+    assert "1 event(s) of 2024-03 are unrated" in before.stderr
+    path = tariffs / "flexio-payu.yaml"
+    path.write_text(path.read_text().replace("[BE mobile]", "[BE mobile, FR mobile]"))
+    first = run_cli(*cfg, "usage", "rerate", "--month", "2024-03")
+    assert first.stdout.strip() == "rerated 2 events of 2024-03: 1 changed, 0 still unrated"
+    second = run_cli(*cfg, "usage", "rerate", "--month", "2024-03")
+    assert "0 changed" in second.stdout
+    after = run_cli(*cfg, "usage", "export", "--month", "2024-03")
+    assert "acme,2024-03,voice_out_mobile,4,minute,0.37,1.48" in after.stdout
+    assert "unrated" not in after.stdout + after.stderr

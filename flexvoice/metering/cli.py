@@ -22,6 +22,7 @@ from flexvoice.storage.sqlite import connect
 from flexvoice.yamlsrc import did_you_mean
 
 EXIT_REJECTED = 1
+UNRATED_SHOWN = 20
 
 
 def _config(args: Any) -> Config:
@@ -89,14 +90,20 @@ def _usage_import(args: Any) -> int:
         raise UserError(f"{path}: file not found") from None
     except IsADirectoryError:
         raise UserError(f"{path}: is a folder; give a .jsonl file") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read: {exc.strerror}") from None
     for r in report.rejected:
         what = f"event '{r.event_id}': " if r.event_id else ""
         print(f"flexvoice: {path}:{r.line}: {what}{r.reason}", file=sys.stderr)
-    for r in report.unrated:
+    # Unrated events are stored and listed by every export: the first few are enough here.
+    for r in report.unrated[:UNRATED_SHOWN]:
         print(
             f"flexvoice: {path}:{r.line}: warning: event '{r.event_id}' is unrated: {r.reason}",
             file=sys.stderr,
         )
+    if len(report.unrated) > UNRATED_SHOWN:
+        more = len(report.unrated) - UNRATED_SHOWN
+        print(f"flexvoice: warning: and {more} more unrated events", file=sys.stderr)
     print(
         f"imported {report.imported}, duplicates {report.duplicates}, "
         f"rejected {len(report.rejected)}, unrated {len(report.unrated)}"

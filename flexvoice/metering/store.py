@@ -1,13 +1,15 @@
 """Rated usage in SQLite: import (idempotent by event id), monthly statements, rerate.
 
-One row per event holds its canonical payload (the audit record and the input of a rerate)
-and, for point events, its charge. Number and designer periods are priced per month when a
+One row per event holds the event as received (the audit record and the input of a rerate)
+and, for point events, its charge: whole billable units (seconds or a count), the divisor
+that makes them the tariff's unit (60 for per-minute prices) and the unit price as text.
+Units add up exactly as integers in SQL; prices are applied with `Decimal` in Python, so no
+binary float ever touches money. Number and designer periods are priced per month when a
 statement asks for that month, since an open period has no last month to store charges for.
-Amounts are stored as decimal text and summed with `Decimal`; SQLite never does arithmetic
-on money.
 
-Each import batch is one transaction that first looks up which ids are already stored, so a
-re-run after a crash counts the committed batches as duplicates and stores nothing twice.
+Each import batch is one transaction; an id already stored is found by the unique index
+(and its content compared), so a re-run after a crash counts the committed batches as
+duplicates and stores nothing twice.
 """
 
 from __future__ import annotations
