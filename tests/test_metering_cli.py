@@ -165,3 +165,64 @@ def test_killed_import_loses_and_doubles_nothing(tmp_path: Path) -> None:
     minutes = sum(-(-(i % 200) // 60) for i in range(n))
     export = run_cli("usage", "export", "--month", "2024-03", "--db", db).stdout.splitlines()
     assert f"acme,2024-03,voice_out_mobile,{minutes},minute,0.37," in "\n".join(export)
+
+
+def test_parallel_import_matches_single_process(tmp_path: Path) -> None:
+    events: list[Any] = [call(f"p{i}", i % 130) for i in range(700)]
+    events[333] = {**events[333], "to": "+3247"}
+    events.append(events[5])  # duplicate within the file
+    path = _write(tmp_path / "p.jsonl", events)
+    outputs = []
+    for jobs in ("1", "2"):
+        db = str(tmp_path / f"jobs{jobs}.db")
+        run_cli("accounts", "create", "acme", "--tariff", "flexio-payu", "--db", db)
+        out = run_cli(
+            "usage", "import", str(path), "--db", db, "--jobs", jobs, "--batch-size", "100"
+        )
+        assert out.returncode == 1
+        assert out.stdout.strip() == "imported 699, duplicates 1, rejected 1, unrated 0"
+        assert f"{path}:334: event 'p333:leg': to: '+3247'" in out.stderr
+        detail = run_cli("usage", "export", "--month", "2024-03", "--detail", "--db", db)
+        outputs.append(detail.stdout)
+    assert outputs[0] == outputs[1] and outputs[0].count("\n") == 700
+
+
+def test_broken_tariff_file_is_reported_with_its_position(tmp_path: Path) -> None:
+    tariffs = tmp_path / "tariffs"
+    tariffs.mkdir()
+    text = (REPO / "metering" / "tariffs" / "flexio-payu.yaml").read_text()
+    (tariffs / "flexio-payu.yaml").write_text(text.replace('price: "0.095"', "price: 0.095", 1))
+    config = tmp_path / "flexvoice.yaml"
+    config.write_text(f"paths: {{tariffs: {tariffs}}}\nstorage: {{database: {tmp_path}/u.db}}\n")
+    out = run_cli("--config", str(config), "usage", "export", "--month", "2024-03")
+    assert out.returncode == 2
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if 'price: "0.095"' in t)
+    assert out.stderr.startswith(f"flexvoice: {tariffs}/flexio-payu.yaml:{line}:")
+    assert "write the amount as text in quotes" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_rerate_after_the_tariff_gains_a_destination(tmp_path: Path) -> None:
+    tariffs = tmp_path / "tariffs"
+    tariffs.mkdir()
+    for src in (REPO / "metering" / "tariffs").glob("*.yaml"):
+        (tariffs / src.name).write_text(src.read_text())
+    config = tmp_path / "flexvoice.yaml"
+    config.write_text(f"paths: {{tariffs: {tariffs}}}\nstorage: {{database: {tmp_path}/u.db}}\n")
+    cfg = ("--config", str(config))
+    run_cli(*cfg, "accounts", "create", "acme", "--tariff", "flexio-payu")
+    _write(tmp_path / "u.jsonl", [call("fr", 61, to="+33612345678"), call("be", 61)])
+    imported = run_cli(*cfg, "usage", "import", str(tmp_path / "u.jsonl"))
+    assert imported.returncode == 0 and "unrated 1" in imported.stdout
+    before = run_cli(*cfg, "usage", "export", "--month", "2024-03")
+    assert "acme,2024-03,subtotal,,,,0.74" in before.stdout
+    assert "1 event(s) of 2024-03 are unrated" in before.stderr
+    path = tariffs / "flexio-payu.yaml"
+    path.write_text(path.read_text().replace("[BE mobile]", "[BE mobile, FR mobile]"))
+    first = run_cli(*cfg, "usage", "rerate", "--month", "2024-03")
+    assert first.stdout.strip() == "rerated 2 events of 2024-03: 1 changed, 0 still unrated"
+    second = run_cli(*cfg, "usage", "rerate", "--month", "2024-03")
+    assert "0 changed" in second.stdout
+    after = run_cli(*cfg, "usage", "export", "--month", "2024-03")
+    assert "acme,2024-03,voice_out_mobile,4,minute,0.37,1.48" in after.stdout
+    assert "unrated" not in after.stdout + after.stderr

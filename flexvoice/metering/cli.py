@@ -22,6 +22,7 @@ from flexvoice.storage.sqlite import connect
 from flexvoice.yamlsrc import did_you_mean
 
 EXIT_REJECTED = 1
+UNRATED_SHOWN = 20
 
 
 def _config(args: Any) -> Config:
@@ -35,9 +36,7 @@ def _conn(args: Any, cfg: Config) -> sqlite3.Connection:
 
 
 def open_store(args: Any) -> UsageStore:
-    cfg = _config(args)
-    tariffs = load_tariffs(cfg.path(cfg.paths.tariffs))
-    return UsageStore(_conn(args, cfg), tariffs)
+    return UsageStore.from_config(_config(args), args.db)
 
 
 def _month(text: str) -> str:
@@ -86,20 +85,25 @@ def _usage_import(args: Any) -> int:
     path: Path = args.file
     store = open_store(args)
     try:
-        with path.open("rb") as lines:
-            report = store.ingest_jsonl(lines, batch_size=args.batch_size)
+        report = store.ingest_file(path, _jobs(args.jobs, path), args.batch_size)
     except FileNotFoundError:
         raise UserError(f"{path}: file not found") from None
     except IsADirectoryError:
         raise UserError(f"{path}: is a folder; give a .jsonl file") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read: {exc.strerror}") from None
     for r in report.rejected:
         what = f"event '{r.event_id}': " if r.event_id else ""
         print(f"flexvoice: {path}:{r.line}: {what}{r.reason}", file=sys.stderr)
-    for r in report.unrated:
+    # Unrated events are stored and listed by every export: the first few are enough here.
+    for r in report.unrated[:UNRATED_SHOWN]:
         print(
             f"flexvoice: {path}:{r.line}: warning: event '{r.event_id}' is unrated: {r.reason}",
             file=sys.stderr,
         )
+    if len(report.unrated) > UNRATED_SHOWN:
+        more = len(report.unrated) - UNRATED_SHOWN
+        print(f"flexvoice: warning: and {more} more unrated events", file=sys.stderr)
     print(
         f"imported {report.imported}, duplicates {report.duplicates}, "
         f"rejected {len(report.rejected)}, unrated {len(report.unrated)}"
@@ -118,6 +122,20 @@ def _usage_import(args: Any) -> int:
         )
         return EXIT_REJECTED
     return 0
+
+
+PARALLEL_FROM_BYTES = 16 * 1024 * 1024
+
+
+def _jobs(requested: int, path: Path) -> int:
+    """0 = automatic: worker processes for big files (one per core, at most 4)."""
+    if requested > 0:
+        return requested
+    try:
+        big = path.stat().st_size >= PARALLEL_FROM_BYTES
+    except OSError:
+        return 1  # the open reports the problem
+    return min(os.cpu_count() or 1, 4) if big else 1
 
 
 def _usage_export(args: Any) -> int:
@@ -202,6 +220,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = usage_sub.add_parser("import", help="import usage events from a JSON Lines file")
     p.add_argument("file", type=Path)
     _db_option(p)
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=0,
+        help="processes that parse and rate (default: one per core for files over 16 MB)",
+    )
     p.add_argument("--batch-size", type=int, default=BATCH_SIZE, help=argparse.SUPPRESS)
     p.set_defaults(handler=_usage_import)
 

@@ -6,6 +6,7 @@ Floats never appear here: every amount is a `decimal.Decimal` built from text or
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import lru_cache
 
 CENT = Decimal("0.01")
 MICRO = Decimal("0.000001")
@@ -48,6 +49,7 @@ def fmt_micro(value: Decimal) -> str:
     return format(value.quantize(MICRO, rounding=ROUND_HALF_UP), "f")
 
 
+@lru_cache(maxsize=1024)  # a handful of distinct prices, formatted for every event
 def fmt_price(value: Decimal) -> str:
     """A unit price as finance writes it: at least 2 decimals (0.80, 30.00, 0.095)."""
     text = plain(value)

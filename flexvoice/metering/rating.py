@@ -17,7 +17,7 @@ from flexvoice.metering.tariffs import DURATION_KINDS, Tariff, TariffVersion
 from flexvoice.metering.timing import month_start
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs a microsecond per event
 class Charge:
     """`units` are whole billable seconds of a duration (divisor 60: priced per minute) or a
     whole count (divisor 1), so quantities add up exactly as integers, even in SQL."""

@@ -7,6 +7,8 @@ whole message into UCS-2: 70 UTF-16 units single, 67 per part (an emoji takes tw
 
 from __future__ import annotations
 
+import re
+
 GSM7_BASIC = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
@@ -20,7 +22,13 @@ def _parts(units: int, single: int, per_part: int) -> int:
     return -(-units // per_part)
 
 
+# Most messages are plain GSM-7: one regex pass instead of a Python loop over characters.
+_ALL_BASIC = re.compile("[" + re.escape("".join(sorted(GSM7_BASIC))) + "]*")
+
+
 def segments(body: str) -> int:
+    if _ALL_BASIC.fullmatch(body):
+        return _parts(len(body), 160, 153)
     septets = 0
     for ch in body:
         if ch in GSM7_BASIC:

@@ -1,46 +1,54 @@
 """Rated usage in SQLite: import (idempotent by event id), monthly statements, rerate.
 
-One row per event holds its canonical payload (the audit record and the input of a rerate)
-and, for point events, its charge. Number and designer periods are priced per month when a
+One row per event holds the event as received (the audit record and the input of a rerate)
+and, for point events, its charge: whole billable units (seconds or a count), the divisor
+that makes them the tariff's unit (60 for per-minute prices) and the unit price as text.
+Units add up exactly as integers in SQL; prices are applied with `Decimal` in Python, so no
+binary float ever touches money. Number and designer periods are priced per month when a
 statement asks for that month, since an open period has no last month to store charges for.
-Amounts are stored as decimal text and summed with `Decimal`; SQLite never does arithmetic
-on money.
 
-Each import batch is one transaction that first looks up which ids are already stored, so a
-re-run after a crash counts the committed batches as duplicates and stores nothing twice.
+Each import batch is one transaction; an id already stored is found by the unique index
+(and its content compared), so a re-run after a crash counts the committed batches as
+duplicates and stores nothing twice.
 """
 
 from __future__ import annotations
 
 import heapq
 import json
+import multiprocessing
+import queue
 import sqlite3
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from flexvoice import accounts
+from flexvoice.config import Config
 from flexvoice.metering.events import Event, EventError, parse_event
 from flexvoice.metering.money import ZERO, cents, fmt_price
 from flexvoice.metering.rating import Charge, Unrated, rate, rate_period_month
-from flexvoice.metering.tariffs import Tariff, TariffBook
+from flexvoice.metering.tariffs import Tariff, TariffBook, load_tariffs
 from flexvoice.metering.timing import check_month, last_month_touched, month_end
-from flexvoice.storage.sqlite import migrate
+from flexvoice.storage.sqlite import connect, migrate
 
 PERIOD_KINDS = ("number", "designer")
 BATCH_SIZE = 5000
 _LOOKUP_CHUNK = 500
 
 MIGRATIONS = [
-    # Clustered by (month, account, id): statements and exports read one month in order.
+    # A rowid table takes rows in arrival order (cheap appends); the two indexes find an id
+    # (duplicates) and a month in account/id order (statements and exports).
     """
     CREATE TABLE usage_events (
+        id TEXT NOT NULL UNIQUE,
         month TEXT NOT NULL,          -- YYYY-MM (Brussels) of the event; first month of a period
         account TEXT NOT NULL,
-        id TEXT NOT NULL,
         kind TEXT NOT NULL,
         last_month TEXT,              -- last month a period touches; NULL while still active
         payload TEXT NOT NULL,        -- the event as received: compared on re-import, rerated
@@ -50,10 +58,9 @@ MIGRATIONS = [
         unit TEXT,
         unit_price TEXT,              -- as the tariff states it, e.g. 0.095
         tariff_version TEXT,
-        unrated TEXT,                 -- why the tariff cannot price it; NULL when rated
-        PRIMARY KEY (month, account, id)
-    ) WITHOUT ROWID;
-    CREATE UNIQUE INDEX usage_events_id ON usage_events (id);
+        unrated TEXT                  -- why the tariff cannot price it; NULL when rated
+    );
+    CREATE INDEX usage_events_month ON usage_events (month, account, id);
     CREATE INDEX usage_events_periods ON usage_events (kind, month)
         WHERE kind IN ('number', 'designer');
     """
@@ -156,6 +163,19 @@ def same_event(stored: str, new: str) -> bool:
     return canonical(json.loads(stored)) == canonical(json.loads(new))
 
 
+def closes_period(stored: str, new: str) -> bool:
+    """True when `new` is the stored open period (number, designer) with its end now set:
+    the one change an id may take, since the engine writes a period when it opens and the
+    same event with `active_to` when it closes. Anything else about it stays as stored."""
+    before, after = json.loads(stored), json.loads(new)
+    if before.get("kind") not in PERIOD_KINDS or before.get("active_to") is not None:
+        return False
+    if after.get("active_to") is None:
+        return False
+    rest = {k: v for k, v in after.items() if k != "active_to"}
+    return canonical({k: v for k, v in before.items() if k != "active_to"}) == canonical(rest)
+
+
 def _charge_columns(result: Charge | Unrated | None) -> tuple[Any, ...]:
     if isinstance(result, Charge):
         return (
@@ -199,6 +219,12 @@ class UsageStore:
         accounts.ensure_schema(conn)
         migrate(conn, "metering", MIGRATIONS)
 
+    @classmethod
+    def from_config(cls, cfg: Config, database: Path | None = None) -> UsageStore:
+        """The node's store: `storage.database` (or `database`), tariffs of `paths.tariffs`."""
+        db = database if database is not None else cfg.path(cfg.storage.database)
+        return cls(connect(db), load_tariffs(cfg.path(cfg.paths.tariffs)))
+
     # ---- import -------------------------------------------------------------------------
 
     def ingest(self, events: Iterable[Any], batch_size: int = BATCH_SIZE) -> ImportReport:
@@ -212,19 +238,55 @@ class UsageStore:
     ) -> ImportReport:
         return self.ingest_parsed(read_jsonl(lines), batch_size)
 
-    def ingest_parsed(self, items: Iterable[Parsed], batch_size: int = BATCH_SIZE) -> ImportReport:
+    def ingest_file(self, path: Path, jobs: int = 1, batch_size: int = BATCH_SIZE) -> ImportReport:
+        """Import a JSON Lines file. With jobs > 1, worker processes parse and rate chunks of
+        `batch_size` lines while this process stores them in file order, one transaction
+        per chunk, as the single-process import does (same crash safety)."""
+        if jobs <= 1:
+            with path.open("rb") as lines:
+                return self.ingest_jsonl(lines, batch_size)
         report = ImportReport()
         tariff_of = self._account_tariffs()
-        batch: list[tuple[int, Event, str]] = []
-        for item in items:
-            ready = self._check(item, tariff_of, report)
-            if ready is not None:
-                batch.append(ready)
-                if len(batch) >= batch_size:
-                    self._store_batch(batch, tariff_of, report)
-                    batch = []
-        if batch:
-            self._store_batch(batch, tariff_of, report)
+        # fork: the workers inherit the tariffs instead of receiving them pickled; forked
+        # before the writer thread starts.
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(jobs, initializer=_init_worker, initargs=(self, tariff_of)) as pool:
+            writer = _Writer(self)
+            try:
+                with path.open("rb") as lines:
+                    for ready, rejected in pool.imap(_work, _chunks(lines, batch_size)):
+                        report.rejected += rejected
+                        if ready:
+                            writer.put(ready)
+            finally:
+                written = writer.close()
+        report.merge(written)
+        report.rejected.sort(key=lambda r: r.line)
+        report.unrated.sort(key=lambda r: r.line)
+        return report
+
+    def ingest_parsed(self, items: Iterable[Parsed], batch_size: int = BATCH_SIZE) -> ImportReport:
+        """Parse and rate here while a writer thread stores the previous batch: sqlite3
+        releases the GIL while SQLite works, so the two overlap on two cores."""
+        report = ImportReport()
+        tariff_of = self._account_tariffs()
+        writer = _Writer(self)
+        try:
+            batch: list[_Ready] = []
+            for item in items:
+                ready = self._check(item, tariff_of, report)
+                if ready is not None:
+                    batch.append(self._ready(*ready, tariff_of))
+                    if len(batch) >= batch_size:
+                        writer.put(batch)
+                        batch = []
+            if batch:
+                writer.put(batch)
+        finally:
+            written = writer.close()
+        report.merge(written)
+        report.rejected.sort(key=lambda r: r.line)
+        report.unrated.sort(key=lambda r: r.line)
         return report
 
     def _account_tariffs(self) -> dict[str, str]:
@@ -254,7 +316,13 @@ class UsageStore:
                 )
             )
             return None
-        raw = item.raw if item.raw is not None else json.dumps(obj, ensure_ascii=False)
+        raw = item.raw
+        if raw is None:
+            try:
+                raw = json.dumps(obj, ensure_ascii=False)
+            except (TypeError, ValueError) as exc:
+                report.rejected.append(Rejection(item.line, event.id, f"not JSON data: {exc}"))
+                return None
         return item.line, event, raw
 
     def _tariff(self, name: str) -> Tariff | None:
@@ -270,54 +338,76 @@ class UsageStore:
             return result if isinstance(result, Unrated) else None
         return result
 
-    def _store_batch(
-        self, batch: list[tuple[int, Event, str]], tariff_of: dict[str, str], report: ImportReport
-    ) -> None:
+    def _ready(self, line: int, event: Event, payload: str, tariff_of: dict[str, str]) -> _Ready:
+        """The row to store for one event, rated, and its unrated notice if any."""
+        result = self._rate(event, tariff_of[event.account])
+        notice = Rejection(line, event.id, result.reason) if isinstance(result, Unrated) else None
+        last: str | None = event.month
+        if event.kind in PERIOD_KINDS:
+            last = last_month_touched(event.until) if event.until else None
+        head = (event.month, event.account, event.id, event.kind, last, payload)
+        return line, (*head, *_charge_columns(result)), notice
+
+    def _store_batch(self, batch: list[_Ready], report: ImportReport) -> None:
+        """One transaction. Counted in `report` only once committed: a crash never reports
+        as imported what was not stored."""
         conn = self.conn
+        # Fast path: no id of the batch is stored yet (the usual case for new usage); the
+        # unique index makes INSERT OR IGNORE skip any that is, and then the batch is
+        # redone the careful way, comparing contents.
+        if len({row[_ID] for _, row, _ in batch}) == len(batch):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                before = conn.total_changes
+                conn.executemany(_INSERT_OR_IGNORE, [row for _, row, _ in batch])
+                if conn.total_changes - before == len(batch):
+                    conn.execute("COMMIT")
+                    report.imported += len(batch)
+                    report.unrated += [notice for _, _, notice in batch if notice is not None]
+                    return
+                conn.execute("ROLLBACK")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
         rows: list[tuple[Any, ...]] = []
+        closings: list[tuple[Any, ...]] = []
         unrated: list[Rejection] = []
-        duplicates = 0
         rejected: list[Rejection] = []
+        duplicates = 0
         conn.execute("BEGIN IMMEDIATE")
         try:
             # Under the write lock, so no other importer can store one of these ids meanwhile.
-            stored = self._stored_payloads([event.id for _, event, _ in batch])
-            for line, event, payload in batch:
-                before = stored.get(event.id)
-                if before is not None:
-                    if same_event(before, payload):
+            stored = self._stored_payloads([row[_ID] for _, row, _ in batch])
+            for line, row, notice in batch:
+                before_payload = stored.get(row[_ID])
+                if before_payload is not None:
+                    if same_event(before_payload, row[_PAYLOAD]):
                         duplicates += 1
+                    elif closes_period(before_payload, row[_PAYLOAD]):
+                        closings.append((row[_LAST], row[_PAYLOAD], row[_ID]))
+                        stored[row[_ID]] = row[_PAYLOAD]
                     else:
                         rejected.append(
                             Rejection(
                                 line,
-                                event.id,
+                                row[_ID],
                                 "id: already imported with a different content; the stored "
                                 "event is kept (give a corrected event a new id)",
                             )
                         )
                     continue
-                stored[event.id] = payload
-                result = self._rate(event, tariff_of[event.account])
-                if isinstance(result, Unrated):
-                    unrated.append(Rejection(line, event.id, result.reason))
-                last: str | None = event.month
-                if event.kind in PERIOD_KINDS:
-                    last = last_month_touched(event.until) if event.until else None
-                head = (event.month, event.account, event.id, event.kind, last, payload)
-                rows.append((*head, *_charge_columns(result)))
-            conn.executemany(
-                "INSERT INTO usage_events (month, account, id, kind, last_month, payload, "
-                "service, units, divisor, unit, unit_price, tariff_version, unrated) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+                stored[row[_ID]] = row[_PAYLOAD]
+                rows.append(row)
+                if notice is not None:
+                    unrated.append(notice)
+            conn.executemany(_INSERT, rows)
+            conn.executemany(_CLOSE_PERIOD, closings)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        # Counted only once committed: a crash never reports as imported what was not stored.
-        report.imported += len(rows)
+        report.imported += len(rows) + len(closings)
         report.duplicates += duplicates
         report.rejected += rejected
         report.unrated += unrated
@@ -570,11 +660,11 @@ class UsageStore:
                 if columns[-1] is not None:
                     report.unrated += 1
                 if columns != tuple(row[3:]):
-                    updates.append((*columns, month, row[0], row[1]))
+                    updates.append((*columns, row[1]))
             conn.executemany(
                 "UPDATE usage_events SET service = ?, units = ?, divisor = ?, unit = ?, "
                 "unit_price = ?, tariff_version = ?, unrated = ? "
-                "WHERE month = ? AND account = ? AND id = ?",
+                "WHERE id = ?",
                 updates,
             )
             conn.execute("COMMIT")
@@ -586,22 +676,103 @@ class UsageStore:
 
 
 _TICK = timedelta(microseconds=1)
+_INSERT = (
+    "INSERT INTO usage_events (month, account, id, kind, last_month, payload, "
+    "service, units, divisor, unit, unit_price, tariff_version, unrated) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_OR_IGNORE = _INSERT.replace("INSERT", "INSERT OR IGNORE", 1)
+_ID, _LAST, _PAYLOAD = 2, 4, 5  # positions in a row of _INSERT
+_CLOSE_PERIOD = "UPDATE usage_events SET last_month = ?, payload = ? WHERE id = ?"
+
+# (line, row for _INSERT, unrated notice or None)
+_Ready = tuple[int, tuple[Any, ...], Rejection | None]
 
 
-def read_jsonl(lines: Iterable[bytes | str]) -> Iterator[Parsed]:
+class _Writer:
+    """Stores batches on a thread of its own, one transaction each, in order."""
+
+    def __init__(self, store: UsageStore):
+        self.store = store
+        self.report = ImportReport()
+        self.error: BaseException | None = None
+        self.queue: queue.Queue[list[_Ready] | None] = queue.Queue(maxsize=2)
+        self.thread = threading.Thread(target=self._run, name="usage-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (batch := self.queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self.store._store_batch(batch, self.report)
+                except BaseException as exc:  # handed to the importing thread
+                    self.error = exc
+
+    def put(self, batch: list[_Ready]) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(batch)
+
+    def close(self) -> ImportReport:
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.report
+
+
+def read_jsonl(lines: Iterable[bytes | str], start: int = 1) -> Iterator[Parsed]:
     """Parse JSON Lines, keeping each line's text (stored as received) and number."""
-    for number, raw in enumerate(lines, start=1):
+    loads = json.loads
+    for number, raw in enumerate(lines, start=start):
         try:
             text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         except UnicodeDecodeError as exc:
             yield Parsed(number, error=f"not UTF-8 text (byte {exc.start}); save the file as UTF-8")
             continue
-        text = text.strip()
-        if not text:
-            continue
+        if text.endswith("\n"):
+            text = text[:-1]
         try:
-            obj = json.loads(text)
+            obj = loads(text)
         except json.JSONDecodeError as exc:
+            if not text.strip():
+                continue  # blank lines are allowed
             yield Parsed(number, error=f"not valid JSON ({exc.msg} at column {exc.colno})")
             continue
         yield Parsed(number, obj, raw=text)
+
+
+# ---- worker processes of ingest_file ------------------------------------------------------
+
+_worker: tuple[UsageStore, dict[str, str]] | None = None
+
+
+def _init_worker(store: UsageStore, tariff_of: dict[str, str]) -> None:
+    global _worker
+    _worker = (store, tariff_of)  # only its tariffs are used here, never its connection
+
+
+def _chunks(lines: Iterable[bytes], size: int) -> Iterator[tuple[int, list[bytes]]]:
+    chunk: list[bytes] = []
+    first = 1
+    for number, line in enumerate(lines, start=1):
+        if not chunk:
+            first = number
+        chunk.append(line)
+        if len(chunk) >= size:
+            yield first, chunk
+            chunk = []
+    if chunk:
+        yield first, chunk
+
+
+def _work(job: tuple[int, list[bytes]]) -> tuple[list[_Ready], list[Rejection]]:
+    assert _worker is not None
+    store, tariff_of = _worker
+    report = ImportReport()
+    ready = []
+    for item in read_jsonl(job[1], job[0]):
+        checked = store._check(item, tariff_of, report)
+        if checked is not None:
+            ready.append(store._ready(*checked, tariff_of))
+    return ready, report.rejected

@@ -12,6 +12,9 @@ MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
 
 def month_of(moment: datetime) -> str:
+    if 2 <= moment.day <= 27:
+        # No UTC offset (at most ±1 day) can move such a date into another month.
+        return f"{moment.year:04d}-{moment.month:02d}"
     local = moment.astimezone(BRUSSELS)
     return f"{local.year:04d}-{local.month:02d}"
 

@@ -19,6 +19,7 @@ from flexvoice.callcontrol import CallEnded, CallLeg
 from flexvoice.config import Config
 from flexvoice.flows.node import FLOW_RUNTIME
 from flexvoice.logs import bind_call, get_logger
+from flexvoice.metering.sink import USAGE_SINK
 from flexvoice.server import CONFIG, OPTIONS, STATUS
 from flexvoice.sip.addresses import edge_proxy_uri
 from flexvoice.sip.edge_node import EDGE
@@ -143,7 +144,6 @@ FLOWS = FLOW_RUNTIME  # the API places calls into flows through the same runtime
 POOL = web.AppKey("sip_pool", WorkerPool)
 ORIGINATOR = web.AppKey("originator", PoolOriginator)
 NUMBERS: web.AppKey[NumberLookup] = web.AppKey("numbers")
-USAGE_SINK_KEY: web.AppKey[Any] = web.AppKey("usage_sink_for_numbers")
 
 
 async def numbers_component(app: web.Application) -> AsyncIterator[None]:
@@ -156,7 +156,7 @@ async def numbers_component(app: web.Application) -> AsyncIterator[None]:
     db_path = cfg.path(cfg.storage.database)
     db_path.parent.mkdir(parents=True, exist_ok=True)
     conn = connect(db_path)
-    registry = NumberRegistry(conn, usage_sink=app.get(USAGE_SINK_KEY))
+    registry = NumberRegistry(conn, usage_sink=app.get(USAGE_SINK))
     registry.sync_from_yaml(cfg.path(cfg.sip.numbers))
     app[NUMBERS] = registry
     try:
@@ -200,7 +200,7 @@ async def sip_component(app: web.Application) -> AsyncIterator[None]:
         status.workers_up = pool.up
 
     pool.on_worker_state.append(track)
-    sink = app.get(USAGE_SINK_KEY)
+    sink = app.get(USAGE_SINK)
     if sink is not None:
 
         def record_usage(leg: SipLeg) -> None:

@@ -1,0 +1,205 @@
+"""The engine's live usage feed: `app[USAGE_SINK].record(event)` as things happen.
+
+`record` appends one JSON line to a spool file with a single write() and returns: no
+database work on the caller's path, and once write() returns the line is in the kernel, so a
+crash of the process loses nothing. A task rotates the spool every `interval`, fsyncs the
+rotated file (so a power cut after that loses nothing either) and imports it in one batch on
+a worker thread; the file is deleted only after the import committed. A crash anywhere in
+between leaves the file to be imported again at the next start, and since the store is
+idempotent by event id, nothing is doubled.
+
+Events that cannot be imported (malformed, unknown account, conflicting id) are kept in
+`rejected.jsonl` next to the spool with the reason, and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import Counter
+
+from flexvoice.errors import UserError
+from flexvoice.logs import get_logger
+from flexvoice.metering.events import parse_event
+from flexvoice.metering.store import ImportReport, UsageStore
+from flexvoice.metering.tariffs import load_tariffs
+from flexvoice.server import CONFIG
+from flexvoice.storage.sqlite import connect
+
+log = get_logger(__name__)
+
+RECORDED = Counter("flexvoice_usage_events_recorded", "Usage events recorded by the engine")
+IMPORTED = Counter("flexvoice_usage_events_imported", "Usage events stored (new ids)")
+REJECTED_EVENTS = Counter(
+    "flexvoice_usage_events_rejected", "Usage events that could not be stored (see rejected.jsonl)"
+)
+UNRATED = Counter("flexvoice_usage_events_unrated", "Usage events stored but not priced")
+
+SPOOL = "current.jsonl"
+REJECTED = "rejected.jsonl"
+
+
+class UsageSink:
+    def __init__(
+        self, spool_dir: Path, open_store: Callable[[], UsageStore], interval: float = 0.5
+    ):
+        self.dir = spool_dir
+        self.open_store = open_store
+        self.interval = interval
+        self._lock = threading.Lock()  # record() may be called from SIP callback threads
+        self._fd = -1
+        self._store: UsageStore | None = None
+        self._flushing = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self.recorded = 0
+        self.imported = 0
+        self.rejected = 0
+
+    # ---- the caller's side -----------------------------------------------------------
+
+    def record(self, event: dict[str, Any]) -> None:
+        """Record one usage event (the event format of `flexvoice usage import`).
+
+        Raises EventError at once for a malformed event: that is a bug in the caller, found
+        best where it happens. Account and duplicate checks happen at import."""
+        parse_event(event)
+        line = (json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        with self._lock:
+            if self._fd < 0:
+                raise RuntimeError("the usage sink is not open")
+            os.write(self._fd, line)  # O_APPEND: one write, one whole line
+            self.recorded += 1
+        RECORDED.inc()
+
+    # ---- life cycle ------------------------------------------------------------------
+
+    def open(self) -> ImportReport:
+        """Open the spool and import whatever a previous run left (blocking)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._store = self.open_store()
+        report = self._import_pending()
+        with self._lock:
+            self._fd = os.open(self.dir / SPOOL, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        return report
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.open)
+        self._task = asyncio.create_task(self._run(), name="usage-sink")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+        if self._store is not None:
+            self._store.conn.close()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.flush()
+            except Exception as exc:  # keep recording; the spool keeps the events meanwhile
+                log.error("usage.flush_failed", error=repr(exc))
+
+    async def flush(self) -> ImportReport:
+        """Import everything recorded so far."""
+        async with self._flushing:
+            return await asyncio.to_thread(self._rotate_and_import)
+
+    # ---- the worker thread's side ----------------------------------------------------
+
+    def _rotate_and_import(self) -> ImportReport:
+        with self._lock:
+            if self._fd >= 0 and os.fstat(self._fd).st_size > 0:
+                # Rename first, then reopen: record() always has a file to append to.
+                os.rename(self.dir / SPOOL, self.dir / f"batch-{time.time_ns():020d}.jsonl")
+                os.close(self._fd)
+                self._fd = os.open(self.dir / SPOOL, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        return self._import_pending()
+
+    def _import_pending(self) -> ImportReport:
+        assert self._store is not None
+        total = ImportReport()
+        pending = sorted(self.dir.glob("batch-*.jsonl"))
+        if self._fd < 0 and (self.dir / SPOOL).exists():
+            pending.append(self.dir / SPOOL)  # left by a previous run
+        for path in pending:
+            with path.open("rb") as f:
+                os.fsync(f.fileno())
+                report = self._store.ingest_jsonl(f)
+            self._keep_rejected(path, report)
+            path.unlink()  # only now: until here a crash means importing it again
+            total.merge(report)
+        self.imported += total.imported
+        self.rejected += len(total.rejected)
+        IMPORTED.inc(total.imported)
+        REJECTED_EVENTS.inc(len(total.rejected))
+        UNRATED.inc(len(total.unrated))
+        if pending:
+            log.debug(
+                "usage.imported",
+                imported=total.imported,
+                duplicates=total.duplicates,
+                rejected=len(total.rejected),
+                unrated=len(total.unrated),
+            )
+        return total
+
+    def _keep_rejected(self, path: Path, report: ImportReport) -> None:
+        if not report.rejected:
+            return
+        lines = path.read_bytes().splitlines()
+        with (self.dir / REJECTED).open("a", encoding="utf-8") as out:
+            for r in report.rejected:
+                text = lines[r.line - 1].decode("utf-8", "replace")
+                out.write(json.dumps({"reason": str(r), "event": text}, ensure_ascii=False))
+                out.write("\n")
+                log.error("usage.rejected", event_id=r.event_id, reason=r.reason)
+            out.flush()
+            os.fsync(out.fileno())
+
+
+class StoreSink:
+    """For one-shot commands (`flexvoice numbers add`): each event goes straight into the
+    store, and a rejected one stops the command with the store's reason."""
+
+    def __init__(self, store: UsageStore):
+        self.store = store
+
+    def record(self, event: dict[str, Any]) -> None:
+        report = self.store.ingest([event])
+        if report.rejected:
+            raise UserError(f"usage event {event.get('id')}: {report.rejected[0].reason}")
+
+
+USAGE_SINK = web.AppKey("usage_sink", UsageSink)
+
+
+async def usage_component(app: web.Application) -> AsyncIterator[None]:
+    """Node component: the usage sink, spooling under the database's folder."""
+    cfg = app[CONFIG]
+    tariffs = load_tariffs(cfg.path(cfg.paths.tariffs))
+    db = cfg.path(cfg.storage.database)
+    # One tariff book for the node: a broken tariff file stops start-up here, positioned.
+    sink = UsageSink(db.parent / "usage-spool", lambda: UsageStore(connect(db), tariffs))
+    await sink.start()
+    app[USAGE_SINK] = sink
+    try:
+        yield
+    finally:
+        await sink.stop()

@@ -1,0 +1,120 @@
+"""The live usage sink: durable spool, batched import, nothing lost or doubled on a crash."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from flexvoice.config import Config, PathsConfig, StorageConfig
+from flexvoice.metering.events import EventError
+from flexvoice.metering.sink import USAGE_SINK, UsageSink, usage_component
+from flexvoice.metering.store import UsageStore
+from flexvoice.metering.tariffs import load_tariffs
+from flexvoice.server import CONFIG
+from flexvoice.storage.sqlite import connect
+from tests.conftest import REPO, cli_env
+from tests.metering_helpers import TARIFFS, amount, call, make_store
+
+
+def _sink(tmp_path: Path) -> UsageSink:
+    db = tmp_path / "usage.db"
+    return UsageSink(
+        tmp_path / "spool", lambda: UsageStore(connect(db), load_tariffs(TARIFFS)), interval=60
+    )
+
+
+def _count(tmp_path: Path) -> int:
+    with connect(tmp_path / "usage.db") as conn:
+        return int(conn.execute("SELECT count(*) FROM usage_events").fetchone()[0])
+
+
+async def test_record_then_flush_imports_in_a_batch(tmp_path: Path) -> None:
+    make_store(tmp_path)  # creates the accounts
+    sink = _sink(tmp_path)
+    await sink.start()
+    for i in range(50):
+        sink.record(call(f"c{i}", 61))
+    assert _count(tmp_path) == 0  # nothing on the caller's path touches the database
+    report = await sink.flush()
+    assert (report.imported, report.duplicates) == (50, 0)
+    sink.record({**call("ghost", 5), "account": "nobody"})
+    await sink.stop()
+    store = UsageStore(connect(tmp_path / "usage.db"), load_tariffs(TARIFFS))
+    assert amount(store.statement("2024-03"), "acme", "voice_out_mobile") == Decimal("37.00")
+    kept = [json.loads(x) for x in (tmp_path / "spool" / "rejected.jsonl").read_text().splitlines()]
+    assert len(kept) == 1 and "unknown account 'nobody'" in kept[0]["reason"]
+    assert json.loads(kept[0]["event"])["id"] == "ghost:leg"
+
+
+async def test_malformed_event_raises_at_the_caller(tmp_path: Path) -> None:
+    make_store(tmp_path)
+    sink = _sink(tmp_path)
+    await sink.start()
+    with pytest.raises(EventError, match="ended_at: required field is missing"):
+        sink.record({k: v for k, v in call("x", 5).items() if k != "ended_at"})
+    await sink.stop()
+    assert _count(tmp_path) == 0
+
+
+CHILD = """
+import os, sys
+from pathlib import Path
+sys.path.insert(0, {repo!r})
+from tests.test_metering_sink import _sink
+from tests.metering_helpers import call
+sink = _sink(Path({tmp!r}))
+sink.open()
+for i in range(1000):
+    sink.record(call(f"k{{i}}", 61))
+    if i == 499:
+        sink._rotate_and_import()  # half imported, and its file deleted
+# Crash: no flush, no close.
+os._exit(9)
+"""
+
+
+async def test_crash_loses_nothing_and_doubles_nothing(tmp_path: Path) -> None:
+    make_store(tmp_path)
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD.format(repo=str(REPO), tmp=str(tmp_path))],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert child.returncode == 9, child.stderr
+    assert _count(tmp_path) == 500
+    # A crash between the import's commit and the file's deletion: the same file again.
+    spool = tmp_path / "spool"
+    (spool / "batch-00000000000000000001.jsonl").write_text(
+        "".join(json.dumps(call(f"k{i}", 61)) + "\n" for i in range(490, 510))
+    )
+    sink = _sink(tmp_path)
+    report = await asyncio.to_thread(sink.open)
+    assert (report.imported, report.duplicates, report.rejected) == (500, 20, [])
+    await sink.stop()
+    assert _count(tmp_path) == 1000
+    assert sorted(p.name for p in spool.iterdir()) == ["current.jsonl"]
+
+
+async def test_node_component_flushes_on_shutdown(tmp_path: Path) -> None:
+    make_store(tmp_path)
+    cfg = Config(
+        storage=StorageConfig(database=str(tmp_path / "usage.db")),
+        paths=PathsConfig(tariffs=str(TARIFFS)),
+    )
+    app = web.Application()
+    app[CONFIG] = cfg
+    app.cleanup_ctx.append(usage_component)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    app[USAGE_SINK].record(call("live", 30))
+    await runner.cleanup()
+    assert _count(tmp_path) == 1
