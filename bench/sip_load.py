@@ -36,32 +36,26 @@ from tests.test_sip_pool import tone  # noqa: E402
 
 IVR_FLOW = """\
 flow: bench-ivr
-description: Benchmark IVR - a looping menu prompt, one digit, a short answer prompt
+description: Benchmark IVR - a long menu prompt, one digit, then a looping prompt until hang-up
 start: menu
 steps:
   menu:
-    gather:
+    menu:
       prompt: bench_menu
-      max_digits: 1
+      options: {"1": answer}
       timeout: 20s
-      into: choice
-      then: answer
+      retries: 0
   answer:
-    play: {prompt: bench_ok, then: wait}
-  wait:
-    pause: {length: 60s, then: bye}
-  bye:
-    hangup: {}
+    play: {prompt: bench_hold, loop: 100}
 """
 
 
 def write_node(tmp: Path, workers: int) -> tuple[Path, int, int]:
     prompts = tmp / "prompts"
     (prompts / "en").mkdir(parents=True)
-    tone(prompts / "en" / "bench_menu.wav", 20.0)
-    tone(prompts / "en" / "bench_ok.wav", 0.5)
-    tone(prompts / "bench_menu.wav", 20.0)
-    tone(prompts / "bench_ok.wav", 0.5)
+    for folder in (prompts, prompts / "en"):
+        tone(folder / "bench_menu.wav", 20.0)
+        tone(folder / "bench_hold.wav", 5.0)
     flows = tmp / "flows"
     flows.mkdir()
     (flows / "bench-ivr.yaml").write_text(IVR_FLOW)
@@ -147,11 +141,12 @@ def uac(
     hold_ms: int,
     trace_dir: Path | None = None,
 ) -> list[str]:
+    media = str(free_udp_pair())
     args = [
         "sipp", "-sf", str(SCENARIOS / scenario), "-s", number, "-m", str(calls),
         "-r", str(rate), "-l", str(limit), "-d", str(hold_ms), "-i", "127.0.0.1", "-p", "0",
-        "-mp", str(free_udp_pair()), "-nostdin", "-timeout", "300s", "-timeout_error",
-        "-recv_timeout", "20000", "-key", "rtp_port", "0", target,
+        "-mp", media, "-nostdin", "-timeout", "300s", "-timeout_error",
+        "-recv_timeout", "20000", "-key", "rtp_port", media, target,
     ]  # fmt: skip
     if trace_dir is not None:
         args += ["-trace_rtt", "-rtt_freq", "1"]

@@ -123,6 +123,25 @@ async def test_inbound_call_answered_and_prompt_rtp_reaches_the_caller(
     assert h.legs[0].caller == "+3225550100" and h.legs[0].callee == "+3225551234"
 
 
+async def test_call_slots_are_reused_without_cutting_later_calls(
+    make_pool: Callable[..., Awaitable[PoolHarness]], tmp_path: Path
+) -> None:
+    # pjsua reuses a call's slot as soon as it ends; a pjsua2 Call object destroyed after
+    # that hangs up the slot's next call. 16 short calls through one 4-slot worker, each
+    # hearing a long prompt and hanging up itself: every one must last until its own BYE.
+    prompt = tone(tmp_path / "long.wav", 10.0)
+
+    async def handler(leg: SipLeg) -> None:
+        await leg.answer()
+        await leg.play([prompt])
+
+    h = await make_pool(handler)
+    result = await run_uac_async(
+        "uac_call.xml", h.target, "+3225551234", calls=16, rate=8, limit=4, hold_ms=1500
+    )
+    assert (result.successful, result.failed) == (16, 0), result.output
+
+
 async def test_dtmf_digits_arrive_in_order_rfc4733_and_sip_info(
     make_pool: Callable[..., Awaitable[PoolHarness]], tmp_path: Path
 ) -> None:

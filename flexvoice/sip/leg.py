@@ -291,6 +291,8 @@ class SipLeg:
             stop_on_dtmf=stop_on_dtmf,
         )
         stopped = await fut
+        if stopped == "hangup":  # the worker reports the end of the prompt before the call's
+            raise CallEnded("remote_hangup")
         return PlayResult(interrupted_by=self._last_digit if stopped == "dtmf" else None)
 
     async def stop_play(self) -> None:

@@ -213,8 +213,9 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
         self.player: Any = None
         self.play_id: str | None = None
         self.play_stop_on_dtmf = False
-        self.recorders: dict[str, tuple[Any, str, float, list[Any]]] = {}
-        self.bridged: list[Any] = []
+        # rec id -> (recorder, path, start, the calls whose audio feeds it)
+        self.recorders: dict[str, tuple[Any, str, float, list[WorkerCall]]] = {}
+        self.bridged: list[WorkerCall] = []
         self.ended = False
 
     # -- PJSIP callbacks (main thread) ------------------------------------------------------
@@ -296,7 +297,7 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
         for recorder, _path, _start, sources in self.recorders.values():
             if self.audio is not None and not sources:
                 self.audio.startTransmit(recorder)
-                sources.append(self.audio)
+                sources.append(self)
 
     def cmd_stop_play(self, msg: Message) -> None:
         self.stop_player("stopped")
@@ -310,6 +311,7 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
         if self.audio is not None:
             with contextlib.suppress(pj.Error):
                 player.stopTransmit(self.audio)
+        player.call = None  # the retired player must not keep the Call alive (see release)
         self.worker.retire(player)
         self.worker.emit("play_done", call=self.id, play=play_id, stopped=why)
 
@@ -323,15 +325,16 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
         path.parent.mkdir(parents=True, exist_ok=True)
         recorder = pj.AudioMediaRecorder()
         recorder.createRecorder(str(path))
-        sources: list[Any] = []
+        sources: list[WorkerCall] = []
         if self.audio is not None:
             self.audio.startTransmit(recorder)
-            sources.append(self.audio)
+            sources.append(self)
         if msg.get("mix"):
-            # Whole-call recording: also what the caller hears (prompts, the bridged party).
+            # Whole-call recording: the bridged party too.
             for other in self.bridged:
-                other.startTransmit(recorder)
-                sources.append(other)
+                if other.audio is not None:
+                    other.audio.startTransmit(recorder)
+                    sources.append(other)
         self.recorders[rec_id] = (recorder, str(path), time.monotonic(), sources)
 
     def cmd_stop_record(self, msg: Message) -> None:
@@ -343,8 +346,10 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
             return
         recorder, path, started, sources = entry
         for source in sources:
+            if source.audio is None:  # that call ended: PJSIP disconnected it already
+                continue
             with contextlib.suppress(pj.Error):
-                source.stopTransmit(recorder)
+                source.audio.stopTransmit(recorder)
         self.worker.retire(recorder)
         seconds = round(time.monotonic() - started, 3)
         self.worker.emit("record_done", call=self.id, rec=rec_id, path=path, seconds=seconds)
@@ -357,8 +362,8 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
         other.stop_player("stopped")
         self.audio.startTransmit(other.audio)
         other.audio.startTransmit(self.audio)
-        self.bridged.append(other.audio)
-        other.bridged.append(self.audio)
+        self.bridged.append(other)
+        other.bridged.append(self)
 
     def cmd_redirect(self, msg: Message) -> None:
         prm = pj.CallOpParam()
@@ -404,25 +409,35 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
                 )
 
     def release(self) -> None:
+        """The call is over (called from onCallState DISCONNECTED, or when a hangup finds it
+        gone). The Python object is dropped here, inside PJSIP's callback, as pjsua2's own
+        samples delete theirs: pjsua reuses the call's slot as soon as the callback returns,
+        and pjsua2's ~Call hangs up whatever call then holds the slot, so a Call object that
+        outlives the callback would later cut a stranger's call."""
         if self.ended:
             return
         self.ended = True
         self.stop_player("hangup")
         for rec_id in list(self.recorders):
             self.stop_recorder(rec_id)
+        for other in self.bridged:
+            if self in other.bridged:
+                other.bridged.remove(self)
+        self.bridged.clear()
+        self.audio = None  # owned by the pjsua2 Call: not to be touched after this
         self.worker.calls.pop(self.id, None)
-        self.worker.retire(self)
 
 
 class PromptPlayer(pj.AudioMediaPlayer):  # type: ignore[misc]
     def __init__(self, call: WorkerCall, play_id: str):
         super().__init__()
-        self.call = call
+        self.call: WorkerCall | None = call
         self.play_id = play_id
 
     def onEof2(self) -> None:
         # mainThreadOnly: this runs on the main thread, from libHandleEvents.
-        self.call.player_eof(self)
+        if self.call is not None:
+            self.call.player_eof(self)
 
 
 def read_commands(worker: Worker) -> None:
