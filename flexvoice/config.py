@@ -68,6 +68,9 @@ class WorkersConfig(Section):
     drain_grace: Duration = 30.0
     restart_backoff: Duration = 1.0
     rtp_base: Port = 20000
+    media_address: str | None = Field(
+        None, description="address RTP binds to when carriers must reach it (default: host)"
+    )
 
 
 class SipConfig(Section):

@@ -56,7 +56,9 @@ class PoolHarness:
 async def make_pool() -> AsyncIterator[Callable[..., Awaitable[PoolHarness]]]:
     pools: list[WorkerPool] = []
 
-    async def make(handler: Handler, count: int = 1, trunk: str | None = None) -> PoolHarness:
+    async def make(
+        handler: Handler, count: int = 1, trunk: str | None = None, **extra: str
+    ) -> PoolHarness:
         legs: list[SipLeg] = []
 
         async def on_incoming(leg: SipLeg) -> None:
@@ -69,6 +71,7 @@ async def make_pool() -> AsyncIterator[Callable[..., Awaitable[PoolHarness]]]:
             rtp_base=random.randrange(30000, 50000, 2),
             restart_backoff=0.2,
             trunk=trunk,
+            **extra,  # type: ignore[arg-type]
         )
         pool = WorkerPool(settings, on_incoming)
         await pool.start()
@@ -318,3 +321,28 @@ async def test_drain_hangs_up_calls_after_the_grace_period(
     assert took < 6
     result = await call
     assert result.successful + result.failed == 1
+
+
+@pytest.mark.parametrize(("password", "outcome"), [("s3cret", "completed"), ("wrong", "failed")])
+async def test_trunk_digest_credentials_answer_the_carriers_challenge(
+    make_pool: Callable[..., Awaitable[PoolHarness]], password: str, outcome: str
+) -> None:
+    carrier = Uas("uas_auth.xml", free_port_range(1), calls=1)
+    try:
+
+        async def never(leg: SipLeg) -> None:
+            await leg.hangup(404)
+
+        h = await make_pool(
+            never, trunk=carrier.uri_host, trunk_user="flexvoice-demo", trunk_password=password
+        )
+        leg, attempt = await PoolOriginator(h.pool).originate(
+            "+3226001234", "+3225550100", ring_timeout=5
+        )
+        assert attempt.outcome == outcome, attempt
+        if leg is not None:
+            await leg.hangup()
+        else:
+            assert attempt.sip_status == 403
+    finally:
+        carrier.stop()

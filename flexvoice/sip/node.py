@@ -121,7 +121,7 @@ def pool_settings(cfg: Config, edge: bool, trunk: Trunk | None) -> PoolSettings:
             max_calls=w.max_calls,
             restart_backoff=w.restart_backoff,
             rtp_base=w.rtp_base,
-            trunk=trunk.uri.removeprefix("sip:") if trunk else None,
+            **trunk_settings(trunk),
         )
     return PoolSettings(
         count=w.count,
@@ -131,8 +131,19 @@ def pool_settings(cfg: Config, edge: bool, trunk: Trunk | None) -> PoolSettings:
         restart_backoff=w.restart_backoff,
         proxy=edge_proxy_uri(cfg),
         rtp_base=w.rtp_base,
-        trunk=trunk.uri.removeprefix("sip:") if trunk else None,
+        media_host=w.media_address,
+        **trunk_settings(trunk),
     )
+
+
+def trunk_settings(trunk: Trunk | None) -> dict[str, Any]:
+    if trunk is None:
+        return {}
+    return {
+        "trunk": trunk.uri.removeprefix("sip:"),
+        "trunk_user": trunk.username,
+        "trunk_password": trunk.password,
+    }
 
 
 def default_trunk(cfg: Config) -> Trunk | None:

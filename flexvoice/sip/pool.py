@@ -16,7 +16,7 @@ import itertools
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from flexvoice.errors import UserError
@@ -50,6 +50,9 @@ class PoolSettings:
     proxy: str | None = None  # the edge, as outbound proxy: "sip:127.0.0.1:5060;lr"
     rtp_base: int = 20000  # worker n takes RTP ports rtp_base + 200 n ...
     trunk: str | None = None  # host:port[;transport=tcp] E.164 targets go to (via the edge)
+    trunk_user: str | None = None  # digest credentials the trunk may challenge for
+    trunk_password: str | None = field(default=None, repr=False)
+    media_host: str | None = None  # RTP bind address when not the SIP host (loopback)
 
 
 class WorkerProcess:
@@ -91,12 +94,21 @@ class WorkerProcess:
         ]
         if s.proxy:
             args += ["--proxy", s.proxy]
+        if s.media_host:
+            args += ["--media-host", s.media_host]
+        env = {**os.environ}
+        if s.trunk_user and s.trunk_password:
+            env |= {
+                "FLEXVOICE_TRUNK_USER": s.trunk_user,
+                "FLEXVOICE_TRUNK_PASSWORD": s.trunk_password,
+            }
         self.ready = asyncio.get_running_loop().create_future()
         self.proc = await asyncio.create_subprocess_exec(
             *args,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            env=env,
             # Own process group: a Ctrl-C at the terminal reaches the control plane, which
             # drains calls, not the workers directly.
             start_new_session=True,

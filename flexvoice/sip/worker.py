@@ -42,7 +42,15 @@ CODECS = {"PCMA/8000": 250, "PCMU/8000": 240, "G722/16000": 230}
 
 
 class Worker:
-    def __init__(self, index: int, host: str, port: int, proxy: str | None, rtp_port: int):
+    def __init__(
+        self,
+        index: int,
+        host: str,
+        port: int,
+        proxy: str | None,
+        rtp_port: int,
+        media_host: str | None = None,
+    ):
         self.index = index
         self.prefix = f"w{index}.{os.getpid()}."
         self.counter = 0
@@ -82,11 +90,21 @@ class Worker:
         acfg.idUri = f"sip:flexvoice@{host}:{port}"
         if proxy:
             acfg.sipConfig.proxies.append(proxy)
+        # Trunk credentials come in the environment (never on the command line, where `ps`
+        # shows them); they answer the trunk's digest challenge on outbound calls.
+        user, password = (
+            os.environ.get("FLEXVOICE_TRUNK_USER"),
+            os.environ.get("FLEXVOICE_TRUNK_PASSWORD"),
+        )
+        if user and password:
+            acfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", user, 0, password))
         acfg.natConfig.iceEnabled = False
         acfg.natConfig.turnEnabled = False
         acfg.natConfig.sdpNatRewriteUse = 0
         acfg.presConfig.publishEnabled = False
-        acfg.mediaConfig.transportConfig.boundAddress = host
+        # RTP goes straight between the carrier and the worker (only SIP passes the edge):
+        # on loopback by default, on `sip.workers.media_address` when carriers must reach it.
+        acfg.mediaConfig.transportConfig.boundAddress = media_host or host
         acfg.mediaConfig.transportConfig.port = rtp_port
         acfg.mediaConfig.transportConfig.portRange = 200
         acfg.videoConfig.autoShowIncoming = False
@@ -470,6 +488,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--rtp-port", type=int, default=0)
     parser.add_argument("--proxy", default=None, help="outbound proxy (the edge), e.g. sip:..;lr")
+    parser.add_argument("--media-host", default=None, help="address RTP binds to (default --host)")
     args = parser.parse_args(argv)
     # The control plane stops us with the "shutdown" command; signals meant for the whole
     # process group (Ctrl-C) must not kill calls before it has drained them.
@@ -477,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     EVENTS_OUT = _take_stdout()
     rtp_port = args.rtp_port or 20000 + args.index * 200
     try:
-        worker = Worker(args.index, args.host, args.port, args.proxy, rtp_port)
+        worker = Worker(args.index, args.host, args.port, args.proxy, rtp_port, args.media_host)
     except pj.Error as exc:
         print(f"worker {args.index}: cannot start: {exc.reason}", file=sys.stderr)
         return 1
