@@ -175,6 +175,8 @@ class Originator(Protocol):
         ring_timeout: float,
         call_id: str | None = None,
         observer: CallObserver | None = None,
+        account: str | None = None,
     ) -> tuple[CallLeg | None, DialAttempt]:
         """Ring `to`; returns (the answered leg, the attempt) or (None, the failed attempt).
-        `observer` gets "ringing"/"answered"/"ended" events for `call_id`."""
+        `observer` gets "ringing"/"answered"/"ended" events for `call_id`; `account` is
+        billed for the leg (its `call` usage event)."""

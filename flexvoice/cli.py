@@ -22,7 +22,15 @@ from flexvoice.config import Config, load_config
 from flexvoice.errors import ProblemList, UserError
 from flexvoice.logs import get_logger
 
-COMMAND_MODULES = ("flexvoice.server", "flexvoice.metering.cli")
+COMMAND_MODULES = (
+    "flexvoice.server",
+    "flexvoice.metering.cli",
+    "flexvoice.numbers_cli",
+    "flexvoice.api.keys_cli",
+    "flexvoice.sip.edge_cli",
+    "flexvoice.flows.cli",
+    "flexvoice.prompts_cli",
+)
 
 log = get_logger(__name__)
 

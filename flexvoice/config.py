@@ -41,6 +41,23 @@ class EdgeConfig(Section):
     port: Port = 5060
     kamailio: str = Field("kamailio", description="the Kamailio binary (name on PATH or path)")
     ctl_socket: str = "var/kamailio-ctl.sock"
+    advertise: str = Field(
+        "", description="public address[:port] put in Via/Record-Route when behind NAT"
+    )
+    aliases: list[str] = Field(
+        default_factory=list, description="other names/addresses carriers use for the edge"
+    )
+    acl: bool = Field(True, description="only trunk source addresses may send SIP")
+    flood_limit: Annotated[int, Field(ge=10, le=100000)] = Field(
+        100, description="requests per second from one non-trunk address before it is blocked"
+    )
+    ping_interval: Annotated[int, Field(ge=1, le=60)] = Field(
+        1, description="seconds between OPTIONS pings to each worker (safety net)"
+    )
+    worker_timeout: Duration = Field(
+        1.5, description="no provisional reply from a worker within this: try the next one"
+    )
+    children: Annotated[int, Field(ge=1, le=64)] = 4
 
 
 class WorkersConfig(Section):
@@ -50,6 +67,7 @@ class WorkersConfig(Section):
     max_calls: Annotated[int, Field(ge=1, le=4)] = 4
     drain_grace: Duration = 30.0
     restart_backoff: Duration = 1.0
+    rtp_base: Port = 20000
 
 
 class SipConfig(Section):
@@ -75,6 +93,20 @@ class PathsConfig(Section):
     tariffs: str = "metering/tariffs"
 
 
+class ApiConfig(Section):
+    rate_limit_cps: Annotated[int, Field(ge=1, le=10000)] = Field(
+        10, description="calls an account may place per second over REST"
+    )
+    lockout_failures: Annotated[int, Field(ge=1, le=100)] = 5
+    lockout_window: Duration = 900.0
+    lockout_time: Duration = 900.0
+    idempotency_ttl: Duration = 86400.0
+    webhook_retry_base: Duration = 5.0
+    webhook_retry_max: Duration = 3600.0
+    webhook_max_age: Duration = 86400.0
+    webhook_timeout: Duration = 10.0
+
+
 class LoggingConfig(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["kv", "json"] = "kv"
@@ -86,6 +118,7 @@ class Config(Section):
     storage: StorageConfig = StorageConfig()
     redis: RedisConfig = RedisConfig()
     paths: PathsConfig = PathsConfig()
+    api: ApiConfig = ApiConfig()
     logging: LoggingConfig = LoggingConfig()
 
     # Where the file was: relative paths in it are taken from there. Not a YAML key.

@@ -55,9 +55,25 @@ STATUS = web.AppKey("status", NodeStatus)
 
 Component = Callable[[web.Application], AsyncIterator[None]]
 
-# Parts of the node, started in this order and stopped in reverse. Each is a cleanup_ctx
-# generator; later issues append theirs (SIP pool and edge, flow runtime, API resources).
-COMPONENTS: list[Component] = []
+# Parts of the node, started in this order and stopped in reverse: "module:function" names of
+# cleanup_ctx generators, imported when the node is built (the modules import this one).
+COMPONENTS: list[str] = [
+    "flexvoice.metering.sink:usage_component",  # first: the others record usage into it
+    "flexvoice.sip.node:numbers_component",
+    "flexvoice.flows.node:flows_component",
+    "flexvoice.sip.edge_node:edge_component",  # before the pool: it stops after the drain
+    "flexvoice.sip.node:sip_component",
+    "flexvoice.api.app:api_component",
+]
+
+
+def load_component(name: str) -> Component:
+    import importlib
+
+    module, _, func = name.partition(":")
+    component: Component = getattr(importlib.import_module(module), func)
+    return component
+
 
 health_routes = web.RouteTableDef()
 
@@ -102,8 +118,8 @@ def build_app(cfg: Config, options: ServeOptions) -> web.Application:
     app[OPTIONS] = options
     app[STATUS] = NodeStatus(edge_enabled=options.edge and cfg.sip.edge.enabled)
     app.add_routes(health_routes)
-    for component in COMPONENTS:
-        app.cleanup_ctx.append(component)
+    for name in COMPONENTS:
+        app.cleanup_ctx.append(load_component(name))
     return app
 
 

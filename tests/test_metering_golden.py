@@ -335,3 +335,28 @@ def test_export_is_the_same_whatever_the_import_order(tmp_path: Path) -> None:
                 "2024-03", fmt=fmt, detail=detail
             )
     assert b"vms,2024-03,reroute_minimum,1,month,14.88,14.88" in first.export("2024-03")
+
+
+def test_same_id_with_active_to_closes_an_open_number(tmp_path: Path) -> None:
+    store = make_store(tmp_path)
+    opened = {
+        "id": "number:+3225551234:1",
+        "account": "acme",
+        "kind": "number",
+        "number": "+3225551234",
+        "active_from": "2024-02-10T09:00:00+01:00",
+        "active_to": None,
+    }
+    store.ingest([opened])
+    assert amount(store.statement("2024-06"), "acme", "number") == D("0.80")  # still open
+    closed = {**opened, "active_to": "2024-03-15T12:00:00+01:00"}
+    report = store.ingest([closed])
+    assert (report.imported, report.closed, report.rejected) == (0, 1, [])
+    assert store.ingest([closed]).duplicates == 1
+    assert amount(store.statement("2024-03"), "acme", "number") == D("0.80")
+    assert store.statement("2024-04") == []
+    moved = {**closed, "active_to": "2024-05-01T12:00:00+02:00"}  # a second, other end
+    [rejected] = store.ingest([moved]).rejected
+    assert "different content" in rejected.reason
+    reopened = {**closed, "active_from": "2024-01-01T00:00:00+01:00"}
+    assert store.ingest([reopened]).rejected  # only active_to may be filled in

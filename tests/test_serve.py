@@ -125,3 +125,39 @@ def test_missing_kamailio_is_one_clear_line(tmp_path: Path) -> None:
         "SIP edge. Install it with 'apt-get install kamailio' (or point sip.edge.kamailio at "
         "it), or run './run' which installs everything"
     )
+
+
+def test_no_edge_node_takes_sip_itself_and_refuses_unknown_numbers(tmp_path: Path) -> None:
+    from tests.sipptool import run_uac
+
+    config = write_node_config(tmp_path)
+    sip_port = int(yaml.safe_load(config.read_text())["sip"]["edge"]["port"])
+    proc = start_node(config, "--no-edge")
+    try:
+        status, body = wait_http(http_port(config), "/healthz", proc)
+        assert status == 200, body
+        assert json.loads(body)["workers"] == {"up": 1, "total": 1}
+        result = run_uac("uac_expect_404.xml", f"127.0.0.1:{sip_port}", "+3225559999")
+        assert result.successful == 1, result.output
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "development mode: no Kamailio edge" in err
+    assert session_processes(proc.pid) == []
+
+
+def test_sip_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
+    config = write_node_config(tmp_path)
+    sip_port = int(yaml.safe_load(config.read_text())["sip"]["edge"]["port"])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:
+        holder.bind(("127.0.0.1", sip_port))
+        proc = start_node(config, "--no-edge")
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(
+        f"flexvoice: error: SIP worker 0 could not start on 127.0.0.1:{sip_port}"
+    )
+    assert "Traceback" not in err
+    assert session_processes(proc.pid) == []

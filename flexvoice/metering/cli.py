@@ -104,9 +104,10 @@ def _usage_import(args: Any) -> int:
     if len(report.unrated) > UNRATED_SHOWN:
         more = len(report.unrated) - UNRATED_SHOWN
         print(f"flexvoice: warning: and {more} more unrated events", file=sys.stderr)
+    closed = f", periods closed {report.closed}" if report.closed else ""
     print(
         f"imported {report.imported}, duplicates {report.duplicates}, "
-        f"rejected {len(report.rejected)}, unrated {len(report.unrated)}"
+        f"rejected {len(report.rejected)}, unrated {len(report.unrated)}{closed}"
     )
     if report.unrated:
         print(

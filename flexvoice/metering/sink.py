@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -171,6 +172,32 @@ class UsageSink:
                 log.error("usage.rejected", event_id=r.event_id, reason=r.reason)
             out.flush()
             os.fsync(out.fileno())
+
+
+class DirectUsageSink:
+    """For short-lived processes (`flexvoice numbers add`): each event is imported at once in
+    its own transaction on the caller's connection. A rejected event is logged and kept in
+    the spool folder's rejected.jsonl, as the node's sink does."""
+
+    def __init__(self, conn: sqlite3.Connection, tariffs_dir: Path):
+        self.store = UsageStore(conn, load_tariffs(tariffs_dir))
+        self.spool_dir = _database_file(conn).parent / "usage-spool"
+
+    def record(self, event: dict[str, Any]) -> None:
+        parse_event(event)  # a malformed event is the caller's bug: raised, as UsageSink does
+        report = self.store.ingest([event])
+        for r in report.rejected:
+            log.error("usage.rejected", event_id=r.event_id, reason=r.reason)
+            self.spool_dir.mkdir(parents=True, exist_ok=True)
+            with (self.spool_dir / REJECTED).open("a", encoding="utf-8") as out:
+                out.write(json.dumps({"reason": str(r), "event": json.dumps(event)}) + "\n")
+
+
+def _database_file(conn: sqlite3.Connection) -> Path:
+    for row in conn.execute("PRAGMA database_list"):
+        if row[1] == "main" and row[2]:
+            return Path(row[2])
+    return Path("var") / "memory.db"  # an in-memory database: keep rejects under var/
 
 
 USAGE_SINK = web.AppKey("usage_sink", UsageSink)

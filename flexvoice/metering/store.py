@@ -82,12 +82,14 @@ class Rejection:
 class ImportReport:
     imported: int = 0
     duplicates: int = 0
+    closed: int = 0  # open number/designer periods given their end (same id, active_to set)
     rejected: list[Rejection] = field(default_factory=list)
     unrated: list[Rejection] = field(default_factory=list)  # imported, but not priced yet
 
     def merge(self, other: ImportReport) -> None:
         self.imported += other.imported
         self.duplicates += other.duplicates
+        self.closed += other.closed
         self.rejected += other.rejected
         self.unrated += other.unrated
 
@@ -161,6 +163,19 @@ def same_event(stored: str, new: str) -> bool:
     if stored == new:
         return True
     return canonical(json.loads(stored)) == canonical(json.loads(new))
+
+
+def closes_period(stored: str, new: str) -> bool:
+    """`new` is `stored` (an open number or designer period) with its end filled in."""
+    before, after = json.loads(stored), json.loads(new)
+    if not (isinstance(before, dict) and isinstance(after, dict)):
+        return False
+    if before.get("kind") not in PERIOD_KINDS or before.get("active_to") is not None:
+        return False
+    if after.get("active_to") is None:
+        return False
+    rest = {k: v for k, v in after.items() if k != "active_to"}
+    return canonical(rest) == canonical({k: v for k, v in before.items() if k != "active_to"})
 
 
 def _charge_columns(result: Charge | Unrated | None) -> tuple[Any, ...]:
@@ -360,6 +375,7 @@ class UsageStore:
         rows: list[tuple[Any, ...]] = []
         unrated: list[Rejection] = []
         rejected: list[Rejection] = []
+        closes: list[tuple[str, str | None, str]] = []
         duplicates = 0
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -370,6 +386,11 @@ class UsageStore:
                 if before_payload is not None:
                     if same_event(before_payload, row[_PAYLOAD]):
                         duplicates += 1
+                    elif closes_period(before_payload, row[_PAYLOAD]):
+                        # The end of an open number/designer period: same id, now with
+                        # its active_to (how the number registry reports a removal).
+                        stored[row[_ID]] = row[_PAYLOAD]
+                        closes.append((row[_PAYLOAD], row[_LAST_MONTH], row[_ID]))
                     else:
                         rejected.append(
                             Rejection(
@@ -385,11 +406,15 @@ class UsageStore:
                 if notice is not None:
                     unrated.append(notice)
             conn.executemany(_INSERT, rows)
+            conn.executemany(
+                "UPDATE usage_events SET payload = ?, last_month = ? WHERE id = ?", closes
+            )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         report.imported += len(rows)
+        report.closed += len(closes)
         report.duplicates += duplicates
         report.rejected += rejected
         report.unrated += unrated
@@ -664,7 +689,7 @@ _INSERT = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_OR_IGNORE = _INSERT.replace("INSERT", "INSERT OR IGNORE", 1)
-_ID, _PAYLOAD = 2, 5  # positions in a row of _INSERT
+_ID, _LAST_MONTH, _PAYLOAD = 2, 4, 5  # positions in a row of _INSERT
 
 # (line, row for _INSERT, unrated notice or None)
 _Ready = tuple[int, tuple[Any, ...], Rejection | None]

@@ -1,0 +1,229 @@
+"""/v1/calls: place, list, read, hang up or move calls; each call's step-by-step trace."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from aiohttp import web
+
+from flexvoice.api.appkeys import (
+    CALLS,
+    DIALER,
+    FLOWS,
+    NUMBER_REGISTRY,
+    ORIGINATOR,
+    RATE_LIMITER,
+)
+from flexvoice.api.dialer import FlowStarter
+from flexvoice.api.framework import (
+    ALL_ROLES,
+    PRINCIPAL,
+    Resource,
+    request_body,
+    request_query,
+    retry_after_seconds,
+)
+from flexvoice.api.models import (
+    CallCreate,
+    CallEvents,
+    CallList,
+    CallListQuery,
+    CallResource,
+    CallUpdate,
+)
+from flexvoice.api.problems import ProblemError
+from flexvoice.calls import CallRecord
+from flexvoice.server import CONFIG
+
+resource = Resource("calls", "Outbound calls placed over REST and inbound calls, with outcomes")
+
+PLACE = frozenset({"developer"})
+READ = frozenset({"developer", "analyst"})
+assert READ <= ALL_ROLES
+
+
+def _flows(request: web.Request) -> FlowStarter | None:
+    # The flow runtime takes variables= and observer= too; the SIP layer's key types less.
+    return cast(FlowStarter | None, request.config_dict.get(FLOWS))
+
+
+def _json(request: web.Request, call: CallRecord, status: int = 200) -> web.Response:
+    body = request.config_dict[CALLS].resource(call)
+    return web.json_response(
+        CallResource.model_validate(body).model_dump(by_alias=True), status=status
+    )
+
+
+def _find(request: web.Request) -> CallRecord:
+    call_id = request.match_info["call_id"]
+    call = request.config_dict[CALLS].get(call_id, request[PRINCIPAL].account)
+    if call is None:  # another account's call is "not found" too: no existence oracle
+        raise ProblemError("not-found", f"no call '{call_id}' in this account", field="call_id")
+    return call
+
+
+@resource.op(
+    "POST",
+    "/calls",
+    summary="Place an outbound call",
+    roles=PLACE,
+    body=CallCreate,
+    response=CallResource,
+    status=201,
+    idempotent=True,
+    errors=(400, 401, 403, 404, 409, 413, 422, 429, 503),
+)
+async def create_call(request: web.Request) -> web.Response:
+    """Rings `to` from one of the account's numbers; when answered, the flow runs. Answers at
+    once with the call in status `queued`; follow it with GET or status callbacks."""
+    body = request_body(request, CallCreate)
+    principal = request[PRINCIPAL]
+    app = request.config_dict
+    cfg = app[CONFIG]
+    number = app[NUMBER_REGISTRY].lookup(body.from_)
+    if number is None or number.account != principal.account:
+        raise ProblemError(
+            "invalid-field",
+            f"from: {body.from_} is not one of this account's numbers (GET /v1/numbers lists them)",
+            field="from",
+        )
+    if body.flow_inline is not None or body.flow_url is not None:
+        raise ProblemError(
+            "service-unavailable",
+            "flow_inline and flow_url need the flow runtime, which is not running on this node; "
+            "use flow with the name of a flow in flows/",
+            field="flow_inline" if body.flow_inline is not None else "flow_url",
+        )
+    originator = app.get(ORIGINATOR)
+    if originator is None:
+        raise ProblemError(
+            "originator-unavailable",
+            "this node has no outbound calling configured (no SIP worker pool or trunk); "
+            "start it with 'flexvoice serve' and a trunk in sip/trunks.yaml",
+            headers={"Retry-After": "30"},
+        )
+    wait = await app[RATE_LIMITER].hit(principal.account, cfg.api.rate_limit_cps)
+    if wait > 0:
+        raise ProblemError(
+            "rate-limited",
+            f"account '{principal.account}' may place {cfg.api.rate_limit_cps} calls per "
+            "second; retry after Retry-After seconds",
+            headers={"Retry-After": retry_after_seconds(wait)},
+        )
+    registry = app[CALLS]
+    call = registry.create(
+        account=principal.account,
+        direction="outbound",
+        from_number=body.from_,
+        to_number=body.to,
+        flow=body.flow,
+        status_callback=str(body.status_callback) if body.status_callback else None,
+        status_events=tuple(body.status_events),
+        record=body.record,
+    )
+    app[DIALER].place(
+        call,
+        originator,
+        _flows(request),
+        ring_timeout=float(body.ring_timeout),
+        variables=body.variables,
+    )
+    response = _json(request, call, 201)
+    response.headers["Location"] = f"/v1/calls/{call.id}"
+    return response
+
+
+@resource.op(
+    "GET",
+    "/calls",
+    summary="List calls",
+    roles=READ,
+    query=CallListQuery,
+    response=CallList,
+    errors=(400, 401, 403, 429),
+)
+async def list_calls(request: web.Request) -> web.Response:
+    """Newest first; filter by status, from, to and since."""
+    q = request_query(request, CallListQuery)
+    registry = request.config_dict[CALLS]
+    calls = registry.list(
+        request[PRINCIPAL].account,
+        status=q.status,
+        from_number=q.from_,
+        to_number=q.to,
+        since=q.since.isoformat() if q.since else None,
+        limit=q.limit,
+    )
+    doc = CallList.model_validate({"calls": [registry.resource(c) for c in calls]})
+    return web.json_response(doc.model_dump(by_alias=True))
+
+
+@resource.op(
+    "GET",
+    "/calls/{call_id}",
+    summary="Read a call",
+    roles=READ,
+    response=CallResource,
+    errors=(401, 403, 404, 429),
+)
+async def get_call(request: web.Request) -> web.Response:
+    """Status, SIP status, cause, times, billable seconds and price in one place."""
+    return _json(request, _find(request))
+
+
+@resource.op(
+    "POST",
+    "/calls/{call_id}",
+    summary="Hang up or move a call",
+    roles=PLACE,
+    body=CallUpdate,
+    response=CallResource,
+    idempotent=True,
+    errors=(400, 401, 403, 404, 409, 422, 429),
+)
+async def update_call(request: web.Request) -> web.Response:
+    """`{"status": "completed"}` hangs up (cancels a call still ringing);
+    `{"flow": "name"}` moves an answered call to another flow."""
+    body = request_body(request, CallUpdate)
+    call = _find(request)
+    app = request.config_dict
+    if call.final:
+        raise ProblemError(
+            "conflict", f"call {call.id} already ended ({call.status})", field="status"
+        )
+    dialer = app[DIALER]
+    if body.status is not None:
+        if not await dialer.hangup(call.id):
+            raise ProblemError(
+                "conflict",
+                f"call {call.id} is not held by this node (it is inbound or ending); "
+                "it cannot be hung up from here",
+                field="status",
+            )
+    else:
+        assert body.flow is not None
+        if call.status != "in-progress" or not await dialer.move(call, _flows(request), body.flow):
+            raise ProblemError(
+                "conflict",
+                f"call {call.id} is {call.status}; only an answered call can move to a flow",
+                field="flow",
+            )
+    updated = app[CALLS].get(call.id)
+    assert updated is not None
+    return _json(request, updated)
+
+
+@resource.op(
+    "GET",
+    "/calls/{call_id}/events",
+    summary="Read a call's step-by-step trace",
+    roles=READ,
+    response=CallEvents,
+    errors=(401, 403, 404, 429),
+)
+async def call_events(request: web.Request) -> web.Response:
+    """Every SIP outcome and flow step of the call, in order, to debug a flow."""
+    call = _find(request)
+    events = request.config_dict[CALLS].events(call.id)
+    doc = CallEvents.model_validate({"call_id": call.id, "events": events})
+    return web.json_response(doc.model_dump(by_alias=True))

@@ -1,0 +1,196 @@
+"""Outbound calls placed over REST: originate through the SIP layer's `Originator`, then hand
+the answered leg to the flow runtime. One asyncio task per call, so POST /v1/calls answers at
+once (status queued) and the call's progress arrives through the CallObserver (the registry).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from flexvoice.callcontrol import CallEnded, CallLeg, Originator
+from flexvoice.calls import CallRecord, CallRegistry
+from flexvoice.logs import bind_call, get_logger
+
+log = get_logger(__name__)
+
+
+class FlowStarter(Protocol):
+    """The part of the flow runtime (flexvoice.flows, FlowRuntime) this module uses."""
+
+    def start_call(
+        self,
+        leg: CallLeg,
+        flow_name: str,
+        *,
+        account: str,
+        variables: dict[str, str] | None = None,
+        observer: Any = None,
+    ) -> Any:
+        """Run the flow on the leg; awaitable (or a Task) that ends when the flow does."""
+
+
+@dataclass
+class LiveCall:
+    task: asyncio.Task[None]
+    leg: CallLeg | None = None
+    flow_task: asyncio.Task[Any] | None = None
+
+
+class Dialer:
+    def __init__(self, registry: CallRegistry):
+        self.registry = registry
+        self.live: dict[str, LiveCall] = {}
+
+    def place(
+        self,
+        call: CallRecord,
+        originator: Originator,
+        runtime: FlowStarter | None,
+        *,
+        ring_timeout: float,
+        variables: dict[str, str],
+    ) -> None:
+        task = asyncio.create_task(
+            self._run(call, originator, runtime, ring_timeout, variables),
+            name=f"call-{call.id}",
+        )
+        live = LiveCall(task)
+        self.live[call.id] = live
+        task.add_done_callback(lambda _t: self._forget(call.id, live))
+
+    async def _run(
+        self,
+        call: CallRecord,
+        originator: Originator,
+        runtime: FlowStarter | None,
+        ring_timeout: float,
+        variables: dict[str, str],
+    ) -> None:
+        bind_call(call.id)
+        reg = self.registry
+        reg.call_event(call.id, "initiated", {"to": call.to_number, "from": call.from_number})
+        try:
+            leg, attempt = await originator.originate(
+                call.to_number,
+                call.from_number,
+                ring_timeout=ring_timeout,
+                call_id=call.id,
+                observer=reg,
+            )
+        except asyncio.CancelledError:
+            reg.finish(call.id, "canceled", sip_status=487, cause="canceled_by_api")
+            raise
+        except Exception as exc:  # the SIP layer refused (no free worker, trunk down, ...)
+            log.warning("call.originate_failed", error=repr(exc))
+            reg.finish(call.id, "failed", sip_status=None, cause=f"originate_error: {exc}")
+            return
+        if leg is None:
+            reg.call_event(
+                call.id,
+                "ended",
+                {
+                    "outcome": attempt.outcome,
+                    "sip_status": attempt.sip_status,
+                    "cause": attempt.reason,
+                },
+            )
+            return
+        reg.call_event(call.id, "answered", {"sip_status": attempt.sip_status})
+        live = self.live.get(call.id)
+        if live is not None:
+            live.leg = leg
+        await self._run_flow(call, leg, runtime, call.flow, variables)
+
+    async def _run_flow(
+        self,
+        call: CallRecord,
+        leg: CallLeg,
+        runtime: FlowStarter | None,
+        flow: str | None,
+        variables: dict[str, str],
+    ) -> None:
+        cause = "flow_ended"
+        try:
+            if runtime is not None and flow is not None:
+                started = runtime.start_call(
+                    leg, flow, account=call.account, variables=variables, observer=self.registry
+                )
+                task: asyncio.Future[Any] = (
+                    asyncio.ensure_future(started)
+                    if inspect.isawaitable(started)
+                    else asyncio.get_running_loop().create_future()
+                )
+                if not inspect.isawaitable(started):
+                    task.set_result(None)
+                live = self.live.get(call.id)
+                if live is not None and isinstance(task, asyncio.Task):
+                    live.flow_task = task
+                await task
+            else:
+                cause = "no_flow_runtime"
+        except CallEnded as ended:
+            cause = ended.cause
+        except asyncio.CancelledError:
+            cause = "moved_or_hung_up"
+            raise
+        except Exception as exc:
+            log.exception("call.flow_failed", error=repr(exc))
+            cause = "flow_error"
+        finally:
+            if cause != "moved_or_hung_up":
+                await self._hangup_quietly(leg)
+                self.registry.call_event(call.id, "ended", {"sip_status": 200, "cause": cause})
+
+    @staticmethod
+    async def _hangup_quietly(leg: CallLeg) -> None:
+        try:
+            await leg.hangup()
+        except Exception as exc:  # the leg may already be gone
+            log.debug("call.hangup_ignored", error=repr(exc))
+
+    async def hangup(self, call_id: str) -> bool:
+        """End a live call: cancel it while it rings, hang up once answered. False when the
+        node holds no such live call (it ended, or another node placed it)."""
+        live = self.live.get(call_id)
+        if live is None:
+            return False
+        if live.leg is None:
+            live.task.cancel()
+            return True
+        if live.flow_task is not None:
+            live.flow_task.cancel()
+        await self._hangup_quietly(live.leg)
+        self.registry.call_event(call_id, "ended", {"sip_status": 200, "cause": "hung_up_by_api"})
+        live.task.cancel()
+        return True
+
+    async def move(self, call: CallRecord, runtime: FlowStarter | None, flow: str) -> bool:
+        """Stop the flow the answered call runs and start `flow` on the same leg."""
+        live = self.live.get(call.id)
+        if live is None or live.leg is None:
+            return False
+        leg = live.leg
+        if live.flow_task is not None:
+            live.flow_task.cancel()
+        live.task.cancel()
+        self.registry.call_event(call.id, "moved", {"flow": flow})
+        new = LiveCall(asyncio.create_task(self._run_flow(call, leg, runtime, flow, {})), leg=leg)
+        self.live[call.id] = new
+        new.task.add_done_callback(lambda _t: self._forget(call.id, new))
+        return True
+
+    def _forget(self, call_id: str, live: LiveCall) -> None:
+        if self.live.get(call_id) is live:
+            del self.live[call_id]
+
+    async def close(self) -> None:
+        """Node shutdown: hang up what is still up (the SIP layer drains its side too)."""
+        for call_id in list(self.live):
+            await self.hangup(call_id)
+        tasks = [live.task for live in self.live.values()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,311 @@
+"""State the API keeps between requests: failed-authentication lockout, per-account rate limits
+and Idempotency-Key answers. Each has an embedded backend (memory or SQLite, one node) and a
+Redis backend (`redis.enabled`), so that several nodes behind one edge share them.
+
+- Lockout: 5 failed authentications from one client address within 15 minutes lock that
+  address out for 15 minutes (429 with Retry-After), good key or not.
+- Rate limit: at most N calls placed per account per second (fixed one-second windows), 429
+  with Retry-After beyond that.
+- Idempotency: the first answer to (account, Idempotency-Key) is kept 24 h; the same key with
+  the same request replays it, with another request gets 409.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import sqlite3
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from flexvoice.api.problems import ProblemError
+from flexvoice.storage.sqlite import migrate
+
+Clock = Callable[[], float]
+
+IDEMPOTENCY_MIGRATIONS = [
+    """
+    CREATE TABLE idempotency_keys (
+        scope TEXT NOT NULL,
+        key TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        status INTEGER,
+        body BLOB,
+        content_type TEXT,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (scope, key)
+    );
+    CREATE INDEX idempotency_created ON idempotency_keys (created_at);
+    """
+]
+
+# A request that began but never finished (the node died mid-request) stops blocking its key
+# after this long; handlers that place calls answer within a second or two.
+PENDING_STALE_S = 60.0
+
+
+class RedisLike(Protocol):
+    """The part of redis.asyncio.Redis the guards use (typed loosely: redis-py is untyped)."""
+
+    def pipeline(self, transaction: bool = True) -> Any: ...
+    async def get(self, name: str) -> Any: ...
+    async def set(self, name: str, value: Any, **kwargs: Any) -> Any: ...
+    async def delete(self, *names: str) -> Any: ...
+    async def ttl(self, name: str) -> Any: ...
+
+
+# ---- lockout ------------------------------------------------------------------------------
+
+
+class Lockout(Protocol):
+    async def locked_for(self, address: str) -> float:
+        """Seconds this address stays locked out (0 when it may try)."""
+
+    async def failed(self, address: str) -> float:
+        """Record one failed authentication; returns the lock time if it now locked."""
+
+
+@dataclass
+class LockoutPolicy:
+    max_failures: int = 5
+    window_s: float = 15 * 60
+    lock_s: float = 15 * 60
+
+
+class MemoryLockout:
+    def __init__(self, policy: LockoutPolicy, clock: Clock = time.time):
+        self.policy = policy
+        self.clock = clock
+        self._failures: dict[str, deque[float]] = {}
+        self._locked_until: dict[str, float] = {}
+
+    async def locked_for(self, address: str) -> float:
+        until = self._locked_until.get(address, 0.0)
+        left = until - self.clock()
+        if left <= 0 and address in self._locked_until:
+            del self._locked_until[address]
+        return max(0.0, left)
+
+    async def failed(self, address: str) -> float:
+        now = self.clock()
+        window = self._failures.setdefault(address, deque())
+        window.append(now)
+        while window and window[0] <= now - self.policy.window_s:
+            window.popleft()
+        if len(window) >= self.policy.max_failures:
+            self._locked_until[address] = now + self.policy.lock_s
+            window.clear()
+            return self.policy.lock_s
+        if len(self._failures) > 100_000:  # bound memory under a scan from many addresses
+            self._failures = {a: w for a, w in self._failures.items() if w and w[-1] > now - 900}
+        return 0.0
+
+
+class RedisLockout:
+    """Failures counted in a window that starts at the first failure (INCR + EXPIRE)."""
+
+    def __init__(self, redis: RedisLike, policy: LockoutPolicy, prefix: str = "fv:"):
+        self.redis = redis
+        self.policy = policy
+        self.prefix = prefix
+
+    async def locked_for(self, address: str) -> float:
+        ttl = await self.redis.ttl(f"{self.prefix}lock:{address}")
+        return float(ttl) if ttl and ttl > 0 else 0.0
+
+    async def failed(self, address: str) -> float:
+        key = f"{self.prefix}authfail:{address}"
+        pipe = self.redis.pipeline()
+        pipe.incr(key)
+        pipe.expire(key, int(self.policy.window_s), nx=True)
+        count, _ = await pipe.execute()
+        if int(count) >= self.policy.max_failures:
+            await self.redis.set(f"{self.prefix}lock:{address}", "1", ex=int(self.policy.lock_s))
+            await self.redis.delete(key)
+            return self.policy.lock_s
+        return 0.0
+
+
+# ---- rate limit ---------------------------------------------------------------------------
+
+
+class RateLimiter(Protocol):
+    async def hit(self, account: str, limit: int) -> float:
+        """Count one call for `account`; 0 when allowed, else seconds to wait."""
+
+
+class MemoryRateLimiter:
+    def __init__(self, clock: Clock = time.time):
+        self.clock = clock
+        self._windows: dict[str, tuple[int, int]] = {}  # account -> (second, count)
+
+    async def hit(self, account: str, limit: int) -> float:
+        now = self.clock()
+        second = int(now)
+        current, count = self._windows.get(account, (second, 0))
+        if current != second:
+            count = 0
+        if count >= limit:
+            return max(0.001, second + 1 - now)
+        self._windows[account] = (second, count + 1)
+        return 0.0
+
+
+class RedisRateLimiter:
+    def __init__(self, redis: RedisLike, prefix: str = "fv:", clock: Clock = time.time):
+        self.redis = redis
+        self.prefix = prefix
+        self.clock = clock
+
+    async def hit(self, account: str, limit: int) -> float:
+        now = self.clock()
+        second = int(now)
+        key = f"{self.prefix}rate:{account}:{second}"
+        pipe = self.redis.pipeline()
+        pipe.incr(key)
+        pipe.expire(key, 2)
+        count, _ = await pipe.execute()
+        if int(count) > limit:
+            return max(0.001, second + 1 - now)
+        return 0.0
+
+
+def retry_after_header(seconds: float) -> str:
+    return str(max(1, math.ceil(seconds)))
+
+
+# ---- idempotency --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status: int
+    body: bytes
+    content_type: str
+
+
+class IdempotencyStore(Protocol):
+    async def begin(self, scope: str, key: str, fingerprint: str) -> StoredResponse | None:
+        """None: go ahead (the key is now held). A stored answer: replay it. Raises
+        ProblemError when the key was used for another request or is still running."""
+
+    async def finish(self, scope: str, key: str, response: StoredResponse) -> None: ...
+
+    async def abandon(self, scope: str, key: str) -> None:
+        """Release the key without an answer (a 5xx: the client may retry with it)."""
+
+
+def _reused(key: str) -> ProblemError:
+    return ProblemError(
+        "idempotency-key-reused",
+        f"Idempotency-Key '{key}' was already used with a different request in the last 24 h; "
+        "use a new key for a new request",
+        field="Idempotency-Key",
+    )
+
+
+def _in_progress(key: str) -> ProblemError:
+    return ProblemError(
+        "idempotency-key-in-progress",
+        f"a request with Idempotency-Key '{key}' is still being handled; retry in a moment",
+        field="Idempotency-Key",
+        headers={"Retry-After": "1"},
+    )
+
+
+class SqliteIdempotencyStore:
+    def __init__(self, conn: sqlite3.Connection, ttl_s: float = 86400, clock: Clock = time.time):
+        self.conn = conn
+        self.ttl_s = ttl_s
+        self.clock = clock
+        migrate(conn, "idempotency", IDEMPOTENCY_MIGRATIONS)
+
+    async def begin(self, scope: str, key: str, fingerprint: str) -> StoredResponse | None:
+        now = self.clock()
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute(
+                "DELETE FROM idempotency_keys WHERE created_at < ?", (now - self.ttl_s,)
+            )
+            row = self.conn.execute(
+                "SELECT fingerprint, status, body, content_type, created_at"
+                " FROM idempotency_keys WHERE scope = ? AND key = ?",
+                (scope, key),
+            ).fetchone()
+            if row is None or (row[1] is None and row[4] < now - PENDING_STALE_S):
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO idempotency_keys (scope, key, fingerprint, created_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    (scope, key, fingerprint, now),
+                )
+                self.conn.execute("COMMIT")
+                return None
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        if row[0] != fingerprint:
+            raise _reused(key)
+        if row[1] is None:
+            raise _in_progress(key)
+        return StoredResponse(int(row[1]), bytes(row[2]), str(row[3]))
+
+    async def finish(self, scope: str, key: str, response: StoredResponse) -> None:
+        self.conn.execute(
+            "UPDATE idempotency_keys SET status = ?, body = ?, content_type = ?"
+            " WHERE scope = ? AND key = ?",
+            (response.status, response.body, response.content_type, scope, key),
+        )
+
+    async def abandon(self, scope: str, key: str) -> None:
+        self.conn.execute(
+            "DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND status IS NULL",
+            (scope, key),
+        )
+
+
+class RedisIdempotencyStore:
+    def __init__(self, redis: RedisLike, ttl_s: float = 86400, prefix: str = "fv:"):
+        self.redis = redis
+        self.ttl_s = int(ttl_s)
+        self.prefix = prefix
+
+    def _key(self, scope: str, key: str) -> str:
+        return f"{self.prefix}idem:{scope}:{key}"
+
+    async def begin(self, scope: str, key: str, fingerprint: str) -> StoredResponse | None:
+        rkey = self._key(scope, key)
+        pending = json.dumps({"fp": fingerprint, "pending_since": time.time()})
+        if await self.redis.set(rkey, pending, nx=True, ex=self.ttl_s):
+            return None
+        raw = await self.redis.get(rkey)
+        if raw is None:  # expired between the two commands: take it
+            return await self.begin(scope, key, fingerprint)
+        doc = json.loads(raw)
+        if doc["fp"] != fingerprint:
+            raise _reused(key)
+        if "status" not in doc:
+            if doc["pending_since"] < time.time() - PENDING_STALE_S:
+                await self.redis.delete(rkey)
+                return await self.begin(scope, key, fingerprint)
+            raise _in_progress(key)
+        return StoredResponse(int(doc["status"]), base64.b64decode(doc["body"]), doc["ct"])
+
+    async def finish(self, scope: str, key: str, response: StoredResponse) -> None:
+        rkey = self._key(scope, key)
+        raw = await self.redis.get(rkey)
+        fp = json.loads(raw)["fp"] if raw else ""
+        doc = {
+            "fp": fp,
+            "status": response.status,
+            "body": base64.b64encode(response.body).decode(),
+            "ct": response.content_type,
+        }
+        await self.redis.set(rkey, json.dumps(doc), xx=True, keepttl=True)
+
+    async def abandon(self, scope: str, key: str) -> None:
+        await self.redis.delete(self._key(scope, key))

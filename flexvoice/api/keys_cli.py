@@ -1,0 +1,91 @@
+"""`flexvoice keys create|list|revoke|webhook-secret`: API keys per account and role."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from flexvoice.api.keys import ROLES, create_key, list_keys, revoke_key, webhook_secret
+from flexvoice.errors import UserError
+from flexvoice.storage.sqlite import connect
+
+
+def _conn(args: argparse.Namespace) -> Any:
+    if args.db:
+        return connect(Path(args.db))
+    from flexvoice.cli import config_from_args
+
+    cfg = config_from_args(args)
+    return connect(cfg.path(cfg.storage.database))
+
+
+def _create(args: argparse.Namespace) -> int:
+    key, text = create_key(_conn(args), args.account, args.role, args.label)
+    print(text)
+    print(
+        f"# key {key.id} for account {key.account}, role {key.role}: shown once, store it now "
+        "(only its hash is kept)",
+    )
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    keys = list_keys(_conn(args), args.account)
+    for k in keys:
+        state = f"revoked {k.revoked_at}" if k.revoked_at else "active"
+        label = f"  {k.label}" if k.label else ""
+        print(f"{k.id}  account={k.account}  role={k.role}  created={k.created_at}  {state}{label}")
+    if not keys:
+        print("no keys")
+    return 0
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    revoke_key(_conn(args), args.key_id)
+    print(f"revoked {args.key_id}")
+    return 0
+
+
+def _webhook_secret(args: argparse.Namespace) -> int:
+    conn = _conn(args)
+    from flexvoice.accounts import get_account
+
+    if get_account(conn, args.account) is None:
+        raise UserError(f"no account '{args.account}'")
+    print(webhook_secret(conn, args.account, rotate=args.rotate))
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("keys", help="REST API keys (per account and role), webhook secrets")
+    cmds = p.add_subparsers(dest="keys_command", metavar="ACTION", parser_class=type(p))
+    cmds.required = True
+
+    def common(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--db", help="SQLite database (default: storage.database from the config)")
+
+    q = cmds.add_parser("create", help="create a key; it is printed once and stored hashed")
+    q.add_argument("--account", required=True)
+    q.add_argument("--role", required=True, choices=ROLES)
+    q.add_argument("--label", help="a note to recognise the key later (e.g. 'crm prod')")
+    common(q)
+    q.set_defaults(handler=_create)
+
+    q = cmds.add_parser("list", help="list keys (ids, roles; never the secrets)")
+    q.add_argument("--account")
+    common(q)
+    q.set_defaults(handler=_list)
+
+    q = cmds.add_parser("revoke", help="revoke a key by its id")
+    q.add_argument("key_id")
+    common(q)
+    q.set_defaults(handler=_revoke)
+
+    q = cmds.add_parser(
+        "webhook-secret", help="print the account's webhook signing secret (--rotate: a new one)"
+    )
+    q.add_argument("--account", required=True)
+    q.add_argument("--rotate", action="store_true")
+    common(q)
+    q.set_defaults(handler=_webhook_secret)

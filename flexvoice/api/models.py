@@ -1,0 +1,239 @@
+"""Request and response models: they validate requests and they are the OpenAPI schemas, so the
+document can never drift from what the server accepts. Requests forbid unknown fields."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, model_validator
+
+from flexvoice.numbers import FLOW_NAME_RE, NumberError, parse_e164
+
+
+def _e164(value: str) -> str:
+    try:
+        return parse_e164(value)
+    except NumberError as exc:
+        # The prefix tells the problem mapper to use the invalid-number type.
+        raise ValueError(f"invalid-number: {str(exc).split(': ', 1)[-1]}") from None
+
+
+E164 = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=32,
+        description="phone number in E.164 (national Belgian forms are accepted)",
+        examples=["+3225551001"],
+    ),
+    AfterValidator(_e164),
+]
+FlowName = Annotated[
+    str,
+    Field(
+        pattern=FLOW_NAME_RE.pattern, description="name of a flow in flows/", examples=["support"]
+    ),
+]
+CallStatusName = Literal[
+    "queued", "ringing", "in-progress", "completed", "busy", "no-answer", "failed", "canceled"
+]
+StatusEvent = Literal["initiated", "ringing", "answered", "completed"]
+Month = Annotated[
+    str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="calendar month YYYY-MM")
+]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Query(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Resource(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+
+# ---- calls --------------------------------------------------------------------------------
+
+
+def _default_events() -> list[StatusEvent]:
+    return ["completed"]
+
+
+class CallCreate(Request):
+    """Place an outbound call from one of the account's numbers; when it is answered, the flow
+    runs on it."""
+
+    to: E164
+    from_: E164 = Field(alias="from", description="one of the account's numbers (caller ID)")
+    flow: FlowName | None = Field(None, description="name of a flow in flows/")
+    flow_inline: dict[str, Any] | None = Field(
+        None, description="a flow document (same language as flows/*.yaml), validated first"
+    )
+    flow_url: HttpUrl | None = Field(
+        None, description="URL of a flow document, fetched and validated before the call"
+    )
+    ring_timeout: int = Field(60, ge=1, le=600, description="seconds to ring before no-answer")
+    record: bool = Field(False, description="record the whole call")
+    status_callback: HttpUrl | None = Field(
+        None, description="URL that receives signed status callbacks (POST, JSON)"
+    )
+    status_events: list[StatusEvent] = Field(
+        default_factory=_default_events,
+        max_length=4,
+        description="which events are sent to status_callback",
+    )
+    variables: dict[str, Annotated[str, Field(max_length=1000)]] = Field(
+        default_factory=dict, max_length=50, description="call variables the flow can read"
+    )
+
+    @model_validator(mode="after")
+    def _one_flow(self) -> CallCreate:
+        given = [n for n in ("flow", "flow_inline", "flow_url") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of flow (a flow name), flow_inline (a flow document) or "
+                f"flow_url (where to fetch one); got {', '.join(given) or 'none'}"
+            )
+        return self
+
+
+class CallUpdate(Request):
+    """Hang up (`status: completed`; `canceled` before answer) or move the call to a flow."""
+
+    status: Literal["completed", "canceled"] | None = None
+    flow: FlowName | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> CallUpdate:
+        if (self.status is None) == (self.flow is None):
+            raise ValueError("give exactly one of status (to hang up) or flow (to move the call)")
+        return self
+
+
+class CallListQuery(Query):
+    status: CallStatusName | None = None
+    from_: E164 | None = Field(None, alias="from")
+    to: E164 | None = None
+    since: datetime | None = Field(None, description="calls created at or after (ISO 8601)")
+    limit: int = Field(100, ge=1, le=1000)
+
+
+class RecordingResource(Resource):
+    id: str
+    call_id: str
+    started_at: str | None
+    duration_seconds: float | None
+    created_at: str
+    url: str = Field(description="the audio (WAV, supports range requests)")
+
+
+class CallResource(Resource):
+    id: str
+    account: str
+    direction: Literal["inbound", "outbound"]
+    from_: str = Field(alias="from")
+    to: str
+    status: CallStatusName
+    sip_status: int | None = Field(description="final SIP status (200, 486, 480, 487 ...)")
+    cause: str | None
+    flow: str | None
+    created_at: str
+    started_at: str | None
+    answered_at: str | None
+    ended_at: str | None
+    billable_seconds: int | None
+    price_eur: str | None = Field(
+        description="price in EUR as a decimal string (never a float), e.g. '0.0900'; null "
+        "until the call ended, or when the tariff does not price the destination"
+    )
+    recordings: list[RecordingResource]
+    events_url: str
+
+
+class CallList(Resource):
+    calls: list[CallResource]
+
+
+class CallEvent(Resource):
+    seq: int
+    at: str
+    kind: str = Field(description="queued, initiated, ringing, answered, step, ended, ...")
+    data: dict[str, Any]
+
+
+class CallEvents(Resource):
+    call_id: str
+    events: list[CallEvent]
+
+
+# ---- numbers ------------------------------------------------------------------------------
+
+
+class NumberPut(Request):
+    """What runs when the number rings: exactly one of a flow or a prompt."""
+
+    flow: FlowName | None = None
+    prompt: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,127}$")] | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> NumberPut:
+        if (self.flow is None) == (self.prompt is None):
+            raise ValueError("give exactly one of flow (a flow name) or prompt (a prompt name)")
+        return self
+
+
+class ContinuityPut(Request):
+    """Voice Continuity: while active, every call to the number goes to forward_to."""
+
+    forward_to: E164 | None = Field(
+        None, description="where calls go; may be left out to keep the last one"
+    )
+    active: bool
+
+
+class Continuity(Resource):
+    forward_to: str | None
+    active: bool
+
+
+class NumberResource(Resource):
+    number: str
+    account: str
+    flow: str | None
+    prompt: str | None
+    managed_by: Literal["numbers.yaml", "api"]
+    continuity: Continuity
+    active_from: str
+
+
+class NumberList(Resource):
+    numbers: list[NumberResource]
+
+
+# ---- recordings ---------------------------------------------------------------------------
+
+
+class RecordingList(Resource):
+    recordings: list[RecordingResource]
+
+
+class RecordingListQuery(Query):
+    call_id: str | None = Field(None, max_length=64)
+
+
+# ---- usage --------------------------------------------------------------------------------
+
+
+class UsageQuery(Query):
+    month: Month
+    service: str | None = Field(None, max_length=64, description="only this service's line")
+
+
+class UsageExportQuery(Query):
+    month: Month
+    format: Literal["csv", "json"] = "csv"
+    detail: Literal["0", "1", "true", "false"] = "0"

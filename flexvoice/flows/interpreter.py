@@ -1,0 +1,428 @@
+"""The interpreter: runs one call through a flow, step by step, on a `CallLeg`.
+
+It owns what verbs share: the call's variables and language, prompt lookup, answering,
+dialling with usage events, recordings, Smart Routing's reroute events, webhooks, the step
+trace, and the guarantee that a call always ends: a failing step takes its `on_error`
+branch or the caller hears an apology and the call is hung up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import re
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+from zoneinfo import ZoneInfo
+
+from flexvoice.callcontrol import CallEnded, CallLeg, CallObserver, DialResult
+from flexvoice.flows.base import E164_RE, Next, Prompts, StepFailed, Text, prompt_names
+from flexvoice.flows.model import Flow
+from flexvoice.flows.prompts import PromptResolver
+from flexvoice.logs import get_logger
+
+log = get_logger("flexvoice.flows")
+
+T = TypeVar("T")
+VMS_TARIFF = "vms-smart-routing"
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_VAR_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+APOLOGY_TEXT = {
+    "nl": "Sorry, er ging iets mis. Probeer later opnieuw.",
+    "fr": "Désolé, une erreur s'est produite. Veuillez rappeler plus tard.",
+    "en": "Sorry, something went wrong. Please call again later.",
+}
+
+
+class UsageSink(Protocol):
+    """Where usage events go (flexvoice.metering.sink.UsageSink implements it)."""
+
+    def record(self, event: dict[str, Any]) -> None: ...
+
+
+class WebhookClient(Protocol):
+    async def post_json(
+        self, url: str, payload: dict[str, Any], timeout: float, headers: dict[str, str]
+    ) -> Any:
+        """POST JSON, return the decoded JSON answer; raise StepFailed on any failure."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds")
+
+
+async def maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+@dataclass
+class FlowDeps:
+    """What the runtime needs from the rest of the node; every part is optional in tests.
+
+    Lookups may be plain functions or coroutines: `account_for(number) -> account | None`,
+    `tariff_for(account) -> tariff name | None`, `continuity_for(e164) -> (forward_to, active)
+    | None`."""
+
+    usage_sink: UsageSink | None = None
+    account_for: Callable[[str], Any] | None = None
+    tariff_for: Callable[[str], Any] | None = None
+    continuity_for: Callable[[str], Any] | None = None
+    webhooks: WebhookClient | None = None
+    observer: CallObserver | None = None
+    clock: Callable[[], datetime] = utc_now
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    recordings_dir: Path = Path("var/recordings")
+    tts_cache_dir: Path = Path("var/tts")
+    max_steps: int = 1000  # a flow that loops this often without ending is stopped
+
+
+class QueueBoard:
+    """Callers waiting in named queues (first come, first served) and whose turn it is
+    among each queue's agents (round robin)."""
+
+    def __init__(self) -> None:
+        self.lines: dict[str, list[object]] = {}
+        self.turn: dict[str, int] = {}
+
+    @contextlib.contextmanager
+    def slot(self, name: str) -> Iterator[QueueSlot]:
+        slot = QueueSlot(self, name)
+        self.lines.setdefault(name, []).append(slot)
+        try:
+            yield slot
+        finally:
+            slot.leave()
+
+
+class QueueSlot:
+    def __init__(self, board: QueueBoard, name: str):
+        self.board, self.name = board, name
+
+    def position(self) -> int:
+        return self.board.lines[self.name].index(self) + 1
+
+    def leave(self) -> None:
+        line = self.board.lines.get(self.name, [])
+        if self in line:
+            line.remove(self)
+
+    def next_target(self, targets: list[str]) -> str:
+        n = self.board.turn.get(self.name, 0)
+        self.board.turn[self.name] = n + 1
+        return targets[n % len(targets)]
+
+
+@dataclass
+class CallContext:
+    flow: Flow
+    leg: CallLeg
+    deps: FlowDeps
+    prompts: PromptResolver
+    queues: QueueBoard
+    account: str | None = None
+    observer: CallObserver | None = None
+    tariff: str | None = None
+    vars: dict[str, str] = field(default_factory=dict)
+    language: str = "en"
+    step: str = ""
+    started_at: datetime = field(default_factory=utc_now)
+    answered_at: datetime | None = None
+    ended: bool = False
+    rerouted: bool = False
+    out_legs: int = 0
+    recordings: dict[str, int] = field(default_factory=dict)
+    call_recording: tuple[str, datetime] | None = None  # (event id, started) of mode: call
+
+    @property
+    def call_id(self) -> str:
+        return self.leg.call_id
+
+    # -- time and variables -------------------------------------------------------------
+    def now(self) -> datetime:
+        return self.deps.clock()
+
+    async def sleep(self, seconds: float) -> None:
+        await self.deps.sleep(seconds)
+
+    def variable(self, name: str) -> str:
+        local = self.now().astimezone(ZoneInfo(self.flow.timezone))
+        builtin = {
+            "caller": self.leg.caller,
+            "callee": self.leg.callee,
+            "call_id": self.call_id,
+            "direction": self.leg.direction,
+            "language": self.language,
+            "flow": self.flow.name,
+            "account": self.account or "",
+            "weekday": WEEKDAYS[local.weekday()],
+            "time": local.strftime("%H:%M"),
+            "date": local.date().isoformat(),
+        }
+        if name in self.vars:
+            return self.vars[name]
+        return builtin.get(name, "")
+
+    def interpolate(self, text: str) -> str:
+        return _VAR_RE.sub(lambda m: self.variable(m.group(1)), text)
+
+    # -- prompts --------------------------------------------------------------------------
+    def text_for(self, say: Text) -> str:
+        if isinstance(say, str):
+            return say
+        return say.get(self.language) or next(iter(say.values()))
+
+    async def prompt_paths(self, prompt: Prompts | None, say: Text | None) -> list[Path]:
+        paths = [self.prompts.prompt(name, self.language) for name in prompt_names(prompt)]
+        if say is not None:
+            paths.append(
+                await self.prompts.say(self.interpolate(self.text_for(say)), self.language)
+            )
+        return paths
+
+    async def play(
+        self, prompt: Prompts | None, say: Text | None, *, optional: bool = False
+    ) -> None:
+        paths = await self.prompt_paths(prompt, say)
+        if paths:
+            await self.leg.play(paths)
+        elif not optional:
+            raise StepFailed("nothing to play")
+
+    async def with_music(self, music: list[Path], work: Coroutine[Any, Any, T]) -> T:
+        """Loop hold music while `work` runs (a dial or a pause)."""
+        player = asyncio.create_task(self.leg.play(music, loop=True))
+        await asyncio.sleep(0)  # the music starts before the work does
+        try:
+            return await work
+        finally:
+            with contextlib.suppress(CallEnded):
+                await self.leg.stop_play()
+            player.cancel()
+            with contextlib.suppress(asyncio.CancelledError, CallEnded):
+                await player
+
+    # -- call control ---------------------------------------------------------------------
+    async def ensure_answered(self) -> None:
+        if not self.leg.answered:
+            await self.leg.answer()
+        self.note_answered()
+
+    def note_answered(self) -> None:
+        if self.answered_at is None and self.leg.answered:
+            self.answered_at = self.now()
+
+    async def redirect(self, target: str) -> str:
+        if self.leg.answered:
+            await self.leg.transfer(target)
+            how = "transferred (REFER)"
+        else:
+            await self.leg.redirect(target)
+            how = "redirected (302)"
+        self.ended = True
+        return how
+
+    async def dial(
+        self, targets: list[str], ring_timeout: float, caller_id: str | None
+    ) -> DialResult:
+        # The dialled legs' `call` usage events are written by the SIP layer, which sees
+        # every leg however it ends (flexvoice.sip.usage); the flow only names the caller ID.
+        shown = caller_id or (self.leg.caller if E164_RE.match(self.leg.caller) else None)
+        result = await self.leg.dial(targets, ring_timeout=ring_timeout, caller_id=shown)
+        self.out_legs += len(result.attempts)
+        return result
+
+    async def bridge(self, result: DialResult, *, record: bool = False) -> str:
+        """Wait for a bridged call to end, recording it when asked."""
+        rec: tuple[str, datetime] | None = None
+        try:
+            if record:
+                path = self.recording_path()
+                await self.leg.start_recording(path)
+                rec = (self.recording_id(), self.now())
+            return await self.leg.wait_bridge_end()
+        finally:
+            if rec is not None:
+                with contextlib.suppress(CallEnded):
+                    await self.leg.stop_recording()
+                self.usage_recording(rec[0], rec[1], self.now())
+
+    # -- recordings -----------------------------------------------------------------------
+    def recording_id(self) -> str:
+        n = self.recordings.get(self.step, 0) + 1
+        self.recordings[self.step] = n
+        suffix = "" if n == 1 else f"-{n}"
+        return f"{self.call_id}:rec-{self.step}{suffix}"
+
+    def recording_path(self) -> Path:
+        n = self.recordings.get(self.step, 0) + 1
+        suffix = "" if n == 1 else f"-{n}"
+        safe = re.sub(r"[^A-Za-z0-9_.\-]", "_", f"{self.call_id}-{self.step}{suffix}")
+        with contextlib.suppress(OSError):  # the worker reports it if it cannot write there
+            self.deps.recordings_dir.mkdir(parents=True, exist_ok=True)
+        return self.deps.recordings_dir / f"{safe}.wav"
+
+    def recorded(self, started: datetime, duration: float) -> None:
+        from datetime import timedelta
+
+        self.usage_recording(self.recording_id(), started, started + timedelta(seconds=duration))
+
+    async def start_call_recording(self, path: Path) -> None:
+        await self.leg.start_recording(path)
+        self.call_recording = (self.recording_id(), self.now())
+
+    # -- usage events ---------------------------------------------------------------------
+    def emit(self, event: dict[str, Any]) -> None:
+        if self.deps.usage_sink is None or not self.account:
+            return  # nobody to bill: the number belongs to no account
+        try:
+            self.deps.usage_sink.record({"account": self.account, **event})
+        except Exception:  # metering trouble must not drop the call
+            log.exception("flow.usage_failed", event_id=event.get("id"))
+
+    def usage_recording(self, rec_id: str, started: datetime, ended: datetime) -> None:
+        self.emit(
+            {
+                "id": rec_id,
+                "kind": "recording",
+                "call_id": self.call_id,
+                "started_at": iso(started),
+                "ended_at": iso(ended),
+            }
+        )
+
+    def reroute(self, why: str) -> None:
+        """Smart Routing took a failover branch: one `reroute` event per call (VMS tariff)."""
+        if self.rerouted or self.tariff != VMS_TARIFF:
+            return
+        self.rerouted = True
+        self.emit(
+            {
+                "id": f"{self.call_id}:reroute",
+                "kind": "reroute",
+                "number": self.leg.callee,
+                "at": iso(self.now()),
+                "reason": why,
+            }
+        )
+
+    # -- webhooks, queues, trace ----------------------------------------------------------
+    def context_for_webhook(self) -> dict[str, Any]:
+        return {
+            "call_id": self.call_id,
+            "flow": self.flow.name,
+            "step": self.step,
+            "account": self.account,
+            "from": self.leg.caller,
+            "to": self.leg.callee,
+            "direction": self.leg.direction,
+            "language": self.language,
+            "variables": dict(self.vars),
+        }
+
+    async def post_webhook(
+        self, url: str, payload: dict[str, Any], timeout: float, headers: dict[str, str]
+    ) -> Any:
+        if self.deps.webhooks is None:
+            raise StepFailed("no webhook client configured")
+        return await self.deps.webhooks.post_json(url, payload, timeout, headers)
+
+    def queue_slot(self, name: str) -> contextlib.AbstractContextManager[QueueSlot]:
+        return self.queues.slot(name)
+
+    def trace(self, kind: str, data: dict[str, object]) -> None:
+        observer = self.observer or self.deps.observer
+        if observer is None:
+            return
+        try:
+            observer.call_event(self.call_id, kind, data)
+        except Exception:
+            log.exception("flow.observer_failed", kind=kind)
+
+
+async def run_call(ctx: CallContext) -> str:
+    """Run the flow to its end; return why the call ended. Never leaves the call up."""
+    flow, leg = ctx.flow, ctx.leg
+    step: str | None = flow.start
+    why, prev = "start", None
+    taken = 0
+    end_status: int | None = None
+    reason = ""
+    try:
+        while step is not None:
+            taken += 1
+            verb = flow.steps[step]
+            ctx.step = step
+            log.info("flow.step", flow=flow.name, step=step, verb=verb.verb, why=why)
+            ctx.trace("step", {"step": step, "verb": verb.verb, "why": why, "from": prev})
+            try:
+                if taken > ctx.deps.max_steps:
+                    raise StepFailed(f"more than {ctx.deps.max_steps} steps: the flow loops")
+                nxt: Next = await verb.run(ctx)
+            except (CallEnded, asyncio.CancelledError):
+                raise
+            except Exception as exc:
+                if not isinstance(exc, StepFailed):
+                    log.exception("flow.step_crashed", step=step, verb=verb.verb)
+                message = str(exc) or type(exc).__name__
+                log.warning("flow.step_failed", step=step, verb=verb.verb, error=message)
+                ctx.trace("step_failed", {"step": step, "verb": verb.verb, "error": message})
+                if verb.on_error is not None and taken <= ctx.deps.max_steps:
+                    nxt = Next(verb.on_error, f"{step} failed: {message} -> on_error")
+                else:
+                    await apologize(ctx)
+                    nxt = Next(None, f"{step} failed: {message}; apology played")
+            ctx.note_answered()
+            prev, step, why, end_status = step, nxt.step, nxt.why, nxt.sip_status
+        reason = why
+        if not ctx.ended:
+            await leg.hangup(sip_status=end_status or 480, reason="flow_end")
+            ctx.ended = True
+    except CallEnded as exc:
+        reason = f"call ended by the far end ({exc.cause}) during {ctx.step}"
+        ctx.ended = True
+    except asyncio.CancelledError:
+        reason = "cancelled (node shutting down)"
+        if not ctx.ended:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(leg.hangup(sip_status=503, reason="shutdown"), 2)
+        raise
+    finally:
+        await _finish(ctx, reason)
+    return reason
+
+
+async def apologize(ctx: CallContext) -> None:
+    """Tell the caller something went wrong; any trouble here just ends the call."""
+    try:
+        await ctx.ensure_answered()
+        try:
+            paths = [ctx.prompts.prompt("apology", ctx.language)]
+        except StepFailed:
+            text = APOLOGY_TEXT.get(ctx.language, APOLOGY_TEXT["en"])
+            paths = [await ctx.prompts.say(text, ctx.language)]
+        await ctx.leg.play(paths)
+    except CallEnded:
+        raise
+    except Exception as exc:
+        log.warning("flow.apology_failed", error=str(exc))
+
+
+async def _finish(ctx: CallContext, reason: str) -> None:
+    ended = ctx.now()
+    ctx.note_answered()
+    if ctx.call_recording is not None:
+        rec_id, started = ctx.call_recording
+        with contextlib.suppress(Exception):
+            await ctx.leg.stop_recording()
+        ctx.usage_recording(rec_id, started, ended)
+    log.info("flow.ended", flow=ctx.flow.name, reason=reason)
+    ctx.trace("flow_end", {"flow": ctx.flow.name, "reason": reason})

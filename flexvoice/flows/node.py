@@ -1,0 +1,70 @@
+"""The flow runtime as a component of `flexvoice serve` (an aiohttp cleanup_ctx).
+
+Other components reach the runtime through `app[FLOW_RUNTIME]` (the SIP layer calls
+`start_call` for each inbound call; the API for calls it places). Components that start
+earlier may put a `FlowDeps` in `app[FLOW_DEPS]` (usage sink, number registry lookups,
+observer); the runtime then uses it instead of the defaults.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from flexvoice.accounts import get_account
+from flexvoice.flows.interpreter import FlowDeps
+from flexvoice.flows.runtime import FlowRuntime
+from flexvoice.server import CONFIG
+from flexvoice.storage.sqlite import connect
+
+if TYPE_CHECKING:
+    from flexvoice.sip.node import NumberLookup
+
+FLOW_RUNTIME = web.AppKey("flow_runtime", FlowRuntime)
+FLOW_DEPS = web.AppKey("flow_deps", FlowDeps)
+
+
+async def flows_component(app: web.Application) -> AsyncIterator[None]:
+    from flexvoice.sip.node import NUMBERS
+
+    cfg = app[CONFIG]
+    deps = app.get(FLOW_DEPS) or FlowDeps()
+    conn: sqlite3.Connection | None = None
+    numbers = app.get(NUMBERS)
+    if numbers is not None:  # the number registry (flexvoice.sip.node:numbers_component)
+        deps.continuity_for = deps.continuity_for or numbers.continuity_for
+        deps.account_for = deps.account_for or _account_of(numbers)
+        conn = connect(cfg.path(cfg.storage.database))
+        deps.tariff_for = deps.tariff_for or _tariff_of(conn)
+    deps.recordings_dir = cfg.path(cfg.storage.recordings)
+    deps.tts_cache_dir = cfg.path("var/tts")
+    runtime = FlowRuntime(cfg.path(cfg.paths.flows), cfg.path(cfg.paths.prompts), deps)
+    await runtime.start()
+    app[FLOW_RUNTIME] = runtime
+    try:
+        yield
+    finally:
+        await runtime.stop()
+        if conn is not None:
+            conn.close()
+
+
+def _account_of(numbers: NumberLookup) -> Callable[[str], str | None]:
+    def account_for(number: str) -> str | None:
+        route = numbers.lookup(number)
+        return route.account if route is not None else None
+
+    return account_for
+
+
+def _tariff_of(conn: sqlite3.Connection) -> Callable[[str], str | None]:
+    """The account's tariff name (the VMS tariff bills reroutes), read per call."""
+
+    def tariff_for(account: str) -> str | None:
+        found = get_account(conn, account)
+        return found.tariff if found is not None else None
+
+    return tariff_for

@@ -1,0 +1,363 @@
+"""The worker pool: N media worker processes, restarted when they die, drained on shutdown.
+
+The control plane's only way to the media workers. Each worker holds at most `max_calls`
+calls; the pool counts slots itself (a call takes its slot from the `incoming` event or the
+`originate` command until its `disconnected` event), so it can refuse work with a reason
+before a worker would answer 486. A worker that dies ends every call it held with cause
+`worker_lost` (each leg is told, so the flow and the usage records see it), and is started
+again after `restart_backoff`; the edge is told at once both times (`on_worker_state`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from flexvoice.errors import UserError
+from flexvoice.logs import get_logger
+from flexvoice.sip import metrics
+from flexvoice.sip.protocol import EVENTS, Message, ProtocolError, decode, encode
+
+if TYPE_CHECKING:
+    from flexvoice.sip.leg import SipLeg
+
+log = get_logger(__name__)
+
+READY_TIMEOUT = 15.0
+
+
+class NoFreeSlot(Exception):
+    """Every worker slot is taken (or the pool is draining)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    count: int = 2
+    host: str = "127.0.0.1"
+    base_port: int = 5070
+    max_calls: int = 4
+    restart_backoff: float = 1.0
+    proxy: str | None = None  # the edge, as outbound proxy: "sip:127.0.0.1:5060;lr"
+    rtp_base: int = 20000  # worker n takes RTP ports rtp_base + 200 n ...
+    trunk: str | None = None  # host:port[;transport=tcp] E.164 targets go to (via the edge)
+
+
+class WorkerProcess:
+    def __init__(self, pool: WorkerPool, index: int, port: int):
+        self.pool = pool
+        self.index = index
+        self.port = port
+        self.proc: asyncio.subprocess.Process | None = None
+        self.legs: dict[str, SipLeg] = {}  # worker call id -> leg
+        self.reserved = 0  # slots promised to originate commands not yet sent
+        self.up = False
+        self.ready: asyncio.Future[None] | None = None
+        self.reader: asyncio.Task[None] | None = None
+        self.stderr_reader: asyncio.Task[None] | None = None
+        self.last_stderr = ""
+
+    @property
+    def used(self) -> int:
+        return len(self.legs) + self.reserved
+
+    @property
+    def free(self) -> int:
+        return self.pool.settings.max_calls - self.used if self.up else 0
+
+    async def start(self) -> None:
+        s = self.pool.settings
+        args = [
+            sys.executable,
+            "-m",
+            "flexvoice.sip.worker",
+            "--index",
+            str(self.index),
+            "--host",
+            s.host,
+            "--port",
+            str(self.port),
+            "--rtp-port",
+            str(s.rtp_base + 200 * self.index),
+        ]
+        if s.proxy:
+            args += ["--proxy", s.proxy]
+        self.ready = asyncio.get_running_loop().create_future()
+        self.proc = await asyncio.create_subprocess_exec(
+            *args,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            # Own process group: a Ctrl-C at the terminal reaches the control plane, which
+            # drains calls, not the workers directly.
+            start_new_session=True,
+        )
+        self.reader = asyncio.create_task(self._read_events(self.proc))
+        self.stderr_reader = asyncio.create_task(self._read_stderr(self.proc))
+        try:
+            await asyncio.wait_for(asyncio.shield(self.ready), READY_TIMEOUT)
+        except TimeoutError:
+            self.kill()
+            raise RuntimeError(
+                f"worker {self.index} did not start within {READY_TIMEOUT:.0f}s"
+            ) from None
+
+    def send(self, t: str, **fields: Any) -> None:
+        proc = self.proc
+        if proc is None or proc.stdin is None or proc.returncode is not None:
+            raise ConnectionError(f"worker {self.index} is not running")
+        proc.stdin.write(encode(t, **fields))
+
+    def kill(self) -> None:
+        if self.proc and self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+
+    async def _read_stderr(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stderr is not None
+        async for raw in proc.stderr:
+            line = raw.decode(errors="replace").rstrip()
+            if line:
+                self.last_stderr = line
+                log.debug("worker.stderr", worker=self.index, line=line)
+
+    async def _read_events(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        async for raw in proc.stdout:
+            try:
+                msg = decode(raw, EVENTS)
+            except ProtocolError as exc:
+                log.error("worker.bad_event", worker=self.index, error=str(exc))
+                continue
+            if msg.t == "ready":
+                self.up = True
+                if self.ready and not self.ready.done():
+                    self.ready.set_result(None)
+                self.pool.worker_state_changed(self, True)
+                continue
+            self.pool.on_event(self, msg)
+        rc = await proc.wait()
+        self.pool.worker_exited(self, rc)
+
+
+IncomingHandler = Callable[["SipLeg"], Awaitable[None]]
+WorkerStateHook = Callable[[int, bool], None]
+
+
+class WorkerPool:
+    def __init__(self, settings: PoolSettings, on_incoming: IncomingHandler):
+        self.settings = settings
+        self.on_incoming = on_incoming
+        self.on_worker_state: list[WorkerStateHook] = []
+        # The trunk's caller-ID rule (allowed numbers, default) for calls to E.164 numbers.
+        self.caller_id_for: Callable[[str | None], str | None] = lambda requested: requested
+        # Called with every leg (inbound, dialled, originated) as it ends: usage, call records.
+        self.leg_ended_hooks: list[Callable[[SipLeg], None]] = []
+        self.workers = [
+            WorkerProcess(self, i, settings.base_port + i) for i in range(settings.count)
+        ]
+        self.draining = False
+        self.stopping = False
+        self.tasks: set[asyncio.Task[Any]] = set()
+        metrics.SLOTS_TOTAL.set(settings.count * settings.max_calls)
+
+    # -- life cycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        try:
+            await asyncio.gather(*(w.start() for w in self.workers))
+        except BaseException:
+            await self.stop(grace=0)
+            raise
+        log.info("pool.started", workers=len(self.workers), ports=self.ports_text())
+
+    def ports_text(self) -> str:
+        return ",".join(f"{self.settings.host}:{w.port}" for w in self.workers)
+
+    @property
+    def up(self) -> int:
+        return sum(1 for w in self.workers if w.up)
+
+    @property
+    def active_calls(self) -> int:
+        return sum(len(w.legs) for w in self.workers)
+
+    def count_calls(self) -> None:
+        metrics.ACTIVE_CALLS.set(self.active_calls)
+        metrics.SLOTS_USED.set(sum(w.used for w in self.workers))
+
+    async def stop(self, grace: float) -> None:
+        """Drain: take no new calls, let calls end for up to `grace` seconds, hang up the
+        rest, then stop the workers."""
+        self.draining = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        if self.active_calls:
+            log.info("pool.draining", calls=self.active_calls, grace=grace)
+        while self.active_calls and loop.time() < deadline:
+            await asyncio.sleep(0.1)
+        for leg in [leg for w in self.workers for leg in w.legs.values()]:
+            log.info("pool.hangup_at_shutdown", call_id=leg.call_id)
+            with contextlib.suppress(Exception):
+                leg.send("hangup", code=503, reason="Service Unavailable")
+        hangup_deadline = loop.time() + 3.0
+        while self.active_calls and loop.time() < hangup_deadline:
+            await asyncio.sleep(0.05)
+        self.stopping = True
+        for w in self.workers:
+            with contextlib.suppress(ConnectionError):
+                w.send("shutdown")
+        for w in self.workers:
+            if w.proc is None:
+                continue
+            try:
+                await asyncio.wait_for(w.proc.wait(), 5.0)
+            except TimeoutError:
+                w.kill()
+                await w.proc.wait()
+            if w.reader:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(w.reader, 2.0)
+        for task in list(self.tasks):
+            task.cancel()
+        log.info("pool.stopped")
+
+    # -- events from workers ----------------------------------------------------------------
+    def worker_state_changed(self, worker: WorkerProcess, up: bool) -> None:
+        metrics.WORKERS_UP.set(self.up)
+        for hook in self.on_worker_state:
+            hook(worker.index, up)
+        log.info("worker.up" if up else "worker.down", worker=worker.index, port=worker.port)
+
+    def worker_exited(self, worker: WorkerProcess, rc: int) -> None:
+        was_up = worker.up
+        worker.up = False
+        worker.reserved = 0
+        lost = list(worker.legs.values())
+        worker.legs.clear()
+        self.count_calls()
+        for leg in lost:
+            leg.lost("worker_lost")
+        if self.ready_pending(worker):
+            return
+        if was_up:
+            self.worker_state_changed(worker, False)
+        if self.stopping:
+            return
+        metrics.WORKER_RESTARTS.inc()
+        log.error("worker.died", worker=worker.index, rc=rc, calls_lost=len(lost))
+        self.spawn(self._restart(worker))
+
+    def ready_pending(self, worker: WorkerProcess) -> bool:
+        if worker.ready is not None and not worker.ready.done():
+            why = worker.last_stderr.split(": ", 2)[-1] if worker.last_stderr else "no reason given"
+            worker.ready.set_exception(
+                UserError(
+                    f"SIP worker {worker.index} could not start on "
+                    f"{self.settings.host}:{worker.port}: {why}; if the port is taken, stop "
+                    f"what holds it (ss -lnup | grep :{worker.port}) or change "
+                    "sip.workers.base_port (sip.edge.port with --no-edge)"
+                )
+            )
+            return True
+        return False
+
+    async def _restart(self, worker: WorkerProcess) -> None:
+        await asyncio.sleep(self.settings.restart_backoff)
+        while not self.stopping:
+            try:
+                await worker.start()
+                log.info("worker.restarted", worker=worker.index)
+                return
+            except (RuntimeError, OSError, UserError) as exc:
+                log.error("worker.restart_failed", worker=worker.index, error=str(exc))
+                await asyncio.sleep(self.settings.restart_backoff * 2)
+
+    def spawn(self, coro: Awaitable[Any]) -> None:
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def on_event(self, worker: WorkerProcess, msg: Message) -> None:
+        call = msg.call
+        if msg.t == "incoming":
+            from flexvoice.sip.leg import SipLeg
+
+            assert call is not None
+            leg = SipLeg.inbound(self, worker, call, msg)
+            worker.legs[call] = leg
+            self.count_calls()
+            if self.draining:
+                leg.send("hangup", code=503, reason="Service Unavailable")
+                return
+            self.spawn(self._run_incoming(leg))
+            return
+        leg_or_none = worker.legs.get(call or "")
+        if leg_or_none is None:
+            if msg.t == "error":
+                log.warning("worker.error", worker=worker.index, **msg.fields)
+            return
+        leg_or_none.on_event(msg)
+        if msg.t == "state" and msg.get("state") == "disconnected":
+            worker.legs.pop(call or "", None)
+            self.count_calls()
+
+    async def _run_incoming(self, leg: SipLeg) -> None:
+        try:
+            await self.on_incoming(leg)
+        except Exception:
+            log.exception("call.handler_failed", call_id=leg.call_id)
+        finally:
+            if not leg.ended:
+                await leg.hangup(500 if not leg.answered else 200, "handler ended")
+
+    def target_uri(self, target: str) -> str:
+        """An E.164 number goes to the trunk; a SIP URI is used as it is."""
+        if target.startswith(("sip:", "sips:")):
+            return target
+        if not self.settings.trunk:
+            raise NoFreeSlot("no trunk configured for calls to numbers (sip/trunks.yaml)")
+        return f"sip:{target}@{self.settings.trunk}"
+
+    # -- placing work -----------------------------------------------------------------------
+    def pick(self, near: SipLeg | None = None) -> WorkerProcess:
+        """A worker with a free slot: `near`'s own worker when legs must be bridged."""
+        if self.draining:
+            raise NoFreeSlot("the node is shutting down")
+        if near is not None:
+            if near.worker.free > 0:
+                return near.worker
+            raise NoFreeSlot(f"worker {near.worker.index} holding the call has no free slot")
+        candidates = [w for w in self.workers if w.free > 0]
+        if not candidates:
+            raise NoFreeSlot(
+                f"all {len(self.workers) * self.settings.max_calls} call slots are in use"
+            )
+        return max(candidates, key=lambda w: w.free)
+
+    def originate(
+        self, uri: str, caller_id: str | None, *, near: SipLeg | None = None, call_id: str = ""
+    ) -> SipLeg:
+        """Start an outbound leg (INVITE sent); its events arrive on the returned leg."""
+        from flexvoice.sip.leg import SipLeg
+
+        worker = self.pick(near)
+        if uri.endswith(f"@{self.settings.trunk}"):
+            caller_id = self.caller_id_for(caller_id)
+        worker_call = f"w{worker.index}.{os.getpid()}.o{next(_counter)}"
+        leg = SipLeg.outbound(self, worker, worker_call, uri, call_id or worker_call)
+        worker.legs[worker_call] = leg
+        self.count_calls()
+        worker.send("originate", call=worker_call, uri=uri, caller_id=caller_id or "")
+        return leg
+
+
+_counter = itertools.count(1)

@@ -1,0 +1,98 @@
+"""The wire protocol between the control plane and a media worker.
+
+One JSON object per line: commands go to the worker's standard input, events come back on its
+standard output (its standard error carries logs). Every message has `t`, its type; call-related
+ones carry `call`, the worker's id for the call (`w<index>.<pid>.<n>`, unique across restarts,
+so an event from a dead worker can never be taken for a live call).
+
+Commands (control plane -> worker)
+  ring        call, code (180, or 183 for early media)
+  answer      call
+  play        call, play (id chosen by the sender), files, loop, stop_on_dtmf
+  stop_play   call
+  record      call, rec (id), path, mix (also record what we send: whole-call recording)
+  stop_record call, rec
+  bridge      call, other (both on this worker: audio both ways)
+  redirect    call, target (302 with Contact: target)
+  transfer    call, target (REFER)
+  originate   call (id chosen by the sender), uri, caller_id
+  hangup      call, code, reason
+  shutdown    (hang up nothing: the control plane drains first; then libDestroy and exit 0)
+
+Events (worker -> control plane)
+  ready       port, max_calls
+  incoming    call, from, to, ruri, sip_call_id
+  state       call, state (early|confirmed|disconnected), code, reason
+  dtmf        call, digit, method (rfc4733|info)
+  play_done   call, play, stopped (eof|dtmf|stopped|hangup)
+  record_done call, rec, path, seconds
+  error       call, cmd, message (a command the worker could not carry out)
+
+Nothing here does I/O: `encode` and `decode` turn messages into lines and back, and `decode`
+refuses what does not fit (a worker bug must not become a control-plane crash).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+COMMANDS = frozenset(
+    {
+        "ring",
+        "answer",
+        "play",
+        "stop_play",
+        "record",
+        "stop_record",
+        "bridge",
+        "redirect",
+        "transfer",
+        "originate",
+        "hangup",
+        "shutdown",
+    }
+)
+EVENTS = frozenset({"ready", "incoming", "state", "dtmf", "play_done", "record_done", "error"})
+CallState = Literal["early", "confirmed", "disconnected"]
+
+
+class ProtocolError(ValueError):
+    """A line that is not a valid message."""
+
+
+@dataclass(frozen=True)
+class Message:
+    t: str
+    fields: dict[str, Any]
+
+    @property
+    def call(self) -> str | None:
+        value = self.fields.get("call")
+        return value if isinstance(value, str) else None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.fields.get(key, default)
+
+
+def encode(t: str, **fields: Any) -> bytes:
+    if t not in COMMANDS and t not in EVENTS:
+        raise ProtocolError(f"unknown message type {t!r}")
+    return (json.dumps({"t": t, **fields}, separators=(",", ":")) + "\n").encode()
+
+
+def decode(line: bytes | str, allowed: frozenset[str]) -> Message:
+    try:
+        obj = json.loads(line)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"not JSON: {exc}") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("t"), str):
+        raise ProtocolError("not a message object with a 't' field")
+    t = obj.pop("t")
+    if t not in allowed:
+        raise ProtocolError(f"unexpected message type {t!r}")
+    call = obj.get("call")
+    if call is not None and not isinstance(call, str):
+        raise ProtocolError("'call' must be a string")
+    return Message(t, obj)

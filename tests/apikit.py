@@ -1,0 +1,167 @@
+"""Helpers for the REST API tests: a real node application (flexvoice.server.build_app plus the
+API component) served over HTTP on a loopback port, keys per role, and stand-ins for the two
+parts the API drives but does not own: the SIP layer's Originator and the flow runtime."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from flexvoice import server
+from flexvoice.accounts import create_account
+from flexvoice.api.app import api_component
+from flexvoice.api.appkeys import API_DB, FLOWS, NUMBER_REGISTRY, ORIGINATOR
+from flexvoice.api.keys import create_key
+from flexvoice.callcontrol import CallObserver, DialAttempt
+from flexvoice.config import load_config
+from flexvoice.server import ServeOptions, build_app
+from tests.conftest import write_node_config
+
+ROLES = ("admin", "developer", "finance", "analyst")
+ACME_NUMBER = "+3226001000"
+OTHER_NUMBER = "+3226002000"
+
+
+class FakeLeg:
+    def __init__(self, call_id: str, to: str, caller: str):
+        self.call_id = call_id
+        self.direction = "outbound"
+        self.caller = caller
+        self.callee = to
+        self.hung_up = asyncio.Event()
+
+    @property
+    def answered(self) -> bool:
+        return True
+
+    async def hangup(self, sip_status: int = 200, reason: str = "normal") -> None:
+        self.hung_up.set()
+
+
+@dataclass
+class FakeOriginator:
+    """Behaves like the SIP layer: reports ringing, then answers or fails as scripted by the
+    destination number's last digit: 0 answers, 6 busy (486), 8 no answer (480), 9 hangs on
+    ringing until cancelled."""
+
+    calls: list[dict[str, Any]] = field(default_factory=list)
+
+    async def originate(
+        self,
+        to: str,
+        caller_id: str,
+        *,
+        ring_timeout: float,
+        call_id: str | None = None,
+        observer: CallObserver | None = None,
+    ) -> tuple[Any, DialAttempt]:
+        self.calls.append({"to": to, "from": caller_id, "ring_timeout": ring_timeout})
+        assert call_id is not None and observer is not None
+        await asyncio.sleep(0.01)
+        observer.call_event(call_id, "ringing", {"sip_status": 180})
+        last = to[-1]
+        if last == "9":
+            await asyncio.sleep(3600)
+        if last == "6":
+            observer.call_event(call_id, "ended", {"sip_status": 486, "cause": "Busy Here"})
+            return None, DialAttempt(to, "busy", 486, "Busy Here")
+        if last == "8":
+            return None, DialAttempt(to, "no-answer", 480, "ring_timeout")
+        observer.call_event(call_id, "answered", {"sip_status": 200})
+        return FakeLeg(call_id, to, caller_id), DialAttempt(to, "completed", 200, "OK")
+
+
+@dataclass
+class FakeFlows:
+    """Runs a 'flow' by reporting two steps, then holding the call `hold` seconds."""
+
+    hold: float = 0.05
+    started: list[tuple[str, str]] = field(default_factory=list)
+
+    async def start_call(
+        self,
+        leg: Any,
+        flow_name: str,
+        *,
+        account: str,
+        variables: dict[str, str] | None = None,
+        observer: Any = None,
+    ) -> None:
+        self.started.append((leg.call_id, flow_name))
+        observer.call_event(leg.call_id, "step", {"step": "welcome", "verb": "play"})
+        await asyncio.sleep(self.hold)
+        observer.call_event(leg.call_id, "step", {"step": "bye", "verb": "hangup"})
+
+
+@dataclass
+class Api:
+    client: TestClient[web.Request, web.Application]
+    app: web.Application
+    keys: dict[str, str]  # "acme:developer" -> key text
+    originator: FakeOriginator | None
+    flows: FakeFlows
+
+    def auth(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[who]}"}
+
+
+@contextlib.asynccontextmanager
+async def running_api(
+    tmp_path: Path,
+    *,
+    extra_config: str = "",
+    originator: bool = True,
+    flows: FakeFlows | None = None,
+) -> AsyncIterator[Api]:
+    cfg = load_config(write_node_config(tmp_path, extra_config), environ={})
+    # The node as `flexvoice serve` builds it, without the SIP pool (stood in for below).
+    saved = list(server.COMPONENTS)
+    server.COMPONENTS[:] = []
+    try:
+        app = build_app(cfg, ServeOptions(edge=False))
+    finally:
+        server.COMPONENTS[:] = saved
+    fake = FakeOriginator() if originator else None
+    fake_flows = flows or FakeFlows()
+
+    async def wire(app: web.Application) -> AsyncIterator[None]:
+        # What the lead's SIP and flow components do: publish the originator and runtime.
+        if fake is not None:
+            app[ORIGINATOR] = fake
+        app[FLOWS] = fake_flows
+        yield
+
+    app.cleanup_ctx.append(wire)
+    app.cleanup_ctx.append(api_component)
+    client = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    conn = app[API_DB]
+    keys: dict[str, str] = {}
+    for account, number in (("acme", ACME_NUMBER), ("other", OTHER_NUMBER)):
+        create_account(conn, account, "flexio-payu")
+        app[NUMBER_REGISTRY].put(number, account, "support")
+        for role in ROLES:
+            keys[f"{account}:{role}"] = create_key(conn, account, role)[1]
+    try:
+        yield Api(client, app, keys, fake, fake_flows)
+    finally:
+        await client.close()
+
+
+async def wait_status(api: Api, who: str, call_id: str, want: set[str], timeout: float = 5) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        r = await api.client.get(f"/v1/calls/{call_id}", headers=api.auth(who))
+        doc = await r.json()
+        if doc["status"] in want:
+            return doc
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"call stayed {doc['status']}, wanted {want}: {doc}")
+        await asyncio.sleep(0.02)

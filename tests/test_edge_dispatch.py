@@ -1,0 +1,57 @@
+"""The edge's dispatcher against real Kamailio and sipp stand-in workers (alg 10, maxload)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from flexvoice.sip.edge import Edge
+from tests.edge_support import edge_config, run_uac, running_edge, start_uas
+
+pytestmark = [pytest.mark.edge, pytest.mark.xdist_group("edge")]
+
+
+def outcomes(lines: list[str]) -> Counter[str]:
+    return Counter(" ".join(ln.split()[:-1]) for ln in lines)
+
+
+def calls_per_worker(uas_logs: dict[int, list[str]]) -> dict[int, int]:
+    return {i: sum(1 for ln in lines if ln.startswith("call ")) for i, lines in uas_logs.items()}
+
+
+async def wait_for_state(edge: Edge, index: int, state: str, timeout: float = 15) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        targets = {t.index: t for t in await edge.targets()}
+        if targets[index].state == state:
+            return time.monotonic() - start
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"worker {index} not {state} after {timeout}s: {await edge.targets()}")
+
+
+async def test_calls_spread_up_to_maxload_then_503(tmp_path: Path) -> None:
+    cfg, workers, state = edge_config(workers=2, max_calls=4)
+    uas = [await start_uas(tmp_path, w.port, name=f"w{w.index}") for w in workers]
+    try:
+        async with running_edge(cfg, workers, state) as edge:
+            for w in workers:
+                await wait_for_state(edge, w.index, "active")
+            target = f"127.0.0.1:{cfg.sip.edge.port}"
+            ruri = f"sip:+3225550100@127.0.0.1:{cfg.sip.edge.port}"
+            # Ten calls at once, held 3 s: 2 workers x maxload 4 = 8 answered, 2 refused.
+            lines = await run_uac(tmp_path, target, ruri, calls=10, hold_ms=3000)
+            assert outcomes(lines) == {"answered": 8, "refused 503": 2}, lines
+            per_worker = calls_per_worker({i: u.lines() for i, u in enumerate(uas)})
+            assert per_worker == {0: 4, 1: 4}
+            # Their BYEs passed the edge, so the load is free again: 8 more all answered.
+            assert all(t.load == 0 for t in await edge.targets())
+            lines = await run_uac(tmp_path, target, ruri, calls=8, hold_ms=500, name="uac2")
+            assert outcomes(lines) == {"answered": 8}, lines
+            assert calls_per_worker({i: u.lines() for i, u in enumerate(uas)}) == {0: 8, 1: 8}
+    finally:
+        for u in uas:
+            await u.stop()

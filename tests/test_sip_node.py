@@ -1,0 +1,123 @@
+"""A whole node with its Kamailio edge and several pjsua2 workers, called by sipp."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import write_node_config
+from tests.sipptool import run_uac
+from tests.test_serve import http_port, session_processes, start_node, wait_http
+from tests.test_sip_pool import tone
+
+pytestmark = [pytest.mark.sip, pytest.mark.edge, pytest.mark.xdist_group("sipnode")]
+
+
+def edge_node(tmp_path: Path, workers: int) -> tuple[Path, int]:
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    tone(prompts / "welcome.wav", 3.0)  # then the node hangs up
+    numbers = tmp_path / "numbers.yaml"
+    numbers.write_text(
+        "accounts:\n  bakery: {tariff: flexio-payu}\nnumbers:\n"
+        '  "+3225551003": {account: bakery, prompt: welcome}\n'
+    )
+    config = write_node_config(tmp_path, workers=workers)
+    doc = yaml.safe_load(config.read_text())
+    doc["sip"]["numbers"] = str(numbers)
+    doc["paths"]["prompts"] = str(prompts)
+    doc["logging"] = {"level": "info"}
+    config.write_text(yaml.safe_dump(doc))
+    return config, int(doc["sip"]["edge"]["port"])
+
+
+def worker_pids(node_pid: int) -> dict[int, int]:
+    """index -> pid of the node's media workers."""
+    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    found: dict[int, int] = {}
+    for line in out.splitlines():
+        pid, _, args = line.strip().partition(" ")
+        match = re.search(r"flexvoice\.sip\.worker --index (\d+)", args)
+        if match and os.getsid(int(pid)) != 0:
+            try:
+                ppid = int(Path(f"/proc/{pid}/stat").read_text().split()[3])
+            except (OSError, IndexError):
+                continue
+            if ppid == node_pid:
+                found[int(match.group(1))] = int(pid)
+    return found
+
+
+def wait_workers(port: int, proc: subprocess.Popen[str], up: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _status, body = wait_http(port, "/healthz", proc)
+        if json.loads(body)["workers"]["up"] == up:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"workers up never reached {up}")
+
+
+def stop(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err[-3000:]
+    assert session_processes(proc.pid) == []
+    return err
+
+
+def test_twenty_simultaneous_calls_spread_over_the_workers_through_the_edge(
+    tmp_path: Path,
+) -> None:
+    config, sip_port = edge_node(tmp_path, workers=6)
+    proc = start_node(config)
+    try:
+        wait_http(http_port(config), "/healthz", proc, timeout=60)
+        wait_workers(http_port(config), proc, 6)
+        # 20 callers at once, each hearing the 3 s prompt: 24 slots, at least 5 workers.
+        result = run_uac(
+            "uac_until_bye.xml", f"127.0.0.1:{sip_port}", "+3225551003",
+            calls=20, rate=40, limit=20, timeout=60,
+        )  # fmt: skip
+        assert result.successful == 20 and result.failed == 0, result.output
+    finally:
+        err = stop(proc)
+    workers = {int(m.group(1)) for m in re.finditer(r"event=call\.routed call_id=w(\d+)\.", err)}
+    assert len(re.findall(r"event=call\.routed", err)) == 20
+    assert len(workers) >= 5, f"calls went to workers {sorted(workers)}"
+
+
+def test_a_killed_worker_is_skipped_by_the_edge_and_comes_back(tmp_path: Path) -> None:
+    config, sip_port = edge_node(tmp_path, workers=2)
+    proc = start_node(config)
+    target = f"127.0.0.1:{sip_port}"
+    try:
+        wait_http(http_port(config), "/healthz", proc, timeout=60)
+        wait_workers(http_port(config), proc, 2)
+        pids = worker_pids(proc.pid)
+        assert sorted(pids) == [0, 1]
+        os.kill(pids[0], signal.SIGKILL)
+        # At once: every new call goes to worker 1, none is lost to the dead one.
+        result = run_uac("uac_until_bye.xml", target, "+3225551003", calls=4, rate=20, limit=4)
+        assert result.successful == 4 and result.failed == 0, result.output
+        wait_workers(http_port(config), proc, 2)  # restarted
+        new_pids = worker_pids(proc.pid)
+        assert new_pids[0] != pids[0] and new_pids[1] == pids[1]
+        # Back in the edge: 8 calls at once need both workers.
+        result = run_uac("uac_until_bye.xml", target, "+3225551003", calls=8, rate=40, limit=8)
+        assert result.successful == 8 and result.failed == 0, result.output
+    finally:
+        err = stop(proc)
+    assert "event=worker.died worker=0" in err
+    assert "event=worker.restarted worker=0" in err
+    routed = re.findall(r"event=call\.routed call_id=w(\d+)\.", err)
+    assert routed[:4] == ["1"] * 4
+    assert routed[4:].count("0") == 4 and routed[4:].count("1") == 4

@@ -1,0 +1,301 @@
+"""The worker pool with real pjsua2 workers and sipp as the far end (no mocks of SIP)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import socket
+import struct
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from flexvoice.sip import metrics
+from flexvoice.sip.leg import SipLeg
+from flexvoice.sip.originate import PoolOriginator
+from flexvoice.sip.pool import NoFreeSlot, PoolSettings, WorkerPool
+from flexvoice.sip.usage import call_usage
+from tests.conftest import free_port_range
+from tests.sipptool import Uas, run_uac_async
+
+pytestmark = pytest.mark.sip
+
+Handler = Callable[[SipLeg], Awaitable[None]]
+
+
+def tone(path: Path, seconds: float = 2.0) -> Path:
+    import math
+    import wave
+
+    frames = b"".join(
+        struct.pack("<h", int(9000 * math.sin(2 * math.pi * 440 * i / 8000)))
+        for i in range(int(8000 * seconds))
+    )
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(frames)
+    return path
+
+
+class PoolHarness:
+    def __init__(self, pool: WorkerPool, legs: list[SipLeg]):
+        self.pool = pool
+        self.legs = legs
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.pool.settings.base_port}"
+
+
+@pytest.fixture
+async def make_pool() -> AsyncIterator[Callable[..., Awaitable[PoolHarness]]]:
+    pools: list[WorkerPool] = []
+
+    async def make(handler: Handler, count: int = 1, trunk: str | None = None) -> PoolHarness:
+        legs: list[SipLeg] = []
+
+        async def on_incoming(leg: SipLeg) -> None:
+            legs.append(leg)
+            await handler(leg)
+
+        settings = PoolSettings(
+            count=count,
+            base_port=free_port_range(count),
+            rtp_base=random.randrange(30000, 50000, 2),
+            restart_backoff=0.2,
+            trunk=trunk,
+        )
+        pool = WorkerPool(settings, on_incoming)
+        await pool.start()
+        pools.append(pool)
+        return PoolHarness(pool, legs)
+
+    yield make
+    for pool in pools:
+        await pool.stop(grace=0)
+
+
+async def stay(leg: SipLeg) -> None:
+    await leg.wait_until(lambda: leg.ended, 30)
+
+
+async def test_inbound_call_answered_and_prompt_rtp_reaches_the_caller(
+    make_pool: Callable[..., Awaitable[PoolHarness]], tmp_path: Path
+) -> None:
+    prompt = tone(tmp_path / "tone.wav")
+    played: list[object] = []
+
+    async def handler(leg: SipLeg) -> None:
+        await leg.answer()
+        played.append(await leg.play([prompt]))
+        await stay(leg)
+
+    h = await make_pool(handler)
+    # The caller's SDP names our own socket as its media address: what arrives is the prompt.
+    rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rtp.bind(("127.0.0.1", 0))
+    rtp.setblocking(False)
+    result = await run_uac_async(
+        "uac_call.xml",
+        h.target,
+        "+3225551234",
+        hold_ms=3000,
+        keys={"rtp_port": str(rtp.getsockname()[1])},
+    )
+    packets = []
+    while True:
+        try:
+            packets.append(rtp.recv(2048))
+        except BlockingIOError:
+            break
+    rtp.close()
+    assert result.successful == 1, result.output
+    assert played and played[0].interrupted_by is None  # type: ignore[attr-defined]
+    audio = [p for p in packets if p[1] & 0x7F == 8]  # PCMA, as offered first
+    assert len(audio) >= 60, f"only {len(audio)} RTP packets of the 2 s prompt"
+    # A 440 Hz tone, not silence (0xD5 is A-law silence).
+    assert any(sum(b != 0xD5 for b in p[12:]) > 100 for p in audio)
+    assert h.legs[0].caller == "+3225550100" and h.legs[0].callee == "+3225551234"
+
+
+async def test_dtmf_digits_arrive_in_order_rfc4733_and_sip_info(
+    make_pool: Callable[..., Awaitable[PoolHarness]], tmp_path: Path
+) -> None:
+    prompt = tone(tmp_path / "menu.wav", 1.0)
+    got: list[object] = []
+
+    async def handler(leg: SipLeg) -> None:
+        await leg.answer()
+        got.append(await leg.collect_digits(max_digits=3, timeout=8, prompts=[prompt]))
+        await stay(leg)
+
+    h = await make_pool(handler)
+    result = await run_uac_async("uac_dtmf.xml", h.target, "+3225551234", hold_ms=500)
+    assert result.successful == 1, result.output
+    assert len(got) == 1
+    assert got[0].digits == "429"  # type: ignore[attr-defined]
+    assert got[0].terminated_by == "max_digits"  # type: ignore[attr-defined]
+
+
+async def test_outbound_dial_busy_no_answer_then_answered_and_bridged(
+    make_pool: Callable[..., Awaitable[PoolHarness]],
+) -> None:
+    busy = Uas("uas_busy.xml", free_port_range(1))
+    silent = Uas("uas_noanswer.xml", free_port_range(1))
+    answering = Uas("uas_answer.xml", free_port_range(1))
+    results: list[object] = []
+    try:
+
+        async def handler(leg: SipLeg) -> None:
+            leg.account = "acme"
+            await leg.answer()
+            results.append(await leg.dial([f"sip:+3226001@{busy.uri_host}"], ring_timeout=5))
+            results.append(await leg.dial([f"sip:+3226002@{silent.uri_host}"], ring_timeout=1.0))
+            dialled = await leg.dial([f"sip:+3226003@{answering.uri_host}"], ring_timeout=5)
+            results.append(dialled)
+            assert dialled.answered is not None
+            await asyncio.sleep(0.5)
+            await dialled.answered.hangup()
+            results.append(await leg.wait_bridge_end())
+            await stay(leg)
+
+        h = await make_pool(handler)
+        usage: list[dict[str, object] | None] = []
+        h.pool.leg_ended_hooks.append(lambda leg: usage.append(call_usage(leg)))
+        result = await run_uac_async("uac_call.xml", h.target, "+3225551234", hold_ms=6000)
+        assert result.successful == 1, result.output
+        # sipp has its 200 for the BYE; the worker's event for it may still be on its way.
+        assert await h.legs[0].wait_until(lambda: h.legs[0].ended, 5)
+    finally:
+        outputs = [u.stop() for u in (busy, silent, answering)]
+    # One `call` usage event per leg, each with its own id; only answered legs have answered_at.
+    events = {e["id"]: e for e in usage if e is not None}
+    assert len(events) == 4
+    inbound = next(e for e in events.values() if e["direction"] == "inbound")
+    assert inbound["to"] == "+3225551234" and inbound["answered_at"] is not None
+    dialled = sorted((e["id"], e["to"], e["answered_at"] is not None) for e in events.values()
+                     if e["direction"] == "outbound")  # fmt: skip
+    call_id = str(inbound["id"]).removesuffix(":leg")
+    assert dialled == [
+        (f"{call_id}:out1:leg", "+3226001", False),
+        (f"{call_id}:out2:leg", "+3226002", False),
+        (f"{call_id}:out3:leg", "+3226003", True),
+    ]
+    assert all(e["account"] == "acme" for e in events.values())
+    assert len(results) == 4, outputs
+    first, second, third, who = results
+    assert first.outcome == "busy" and first.attempts[0].sip_status == 486  # type: ignore[attr-defined]
+    assert second.outcome == "no-answer"  # type: ignore[attr-defined]
+    assert second.attempts[0].reason == "ring_timeout"  # type: ignore[attr-defined]
+    assert third.outcome == "completed"  # type: ignore[attr-defined]
+    assert who == "callee"
+
+
+async def test_originate_outcomes_and_refusal_when_every_slot_is_taken(
+    make_pool: Callable[..., Awaitable[PoolHarness]],
+) -> None:
+    busy = Uas("uas_busy.xml", free_port_range(1))
+    silent = Uas("uas_noanswer.xml", free_port_range(1), calls=10)
+    answering = Uas("uas_answer.xml", free_port_range(1))
+    try:
+
+        async def never(leg: SipLeg) -> None:
+            await leg.hangup(404)
+
+        h = await make_pool(never)
+        originator = PoolOriginator(h.pool)
+        leg, attempt = await originator.originate(
+            f"sip:+3226003@{answering.uri_host}", "+3225550100", ring_timeout=5
+        )
+        assert leg is not None and attempt.outcome == "completed"
+        await leg.hangup()
+        assert leg.ended and leg.billable_seconds >= 0
+        leg, attempt = await originator.originate(
+            f"sip:+3226001@{busy.uri_host}", "+3225550100", ring_timeout=5
+        )
+        assert leg is None and (attempt.outcome, attempt.sip_status) == ("busy", 486)
+        leg, attempt = await originator.originate(
+            f"sip:+3226002@{silent.uri_host}", "+3225550100", ring_timeout=0.5
+        )
+        assert leg is None and attempt.outcome == "no-answer"
+
+        # Four ringing calls fill the only worker; the fifth is refused with a reason.
+        ringing = [h.pool.originate(f"sip:+32260{n}@{silent.uri_host}", None) for n in range(4)]
+        with pytest.raises(NoFreeSlot, match="all 4 call slots are in use"):
+            h.pool.originate(f"sip:+3226099@{silent.uri_host}", None)
+        for ring in ringing:
+            await ring.hangup(487)
+        assert h.pool.active_calls == 0
+    finally:
+        for u in (busy, silent, answering):
+            u.stop()
+
+
+async def test_killed_worker_ends_its_calls_as_worker_lost_and_comes_back(
+    make_pool: Callable[..., Awaitable[PoolHarness]],
+) -> None:
+    states: list[tuple[int, bool]] = []
+
+    async def handler(leg: SipLeg) -> None:
+        await leg.answer()
+        await stay(leg)
+
+    h = await make_pool(handler)
+    h.pool.on_worker_state.append(lambda index, up: states.append((index, up)))
+    restarts = metrics.WORKER_RESTARTS._value.get()
+    call = asyncio.ensure_future(
+        run_uac_async("uac_call.xml", h.target, "+3225551234", hold_ms=8000, timeout=20)
+    )
+    for _ in range(100):
+        if h.legs and h.legs[0].answered:
+            break
+        await asyncio.sleep(0.05)
+    worker = h.pool.workers[0]
+    assert worker.proc is not None
+    os.kill(worker.proc.pid, signal.SIGKILL)
+    for _ in range(100):
+        if h.legs[0].ended:
+            break
+        await asyncio.sleep(0.05)
+    assert h.legs[0].cause == "worker_lost"
+    for _ in range(200):
+        if h.pool.up == 1:
+            break
+        await asyncio.sleep(0.05)
+    assert h.pool.up == 1
+    assert states == [(0, False), (0, True)]
+    assert metrics.WORKER_RESTARTS._value.get() == restarts + 1
+    call.cancel()
+    # The restarted worker takes calls again.
+    result = await run_uac_async("uac_call.xml", h.target, "+3225551234", hold_ms=200)
+    assert result.successful == 1, result.output
+
+
+async def test_drain_hangs_up_calls_after_the_grace_period(
+    make_pool: Callable[..., Awaitable[PoolHarness]],
+) -> None:
+    async def handler(leg: SipLeg) -> None:
+        await leg.answer()
+        await stay(leg)
+
+    h = await make_pool(handler)
+    call = asyncio.ensure_future(
+        run_uac_async("uac_call.xml", h.target, "+3225551234", hold_ms=20000, timeout=25)
+    )
+    for _ in range(100):
+        if h.legs and h.legs[0].answered:
+            break
+        await asyncio.sleep(0.05)
+    started = asyncio.get_running_loop().time()
+    await h.pool.stop(grace=0.5)
+    took = asyncio.get_running_loop().time() - started
+    assert h.legs[0].ended and h.legs[0].final_status is not None
+    assert all(w.proc is not None and w.proc.returncode == 0 for w in h.pool.workers)
+    assert took < 6
+    result = await call
+    assert result.successful + result.failed == 1
