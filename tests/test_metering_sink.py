@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 
 from flexvoice.config import Config, PathsConfig, StorageConfig
+from flexvoice.flows.node import FLOW_DEPS
 from flexvoice.metering.events import EventError
 from flexvoice.metering.sink import USAGE_SINK, UsageSink, usage_component
 from flexvoice.metering.store import UsageStore
@@ -116,6 +117,7 @@ async def test_node_component_flushes_on_shutdown(tmp_path: Path) -> None:
     runner = web.AppRunner(app)
     await runner.setup()
     app[USAGE_SINK].record(call("live", 30))
+    assert app[FLOW_DEPS].usage_sink is app[USAGE_SINK]  # the flow runtime records through it
     await runner.cleanup()
     assert _count(tmp_path) == 1
 

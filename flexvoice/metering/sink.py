@@ -212,7 +212,20 @@ async def usage_component(app: web.Application) -> AsyncIterator[None]:
     sink = UsageSink(db.parent / "usage-spool", lambda: UsageStore(connect(db), tariffs))
     await sink.start()
     app[USAGE_SINK] = sink
+    _hand_to_flows(app, sink)
     try:
         yield
     finally:
         await sink.stop()
+
+
+def _hand_to_flows(app: web.Application, sink: UsageSink) -> None:
+    """The flow runtime records recordings and reroutes through the `FlowDeps` that earlier
+    components leave in `app[FLOW_DEPS]` (see flexvoice.flows.node)."""
+    from flexvoice.flows.interpreter import FlowDeps
+    from flexvoice.flows.node import FLOW_DEPS
+
+    deps = app.get(FLOW_DEPS) or FlowDeps()
+    if deps.usage_sink is None:
+        deps.usage_sink = sink
+    app[FLOW_DEPS] = deps
