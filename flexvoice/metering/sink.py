@@ -30,7 +30,7 @@ from prometheus_client import Counter
 
 from flexvoice.logs import get_logger
 from flexvoice.metering.events import parse_event
-from flexvoice.metering.store import ImportReport, UsageStore
+from flexvoice.metering.store import ImportReport, UsageStore, database_file
 from flexvoice.metering.tariffs import load_tariffs
 from flexvoice.server import CONFIG
 from flexvoice.storage.sqlite import connect
@@ -181,7 +181,8 @@ class DirectUsageSink:
 
     def __init__(self, conn: sqlite3.Connection, tariffs_dir: Path):
         self.store = UsageStore(conn, load_tariffs(tariffs_dir))
-        self.spool_dir = _database_file(conn).parent / "usage-spool"
+        database = database_file(conn) or Path("var") / "memory.db"
+        self.spool_dir = database.parent / "usage-spool"
 
     def record(self, event: dict[str, Any]) -> None:
         parse_event(event)  # a malformed event is the caller's bug: raised, as UsageSink does
@@ -191,13 +192,6 @@ class DirectUsageSink:
             self.spool_dir.mkdir(parents=True, exist_ok=True)
             with (self.spool_dir / REJECTED).open("a", encoding="utf-8") as out:
                 out.write(json.dumps({"reason": str(r), "event": json.dumps(event)}) + "\n")
-
-
-def _database_file(conn: sqlite3.Connection) -> Path:
-    for row in conn.execute("PRAGMA database_list"):
-        if row[1] == "main" and row[2]:
-            return Path(row[2])
-    return Path("var") / "memory.db"  # an in-memory database: keep rejects under var/
 
 
 USAGE_SINK = web.AppKey("usage_sink", UsageSink)

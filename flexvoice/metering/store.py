@@ -241,28 +241,25 @@ class UsageStore:
         return self.ingest_parsed(read_jsonl(lines), batch_size)
 
     def ingest_file(self, path: Path, jobs: int = 1, batch_size: int = BATCH_SIZE) -> ImportReport:
-        """Import a JSON Lines file. With jobs > 1, worker processes parse and rate chunks of
-        `batch_size` lines while this process stores them in file order, one transaction
-        per chunk, as the single-process import does (same crash safety)."""
-        if jobs <= 1:
+        """Import a JSON Lines file. With jobs > 1, worker processes each take chunks of
+        `batch_size` lines, parse and rate them and store each chunk in one transaction of
+        their own (SQLite lets one write at a time; the others parse meanwhile). Every chunk
+        is committed whole or not at all, as in a single-process import, so a crash loses
+        nothing reported and a re-run doubles nothing. For commands: it forks."""
+        database = database_file(self.conn)
+        if jobs <= 1 or database is None:
             with path.open("rb") as lines:
                 return self.ingest_jsonl(lines, batch_size)
         report = ImportReport()
-        tariff_of = self._account_tariffs()
-        # fork: the workers inherit the tariffs instead of receiving them pickled; forked
-        # before the writer thread starts.
+        # fork: the workers inherit the tariffs instead of receiving them pickled.
         ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(jobs, initializer=_init_worker, initargs=(self, tariff_of)) as pool:
-            writer = _Writer(self)
-            try:
-                with path.open("rb") as lines:
-                    for ready, rejected in pool.imap(_work, _chunks(lines, batch_size)):
-                        report.rejected += rejected
-                        if ready:
-                            writer.put(ready)
-            finally:
-                written = writer.close()
-        report.merge(written)
+        args = (database, self.tariffs, self._account_tariffs())
+        with (
+            path.open("rb") as lines,
+            ctx.Pool(jobs, initializer=_init_worker, initargs=args) as pool,
+        ):
+            for part in pool.imap_unordered(_work, _chunks(lines, batch_size)):
+                report.merge(part)
         report.rejected.sort(key=lambda r: r.line)
         report.unrated.sort(key=lambda r: r.line)
         return report
@@ -753,9 +750,18 @@ def read_jsonl(lines: Iterable[bytes | str], start: int = 1) -> Iterator[Parsed]
 _worker: tuple[UsageStore, dict[str, str]] | None = None
 
 
-def _init_worker(store: UsageStore, tariff_of: dict[str, str]) -> None:
+def database_file(conn: sqlite3.Connection) -> Path | None:
+    """The file of the connection's main database; None for an in-memory one."""
+    for row in conn.execute("PRAGMA database_list"):
+        if row[1] == "main":
+            return Path(row[2]) if row[2] else None
+    return None
+
+
+def _init_worker(database: Path, tariffs: TariffBook, tariff_of: dict[str, str]) -> None:
     global _worker
-    _worker = (store, tariff_of)  # only its tariffs are used here, never its connection
+    # A connection of its own: one inherited through fork must never be used.
+    _worker = (UsageStore(connect(database), tariffs), tariff_of)
 
 
 def _chunks(lines: Iterable[bytes], size: int) -> Iterator[tuple[int, list[bytes]]]:
@@ -772,7 +778,7 @@ def _chunks(lines: Iterable[bytes], size: int) -> Iterator[tuple[int, list[bytes
         yield first, chunk
 
 
-def _work(job: tuple[int, list[bytes]]) -> tuple[list[_Ready], list[Rejection]]:
+def _work(job: tuple[int, list[bytes]]) -> ImportReport:
     assert _worker is not None
     store, tariff_of = _worker
     report = ImportReport()
@@ -781,4 +787,6 @@ def _work(job: tuple[int, list[bytes]]) -> tuple[list[_Ready], list[Rejection]]:
         checked = store._check(item, tariff_of, report)
         if checked is not None:
             ready.append(store._ready(*checked, tariff_of))
-    return ready, report.rejected
+    if ready:
+        store._store_batch(ready, report)
+    return report
