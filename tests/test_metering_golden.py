@@ -187,6 +187,16 @@ def test_trm_minimum_true_up(tmp_path: Path) -> None:
     assert st[("vms", "subtotal")].amount == D("15.00")
     assert st[("vms", "vat")].amount == D("3.15")
     assert st[("vms", "total")].amount == D("18.15")
+    assert st[("vms", "reroute_minimum")].as_dict() == {
+        "account": "vms",
+        "month": "2024-03",
+        "service": "reroute_minimum",
+        "row": "minimum",
+        "quantity": "1",
+        "unit": "month",
+        "unit_price_eur": "14.60",
+        "amount_eur": "14.60",
+    }
 
 
 def test_trm_above_minimum_has_no_true_up(tmp_path: Path) -> None:

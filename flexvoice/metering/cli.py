@@ -219,21 +219,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     usage_sub.required = True
 
     p = usage_sub.add_parser("import", help="import usage events from a JSON Lines file")
-    p.add_argument("file", type=Path)
+    p.add_argument("file", type=Path, help="JSON Lines: one usage event per line")
     _db_option(p)
     p.add_argument(
         "--jobs",
         type=int,
         default=0,
-        help="processes that parse and rate (default: one per core for files over 16 MB)",
+        help="processes that parse, rate and store (default: one per core for files over 16 MB)",
     )
     p.add_argument("--batch-size", type=int, default=BATCH_SIZE, help=argparse.SUPPRESS)
     p.set_defaults(handler=_usage_import)
 
     p = usage_sub.add_parser("export", help="export a month's statement (CSV or JSON)")
     p.add_argument("--month", required=True, type=_month, help="YYYY-MM (Europe/Brussels)")
-    p.add_argument("--account", default=None)
-    p.add_argument("--format", choices=("csv", "json"), default="csv")
+    p.add_argument("--account", default=None, help="only this account (default: all)")
+    p.add_argument("--format", choices=("csv", "json"), default="csv", help="default: csv")
     p.add_argument("--detail", action="store_true", help="one row per event")
     p.add_argument("-o", "--output", type=Path, default=None, help="file (default: stdout)")
     _db_option(p)

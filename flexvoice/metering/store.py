@@ -107,6 +107,19 @@ class StatementLine:
     amount: Decimal | None  # rounded to cents; None for 'unrated' rows
     row: str  # service | minimum | subtotal | vat | total | unrated
 
+    def as_dict(self) -> dict[str, str | None]:
+        """For JSON (the API): decimals as strings, never floats."""
+        return {
+            "account": self.account,
+            "month": self.month,
+            "service": self.service,
+            "row": self.row,
+            "quantity": None if self.quantity is None else str(self.quantity),
+            "unit": self.unit,
+            "unit_price_eur": None if self.unit_price is None else str(self.unit_price),
+            "amount_eur": None if self.amount is None else str(self.amount),
+        }
+
 
 class DetailLine(NamedTuple):
     """One event's charge in a month (an open number period gives one per month)."""
