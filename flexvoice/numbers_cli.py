@@ -7,25 +7,14 @@ start), so what it shows and changes is what the node will answer with.
 from __future__ import annotations
 
 import argparse
-import importlib
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 from flexvoice.errors import UserError
-from flexvoice.numbers import Number, NumberRegistry, UsageSink
+from flexvoice.metering.sink import StoreSink
+from flexvoice.metering.store import UsageStore
+from flexvoice.numbers import Number, NumberRegistry
 from flexvoice.storage.sqlite import connect
-
-
-def usage_sink_for(conn: sqlite3.Connection, tariffs_dir: Path) -> UsageSink | None:
-    """The metering store's sink when the metering module is installed, else None. A command
-    imports each event at once (the node's sink spools them instead)."""
-    try:
-        module = importlib.import_module("flexvoice.metering.sink")
-    except ImportError:
-        return None
-    sink: UsageSink = module.DirectUsageSink(conn, tariffs_dir)
-    return sink
 
 
 def open_registry(args: argparse.Namespace) -> NumberRegistry:
@@ -34,7 +23,8 @@ def open_registry(args: argparse.Namespace) -> NumberRegistry:
     cfg = config_from_args(args)
     db = Path(args.db) if args.db else cfg.path(cfg.storage.database)
     conn = connect(db)
-    registry = NumberRegistry(conn, usage_sink_for(conn, cfg.path(cfg.paths.tariffs)))
+    # The number's monthly `number` usage starts and ends with it, in the same database.
+    registry = NumberRegistry(conn, StoreSink(UsageStore.from_config(cfg, db)))
     numbers_file = Path(args.numbers_file) if args.numbers_file else cfg.path(cfg.sip.numbers)
     registry.sync_from_yaml(numbers_file)
     return registry

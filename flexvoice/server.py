@@ -58,7 +58,7 @@ Component = Callable[[web.Application], AsyncIterator[None]]
 # Parts of the node, started in this order and stopped in reverse: "module:function" names of
 # cleanup_ctx generators, imported when the node is built (the modules import this one).
 COMPONENTS: list[str] = [
-    "flexvoice.metering.sink:usage_component",  # first: the others record usage into it
+    "flexvoice.metering.sink:usage_component",  # first: everything after it records usage
     "flexvoice.sip.node:numbers_component",
     "flexvoice.flows.node:flows_component",
     "flexvoice.sip.edge_node:edge_component",  # before the pool: it stops after the drain

@@ -25,7 +25,7 @@ class SippResult:
     output: str
 
 
-def _counts(output: str) -> tuple[int, int]:
+def counts(output: str) -> tuple[int, int]:
     ok = re.search(r"Successful call\s*\|\s*\d+\s*\|\s*(\d+)", output)
     bad = re.search(r"Failed call\s*\|\s*\d+\s*\|\s*(\d+)", output)
     return int(ok.group(1)) if ok else 0, int(bad.group(1)) if bad else 0
@@ -73,7 +73,7 @@ def free_udp_pair(host: str = "127.0.0.1") -> int:
 def run_uac(*args: str, **kwargs: object) -> SippResult:
     cmd = uac_args(*args, **kwargs)  # type: ignore[arg-type]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=90, check=False)
-    ok, bad = _counts(proc.stdout)
+    ok, bad = counts(proc.stdout)
     return SippResult(proc.returncode, ok, bad, proc.stdout[-3000:] + proc.stderr[-2000:])
 
 
@@ -88,7 +88,7 @@ async def run_uac_async(*args: str, **kwargs: object) -> SippResult:
         if proc.returncode is None:
             proc.kill()
     text = out.decode(errors="replace")
-    ok, bad = _counts(text)
+    ok, bad = counts(text)
     return SippResult(proc.returncode or 0, ok, bad, text[-3000:] + err.decode()[-2000:])
 
 

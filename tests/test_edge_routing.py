@@ -99,7 +99,8 @@ async def test_dead_worker_is_taken_out_and_back_in(tmp_path: Path) -> None:
             # ... and back.
             edge.set_worker_state(0, True)
             await edge.settled()
-            lines = await run_uac(tmp_path, target, ruri, calls=8, hold_ms=1000, name="b")
+            # Held long enough that all 8 overlap even on a loaded machine: 4 + 4 exactly.
+            lines = await run_uac(tmp_path, target, ruri, calls=8, hold_ms=3000, name="b")
             assert outcomes(lines) == {"answered": 8} and per_worker() == {0: 4, 1: 8}
 
             # 2. Worker 0 dies and nobody tells the edge: calls sent to it fail over to worker 1
@@ -113,7 +114,7 @@ async def test_dead_worker_is_taken_out_and_back_in(tmp_path: Path) -> None:
             uas[0] = await start_uas(tmp_path, workers[0].port, name="w0-again")
             took = await wait_for_state(edge, 0, "active")
             assert took < 10
-            lines = await run_uac(tmp_path, target, ruri, calls=8, hold_ms=1000, name="d")
+            lines = await run_uac(tmp_path, target, ruri, calls=8, hold_ms=3000, name="d")
             assert outcomes(lines) == {"answered": 8}
             assert per_worker() == {0: 4, 1: 14}
     finally:

@@ -144,6 +144,34 @@ def test_open_number_is_charged_every_month_until_deactivated(tmp_path: Path) ->
         assert amount(store.statement(month), "acme", "number") == D("0.80")
 
 
+def test_closing_an_open_number_with_the_same_id_ends_its_charges(tmp_path: Path) -> None:
+    # The engine writes a number's period when it is added and the same event with
+    # active_to when it is removed: April and May charged, June not.
+    store = make_store(tmp_path)
+    opened = {
+        "id": "num:+3225551234:1",
+        "account": "acme",
+        "kind": "number",
+        "number": "+3225551234",
+        "active_from": "2024-04-10T09:00:00+02:00",
+        "active_to": None,
+    }
+    assert store.ingest([opened]).imported == 1
+    closed = {**opened, "active_to": "2024-05-20T12:00:00+02:00"}
+    report = store.ingest([closed])
+    assert (report.imported, report.rejected) == (1, [])
+    assert store.ingest([closed]).duplicates == 1  # closing twice changes nothing
+    for month, charged in (("2024-04", True), ("2024-05", True), ("2024-06", False)):
+        found = ("acme", "number") in lines(store.statement(month))
+        assert found == charged, month
+    # Anything else about the event may not change, nor an end once set.
+    moved = {**closed, "active_to": "2024-07-01T00:00:00+02:00"}
+    renumbered = {**opened, "id": "num:+3225551234:1", "number": "+3225559999"}
+    report = store.ingest([moved, renumbered])
+    assert [r.event_id for r in report.rejected] == ["num:+3225551234:1"] * 2
+    assert ("acme", "number") not in lines(store.statement("2024-06"))
+
+
 def test_designer_started_on_the_30th(tmp_path: Path) -> None:
     store = make_store(tmp_path)
     store.ingest(
@@ -361,7 +389,7 @@ def test_same_id_with_active_to_closes_an_open_number(tmp_path: Path) -> None:
     assert amount(store.statement("2024-06"), "acme", "number") == D("0.80")  # still open
     closed = {**opened, "active_to": "2024-03-15T12:00:00+01:00"}
     report = store.ingest([closed])
-    assert (report.imported, report.closed, report.rejected) == (0, 1, [])
+    assert (report.imported, report.closed, report.rejected) == (1, 1, [])
     assert store.ingest([closed]).duplicates == 1
     assert amount(store.statement("2024-03"), "acme", "number") == D("0.80")
     assert store.statement("2024-04") == []

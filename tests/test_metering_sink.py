@@ -13,7 +13,6 @@ import pytest
 from aiohttp import web
 
 from flexvoice.config import Config, PathsConfig, StorageConfig
-from flexvoice.flows.node import FLOW_DEPS
 from flexvoice.metering.events import EventError
 from flexvoice.metering.sink import USAGE_SINK, UsageSink, usage_component
 from flexvoice.metering.store import UsageStore
@@ -117,20 +116,5 @@ async def test_node_component_flushes_on_shutdown(tmp_path: Path) -> None:
     runner = web.AppRunner(app)
     await runner.setup()
     app[USAGE_SINK].record(call("live", 30))
-    assert app[FLOW_DEPS].usage_sink is app[USAGE_SINK]  # the flow runtime records through it
     await runner.cleanup()
     assert _count(tmp_path) == 1
-
-
-def test_direct_sink_imports_at_once_and_keeps_rejects(tmp_path: Path) -> None:
-    from flexvoice.metering.sink import DirectUsageSink
-
-    make_store(tmp_path)
-    conn = connect(tmp_path / "usage.db")
-    sink = DirectUsageSink(conn, TARIFFS)
-    sink.record(call("now", 61))
-    assert _count(tmp_path) == 1
-    sink.record({**call("who", 61), "account": "nobody"})
-    assert _count(tmp_path) == 1
-    kept = (tmp_path / "usage-spool" / "rejected.jsonl").read_text()
-    assert "unknown account 'nobody'" in kept and "who:leg" in kept

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import json
 import sqlite3
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -197,3 +200,11 @@ def test_cli_add_list_continuity_remove(tmp_path: Path) -> None:
     assert r.returncode == 0 and "removed +3226001234" in r.stdout
     r = run_cli("numbers", "list", "--account", "nobody", *base)
     assert r.stdout.strip() == "no numbers for account 'nobody'"
+    # The added number's monthly charge runs from its addition to its removal (one event,
+    # opened then closed), next to the numbers.yaml ones that are still active.
+    month = datetime.now(ZoneInfo("Europe/Brussels")).strftime("%Y-%m")
+    r = run_cli("usage", "export", "--month", month, "--detail", "--format", "json", *base)
+    assert r.returncode == 0, r.stderr
+    rows = [row for row in json.loads(r.stdout) if row["service"] == "number"]
+    added = [row for row in rows if "+3226001234" in row["event_id"]]
+    assert len(added) == 1 and len(rows) == 4, rows

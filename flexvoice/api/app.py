@@ -45,9 +45,10 @@ from flexvoice.api.openapi import docs_routes
 from flexvoice.api.webhooks import WebhookQueue
 from flexvoice.calls import CallRegistry
 from flexvoice.logs import get_logger
+from flexvoice.metering.sink import USAGE_SINK
 from flexvoice.numbers import NumberRegistry
 from flexvoice.server import CONFIG
-from flexvoice.sip.node import USAGE_SINK_KEY, NumberLookup
+from flexvoice.sip.node import NumberLookup
 from flexvoice.storage.sqlite import connect
 
 log = get_logger(__name__)
@@ -153,4 +154,4 @@ async def api_component(app: web.Application) -> AsyncIterator[None]:
 
 def _usage_sink(app: web.Application) -> Any:
     """The metering sink (UsageSink.record) when a component before us published one."""
-    return app.get(USAGE_SINK_KEY)
+    return app.get(USAGE_SINK)

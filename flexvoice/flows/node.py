@@ -28,11 +28,13 @@ FLOW_DEPS = web.AppKey("flow_deps", FlowDeps)
 
 
 async def flows_component(app: web.Application) -> AsyncIterator[None]:
+    from flexvoice.metering.sink import USAGE_SINK
     from flexvoice.sip.node import NUMBERS
 
     cfg = app[CONFIG]
     deps = app.get(FLOW_DEPS) or FlowDeps()
     conn: sqlite3.Connection | None = None
+    deps.usage_sink = deps.usage_sink or app.get(USAGE_SINK)
     numbers = app.get(NUMBERS)
     if numbers is not None:  # the number registry (flexvoice.sip.node:numbers_component)
         deps.continuity_for = deps.continuity_for or numbers.continuity_for

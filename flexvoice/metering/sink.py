@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import json
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -28,9 +27,10 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import Counter
 
+from flexvoice.errors import UserError
 from flexvoice.logs import get_logger
 from flexvoice.metering.events import parse_event
-from flexvoice.metering.store import ImportReport, UsageStore, database_file
+from flexvoice.metering.store import ImportReport, UsageStore
 from flexvoice.metering.tariffs import load_tariffs
 from flexvoice.server import CONFIG
 from flexvoice.storage.sqlite import connect
@@ -174,24 +174,17 @@ class UsageSink:
             os.fsync(out.fileno())
 
 
-class DirectUsageSink:
-    """For short-lived processes (`flexvoice numbers add`): each event is imported at once in
-    its own transaction on the caller's connection. A rejected event is logged and kept in
-    the spool folder's rejected.jsonl, as the node's sink does."""
+class StoreSink:
+    """For one-shot commands (`flexvoice numbers add`): each event goes straight into the
+    store, and a rejected one stops the command with the store's reason."""
 
-    def __init__(self, conn: sqlite3.Connection, tariffs_dir: Path):
-        self.store = UsageStore(conn, load_tariffs(tariffs_dir))
-        database = database_file(conn) or Path("var") / "memory.db"
-        self.spool_dir = database.parent / "usage-spool"
+    def __init__(self, store: UsageStore):
+        self.store = store
 
     def record(self, event: dict[str, Any]) -> None:
-        parse_event(event)  # a malformed event is the caller's bug: raised, as UsageSink does
         report = self.store.ingest([event])
-        for r in report.rejected:
-            log.error("usage.rejected", event_id=r.event_id, reason=r.reason)
-            self.spool_dir.mkdir(parents=True, exist_ok=True)
-            with (self.spool_dir / REJECTED).open("a", encoding="utf-8") as out:
-                out.write(json.dumps({"reason": str(r), "event": json.dumps(event)}) + "\n")
+        if report.rejected:
+            raise UserError(f"usage event {event.get('id')}: {report.rejected[0].reason}")
 
 
 USAGE_SINK = web.AppKey("usage_sink", UsageSink)
@@ -206,20 +199,7 @@ async def usage_component(app: web.Application) -> AsyncIterator[None]:
     sink = UsageSink(db.parent / "usage-spool", lambda: UsageStore(connect(db), tariffs))
     await sink.start()
     app[USAGE_SINK] = sink
-    _hand_to_flows(app, sink)
     try:
         yield
     finally:
         await sink.stop()
-
-
-def _hand_to_flows(app: web.Application, sink: UsageSink) -> None:
-    """The flow runtime records recordings and reroutes through the `FlowDeps` that earlier
-    components leave in `app[FLOW_DEPS]` (see flexvoice.flows.node)."""
-    from flexvoice.flows.interpreter import FlowDeps
-    from flexvoice.flows.node import FLOW_DEPS
-
-    deps = app.get(FLOW_DEPS) or FlowDeps()
-    if deps.usage_sink is None:
-        deps.usage_sink = sink
-    app[FLOW_DEPS] = deps

@@ -82,7 +82,7 @@ class Rejection:
 class ImportReport:
     imported: int = 0
     duplicates: int = 0
-    closed: int = 0  # open number/designer periods given their end (same id, active_to set)
+    closed: int = 0  # of `imported`: open number/designer periods given their end (same id)
     rejected: list[Rejection] = field(default_factory=list)
     unrated: list[Rejection] = field(default_factory=list)  # imported, but not priced yet
 
@@ -179,7 +179,9 @@ def same_event(stored: str, new: str) -> bool:
 
 
 def closes_period(stored: str, new: str) -> bool:
-    """`new` is `stored` (an open number or designer period) with its end filled in."""
+    """True when `new` is the stored open period (number, designer) with its end now set:
+    the one change an id may take, since the engine writes a period when it opens and the
+    same event with `active_to` when it closes. Anything else about it stays as stored."""
     before, after = json.loads(stored), json.loads(new)
     if not (isinstance(before, dict) and isinstance(after, dict)):
         return False
@@ -188,7 +190,7 @@ def closes_period(stored: str, new: str) -> bool:
     if after.get("active_to") is None:
         return False
     rest = {k: v for k, v in after.items() if k != "active_to"}
-    return canonical(rest) == canonical({k: v for k, v in before.items() if k != "active_to"})
+    return canonical({k: v for k, v in before.items() if k != "active_to"}) == canonical(rest)
 
 
 def _charge_columns(result: Charge | Unrated | None) -> tuple[Any, ...]:
@@ -383,9 +385,9 @@ class UsageStore:
                     conn.execute("ROLLBACK")
                 raise
         rows: list[tuple[Any, ...]] = []
+        closings: list[tuple[Any, ...]] = []
         unrated: list[Rejection] = []
         rejected: list[Rejection] = []
-        closes: list[tuple[str, str | None, str]] = []
         duplicates = 0
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -397,10 +399,8 @@ class UsageStore:
                     if same_event(before_payload, row[_PAYLOAD]):
                         duplicates += 1
                     elif closes_period(before_payload, row[_PAYLOAD]):
-                        # The end of an open number/designer period: same id, now with
-                        # its active_to (how the number registry reports a removal).
+                        closings.append((row[_LAST], row[_PAYLOAD], row[_ID]))
                         stored[row[_ID]] = row[_PAYLOAD]
-                        closes.append((row[_PAYLOAD], row[_LAST_MONTH], row[_ID]))
                     else:
                         rejected.append(
                             Rejection(
@@ -416,15 +416,13 @@ class UsageStore:
                 if notice is not None:
                     unrated.append(notice)
             conn.executemany(_INSERT, rows)
-            conn.executemany(
-                "UPDATE usage_events SET payload = ?, last_month = ? WHERE id = ?", closes
-            )
+            conn.executemany(_CLOSE_PERIOD, closings)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        report.imported += len(rows)
-        report.closed += len(closes)
+        report.imported += len(rows) + len(closings)
+        report.closed += len(closings)
         report.duplicates += duplicates
         report.rejected += rejected
         report.unrated += unrated
@@ -699,7 +697,8 @@ _INSERT = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_OR_IGNORE = _INSERT.replace("INSERT", "INSERT OR IGNORE", 1)
-_ID, _LAST_MONTH, _PAYLOAD = 2, 4, 5  # positions in a row of _INSERT
+_ID, _LAST, _PAYLOAD = 2, 4, 5  # positions in a row of _INSERT
+_CLOSE_PERIOD = "UPDATE usage_events SET last_month = ?, payload = ? WHERE id = ?"
 
 # (line, row for _INSERT, unrated notice or None)
 _Ready = tuple[int, tuple[Any, ...], Rejection | None]

@@ -144,8 +144,6 @@ FLOWS = FLOW_RUNTIME  # the API places calls into flows through the same runtime
 POOL = web.AppKey("sip_pool", WorkerPool)
 ORIGINATOR = web.AppKey("originator", PoolOriginator)
 NUMBERS: web.AppKey[NumberLookup] = web.AppKey("numbers")
-# Published by flexvoice.metering.sink:usage_component, which starts before this module's.
-USAGE_SINK_KEY = USAGE_SINK
 
 
 async def numbers_component(app: web.Application) -> AsyncIterator[None]:
@@ -158,7 +156,7 @@ async def numbers_component(app: web.Application) -> AsyncIterator[None]:
     db_path = cfg.path(cfg.storage.database)
     db_path.parent.mkdir(parents=True, exist_ok=True)
     conn = connect(db_path)
-    registry = NumberRegistry(conn, usage_sink=app.get(USAGE_SINK_KEY))
+    registry = NumberRegistry(conn, usage_sink=app.get(USAGE_SINK))
     registry.sync_from_yaml(cfg.path(cfg.sip.numbers))
     app[NUMBERS] = registry
     try:
@@ -202,7 +200,7 @@ async def sip_component(app: web.Application) -> AsyncIterator[None]:
         status.workers_up = pool.up
 
     pool.on_worker_state.append(track)
-    sink = app.get(USAGE_SINK_KEY)
+    sink = app.get(USAGE_SINK)
     if sink is not None:
 
         def record_usage(leg: SipLeg) -> None:
