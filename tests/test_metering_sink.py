@@ -9,11 +9,9 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
 from aiohttp import web
 
 from flexvoice.config import Config, PathsConfig, StorageConfig
-from flexvoice.metering.events import EventError
 from flexvoice.metering.sink import USAGE_SINK, UsageSink, usage_component
 from flexvoice.metering.store import UsageStore
 from flexvoice.metering.tariffs import load_tariffs
@@ -53,14 +51,20 @@ async def test_record_then_flush_imports_in_a_batch(tmp_path: Path) -> None:
     assert json.loads(kept[0]["event"])["id"] == "ghost:leg"
 
 
-async def test_malformed_event_raises_at_the_caller(tmp_path: Path) -> None:
+async def test_malformed_event_is_kept_aside_without_failing_the_caller(tmp_path: Path) -> None:
     make_store(tmp_path)
     sink = _sink(tmp_path)
     await sink.start()
-    with pytest.raises(EventError, match="ended_at: required field is missing"):
-        sink.record({k: v for k, v in call("x", 5).items() if k != "ended_at"})
+    sink.record({k: v for k, v in call("x", 5).items() if k != "ended_at"})
+    sink.record({**call("y", 5), "to": "+15550000000"})
+    sink.record({**call("z", 5), "extra": object()})  # not JSON data
     await sink.stop()
     assert _count(tmp_path) == 0
+    kept = [json.loads(x) for x in (tmp_path / "spool" / "rejected.jsonl").read_text().splitlines()]
+    assert [json.loads(k["event"])["id"] for k in kept] == ["x:leg", "y:leg", "z:leg"]
+    assert "ended_at: required field is missing" in kept[0]["reason"]
+    assert "not a valid number" in kept[1]["reason"]
+    assert sink.rejected == 3
 
 
 CHILD = """

@@ -29,7 +29,7 @@ from prometheus_client import Counter
 
 from flexvoice.errors import UserError
 from flexvoice.logs import get_logger
-from flexvoice.metering.events import parse_event
+from flexvoice.metering.events import EventError, parse_event
 from flexvoice.metering.store import ImportReport, UsageStore
 from flexvoice.metering.tariffs import load_tariffs
 from flexvoice.server import CONFIG
@@ -69,14 +69,19 @@ class UsageSink:
     def record(self, event: dict[str, Any]) -> None:
         """Record one usage event (the event format of `flexvoice usage import`).
 
-        Raises EventError at once for a malformed event: that is a bug in the caller, found
-        best where it happens. Account and duplicate checks happen at import."""
-        parse_event(event)
-        line = (json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        Never raises for the event's content: it is called from call teardown paths that must
+        not fail. A malformed event is logged and kept in rejected.jsonl with the reason (as
+        are events the import refuses: unknown account, conflicting id)."""
+        try:
+            parse_event(event)
+            line = json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n"
+        except (EventError, TypeError, ValueError) as exc:
+            self._reject(event, str(exc))
+            return
         with self._lock:
             if self._fd < 0:
                 raise RuntimeError("the usage sink is not open")
-            os.write(self._fd, line)  # O_APPEND: one write, one whole line
+            os.write(self._fd, line.encode())  # O_APPEND: one write, one whole line
             self.recorded += 1
         RECORDED.inc()
 
@@ -159,6 +164,18 @@ class UsageSink:
                 unrated=len(total.unrated),
             )
         return total
+
+    def _reject(self, event: Any, reason: str) -> None:
+        event_id = event.get("id") if isinstance(event, dict) else None
+        log.error("usage.rejected", event_id=event_id, reason=reason)
+        REJECTED_EVENTS.inc()
+        with self._lock:
+            self.rejected += 1
+            self.dir.mkdir(parents=True, exist_ok=True)
+            with (self.dir / REJECTED).open("a", encoding="utf-8") as out:
+                shown = json.dumps(event, ensure_ascii=False, default=repr)
+                out.write(json.dumps({"reason": reason, "event": shown}, ensure_ascii=False))
+                out.write("\n")
 
     def _keep_rejected(self, path: Path, report: ImportReport) -> None:
         if not report.rejected:
