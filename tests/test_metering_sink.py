@@ -11,6 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from flexvoice.accounts import create_account
 from flexvoice.config import Config, PathsConfig, StorageConfig
 from flexvoice.metering.sink import USAGE_SINK, UsageSink, usage_component
 from flexvoice.metering.store import UsageStore
@@ -46,9 +47,15 @@ async def test_record_then_flush_imports_in_a_batch(tmp_path: Path) -> None:
     await sink.stop()
     store = UsageStore(connect(tmp_path / "usage.db"), load_tariffs(TARIFFS))
     assert amount(store.statement("2024-03"), "acme", "voice_out_mobile") == Decimal("37.00")
-    kept = [json.loads(x) for x in (tmp_path / "spool" / "rejected.jsonl").read_text().splitlines()]
-    assert len(kept) == 1 and "unknown account 'nobody'" in kept[0]["reason"]
-    assert json.loads(kept[0]["event"])["id"] == "ghost:leg"
+    spool = tmp_path / "spool"
+    [kept] = [json.loads(x) for x in (spool / "rejected.jsonl").read_text().splitlines()]
+    assert kept["id"] == "ghost:leg"
+    assert "ghost:leg: account: unknown account 'nobody'" in (spool / "rejected.log").read_text()
+    # Once the account exists, the kept events import as they are.
+    create_account(connect(tmp_path / "usage.db"), "nobody", "flexio-payu")
+    again = UsageStore(connect(tmp_path / "usage.db"), load_tariffs(TARIFFS))
+    with (spool / "rejected.jsonl").open("rb") as lines:
+        assert again.ingest_jsonl(lines).imported == 1
 
 
 async def test_malformed_event_is_kept_aside_without_failing_the_caller(tmp_path: Path) -> None:
@@ -60,10 +67,11 @@ async def test_malformed_event_is_kept_aside_without_failing_the_caller(tmp_path
     sink.record({**call("z", 5), "extra": object()})  # not JSON data
     await sink.stop()
     assert _count(tmp_path) == 0
-    kept = [json.loads(x) for x in (tmp_path / "spool" / "rejected.jsonl").read_text().splitlines()]
-    assert [json.loads(k["event"])["id"] for k in kept] == ["x:leg", "y:leg", "z:leg"]
-    assert "ended_at: required field is missing" in kept[0]["reason"]
-    assert "not a valid number" in kept[1]["reason"]
+    kept = (tmp_path / "spool" / "rejected.jsonl").read_text().splitlines()
+    assert [json.loads(k)["id"] for k in kept] == ["x:leg", "y:leg", "z:leg"]
+    reasons = (tmp_path / "spool" / "rejected.log").read_text().splitlines()
+    assert "x:leg: ended_at: required field is missing" in reasons[0]
+    assert "not a valid number" in reasons[1]
     assert sink.rejected == 3
 
 
