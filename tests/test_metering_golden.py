@@ -415,3 +415,19 @@ def test_pricer_prices_one_call_like_the_statement(tmp_path: Path) -> None:
     assert pricer.price_call("acme", "outbound", "+33612345678", answered, ended) is None
     assert pricer.price_call("ghost", "outbound", "+32470123456", answered, ended) is None
     assert pricer.price_call("acme", "outbound", "+32470123456", None, ended) == (0, D(0))
+
+
+def test_rerate_in_small_chunks_covers_every_event(tmp_path: Path) -> None:
+    folder = copy_tariffs(tmp_path)
+    store = make_store(tmp_path, folder)
+    events = [call(f"fr{i}", 61, to="+33612345678") for i in range(5)]
+    events += [call(f"be{i}", 61) for i in range(4)]
+    store.ingest(events)
+    unchanged = store.rerate("2024-03", chunk=2)
+    assert (unchanged.events, unchanged.changed, unchanged.unrated) == (9, 0, 5)
+    path = folder / "flexio-payu.yaml"
+    path.write_text(path.read_text().replace("[BE mobile]", "[BE mobile, FR mobile]"))
+    store = UsageStore(store.conn, load_tariffs(folder))
+    done = store.rerate("2024-03", chunk=2)
+    assert (done.events, done.changed, done.unrated) == (9, 5, 0)
+    assert amount(store.statement("2024-03"), "acme", "voice_out_mobile") == D("6.66")  # 18 x 0.37
