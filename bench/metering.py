@@ -161,6 +161,9 @@ def plain_inserts(db: Path, path: Path) -> tuple[float, float]:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="bench metering")
     parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument(
+        "--jobs", type=int, default=0, help="import processes (default: as `usage import`)"
+    )
     parser.add_argument("--keep", type=Path, default=None, help="keep files in this folder")
     args = parser.parse_args(argv)
     n: int = args.events
@@ -182,7 +185,7 @@ def main(argv: list[str]) -> int:
     store = UsageStore(conn, load_tariffs(tariffs_dir))
 
     start, cpu = time.perf_counter(), _cpu()
-    jobs = min(os.cpu_count() or 1, 4)  # what `flexvoice usage import` does with a big file
+    jobs = args.jobs or min(os.cpu_count() or 1, 4)  # as `flexvoice usage import` does
     report = store.ingest_file(events, jobs)
     import_s = time.perf_counter() - start
     import_cpu = _cpu() - cpu  # this process and its worker processes
@@ -190,7 +193,7 @@ def main(argv: list[str]) -> int:
     unrated = len(report.unrated)
     print(
         f"import+rate: {n / import_s:,.0f} events/s ({import_s:.1f} s wall, "
-        f"{jobs} parse processes, {n / import_cpu:,.0f} events per CPU-second; unrated {unrated})"
+        f"{jobs} import processes, {n / import_cpu:,.0f} events per CPU-second; unrated {unrated})"
     )
 
     out = work / "detail.csv"

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import REPO, cli_env, run_cli
 from tests.metering_helpers import call, sms
 
@@ -126,7 +128,8 @@ def test_export_and_rerate_refuse_bad_arguments(tmp_path: Path) -> None:
     assert rerate.returncode == 0 and "0 changed" in rerate.stdout
 
 
-def test_killed_import_loses_and_doubles_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_killed_import_loses_and_doubles_nothing(tmp_path: Path, jobs: str) -> None:
     db = _setup(tmp_path)
     n = 30_000
     events = [
@@ -135,7 +138,7 @@ def test_killed_import_loses_and_doubles_nothing(tmp_path: Path) -> None:
     path = _write(tmp_path / "big.jsonl", events)
     cmd = [sys.executable, "-m", "flexvoice", "usage", "import", str(path), "--db", db]
     proc = subprocess.Popen(
-        [*cmd, "--batch-size", "500"],
+        [*cmd, "--batch-size", "500", "--jobs", jobs],
         cwd=REPO,
         env=cli_env(),
         stdout=subprocess.DEVNULL,

@@ -215,6 +215,16 @@ def test_trm_minimum_true_up(tmp_path: Path) -> None:
     assert st[("vms", "subtotal")].amount == D("15.00")
     assert st[("vms", "vat")].amount == D("3.15")
     assert st[("vms", "total")].amount == D("18.15")
+    assert st[("vms", "reroute_minimum")].as_dict() == {
+        "account": "vms",
+        "month": "2024-03",
+        "service": "reroute_minimum",
+        "row": "minimum",
+        "quantity": "1",
+        "unit": "month",
+        "unit_price_eur": "14.60",
+        "amount_eur": "14.60",
+    }
 
 
 def test_trm_above_minimum_has_no_true_up(tmp_path: Path) -> None:
@@ -363,3 +373,61 @@ def test_export_is_the_same_whatever_the_import_order(tmp_path: Path) -> None:
                 "2024-03", fmt=fmt, detail=detail
             )
     assert b"vms,2024-03,reroute_minimum,1,month,14.88,14.88" in first.export("2024-03")
+
+
+def test_same_id_with_active_to_closes_an_open_number(tmp_path: Path) -> None:
+    store = make_store(tmp_path)
+    opened = {
+        "id": "number:+3225551234:1",
+        "account": "acme",
+        "kind": "number",
+        "number": "+3225551234",
+        "active_from": "2024-02-10T09:00:00+01:00",
+        "active_to": None,
+    }
+    store.ingest([opened])
+    assert amount(store.statement("2024-06"), "acme", "number") == D("0.80")  # still open
+    closed = {**opened, "active_to": "2024-03-15T12:00:00+01:00"}
+    report = store.ingest([closed])
+    assert (report.imported, report.closed, report.rejected) == (1, 1, [])
+    assert store.ingest([closed]).duplicates == 1
+    assert amount(store.statement("2024-03"), "acme", "number") == D("0.80")
+    assert store.statement("2024-04") == []
+    moved = {**closed, "active_to": "2024-05-01T12:00:00+02:00"}  # a second, other end
+    [rejected] = store.ingest([moved]).rejected
+    assert "different content" in rejected.reason
+    reopened = {**closed, "active_from": "2024-01-01T00:00:00+01:00"}
+    assert store.ingest([reopened]).rejected  # only active_to may be filled in
+
+
+def test_pricer_prices_one_call_like_the_statement(tmp_path: Path) -> None:
+    from flexvoice.metering.pricing import TariffPricer
+
+    store = make_store(tmp_path)
+    pricer = TariffPricer(store.conn, store.tariffs)
+    answered, ended = "2024-03-05T10:00:05+01:00", "2024-03-05T10:01:06+01:00"  # 61 s
+    assert pricer.price_call("acme", "outbound", "+32470123456", answered, ended) == (
+        120,
+        D("0.74"),
+    )
+    assert pricer.price_call("acme", "outbound", "+3212345678", answered, ended) == (120, D("0.19"))
+    assert pricer.price_call("acme", "inbound", "+3225551234", answered, ended) == (120, D("0.009"))
+    assert pricer.price_call("acme", "outbound", "+33612345678", answered, ended) is None
+    assert pricer.price_call("ghost", "outbound", "+32470123456", answered, ended) is None
+    assert pricer.price_call("acme", "outbound", "+32470123456", None, ended) == (0, D(0))
+
+
+def test_rerate_in_small_chunks_covers_every_event(tmp_path: Path) -> None:
+    folder = copy_tariffs(tmp_path)
+    store = make_store(tmp_path, folder)
+    events = [call(f"fr{i}", 61, to="+33612345678") for i in range(5)]
+    events += [call(f"be{i}", 61) for i in range(4)]
+    store.ingest(events)
+    unchanged = store.rerate("2024-03", chunk=2)
+    assert (unchanged.events, unchanged.changed, unchanged.unrated) == (9, 0, 5)
+    path = folder / "flexio-payu.yaml"
+    path.write_text(path.read_text().replace("[BE mobile]", "[BE mobile, FR mobile]"))
+    store = UsageStore(store.conn, load_tariffs(folder))
+    done = store.rerate("2024-03", chunk=2)
+    assert (done.events, done.changed, done.unrated) == (9, 5, 0)
+    assert amount(store.statement("2024-03"), "acme", "voice_out_mobile") == D("6.66")  # 18 x 0.37

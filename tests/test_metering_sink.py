@@ -9,11 +9,10 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
 from aiohttp import web
 
+from flexvoice.accounts import create_account
 from flexvoice.config import Config, PathsConfig, StorageConfig
-from flexvoice.metering.events import EventError
 from flexvoice.metering.sink import USAGE_SINK, UsageSink, usage_component
 from flexvoice.metering.store import UsageStore
 from flexvoice.metering.tariffs import load_tariffs
@@ -48,19 +47,32 @@ async def test_record_then_flush_imports_in_a_batch(tmp_path: Path) -> None:
     await sink.stop()
     store = UsageStore(connect(tmp_path / "usage.db"), load_tariffs(TARIFFS))
     assert amount(store.statement("2024-03"), "acme", "voice_out_mobile") == Decimal("37.00")
-    kept = [json.loads(x) for x in (tmp_path / "spool" / "rejected.jsonl").read_text().splitlines()]
-    assert len(kept) == 1 and "unknown account 'nobody'" in kept[0]["reason"]
-    assert json.loads(kept[0]["event"])["id"] == "ghost:leg"
+    spool = tmp_path / "spool"
+    [kept] = [json.loads(x) for x in (spool / "rejected.jsonl").read_text().splitlines()]
+    assert kept["id"] == "ghost:leg"
+    assert "ghost:leg: account: unknown account 'nobody'" in (spool / "rejected.log").read_text()
+    # Once the account exists, the kept events import as they are.
+    create_account(connect(tmp_path / "usage.db"), "nobody", "flexio-payu")
+    again = UsageStore(connect(tmp_path / "usage.db"), load_tariffs(TARIFFS))
+    with (spool / "rejected.jsonl").open("rb") as lines:
+        assert again.ingest_jsonl(lines).imported == 1
 
 
-async def test_malformed_event_raises_at_the_caller(tmp_path: Path) -> None:
+async def test_malformed_event_is_kept_aside_without_failing_the_caller(tmp_path: Path) -> None:
     make_store(tmp_path)
     sink = _sink(tmp_path)
     await sink.start()
-    with pytest.raises(EventError, match="ended_at: required field is missing"):
-        sink.record({k: v for k, v in call("x", 5).items() if k != "ended_at"})
+    sink.record({k: v for k, v in call("x", 5).items() if k != "ended_at"})
+    sink.record({**call("y", 5), "to": "+15550000000"})
+    sink.record({**call("z", 5), "extra": object()})  # not JSON data
     await sink.stop()
     assert _count(tmp_path) == 0
+    kept = (tmp_path / "spool" / "rejected.jsonl").read_text().splitlines()
+    assert [json.loads(k)["id"] for k in kept] == ["x:leg", "y:leg", "z:leg"]
+    reasons = (tmp_path / "spool" / "rejected.log").read_text().splitlines()
+    assert "x:leg: ended_at: required field is missing" in reasons[0]
+    assert "not a valid number" in reasons[1]
+    assert sink.rejected == 3
 
 
 CHILD = """

@@ -4,10 +4,12 @@ usage, finance exports and rerating."""
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sqlite3
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,25 @@ def _conn(args: Any, cfg: Config) -> sqlite3.Connection:
 
 def open_store(args: Any) -> UsageStore:
     return UsageStore.from_config(_config(args), args.db)
+
+
+def _busy_is_user_error(handler: Callable[[Any], int]) -> Callable[[Any], int]:
+    """SQLite waits 30 s for a writer (another import, a rerate, the node's sink); past that
+    the command stops with one line instead of an internal error."""
+
+    @functools.wraps(handler)
+    def run(args: Any) -> int:
+        try:
+            return handler(args)
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            raise UserError(
+                f"the database is busy ({exc}): another import or rerate is writing; "
+                "run the command again when it is done"
+            ) from None
+
+    return run
 
 
 def _month(text: str) -> str:
@@ -104,9 +125,10 @@ def _usage_import(args: Any) -> int:
     if len(report.unrated) > UNRATED_SHOWN:
         more = len(report.unrated) - UNRATED_SHOWN
         print(f"flexvoice: warning: and {more} more unrated events", file=sys.stderr)
+    closed = f", periods closed {report.closed}" if report.closed else ""
     print(
         f"imported {report.imported}, duplicates {report.duplicates}, "
-        f"rejected {len(report.rejected)}, unrated {len(report.unrated)}"
+        f"rejected {len(report.rejected)}, unrated {len(report.unrated)}{closed}"
     )
     if report.unrated:
         print(
@@ -198,7 +220,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("name")
     p.add_argument("--tariff", required=True, help="a file name in metering/tariffs, no .yaml")
     _db_option(p)
-    p.set_defaults(handler=_accounts_create)
+    p.set_defaults(handler=_busy_is_user_error(_accounts_create))
 
     p = acc_sub.add_parser("list", help="list accounts with tariff and status")
     _db_option(p)
@@ -218,27 +240,27 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     usage_sub.required = True
 
     p = usage_sub.add_parser("import", help="import usage events from a JSON Lines file")
-    p.add_argument("file", type=Path)
+    p.add_argument("file", type=Path, help="JSON Lines: one usage event per line")
     _db_option(p)
     p.add_argument(
         "--jobs",
         type=int,
         default=0,
-        help="processes that parse and rate (default: one per core for files over 16 MB)",
+        help="processes that parse, rate and store (default: one per core for files over 16 MB)",
     )
     p.add_argument("--batch-size", type=int, default=BATCH_SIZE, help=argparse.SUPPRESS)
-    p.set_defaults(handler=_usage_import)
+    p.set_defaults(handler=_busy_is_user_error(_usage_import))
 
     p = usage_sub.add_parser("export", help="export a month's statement (CSV or JSON)")
     p.add_argument("--month", required=True, type=_month, help="YYYY-MM (Europe/Brussels)")
-    p.add_argument("--account", default=None)
-    p.add_argument("--format", choices=("csv", "json"), default="csv")
+    p.add_argument("--account", default=None, help="only this account (default: all)")
+    p.add_argument("--format", choices=("csv", "json"), default="csv", help="default: csv")
     p.add_argument("--detail", action="store_true", help="one row per event")
     p.add_argument("-o", "--output", type=Path, default=None, help="file (default: stdout)")
     _db_option(p)
-    p.set_defaults(handler=_usage_export)
+    p.set_defaults(handler=_busy_is_user_error(_usage_export))
 
     p = usage_sub.add_parser("rerate", help="rate a month again with the tariffs in force")
     p.add_argument("--month", required=True, type=_month, help="YYYY-MM (Europe/Brussels)")
     _db_option(p)
-    p.set_defaults(handler=_usage_rerate)
+    p.set_defaults(handler=_busy_is_user_error(_usage_rerate))

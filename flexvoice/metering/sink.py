@@ -8,8 +8,9 @@ a worker thread; the file is deleted only after the import committed. A crash an
 between leaves the file to be imported again at the next start, and since the store is
 idempotent by event id, nothing is doubled.
 
-Events that cannot be imported (malformed, unknown account, conflicting id) are kept in
-`rejected.jsonl` next to the spool with the reason, and logged.
+Events that cannot be imported (malformed, unknown account, conflicting id) are logged and
+kept as received in `rejected.jsonl` next to the spool (reasons in `rejected.log`), ready
+to import by hand once the cause is fixed.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,7 @@ from prometheus_client import Counter
 
 from flexvoice.errors import UserError
 from flexvoice.logs import get_logger
-from flexvoice.metering.events import parse_event
+from flexvoice.metering.events import EventError, parse_event
 from flexvoice.metering.store import ImportReport, UsageStore
 from flexvoice.metering.tariffs import load_tariffs
 from flexvoice.server import CONFIG
@@ -46,6 +48,7 @@ UNRATED = Counter("flexvoice_usage_events_unrated", "Usage events stored but not
 
 SPOOL = "current.jsonl"
 REJECTED = "rejected.jsonl"
+REJECTED_LOG = "rejected.log"
 
 
 class UsageSink:
@@ -69,14 +72,19 @@ class UsageSink:
     def record(self, event: dict[str, Any]) -> None:
         """Record one usage event (the event format of `flexvoice usage import`).
 
-        Raises EventError at once for a malformed event: that is a bug in the caller, found
-        best where it happens. Account and duplicate checks happen at import."""
-        parse_event(event)
-        line = (json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        Never raises for the event's content: it is called from call teardown paths that must
+        not fail. A malformed event is logged and kept in rejected.jsonl (as are events the
+        import refuses: unknown account, conflicting id)."""
+        try:
+            parse_event(event)
+            line = json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n"
+        except (EventError, TypeError, ValueError) as exc:
+            self._reject(event, str(exc))
+            return
         with self._lock:
             if self._fd < 0:
                 raise RuntimeError("the usage sink is not open")
-            os.write(self._fd, line)  # O_APPEND: one write, one whole line
+            os.write(self._fd, line.encode())  # O_APPEND: one write, one whole line
             self.recorded += 1
         RECORDED.inc()
 
@@ -146,9 +154,7 @@ class UsageSink:
             path.unlink()  # only now: until here a crash means importing it again
             total.merge(report)
         self.imported += total.imported
-        self.rejected += len(total.rejected)
         IMPORTED.inc(total.imported)
-        REJECTED_EVENTS.inc(len(total.rejected))
         UNRATED.inc(len(total.unrated))
         if pending:
             log.debug(
@@ -160,18 +166,42 @@ class UsageSink:
             )
         return total
 
+    def _reject(self, event: Any, reason: str) -> None:
+        event_id = event.get("id") if isinstance(event, dict) else None
+        text = json.dumps(event, ensure_ascii=False, default=repr)
+        with self._lock:
+            self._keep([(text, event_id if isinstance(event_id, str) else None, reason)])
+
     def _keep_rejected(self, path: Path, report: ImportReport) -> None:
         if not report.rejected:
             return
         lines = path.read_bytes().splitlines()
-        with (self.dir / REJECTED).open("a", encoding="utf-8") as out:
-            for r in report.rejected:
-                text = lines[r.line - 1].decode("utf-8", "replace")
-                out.write(json.dumps({"reason": str(r), "event": text}, ensure_ascii=False))
-                out.write("\n")
-                log.error("usage.rejected", event_id=r.event_id, reason=r.reason)
-            out.flush()
-            os.fsync(out.fileno())
+        self._keep(
+            [
+                (lines[r.line - 1].decode("utf-8", "replace"), r.event_id, r.reason)
+                for r in report.rejected
+            ]
+        )
+
+    def _keep(self, refused: list[tuple[str, str | None, str]]) -> None:
+        """The events as received in rejected.jsonl (importable once the cause is fixed:
+        `flexvoice usage import var/usage-spool/rejected.jsonl`), the reasons in
+        rejected.log, line for line."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        with (
+            (self.dir / REJECTED).open("a", encoding="utf-8") as events,
+            (self.dir / REJECTED_LOG).open("a", encoding="utf-8") as reasons,
+        ):
+            for text, event_id, reason in refused:
+                events.write(text + "\n")
+                reasons.write(f"{stamp} {event_id or '-'}: {reason}\n")
+                log.error("usage.rejected", event_id=event_id, reason=reason)
+            for out in (events, reasons):
+                out.flush()
+                os.fsync(out.fileno())
+        self.rejected += len(refused)
+        REJECTED_EVENTS.inc(len(refused))
 
 
 class StoreSink:

@@ -82,12 +82,14 @@ class Rejection:
 class ImportReport:
     imported: int = 0
     duplicates: int = 0
+    closed: int = 0  # of `imported`: open number/designer periods given their end (same id)
     rejected: list[Rejection] = field(default_factory=list)
     unrated: list[Rejection] = field(default_factory=list)  # imported, but not priced yet
 
     def merge(self, other: ImportReport) -> None:
         self.imported += other.imported
         self.duplicates += other.duplicates
+        self.closed += other.closed
         self.rejected += other.rejected
         self.unrated += other.unrated
 
@@ -104,6 +106,19 @@ class StatementLine:
     unit_price: Decimal | None  # None when the month mixes tariff versions with other prices
     amount: Decimal | None  # rounded to cents; None for 'unrated' rows
     row: str  # service | minimum | subtotal | vat | total | unrated
+
+    def as_dict(self) -> dict[str, str | None]:
+        """For JSON (the API): decimals as strings, never floats."""
+        return {
+            "account": self.account,
+            "month": self.month,
+            "service": self.service,
+            "row": self.row,
+            "quantity": None if self.quantity is None else str(self.quantity),
+            "unit": self.unit,
+            "unit_price_eur": None if self.unit_price is None else str(self.unit_price),
+            "amount_eur": None if self.amount is None else str(self.amount),
+        }
 
 
 class DetailLine(NamedTuple):
@@ -168,6 +183,8 @@ def closes_period(stored: str, new: str) -> bool:
     the one change an id may take, since the engine writes a period when it opens and the
     same event with `active_to` when it closes. Anything else about it stays as stored."""
     before, after = json.loads(stored), json.loads(new)
+    if not (isinstance(before, dict) and isinstance(after, dict)):
+        return False
     if before.get("kind") not in PERIOD_KINDS or before.get("active_to") is not None:
         return False
     if after.get("active_to") is None:
@@ -239,28 +256,25 @@ class UsageStore:
         return self.ingest_parsed(read_jsonl(lines), batch_size)
 
     def ingest_file(self, path: Path, jobs: int = 1, batch_size: int = BATCH_SIZE) -> ImportReport:
-        """Import a JSON Lines file. With jobs > 1, worker processes parse and rate chunks of
-        `batch_size` lines while this process stores them in file order, one transaction
-        per chunk, as the single-process import does (same crash safety)."""
-        if jobs <= 1:
+        """Import a JSON Lines file. With jobs > 1, worker processes each take chunks of
+        `batch_size` lines, parse and rate them and store each chunk in one transaction of
+        their own (SQLite lets one write at a time; the others parse meanwhile). Every chunk
+        is committed whole or not at all, as in a single-process import, so a crash loses
+        nothing reported and a re-run doubles nothing. For commands: it forks."""
+        database = database_file(self.conn)
+        if jobs <= 1 or database is None:
             with path.open("rb") as lines:
                 return self.ingest_jsonl(lines, batch_size)
         report = ImportReport()
-        tariff_of = self._account_tariffs()
-        # fork: the workers inherit the tariffs instead of receiving them pickled; forked
-        # before the writer thread starts.
+        # fork: the workers inherit the tariffs instead of receiving them pickled.
         ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(jobs, initializer=_init_worker, initargs=(self, tariff_of)) as pool:
-            writer = _Writer(self)
-            try:
-                with path.open("rb") as lines:
-                    for ready, rejected in pool.imap(_work, _chunks(lines, batch_size)):
-                        report.rejected += rejected
-                        if ready:
-                            writer.put(ready)
-            finally:
-                written = writer.close()
-        report.merge(written)
+        args = (database, self.tariffs, self._account_tariffs())
+        with (
+            path.open("rb") as lines,
+            ctx.Pool(jobs, initializer=_init_worker, initargs=args) as pool,
+        ):
+            for part in pool.imap_unordered(_work, _chunks(lines, batch_size)):
+                report.merge(part)
         report.rejected.sort(key=lambda r: r.line)
         report.unrated.sort(key=lambda r: r.line)
         return report
@@ -408,6 +422,7 @@ class UsageStore:
             conn.execute("ROLLBACK")
             raise
         report.imported += len(rows) + len(closings)
+        report.closed += len(closings)
         report.duplicates += duplicates
         report.rejected += rejected
         report.unrated += unrated
@@ -638,41 +653,50 @@ class UsageStore:
 
     # ---- rerate -------------------------------------------------------------------------
 
-    def rerate(self, month: str) -> RerateReport:
-        """Rate the month's events again with the tariffs and account tariffs now in force."""
+    def rerate(self, month: str, chunk: int = BATCH_SIZE) -> RerateReport:
+        """Rate the month's events again with the tariffs and account tariffs now in force.
+
+        In chunks of `chunk` events, one transaction each, so that the engine's own imports
+        are not held up for the whole month: rating is deterministic, so a rerate cut short
+        is finished by running it again, and a second run changes nothing."""
         check_month(month)
         report = RerateReport()
         tariff_of = self._account_tariffs()
         conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            cur = conn.execute(
-                "SELECT account, id, payload, service, units, divisor, unit, unit_price, "
-                "tariff_version, unrated FROM usage_events WHERE month = ?",
-                (month,),
-            )
-            cur.row_factory = None
-            updates: list[tuple[Any, ...]] = []
-            for row in cur.fetchall():
-                report.events += 1
-                event = parse_event(json.loads(row[2]))
-                columns = _charge_columns(self._rate(event, tariff_of.get(row[0], "")))
-                if columns[-1] is not None:
-                    report.unrated += 1
-                if columns != tuple(row[3:]):
-                    updates.append((*columns, row[1]))
-            conn.executemany(
-                "UPDATE usage_events SET service = ?, units = ?, divisor = ?, unit = ?, "
-                "unit_price = ?, tariff_version = ?, unrated = ? "
-                "WHERE id = ?",
-                updates,
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        report.changed = len(updates)
-        return report
+        after = ("", "")
+        while True:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                cur = conn.execute(
+                    "SELECT account, id, payload, service, units, divisor, unit, unit_price, "
+                    "tariff_version, unrated FROM usage_events "
+                    "WHERE month = ? AND (account, id) > (?, ?) ORDER BY account, id LIMIT ?",
+                    (month, *after, chunk),
+                )
+                cur.row_factory = None
+                rows = cur.fetchall()
+                updates: list[tuple[Any, ...]] = []
+                for row in rows:
+                    event = parse_event(json.loads(row[2]))
+                    columns = _charge_columns(self._rate(event, tariff_of.get(row[0], "")))
+                    if columns[-1] is not None:
+                        report.unrated += 1
+                    if columns != tuple(row[3:]):
+                        updates.append((*columns, row[1]))
+                conn.executemany(
+                    "UPDATE usage_events SET service = ?, units = ?, divisor = ?, unit = ?, "
+                    "unit_price = ?, tariff_version = ?, unrated = ? WHERE id = ?",
+                    updates,
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            report.events += len(rows)
+            report.changed += len(updates)
+            if len(rows) < chunk:
+                return report
+            after = (rows[-1][0], rows[-1][1])
 
 
 _TICK = timedelta(microseconds=1)
@@ -747,9 +771,18 @@ def read_jsonl(lines: Iterable[bytes | str], start: int = 1) -> Iterator[Parsed]
 _worker: tuple[UsageStore, dict[str, str]] | None = None
 
 
-def _init_worker(store: UsageStore, tariff_of: dict[str, str]) -> None:
+def database_file(conn: sqlite3.Connection) -> Path | None:
+    """The file of the connection's main database; None for an in-memory one."""
+    for row in conn.execute("PRAGMA database_list"):
+        if row[1] == "main":
+            return Path(row[2]) if row[2] else None
+    return None
+
+
+def _init_worker(database: Path, tariffs: TariffBook, tariff_of: dict[str, str]) -> None:
     global _worker
-    _worker = (store, tariff_of)  # only its tariffs are used here, never its connection
+    # A connection of its own: one inherited through fork must never be used.
+    _worker = (UsageStore(connect(database), tariffs), tariff_of)
 
 
 def _chunks(lines: Iterable[bytes], size: int) -> Iterator[tuple[int, list[bytes]]]:
@@ -766,7 +799,7 @@ def _chunks(lines: Iterable[bytes], size: int) -> Iterator[tuple[int, list[bytes
         yield first, chunk
 
 
-def _work(job: tuple[int, list[bytes]]) -> tuple[list[_Ready], list[Rejection]]:
+def _work(job: tuple[int, list[bytes]]) -> ImportReport:
     assert _worker is not None
     store, tariff_of = _worker
     report = ImportReport()
@@ -775,4 +808,6 @@ def _work(job: tuple[int, list[bytes]]) -> tuple[list[_Ready], list[Rejection]]:
         checked = store._check(item, tariff_of, report)
         if checked is not None:
             ready.append(store._ready(*checked, tariff_of))
-    return ready, report.rejected
+    if ready:
+        store._store_batch(ready, report)
+    return report
