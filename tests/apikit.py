@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from flexvoice.api.keys import create_key
 from flexvoice.callcontrol import CallObserver, DialAttempt
 from flexvoice.config import load_config
 from flexvoice.server import ServeOptions, build_app
-from tests.conftest import write_node_config
+from tests.conftest import REPO, write_node_config
 
 ROLES = ("admin", "developer", "finance", "analyst")
 ACME_NUMBER = "+3226001000"
@@ -120,7 +121,15 @@ async def running_api(
     originator: bool = True,
     flows: FakeFlows | None = None,
 ) -> AsyncIterator[Api]:
-    cfg = load_config(write_node_config(tmp_path, extra_config), environ={})
+    config = write_node_config(tmp_path, extra_config)
+    # PUT /v1/flows writes into the flows folder: a copy of the repository's, never the real one.
+    flows_dir = tmp_path / "flows"
+    if not flows_dir.exists():
+        shutil.copytree(REPO / "flows", flows_dir)
+    text = config.read_text()
+    assert f"flows: {REPO}/flows" in text
+    config.write_text(text.replace(f"flows: {REPO}/flows", f"flows: {flows_dir}"))
+    cfg = load_config(config, environ={})
     # The node as `flexvoice serve` builds it, without the SIP pool (stood in for below).
     saved = list(server.COMPONENTS)
     server.COMPONENTS[:] = []

@@ -145,10 +145,18 @@ class CallResource(Resource):
     started_at: str | None
     answered_at: str | None
     ended_at: str | None
-    billable_seconds: int | None
+    billable_seconds: int | None = Field(
+        description="seconds billed: the talk time rounded up by the tariff's increments "
+        "(60/60: every started minute); 0 for unanswered calls"
+    )
     price_eur: str | None = Field(
         description="price in EUR as a decimal string (never a float), e.g. '0.0900'; null "
         "until the call ended, or when the tariff does not price the destination"
+    )
+    price_note: str | None = Field(
+        None,
+        description="why price_eur is null when the call ended (e.g. the account's tariff "
+        "does not price the destination); null otherwise",
     )
     recordings: list[RecordingResource]
     events_url: str
