@@ -85,6 +85,7 @@ class FakeFlows:
 
     hold: float = 0.05
     started: list[tuple[str, str]] = field(default_factory=list)
+    documents: dict[str, Any] = field(default_factory=dict)  # call id -> flow_inline/_url Flow
 
     async def start_call(
         self,
@@ -94,8 +95,11 @@ class FakeFlows:
         account: str,
         variables: dict[str, str] | None = None,
         observer: Any = None,
+        flow: Any = None,
     ) -> None:
         self.started.append((leg.call_id, flow_name))
+        if flow is not None:
+            self.documents[leg.call_id] = flow
         observer.call_event(leg.call_id, "step", {"step": "welcome", "verb": "play"})
         await asyncio.sleep(self.hold)
         observer.call_event(leg.call_id, "step", {"step": "bye", "verb": "hangup"})

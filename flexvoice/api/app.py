@@ -14,7 +14,7 @@ from typing import Any, cast
 import aiohttp
 from aiohttp import web
 
-from flexvoice.api import calls, numbers, recordings
+from flexvoice.api import calls, flows, numbers, recordings, usage
 from flexvoice.api.appkeys import (
     API_DB,
     CALLS,
@@ -57,7 +57,13 @@ from flexvoice.storage.sqlite import connect
 
 log = get_logger(__name__)
 
-RESOURCES: list[Resource] = [calls.resource, numbers.resource, recordings.resource]
+RESOURCES: list[Resource] = [
+    calls.resource,
+    numbers.resource,
+    flows.resource,
+    recordings.resource,
+    usage.resource,
+]
 
 
 def install_routes(app: web.Application) -> None:
