@@ -111,7 +111,7 @@ class Api:
     app: web.Application
     keys: dict[str, str]  # "acme:developer" -> key text
     originator: FakeOriginator | None
-    flows: FakeFlows
+    flows: Any  # FakeFlows, or a real FlowRuntime when a test passed one
 
     def auth(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[who]}"}
@@ -123,7 +123,7 @@ async def running_api(
     *,
     extra_config: str = "",
     originator: bool = True,
-    flows: FakeFlows | None = None,
+    flows: Any = None,
 ) -> AsyncIterator[Api]:
     config = write_node_config(tmp_path, extra_config)
     # PUT /v1/flows writes into the flows folder: a copy of the repository's, never the real one.
