@@ -73,17 +73,36 @@ MIGRATIONS = [
     );
     CREATE INDEX recordings_account ON recordings (account, created_at);
     CREATE INDEX recordings_call ON recordings (call_id);
-    """
+    """,
+    # Why price_eur is null (an unpriced destination, no tariff): said, not left to guess.
+    "ALTER TABLE calls ADD COLUMN price_note TEXT;",
 ]
 
 
+@dataclass(frozen=True)
+class CallPrice:
+    """What one answered leg costs: billable seconds as the tariff counts them (its
+    increments), the price, or no price and the reason (the destination is not priced, the
+    account has no tariff ...)."""
+
+    billable_seconds: int
+    price_eur: Decimal | None
+    unpriced_reason: str | None = None
+
+
 class Pricer(Protocol):
-    """Rates one finished call under the account's tariff (the metering module)."""
+    """Rates one finished call under the account's tariff (flexvoice.api.pricing, built on
+    the metering module's rating)."""
 
     def price_call(
-        self, account: str, direction: str, to: str, answered_at: str | None, ended_at: str
-    ) -> tuple[int, Decimal] | None:
-        """(billable seconds, price in EUR) or None when the tariff does not price it."""
+        self,
+        account: str,
+        direction: str,
+        to: str,
+        started_at: str,
+        answered_at: str,
+        ended_at: str,
+    ) -> CallPrice: ...
 
 
 class WebhookSender(Protocol):
@@ -131,6 +150,7 @@ class CallRecord:
     status_callback: str | None
     status_events: tuple[str, ...]
     record: bool
+    price_note: str | None = None
 
     @property
     def final(self) -> bool:
@@ -140,7 +160,7 @@ class CallRecord:
 _COLUMNS = (
     "id, account, direction, from_number, to_number, status, sip_status, cause, flow,"
     " created_at, started_at, answered_at, ended_at, billable_seconds, price_eur,"
-    " status_callback, status_events, record"
+    " status_callback, status_events, record, price_note"
 )
 
 
@@ -212,7 +232,8 @@ class CallRegistry:
         now = self.clock()
         self.conn.execute(
             f"INSERT INTO calls ({_COLUMNS}) VALUES"
-            " (?, ?, ?, ?, ?, 'queued', NULL, NULL, ?, ?, NULL, NULL, NULL, NULL, NULL, ?, ?, ?)",
+            " (?, ?, ?, ?, ?, 'queued', NULL, NULL, ?, ?, NULL, NULL, NULL, NULL, NULL, ?, ?, ?,"
+            " NULL)",
             (
                 call_id,
                 account,
@@ -367,33 +388,23 @@ class CallRegistry:
         sip = data.get("sip_status")
         sip_status = sip if isinstance(sip, int) else None
         cause = str(data.get("cause") or data.get("reason") or status)
-        billable, price = 0, Decimal("0")
-        priced = True
+        priced = CallPrice(0, Decimal(0))  # never answered: nothing is billed
         if answered_at is not None:
-            rated = (
-                self.pricer.price_call(
-                    call.account, call.direction, call.to_number, answered_at, at
-                )
-                if self.pricer
-                else None
-            )
-            if rated is None:
-                priced = False
-                billable = _seconds_between(answered_at, at)
-            else:
-                billable, price = rated
+            priced = self._price(call, answered_at, at)
+        price = priced.price_eur
         self.conn.execute(
             "UPDATE calls SET status = ?, sip_status = ?, cause = ?, ended_at = ?,"
-            " started_at = COALESCE(started_at, ?), billable_seconds = ?, price_eur = ?"
-            " WHERE id = ?",
+            " started_at = COALESCE(started_at, ?), billable_seconds = ?, price_eur = ?,"
+            " price_note = ? WHERE id = ?",
             (
                 status,
                 sip_status,
                 cause,
                 at,
                 at,
-                billable,
-                str(price.quantize(PRICE_QUANTUM, ROUND_HALF_UP)) if priced else None,
+                priced.billable_seconds,
+                str(price.quantize(PRICE_QUANTUM, ROUND_HALF_UP)) if price is not None else None,
+                priced.unpriced_reason,
                 call.id,
             ),
         )
@@ -401,6 +412,23 @@ class CallRegistry:
         # The leg's `call` usage event is written by the SIP layer (flexvoice.sip.usage), which
         # sees every leg however it was placed: writing it here too would bill it twice.
         self._notify(call.id, "completed")
+
+    def _price(self, call: CallRecord, answered_at: str, ended_at: str) -> CallPrice:
+        seconds = _seconds_between(answered_at, ended_at)
+        if self.pricer is None:
+            return CallPrice(seconds, None, "no tariffs are loaded on this node")
+        try:
+            return self.pricer.price_call(
+                call.account,
+                call.direction,
+                call.to_number,
+                call.started_at or answered_at,
+                answered_at,
+                ended_at,
+            )
+        except Exception as exc:  # a pricing bug must not lose the call's outcome
+            log.exception("calls.price_failed", call_id=call.id)
+            return CallPrice(seconds, None, f"pricing failed: {exc}")
 
     def _trace(self, call_id: str, kind: str, data: dict[str, object]) -> None:
         self.conn.execute(
@@ -435,6 +463,7 @@ class CallRegistry:
             "ended_at": call.ended_at,
             "billable_seconds": call.billable_seconds,
             "price_eur": call.price_eur,
+            "price_note": call.price_note,
             "recordings": [r.as_dict() for r in self.recordings(call.account, call.id)],
             "events_url": f"/v1/calls/{call.id}/events",
         }

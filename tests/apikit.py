@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from flexvoice.api.keys import create_key
 from flexvoice.callcontrol import CallObserver, DialAttempt
 from flexvoice.config import load_config
 from flexvoice.server import ServeOptions, build_app
-from tests.conftest import write_node_config
+from tests.conftest import REPO, write_node_config
 
 ROLES = ("admin", "developer", "finance", "analyst")
 ACME_NUMBER = "+3226001000"
@@ -84,6 +85,7 @@ class FakeFlows:
 
     hold: float = 0.05
     started: list[tuple[str, str]] = field(default_factory=list)
+    documents: dict[str, Any] = field(default_factory=dict)  # call id -> flow_inline/_url Flow
 
     async def start_call(
         self,
@@ -93,8 +95,11 @@ class FakeFlows:
         account: str,
         variables: dict[str, str] | None = None,
         observer: Any = None,
+        flow: Any = None,
     ) -> None:
         self.started.append((leg.call_id, flow_name))
+        if flow is not None:
+            self.documents[leg.call_id] = flow
         observer.call_event(leg.call_id, "step", {"step": "welcome", "verb": "play"})
         await asyncio.sleep(self.hold)
         observer.call_event(leg.call_id, "step", {"step": "bye", "verb": "hangup"})
@@ -106,7 +111,7 @@ class Api:
     app: web.Application
     keys: dict[str, str]  # "acme:developer" -> key text
     originator: FakeOriginator | None
-    flows: FakeFlows
+    flows: Any  # FakeFlows, or a real FlowRuntime when a test passed one
 
     def auth(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[who]}"}
@@ -118,9 +123,17 @@ async def running_api(
     *,
     extra_config: str = "",
     originator: bool = True,
-    flows: FakeFlows | None = None,
+    flows: Any = None,
 ) -> AsyncIterator[Api]:
-    cfg = load_config(write_node_config(tmp_path, extra_config), environ={})
+    config = write_node_config(tmp_path, extra_config)
+    # PUT /v1/flows writes into the flows folder: a copy of the repository's, never the real one.
+    flows_dir = tmp_path / "flows"
+    if not flows_dir.exists():
+        shutil.copytree(REPO / "flows", flows_dir)
+    text = config.read_text()
+    assert f"flows: {REPO}/flows" in text
+    config.write_text(text.replace(f"flows: {REPO}/flows", f"flows: {flows_dir}"))
+    cfg = load_config(config, environ={})
     # The node as `flexvoice serve` builds it, without the SIP pool (stood in for below).
     saved = list(server.COMPONENTS)
     server.COMPONENTS[:] = []

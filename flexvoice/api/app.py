@@ -14,7 +14,7 @@ from typing import Any, cast
 import aiohttp
 from aiohttp import web
 
-from flexvoice.api import calls, numbers, recordings
+from flexvoice.api import calls, flows, numbers, recordings, usage
 from flexvoice.api.appkeys import (
     API_DB,
     CALLS,
@@ -23,6 +23,7 @@ from flexvoice.api.appkeys import (
     NUMBER_REGISTRY,
     NUMBERS,
     RATE_LIMITER,
+    TARIFFS,
     WEBHOOKS,
 )
 from flexvoice.api.dialer import Dialer
@@ -42,10 +43,13 @@ from flexvoice.api.guards import (
 from flexvoice.api.keys import ensure_schema as ensure_keys_schema
 from flexvoice.api.keys import webhook_secret
 from flexvoice.api.openapi import docs_routes
+from flexvoice.api.pricing import TariffPricer
 from flexvoice.api.webhooks import WebhookQueue
-from flexvoice.calls import CallRegistry
+from flexvoice.calls import CallRegistry, Pricer
+from flexvoice.errors import UserError
 from flexvoice.logs import get_logger
 from flexvoice.metering.sink import USAGE_SINK
+from flexvoice.metering.tariffs import load_tariffs
 from flexvoice.numbers import NumberRegistry
 from flexvoice.server import CONFIG
 from flexvoice.sip.node import NumberLookup
@@ -53,7 +57,13 @@ from flexvoice.storage.sqlite import connect
 
 log = get_logger(__name__)
 
-RESOURCES: list[Resource] = [calls.resource, numbers.resource, recordings.resource]
+RESOURCES: list[Resource] = [
+    calls.resource,
+    numbers.resource,
+    flows.resource,
+    recordings.resource,
+    usage.resource,
+]
 
 
 def install_routes(app: web.Application) -> None:
@@ -122,7 +132,17 @@ async def api_component(app: web.Application) -> AsyncIterator[None]:
         timeout_s=api.webhook_timeout,
     )
     app[WEBHOOKS] = webhooks
-    registry_calls = CallRegistry(conn, webhooks=webhooks)
+    pricer: Pricer | None = None
+    try:
+        tariffs = load_tariffs(cfg.path(cfg.paths.tariffs))
+    except UserError as exc:
+        # The usage component refuses to start on this already; alone, the API still serves
+        # calls, with price_eur null and price_note saying why.
+        log.error("api.tariffs_unavailable", error=str(exc))
+    else:
+        app[TARIFFS] = tariffs
+        pricer = TariffPricer(conn, tariffs)
+    registry_calls = CallRegistry(conn, webhooks=webhooks, pricer=pricer)
     app[CALLS] = registry_calls
     dialer = Dialer(registry_calls)
     app[DIALER] = dialer

@@ -17,6 +17,7 @@ from flexvoice.api.framework import API_DB, IDEMPOTENCY, LOCKOUT
 from flexvoice.api.guards import RateLimiter
 from flexvoice.api.webhooks import WebhookQueue
 from flexvoice.calls import CallRegistry
+from flexvoice.metering.tariffs import TariffBook
 from flexvoice.numbers import NumberRegistry
 from flexvoice.sip.node import FLOWS, NUMBERS, ORIGINATOR
 
@@ -35,7 +36,9 @@ __all__ = [
     "NUMBER_REGISTRY",
     "ORIGINATOR",
     "RATE_LIMITER",
+    "TARIFFS",
     "WEBHOOKS",
 ]
 DIALER = web.AppKey("dialer", Dialer)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
+TARIFFS = web.AppKey("tariffs", TariffBook)  # the node's tariffs: call prices, usage

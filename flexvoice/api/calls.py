@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import cast
 
+import aiohttp
 from aiohttp import web
 
 from flexvoice.api.appkeys import (
@@ -15,6 +17,7 @@ from flexvoice.api.appkeys import (
     RATE_LIMITER,
 )
 from flexvoice.api.dialer import FlowStarter
+from flexvoice.api.flows import checked_flow
 from flexvoice.api.framework import (
     ALL_ROLES,
     PRINCIPAL,
@@ -33,12 +36,14 @@ from flexvoice.api.models import (
 )
 from flexvoice.api.problems import ProblemError
 from flexvoice.calls import CallRecord
+from flexvoice.flows.model import Flow
 from flexvoice.server import CONFIG
 
 resource = Resource("calls", "Outbound calls placed over REST and inbound calls, with outcomes")
 
 PLACE = frozenset({"developer"})
 READ = frozenset({"developer", "analyst"})
+MAX_FLOW_BYTES = 256 * 1024  # a flow_url document; the largest real flows are a few KiB
 assert READ <= ALL_ROLES
 
 
@@ -87,13 +92,16 @@ async def create_call(request: web.Request) -> web.Response:
             f"from: {body.from_} is not one of this account's numbers (GET /v1/numbers lists them)",
             field="from",
         )
+    document: Flow | None = None
     if body.flow_inline is not None or body.flow_url is not None:
-        raise ProblemError(
-            "service-unavailable",
-            "flow_inline and flow_url need the flow runtime, which is not running on this node; "
-            "use flow with the name of a flow in flows/",
-            field="flow_inline" if body.flow_inline is not None else "flow_url",
-        )
+        field = "flow_inline" if body.flow_inline is not None else "flow_url"
+        if _flows(request) is None:
+            raise ProblemError(
+                "service-unavailable",
+                f"{field} needs the flow runtime, which is not running on this node",
+                field=field,
+            )
+        document = await _flow_document(request, body)
     originator = app.get(ORIGINATOR)
     if originator is None:
         raise ProblemError(
@@ -116,21 +124,71 @@ async def create_call(request: web.Request) -> web.Response:
         direction="outbound",
         from_number=body.from_,
         to_number=body.to,
-        flow=body.flow,
+        flow=body.flow or (document.name if document is not None else None),
         status_callback=str(body.status_callback) if body.status_callback else None,
         status_events=tuple(body.status_events),
         record=body.record,
     )
+    if document is not None:
+        # The trace says which document ran: the flow is not a file anyone can look up later.
+        source = "inline" if body.flow_inline is not None else str(body.flow_url)
+        registry.call_event(call.id, "flow_document", {"source": source, "digest": document.digest})
     app[DIALER].place(
         call,
         originator,
         _flows(request),
         ring_timeout=float(body.ring_timeout),
         variables=body.variables,
+        flow=document,
     )
     response = _json(request, call, 201)
     response.headers["Location"] = f"/v1/calls/{call.id}"
     return response
+
+
+async def _flow_document(request: web.Request, body: CallCreate) -> Flow:
+    """flow_inline or flow_url as a validated Flow (the CLI's validator), or the 422."""
+    cfg = request.config_dict[CONFIG]
+    prompts_dir = cfg.path(cfg.paths.prompts)
+    if body.flow_inline is not None:
+        # JSON is YAML: the validator reads the document pretty-printed, so line and column
+        # point into json.dumps(flow_inline, indent=2); messages name the keys as well.
+        text = json.dumps(body.flow_inline, indent=2, ensure_ascii=False)
+        return checked_flow(text, "flow_inline", prompts_dir, "flow_inline", "flow_inline")
+    assert body.flow_url is not None
+    url = str(body.flow_url)
+    text = await fetch_flow(url, cfg.api.webhook_timeout)
+    return checked_flow(text, url, prompts_dir, "flow_url", f"the flow at {url}")
+
+
+async def fetch_flow(url: str, timeout_s: float) -> str:
+    """GET a flow document: a time limit, a size limit, text only; else a 422 naming it."""
+
+    def refused(why: str) -> ProblemError:
+        return ProblemError(
+            "invalid-field", f"flow_url: could not fetch {url}: {why}", field="flow_url"
+        )
+
+    try:
+        timeout = aiohttp.ClientTimeout(total=timeout_s)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.get(url, allow_redirects=True, max_redirects=3) as resp,
+        ):
+            if resp.status != 200:
+                raise refused(f"it answered HTTP {resp.status}; it must answer 200 with YAML")
+            if resp.content_length is not None and resp.content_length > MAX_FLOW_BYTES:
+                raise refused(f"it is larger than {MAX_FLOW_BYTES} bytes")
+            data = await resp.content.read(MAX_FLOW_BYTES + 1)
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        why = "no answer in time" if isinstance(exc, TimeoutError) else str(exc) or repr(exc)
+        raise refused(why) from None
+    if len(data) > MAX_FLOW_BYTES:
+        raise refused(f"it is larger than {MAX_FLOW_BYTES} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise refused("it is not UTF-8 text") from None
 
 
 @resource.op(

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from flexvoice.callcontrol import CallEnded, CallLeg, Originator
 from flexvoice.calls import CallRecord, CallRegistry
+from flexvoice.flows.model import Flow
 from flexvoice.logs import bind_call, get_logger
 
 log = get_logger(__name__)
@@ -28,6 +29,7 @@ class FlowStarter(Protocol):
         account: str,
         variables: dict[str, str] | None = None,
         observer: Any = None,
+        flow: Flow | None = None,
     ) -> Any:
         """Run the flow on the leg; awaitable (or a Task) that ends when the flow does."""
 
@@ -52,9 +54,12 @@ class Dialer:
         *,
         ring_timeout: float,
         variables: dict[str, str],
+        flow: Flow | None = None,
     ) -> None:
+        """`flow`: a validated flow document (flow_inline, flow_url) to run instead of the
+        flow file named call.flow."""
         task = asyncio.create_task(
-            self._run(call, originator, runtime, ring_timeout, variables),
+            self._run(call, originator, runtime, ring_timeout, variables, flow),
             name=f"call-{call.id}",
         )
         live = LiveCall(task)
@@ -68,6 +73,7 @@ class Dialer:
         runtime: FlowStarter | None,
         ring_timeout: float,
         variables: dict[str, str],
+        flow: Flow | None = None,
     ) -> None:
         bind_call(call.id)
         reg = self.registry
@@ -102,7 +108,7 @@ class Dialer:
         live = self.live.get(call.id)
         if live is not None:
             live.leg = leg
-        await self._run_flow(call, leg, runtime, call.flow, variables)
+        await self._run_flow(call, leg, runtime, call.flow, variables, flow)
 
     async def _run_flow(
         self,
@@ -111,12 +117,21 @@ class Dialer:
         runtime: FlowStarter | None,
         flow: str | None,
         variables: dict[str, str],
+        document: Flow | None = None,
     ) -> None:
         cause = "flow_ended"
         try:
             if runtime is not None and flow is not None:
+                # Only a flow document is passed on: a runtime that runs files only (and the
+                # tests' stand-ins) keeps working for named flows.
+                extra = {"flow": document} if document is not None else {}
                 started = runtime.start_call(
-                    leg, flow, account=call.account, variables=variables, observer=self.registry
+                    leg,
+                    flow,
+                    account=call.account,
+                    variables=variables,
+                    observer=self.registry,
+                    **extra,
                 )
                 task: asyncio.Future[Any] = (
                     asyncio.ensure_future(started)

@@ -66,6 +66,7 @@ class Operation:
     response: type[BaseModel] | None = None
     status: int = 200
     produces: str = "application/json"  # or "image/svg+xml", "audio/wav", "text/csv" ...
+    also_produces: tuple[str, ...] = ()  # other 2xx types (an export as CSV or JSON)
     consumes: tuple[str, ...] = ("application/json",)
     idempotent: bool = False
     description: str = ""
@@ -91,6 +92,7 @@ class Resource:
         response: type[BaseModel] | None = None,
         status: int = 200,
         produces: str = "application/json",
+        also_produces: tuple[str, ...] = (),
         consumes: tuple[str, ...] = ("application/json",),
         idempotent: bool = False,
         description: str = "",
@@ -110,6 +112,7 @@ class Resource:
                 response=response,
                 status=status,
                 produces=produces,
+                also_produces=also_produces,
                 consumes=consumes,
                 idempotent=idempotent,
                 description=description or (fn.__doc__ or "").strip(),

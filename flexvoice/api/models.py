@@ -145,10 +145,18 @@ class CallResource(Resource):
     started_at: str | None
     answered_at: str | None
     ended_at: str | None
-    billable_seconds: int | None
+    billable_seconds: int | None = Field(
+        description="seconds billed: the talk time rounded up by the tariff's increments "
+        "(60/60: every started minute); 0 for unanswered calls"
+    )
     price_eur: str | None = Field(
         description="price in EUR as a decimal string (never a float), e.g. '0.0900'; null "
         "until the call ended, or when the tariff does not price the destination"
+    )
+    price_note: str | None = Field(
+        None,
+        description="why price_eur is null when the call ended (e.g. the account's tariff "
+        "does not price the destination); null otherwise",
     )
     recordings: list[RecordingResource]
     events_url: str
@@ -237,3 +245,56 @@ class UsageExportQuery(Query):
     month: Month
     format: Literal["csv", "json"] = "csv"
     detail: Literal["0", "1", "true", "false"] = "0"
+
+
+class UsageLine(Resource):
+    service: str = Field(
+        description="the tariff's service, or subtotal, vat, total, 'unrated: ...'"
+    )
+    row: Literal["service", "minimum", "subtotal", "vat", "total", "unrated"]
+    quantity: str | None = Field(
+        description="in `unit`s, a decimal string; for the vat row, the amount it is charged on"
+    )
+    unit: str
+    unit_price_eur: str | None = Field(
+        description="decimal string; null when the month mixes tariff versions or for totals"
+    )
+    amount_eur: str | None = Field(
+        description="decimal string rounded to cents; null for events the tariff does not price"
+    )
+
+
+class UsageStatement(Resource):
+    account: str
+    month: str
+    currency: Literal["EUR"]
+    lines: list[UsageLine]
+
+
+# ---- flows --------------------------------------------------------------------------------
+
+
+class FlowProblem(Resource):
+    line: int = Field(description="1-based line in the flow document; 0: the whole document")
+    column: int
+    message: str = Field(description="what is wrong and how to fix it (as the CLI prints it)")
+    severity: Literal["error", "warning"]
+
+
+class FlowResource(Resource):
+    name: str = Field(description="the flow's name (its `flow:` key)")
+    file: str = Field(description="the file in the node's flows folder")
+    description: str
+    valid: bool = Field(description="the file passes `flexvoice flows validate`")
+    digest: str = Field(description="sha256 of the file's text")
+    serving_digest: str | None = Field(
+        description="sha256 of the version calls run now (the last valid one); null when the "
+        "node's flow runtime has not loaded this flow"
+    )
+    problems: list[FlowProblem] = Field(description="errors and warnings, as the CLI lists them")
+    yaml_url: str
+    diagram_url: str
+
+
+class FlowList(Resource):
+    flows: list[FlowResource]

@@ -138,11 +138,19 @@ def build_spec(resources: list[Resource]) -> dict[str, Any]:
                 "required": True,
                 "content": {op.consumes[0]: {"schema": refs[(op.body, "validation")]}},
             }
+        elif op.consumes[0] != "application/json":
+            # A text document (a YAML flow): the server validates it, so any text is accepted
+            # here and refused with a positioned 422.
+            operation["requestBody"] = {
+                "required": True,
+                "content": {ct: {"schema": {"type": "string"}} for ct in op.consumes},
+            }
         ok: dict[str, Any] = {"description": op.summary}
         if op.response is not None:
             ok["content"] = {op.produces: {"schema": refs[(op.response, "serialization")]}}
         elif op.status != 204:
-            ok["content"] = {op.produces: {"schema": {"type": "string", "format": "binary"}}}
+            binary = {"schema": {"type": "string", "format": "binary"}}
+            ok["content"] = {ct: binary for ct in (op.produces, *op.also_produces)}
         operation["responses"][str(op.status)] = ok
         problem = {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
         for code in sorted({*op.errors, 401, 403, 429}):
@@ -232,12 +240,15 @@ async def docs_page(request: web.Request) -> web.Response:
                         + "</p>"
                     )
                 body = op.get("requestBody")
-                if body:
-                    ref = next(iter(body["content"].values()))["schema"]["$ref"]
+                ref = next(iter(body["content"].values()))["schema"].get("$ref") if body else None
+                if ref:
                     name = ref.rsplit("/", 1)[-1]
                     schema = spec["components"]["schemas"][name]
                     fields = ", ".join(f"<code>{e(k)}</code>" for k in schema.get("properties", {}))
                     out.append(f"<p>Body (JSON, unknown fields rejected): {fields}</p>")
+                elif body:
+                    types = ", ".join(f"<code>{e(t)}</code>" for t in body["content"])
+                    out.append(f"<p>Body: a document sent as {types}</p>")
                 codes = ", ".join(sorted(op["responses"]))
                 out.append(f"<p>Answers: {e(codes)}</p>")
     out.append("<h2 id=problems>Problem types</h2><table><tr><th>type<th>status<th>title")

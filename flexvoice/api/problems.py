@@ -21,7 +21,7 @@ TYPE_PREFIX = "urn:flexvoice:problem:"
 PROBLEM_TYPES: dict[str, tuple[int, str]] = {
     "malformed-json": (400, "The body is not valid JSON"),
     "invalid-body": (400, "The body must be a JSON object"),
-    "unsupported-media-type": (415, "The body must be application/json"),
+    "unsupported-media-type": (415, "The body's Content-Type is not accepted here"),
     "unknown-field": (422, "A field is not part of this request"),
     "missing-field": (422, "A required field is missing"),
     "invalid-field": (422, "A field has a value that is not allowed"),

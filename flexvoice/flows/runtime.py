@@ -119,6 +119,13 @@ class FlowRuntime:
         log.info(event, flow=flow.name, file=str(path), version=flow.digest[:12])
         return res.problems
 
+    def load_file(self, path: Path) -> list[Problem]:
+        """Load one flow file now rather than at the next poll (the REST API just wrote it,
+        so the next call runs it); refused like any reload when it is not valid."""
+        st = path.stat()
+        self._seen[path] = FileState(st.st_mtime_ns, st.st_size)
+        return self._load(path)
+
     async def start(self) -> None:
         if self.deps.webhooks is None:
             self._own_webhooks = AiohttpWebhooks()
@@ -156,12 +163,15 @@ class FlowRuntime:
         account: str | None = None,
         variables: dict[str, str] | None = None,
         observer: CallObserver | None = None,
+        flow: Flow | None = None,
     ) -> asyncio.Task[str]:
-        """Run `flow_name` on `leg` in its own task; the task's result says why it ended."""
+        """Run `flow_name` on `leg` in its own task; the task's result says why it ended.
+        `flow` runs that validated flow instead of the file of that name (a REST call's
+        flow_inline or flow_url)."""
         if not self._seen and not self.flows:
             self.scan()  # started without start(): load the flows once, no watching
         task = asyncio.create_task(
-            self._call(leg, flow_name, account, variables or {}, observer),
+            self._call(leg, flow_name, account, variables or {}, observer, flow),
             name=f"call-{leg.call_id}",
         )
         self.calls[leg.call_id] = task
@@ -199,6 +209,7 @@ class FlowRuntime:
         account: str | None,
         variables: dict[str, str],
         observer: CallObserver | None,
+        given: Flow | None = None,
     ) -> str:
         bind_call(leg.call_id)
         started = self.deps.clock()
@@ -208,7 +219,7 @@ class FlowRuntime:
         tariff = None
         if account and self.deps.tariff_for is not None:
             tariff = await _lookup(self.deps.tariff_for, account, "tariff_for")
-        flow = self.flows.get(flow_name)
+        flow = given or self.flows.get(flow_name)
         stub = flow or _stub_flow(flow_name)
         ctx = self.make_context(
             stub, leg, account=account, tariff=tariff, variables=variables, observer=observer

@@ -176,7 +176,9 @@ class SipLeg:
             self.state = "confirmed"
             self.answered_at = datetime.now(UTC)
             metrics.SETUP_SECONDS.observe(loop.time() - self.created)
-            self.notify("answered", sip_status=code)
+            # The leg's own times travel with the events, so the call registry prices the
+            # very duration the usage event bills (flexvoice.sip.usage).
+            self.notify("answered", sip_status=code, at=self.answered_at.isoformat())
         elif state == "disconnected":
             self._end(code, str(reason or ""), self.cause or "")
 
@@ -205,6 +207,7 @@ class SipLeg:
             cause=cause,
             outcome=outcome,
             billable_seconds=self.billable_seconds,
+            at=self.ended_at.isoformat(),
         )
         log.info(
             "call.ended",

@@ -1,0 +1,332 @@
+"""/v1/flows: the node's YAML call flows: list, read, replace (validated first), draw.
+
+Flows are files in the node's flows folder (`paths.flows`), and a flow file names no owner:
+every account's developers (and admins) see and edit the same set, as `flexvoice flows` does on
+the node. Analysts and finance do not see flows (their keys read calls and usage).
+
+A flow sent with PUT goes through `validate_text`, the function behind
+`flexvoice flows validate` and the runtime's loader, so the API accepts exactly what the CLI
+and the runtime accept. An invalid flow is answered with a 422 listing every problem with
+its line and column, and the file on disk is not touched; a valid one is written atomically
+(a temporary file renamed over the old one), so the runtime never reads half a flow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from flexvoice.api.appkeys import FLOWS
+from flexvoice.api.framework import Resource, read_body
+from flexvoice.api.models import FlowList, FlowResource
+from flexvoice.api.problems import TYPE_PREFIX, ProblemError
+from flexvoice.errors import Problem
+from flexvoice.flows.model import FLOW_NAME_RE, Flow
+from flexvoice.flows.render import to_dot
+from flexvoice.flows.runtime import FLOW_SUFFIXES, FlowRuntime
+from flexvoice.flows.validate import Validation, validate_text
+from flexvoice.server import CONFIG
+
+resource = Resource("flows", "YAML call flows: list, read, validate and replace, draw")
+
+READ = frozenset({"developer"})
+WRITE = frozenset({"developer"})
+YAML_TYPES = ("application/yaml", "text/yaml", "application/x-yaml", "text/x-yaml")
+_DECLARED = re.compile(r"^flow:\s*['\"]?([a-z0-9][a-z0-9_\-]*)['\"]?\s*(#.*)?$", re.MULTILINE)
+RENDER_TIMEOUT_S = 10.0
+
+
+@dataclass
+class Entry:
+    path: Path
+    name: str
+    text: str
+    validation: Validation
+
+
+def _dirs(request: web.Request) -> tuple[Path, Path]:
+    cfg = request.config_dict[CONFIG]
+    return cfg.path(cfg.paths.flows), cfg.path(cfg.paths.prompts)
+
+
+def _runtime(request: web.Request) -> FlowRuntime | None:
+    runtime: Any = request.config_dict.get(FLOWS)
+    return runtime if isinstance(runtime, FlowRuntime) else None
+
+
+def _read(path: Path, prompts_dir: Path) -> Entry:
+    label = f"flows/{path.name}"  # the folder's place on the node is not the client's business
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        problem = Problem(label, 0, 0, f"cannot read the file: {exc}")
+        return Entry(path, path.stem, "", Validation(label, None, [problem]))
+    res = validate_text(text, label, prompts_dir)
+    if res.flow is not None:
+        name = res.flow.name
+    else:  # an invalid file still says which flow it means to be, most of the time
+        declared = _DECLARED.search(text)
+        name = declared.group(1) if declared else path.stem
+    return Entry(path, name, text, res)
+
+
+def _entries(flows_dir: Path, prompts_dir: Path) -> list[Entry]:
+    if not flows_dir.is_dir():
+        return []
+    return [
+        _read(path, prompts_dir)
+        for path in sorted(flows_dir.iterdir())
+        if path.suffix in FLOW_SUFFIXES and path.is_file()
+    ]
+
+
+def _find(request: web.Request) -> Entry:
+    name = request.match_info["name"]
+    flows_dir, prompts_dir = _dirs(request)
+    if FLOW_NAME_RE.match(name):
+        for entry in _entries(flows_dir, prompts_dir):
+            if entry.name == name:
+                return entry
+    raise ProblemError("not-found", f"no flow '{name}' (GET /v1/flows lists them)", field="name")
+
+
+def _resource(request: web.Request, entry: Entry) -> FlowResource:
+    runtime = _runtime(request)
+    serving = runtime.flows.get(entry.name) if runtime is not None else None
+    flow = entry.validation.flow
+    return FlowResource.model_validate(
+        {
+            "name": entry.name,
+            "file": entry.path.name,
+            "description": flow.description if flow is not None else "",
+            "valid": flow is not None,
+            "digest": hashlib.sha256(entry.text.encode()).hexdigest(),
+            "serving_digest": serving.digest if serving is not None else None,
+            "problems": [_problem_dict(p) for p in entry.validation.problems],
+            "yaml_url": f"/v1/flows/{entry.name}",
+            "diagram_url": f"/v1/flows/{entry.name}/diagram.svg",
+        }
+    )
+
+
+def _problem_dict(p: Problem) -> dict[str, Any]:
+    return {"line": p.line, "column": p.column, "message": p.message, "severity": p.severity}
+
+
+def invalid_flow(res: Validation, field: str, where: str) -> ProblemError:
+    """The 422 for a flow document with errors: each problem with its line and column, the
+    way `flexvoice flows validate` prints them."""
+    errors = [
+        {
+            "type": TYPE_PREFIX + "invalid-flow",
+            "field": field,
+            "detail": p.message,
+            "line": p.line,
+            "column": p.column,
+            "severity": p.severity,
+        }
+        for p in res.problems
+    ]
+    first = (res.errors or res.problems or [Problem(where, 0, 0, "not a flow document")])[0]
+    at = f"line {first.line} column {first.column}: " if first.line > 0 else ""
+    count = len(res.errors)
+    return ProblemError(
+        "invalid-flow",
+        f"{where} has {count} error(s), listed in errors with line and column; the first: "
+        f"{at}{first.message}",
+        field=field,
+        errors=errors,
+    )
+
+
+def checked_flow(text: str, source: str, prompts_dir: Path, field: str, where: str) -> Flow:
+    """Validate a flow document with the CLI's validator; its Flow, or the 422."""
+    res = validate_text(text, source, prompts_dir)
+    if res.flow is None:
+        raise invalid_flow(res, field, where)
+    return res.flow
+
+
+@resource.op(
+    "GET",
+    "/flows",
+    summary="List the flows",
+    roles=READ,
+    response=FlowList,
+    errors=(401, 403, 429),
+)
+async def list_flows(request: web.Request) -> web.Response:
+    """Every flow file of the node, validated as `flexvoice flows validate` does, with the
+    version calls run now (an invalid edit keeps the last valid version serving)."""
+    flows_dir, prompts_dir = _dirs(request)
+    entries = await asyncio.to_thread(_entries, flows_dir, prompts_dir)
+    doc = FlowList(flows=[_resource(request, e) for e in entries])
+    return web.json_response(doc.model_dump())
+
+
+@resource.op(
+    "GET",
+    "/flows/{name}",
+    summary="Read a flow's YAML",
+    roles=READ,
+    produces="application/yaml",
+    errors=(401, 403, 404, 429),
+)
+async def get_flow(request: web.Request) -> web.Response:
+    """The flow file as it is on disk (what PUT wrote, comments included)."""
+    entry = _find(request)
+    return web.Response(text=entry.text, content_type="application/yaml", charset="utf-8")
+
+
+@resource.op(
+    "PUT",
+    "/flows/{name}",
+    summary="Create or replace a flow",
+    roles=WRITE,
+    consumes=YAML_TYPES,
+    response=FlowResource,
+    errors=(401, 403, 409, 413, 415, 422, 429),
+)
+async def put_flow(request: web.Request) -> web.Response:
+    """The body is the flow's YAML (Content-Type application/yaml or text/yaml); its `flow:`
+    must be the name in the URL. Validated like `flexvoice flows validate`: with errors, 422
+    lists each with line and column and nothing changes; valid (warnings allowed), it
+    replaces the file atomically and the next call runs it. 201 when new, else 200."""
+    name = request.match_info["name"]
+    if not FLOW_NAME_RE.match(name):
+        raise ProblemError(
+            "invalid-field",
+            f"name: '{name}' is not a flow name; use lower-case letters, digits, - and _",
+            field="name",
+        )
+    if request.content_type not in YAML_TYPES:
+        raise ProblemError(
+            "unsupported-media-type",
+            f"send the flow as YAML with Content-Type: application/yaml (got "
+            f"'{request.content_type}')",
+            field="Content-Type",
+        )
+    raw = await read_body(request)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProblemError(
+            "invalid-flow", f"the flow is not UTF-8 text (byte {exc.start})", field="body"
+        ) from None
+    flows_dir, prompts_dir = _dirs(request)
+    # From here to the rename nothing awaits: two PUTs cannot interleave their checks.
+    target, created = _target(flows_dir, prompts_dir, name)
+    res = validate_text(text, f"flows/{target.name}", prompts_dir)
+    if res.flow is None:
+        raise invalid_flow(res, "body", "the flow")
+    if res.flow.name != name:
+        line = next((p for p in _DECLARED.finditer(text)), None)
+        where = f" (line {text[: line.start()].count(chr(10)) + 1})" if line else ""
+        raise ProblemError(
+            "invalid-flow",
+            f"flow: the document is flow '{res.flow.name}'{where} but the URL says '{name}'; "
+            "make them the same (to rename a flow, PUT it under its new name)",
+            field="flow",
+        )
+    _write_atomically(target, raw)
+    runtime = _runtime(request)
+    if runtime is not None:
+        runtime.load_file(target)  # the next call runs it, without waiting for the poll
+    entry = Entry(target, name, text, res)
+    response = web.json_response(
+        _resource(request, entry).model_dump(), status=201 if created else 200
+    )
+    response.headers["Location"] = f"/v1/flows/{name}"
+    return response
+
+
+def _target(flows_dir: Path, prompts_dir: Path, name: str) -> tuple[Path, bool]:
+    """The file that holds flow `name` (whatever its file name), else `<name>.yaml`."""
+    for entry in _entries(flows_dir, prompts_dir):
+        if entry.name == name:
+            return entry.path, False
+    path = flows_dir / f"{name}.yaml"
+    if path.exists():  # the file name is taken by a flow of another name
+        other = _read(path, prompts_dir).name
+        raise ProblemError(
+            "conflict",
+            f"flows/{path.name} holds flow '{other}'; PUT it under that name, or choose "
+            "another name for this flow",
+            field="name",
+        )
+    return path, True
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # A dot name and no .yaml suffix: the runtime's scan never reads the temporary file.
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with tmp.open("wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+@resource.op(
+    "GET",
+    "/flows/{name}/diagram.svg",
+    summary="Draw a flow",
+    roles=READ,
+    produces="image/svg+xml",
+    errors=(401, 403, 404, 409, 429, 503),
+)
+async def flow_diagram(request: web.Request) -> web.Response:
+    """The flow as a Graphviz diagram (as `flexvoice flows render`), every branch labelled.
+    When the file has errors, the version calls run now is drawn; with none, 409."""
+    entry = _find(request)
+    flow = entry.validation.flow
+    runtime = _runtime(request)
+    if flow is None and runtime is not None:
+        flow = runtime.flows.get(entry.name)
+    if flow is None:
+        raise ProblemError(
+            "conflict",
+            f"flow '{entry.name}' has errors and no valid version to draw; GET "
+            "/v1/flows lists them, PUT a fixed version",
+            field="name",
+        )
+    binary = shutil.which("dot")
+    if binary is None:
+        raise ProblemError(
+            "service-unavailable",
+            "Graphviz 'dot' is not installed on this node (./run installs it)",
+            headers={"Retry-After": "3600"},
+        )
+    proc = await asyncio.create_subprocess_exec(
+        binary,
+        "-Tsvg",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        svg, err = await asyncio.wait_for(proc.communicate(to_dot(flow).encode()), RENDER_TIMEOUT_S)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise ProblemError(
+            "service-unavailable", "drawing the flow took too long; try again later"
+        ) from None
+    if proc.returncode != 0:
+        raise RuntimeError(f"dot failed: {err.decode(errors='replace').strip()}")
+    return web.Response(body=svg, content_type="image/svg+xml")
