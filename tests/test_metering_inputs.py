@@ -142,3 +142,9 @@ def test_money_path_has_no_floats(tmp_path: Path) -> None:
     for line in store.statement("2024-03"):
         for value in (line.quantity, line.unit_price, line.amount):
             assert value is None or type(value) is Decimal
+
+
+def test_call_from_a_sip_uri_is_still_billed() -> None:
+    caller = "sip:" + "a" * 120 + "@pbx.example.com"
+    event = parse_event({**call("c", 60), "from": caller})
+    assert event.destination == "BE mobile"

@@ -12,7 +12,7 @@ from functools import lru_cache
 import phonenumbers
 from phonenumbers import PhoneNumberType
 
-E164_RE = re.compile(r"^\+[1-9]\d{6,14}$")
+E164_RE = re.compile(r"^\+[1-9]\d{5,14}$")  # as the SIP layer checks them
 
 _TYPES = {
     PhoneNumberType.FIXED_LINE: "fixed",

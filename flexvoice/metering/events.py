@@ -112,7 +112,7 @@ def _call(obj: Mapping[str, Any], ev: Event) -> None:
     direction = obj.get("direction")
     if direction not in ("inbound", "outbound"):
         raise EventError("direction", f"must be 'inbound' or 'outbound' (got {direction!r})")
-    _text(obj, "from", 64)  # anonymous callers exist: any text, not priced
+    _text(obj, "from", 256)  # anonymous callers, SIP URIs: any text, not priced
     started = _required_time(obj, "started_at")
     answered = _time(obj, "answered_at", nullable=True)
     ended = _required_time(obj, "ended_at")
@@ -149,7 +149,7 @@ def _conference(obj: Mapping[str, Any], ev: Event) -> None:
 
 
 def _sms(obj: Mapping[str, Any], ev: Event) -> None:
-    _text(obj, "from", 64)  # an alphanumeric sender is allowed
+    _text(obj, "from", 256)  # an alphanumeric sender is allowed
     _, ev.destination = _destination(obj, "to")
     ev.at = _required_time(obj, "sent_at")
     ev.month = month_of(ev.at)
