@@ -42,8 +42,10 @@ def classify(number: str) -> str:
         parsed = phonenumbers.parse(number, None)
     except phonenumbers.NumberParseException:
         raise BadNumber(f"'{number}' is not a phone number") from None
-    if not phonenumbers.is_valid_number(parsed):
+    # is_valid_number() is region_code_for_number() + number_type() != UNKNOWN; asking
+    # for both once saves a third of the cost of a new number.
+    region = phonenumbers.region_code_for_number(parsed)
+    number_type = phonenumbers.number_type(parsed)
+    if region is None or number_type == PhoneNumberType.UNKNOWN:
         raise BadNumber(f"'{number}' is not a valid number in its numbering plan")
-    region = phonenumbers.region_code_for_number(parsed) or "ZZ"
-    kind = _TYPES.get(phonenumbers.number_type(parsed), "unknown")
-    return f"{region} {kind}"
+    return f"{region} {_TYPES.get(number_type, 'unknown')}"
