@@ -130,3 +130,18 @@ async def test_node_component_flushes_on_shutdown(tmp_path: Path) -> None:
     app[USAGE_SINK].record(call("live", 30))
     await runner.cleanup()
     assert _count(tmp_path) == 1
+
+
+async def test_events_recorded_while_closed_wait_in_the_spool(tmp_path: Path) -> None:
+    make_store(tmp_path)
+    sink = _sink(tmp_path)
+    sink.record(call("early", 61))  # before start: kept in the spool
+    await sink.start()
+    assert _count(tmp_path) == 1  # imported when the sink opened
+    await sink.stop()
+    sink.record(call("late", 61))  # after stop: kept for the next start
+    assert _count(tmp_path) == 1
+    again = _sink(tmp_path)
+    await again.start()
+    await again.stop()
+    assert _count(tmp_path) == 2

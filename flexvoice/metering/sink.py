@@ -82,9 +82,17 @@ class UsageSink:
             self._reject(event, str(exc))
             return
         with self._lock:
-            if self._fd < 0:
-                raise RuntimeError("the usage sink is not open")
-            os.write(self._fd, line.encode())  # O_APPEND: one write, one whole line
+            if self._fd >= 0:
+                os.write(self._fd, line.encode())  # O_APPEND: one write, one whole line
+            else:
+                # Not open (yet, or any more): the spool file still takes it, and the next
+                # open() imports it.
+                self.dir.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.dir / SPOOL, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+                try:
+                    os.write(fd, line.encode())
+                finally:
+                    os.close(fd)
             self.recorded += 1
         RECORDED.inc()
 
@@ -108,13 +116,17 @@ class UsageSink:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self.flush()
-        with self._lock:
-            if self._fd >= 0:
-                os.close(self._fd)
-                self._fd = -1
-        if self._store is not None:
-            self._store.conn.close()
+        try:
+            await self.flush()
+        except Exception as exc:  # the spool keeps the events for the next start
+            log.error("usage.flush_failed", error=repr(exc))
+        finally:
+            with self._lock:
+                if self._fd >= 0:
+                    os.close(self._fd)
+                    self._fd = -1
+            if self._store is not None:
+                self._store.conn.close()
 
     async def _run(self) -> None:
         while True:
