@@ -108,6 +108,10 @@ class ApiConfig(Section):
     webhook_retry_max: Duration = 3600.0
     webhook_max_age: Duration = 86400.0
     webhook_timeout: Duration = 10.0
+    flow_url_private: bool = Field(
+        False,
+        description="let flow_url fetch from loopback and private networks (development only)",
+    )
 
 
 class LoggingConfig(Section):

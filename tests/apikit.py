@@ -62,8 +62,11 @@ class FakeOriginator:
         ring_timeout: float,
         call_id: str | None = None,
         observer: CallObserver | None = None,
+        account: str | None = None,
     ) -> tuple[Any, DialAttempt]:
-        self.calls.append({"to": to, "from": caller_id, "ring_timeout": ring_timeout})
+        self.calls.append(
+            {"to": to, "from": caller_id, "ring_timeout": ring_timeout, "account": account}
+        )
         assert call_id is not None and observer is not None
         await asyncio.sleep(0.01)
         observer.call_event(call_id, "ringing", {"sip_status": 180})

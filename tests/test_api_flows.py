@@ -163,7 +163,8 @@ INLINE = {"flow": "hello", "start": "greet", "steps": {"greet": {"play": {"say":
 
 @pytest.fixture
 async def fake_api(tmp_path: Path) -> AsyncIterator[Api]:
-    async with running_api(tmp_path) as a:
+    # The test's document server runs on loopback: allowed here, refused by default.
+    async with running_api(tmp_path, extra_config="api: {flow_url_private: true}\n") as a:
         yield a
 
 
@@ -187,6 +188,20 @@ async def test_flow_inline_is_validated_then_run(fake_api: Api) -> None:
     doc = await problem(r, 422, "invalid-flow", "flow_inline")
     assert "nowhere" in doc["errors"][0]["detail"] and doc["errors"][0]["line"] > 0
     assert len(api.app[CALLS].list("acme")) == 1  # nothing placed for the invalid one
+
+
+async def test_flow_url_on_loopback_or_private_networks_is_refused(tmp_path: Path) -> None:
+    async with running_api(tmp_path) as api:
+        for url in (
+            "http://127.0.0.1:8080/healthz",
+            "http://10.0.0.5/flow.yaml",
+            "http://[::1]/flow.yaml",
+            "http://169.254.169.254/latest/meta-data",
+        ):
+            r = await call_with(api, flow_url=url)
+            doc = await problem(r, 422, "invalid-field", "flow_url")
+            assert "loopback, private or reserved" in doc["detail"], doc
+        assert api.app[CALLS].list("acme") == []
 
 
 async def test_flow_url_is_fetched_validated_then_run(fake_api: Api) -> None:

@@ -400,6 +400,26 @@ def test_same_id_with_active_to_closes_an_open_number(tmp_path: Path) -> None:
     assert store.ingest([reopened]).rejected  # only active_to may be filled in
 
 
+def test_pricer_prices_one_call_like_the_statement(tmp_path: Path) -> None:
+    # The REST API's price of one call (flexvoice.api.pricing) is metering's rating.
+    from flexvoice.api.pricing import TariffPricer
+
+    store = make_store(tmp_path)
+    pricer = TariffPricer(store.conn, store.tariffs)
+    started, answered = "2024-03-05T10:00:00+01:00", "2024-03-05T10:00:05+01:00"
+    ended = "2024-03-05T10:01:06+01:00"  # 61 s: two started minutes
+
+    def price(account: str, direction: str, to: str) -> tuple[int, Decimal | None]:
+        p = pricer.price_call(account, direction, to, started, answered, ended)
+        return p.billable_seconds, p.price_eur
+
+    assert price("acme", "outbound", "+32470123456") == (120, D("0.74"))
+    assert price("acme", "outbound", "+3212345678") == (120, D("0.19"))
+    assert price("acme", "inbound", "+3225551234") == (120, D("0.009"))
+    assert price("acme", "outbound", "+33612345678")[1] is None  # unrated destination
+    assert price("ghost", "outbound", "+32470123456")[1] is None
+
+
 def test_rerate_in_small_chunks_covers_every_event(tmp_path: Path) -> None:
     folder = copy_tariffs(tmp_path)
     store = make_store(tmp_path, folder)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -121,3 +123,31 @@ def test_a_killed_worker_is_skipped_by_the_edge_and_comes_back(tmp_path: Path) -
     routed = re.findall(r"event=call\.routed call_id=w(\d+)\.", err)
     assert routed[:4] == ["1"] * 4
     assert routed[4:].count("0") == 4 and routed[4:].count("1") == 4
+
+
+def test_fresh_node_plays_the_demo_numbers_prompt(tmp_path: Path) -> None:
+    # The repository's own sip/numbers.yaml, flows/ and ivr_prompts/, behind the edge.
+    config = write_node_config(tmp_path, workers=2)
+    sip_port = int(yaml.safe_load(config.read_text())["sip"]["edge"]["port"])
+    proc = start_node(config)
+    try:
+        wait_http(http_port(config), "/healthz", proc, timeout=60)
+        wait_workers(http_port(config), proc, 2)
+        rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        rtp.bind(("127.0.0.1", 0))
+        rtp.settimeout(0.2)
+        result = run_uac(
+            "uac_until_bye.xml", f"127.0.0.1:{sip_port}", "+3225551003",
+            keys={"rtp_port": str(rtp.getsockname()[1])},
+        )  # fmt: skip
+        packets = 0
+        with contextlib.suppress(TimeoutError):
+            while True:
+                rtp.recv(2048)
+                packets += 1
+        rtp.close()
+    finally:
+        err = stop(proc)
+    assert result.successful == 1, result.output
+    assert packets >= 50, f"{packets} RTP packets of the welcome prompt"
+    assert "route=prompt" in err

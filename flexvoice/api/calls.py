@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import json
 from typing import cast
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -157,23 +160,46 @@ async def _flow_document(request: web.Request, body: CallCreate) -> Flow:
         return checked_flow(text, "flow_inline", prompts_dir, "flow_inline", "flow_inline")
     assert body.flow_url is not None
     url = str(body.flow_url)
-    text = await fetch_flow(url, cfg.api.webhook_timeout)
+    text = await fetch_flow(url, cfg.api.webhook_timeout, cfg.api.flow_url_private)
     return checked_flow(text, url, prompts_dir, "flow_url", f"the flow at {url}")
 
 
-async def fetch_flow(url: str, timeout_s: float) -> str:
-    """GET a flow document: a time limit, a size limit, text only; else a 422 naming it."""
+async def _private_address(url: str) -> str | None:
+    """The first address `url`'s host resolves to that is not public, if any."""
+    host = urlsplit(url).hostname or ""
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, None)
+    except OSError:
+        return None  # the fetch itself reports the name that does not resolve
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if not address.is_global:
+            return str(address)
+    return None
+
+
+async def fetch_flow(url: str, timeout_s: float, private_ok: bool = False) -> str:
+    """GET a flow document: a time limit, a size limit, text only; else a 422 naming it.
+    Unless `api.flow_url_private`, the host must resolve to public addresses only and
+    redirects are not followed, so a caller cannot make the node read its own network."""
 
     def refused(why: str) -> ProblemError:
         return ProblemError(
             "invalid-field", f"flow_url: could not fetch {url}: {why}", field="flow_url"
         )
 
+    if not private_ok:
+        inner = await _private_address(url)
+        if inner is not None:
+            raise refused(
+                f"{inner} is a loopback, private or reserved address; flow_url must be on "
+                "the public internet (api.flow_url_private allows it on a development node)"
+            )
     try:
         timeout = aiohttp.ClientTimeout(total=timeout_s)
         async with (
             aiohttp.ClientSession(timeout=timeout) as session,
-            session.get(url, allow_redirects=True, max_redirects=3) as resp,
+            session.get(url, allow_redirects=private_ok, max_redirects=3) as resp,
         ):
             if resp.status != 200:
                 raise refused(f"it answered HTTP {resp.status}; it must answer 200 with YAML")

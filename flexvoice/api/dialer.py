@@ -85,6 +85,7 @@ class Dialer:
                 ring_timeout=ring_timeout,
                 call_id=call.id,
                 observer=reg,
+                account=call.account,  # the SIP layer bills the leg (its `call` usage event)
             )
         except asyncio.CancelledError:
             reg.finish(call.id, "canceled", sip_status=487, cause="canceled_by_api")

@@ -190,7 +190,9 @@ class SipLeg:
     def _end(self, code: int, reason: str, cause: str) -> None:
         self.state = "disconnected"
         self.ended_at = datetime.now(UTC)
-        self.final_status = code
+        # The call's SIP status is the final answer to its INVITE: 200 once answered, whatever
+        # PJSIP reports for the BYE (it echoes the code a hangup was given).
+        self.final_status = 200 if self.answered else code
         self.final_reason = reason
         if not cause:
             cause = "normal" if self.answered else outcome_for(code)
@@ -202,7 +204,7 @@ class SipLeg:
                 fut.set_exception(CallEnded(cause, code))
         self.notify(
             "ended",
-            sip_status=code,
+            sip_status=self.final_status,
             reason=reason,
             cause=cause,
             outcome=outcome,
@@ -213,7 +215,7 @@ class SipLeg:
             "call.ended",
             call_id=self.call_id,
             direction=self.direction,
-            sip_status=code,
+            sip_status=self.final_status,
             cause=cause,
             seconds=self.billable_seconds,
         )
