@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp import web
 
 from flexvoice.system import free_port
 
@@ -86,3 +91,31 @@ paths: {{flows: {REPO}/flows, prompts: {REPO}/ivr_prompts, tariffs: {REPO}/meter
     path = tmp_path / "flexvoice.yaml"
     path.write_text(text + extra)
     return path
+
+
+@pytest.fixture
+async def crm() -> AsyncIterator[tuple[str, list[Any], dict[str, Any]]]:
+    """A local webhook server; set `answer["status"]`/`answer["body"]` per test."""
+    seen: list[Any] = []
+    answer: dict[str, Any] = {"status": 200, "body": {}}
+
+    async def hook(request: web.Request) -> web.Response:
+        seen.append(await request.json())
+        if answer.get("delay"):
+            await asyncio.sleep(answer["delay"])
+        return web.Response(status=answer["status"], text=json.dumps(answer["body"]))
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield f"http://127.0.0.1:{port}/hook", seen, answer
+    await runner.cleanup()
+
+
+def crm_flow(url: str) -> str:
+    text = (Path(__file__).parent.parent / "flows" / "bilingual.yaml").read_text()
+    return text.replace("https://crm.example.be/flexvoice/lookup", url)

@@ -5,16 +5,14 @@ the virtual clock jumps."""
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from flexvoice.flows.webhooks import AiohttpWebhooks
+from tests.conftest import crm_flow
 from tests.fakeleg import BlockingLeg, Script, harness
 
 MONDAY_10 = datetime.fromisoformat("2026-03-02T10:00:00+01:00")
@@ -104,34 +102,6 @@ async def test_menu_retries_then_on_failure(tmp_path: Path) -> None:
     assert h.observer.whys()[2] == "no valid choice after 3 tries (key 9, no input, key 7)"
     assert "play nl/invalid_choice.wav" in leg.actions
     assert "play nl/no_input.wav" in leg.actions
-
-
-@pytest.fixture
-async def crm() -> AsyncIterator[tuple[str, list[Any], dict[str, Any]]]:
-    """A local webhook server; set `answer["status"]`/`answer["body"]` per test."""
-    seen: list[Any] = []
-    answer: dict[str, Any] = {"status": 200, "body": {}}
-
-    async def hook(request: web.Request) -> web.Response:
-        seen.append(await request.json())
-        if answer.get("delay"):
-            await asyncio.sleep(answer["delay"])
-        return web.Response(status=answer["status"], text=json.dumps(answer["body"]))
-
-    app = web.Application()
-    app.router.add_post("/hook", hook)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}/hook", seen, answer
-    await runner.cleanup()
-
-
-def crm_flow(url: str) -> str:
-    text = (Path(__file__).parent.parent / "flows" / "bilingual.yaml").read_text()
-    return text.replace("https://crm.example.be/flexvoice/lookup", url)
 
 
 async def test_webhook_decides_the_branch(

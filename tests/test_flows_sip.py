@@ -9,14 +9,16 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from flexvoice.flows.interpreter import FlowDeps
 from flexvoice.flows.runtime import FlowRuntime
+from flexvoice.flows.webhooks import AiohttpWebhooks
 from flexvoice.sip.leg import SipLeg
 from flexvoice.sip.pool import PoolSettings, WorkerPool
-from tests.conftest import REPO, free_port_range
+from tests.conftest import REPO, crm_flow, free_port_range
 from tests.fakeleg import Observer, Sink
 from tests.sipptool import Uas, counts, run_uac_async
 
@@ -47,11 +49,16 @@ async def flow_node(tmp_path: Path) -> AsyncIterator[Factory]:
     pools: list[WorkerPool] = []
 
     async def make(
-        flow: str, trunk: Uas, at: datetime = MONDAY_10, flows_dir: Path = REPO / "flows"
+        flow: str,
+        trunk: Uas,
+        at: datetime = MONDAY_10,
+        flows_dir: Path = REPO / "flows",
+        webhooks: AiohttpWebhooks | None = None,
     ) -> tuple[Node, Observer, Sink, dict[str, tuple[str, bool]]]:
         observer, sink = Observer(), Sink()
         continuity: dict[str, tuple[str, bool]] = {}
         deps = FlowDeps(
+            webhooks=webhooks,
             usage_sink=sink,
             tariff_for=lambda account: "vms-smart-routing",
             continuity_for=continuity.get,
@@ -190,3 +197,28 @@ async def test_continuity_switched_on_then_off_between_two_calls(flow_node: Fact
     assert observer.steps(first_id) == ["continuity"]
     assert observer.steps(second_id)[:3] == ["check_hours", "menu", "orders"]
     assert f"{first_id}:reroute" in sink.ids()
+
+
+async def test_a_webhook_answer_picks_the_branch(
+    flow_node: Factory, tmp_path: Path, crm: tuple[str, list[Any], dict[str, Any]]
+) -> None:
+    url, seen, answer = crm
+    answer["body"] = {"next": "vip", "variables": {"tier": "gold"}}
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "bilingual.yaml").write_text(crm_flow(url))
+    phone = Uas("uas_answer.xml", free_port_range(1), calls=1)
+    client = AiohttpWebhooks()
+    try:
+        node, observer, _sink, _ = await flow_node(
+            "bilingual-line", phone, flows_dir=flows, webhooks=client
+        )
+        # "2" for French on the language menu, then the CRM's answer routes the call.
+        result = await run_uac_async("uac_ivr_2.xml", node.target, "+3225551001", hold_ms=3000)
+        await settle(node)
+    finally:
+        await client.close()
+        phone.stop()
+    assert result.successful == 1, result.output
+    assert observer.steps()[:4] == ["choose_language", "french", "crm", "vip"]
+    assert seen and seen[0]["from"] == "+3225550100" and seen[0]["language"] == "fr"

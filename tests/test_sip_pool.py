@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -346,3 +347,47 @@ async def test_trunk_digest_credentials_answer_the_carriers_challenge(
             assert attempt.sip_status == 403
     finally:
         carrier.stop()
+
+
+async def test_blind_transfer_with_refer_ends_our_leg_when_the_transferee_reports_200(
+    make_pool: Callable[..., Awaitable[PoolHarness]],
+) -> None:
+    async def handler(leg: SipLeg) -> None:
+        await leg.answer()
+        await leg.transfer("sip:+32475123456@127.0.0.1:5999")
+
+    h = await make_pool(handler)
+    result = await run_uac_async("uac_transferred.xml", h.target, "+3225551234")
+    assert result.successful == 1, result.output
+    assert await h.legs[0].wait_until(lambda: h.legs[0].ended, 5)
+    assert h.legs[0].answered and h.legs[0].cause == "transferred"
+
+
+async def test_early_media_plays_a_prompt_before_answering(
+    make_pool: Callable[..., Awaitable[PoolHarness]], tmp_path: Path
+) -> None:
+    prompt = tone(tmp_path / "early.wav", 1.0)
+    rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rtp.bind(("127.0.0.1", 0))
+    rtp.setblocking(False)
+    heard_before_answer: list[int] = []
+
+    async def handler(leg: SipLeg) -> None:
+        await leg.ring(early_media=True)  # 183 Session Progress with SDP
+        await leg.play([prompt])
+        packets = 0
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                rtp.recv(2048)
+                packets += 1
+        heard_before_answer.append(packets)
+        await leg.hangup(480, "Temporarily Unavailable")
+
+    h = await make_pool(handler)
+    result = await run_uac_async(
+        "uac_expect_480.xml", h.target, "+3225551234", keys={"rtp_port": str(rtp.getsockname()[1])}
+    )
+    rtp.close()
+    assert result.successful == 1, result.output
+    assert not h.legs[0].answered
+    assert heard_before_answer and heard_before_answer[0] >= 25

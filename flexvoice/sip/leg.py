@@ -468,10 +468,12 @@ class SipLeg:
 
     async def transfer(self, target: str) -> None:
         self._check()
+        self.cause = "transferred"  # what the leg's end will say once the transferee took it
         self.send("transfer", target=self.pool.target_uri(target))
         await self.wait_until(lambda: self.ended, 30.0)
-        if self.ended:
-            self.cause = self.cause or "transferred"
+        if not self.ended:
+            self.cause = ""
+            raise RuntimeError(f"transfer to {target} did not complete within 30 s")
 
     async def hangup(self, sip_status: int = 200, reason: str = "normal") -> None:
         if self.ended:
