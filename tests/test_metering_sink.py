@@ -9,6 +9,7 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from aiohttp import web
 
 from flexvoice.accounts import create_account
@@ -145,3 +146,17 @@ async def test_events_recorded_while_closed_wait_in_the_spool(tmp_path: Path) ->
     await again.start()
     await again.stop()
     assert _count(tmp_path) == 2
+
+
+def test_store_sink_refuses_loudly_and_keeps_the_event(tmp_path: Path) -> None:
+    from flexvoice.errors import UserError
+    from flexvoice.metering.sink import StoreSink
+
+    store = make_store(tmp_path)
+    sink = StoreSink(store)
+    sink.record(call("ok", 61))
+    with pytest.raises(UserError, match=r"unknown account 'nobody'.*rejected\.jsonl"):
+        sink.record({**call("who", 61), "account": "nobody"})
+    kept = (tmp_path / "usage-spool" / "rejected.jsonl").read_text().splitlines()
+    assert [json.loads(k)["id"] for k in kept] == ["who:leg"]
+    assert _count(tmp_path) == 1

@@ -32,7 +32,7 @@ from prometheus_client import Counter
 from flexvoice.errors import UserError
 from flexvoice.logs import get_logger
 from flexvoice.metering.events import EventError, parse_event
-from flexvoice.metering.store import ImportReport, UsageStore
+from flexvoice.metering.store import ImportReport, UsageStore, database_file
 from flexvoice.metering.tariffs import load_tariffs
 from flexvoice.server import CONFIG
 from flexvoice.storage.sqlite import connect
@@ -196,29 +196,15 @@ class UsageSink:
         )
 
     def _keep(self, refused: list[tuple[str, str | None, str]]) -> None:
-        """The events as received in rejected.jsonl (importable once the cause is fixed:
-        `flexvoice usage import var/usage-spool/rejected.jsonl`), the reasons in
-        rejected.log, line for line."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(UTC).isoformat(timespec="seconds")
-        with (
-            (self.dir / REJECTED).open("a", encoding="utf-8") as events,
-            (self.dir / REJECTED_LOG).open("a", encoding="utf-8") as reasons,
-        ):
-            for text, event_id, reason in refused:
-                events.write(text + "\n")
-                reasons.write(f"{stamp} {event_id or '-'}: {reason}\n")
-                log.error("usage.rejected", event_id=event_id, reason=reason)
-            for out in (events, reasons):
-                out.flush()
-                os.fsync(out.fileno())
+        keep_refused(self.dir, refused)
         self.rejected += len(refused)
-        REJECTED_EVENTS.inc(len(refused))
 
 
 class StoreSink:
     """For one-shot commands (`flexvoice numbers add`): each event goes straight into the
-    store, and a rejected one stops the command with the store's reason."""
+    store, and a rejected one stops the command with the store's reason. The caller has
+    already committed what the event records (the number is added), so the refused event is
+    also kept in the spool folder's rejected.jsonl, to import once the cause is fixed."""
 
     def __init__(self, store: UsageStore):
         self.store = store
@@ -226,7 +212,38 @@ class StoreSink:
     def record(self, event: dict[str, Any]) -> None:
         report = self.store.ingest([event])
         if report.rejected:
-            raise UserError(f"usage event {event.get('id')}: {report.rejected[0].reason}")
+            reason = report.rejected[0].reason
+            database = database_file(self.store.conn) or Path("var") / "memory.db"
+            text = json.dumps(event, ensure_ascii=False, default=repr)
+            event_id = event.get("id")
+            keep_refused(
+                database.parent / "usage-spool",
+                [(text, event_id if isinstance(event_id, str) else None, reason)],
+            )
+            raise UserError(
+                f"usage event {event_id}: {reason} (kept in {database.parent}/usage-spool/"
+                f"{REJECTED}: import it once this is fixed)"
+            )
+
+
+def keep_refused(folder: Path, refused: list[tuple[str, str | None, str]]) -> None:
+    """The events as received in rejected.jsonl (importable once the cause is fixed:
+    `flexvoice usage import var/usage-spool/rejected.jsonl`), the reasons in rejected.log,
+    line for line."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    with (
+        (folder / REJECTED).open("a", encoding="utf-8") as events,
+        (folder / REJECTED_LOG).open("a", encoding="utf-8") as reasons,
+    ):
+        for text, event_id, reason in refused:
+            events.write(text + "\n")
+            reasons.write(f"{stamp} {event_id or '-'}: {reason}\n")
+            log.error("usage.rejected", event_id=event_id, reason=reason)
+        for out in (events, reasons):
+            out.flush()
+            os.fsync(out.fileno())
+    REJECTED_EVENTS.inc(len(refused))
 
 
 USAGE_SINK = web.AppKey("usage_sink", UsageSink)
