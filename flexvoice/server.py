@@ -61,9 +61,10 @@ COMPONENTS: list[str] = [
     "flexvoice.metering.sink:usage_component",  # first: everything after it records usage
     "flexvoice.sip.node:numbers_component",
     "flexvoice.flows.node:flows_component",
+    # The API's call registry observes calls: it must outlive the pool's drain.
+    "flexvoice.api.app:api_component",
     "flexvoice.sip.edge_node:edge_component",  # before the pool: it stops after the drain
     "flexvoice.sip.node:sip_component",
-    "flexvoice.api.app:api_component",
 ]
 
 

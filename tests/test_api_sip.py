@@ -123,3 +123,44 @@ def test_rest_call_rings_sipp_runs_its_flow_and_is_priced(tmp_path: Path) -> Non
         "voice_out_mobile",
         "0.370000",
     )
+
+
+def test_inbound_calls_are_call_resources_with_trace_and_price(tmp_path: Path) -> None:
+    from tests.sipptool import run_uac
+
+    config = node_with_trunk(tmp_path, free_port_range(1))
+    sip_port = int(yaml.safe_load(config.read_text())["sip"]["edge"]["port"])
+    proc = start_node(config)
+    port = http_port(config)
+    try:
+        wait_http(port, "/healthz", proc, timeout=60)
+        wait_workers(port, proc, 2)
+        made = run_cli(
+            "keys", "create", "--account", "shop", "--role", "analyst",
+            "--db", str(tmp_path / "flexvoice.db"),
+        )  # fmt: skip
+        key = made.stdout.split()[0]
+        # The number's flow thanks the caller and hangs up.
+        result = run_uac("uac_until_bye.xml", f"127.0.0.1:{sip_port}", "+3225551001")
+        assert result.successful == 1, result.output
+        deadline = time.monotonic() + 20
+        calls: list[Any] = []
+        while time.monotonic() < deadline:
+            status, listing = api(port, key, "GET", "/v1/calls")
+            assert status == 200, listing
+            calls = [c for c in listing["calls"] if c["status"] == "completed"]
+            if calls:
+                break
+            time.sleep(0.3)
+        [call] = calls
+        status, trace = api(port, key, "GET", f"/v1/calls/{call['id']}/events")
+    finally:
+        stop(proc)
+    assert (call["direction"], call["from"], call["to"]) == (
+        "inbound",
+        "+3225550100",
+        "+3225551001",
+    )
+    assert (call["sip_status"], call["billable_seconds"], call["price_eur"]) == (200, 60, "0.0045")
+    steps = [e["data"]["step"] for e in trace["events"] if e["kind"] == "step"]
+    assert steps[:2] == ["tell", "bye"]

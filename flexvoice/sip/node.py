@@ -8,14 +8,14 @@ registry, flow runtime, usage sink) that are present in the app.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from aiohttp import web
 
-from flexvoice.callcontrol import CallEnded, CallLeg
+from flexvoice.callcontrol import CallEnded, CallLeg, CallObserver
 from flexvoice.config import Config
 from flexvoice.flows.node import FLOW_RUNTIME
 from flexvoice.logs import bind_call, get_logger
@@ -56,7 +56,12 @@ class NumberLookup(Protocol):
 
 class FlowStarter(Protocol):
     def start_call(
-        self, leg: CallLeg, flow_name: str, *, account: str | None
+        self,
+        leg: CallLeg,
+        flow_name: str,
+        *,
+        account: str | None,
+        observer: CallObserver | None = None,
     ) -> Awaitable[Any]: ...
 
 
@@ -64,7 +69,10 @@ class FlowStarter(Protocol):
 class InboundDeps:
     numbers: NumberLookup | None
     flows: FlowStarter | None
+    # Called once a number is found, before anything else happens to the call: the API's
+    # call registry records inbound calls (GET /v1/calls) and observes them from then on.
     prompts_dir: Path
+    observe: Callable[[CallLeg, NumberRoute], CallObserver | None] | None = None
 
 
 async def route_inbound(leg: CallLeg, deps: InboundDeps) -> str:
@@ -78,10 +86,11 @@ async def route_inbound(leg: CallLeg, deps: InboundDeps) -> str:
     if route.suspended:
         await leg.hangup(403, "Forbidden")
         return "account_suspended"
+    observer = deps.observe(leg, route) if deps.observe is not None else None
     if route.flow and deps.flows is not None:
         # The flow runtime applies the number's Voice Continuity switch itself (and bills
         # the reroute on the VMS tariff).
-        await deps.flows.start_call(leg, route.flow, account=route.account)
+        await deps.flows.start_call(leg, route.flow, account=route.account, observer=observer)
         return "flow"
     continuity = deps.numbers.continuity_for(leg.callee) if deps.numbers is not None else None
     if continuity is not None and continuity[1]:
@@ -181,12 +190,31 @@ async def sip_component(app: web.Application) -> AsyncIterator[None]:
     edge = app[OPTIONS].edge and cfg.sip.edge.enabled
     status = app[STATUS]
 
+    def observe_inbound(leg: CallLeg, route: NumberRoute) -> CallObserver | None:
+        from flexvoice.api.appkeys import CALLS  # the API imports this module
+
+        calls = app.get(CALLS)
+        if calls is None:
+            return None
+        calls.create(
+            account=route.account,
+            direction="inbound",
+            from_number=leg.caller,
+            to_number=leg.callee,
+            flow=route.flow,
+            call_id=leg.call_id,
+        )
+        if isinstance(leg, SipLeg):
+            leg.observer = calls
+        return calls
+
     async def on_incoming(leg: SipLeg) -> None:
         bind_call(leg.call_id)
         deps = InboundDeps(
             numbers=app.get(NUMBERS),
             flows=app.get(FLOWS),
             prompts_dir=cfg.path(cfg.paths.prompts),
+            observe=observe_inbound,
         )
         try:
             what = await route_inbound(leg, deps)
