@@ -108,9 +108,10 @@ class ApiConfig(Section):
     webhook_retry_max: Duration = 3600.0
     webhook_max_age: Duration = 86400.0
     webhook_timeout: Duration = 10.0
-    flow_url_private: bool = Field(
+    private_urls: bool = Field(
         False,
-        description="let flow_url fetch from loopback and private networks (development only)",
+        description="let flow_url and status_callback reach loopback and private networks "
+        "(development only)",
     )
 
 

@@ -164,7 +164,7 @@ INLINE = {"flow": "hello", "start": "greet", "steps": {"greet": {"play": {"say":
 @pytest.fixture
 async def fake_api(tmp_path: Path) -> AsyncIterator[Api]:
     # The test's document server runs on loopback: allowed here, refused by default.
-    async with running_api(tmp_path, extra_config="api: {flow_url_private: true}\n") as a:
+    async with running_api(tmp_path, extra_config="api: {private_urls: true}\n") as a:
         yield a
 
 
@@ -190,7 +190,7 @@ async def test_flow_inline_is_validated_then_run(fake_api: Api) -> None:
     assert len(api.app[CALLS].list("acme")) == 1  # nothing placed for the invalid one
 
 
-async def test_flow_url_on_loopback_or_private_networks_is_refused(tmp_path: Path) -> None:
+async def test_flow_url_and_status_callback_on_private_networks_are_refused(tmp_path: Path) -> None:
     async with running_api(tmp_path) as api:
         for url in (
             "http://127.0.0.1:8080/healthz",
@@ -201,6 +201,9 @@ async def test_flow_url_on_loopback_or_private_networks_is_refused(tmp_path: Pat
             r = await call_with(api, flow_url=url)
             doc = await problem(r, 422, "invalid-field", "flow_url")
             assert "loopback, private or reserved" in doc["detail"], doc
+        r = await call_with(api, flow="notify", status_callback="http://192.168.1.10/hook")
+        doc = await problem(r, 422, "invalid-field", "status_callback")
+        assert "loopback, private or reserved" in doc["detail"], doc
         assert api.app[CALLS].list("acme") == []
 
 

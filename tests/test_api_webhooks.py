@@ -15,7 +15,8 @@ from flexvoice.api.keys import webhook_secret
 from flexvoice.api.webhooks import SIGNATURE_HEADER, sign, verify_signature
 from tests.apikit import ACME_NUMBER, running_api, wait_status
 
-CONFIG = "api: {webhook_retry_base: 50ms}\n"
+# The test's receiver listens on loopback: allowed here, refused by default.
+CONFIG = "api: {webhook_retry_base: 50ms, private_urls: true}\n"
 
 
 async def test_signed_status_callbacks_arrive_verified_and_failures_are_retried(

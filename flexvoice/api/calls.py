@@ -95,6 +95,16 @@ async def create_call(request: web.Request) -> web.Response:
             f"from: {body.from_} is not one of this account's numbers (GET /v1/numbers lists them)",
             field="from",
         )
+    if body.status_callback is not None and not cfg.api.private_urls:
+        inner = await _private_address(str(body.status_callback))
+        if inner is not None:
+            raise ProblemError(
+                "invalid-field",
+                f"status_callback: {inner} is a loopback, private or reserved address; status "
+                "callbacks go to the public internet (api.private_urls allows it on a "
+                "development node)",
+                field="status_callback",
+            )
     document: Flow | None = None
     if body.flow_inline is not None or body.flow_url is not None:
         field = "flow_inline" if body.flow_inline is not None else "flow_url"
@@ -160,7 +170,7 @@ async def _flow_document(request: web.Request, body: CallCreate) -> Flow:
         return checked_flow(text, "flow_inline", prompts_dir, "flow_inline", "flow_inline")
     assert body.flow_url is not None
     url = str(body.flow_url)
-    text = await fetch_flow(url, cfg.api.webhook_timeout, cfg.api.flow_url_private)
+    text = await fetch_flow(url, cfg.api.webhook_timeout, cfg.api.private_urls)
     return checked_flow(text, url, prompts_dir, "flow_url", f"the flow at {url}")
 
 
@@ -180,7 +190,7 @@ async def _private_address(url: str) -> str | None:
 
 async def fetch_flow(url: str, timeout_s: float, private_ok: bool = False) -> str:
     """GET a flow document: a time limit, a size limit, text only; else a 422 naming it.
-    Unless `api.flow_url_private`, the host must resolve to public addresses only and
+    Unless `api.private_urls`, the host must resolve to public addresses only and
     redirects are not followed, so a caller cannot make the node read its own network."""
 
     def refused(why: str) -> ProblemError:
@@ -193,7 +203,7 @@ async def fetch_flow(url: str, timeout_s: float, private_ok: bool = False) -> st
         if inner is not None:
             raise refused(
                 f"{inner} is a loopback, private or reserved address; flow_url must be on "
-                "the public internet (api.flow_url_private allows it on a development node)"
+                "the public internet (api.private_urls allows it on a development node)"
             )
     try:
         timeout = aiohttp.ClientTimeout(total=timeout_s)
