@@ -391,3 +391,26 @@ async def test_early_media_plays_a_prompt_before_answering(
     assert result.successful == 1, result.output
     assert not h.legs[0].answered
     assert heard_before_answer and heard_before_answer[0] >= 25
+
+
+async def test_a_declined_transfer_is_reported_at_once_and_the_call_stays_ours(
+    make_pool: Callable[..., Awaitable[PoolHarness]],
+) -> None:
+    errors: list[str] = []
+
+    async def handler(leg: SipLeg) -> None:
+        await leg.answer()
+        started = asyncio.get_running_loop().time()
+        try:
+            await leg.transfer("sip:+32475123456@127.0.0.1:5999")
+        except RuntimeError as exc:
+            errors.append(f"{exc} after {asyncio.get_running_loop().time() - started:.1f}s")
+        assert not leg.ended
+        await leg.hangup()
+
+    h = await make_pool(handler)
+    result = await run_uac_async("uac_transfer_declined.xml", h.target, "+3225551234")
+    assert result.successful == 1, result.output
+    assert len(errors) == 1 and "603" in errors[0], errors
+    assert float(errors[0].rsplit(" ", 1)[1].rstrip("s")) < 5
+    assert h.legs[0].cause == "normal"

@@ -92,6 +92,7 @@ class SipLeg:
         self.digits: list[str] = []
         self.bridged_to: SipLeg | None = None
         self.dialled = 0  # outbound legs this leg started (their ids: <call_id>:out<n>)
+        self.transfer_error: str | None = None  # the worker's report of a refused REFER
         self.recording: tuple[str, asyncio.Future[tuple[str, float]]] | None = None
         self._waiters: list[asyncio.Future[None]] = []
         self._done: dict[str, asyncio.Future[Any]] = {}  # play/rec id -> its end
@@ -160,6 +161,8 @@ class SipLeg:
             self._finish(str(msg.get("rec")), (str(msg.get("path")), float(msg.get("seconds"))))
         elif msg.t == "error":
             log.warning("call.command_failed", call_id=self.call_id, **msg.fields)
+            if msg.get("cmd") == "transfer":
+                self.transfer_error = str(msg.get("message"))
             for key, fut in list(self._done.items()):
                 if key.startswith(str(msg.get("cmd"))) and not fut.done():
                     fut.set_exception(RuntimeError(str(msg.get("message"))))
@@ -469,11 +472,13 @@ class SipLeg:
     async def transfer(self, target: str) -> None:
         self._check()
         self.cause = "transferred"  # what the leg's end will say once the transferee took it
+        self.transfer_error = None
         self.send("transfer", target=self.pool.target_uri(target))
-        await self.wait_until(lambda: self.ended, 30.0)
+        await self.wait_until(lambda: self.ended or self.transfer_error is not None, 30.0)
         if not self.ended:
             self.cause = ""
-            raise RuntimeError(f"transfer to {target} did not complete within 30 s")
+            why = self.transfer_error or "no final NOTIFY within 30 s"
+            raise RuntimeError(f"transfer to {target} failed: {why}")
 
     async def hangup(self, sip_status: int = 200, reason: str = "normal") -> None:
         if self.ended:
