@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import wave
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -116,7 +117,7 @@ async def test_menu_digit_reaches_the_orders_phone(flow_node: Factory) -> None:
     assert counts(phone_log) == (1, 0)  # the orders phone answered, then got our BYE
 
 
-async def test_busy_phones_take_on_busy_to_voicemail(flow_node: Factory) -> None:
+async def test_busy_phones_take_on_busy_to_voicemail(flow_node: Factory, tmp_path: Path) -> None:
     phones = Uas("uas_busy.xml", free_port_range(1), calls=2)
     try:
         node, observer, sink, _ = await flow_node("bakery-main", phones)
@@ -131,6 +132,11 @@ async def test_busy_phones_take_on_busy_to_voicemail(flow_node: Factory) -> None
     assert sink.ids()[0].endswith(":reroute")  # Smart Routing, VMS tariff
     recording = next(e for e in sink.events if e["kind"] == "recording")
     assert recording["call_id"] == node.legs[0].call_id
+    # The voicemail is a real 8 kHz WAV that PJSIP wrote while the caller held the line.
+    [wav] = (tmp_path / "recordings").glob("*.wav")
+    with wave.open(str(wav)) as audio:
+        assert audio.getframerate() == 8000
+        assert audio.getnframes() / 8000 > 1.0
 
 
 async def test_no_answer_takes_on_no_answer_after_the_ring_timeout(

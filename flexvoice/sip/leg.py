@@ -135,6 +135,10 @@ class SipLeg:
         return self.state == "disconnected"
 
     @property
+    def recordings_pending(self) -> bool:
+        return any(key.startswith("rec") for key in self._done)
+
+    @property
     def billable_seconds(self) -> int:
         if self.answered_at is None or self.ended_at is None:
             return 0
@@ -187,7 +191,11 @@ class SipLeg:
 
     def lost(self, cause: str) -> None:
         """The worker holding this call died."""
-        self._end(503, "worker lost", cause)
+        if not self.ended:
+            self._end(503, "worker lost", cause)
+        for fut in self._done.values():  # no record_done will come from a dead worker
+            if not fut.done():
+                fut.set_exception(CallEnded(cause, 503))
         self._wake()
 
     def _end(self, code: int, reason: str, cause: str) -> None:
@@ -202,8 +210,9 @@ class SipLeg:
         self.cause = cause
         outcome = "completed" if self.answered else outcome_for(code)
         metrics.CALLS.labels(self.direction, outcome).inc()
-        for fut in self._done.values():
-            if not fut.done():
+        for key, fut in self._done.items():
+            # A recording's record_done still comes, once its file is closed: wait for it.
+            if not fut.done() and not key.startswith("rec"):
                 fut.set_exception(CallEnded(cause, code))
         self.notify(
             "ended",

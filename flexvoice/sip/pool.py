@@ -62,6 +62,7 @@ class WorkerProcess:
         self.port = port
         self.proc: asyncio.subprocess.Process | None = None
         self.legs: dict[str, SipLeg] = {}  # worker call id -> leg
+        self.closing: dict[str, SipLeg] = {}  # ended legs whose recordings are closing
         self.reserved = 0  # slots promised to originate commands not yet sent
         self.up = False
         self.ready: asyncio.Future[None] | None = None
@@ -253,8 +254,9 @@ class WorkerPool:
         was_up = worker.up
         worker.up = False
         worker.reserved = 0
-        lost = list(worker.legs.values())
+        lost = [*worker.legs.values(), *worker.closing.values()]
         worker.legs.clear()
+        worker.closing.clear()
         self.count_calls()
         for leg in lost:
             leg.lost("worker_lost")
@@ -312,15 +314,21 @@ class WorkerPool:
                 return
             self.spawn(self._run_incoming(leg))
             return
-        leg_or_none = worker.legs.get(call or "")
+        key = call or ""
+        leg_or_none = worker.legs.get(key) or worker.closing.get(key)
         if leg_or_none is None:
             if msg.t == "error":
                 log.warning("worker.error", worker=worker.index, **msg.fields)
             return
         leg_or_none.on_event(msg)
         if msg.t == "state" and msg.get("state") == "disconnected":
-            worker.legs.pop(call or "", None)
+            worker.legs.pop(key, None)
+            if leg_or_none.recordings_pending:
+                # Its slot is free; its record_done events still come (file being closed).
+                worker.closing[key] = leg_or_none
             self.count_calls()
+        elif msg.t == "record_done" and not leg_or_none.recordings_pending:
+            worker.closing.pop(key, None)
 
     async def _run_incoming(self, leg: SipLeg) -> None:
         try:

@@ -37,6 +37,7 @@ MAX_CALLS = 4
 DTMF_IS_UPDATE = 1
 DTMF_IS_END = 2
 POLL_MS = 10
+RECORDING_CLOSE_WAIT = 5.0  # seconds to wait for PJSIP to close a recording's file
 # Offered in this order; everything else the wheel has (speex, iLBC, GSM, ...) is disabled.
 CODECS = {"PCMA/8000": 250, "PCMU/8000": 240, "G722/16000": 230}
 
@@ -59,6 +60,8 @@ class Worker:
         self.calls: dict[str, WorkerCall] = {}
         # Objects PJSIP may still call back into: dropped only from the main loop, later.
         self.graveyard: list[tuple[float, Any]] = []
+        # (give-up time, call, rec, path, seconds) of recordings whose file is being closed
+        self.finished_recordings: list[tuple[float, str, str, str, float]] = []
         self.running = True
 
         self.ep = pj.Endpoint()
@@ -140,7 +143,20 @@ class Worker:
                     break
                 self.dispatch(msg)
             self.bury()
+            if self.finished_recordings:
+                self.report_recordings()
         self.shutdown()
+
+    def report_recordings(self, force: bool = False) -> None:
+        waiting = []
+        now = time.monotonic()
+        for entry in self.finished_recordings:
+            give_up, call_id, rec_id, path, seconds = entry
+            if force or now > give_up or wav_closed(path):
+                self.emit("record_done", call=call_id, rec=rec_id, path=path, seconds=seconds)
+            else:
+                waiting.append(entry)
+        self.finished_recordings = waiting
 
     def bury(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -158,6 +174,12 @@ class Worker:
                 break
         self.calls.clear()
         self.bury(force=True)
+        for _ in range(100):
+            self.ep.libHandleEvents(POLL_MS)
+            self.report_recordings()
+            if not self.finished_recordings:
+                break
+        self.report_recordings(force=True)
         self.account.shutdown()
         self.ep.libDestroy()
 
@@ -199,6 +221,16 @@ class Worker:
         except pj.Error as exc:
             del self.calls[call_id]
             self.emit("state", call=call_id, state="disconnected", code=500, reason=exc.reason)
+
+
+def wav_closed(path: str) -> bool:
+    """True once the WAV writer filled in the RIFF size (it is 0 while the file is open)."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(8)
+    except OSError:
+        return True  # nothing to wait for
+    return len(header) == 8 and header[4:8] != b"\0\0\0\0"
 
 
 class WorkerAccount(pj.Account):  # type: ignore[misc]
@@ -368,9 +400,15 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
                 continue
             with contextlib.suppress(pj.Error):
                 source.audio.stopTransmit(recorder)
-        self.worker.retire(recorder)
+        # Destroyed here, not retired. PJSIP's conference bridge removes the port (and the
+        # WAV writer fills in the header's sizes) a little later, on its own clock, so
+        # record_done waits until the header is complete: then the file is ready to read.
+        sources.clear()
+        del recorder, entry
         seconds = round(time.monotonic() - started, 3)
-        self.worker.emit("record_done", call=self.id, rec=rec_id, path=path, seconds=seconds)
+        self.worker.finished_recordings.append(
+            (time.monotonic() + RECORDING_CLOSE_WAIT, self.id, rec_id, path, seconds)
+        )
 
     def cmd_bridge(self, msg: Message) -> None:
         other = self.worker.calls.get(str(msg.get("other")))
