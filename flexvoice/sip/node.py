@@ -18,6 +18,7 @@ from aiohttp import web
 from flexvoice.callcontrol import CallEnded, CallLeg, CallObserver
 from flexvoice.config import Config
 from flexvoice.flows.node import FLOW_RUNTIME
+from flexvoice.flows.validate import prompt_file
 from flexvoice.logs import bind_call, get_logger
 from flexvoice.metering.sink import USAGE_SINK
 from flexvoice.server import CONFIG, OPTIONS, STATUS
@@ -108,15 +109,13 @@ async def route_inbound(leg: CallLeg, deps: InboundDeps) -> str:
 
 
 def prompt_path(prompts_dir: Path, name: str) -> Path:
-    """`welcome` -> ivr_prompts/welcome.wav, else the first language folder that has it."""
-    direct = prompts_dir / f"{name}.wav"
-    if direct.is_file():
-        return direct
-    for lang in ("en", "nl", "fr"):
-        candidate = prompts_dir / lang / f"{name}.wav"
-        if candidate.is_file():
-            return candidate
-    return direct
+    """A prompt number's file (numbers name no language): the first of en, nl, fr that has
+    it, else the language-neutral ivr_prompts/<name>.wav (the flows' own lookup)."""
+    for language in ("en", "nl", "fr"):
+        found = prompt_file(prompts_dir, name, language)
+        if found is not None:
+            return found
+    return prompts_dir / f"{name}.wav"
 
 
 def pool_settings(cfg: Config, edge: bool, trunk: Trunk | None) -> PoolSettings:
