@@ -354,6 +354,7 @@ class Edge:
         self._clear_stale_socket()
         path = self.write_config()
         cmd = [self.kamailio, "-DD", "-E", "-f", str(path)]
+        rotate_log(self.log_file)
         with open(self.log_file, "ab") as out:
             self._proc = await asyncio.create_subprocess_exec(
                 *cmd,
@@ -547,6 +548,19 @@ class Edge:
             if sep and value.strip().lstrip("-").isdigit():
                 stats[name.strip()] = int(value)
         return stats
+
+
+LOG_KEEP_BYTES = 10 * 1024 * 1024
+
+
+def rotate_log(path: Path, limit: int = LOG_KEEP_BYTES) -> None:
+    """At each (re)start, a log over `limit` becomes <name>.1 (replacing the older one), so
+    restarts and long lives do not fill the disk. (Within one run Kamailio appends.)"""
+    try:
+        if path.stat().st_size > limit:
+            path.replace(path.with_name(path.name + ".1"))
+    except FileNotFoundError:
+        pass
 
 
 def complaint(output: str) -> str:
