@@ -24,7 +24,9 @@ MIGRATIONS = [
         status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'suspended')),
         created_at TEXT NOT NULL
     );
-    """
+    """,
+    # Days a closed recording's audio is kept (NULL: the default, 90 days).
+    "ALTER TABLE accounts ADD COLUMN recording_retention_days INTEGER;",
 ]
 
 
@@ -108,3 +110,35 @@ def set_status(conn: sqlite3.Connection, name: str, status: Status) -> Account:
     account = get_account(conn, name)
     assert account is not None
     return account
+
+
+RETENTION_RE = re.compile(r"^(\d{1,5})d$")
+
+
+def parse_retention(text: str) -> int:
+    """Days from '30d' (or '30'): how long recordings are kept."""
+    match = RETENTION_RE.match(text.strip()) or re.match(r"^(\d{1,5})$", text.strip())
+    if match is None or int(match.group(1)) < 1:
+        raise UserError(
+            f"recording retention '{text}' is not a number of days; write e.g. '30d' or '90d' "
+            "(at least 1 day)"
+        )
+    return int(match.group(1))
+
+
+def set_recording_retention(conn: sqlite3.Connection, name: str, days: int) -> None:
+    ensure_schema(conn)
+    cur = conn.execute(
+        "UPDATE accounts SET recording_retention_days = ? WHERE name = ?", (days, name)
+    )
+    if cur.rowcount == 0:
+        raise UserError(f"no account '{name}'; create it with 'flexvoice accounts create {name}'")
+
+
+def recording_retention_days(conn: sqlite3.Connection, name: str) -> int | None:
+    """The account's retention in days, or None for the default (or no such account)."""
+    ensure_schema(conn)
+    row = conn.execute(
+        "SELECT recording_retention_days FROM accounts WHERE name = ?", (name,)
+    ).fetchone()
+    return int(row[0]) if row is not None and row[0] is not None else None

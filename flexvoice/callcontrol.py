@@ -120,6 +120,11 @@ class CallLeg(Protocol):
     async def start_recording(self, path: Path) -> None:
         """Whole-call recording in the background (both directions mixed)."""
 
+    async def pause_recording(self) -> None:
+        """Silence goes into the whole-call recording until resumed."""
+
+    async def resume_recording(self) -> None: ...
+
     async def stop_recording(self) -> RecordResult | None: ...
 
     async def dial(

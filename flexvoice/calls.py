@@ -211,6 +211,9 @@ class CallRegistry:
         self.webhooks = webhooks
         self.pricer = pricer
         self.clock = clock
+        # The recordings of a call as the API shows them (flexvoice.recordings' rows, set by
+        # the recordings component); the legacy table below when it is not running.
+        self.recordings_for: Callable[[str, str], builtins.list[dict[str, Any]]] | None = None
         migrate(conn, "calls", MIGRATIONS)
 
     # -- creation and reads
@@ -464,7 +467,11 @@ class CallRegistry:
             "billable_seconds": call.billable_seconds,
             "price_eur": call.price_eur,
             "price_note": call.price_note,
-            "recordings": [r.as_dict() for r in self.recordings(call.account, call.id)],
+            "recordings": (
+                self.recordings_for(call.account, call.id)
+                if self.recordings_for is not None
+                else [r.as_dict() for r in self.recordings(call.account, call.id)]
+            ),
             "events_url": f"/v1/calls/{call.id}/events",
         }
 

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
+from flexvoice.api import recordings
 from flexvoice.api.appkeys import (
     CALLS,
     DIALER,
@@ -277,7 +278,8 @@ async def get_call(request: web.Request) -> web.Response:
 )
 async def update_call(request: web.Request) -> web.Response:
     """`{"status": "completed"}` hangs up (cancels a call still ringing);
-    `{"flow": "name"}` moves an answered call to another flow."""
+    `{"flow": "name"}` moves an answered call to another flow;
+    `{"recording": "start"|"pause"|"resume"|"stop"}` controls its whole-call recording."""
     body = request_body(request, CallUpdate)
     call = _find(request)
     app = request.config_dict
@@ -294,6 +296,8 @@ async def update_call(request: web.Request) -> web.Response:
                 "it cannot be hung up from here",
                 field="status",
             )
+    elif body.recording is not None:
+        await recordings.control(app, call, body.recording)
     else:
         assert body.flow is not None
         if call.status != "in-progress" or not await dialer.move(call, _flows(request), body.flow):

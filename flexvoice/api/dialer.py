@@ -14,6 +14,7 @@ from flexvoice.callcontrol import CallEnded, CallLeg, Originator
 from flexvoice.calls import CallRecord, CallRegistry
 from flexvoice.flows.model import Flow
 from flexvoice.logs import bind_call, get_logger
+from flexvoice.recordings.service import RecordingService
 
 log = get_logger(__name__)
 
@@ -45,6 +46,7 @@ class Dialer:
     def __init__(self, registry: CallRegistry):
         self.registry = registry
         self.live: dict[str, LiveCall] = {}
+        self.recordings: RecordingService | None = None  # `record: true` calls use it
 
     def place(
         self,
@@ -109,7 +111,19 @@ class Dialer:
         live = self.live.get(call.id)
         if live is not None:
             live.leg = leg
+        if call.record:
+            await self._record(call, leg)
         await self._run_flow(call, leg, runtime, call.flow, variables, flow)
+
+    async def _record(self, call: CallRecord, leg: CallLeg) -> None:
+        """`"record": true`: both parties from the answer on; it closes with the leg."""
+        if self.recordings is None:
+            log.warning("call.record_unavailable", why="no recordings service on this node")
+            return
+        try:
+            await self.recordings.start(leg, call.account)
+        except Exception:  # the recording's row says why; the call goes on
+            log.exception("call.record_failed")
 
     async def _run_flow(
         self,

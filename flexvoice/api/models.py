@@ -102,15 +102,25 @@ class CallCreate(Request):
 
 
 class CallUpdate(Request):
-    """Hang up (`status: completed`; `canceled` before answer) or move the call to a flow."""
+    """Hang up (`status: completed`; `canceled` before answer), move the call to a flow, or
+    control its whole-call recording (`recording: start|pause|resume|stop`)."""
 
     status: Literal["completed", "canceled"] | None = None
     flow: FlowName | None = None
+    recording: Literal["start", "pause", "resume", "stop"] | None = Field(
+        None,
+        description="start recording the call (both parties), pause it (silence is recorded "
+        "meanwhile), resume or stop it",
+    )
 
     @model_validator(mode="after")
     def _one(self) -> CallUpdate:
-        if (self.status is None) == (self.flow is None):
-            raise ValueError("give exactly one of status (to hang up) or flow (to move the call)")
+        given = [v for v in (self.status, self.flow, self.recording) if v is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of status (to hang up), flow (to move the call) or "
+                "recording (start, pause, resume, stop)"
+            )
         return self
 
 
@@ -124,10 +134,28 @@ class CallListQuery(Query):
 
 class RecordingResource(Resource):
     id: str
+    account: str
     call_id: str
-    started_at: str | None
-    duration_seconds: float | None
+    kind: Literal["message", "call"] = Field(
+        description="message: a voicemail (record step); call: the whole call, both parties"
+    )
+    status: Literal["in-progress", "paused", "completed", "failed", "deleted"]
+    started_at: str
+    ended_at: str | None
+    duration_seconds: float | None = Field(description="seconds of audio in the file")
+    size_bytes: int | None
+    channels: int
+    sha256: str | None = Field(description="SHA-256 of the WAV file, to check a download")
+    billable_seconds: int | None = Field(
+        description="seconds billed (every started minute under the usual tariff)"
+    )
+    price_eur: str | None = Field(description="price in EUR as a decimal string")
+    note: str | None = Field(
+        description="what happened out of the ordinary (a header repaired after a crash, why "
+        "it failed, why it was deleted)"
+    )
     created_at: str
+    deleted_at: str | None
     url: str = Field(description="the audio (WAV, supports range requests)")
 
 
@@ -231,6 +259,7 @@ class RecordingList(Resource):
 
 class RecordingListQuery(Query):
     call_id: str | None = Field(None, max_length=64)
+    limit: int = Field(100, ge=1, le=1000)
 
 
 # ---- usage --------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ statement charges for it (before the statement rounds its total to cents).
 from __future__ import annotations
 
 import sqlite3
+from decimal import Decimal
+from typing import Any
 
 from flexvoice.accounts import get_account
 from flexvoice.calls import CallPrice
@@ -60,3 +62,22 @@ class TariffPricer:
             # No increments to apply: the seconds talked, each started one counted.
             return CallPrice(-(-parsed.duration_us // 1_000_000), None, charge.reason)
         return CallPrice(charge.units, charge.amount)
+
+    def price_usage(
+        self, account: str, event: dict[str, Any]
+    ) -> tuple[int, Decimal | None, str | None]:
+        """Any usage event (a recording's): (billable units, price or None, why no price)."""
+        found = get_account(self.conn, account)
+        if found is None:
+            return 0, None, f"account '{account}' does not exist"
+        tariff = self.tariffs.get(found.tariff)
+        if tariff is None:
+            return 0, None, f"the account's tariff '{found.tariff}' has no file"
+        try:
+            parsed = parse_event(event)
+        except EventError as exc:
+            return 0, None, f"cannot be priced: {exc}"
+        charge = rate(parsed, tariff)
+        if isinstance(charge, Unrated):
+            return -(-parsed.duration_us // 1_000_000), None, charge.reason
+        return charge.units, charge.amount, None

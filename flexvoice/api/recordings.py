@@ -1,28 +1,52 @@
-"""/v1/recordings: metadata, the WAV audio (with range requests) and deletion."""
+"""/v1/recordings: metadata, the WAV audio (with range requests) and deletion; and the
+recordings component of `flexvoice serve` (the service, crash repair at start, retention)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from pathlib import Path
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 from aiohttp import web
 
-from flexvoice.api.appkeys import CALLS
+from flexvoice.accounts import recording_retention_days
+from flexvoice.api.appkeys import CALLS, DIALER, TARIFFS, WEBHOOKS
 from flexvoice.api.framework import PRINCIPAL, Resource, request_query
 from flexvoice.api.models import RecordingList, RecordingListQuery, RecordingResource
+from flexvoice.api.pricing import TariffPricer
 from flexvoice.api.problems import ProblemError
-from flexvoice.calls import Recording
+from flexvoice.calls import CallRecord
+from flexvoice.flows.node import FLOW_RUNTIME
+from flexvoice.logs import get_logger
+from flexvoice.metering.sink import USAGE_SINK
+from flexvoice.recordings.service import RecordableLeg, RecordingConflict, RecordingService
+from flexvoice.recordings.store import RecordingRow, RecordingStore
 from flexvoice.server import CONFIG
+from flexvoice.sip.node import POOL
+from flexvoice.sip.pool import WorkerPool
+from flexvoice.storage.sqlite import connect
+
+log = get_logger(__name__)
 
 resource = Resource("recordings", "Call recordings and voicemails")
 
 READ = frozenset({"developer"})
 DELETE = frozenset({"developer"})
+RECORDINGS = web.AppKey("recordings", RecordingService)
+RETENTION_INTERVAL_S = 3600.0  # how often old recordings are looked for
 
 
-def _find(request: web.Request) -> Recording:
+def _service(request: web.Request) -> RecordingService:
+    service = request.config_dict.get(RECORDINGS)
+    if service is None:
+        raise ProblemError("service-unavailable", "recordings are not available on this node")
+    return service
+
+
+def _find(request: web.Request) -> RecordingRow:
     rec_id = request.match_info["recording_id"]
-    rec = request.config_dict[CALLS].recording(rec_id, request[PRINCIPAL].account)
+    rec = _service(request).store.get(rec_id, request[PRINCIPAL].account)
     if rec is None:
         raise ProblemError(
             "not-found", f"no recording '{rec_id}' in this account", field="recording_id"
@@ -40,9 +64,12 @@ def _find(request: web.Request) -> Recording:
     errors=(400, 401, 403, 429),
 )
 async def list_recordings(request: web.Request) -> web.Response:
+    """Newest first, deleted ones included (their status says so); filter by call_id."""
     q = request_query(request, RecordingListQuery)
-    recs = request.config_dict[CALLS].recordings(request[PRINCIPAL].account, q.call_id)
-    doc = RecordingList.model_validate({"recordings": [r.as_dict() for r in recs]})
+    rows = _service(request).store.list(
+        request[PRINCIPAL].account, call_id=q.call_id, limit=q.limit
+    )
+    doc = RecordingList.model_validate({"recordings": [r.resource() for r in rows]})
     return web.json_response(doc.model_dump())
 
 
@@ -52,16 +79,24 @@ async def list_recordings(request: web.Request) -> web.Response:
     summary="Download a recording's audio",
     roles=READ,
     produces="audio/wav",
-    errors=(401, 403, 404, 429),
+    errors=(401, 403, 404, 409, 429),
 )
 async def recording_audio(request: web.Request) -> web.StreamResponse:
     """WAV audio; `Range: bytes=...` requests are answered with 206."""
     rec = _find(request)
-    path = _resolve(request, rec)
-    if not path.is_file():
+    if rec.open:
+        raise ProblemError(
+            "conflict",
+            f"recording {rec.id} is still {rec.status}; its audio can be downloaded once it "
+            "is completed",
+            field="recording_id",
+        )
+    path = _service(request).path_of(rec)
+    if rec.status == "deleted" or not path.is_file():
+        why = rec.note or "it was deleted"
         raise ProblemError(
             "not-found",
-            f"the audio of recording {rec.id} is no longer on disk",
+            f"the audio of recording {rec.id} is no longer on disk ({why})",
             field="recording_id",
         )
     return web.FileResponse(path, headers={"Content-Type": "audio/wav"})
@@ -76,28 +111,117 @@ async def recording_audio(request: web.Request) -> web.StreamResponse:
     errors=(401, 403, 404, 429),
 )
 async def get_recording(request: web.Request) -> web.Response:
-    doc = RecordingResource.model_validate(_find(request).as_dict())
+    doc = RecordingResource.model_validate(_find(request).resource())
     return web.json_response(doc.model_dump())
 
 
 @resource.op(
     "DELETE",
     "/recordings/{recording_id}",
-    summary="Delete a recording and its audio",
+    summary="Delete a recording's audio",
     roles=DELETE,
     status=204,
-    errors=(401, 403, 404, 429),
+    errors=(401, 403, 404, 409, 429),
 )
 async def delete_recording(request: web.Request) -> web.Response:
+    """The audio is deleted at once; the recording stays listed with status `deleted` (its
+    usage was billed). A recording still running must be stopped first."""
     rec = _find(request)
-    path = _resolve(request, rec)
-    request.config_dict[CALLS].delete_recording(rec.id)
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
+    try:
+        _service(request).delete(rec)
+    except RecordingConflict as exc:
+        raise ProblemError("conflict", str(exc), field="recording_id") from None
     return web.Response(status=204)
 
 
-def _resolve(request: web.Request, rec: Recording) -> Path:
-    cfg = request.config_dict[CONFIG]
-    path = Path(rec.path)
-    return path if path.is_absolute() else cfg.path(cfg.storage.recordings) / path
+async def recordings_component(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx component, after the API's (it uses its webhooks and call registry) and
+    before the SIP pool's (it outlives the drain, so recordings closing then are finished)."""
+    cfg = app[CONFIG]
+    conn = connect(cfg.path(cfg.storage.database))
+    store = RecordingStore(conn)
+    calls = app.get(CALLS)
+    tariffs = app.get(TARIFFS)
+
+    def callback_for(call_id: str) -> str | None:
+        call = calls.get(call_id) if calls is not None else None
+        return call.status_callback if call is not None else None
+
+    service = RecordingService(
+        store,
+        cfg.path(cfg.storage.recordings),
+        usage_sink=app.get(USAGE_SINK),
+        webhooks=app.get(WEBHOOKS),
+        callback_for=callback_for,
+        price_usage=TariffPricer(conn, tariffs).price_usage if tariffs is not None else None,
+        retention_days_for=lambda account: recording_retention_days(conn, account),
+    )
+    repaired = service.repair_open()
+    if repaired:
+        log.warning("recordings.recovered", count=len(repaired), ids=[r.id for r in repaired])
+    runtime = app.get(FLOW_RUNTIME)
+    if runtime is not None:
+        runtime.deps.recordings = service
+    if calls is not None:
+        calls.recordings_for = lambda account, call_id: [
+            r.resource() for r in store.list(account, call_id=call_id)
+        ]
+    app[RECORDINGS] = service
+    app[DIALER].recordings = service
+    retention = asyncio.create_task(service.retention_forever(RETENTION_INTERVAL_S))
+    try:
+        yield
+    finally:
+        retention.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await retention
+        await service.drain(5.0)
+        conn.close()
+
+
+def leg_of(app: Mapping[Any, Any], call_id: str) -> RecordableLeg | None:
+    """The live leg of a call this node holds: one it placed, or one on its pool."""
+    live = app[DIALER].live.get(call_id)
+    if live is not None and live.leg is not None:
+        found: RecordableLeg = live.leg
+        return found
+    pool: WorkerPool | None = app.get(POOL)
+    if pool is not None:
+        for worker in pool.workers:
+            for leg in worker.legs.values():
+                if leg.call_id == call_id and not leg.ended:
+                    held: RecordableLeg = leg
+                    return held
+    return None
+
+
+async def control(app: Mapping[Any, Any], call: CallRecord, action: str) -> None:
+    """POST /v1/calls/{id} {"recording": ...}: start, pause, resume or stop the call's
+    whole-call recording; a ProblemError says why not."""
+    service = app.get(RECORDINGS)
+    if service is None:
+        raise ProblemError("service-unavailable", "recordings are not available on this node")
+    if call.status != "in-progress":
+        raise ProblemError(
+            "conflict",
+            f"call {call.id} is {call.status}; only an answered call can be recorded",
+            field="recording",
+        )
+    try:
+        if action == "start":
+            leg = leg_of(app, call.id)
+            if leg is None:
+                raise ProblemError(
+                    "conflict",
+                    f"call {call.id} is not held by this node; record it on the node that has it",
+                    field="recording",
+                )
+            await service.start(leg, call.account)
+        elif action == "pause":
+            await service.pause(call.id)
+        elif action == "resume":
+            await service.resume(call.id)
+        else:
+            await service.stop(call.id)
+    except RecordingConflict as exc:
+        raise ProblemError("conflict", str(exc), field="recording") from None

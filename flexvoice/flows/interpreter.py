@@ -24,6 +24,9 @@ from flexvoice.flows.base import E164_RE, Next, Prompts, StepFailed, Text, promp
 from flexvoice.flows.model import Flow
 from flexvoice.flows.prompts import PromptResolver
 from flexvoice.logs import get_logger
+from flexvoice.recordings.service import RecordingService
+from flexvoice.recordings.store import RecordingRow, RecordingStore
+from flexvoice.storage.sqlite import connect
 
 log = get_logger("flexvoice.flows")
 
@@ -83,6 +86,19 @@ class FlowDeps:
     recordings_dir: Path = Path("var/recordings")
     tts_cache_dir: Path = Path("var/tts")
     max_steps: int = 1000  # a flow that loops this often without ending is stopped
+    # Recording rows, usage and webhooks (the node's, from flexvoice.recordings.node); when
+    # none is given, `recording_service()` makes one that keeps its rows in memory.
+    recordings: RecordingService | None = None
+
+    def recording_service(self) -> RecordingService:
+        if self.recordings is None:
+            self.recordings = RecordingService(
+                RecordingStore(connect(":memory:")),
+                self.recordings_dir,
+                usage_sink=self.usage_sink,
+                clock=self.clock,
+            )
+        return self.recordings
 
 
 class QueueBoard:
@@ -139,8 +155,7 @@ class CallContext:
     ended: bool = False
     rerouted: bool = False
     out_legs: int = 0
-    recordings: dict[str, int] = field(default_factory=dict)
-    call_recording: tuple[str, datetime] | None = None  # (event id, started) of mode: call
+    call_recording: bool = False  # this flow started a whole-call recording (mode: call)
 
     @property
     def call_id(self) -> str:
@@ -241,43 +256,31 @@ class CallContext:
         return result
 
     async def bridge(self, result: DialResult, *, record: bool = False) -> str:
-        """Wait for a bridged call to end, recording it when asked."""
-        rec: tuple[str, datetime] | None = None
+        """Wait for a bridged call to end, recording it (both parties) when asked."""
+        started = False
         try:
-            if record:
-                path = self.recording_path()
-                await self.leg.start_recording(path)
-                rec = (self.recording_id(), self.now())
+            if record and self.call_id not in self.deps.recording_service().live:
+                await self.start_call_recording()
+                started = True
             return await self.leg.wait_bridge_end()
         finally:
-            if rec is not None:
-                with contextlib.suppress(CallEnded):
-                    await self.leg.stop_recording()
-                self.usage_recording(rec[0], rec[1], self.now())
+            if started:
+                self.call_recording = False
+                await self.deps.recording_service().stop(self.call_id)
 
     # -- recordings -----------------------------------------------------------------------
-    def recording_id(self) -> str:
-        n = self.recordings.get(self.step, 0) + 1
-        self.recordings[self.step] = n
-        suffix = "" if n == 1 else f"-{n}"
-        return f"{self.call_id}:rec-{self.step}{suffix}"
+    def open_recording(self) -> tuple[RecordingRow, Path]:
+        """A voicemail's row (in-progress) and the file the worker writes it to."""
+        return self.deps.recording_service().open(self.account or "", self.call_id, "message")
 
-    def recording_path(self) -> Path:
-        n = self.recordings.get(self.step, 0) + 1
-        suffix = "" if n == 1 else f"-{n}"
-        safe = re.sub(r"[^A-Za-z0-9_.\-]", "_", f"{self.call_id}-{self.step}{suffix}")
-        with contextlib.suppress(OSError):  # the worker reports it if it cannot write there
-            self.deps.recordings_dir.mkdir(parents=True, exist_ok=True)
-        return self.deps.recordings_dir / f"{safe}.wav"
+    def close_recording(self, row: RecordingRow) -> RecordingRow:
+        """The message is on disk: its row, usage event and webhook."""
+        return self.deps.recording_service().close(row.id)
 
-    def recorded(self, started: datetime, duration: float) -> None:
-        from datetime import timedelta
-
-        self.usage_recording(self.recording_id(), started, started + timedelta(seconds=duration))
-
-    async def start_call_recording(self, path: Path) -> None:
-        await self.leg.start_recording(path)
-        self.call_recording = (self.recording_id(), self.now())
+    async def start_call_recording(self) -> RecordingRow:
+        row = await self.deps.recording_service().start(self.leg, self.account or "")
+        self.call_recording = True
+        return row
 
     # -- usage events ---------------------------------------------------------------------
     def emit(self, event: dict[str, Any]) -> None:
@@ -287,17 +290,6 @@ class CallContext:
             self.deps.usage_sink.record({"account": self.account, **event})
         except Exception:  # metering trouble must not drop the call
             log.exception("flow.usage_failed", event_id=event.get("id"))
-
-    def usage_recording(self, rec_id: str, started: datetime, ended: datetime) -> None:
-        self.emit(
-            {
-                "id": rec_id,
-                "kind": "recording",
-                "call_id": self.call_id,
-                "started_at": iso(started),
-                "ended_at": iso(ended),
-            }
-        )
 
     def reroute(self, why: str) -> None:
         """Smart Routing took a failover branch: one `reroute` event per call (VMS tariff)."""
@@ -417,12 +409,11 @@ async def apologize(ctx: CallContext) -> None:
 
 
 async def _finish(ctx: CallContext, reason: str) -> None:
-    ended = ctx.now()
     ctx.note_answered()
-    if ctx.call_recording is not None:
-        rec_id, started = ctx.call_recording
-        with contextlib.suppress(Exception):
-            await ctx.leg.stop_recording()
-        ctx.usage_recording(rec_id, started, ended)
+    if ctx.call_recording:
+        try:
+            await ctx.deps.recording_service().stop(ctx.call_id)
+        except Exception:  # the recording's own row says what went wrong
+            log.exception("flow.recording_stop_failed")
     log.info("flow.ended", flow=ctx.flow.name, reason=reason)
     ctx.trace("flow_end", {"flow": ctx.flow.name, "reason": reason})

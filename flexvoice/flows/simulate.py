@@ -26,6 +26,7 @@ from flexvoice.callcontrol import (
 )
 from flexvoice.errors import UserError
 from flexvoice.flows.model import Flow
+from flexvoice.recordings.wav import write_silence
 
 
 class VirtualClock:
@@ -110,8 +111,11 @@ class ScriptedLeg:
         callee: str = "+3226000000",
         direction: Literal["inbound", "outbound"] = "inbound",
         on_action: Callable[[str], None] | None = None,
+        write_audio: bool = True,
     ):
         self.script = script or Script()
+        self.write_audio = write_audio  # `flows simulate` writes no files
+        self.recording_since = 0.0
         self.clock = clock or VirtualClock()
         self.call_id = call_id
         self.caller = caller
@@ -206,19 +210,31 @@ class ScriptedLeg:
         seconds = min(self.script.message_seconds, max_length)
         self.act(f"{'beep, ' if beep else ''}record {seconds:g}s into {path.name}")
         self.clock.advance(seconds)
+        if self.write_audio:  # as PJSIP would: the file the recording's row reads back
+            write_silence(path, seconds)
         stopped: Literal["max_length", "dtmf"] = "max_length" if seconds >= max_length else "dtmf"
         return RecordResult(path, seconds, stopped)
 
     async def start_recording(self, path: Path) -> None:
         self.recording = path
+        self.recording_since = self.clock.elapsed()
         self.act(f"start recording the call into {path.name}")
+
+    async def pause_recording(self) -> None:
+        self.act("pause the recording")
+
+    async def resume_recording(self) -> None:
+        self.act("resume the recording")
 
     async def stop_recording(self) -> RecordResult | None:
         if self.recording is None:
             return None
         path, self.recording = self.recording, None
+        seconds = self.clock.elapsed() - self.recording_since
+        if self.write_audio:
+            write_silence(path, seconds)
         self.act("stop recording")
-        return RecordResult(path, 0.0, "stop")
+        return RecordResult(path, seconds, "stop")
 
     async def dial(
         self,
@@ -346,6 +362,7 @@ async def simulate_flow(
         caller=caller,
         callee=callee,
         on_action=printer.action,
+        write_audio=False,
     )
     reason = await runtime.start_call(leg, flow.name, variables=variables)
     write(f"{printer.stamp()}  call ended: {reason} ({leg.ended or 'still up'})")

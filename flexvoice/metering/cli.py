@@ -99,6 +99,17 @@ def _accounts_status(args: Any) -> int:
     return 0
 
 
+def _accounts_set(args: Any) -> int:
+    cfg = _config(args)
+    conn = _conn(args, cfg)
+    if args.recording_retention is None:
+        raise UserError("nothing to set; give e.g. --recording-retention 30d")
+    days = accounts.parse_retention(args.recording_retention)
+    accounts.set_recording_retention(conn, args.name, days)
+    print(f"account {args.name}: recordings are kept {days} days")
+    return 0
+
+
 # ---- usage ------------------------------------------------------------------------------
 
 
@@ -234,6 +245,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         p.add_argument("name")
         _db_option(p)
         p.set_defaults(handler=_accounts_status, status=status)
+
+    p = acc_sub.add_parser("set", help="change an account's settings")
+    p.add_argument("name")
+    p.add_argument(
+        "--recording-retention",
+        metavar="DAYS",
+        help="keep recordings' audio this long, e.g. 30d (default 90d); older ones are deleted",
+    )
+    _db_option(p)
+    p.set_defaults(handler=_accounts_set)
 
     usage = sub.add_parser("usage", help="import, export and rerate priced usage")
     usage_sub = usage.add_subparsers(dest="usage_command", metavar="ACTION")

@@ -375,6 +375,15 @@ class SipLeg:
         key, fut = await self._command_done("rec", "record", path=str(path), mix=True)
         self.recording = (key, fut)
 
+    async def pause_recording(self) -> None:
+        """Silence goes into the whole-call recording until `resume_recording`."""
+        if self.recording is not None and not self.ended:
+            self.send("pause_record", rec=self.recording[0])
+
+    async def resume_recording(self) -> None:
+        if self.recording is not None and not self.ended:
+            self.send("resume_record", rec=self.recording[0])
+
     async def stop_recording(self) -> RecordResult | None:
         if self.recording is None:
             return None

@@ -12,6 +12,8 @@ Commands (control plane -> worker)
   stop_play   call
   record      call, rec (id), path, mix (also record what we send: whole-call recording)
   stop_record call, rec
+  pause_record call, rec (silence is written until resumed: the file keeps the call's length)
+  resume_record call, rec
   bridge      call, other (both on this worker: audio both ways)
   redirect    call, target (302 with Contact: target)
   transfer    call, target (REFER)
@@ -46,6 +48,8 @@ COMMANDS = frozenset(
         "stop_play",
         "record",
         "stop_record",
+        "pause_record",
+        "resume_record",
         "bridge",
         "redirect",
         "transfer",

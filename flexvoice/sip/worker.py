@@ -263,8 +263,7 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
         self.player: Any = None
         self.play_id: str | None = None
         self.play_stop_on_dtmf = False
-        # rec id -> (recorder, path, start, the calls whose audio feeds it)
-        self.recorders: dict[str, tuple[Any, str, float, list[WorkerCall]]] = {}
+        self.recorders: dict[str, Recording] = {}
         self.bridged: list[WorkerCall] = []
         self.ended = False
 
@@ -340,14 +339,12 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
         if self.audio is not None:
             player.startTransmit(self.audio)
         # else: replay_pending() starts it when media comes up (early media, answer)
+        self.refeed_recordings()  # a whole-call recording hears what we play too
 
     def replay_pending(self) -> None:
         if self.player is not None and self.audio is not None:
             self.player.startTransmit(self.audio)
-        for recorder, _path, _start, sources in self.recorders.values():
-            if self.audio is not None and not sources:
-                self.audio.startTransmit(recorder)
-                sources.append(self)
+        self.refeed_recordings()
 
     def cmd_stop_play(self, msg: Message) -> None:
         self.stop_player("stopped")
@@ -361,6 +358,8 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
         if self.audio is not None:
             with contextlib.suppress(pj.Error):
                 player.stopTransmit(self.audio)
+        for rec in self.recorders.values():
+            rec.unfeed_player(player)
         player.call = None  # the retired player must not keep the Call alive (see release)
         self.worker.retire(player)
         self.worker.emit("play_done", call=self.id, play=play_id, stopped=why)
@@ -375,36 +374,61 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
         path.parent.mkdir(parents=True, exist_ok=True)
         recorder = pj.AudioMediaRecorder()
         recorder.createRecorder(str(path))
-        sources: list[WorkerCall] = []
-        if self.audio is not None:
-            self.audio.startTransmit(recorder)
-            sources.append(self)
-        if msg.get("mix"):
-            # Whole-call recording: the bridged party too.
-            for other in self.bridged:
-                if other.audio is not None:
-                    other.audio.startTransmit(recorder)
-                    sources.append(other)
-        self.recorders[rec_id] = (recorder, str(path), time.monotonic(), sources)
+        rec = Recording(recorder, str(path), time.monotonic(), bool(msg.get("mix")))
+        self.recorders[rec_id] = rec
+        self.refeed_recordings()
+
+    def refeed_recordings(self) -> None:
+        """Connect what each recording should hear and does not yet: this call; with `mix`
+        (whole-call recording) the calls bridged to it and the prompt it plays. Called when
+        media comes up, a bridge is made, a prompt starts or a recording resumes."""
+        for rec in self.recorders.values():
+            if rec.paused:
+                continue
+            calls = [self, *self.bridged] if rec.mix else [self]
+            for call in calls:
+                if call.audio is not None and call not in rec.calls:
+                    call.audio.startTransmit(rec.recorder)
+                    rec.calls.append(call)
+            if rec.mix and self.player is not None and self.player not in rec.players:
+                self.player.startTransmit(rec.recorder)
+                rec.players.append(self.player)
+
+    def cmd_pause_record(self, msg: Message) -> None:
+        rec = self.recorders.get(str(msg.get("rec")))
+        if rec is None or rec.paused:
+            return
+        rec.unfeed()
+        # Silence while paused, not nothing: the file keeps the call's timeline (its length
+        # matches the call), and the pause is an audible gap rather than a cut.
+        rec.silence = pj.AudioMediaPlayer()
+        rec.silence.createPlayer(str(silence_file()), 0)
+        rec.silence.startTransmit(rec.recorder)
+        rec.paused = True
+
+    def cmd_resume_record(self, msg: Message) -> None:
+        rec = self.recorders.get(str(msg.get("rec")))
+        if rec is None or not rec.paused:
+            return
+        rec.stop_silence(self.worker)
+        rec.paused = False
+        self.refeed_recordings()
 
     def cmd_stop_record(self, msg: Message) -> None:
         self.stop_recorder(str(msg.get("rec")))
 
     def stop_recorder(self, rec_id: str) -> None:
-        entry = self.recorders.pop(rec_id, None)
-        if entry is None:
+        rec = self.recorders.pop(rec_id, None)
+        if rec is None:
             return
-        recorder, path, started, sources = entry
-        for source in sources:
-            if source.audio is None:  # that call ended: PJSIP disconnected it already
-                continue
-            with contextlib.suppress(pj.Error):
-                source.audio.stopTransmit(recorder)
+        rec.unfeed()
+        rec.stop_silence(self.worker)
         # Destroyed here, not retired. PJSIP's conference bridge removes the port (and the
         # WAV writer fills in the header's sizes) a little later, on its own clock, so
         # record_done waits until the header is complete: then the file is ready to read.
-        sources.clear()
-        del recorder, entry
+        path, started = rec.path, rec.started
+        rec.recorder = None
+        del rec
         seconds = round(time.monotonic() - started, 3)
         self.worker.finished_recordings.append(
             (time.monotonic() + RECORDING_CLOSE_WAIT, self.id, rec_id, path, seconds)
@@ -420,6 +444,8 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
         other.audio.startTransmit(self.audio)
         self.bridged.append(other)
         other.bridged.append(self)
+        self.refeed_recordings()
+        other.refeed_recordings()
 
     def cmd_redirect(self, msg: Message) -> None:
         prm = pj.CallOpParam()
@@ -482,6 +508,62 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
         self.bridged.clear()
         self.audio = None  # owned by the pjsua2 Call: not to be touched after this
         self.worker.calls.pop(self.id, None)
+
+
+class Recording:
+    """One recorder and what feeds it (sources are kept so they can be disconnected)."""
+
+    def __init__(self, recorder: Any, path: str, started: float, mix: bool):
+        self.recorder = recorder
+        self.path = path
+        self.started = started
+        self.mix = mix
+        self.calls: list[WorkerCall] = []
+        self.players: list[Any] = []
+        self.silence: Any = None
+        self.paused = False
+
+    def unfeed(self) -> None:
+        for call in self.calls:
+            if call.audio is not None:  # an ended call: PJSIP disconnected it already
+                with contextlib.suppress(pj.Error):
+                    call.audio.stopTransmit(self.recorder)
+        self.calls.clear()
+        for player in list(self.players):
+            self.unfeed_player(player)
+
+    def unfeed_player(self, player: Any) -> None:
+        if player in self.players:
+            self.players.remove(player)
+            with contextlib.suppress(pj.Error):
+                player.stopTransmit(self.recorder)
+
+    def stop_silence(self, worker: Worker) -> None:
+        if self.silence is not None:
+            with contextlib.suppress(pj.Error):
+                self.silence.stopTransmit(self.recorder)
+            worker.retire(self.silence)
+            self.silence = None
+
+
+_silence: Path | None = None
+
+
+def silence_file() -> Path:
+    """One second of 8 kHz silence (looped while a recording is paused)."""
+    global _silence
+    if _silence is None or not _silence.exists():
+        import tempfile
+        import wave
+
+        path = Path(tempfile.gettempdir()) / f"flexvoice-silence-8k-{os.getpid()}.wav"
+        with wave.open(str(path), "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(8000)
+            out.writeframes(b"\0\0" * 8000)
+        _silence = path
+    return _silence
 
 
 class PromptPlayer(pj.AudioMediaPlayer):  # type: ignore[misc]

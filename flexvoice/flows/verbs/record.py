@@ -26,7 +26,10 @@ class Record(Verb):
     max_length: Duration = Field(120.0, description="longest message")
     beep: bool = True
     stop_on_dtmf: bool = Field(True, description="a key ends the message")
-    variable: VarName = Field("recording", description="holds the file's path afterwards")
+    variable: VarName = Field(
+        "recording",
+        description="holds the recording's id afterwards (GET /v1/recordings/{id})",
+    )
     then: StepRef | None = None
 
     @model_validator(mode="after")
@@ -42,14 +45,18 @@ class Record(Verb):
     async def run(self, ctx: CallContext) -> Next:
         await ctx.ensure_answered()
         await ctx.play(self.prompt, self.say, optional=True)
-        path = ctx.recording_path()
-        ctx.vars[self.variable] = str(path)
         if self.mode == "call":
-            await ctx.start_call_recording(path)
+            row = await ctx.start_call_recording()
+            ctx.vars[self.variable] = row.id
             return Next(self.then, "recording the call")
-        started = ctx.now()
-        result = await ctx.leg.record(
-            path, max_length=self.max_length, beep=self.beep, stop_on_dtmf=self.stop_on_dtmf
-        )
-        ctx.recorded(started, result.duration)
-        return Next(self.then, f"recorded {result.duration:.0f}s, stopped by {result.stopped_by}")
+        row, path = ctx.open_recording()
+        ctx.vars[self.variable] = row.id
+        try:
+            result = await ctx.leg.record(
+                path, max_length=self.max_length, beep=self.beep, stop_on_dtmf=self.stop_on_dtmf
+            )
+        finally:
+            # Also when the caller hangs up mid-message: what was said is kept and billed.
+            row = ctx.close_recording(row)
+        seconds = row.duration_seconds or 0.0
+        return Next(self.then, f"recorded {seconds:.0f}s, stopped by {result.stopped_by}")
