@@ -20,8 +20,10 @@ from flexvoice.accounts import create_account
 from flexvoice.api.app import api_component
 from flexvoice.api.appkeys import API_DB, FLOWS, NUMBER_REGISTRY, ORIGINATOR
 from flexvoice.api.keys import create_key
+from flexvoice.api.recordings import RECORDINGS, recordings_component
 from flexvoice.callcontrol import CallObserver, DialAttempt
 from flexvoice.config import load_config
+from flexvoice.recordings.wav import write_silence
 from flexvoice.server import ServeOptions, build_app
 from tests.conftest import REPO, write_node_config
 
@@ -156,6 +158,7 @@ async def running_api(
 
     app.cleanup_ctx.append(wire)
     app.cleanup_ctx.append(api_component)
+    app.cleanup_ctx.append(recordings_component)
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     conn = app[API_DB]
@@ -169,6 +172,14 @@ async def running_api(
         yield Api(client, app, keys, fake, fake_flows)
     finally:
         await client.close()
+
+
+def add_recording(api: Api, account: str, call_id: str, seconds: float = 1.5) -> str:
+    """A recording closed the way a worker leaves one (a WAV on disk), through the service."""
+    service = api.app[RECORDINGS]
+    row, path = service.open(account, call_id, "call")
+    write_silence(path, seconds)
+    return service.close(row.id).id
 
 
 async def wait_status(api: Api, who: str, call_id: str, want: set[str], timeout: float = 5) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,7 +11,14 @@ from typing import Any
 import pytest
 
 from flexvoice.api.appkeys import CALLS, LOCKOUT, RATE_LIMITER
-from tests.apikit import ACME_NUMBER, OTHER_NUMBER, Api, running_api, wait_status
+from tests.apikit import (
+    ACME_NUMBER,
+    OTHER_NUMBER,
+    Api,
+    add_recording,
+    running_api,
+    wait_status,
+)
 
 P = "urn:flexvoice:problem:"
 CALL = {"to": "+32475123450", "from": ACME_NUMBER, "flow": "support"}
@@ -126,11 +134,9 @@ async def test_an_account_never_sees_another_accounts_data(api: Api, tmp_path: P
     r = await api.client.post("/v1/calls", json=CALL, headers=api.auth("acme:developer"))
     call = await r.json()
     await wait_status(api, "acme:developer", call["id"], {"completed"})
-    rec = tmp_path / "rec.wav"
-    rec.write_bytes(b"RIFF" + bytes(100))
-    api.app[CALLS].call_event(call["id"], "recording", {"path": str(rec), "duration": 1.5})
+    rec_id = add_recording(api, "acme", call["id"])
     r = await api.client.get("/v1/recordings", headers=api.auth("acme:developer"))
-    rec_id = (await r.json())["recordings"][0]["id"]
+    assert (await r.json())["recordings"][0]["id"] == rec_id
     r = await api.client.get(f"/v1/recordings/{rec_id}.wav", headers=api.auth("acme:developer"))
     assert r.status == 200 and (await r.read()).startswith(b"RIFF")
 
@@ -168,19 +174,29 @@ async def test_an_account_never_sees_another_accounts_data(api: Api, tmp_path: P
 async def test_recording_audio_supports_range_and_delete(api: Api, tmp_path: Path) -> None:
     r = await api.client.post("/v1/calls", json=CALL, headers=api.auth("acme:developer"))
     call = await r.json()
-    rec = tmp_path / "rec.wav"
-    rec.write_bytes(bytes(range(256)))
-    api.app[CALLS].call_event(call["id"], "recording", {"path": str(rec), "duration": 2})
+    rec_id = add_recording(api, "acme", call["id"], seconds=2)
     dev = api.auth("acme:developer")
     r = await api.client.get(f"/v1/recordings?call_id={call['id']}", headers=dev)
-    rec_id = (await r.json())["recordings"][0]["id"]
+    [listed] = (await r.json())["recordings"]
+    assert listed["id"] == rec_id and listed["status"] == "completed"
+    assert listed["duration_seconds"] == 2.0 and listed["price_eur"] == "0.0025"  # a minute
+    r = await api.client.get(f"/v1/calls/{call['id']}", headers=dev)
+    assert [x["id"] for x in (await r.json())["recordings"]] == [rec_id]
+    path = tmp_path / "recordings" / "acme" / f"{rec_id}.wav"
+    whole = path.read_bytes()
+    assert listed["size_bytes"] == len(whole) == 44 + 2 * 8000 * 2
+    assert listed["sha256"] == hashlib.sha256(whole).hexdigest()
     r = await api.client.get(
         f"/v1/recordings/{rec_id}.wav", headers={**dev, "Range": "bytes=10-19"}
     )
-    assert r.status == 206 and await r.read() == bytes(range(10, 20))
+    assert r.status == 206 and await r.read() == whole[10:20]
     r = await api.client.delete(f"/v1/recordings/{rec_id}", headers=dev)
-    assert r.status == 204 and not rec.exists()
+    assert r.status == 204 and not path.exists()
+    # The row stays, marked deleted (its usage was billed); the audio is gone.
     r = await api.client.get(f"/v1/recordings/{rec_id}", headers=dev)
+    doc = await r.json()
+    assert doc["status"] == "deleted" and doc["deleted_at"], doc
+    r = await api.client.get(f"/v1/recordings/{rec_id}.wav", headers=dev)
     await problem(r, 404, "not-found", "recording_id")
 
 
