@@ -238,7 +238,8 @@ class RecordingService:
             info = read_info(path)
             if info.open or info.data_size != info.on_disk_data:
                 info = repair(path)
-                note = note or "header repaired: the file was not closed by its writer"
+                fixed = "header repaired from the file's length (playable to its last second)"
+                note = f"{note}; {fixed}" if note else fixed
         except FileNotFoundError:
             return self._fail(row, note or "no audio was written (the call had no media)")
         except (WavError, OSError) as exc:
@@ -315,7 +316,7 @@ class RecordingService:
         for row in self.store.with_status(OPEN_STATUSES):
             if row.call_id in self.live:
                 continue
-            closed.append(self.close(row.id, note="recovered after a restart: header repaired"))
+            closed.append(self.close(row.id, note="left open by a node that stopped; recovered"))
         return closed
 
     # -- deletion and retention -------------------------------------------------------------
