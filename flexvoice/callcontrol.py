@@ -127,6 +127,22 @@ class CallLeg(Protocol):
 
     async def stop_recording(self) -> RecordResult | None: ...
 
+    @property
+    def media_worker(self) -> str:
+        """Where the leg's audio is mixed (legs in one conference room must share it)."""
+        ...
+
+    async def conf_join(self, room: str, muted: bool) -> None:
+        """Mix the leg into a conference room: it hears every other member, and is heard
+        by them unless muted."""
+
+    async def conf_mute(self, muted: bool) -> None: ...
+
+    async def wait_ended(self) -> None:
+        """Return once the leg has ended (however it ended)."""
+
+    async def conf_leave(self) -> None: ...
+
     async def dial(
         self,
         targets: Sequence[str],

@@ -65,6 +65,7 @@ COMPONENTS: list[str] = [
     "flexvoice.api.app:api_component",
     # After the API (webhooks, call registry), before the pool: outlives the drain.
     "flexvoice.api.recordings:recordings_component",
+    "flexvoice.api.conferences:conferences_component",
     "flexvoice.sip.edge_node:edge_component",  # before the pool: it stops after the drain
     "flexvoice.sip.node:sip_component",
 ]

@@ -14,7 +14,7 @@ from typing import Any, cast
 import aiohttp
 from aiohttp import web
 
-from flexvoice.api import calls, flows, numbers, recordings, usage
+from flexvoice.api import calls, conferences, flows, numbers, recordings, usage
 from flexvoice.api.appkeys import (
     API_DB,
     CALLS,
@@ -62,6 +62,7 @@ RESOURCES: list[Resource] = [
     numbers.resource,
     flows.resource,
     recordings.resource,
+    conferences.resource,
     usage.resource,
 ]
 

@@ -20,6 +20,7 @@ from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from flexvoice.callcontrol import CallEnded, CallLeg, CallObserver, DialResult
+from flexvoice.conference.service import ConferenceService
 from flexvoice.flows.base import E164_RE, Next, Prompts, StepFailed, Text, prompt_names
 from flexvoice.flows.model import Flow
 from flexvoice.flows.prompts import PromptResolver
@@ -89,6 +90,7 @@ class FlowDeps:
     # Recording rows, usage and webhooks (the node's, from flexvoice.recordings.node); when
     # none is given, `recording_service()` makes one that keeps its rows in memory.
     recordings: RecordingService | None = None
+    conferences: ConferenceService | None = None  # rooms of the `conference` verb
 
     def recording_service(self) -> RecordingService:
         if self.recordings is None:

@@ -226,6 +226,27 @@ class ScriptedLeg:
     async def resume_recording(self) -> None:
         self.act("resume the recording")
 
+    @property
+    def media_worker(self) -> str:
+        return "simulated"
+
+    async def conf_join(self, room: str, muted: bool) -> None:
+        self._alive()
+        self.act(f"join conference room {room}{' muted' if muted else ''}")
+
+    async def wait_ended(self) -> None:
+        """The caller talks `talk_seconds`, then hangs up."""
+        self._alive()
+        self.clock.advance(self.script.talk_seconds)
+        self.ended = "caller hung up"
+        self.act(f"caller hangs up after {self.script.talk_seconds:g}s")
+
+    async def conf_mute(self, muted: bool) -> None:
+        self.act("muted" if muted else "unmuted")
+
+    async def conf_leave(self) -> None:
+        self.act("leave the conference room")
+
     async def stop_recording(self) -> RecordResult | None:
         if self.recording is None:
             return None

@@ -397,6 +397,27 @@ class SipLeg:
             return None
         return RecordResult(Path(rec_path), seconds, "hangup" if self.ended else "stop")
 
+    # -- conference rooms (flexvoice.conference decides; the worker mixes) ------------------
+    @property
+    def media_worker(self) -> str:
+        """Where this leg's audio is mixed: legs in one room must share it."""
+        return f"worker {self.worker.index}"
+
+    async def conf_join(self, room: str, muted: bool) -> None:
+        self._check()
+        self.send("conf_join", room=room, muted=muted)
+
+    async def wait_ended(self) -> None:
+        await self.wait_until(lambda: self.ended, None)
+
+    async def conf_mute(self, muted: bool) -> None:
+        if not self.ended:
+            self.send("conf_mute", muted=muted)
+
+    async def conf_leave(self) -> None:
+        if not self.ended:
+            self.send("conf_leave")
+
     async def dial(
         self,
         targets: Sequence[str],

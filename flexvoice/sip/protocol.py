@@ -15,6 +15,9 @@ Commands (control plane -> worker)
   pause_record call, rec (silence is written until resumed: the file keeps the call's length)
   resume_record call, rec
   bridge      call, other (both on this worker: audio both ways)
+  conf_join   call, room (key of a room on this worker), muted (hears all, is heard unless muted)
+  conf_mute   call, muted
+  conf_leave  call
   redirect    call, target (302 with Contact: target)
   transfer    call, target (REFER)
   originate   call (id chosen by the sender), uri, caller_id
@@ -51,6 +54,9 @@ COMMANDS = frozenset(
         "pause_record",
         "resume_record",
         "bridge",
+        "conf_join",
+        "conf_mute",
+        "conf_leave",
         "redirect",
         "transfer",
         "originate",

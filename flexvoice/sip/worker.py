@@ -58,6 +58,8 @@ class Worker:
         self.out_lock = threading.Lock()
         self.commands: queue.Queue[Message | None] = queue.Queue()
         self.calls: dict[str, WorkerCall] = {}
+        # Conference rooms on this worker: room key -> its members (calls mixed together).
+        self.rooms: dict[str, list[WorkerCall]] = {}
         # Objects PJSIP may still call back into: dropped only from the main loop, later.
         self.graveyard: list[tuple[float, Any]] = []
         # (give-up time, call, rec, path, seconds) of recordings whose file is being closed
@@ -265,6 +267,8 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
         self.play_stop_on_dtmf = False
         self.recorders: dict[str, Recording] = {}
         self.bridged: list[WorkerCall] = []
+        self.room: str | None = None  # the conference room this call is in
+        self.muted = False
         self.ended = False
 
     # -- PJSIP callbacks (main thread) ------------------------------------------------------
@@ -447,6 +451,63 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
         self.refeed_recordings()
         other.refeed_recordings()
 
+    # -- conference rooms: the bridge mixes; a port never hears itself (PJSIP: a port
+    # receives only the ports connected to it), so every member hears every other one.
+    def cmd_conf_join(self, msg: Message) -> None:
+        if self.audio is None:
+            raise ValueError("the call has no media yet; answer it before it joins a room")
+        self.conf_leave()
+        room = str(msg.get("room"))
+        self.stop_player("stopped")
+        members = self.worker.rooms.setdefault(room, [])
+        self.muted = bool(msg.get("muted"))
+        for other in members:
+            if other.audio is None:
+                continue
+            if not self.muted:
+                self.audio.startTransmit(other.audio)
+            if not other.muted:
+                other.audio.startTransmit(self.audio)
+        members.append(self)
+        self.room = room
+
+    def cmd_conf_mute(self, msg: Message) -> None:
+        muted = bool(msg.get("muted"))
+        if self.room is None or self.audio is None or muted == self.muted:
+            self.muted = muted
+            return
+        self.muted = muted
+        for other in self.worker.rooms.get(self.room, []):
+            if other is self or other.audio is None:
+                continue
+            with contextlib.suppress(pj.Error):
+                if muted:
+                    self.audio.stopTransmit(other.audio)
+                else:
+                    self.audio.startTransmit(other.audio)
+
+    def cmd_conf_leave(self, msg: Message) -> None:
+        self.conf_leave()
+
+    def conf_leave(self) -> None:
+        room, self.room = self.room, None
+        if room is None:
+            return
+        members = self.worker.rooms.get(room, [])
+        if self in members:
+            members.remove(self)
+        if not members:
+            self.worker.rooms.pop(room, None)
+        if self.audio is None:
+            return  # the call ended: PJSIP removed its port and its connections
+        for other in members:
+            if other.audio is None:
+                continue
+            with contextlib.suppress(pj.Error):
+                self.audio.stopTransmit(other.audio)
+            with contextlib.suppress(pj.Error):
+                other.audio.stopTransmit(self.audio)
+
     def cmd_redirect(self, msg: Message) -> None:
         prm = pj.CallOpParam()
         prm.statusCode = 302
@@ -500,6 +561,7 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
             return
         self.ended = True
         self.stop_player("hangup")
+        self.conf_leave()
         for rec_id in list(self.recorders):
             self.stop_recorder(rec_id)
         for other in self.bridged:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flexvoice.flows.base import Verb
 from flexvoice.flows.verbs.answer import Answer
+from flexvoice.flows.verbs.conference import Conference
 from flexvoice.flows.verbs.dial import Dial
 from flexvoice.flows.verbs.gather import Gather
 from flexvoice.flows.verbs.goto import Goto
@@ -30,6 +31,7 @@ VERBS: dict[str, type[Verb]] = {
         Queue,
         Hours,
         Record,
+        Conference,
         Switch,
         Set,
         Goto,

@@ -1,0 +1,268 @@
+"""Conference rooms on call legs: a participant joins (waiting with music until the room is
+alive), is mixed into the room on its media worker, and leaves when it hangs up, is kicked or
+the room ends. One `conference` usage event per set-up; webhooks `conference.started`,
+`conference.ended`, `conference.joined`, `conference.left` (signed like status callbacks).
+
+Rooms live in one worker's conference bridge: every leg of a room must be mixed on the same
+worker (`CallLeg.media_worker`); a leg elsewhere is refused with `RoomElsewhere` (rooms
+across workers are not built yet).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from flexvoice.callcontrol import CallEnded, CallLeg
+from flexvoice.conference.room import Action, Member, Room, RoomFull
+from flexvoice.logs import get_logger
+
+log = get_logger(__name__)
+
+__all__ = ["ConferenceService", "RoomElsewhere", "RoomFull"]
+
+
+class RoomElsewhere(Exception):
+    """The room is mixed on another media worker than the one holding this leg."""
+
+
+class UsageSink(Protocol):
+    def record(self, event: dict[str, Any]) -> None: ...
+
+
+class WebhookSender(Protocol):
+    def enqueue(self, account: str, url: str, event: str, payload: dict[str, Any]) -> None: ...
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Seat:
+    """A participant's live state: its leg and what ends its stay."""
+
+    leg: CallLeg
+    member: Member
+    admitted: asyncio.Event = field(default_factory=asyncio.Event)
+    kicked: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass
+class LiveRoom:
+    room: Room
+    placement: str
+    callback: str | None = None
+    seats: dict[str, Seat] = field(default_factory=dict)
+
+
+class ConferenceService:
+    def __init__(
+        self,
+        *,
+        usage_sink: UsageSink | None = None,
+        webhooks: WebhookSender | None = None,
+        beep: Callable[[], Path] | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ):
+        self.usage_sink = usage_sink
+        self.webhooks = webhooks
+        self.beep = beep
+        self.clock = clock
+        self.rooms: dict[tuple[str, str], LiveRoom] = {}  # (account, room name) -> live room
+
+    # -- reads --------------------------------------------------------------------------------
+    def rooms_of(self, account: str) -> list[Room]:
+        return [live.room for (acc, _), live in self.rooms.items() if acc == account]
+
+    def get(self, account: str, name: str) -> Room | None:
+        live = self.rooms.get((account, name))
+        return live.room if live is not None else None
+
+    def placement_of(self, account: str, name: str) -> str | None:
+        live = self.rooms.get((account, name))
+        return live.placement if live is not None else None
+
+    # -- a participant's stay -----------------------------------------------------------------
+    async def join(
+        self,
+        leg: CallLeg,
+        account: str,
+        name: str,
+        member: Member,
+        *,
+        max_participants: int = 50,
+        beep: bool = True,
+        wait_music: Sequence[Path] = (),
+        callback: str | None = None,
+    ) -> str:
+        """Stay in the room until the leg hangs up, is kicked or the room ends; returns
+        which. Raises RoomFull or RoomElsewhere before anything happens to the leg."""
+        key = (account, name)
+        live = self.rooms.get(key)
+        if live is not None and live.placement != leg.media_worker:
+            raise RoomElsewhere(
+                f"room {name} is on {live.placement}, this call on {leg.media_worker}"
+            )
+        if live is None:
+            room = Room(account, name, max_participants=max_participants)
+            live = LiveRoom(room, leg.media_worker, callback)
+            self.rooms[key] = live
+        live.callback = live.callback or callback
+        seat = Seat(leg, member)
+        try:
+            actions = live.room.join(member, self.clock())
+        except RoomFull:
+            if not live.room.members:
+                self.rooms.pop(key, None)
+            raise
+        live.seats[member.call_id] = seat
+        self._apply(live, actions)
+        try:
+            if not seat.admitted.is_set():
+                await self._wait_with_music(seat, wait_music)
+            if seat.kicked.is_set():
+                return "kicked"
+            await leg.conf_join(live.room.id, member.muted)
+            if beep:
+                self._beep(live, exclude=None)
+            return await self._stay(seat)
+        except CallEnded:
+            return "hangup"
+        finally:
+            with contextlib.suppress(CallEnded, ConnectionError):
+                await leg.conf_leave()
+            self._leave(live, member.call_id, beep)
+
+    async def _wait_with_music(self, seat: Seat, music: Sequence[Path]) -> None:
+        player = asyncio.ensure_future(seat.leg.play(music, loop=True)) if music else None
+        waits = [
+            asyncio.ensure_future(seat.admitted.wait()),
+            asyncio.ensure_future(seat.kicked.wait()),
+        ]
+        try:
+            while not (seat.admitted.is_set() or seat.kicked.is_set()):
+                ended = asyncio.ensure_future(_until_ended(seat.leg))
+                done, _ = await asyncio.wait([*waits, ended], return_when=asyncio.FIRST_COMPLETED)
+                ended.cancel()
+                if ended in done and ended.exception() is None:
+                    raise CallEnded("remote_hangup")
+        finally:
+            for w in waits:
+                w.cancel()
+            if player is not None:
+                with contextlib.suppress(CallEnded):
+                    await seat.leg.stop_play()
+                player.cancel()
+                with contextlib.suppress(asyncio.CancelledError, CallEnded, Exception):
+                    await player
+
+    async def _stay(self, seat: Seat) -> str:
+        kicked = asyncio.ensure_future(seat.kicked.wait())
+        ended = asyncio.ensure_future(_until_ended(seat.leg))
+        try:
+            await asyncio.wait([kicked, ended], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            kicked.cancel()
+            ended.cancel()
+        return "kicked" if seat.kicked.is_set() else "hangup"
+
+    def _leave(self, live: LiveRoom, call_id: str, beep: bool) -> None:
+        live.seats.pop(call_id, None)
+        actions = live.room.leave(call_id, self.clock())
+        self._apply(live, actions)
+        if beep and live.seats and not live.room.ended:
+            self._beep(live, exclude=call_id)
+
+    # -- moderation ---------------------------------------------------------------------------
+    async def mute(self, account: str, name: str, call_id: str, muted: bool) -> Member:
+        live = self._seat_room(account, name, call_id)
+        member = live.room.mute(call_id, muted)
+        if member.joined_at is not None:
+            await live.seats[call_id].leg.conf_mute(muted)
+        return member
+
+    def kick(self, account: str, name: str, call_id: str) -> None:
+        live = self._seat_room(account, name, call_id)
+        live.seats[call_id].kicked.set()
+
+    def _seat_room(self, account: str, name: str, call_id: str) -> LiveRoom:
+        live = self.rooms.get((account, name))
+        if live is None:
+            raise KeyError(f"no room '{name}' in progress")
+        if call_id not in live.seats:
+            raise KeyError(f"call {call_id} is not in room '{name}'")
+        return live
+
+    # -- effects ------------------------------------------------------------------------------
+    def _apply(self, live: LiveRoom, actions: list[Action]) -> None:
+        room = live.room
+        for action in actions:
+            seat = live.seats.get(action.call_id or "")
+            if action.kind == "admit" and seat is not None:
+                seat.admitted.set()
+            elif action.kind == "kick" and seat is not None:
+                seat.kicked.set()
+            elif action.kind == "started":
+                self._usage(room)
+                self._notify(live, "conference.started", None)
+            elif action.kind in ("joined", "left"):
+                self._notify(live, f"conference.{action.kind}", action.call_id)
+            elif action.kind == "ended":
+                self._notify(live, "conference.ended", None)
+                if self.rooms.get((room.account, room.name)) is live:
+                    del self.rooms[(room.account, room.name)]
+                log.info("conference.ended", room=room.name, id=room.id)
+
+    def _usage(self, room: Room) -> None:
+        if self.usage_sink is None or room.started_at is None:
+            return
+        try:
+            self.usage_sink.record(
+                {
+                    "id": f"{room.id}:conference",
+                    "account": room.account,
+                    "kind": "conference",
+                    "room": room.name,
+                    "started_at": room.started_at.isoformat(timespec="milliseconds"),
+                }
+            )
+        except Exception:
+            log.exception("conference.usage_failed", room=room.name)
+
+    def _notify(self, live: LiveRoom, event: str, call_id: str | None) -> None:
+        log.info(event, room=live.room.name, call_id=call_id)
+        if self.webhooks is None or not live.callback:
+            return
+        payload: dict[str, Any] = {"event": event, "conference": live.room.resource()}
+        if call_id is not None:
+            payload["call_id"] = call_id
+        try:
+            self.webhooks.enqueue(live.room.account, live.callback, event, payload)
+        except Exception:
+            log.exception("conference.webhook_failed", room=live.room.name)
+
+    def _beep(self, live: LiveRoom, exclude: str | None) -> None:
+        if self.beep is None:
+            return
+        path = self.beep()
+        for call_id, seat in list(live.seats.items()):
+            if call_id == exclude or seat.member.joined_at is None:
+                continue
+            task = asyncio.ensure_future(seat.leg.play([path]))
+            task.add_done_callback(_quiet)
+
+
+def _quiet(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # a beep to a leg that just left: nothing to report
+
+
+async def _until_ended(leg: CallLeg) -> None:
+    with contextlib.suppress(CallEnded):
+        await leg.wait_ended()
