@@ -1,0 +1,270 @@
+"""Conference rooms through real SIP: sipp callers run a flow's `conference` step on one
+pjsua2 worker. Where a test must hear what a participant hears, the participant's SDP names a
+UDP socket of the test, which decodes the A-law RTP the worker sends there.
+
+PIN refused then accepted; one speaker heard by the others until muted; a kicked participant's
+leg ends; the moderator leaving ends the room for everyone; one usage event per set-up."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flexvoice.conference.service import ConferenceService
+from flexvoice.flows.interpreter import FlowDeps
+from flexvoice.flows.runtime import FlowRuntime
+from flexvoice.sip.leg import SipLeg, beep_file
+from flexvoice.sip.pool import PoolSettings, WorkerPool
+from tests.conftest import REPO, free_port_range
+from tests.fakeleg import Observer, Sink
+from tests.sipptool import free_udp_pair, run_uac_async
+
+pytestmark = pytest.mark.sip
+
+FLOWS = {
+    "+3225551001": """\
+flow: room
+start: room
+steps:
+  room:
+    conference: {room: team, beep: false}
+""",
+    "+3225551002": """\
+flow: pin
+start: room
+steps:
+  room:
+    conference: {room: secret, pin: "4321", pin_prompt: beep, wrong_pin_prompt: beep}
+""",
+    "+3225551003": """\
+flow: member
+start: room
+steps:
+  room:
+    conference: {room: board, wait_for_moderator: true, wait_music: hold_music}
+""",
+    "+3225551004": """\
+flow: boss
+start: room
+steps:
+  room:
+    conference: {room: board, moderator: true, end_when_moderator_leaves: true}
+""",
+}
+
+
+def alaw_to_linear(byte: int) -> int:
+    """G.711 A-law to 16-bit linear (ITU-T G.711)."""
+    a = byte ^ 0x55
+    seg = (a & 0x70) >> 4
+    value = (a & 0x0F) << 4
+    value += 8 if seg == 0 else 0x108
+    if seg > 1:
+        value <<= seg - 1
+    return value if a & 0x80 else -value
+
+
+ALAW = [alaw_to_linear(b) for b in range(256)]
+
+
+class Ear:
+    """A UDP socket standing in for a participant's media port: keeps what arrives."""
+
+    def __init__(self) -> None:
+        self.port = free_udp_pair()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", self.port))
+        self.sock.setblocking(False)
+        self.packets: list[tuple[float, bytes]] = []
+
+    def drain(self) -> None:
+        while True:
+            try:
+                data = self.sock.recv(2048)
+            except BlockingIOError:
+                return
+            if len(data) > 12 and data[1] & 0x7F == 8:  # PCMA
+                self.packets.append((time.monotonic(), data[12:]))
+
+    def rms(self, start: float, end: float) -> float:
+        values = [ALAW[b] for t, p in self.packets if start <= t < end for b in p]
+        return (sum(v * v for v in values) / len(values)) ** 0.5 if values else 0.0
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class Node:
+    def __init__(self, pool: WorkerPool, service: ConferenceService, sink: Sink, obs: Observer):
+        self.pool = pool
+        self.service = service
+        self.sink = sink
+        self.observer = obs
+        self.legs: dict[str, SipLeg] = {}
+        self.reasons: dict[str, str] = {}
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.pool.settings.base_port}"
+
+    def leg_of(self, number: str, nth: int = 0) -> SipLeg:
+        return [leg for leg in self.legs.values() if leg.callee == number][nth]
+
+
+@pytest.fixture
+async def conf_node(tmp_path: Path) -> AsyncIterator[Callable[[], Awaitable[Node]]]:
+    pools: list[WorkerPool] = []
+
+    async def make() -> Node:
+        flows = tmp_path / "flows"
+        flows.mkdir()
+        for number, text in FLOWS.items():
+            (flows / f"{number[1:]}.yaml").write_text(text)
+        sink, observer = Sink(), Observer()
+        service = ConferenceService(usage_sink=sink, beep=beep_file)
+        deps = FlowDeps(
+            usage_sink=sink,
+            observer=observer,
+            conferences=service,
+            recordings_dir=tmp_path / "recordings",
+            tts_cache_dir=tmp_path / "tts",
+        )
+        runtime = FlowRuntime(flows, REPO / "ivr_prompts", deps)
+        assert not [p for p in runtime.scan() if p.severity == "error"]
+        names = {n: t.split("\n", 1)[0].split(": ")[1] for n, t in FLOWS.items()}
+        node: Node
+
+        async def on_incoming(leg: SipLeg) -> None:
+            node.legs[leg.call_id] = leg
+            leg.account = "acme"
+            leg.observer = observer  # the SIP layer's events (dtmf) in the same trace
+            reason = await runtime.start_call(leg, names[leg.callee], account="acme")
+            node.reasons[leg.call_id] = reason
+
+        pool = WorkerPool(
+            PoolSettings(
+                count=1, base_port=free_port_range(1), rtp_base=random.randrange(30000, 50000, 2)
+            ),
+            on_incoming,
+        )
+        await pool.start()
+        pools.append(pool)
+        node = Node(pool, service, sink, observer)
+        return node
+
+    yield make
+    for pool in pools:
+        await pool.stop(grace=0)
+
+
+def conference_events(node: Node) -> list[dict[str, Any]]:
+    return [e for e in node.sink.events if e["kind"] == "conference"]
+
+
+async def until(check: Callable[[], Any], timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+async def test_a_wrong_pin_is_refused_then_the_right_one_lets_the_caller_in(
+    conf_node: Callable[[], Awaitable[Node]],
+) -> None:
+    node = await conf_node()
+    result = await run_uac_async("uac_pin.xml", node.target, "+3225551002", hold_ms=2000)
+    await until(lambda: node.reasons)
+    assert result.successful == 1, result.output
+    pins = [d["ok"] for _, kind, d in node.observer.events if kind == "pin"]
+    assert pins == [False, True]
+    [setup] = conference_events(node)
+    assert setup["room"] == "secret" and setup["account"] == "acme"
+    assert node.service.rooms_of("acme") == []  # the last one left: the room ended
+
+
+async def test_everyone_hears_the_speaker_until_muted_and_a_kick_ends_that_leg(
+    conf_node: Callable[[], Awaitable[Node]],
+) -> None:
+    node = await conf_node()
+    ears = [Ear(), Ear()]
+    try:
+        listeners = [
+            asyncio.ensure_future(
+                run_uac_async(
+                    scenario,
+                    node.target,
+                    "+3225551001",
+                    hold_ms=11000,
+                    keys={"rtp_port": str(ear.port)},
+                )  # fmt: skip
+            )
+            for scenario, ear in zip(("uac_call.xml", "uac_until_bye.xml"), ears, strict=True)
+        ]
+        await until(lambda: len(node.legs) == 2 and all(leg.answered for leg in node.legs.values()))
+        speaker = asyncio.ensure_future(
+            run_uac_async("uac_talk.xml", node.target, "+3225551001", hold_ms=9000)
+        )
+        await until(lambda: len(members(node, "team")) == 3)
+        first, second, talker = list(node.legs)
+        joined = time.monotonic()
+        # The speaker's speech runs from 1.5 s to 7 s after its answer: hear it, then mute it.
+        while time.monotonic() < joined + 4.0:
+            for ear in ears:
+                ear.drain()
+            await asyncio.sleep(0.02)
+        await node.service.mute("acme", "team", talker, True)
+        muted_at = time.monotonic()
+        while time.monotonic() < muted_at + 2.5:
+            for ear in ears:
+                ear.drain()
+            await asyncio.sleep(0.02)
+        node.service.kick("acme", "team", second)
+        await until(lambda: node.legs[second].ended)
+        assert not node.legs[first].ended
+        results = [await listener for listener in listeners] + [await speaker]
+    finally:
+        for ear in ears:
+            ear.close()
+    assert [r.successful for r in results] == [1, 1, 1], [r.output[-1500:] for r in results]
+    for ear in ears:
+        heard = ear.rms(joined + 1.8, joined + 3.8)
+        silent = ear.rms(muted_at + 0.5, muted_at + 2.5)
+        assert heard > 300, (heard, len(ear.packets))  # speech decodes to RMS 1,600-2,600
+        assert silent < 50, silent
+    assert node.reasons[second] == "left room team: kicked", node.reasons
+    assert len(conference_events(node)) == 1  # one set-up, however many joined
+
+
+def members(node: Node, name: str) -> dict[str, Any]:
+    room = node.service.get("acme", name)
+    return dict(room.members) if room is not None else {}
+
+
+async def test_the_moderator_leaving_ends_the_room_for_everyone(
+    conf_node: Callable[[], Awaitable[Node]],
+) -> None:
+    node = await conf_node()
+    member = asyncio.ensure_future(
+        run_uac_async("uac_until_bye.xml", node.target, "+3225551003", timeout=30)
+    )
+    await until(lambda: node.service.get("acme", "board") is not None)
+    room = node.service.get("acme", "board")
+    assert room is not None and room.started_at is None  # waiting for the moderator
+    assert conference_events(node) == []  # not set up yet: nothing billed
+    boss = await run_uac_async("uac_call.xml", node.target, "+3225551004", hold_ms=2500)
+    assert boss.successful == 1, boss.output
+    result = await member  # the member got the node's BYE when the room ended
+    assert result.successful == 1, result.output
+    assert room.ended and node.service.get("acme", "board") is None
+    [setup] = conference_events(node)
+    assert setup["room"] == "board"
