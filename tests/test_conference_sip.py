@@ -206,7 +206,7 @@ async def test_everyone_hears_the_speaker_until_muted_and_a_kick_ends_that_leg(
                     "+3225551001",
                     hold_ms=11000,
                     keys={"rtp_port": str(ear.port)},
-                )  # fmt: skip
+                )
             )
             for scenario, ear in zip(("uac_call.xml", "uac_until_bye.xml"), ears, strict=True)
         ]
