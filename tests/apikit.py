@@ -19,6 +19,7 @@ from flexvoice import server
 from flexvoice.accounts import create_account
 from flexvoice.api.app import api_component
 from flexvoice.api.appkeys import API_DB, FLOWS, NUMBER_REGISTRY, ORIGINATOR
+from flexvoice.api.conferences import conferences_component
 from flexvoice.api.keys import create_key
 from flexvoice.api.recordings import RECORDINGS, recordings_component
 from flexvoice.callcontrol import CallObserver, DialAttempt
@@ -159,6 +160,7 @@ async def running_api(
     app.cleanup_ctx.append(wire)
     app.cleanup_ctx.append(api_component)
     app.cleanup_ctx.append(recordings_component)
+    app.cleanup_ctx.append(conferences_component)
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     conn = app[API_DB]

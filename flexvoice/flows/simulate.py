@@ -24,6 +24,7 @@ from flexvoice.callcontrol import (
     PlayResult,
     RecordResult,
 )
+from flexvoice.conference.service import ConferenceService
 from flexvoice.errors import UserError
 from flexvoice.flows.model import Flow
 from flexvoice.recordings.wav import write_silence
@@ -372,6 +373,7 @@ async def simulate_flow(
         continuity_for=(lambda number: (continuity, True)) if continuity else None,
         recordings_dir=Path("var/recordings"),
         tts_cache_dir=Path("var/tts"),
+        conferences=ConferenceService(),
     )
     runtime = FlowRuntime(Path("/nonexistent"), prompts_dir, deps)
     runtime.prompts.synthesize = False  # name the say: file, do not make it
