@@ -3,9 +3,13 @@ alive), is mixed into the room on its media worker, and leaves when it hangs up,
 the room ends. One `conference` usage event per set-up; webhooks `conference.started`,
 `conference.ended`, `conference.joined`, `conference.left` (signed like status callbacks).
 
-Rooms live in one worker's conference bridge: every leg of a room must be mixed on the same
-worker (`CallLeg.media_worker`); a leg elsewhere is refused with `RoomElsewhere` (rooms
-across workers are not built yet).
+A room is mixed in the conference bridge of each media worker that holds a participant
+(`CallLeg.media_worker`): its "parts". Parts are joined by links (internal calls, a `Linker`)
+into a tree: a new part hangs below the shallowest part with a free slot, so the tree stays
+shallow and never has a cycle; as a bridge port never hears itself, nobody hears themselves
+through the links (mix-minus without echo cancelling). Links are hidden members: not counted,
+not billed, never muted. A part left without participants or children is cut off. Without a
+linker (or with no free slot for a link) a leg on another worker is refused (`RoomElsewhere`).
 """
 
 from __future__ import annotations
@@ -53,12 +57,36 @@ class Seat:
     kicked: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+class Linker(Protocol):
+    """Internal calls between media workers (flexvoice.sip.links.PoolLinker)."""
+
+    def free_slots(self, placement: str) -> int: ...
+
+    async def link(self, parent: str, child: str) -> tuple[CallLeg, CallLeg]: ...
+
+
+@dataclass
+class Part:
+    """The room on one media worker; `uplink` is (parent's end, this part's end)."""
+
+    placement: str
+    depth: int
+    parent: str | None = None
+    uplink: tuple[CallLeg, CallLeg] | None = None
+
+
 @dataclass
 class LiveRoom:
     room: Room
-    placement: str
+    placement: str  # the root part
     callback: str | None = None
     seats: dict[str, Seat] = field(default_factory=dict)
+    parts: dict[str, Part] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def depth_of(self, placement: str) -> int | None:
+        part = self.parts.get(placement)
+        return part.depth if part is not None else None
 
 
 class ConferenceService:
@@ -69,7 +97,9 @@ class ConferenceService:
         webhooks: WebhookSender | None = None,
         beep: Callable[[], Path] | None = None,
         clock: Callable[[], datetime] = utc_now,
+        linker: Linker | None = None,
     ):
+        self.linker = linker
         self.usage_sink = usage_sink
         self.webhooks = webhooks
         self.beep = beep
@@ -105,14 +135,13 @@ class ConferenceService:
         which. Raises RoomFull or RoomElsewhere before anything happens to the leg."""
         key = (account, name)
         live = self.rooms.get(key)
-        if live is not None and live.placement != leg.media_worker:
-            raise RoomElsewhere(
-                f"room {name} is on {live.placement}, this call on {leg.media_worker}"
-            )
         if live is None:
             room = Room(account, name, max_participants=max_participants)
             live = LiveRoom(room, leg.media_worker, callback)
+            live.parts[leg.media_worker] = Part(leg.media_worker, 0)
             self.rooms[key] = live
+        if leg.media_worker not in live.parts:
+            await self._extend(live, leg.media_worker)
         live.callback = live.callback or callback
         seat = Seat(leg, member)
         try:
@@ -178,6 +207,53 @@ class ConferenceService:
         self._apply(live, actions)
         if beep and live.seats and not live.room.ended:
             self._beep(live, exclude=call_id)
+        self._prune(live)
+
+    # -- the tree of parts ----------------------------------------------------------------------
+    async def _extend(self, live: LiveRoom, child: str) -> None:
+        """Hang a part for `child` below the shallowest part with a free slot."""
+        name = live.room.name
+        async with live.lock:
+            if child in live.parts:
+                return
+            if self.linker is None:
+                raise RoomElsewhere(f"room {name} is on {live.placement}, this call on {child}")
+            if self.linker.free_slots(child) < 1:
+                raise RoomElsewhere(f"room {name}: {child} has no free slot for a link")
+            parents = [p for p in live.parts.values() if self.linker.free_slots(p.placement)]
+            if not parents:
+                raise RoomElsewhere(f"room {name}: no worker of the room has a free slot")
+            parent = min(parents, key=lambda p: (p.depth, p.placement))
+            try:
+                up, down = await self.linker.link(parent.placement, child)
+            except Exception as exc:
+                raise RoomElsewhere(f"room {name}: {exc}") from None
+            part = Part(child, parent.depth + 1, parent.placement, (up, down))
+            live.parts[child] = part
+            for end in (up, down):
+                with contextlib.suppress(CallEnded):
+                    await end.conf_join(live.room.id, False)
+            log.info("conference.part_added", room=name, part=child, parent=parent.placement)
+
+    def _prune(self, live: LiveRoom) -> None:
+        """Cut off parts with no participant and no child (all of them once the room ended)."""
+        while True:
+            used = {seat.leg.media_worker for seat in live.seats.values()}
+            parents = {p.parent for p in live.parts.values() if p.parent is not None}
+            idle = [
+                p
+                for p in live.parts.values()
+                if p.uplink is not None and p.placement not in parents
+                and (live.room.ended or p.placement not in used)
+            ]  # fmt: skip
+            if not idle:
+                return
+            for part in idle:
+                del live.parts[part.placement]
+                assert part.uplink is not None
+                for end in part.uplink:
+                    task = asyncio.ensure_future(end.hangup())
+                    task.add_done_callback(_quiet)
 
     # -- moderation ---------------------------------------------------------------------------
     async def mute(self, account: str, name: str, call_id: str, muted: bool) -> Member:

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 READY_TIMEOUT = 15.0
+# The user part of internal calls between workers (conference links): they go to
+# `on_internal`, never to number routing.
+INTERNAL_PREFIX = "fv-link-"
 
 
 class NoFreeSlot(Exception):
@@ -175,6 +178,8 @@ class WorkerPool:
         self.caller_id_for: Callable[[str | None], str | None] = lambda requested: requested
         # Called with every leg (inbound, dialled, originated) as it ends: usage, call records.
         self.leg_ended_hooks: list[Callable[[SipLeg], None]] = []
+        # Internal calls (INTERNAL_PREFIX): the conference links' far ends.
+        self.on_internal: IncomingHandler | None = None
         self.workers = [
             WorkerProcess(self, i, settings.base_port + i) for i in range(settings.count)
         ]
@@ -312,7 +317,12 @@ class WorkerPool:
             if self.draining:
                 leg.send("hangup", code=503, reason="Service Unavailable")
                 return
-            self.spawn(self._run_incoming(leg))
+            internal = leg.callee.startswith(INTERNAL_PREFIX)
+            handler = self.on_internal if internal else None
+            if internal and handler is None:
+                leg.send("hangup", code=404, reason="Not Found")
+                return
+            self.spawn(self._run_incoming(leg, handler))
             return
         key = call or ""
         leg_or_none = worker.legs.get(key) or worker.closing.get(key)
@@ -330,9 +340,9 @@ class WorkerPool:
         elif msg.t == "record_done" and not leg_or_none.recordings_pending:
             worker.closing.pop(key, None)
 
-    async def _run_incoming(self, leg: SipLeg) -> None:
+    async def _run_incoming(self, leg: SipLeg, handler: IncomingHandler | None = None) -> None:
         try:
-            await self.on_incoming(leg)
+            await (handler or self.on_incoming)(leg)
         except Exception:
             log.exception("call.handler_failed", call_id=leg.call_id)
         finally:

@@ -268,6 +268,7 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
         self.recorders: dict[str, Recording] = {}
         self.bridged: list[WorkerCall] = []
         self.room: str | None = None  # the conference room this call is in
+        self.pending_room: tuple[str, bool] | None = None  # joined before its media was up
         self.muted = False
         self.ended = False
 
@@ -346,6 +347,7 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
         self.refeed_recordings()  # a whole-call recording hears what we play too
 
     def replay_pending(self) -> None:
+        self.join_pending_room()
         if self.player is not None and self.audio is not None:
             self.player.startTransmit(self.audio)
         self.refeed_recordings()
@@ -454,13 +456,17 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
     # -- conference rooms: the bridge mixes; a port never hears itself (PJSIP: a port
     # receives only the ports connected to it), so every member hears every other one.
     def cmd_conf_join(self, msg: Message) -> None:
-        if self.audio is None:
-            raise ValueError("the call has no media yet; answer it before it joins a room")
         self.conf_leave()
-        room = str(msg.get("room"))
+        self.pending_room = (str(msg.get("room")), bool(msg.get("muted")))
+        if self.audio is not None:  # else replay_pending() joins once media is up
+            self.join_pending_room()
+
+    def join_pending_room(self) -> None:
+        if self.pending_room is None or self.audio is None:
+            return
+        (room, self.muted), self.pending_room = self.pending_room, None
         self.stop_player("stopped")
         members = self.worker.rooms.setdefault(room, [])
-        self.muted = bool(msg.get("muted"))
         for other in members:
             if other.audio is None:
                 continue
@@ -490,6 +496,7 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
         self.conf_leave()
 
     def conf_leave(self) -> None:
+        self.pending_room = None
         room, self.room = self.room, None
         if room is None:
             return

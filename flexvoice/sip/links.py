@@ -1,0 +1,84 @@
+"""Conference links: an internal SIP call from one worker to another on loopback, the
+`Linker` of flexvoice.conference.service on top of the pool.
+
+The parent worker originates `sip:fv-link-<token>@<host>:<child port>`; the child worker's
+incoming call reaches `on_internal` (never number routing), is matched to the token (a random
+one per link, so nobody outside can join a room by guessing a URI) and answered. Both ends are
+plain legs without an account: not billed, not listed as calls."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+
+from flexvoice.callcontrol import CallLeg
+from flexvoice.logs import get_logger
+from flexvoice.sip.leg import SipLeg
+from flexvoice.sip.pool import INTERNAL_PREFIX, NoFreeSlot, WorkerPool, WorkerProcess
+
+log = get_logger(__name__)
+
+LINK_WAIT = 10.0
+
+
+class LinkFailed(Exception):
+    pass
+
+
+class PoolLinker:
+    def __init__(self, pool: WorkerPool):
+        self.pool = pool
+        self.pending: dict[str, asyncio.Future[SipLeg]] = {}
+        pool.on_internal = self._incoming
+
+    def _worker(self, placement: str) -> WorkerProcess | None:
+        return next((w for w in self.pool.workers if f"worker {w.index}" == placement), None)
+
+    def free_slots(self, placement: str) -> int:
+        worker = self._worker(placement)
+        return worker.free if worker is not None else 0
+
+    async def link(self, parent: str, child: str) -> tuple[CallLeg, CallLeg]:
+        """(the parent's end, the child's end) of a new link, both answered."""
+        up, down = self._worker(parent), self._worker(child)
+        near = next(iter(up.legs.values()), None) if up is not None else None
+        if up is None or down is None or near is None:
+            raise LinkFailed(f"no link from {parent} to {child}: a worker is not up")
+        token = secrets.token_hex(12)
+        arrived: asyncio.Future[SipLeg] = asyncio.get_running_loop().create_future()
+        self.pending[token] = arrived
+        uri = f"sip:{INTERNAL_PREFIX}{token}@{self.pool.settings.host}:{down.port}"
+        try:
+            out = self.pool.originate(uri, None, near=near, call_id=f"link-{token[:8]}")
+        except NoFreeSlot as exc:
+            self.pending.pop(token, None)
+            raise LinkFailed(f"no link from {parent} to {child}: {exc.reason}") from None
+        inbound: SipLeg | None = None
+        try:
+            inbound = await asyncio.wait_for(arrived, LINK_WAIT)
+            await inbound.answer()
+            await out.wait_until(lambda: out.answered or out.ended, LINK_WAIT)
+            if not out.answered or out.ended:
+                raise LinkFailed(f"the link from {parent} to {child} was not answered")
+        except (TimeoutError, Exception) as exc:
+            await out.hangup()
+            if inbound is not None:
+                await inbound.hangup()
+            if isinstance(exc, LinkFailed):
+                raise
+            raise LinkFailed(f"no link from {parent} to {child}: {exc!r}") from None
+        finally:
+            self.pending.pop(token, None)
+        log.info("conference.link_up", parent=parent, child=child)
+        return out, inbound
+
+    async def _incoming(self, leg: SipLeg) -> None:
+        token = leg.callee[len(INTERNAL_PREFIX) :]
+        arrived = self.pending.get(token)
+        if arrived is None or arrived.done():
+            await leg.hangup(404, "Not Found")
+            return
+        arrived.set_result(leg)
+        with contextlib.suppress(Exception):
+            await leg.wait_ended()  # the link lives as long as its call
