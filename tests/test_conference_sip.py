@@ -11,7 +11,7 @@ import asyncio
 import random
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from flexvoice.conference.service import ConferenceService
 from flexvoice.flows.interpreter import FlowDeps
 from flexvoice.flows.runtime import FlowRuntime
 from flexvoice.sip.leg import SipLeg, beep_file
+from flexvoice.sip.links import PoolLinker
 from flexvoice.sip.pool import PoolSettings, WorkerPool
 from tests.conftest import REPO, free_port_range
 from tests.fakeleg import Observer, Sink
@@ -83,11 +84,12 @@ class Ear:
         self.sock.bind(("127.0.0.1", self.port))
         self.sock.setblocking(False)
         self.packets: list[tuple[float, bytes]] = []
+        self.source: tuple[str, int] | None = None  # where the worker sends from
 
     def drain(self) -> None:
         while True:
             try:
-                data = self.sock.recv(2048)
+                data, self.source = self.sock.recvfrom(2048)
             except BlockingIOError:
                 return
             if len(data) > 12 and data[1] & 0x7F == 8:  # PCMA
@@ -119,10 +121,10 @@ class Node:
 
 
 @pytest.fixture
-async def conf_node(tmp_path: Path) -> AsyncIterator[Callable[[], Awaitable[Node]]]:
+async def conf_node(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Node]]]:
     pools: list[WorkerPool] = []
 
-    async def make() -> Node:
+    async def make(workers: int = 1) -> Node:
         flows = tmp_path / "flows"
         flows.mkdir()
         for number, text in FLOWS.items():
@@ -150,10 +152,13 @@ async def conf_node(tmp_path: Path) -> AsyncIterator[Callable[[], Awaitable[Node
 
         pool = WorkerPool(
             PoolSettings(
-                count=1, base_port=free_port_range(1), rtp_base=random.randrange(30000, 50000, 2)
+                count=workers,
+                base_port=free_port_range(workers),
+                rtp_base=random.randrange(30000, 48000, 2),
             ),
             on_incoming,
         )
+        service.linker = PoolLinker(pool)
         await pool.start()
         pools.append(pool)
         node = Node(pool, service, sink, observer)
@@ -179,7 +184,7 @@ async def until(check: Callable[[], Any], timeout: float = 15.0) -> Any:
 
 
 async def test_a_wrong_pin_is_refused_then_the_right_one_lets_the_caller_in(
-    conf_node: Callable[[], Awaitable[Node]],
+    conf_node: Callable[..., Awaitable[Node]],
 ) -> None:
     node = await conf_node()
     result = await run_uac_async("uac_pin.xml", node.target, "+3225551002", hold_ms=2000)
@@ -193,7 +198,7 @@ async def test_a_wrong_pin_is_refused_then_the_right_one_lets_the_caller_in(
 
 
 async def test_everyone_hears_the_speaker_until_muted_and_a_kick_ends_that_leg(
-    conf_node: Callable[[], Awaitable[Node]],
+    conf_node: Callable[..., Awaitable[Node]],
 ) -> None:
     node = await conf_node()
     ears = [Ear(), Ear()]
@@ -251,7 +256,7 @@ def members(node: Node, name: str) -> dict[str, Any]:
 
 
 async def test_the_moderator_leaving_ends_the_room_for_everyone(
-    conf_node: Callable[[], Awaitable[Node]],
+    conf_node: Callable[..., Awaitable[Node]],
 ) -> None:
     node = await conf_node()
     member = asyncio.ensure_future(
@@ -268,3 +273,84 @@ async def test_the_moderator_leaving_ends_the_room_for_everyone(
     assert room.ended and node.service.get("acme", "board") is None
     [setup] = conference_events(node)
     assert setup["room"] == "board"
+
+
+def pcap_payloads(path: str = "/usr/share/sip-tester/g711a.pcap") -> list[bytes]:
+    """The A-law RTP payloads of sipp's capture (Ethernet + IPv4 + UDP + RTP: 54 bytes)."""
+    data = Path(path).read_bytes()
+    pos, out = 24, []
+    while pos + 16 <= len(data):
+        length = int.from_bytes(data[pos + 8 : pos + 12], "little")
+        packet = data[pos + 16 : pos + 16 + length]
+        pos += 16 + length
+        out.append(packet[54:])
+    return out
+
+
+async def speak(ear: Ear, seconds: float, listeners: Sequence[Ear] = ()) -> float:
+    """Send the capture's speech as RTP from the ear's socket to where the worker sends
+    from (symmetric RTP), draining the listeners meanwhile; returns when it started."""
+    await until(lambda: (ear.drain(), ear.source)[1] is not None)
+    payloads = pcap_payloads()
+    started = time.monotonic()
+    seq, stamp, i = 1, 0, 0
+    while time.monotonic() < started + seconds:
+        payload = payloads[i % len(payloads)]
+        header = bytes([0x80, 8]) + seq.to_bytes(2, "big") + stamp.to_bytes(4, "big")
+        ear.sock.sendto(header + b"\x12\x34\x56\x78" + payload, ear.source)
+        seq, stamp, i = (seq + 1) & 0xFFFF, (stamp + len(payload)) & 0xFFFFFFFF, i + 1
+        for one in (ear, *listeners):
+            one.drain()
+        await asyncio.sleep(max(0.0, started + i * 0.03 - time.monotonic()))
+    return started
+
+
+async def test_a_room_of_12_across_6_workers_hears_the_speaker_and_nobody_hears_itself(
+    conf_node: Callable[..., Awaitable[Node]],
+) -> None:
+    node = await conf_node(workers=6)
+    ears = [Ear() for _ in range(12)]
+    callers: list[asyncio.Future[Any]] = []
+    try:
+        # Two participants per worker, worker after worker: the room grows a tree of links.
+        for i, ear in enumerate(ears):
+            port = node.pool.workers[i // 2].port
+            callers.append(
+                asyncio.ensure_future(
+                    run_uac_async(
+                        "uac_call.xml", f"127.0.0.1:{port}", "+3225551001", hold_ms=60000,
+                        timeout=90, keys={"rtp_port": str(ear.port)},
+                    )
+                )
+            )  # fmt: skip
+            try:
+                await until(lambda n=i + 1: len(members(node, "team")) == n, 30)
+            except AssertionError:
+                failed = [d for _, k, d in node.observer.events if k == "step_failed"]
+                raise AssertionError(f"participant {i + 1} not in: {failed}") from None
+        live = node.service.rooms[("acme", "team")]
+        depths = {p.placement: p.depth for p in live.parts.values()}
+        assert len(depths) == 6 and max(depths.values()) <= 3, depths
+        assert all(w.used <= 4 for w in node.pool.workers)
+        room = node.service.get("acme", "team")
+        assert room is not None and len(room.members) == 12  # links are not members
+        started = await speak(ears[0], 6.0, ears[1:])
+        end = time.monotonic() + 0.5
+        while time.monotonic() < end:
+            for ear in ears:
+                ear.drain()
+            await asyncio.sleep(0.02)
+        for leg in list(node.legs.values()):
+            await leg.hangup()
+    finally:
+        for caller in callers:
+            caller.cancel()
+        await asyncio.gather(*callers, return_exceptions=True)
+        for ear in ears:
+            ear.close()
+    speaker_heard = ears[0].rms(started + 1.5, started + 6.0)
+    assert speaker_heard < 50, speaker_heard  # the speaker does not hear itself
+    for n, ear in enumerate(ears[1:], start=1):
+        heard = ear.rms(started + 2.0, started + 6.0)
+        assert heard > 300, (n, heard, len(ear.packets))
+    assert len(conference_events(node)) == 1
