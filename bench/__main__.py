@@ -6,7 +6,14 @@ import importlib
 import sys
 
 # Each module has `main(argv: list[str]) -> int` and prints its own figures.
-BENCHMARKS: tuple[str, ...] = ("metering", "flows", "edge_load", "sip_load", "recording")
+BENCHMARKS: tuple[str, ...] = (
+    "metering",
+    "flows",
+    "edge_load",
+    "sip_load",
+    "recording",
+    "conference",
+)
 
 
 def main(argv: list[str]) -> int:

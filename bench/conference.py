@@ -1,0 +1,180 @@
+"""Conference rooms across workers: one room, participants from sipp (two per worker, so the
+room is a tree of links between workers), one speaker whose RTP is the test's own (sipp's
+g711a.pcap payloads), every other participant's RTP received and decoded by the bench.
+
+For each room size it prints: participants that heard the speaker (target: all), whether the
+speaker heard itself (target: no), the tree's depth, the mouth-to-ear delay from the speaker
+to each depth (first speech packet sent -> first speech packet received; RTP packetising,
+jitter buffers and each link's bridge hop included) and worker CPU per participant.
+
+Run: ./run bench conference [--quick] [--max-participants N]
+Everything stays on 127.0.0.1, is bounded in calls and time, and stops by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from flexvoice.conference.service import ConferenceService  # noqa: E402
+from flexvoice.flows.interpreter import FlowDeps  # noqa: E402
+from flexvoice.flows.runtime import FlowRuntime  # noqa: E402
+from flexvoice.sip.leg import SipLeg  # noqa: E402
+from flexvoice.sip.links import PoolLinker  # noqa: E402
+from flexvoice.sip.pool import PoolSettings, WorkerPool  # noqa: E402
+from tests.conftest import free_port_range  # noqa: E402
+from tests.fakeleg import Sink  # noqa: E402
+from tests.sipptool import run_uac_async  # noqa: E402
+from tests.test_conference_sip import ALAW, Ear, speak  # noqa: E402
+
+FLOW = "flow: room\nstart: room\nsteps:\n  room:\n    conference: {room: bench, beep: false}\n"
+SPEECH = 500  # RMS of one packet that counts as speech
+
+
+@dataclass
+class RoomResult:
+    size: int
+    workers: int
+    heard: int  # listeners that heard the speaker
+    self_rms: float  # what the speaker got back (silence: it does not hear itself)
+    depth: int
+    delays: dict[int, float]  # depth -> worst mouth-to-ear delay (ms)
+    cpu: float  # % of a core per participant, workers only
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / 100.0
+
+
+def first_speech(packets: list[tuple[float, bytes]], after: float) -> float | None:
+    for at, payload in packets:
+        if at < after or not payload:
+            continue
+        values = [ALAW[b] for b in payload]
+        if (sum(v * v for v in values) / len(values)) ** 0.5 > SPEECH:
+            return at
+    return None
+
+
+async def one_room(size: int, tmp: Path) -> RoomResult:
+    workers = size // 2
+    flows = tmp / f"flows-{size}"
+    flows.mkdir()
+    (flows / "room.yaml").write_text(FLOW)
+    service = ConferenceService(usage_sink=Sink())
+    runtime = FlowRuntime(flows, REPO / "ivr_prompts", FlowDeps(conferences=service))
+    runtime.scan()
+
+    async def on_incoming(leg: SipLeg) -> None:
+        leg.account = "bench"
+        await runtime.start_call(leg, "room", account="bench")
+
+    pool = WorkerPool(
+        PoolSettings(
+            count=workers,
+            base_port=free_port_range(workers),
+            rtp_base=random.randrange(30000, 46000, 2),
+        ),
+        on_incoming,
+    )
+    service.linker = PoolLinker(pool)
+    await pool.start()
+    ears = [Ear() for _ in range(size)]
+    callers = []
+    try:
+        for i, ear in enumerate(ears):
+            callers.append(
+                asyncio.ensure_future(
+                    run_uac_async(
+                        "uac_call.xml", f"127.0.0.1:{pool.workers[i // 2].port}", "+3225551001",
+                        hold_ms=120000, timeout=150, keys={"rtp_port": str(ear.port)},
+                    )
+                )
+            )  # fmt: skip
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                room = service.get("bench", "bench")
+                if room is not None and len(room.members) == i + 1:
+                    break
+                await asyncio.sleep(0.05)
+        live = service.rooms.get(("bench", "bench"))
+        depth_of = {p.placement: p.depth for p in live.parts.values()} if live else {}
+        pids = [w.proc.pid for w in pool.workers if w.proc is not None]
+        cpu0 = sum(cpu_seconds(p) for p in pids)
+        started = await speak(ears[0], 8.0, ears[1:])
+        end = time.monotonic() + 0.5
+        while time.monotonic() < end:
+            for ear in ears:
+                ear.drain()
+            await asyncio.sleep(0.02)
+        cpu = (sum(cpu_seconds(p) for p in pids) - cpu0) / (time.monotonic() - started)
+    finally:
+        for caller in callers:
+            caller.cancel()
+        await asyncio.gather(*callers, return_exceptions=True)
+        await pool.stop(grace=0)
+        for ear in ears:
+            ear.close()
+    # The speech in the capture starts 1.5 s in: the first packet sent after that is speech.
+    spoke = started + 1.45
+    heard, delays = 0, dict[int, list[float]]()
+    for i, ear in enumerate(ears[1:], start=1):
+        at = first_speech(ear.packets, spoke)
+        if at is None or ear.rms(started + 2.0, started + 8.0) < 300:
+            continue
+        heard += 1
+        depth = depth_of.get(f"worker {i // 2}", -1)
+        delays.setdefault(depth, []).append((at - spoke) * 1000)
+    return RoomResult(
+        size,
+        workers,
+        heard,
+        ears[0].rms(started + 1.5, started + 8.0),
+        max(depth_of.values(), default=0),
+        {d: max(v) for d, v in sorted(delays.items())},
+        cpu / size * 100,
+    )
+
+
+async def bench(args: argparse.Namespace) -> int:
+    sizes = [4] if args.quick else [n for n in (4, 8, 12, 16, 24) if n <= args.max_participants]
+    print("two participants per worker (4 calls each); links form a tree; speaker = g711a.pcap")
+    print(f"{'room':>4} {'workers':>7} {'heard':>5} {'self':>5} {'depth':>5} "
+          f"{'cpu %/participant':>17}  worst mouth-to-ear delay per depth (ms)")  # fmt: skip
+    rc = 0
+    with tempfile.TemporaryDirectory(prefix="flexvoice-bench-conf-") as tmp:
+        for size in sizes:
+            r = await one_room(size, Path(tmp))
+            delays = ", ".join(f"d{d}: {ms:.0f}" for d, ms in r.delays.items())
+            hears_self = "yes" if r.self_rms > 50 else "no"
+            print(
+                f"{size:>4} {r.workers:>7} {r.heard:>5}/{size - 1:<3} {hears_self:>4} "
+                f"{r.depth:>5} {r.cpu:>17.2f}  {delays}",
+                flush=True,
+            )
+            if r.heard != size - 1 or r.self_rms > 50:
+                rc = 1
+                break
+    return rc
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="bench conference")
+    parser.add_argument("--quick", action="store_true", help="one room of 4")
+    parser.add_argument("--max-participants", type=int, default=24)
+    args, _ = parser.parse_known_args(argv)
+    return asyncio.run(bench(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
