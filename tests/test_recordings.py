@@ -19,7 +19,7 @@ from flexvoice.recordings.store import RecordingStore
 from flexvoice.recordings.wav import WavError, read_info, repair, write_silence
 from flexvoice.storage.sqlite import connect
 from tests.conftest import run_cli
-from tests.fakeleg import Sink
+from tests.fakeleg import Script, Sink, harness
 
 
 def pjsip_open_wav(path: Path, data: bytes, fmt: str = "pcm") -> None:
@@ -175,3 +175,26 @@ def test_accounts_set_recording_retention(tmp_path: Path) -> None:
     assert recording_retention_days(conn, "shop") == 30
     bad = run_cli("accounts", "set", "shop", "--recording-retention", "1 month", "--db", str(db))
     assert bad.returncode != 0 and "'30d'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+async def test_a_voicemail_steps_own_callback_gets_the_signed_webhook(tmp_path: Path) -> None:
+    flow = """\
+flow: vm
+start: message
+steps:
+  message:
+    record: {max_length: 30s, status_callback: "https://crm.example.com/voicemail"}
+"""
+    h = harness(tmp_path, {"vm": flow})
+    svc, sink, hooks, _ = service(tmp_path)
+    h.runtime.deps.recordings = svc
+    svc.callback_for = lambda call_id: None  # an inbound call has no status_callback
+    await h.call("vm", h.leg(Script(message_seconds=12)), account="acme")
+    [(account, url, event, payload)] = hooks.sent
+    assert (account, url, event) == (
+        "acme",
+        "https://crm.example.com/voicemail",
+        "recording.completed",
+    )
+    assert payload["recording"]["duration_seconds"] == 12.0
+    assert [e["kind"] for e in sink.events] == ["recording"]

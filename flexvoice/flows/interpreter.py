@@ -271,16 +271,18 @@ class CallContext:
                 await self.deps.recording_service().stop(self.call_id)
 
     # -- recordings -----------------------------------------------------------------------
-    def open_recording(self) -> tuple[RecordingRow, Path]:
+    def open_recording(self, callback: str | None = None) -> tuple[RecordingRow, Path]:
         """A voicemail's row (in-progress) and the file the worker writes it to."""
-        return self.deps.recording_service().open(self.account or "", self.call_id, "message")
+        service = self.deps.recording_service()
+        return service.open(self.account or "", self.call_id, "message", callback=callback)
 
     def close_recording(self, row: RecordingRow) -> RecordingRow:
         """The message is on disk: its row, usage event and webhook."""
         return self.deps.recording_service().close(row.id)
 
-    async def start_call_recording(self) -> RecordingRow:
-        row = await self.deps.recording_service().start(self.leg, self.account or "")
+    async def start_call_recording(self, callback: str | None = None) -> RecordingRow:
+        service = self.deps.recording_service()
+        row = await service.start(self.leg, self.account or "", callback=callback)
         self.call_recording = True
         return row
 

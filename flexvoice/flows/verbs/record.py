@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from flexvoice.flows.base import Next, Prompts, StepRef, Text, VarName, Verb, require_one
 from flexvoice.units import Duration
@@ -30,7 +30,19 @@ class Record(Verb):
         "recording",
         description="holds the recording's id afterwards (GET /v1/recordings/{id})",
     )
+    status_callback: str | None = Field(
+        None,
+        description="URL for the signed recording.completed / recording.failed webhook "
+        "(default: the call's status_callback, if any)",
+    )
     then: StepRef | None = None
+
+    @field_validator("status_callback")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"is not an http:// or https:// URL (got {value!r})")
+        return value
 
     @model_validator(mode="after")
     def _sources(self) -> Record:
@@ -46,10 +58,10 @@ class Record(Verb):
         await ctx.ensure_answered()
         await ctx.play(self.prompt, self.say, optional=True)
         if self.mode == "call":
-            row = await ctx.start_call_recording()
+            row = await ctx.start_call_recording(self.status_callback)
             ctx.vars[self.variable] = row.id
             return Next(self.then, "recording the call")
-        row, path = ctx.open_recording()
+        row, path = ctx.open_recording(self.status_callback)
         ctx.vars[self.variable] = row.id
         try:
             result = await ctx.leg.record(
