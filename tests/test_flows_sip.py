@@ -133,7 +133,7 @@ async def test_busy_phones_take_on_busy_to_voicemail(flow_node: Factory, tmp_pat
     recording = next(e for e in sink.events if e["kind"] == "recording")
     assert recording["call_id"] == node.legs[0].call_id
     # The voicemail is a real 8 kHz WAV that PJSIP wrote while the caller held the line.
-    [wav] = (tmp_path / "recordings").glob("*.wav")
+    [wav] = (tmp_path / "recordings").rglob("*.wav")
     with wave.open(str(wav)) as audio:
         assert audio.getframerate() == 8000
         assert audio.getnframes() / 8000 > 1.0
