@@ -198,3 +198,12 @@ steps:
     )
     assert payload["recording"]["duration_seconds"] == 12.0
     assert [e["kind"] for e in sink.events] == ["recording"]
+
+
+def test_a_recording_of_no_account_stays_in_the_folder_and_bills_nobody(tmp_path: Path) -> None:
+    svc, sink, _, _ = service(tmp_path)
+    row, path = svc.open("", "CA1", "message")
+    assert path == tmp_path / "recordings" / "_unassigned" / f"{row.id}.wav"
+    write_silence(path, 1)
+    assert svc.close(row.id).status == "completed"
+    assert sink.events == []

@@ -116,7 +116,8 @@ class RecordingService:
             account=account,
             call_id=call_id,
             kind=kind,
-            path=f"{_SAFE.sub('_', account)}/{rec_id}.wav",
+            # A call that reached no account (a test number) still gets a relative path.
+            path=f"{_SAFE.sub('_', account) or '_unassigned'}/{rec_id}.wav",
             status="in-progress",
             channels=1,
             started_at=now,
@@ -281,7 +282,7 @@ class RecordingService:
             else None,
             note=note,
         )
-        if self.usage_sink is not None:
+        if self.usage_sink is not None and row.account:  # no account: nobody to bill
             try:
                 self.usage_sink.record(event)
             except Exception:  # the sink spools; a failure here must not lose the row
