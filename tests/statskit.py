@@ -97,8 +97,11 @@ def answered_by_agent(talk: float = 30) -> list[tuple[float, str, dict[str, Any]
         (2.0, "menu", {"step": "menu", "option": "1"}),
         step("desk", "dial"),
         (0.1, "dial_start", {"step": "desk", "targets": ["+3225559001"]}),
-        (4.0, "dial_end", {"step": "desk", "outcome": "completed",
-                           "answered_target": "+3225559001"}),  # fmt: skip
+        (
+            4.0,
+            "dial_end",
+            {"step": "desk", "outcome": "completed", "answered_target": "+3225559001"},
+        ),
         caller_hangs_up(talk),
     ]
 
@@ -125,8 +128,11 @@ def answered_in_queue(wait: float, talk: float) -> list[tuple[float, str, dict[s
         step("line", "queue"),
         (0.0, "queue_enter", {"queue": "support", "step": "line", "sl": 20.0}),
         (0.0, "dial_start", {"step": "line", "targets": ["+3225559002"]}),
-        (wait, "dial_end", {"step": "line", "outcome": "completed",
-                            "answered_target": "+3225559002"}),  # fmt: skip
+        (
+            wait,
+            "dial_end",
+            {"step": "line", "outcome": "completed", "answered_target": "+3225559002"},
+        ),
         (0.0, "queue_leave", {"queue": "support", "result": "answered"}),
         caller_hangs_up(talk),
     ]
@@ -153,8 +159,11 @@ def rerouted_then_answered() -> list[tuple[float, str, dict[str, Any]]]:
         (0.0, "reroute", {"step": "desk", "why": "dial busy"}),
         step("backup", "dial"),
         (0.0, "dial_start", {"step": "backup", "targets": ["+3225559003"]}),
-        (2.0, "dial_end", {"step": "backup", "outcome": "completed",
-                           "answered_target": "+3225559003"}),  # fmt: skip
+        (
+            2.0,
+            "dial_end",
+            {"step": "backup", "outcome": "completed", "answered_target": "+3225559003"},
+        ),
         caller_hangs_up(10.0),
     ]
 

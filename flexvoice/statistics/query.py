@@ -83,13 +83,15 @@ def parse_moment(text: str, tz: ZoneInfo, what: str, end: bool) -> datetime:
             f"{what}: '{text}' is not a date or date and time; write 2026-03-31 or "
             "2026-03-31T08:00 (local to tz)"
         ) from None
-    utc = moment.astimezone(UTC)
-    if int(utc.timestamp()) % STEP:
+    return moment.astimezone(UTC)
+
+
+def _aligned(moment: datetime, text: str, what: str) -> None:
+    if int(moment.timestamp()) % STEP:
         raise QueryError(
             f"{what}: {text} does not fall on a quarter hour; statistics are kept per 15 "
             "minutes, so start and end the period on :00, :15, :30 or :45"
         )
-    return utc
 
 
 def offset_pieces(start: datetime, end: datetime, tz: ZoneInfo) -> list[tuple[int, int, int]]:
@@ -176,6 +178,9 @@ def make_question(
         raise QueryError(f"to ({end}) must come after from ({start})")
     if b - a > timedelta(days=MAX_DAYS):
         raise QueryError(f"the period is longer than {MAX_DAYS} days; ask for less at a time")
+    offset_pieces(a, b, zi)  # a zone whose offset was not in quarter hours is said first
+    _aligned(a, start, "from")
+    _aligned(b, end, "to")
     dims = tuple(d.strip() for d in group_by.split(",") if d.strip())
     for d in dims:
         if d not in GROUPS:
@@ -258,15 +263,13 @@ def ask(conn: sqlite3.Connection, q: Question) -> Answer:
     acc: dict[tuple[Any, ...], dict[str, int]] = {}
     if "step" in dims:
         source = "steps"
-        _sum_into(acc, _table_rows(conn, q, STEPS, dims + ("verb",)))
+        _sum_into(acc, _table_rows(conn, q, STEPS, (*dims, "verb")))
         options: dict[tuple[Any, ...], dict[str, int]] = {}
-        _sum_into(options, _table_rows(conn, q, MENU, dims + ("option",)))
+        _sum_into(options, _table_rows(conn, q, MENU, (*dims, "option")))
         rows = []
         for key, figures in acc.items():
-            row = dict(zip(dims + ("verb",), key, strict=True))
-            chosen = {
-                str(k[-1]): v["chosen"] for k, v in options.items() if k[:-1] == key[:-1]
-            }
+            row = dict(zip((*dims, "verb"), key, strict=True))
+            chosen = {str(k[-1]): v["chosen"] for k, v in options.items() if k[:-1] == key[:-1]}
             rows.append({**row, **step_figures(figures), "options": dict(sorted(chosen.items()))})
         totals = step_figures(_total(acc.values()))
     elif "outcome" in dims:
@@ -285,9 +288,7 @@ def ask(conn: sqlite3.Connection, q: Question) -> Answer:
     elif "queue" in dims or q.queue is not None:
         source = "queues"
         _sum_into(acc, _table_rows(conn, q, QUEUES, dims), "queue_")
-        rows = [
-            {**dict(zip(dims, k, strict=True)), **queue_figures(f)} for k, f in acc.items()
-        ]
+        rows = [{**dict(zip(dims, k, strict=True)), **queue_figures(f)} for k, f in acc.items()]
         totals = queue_figures(_total(acc.values()))
     else:
         source = "calls"

@@ -183,9 +183,7 @@ def write_rows(conn: sqlite3.Connection, rows: Rows) -> None:
     tables = {t.name: t for t in TABLES}
     for (name, key), figures in rows.items():
         table = tables[name]
-        by_table.setdefault(name, []).append(
-            (*key, *(figures.get(f, 0) for f in table.figures))
-        )
+        by_table.setdefault(name, []).append((*key, *(figures.get(f, 0) for f in table.figures)))
     for name, values in by_table.items():
         conn.executemany(_SQL[name], values)
 
