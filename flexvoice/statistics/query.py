@@ -193,6 +193,13 @@ def make_question(
             "group_by: queue (or the queue filter), step and outcome are different views of a "
             "call; ask for one of them at a time"
         )
+    if (queued or "step" in dims) and (
+        {"number", "direction"} & set(dims) or number is not None or direction is not None
+    ):
+        raise QueryError(
+            "number, direction: queue and step figures are kept per flow, not per number; "
+            "group or filter them by flow"
+        )
     if direction not in (None, "inbound", "outbound"):
         raise QueryError("direction: use inbound or outbound")
     return Question(account, a, b, tz, dims, number, flow, queue, direction)
@@ -293,13 +300,19 @@ def ask(conn: sqlite3.Connection, q: Question) -> Answer:
     else:
         source = "calls"
         _sum_into(acc, _table_rows(conn, q, CALLS, dims))
-        _sum_into(acc, _table_rows(conn, q, QUEUES, dims), "queue_")
-        rows = [
-            {**dict(zip(dims, k, strict=True)), **call_figures(f), **queue_figures(f)}
-            for k, f in acc.items()
-        ]
-        merged = _total(acc.values())
-        totals = {**call_figures(merged), **queue_figures(merged)}
+        # Queue figures are kept per flow: they join the calls' rows unless those are per
+        # number or direction.
+        per_flow = (
+            not {"number", "direction"} & set(dims) and q.number is None and q.direction is None
+        )
+        if per_flow:
+            _sum_into(acc, _table_rows(conn, q, QUEUES, dims), "queue_")
+
+        def both(f: dict[str, int]) -> dict[str, Any]:
+            return {**call_figures(f), **(queue_figures(f) if per_flow else {})}
+
+        rows = [{**dict(zip(dims, k, strict=True)), **both(f)} for k, f in acc.items()]
+        totals = both(_total(acc.values()))
     rows.sort(key=lambda r: tuple(_sortable(r.get(d)) for d in (*dims, "verb", "outcome")))
     return Answer(q, source, rows, totals)
 

@@ -1,8 +1,8 @@
 """Rollups: the call statistics kept up to date as calls end, so a question about a year is
 answered from a few hundred thousand pre-added rows instead of millions of calls.
 
-Each ended call adds its facts (flexvoice.statistics.facts) to four tables - calls, queues,
-steps, menu options - keyed by account, time bucket, direction, number and flow, at three
+Each ended call adds its facts (flexvoice.statistics.facts) to four tables - calls (per
+direction, number and flow), queues, steps and menu options (per flow) - at three
 grains in UTC: 15 minutes, 1 hour and 1 day. Every time zone's offset is a multiple of
 15 minutes (Nepal +5:45, India +5:30, Chatham +12:45), so 15-minute buckets answer any local
 hour and day exactly; hours and days only make long periods cheaper (flexvoice.statistics.query
@@ -35,27 +35,29 @@ GRAINS = (900, 3600, 86400)  # seconds: 15 minutes, 1 hour, 1 day (UTC)
 WAIT_EDGES = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 300, 450, 600, 900, 1200, 1800,
               2700, 3600)  # fmt: skip
 HIST = tuple(f"h{i}" for i in range(len(WAIT_EDGES) + 1))
-KEY = ("account", "grain", "bucket", "direction", "number", "flow")
+TIME_KEY = ("account", "grain", "bucket")
 
 
 @dataclass(frozen=True)
 class Table:
     name: str
-    extra_key: tuple[str, ...]
+    dims: tuple[str, ...]  # after account, grain and bucket
     figures: tuple[str, ...]
 
     @property
     def key(self) -> tuple[str, ...]:
-        return KEY + self.extra_key
+        return TIME_KEY + self.dims
 
     @property
     def columns(self) -> tuple[str, ...]:
         return self.key + self.figures
 
 
+# Calls are kept per number; queues, steps and menu options per flow only: they describe the
+# flow, and a number in their key would make about one row per call at 15 minutes.
 CALLS = Table(
     "stats_calls",
-    (),
+    ("direction", "number", "flow"),
     (
         "offered", "answered", "abandoned", "busy", "no_answer", "failed", "redirected",
         "ended_in_flow", "rerouted", "answer_ms", "talk_ms", "webhook_failures",
@@ -63,14 +65,14 @@ CALLS = Table(
 )  # fmt: skip
 QUEUES = Table(
     "stats_queues",
-    ("queue",),
+    ("flow", "queue"),
     (
         "entered", "answered", "abandoned", "overflow", "failed", "in_sl", "wait_ms",
         "answered_wait_ms", "talk_ms", *HIST,
     ),
 )  # fmt: skip
-STEPS = Table("stats_steps", ("step", "verb"), ("entered", "abandoned", "ended"))
-MENU = Table("stats_menu", ("step", "option"), ("chosen",))
+STEPS = Table("stats_steps", ("flow", "step", "verb"), ("entered", "abandoned", "ended"))
+MENU = Table("stats_menu", ("flow", "step", "option"), ("chosen",))
 TABLES = (CALLS, QUEUES, STEPS, MENU)
 
 
@@ -116,7 +118,6 @@ Delta = tuple[Table, tuple[Any, ...], dict[str, int]]
 
 def deltas(facts: CallFacts) -> list[Delta]:
     """What one call adds, per table: (table, key after account/grain/bucket, figures)."""
-    base = (facts.direction, facts.number, facts.flow)
     answered = facts.outcome == "answered"
     call = {
         "offered": 1,
@@ -126,7 +127,7 @@ def deltas(facts: CallFacts) -> list[Delta]:
         "talk_ms": _ms(facts.talk),
         "webhook_failures": facts.webhook_failures,
     }
-    out: list[Delta] = [(CALLS, base, call)]
+    out: list[Delta] = [(CALLS, (facts.direction, facts.number, facts.flow), call)]
     for q in facts.queues:
         figures = {
             "entered": 1,
@@ -137,12 +138,12 @@ def deltas(facts: CallFacts) -> list[Delta]:
             "talk_ms": _ms(q.talk),
             wait_bin(q.wait): 1,
         }
-        out.append((QUEUES, (*base, q.queue), figures))
+        out.append((QUEUES, (facts.flow, q.queue), figures))
     for s in facts.steps:
         figures = {"entered": 1, "abandoned": int(s.abandoned), "ended": int(s.ended)}
-        out.append((STEPS, (*base, s.step, s.verb), figures))
+        out.append((STEPS, (facts.flow, s.step, s.verb), figures))
     for step, option in facts.menu:
-        out.append((MENU, (*base, step, option), {"chosen": 1}))
+        out.append((MENU, (facts.flow, step, option), {"chosen": 1}))
     return out
 
 
