@@ -218,8 +218,9 @@ class CallRegistry:
         self.pricer = pricer
         self.clock = clock
         # Told every event once the registry has stored it, with the call as it now stands
-        # (None for a leg that is not a call of its own): the statistics' live board and
-        # rollups (flexvoice.statistics). A listener must not raise or block.
+        # for "queued" and "ended" (None otherwise, and for a leg that is not a call of its
+        # own): the statistics' live board and rollups (flexvoice.statistics). A listener
+        # must not raise or block.
         self.listeners: builtins.list[CallListener] = []
         migrate(conn, "calls", MIGRATIONS)
 
@@ -339,7 +340,8 @@ class CallRegistry:
         except Exception:  # an observer must never break the call that reports to it
             log.exception("calls.event_failed", call_id=call_id, kind=kind)
         if self.listeners:
-            self._tell(self.get(call_id), kind, data, call_id)
+            # The record is read again only where listeners need it: at the call's end.
+            self._tell(self.get(call_id) if kind == "ended" else None, kind, data, call_id)
 
     def _tell(
         self, call: CallRecord | None, kind: str, data: dict[str, object], call_id: str = ""
