@@ -338,8 +338,8 @@ def main(argv: list[str]) -> int:
             p50, p99, base = pct(fast, 50), pct(fast, 99), pct(fine, 50)
             ok &= p99 < TARGET_QUERY_S
             print(
-                f"  {label:<36} {p50 * 1000:7.1f} / {p99 * 1000:7.1f} ms | {pct(cpu, 50) * 1000:6.1f}"
-                f" ms | {base * 1000:8.1f} ms | x{base / p50:5.1f}",
+                f"  {label:<36} {p50 * 1000:7.1f} / {p99 * 1000:7.1f} ms"
+                f" | {pct(cpu, 50) * 1000:6.1f} ms | {base * 1000:8.1f} ms | x{base / p50:5.1f}",
                 flush=True,
             )
     r = per_call(db, args.per_call, g["biggest"][0])
