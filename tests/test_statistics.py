@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from flexvoice.api.appkeys import CALLS
+from flexvoice.api.statistics import STATISTICS
 from flexvoice.calls import CallRegistry
 from flexvoice.statistics.facts import call_facts
 from flexvoice.statistics.live import LiveBoard, merge
@@ -33,6 +35,7 @@ from tests.statskit import (
     rerouted_then_answered,
     world,
 )
+from tests.test_api_redis import redis_url  # noqa: F401
 
 DAY = "2026-03-02"
 
@@ -258,8 +261,6 @@ def test_live_board_follows_calls_queues_and_agents() -> None:
 
 async def test_api_roles_accounts_json_and_csv(tmp_path: Path) -> None:
     async with running_api(tmp_path) as api:
-        from flexvoice.api.appkeys import CALLS
-
         registry = api.app[CALLS]
         for account, number in (("acme", "+3226001000"), ("other", "+3226002000")):
             call = registry.create(
@@ -296,3 +297,32 @@ async def test_api_roles_accounts_json_and_csv(tmp_path: Path) -> None:
         assert r.status == 200 and live["calls_up"] == 0 and live["calls_last_hour"] == 1
         r = await api.client.get("/v1/statistics/live", headers=api.auth("acme:developer"))
         assert r.status == 403
+
+
+async def test_nodes_sharing_redis_see_each_others_live_calls(
+    tmp_path: Path,
+    redis_url: str,  # noqa: F811  (the fixture of tests.test_api_redis)
+) -> None:
+    extra = f"redis: {{enabled: true, url: '{redis_url}'}}\n"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    async with (
+        running_api(tmp_path / "a", extra_config=extra) as a,
+        running_api(tmp_path / "b", extra_config=extra) as b,
+    ):
+        for api, queue_calls in ((a, 1), (b, 2)):
+            registry = api.app[CALLS]
+            for _ in range(queue_calls):
+                call = registry.create(
+                    account="acme", direction="inbound", from_number="+3225550100",
+                    to_number="+3226001000", flow="support",
+                )  # fmt: skip
+                for _, kind, data in abandoned_in_queue()[:-1]:  # still waiting
+                    registry.call_event(call.id, kind, data)
+            await api.app[STATISTICS].publish()
+        r = await b.client.get("/v1/statistics/live", headers=b.auth("acme:manager"))
+        live = await r.json()
+        assert live["calls_up"] == 3 and live["queues"][0]["waiting"] == 3, live
+        assert sorted(n["calls_up"] for n in live["nodes"]) == [1, 2]
+        r = await b.client.get("/v1/statistics/live", headers=b.auth("other:manager"))
+        assert (await r.json())["calls_up"] == 0
