@@ -148,12 +148,14 @@ def generate(db: Path, calls: int, accounts: int, seed: int = 16) -> dict[str, A
     days = 365
     t0 = time.perf_counter()
     rows_written = 0
-    per_day = [calls // days + (1 if d < calls % days else 0) for d in range(days)]
+    # Weekends get a third of a weekday's calls; the year gets exactly `calls`.
+    weight = [1 / 3 if (d + 2) % 7 >= 5 else 1.0 for d in range(days)]  # 2025-01-01: Wed
+    per_day = [int(calls * w / sum(weight)) for w in weight]
+    for d in range(calls - sum(per_day)):
+        per_day[d] += 1
     for day in range(days):
         n = per_day[day]
         day_start = int(datetime(YEAR, 1, 1, tzinfo=UTC).timestamp()) + day * 86400
-        weekend = (day + 2) % 7 >= 5  # 2025-01-01 was a Wednesday
-        n = n // 3 if weekend else n
         accts = rng.choices(names, weights, k=n)
         quarters = rng.choices(range(96), quarter_w, k=n)
         picks = rng.choices(range(len(shape_list)), k=n)
@@ -184,7 +186,7 @@ def generate(db: Path, calls: int, accounts: int, seed: int = 16) -> dict[str, A
         write_rows(conn, rows)
         conn.execute("COMMIT")
         rows_written += len(rows)
-    generated = sum(per_day[d] // 3 if (d + 2) % 7 >= 5 else per_day[d] for d in range(days))
+    generated = sum(per_day)
     seconds = time.perf_counter() - t0
     conn.execute("ANALYZE")
     sizes = {t.name: conn.execute(f"SELECT COUNT(*) FROM {t.name}").fetchone()[0] for t in TABLES}
