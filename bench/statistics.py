@@ -36,6 +36,7 @@ from flexvoice.statistics.facts import CallFacts, call_facts
 from flexvoice.statistics.query import Question, ask, make_question
 from flexvoice.statistics.rollup import (
     CALLS,
+    FLOWS,
     GRAINS,
     TABLES,
     Collector,
@@ -165,9 +166,11 @@ def generate(db: Path, calls: int, accounts: int, seed: int = 16) -> dict[str, A
             flow = flow_of[number]
             bucket = (day_start + quarter * 900) // 900
             for table, key, figures in shape_list[pick]:
-                if table == CALLS.name:
+                if table == CALLS.name:  # (direction, number, flow)
                     full = (account, 900, bucket, key[0], number, flow)
-                else:
+                elif table == FLOWS.name:  # (direction, flow)
+                    full = (account, 900, bucket, key[0], flow)
+                else:  # (flow, ...)
                     full = (account, 900, bucket, flow, *key[1:])
                 row = fine.get((table, full))
                 if row is None:

@@ -20,7 +20,17 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flexvoice.statistics.facts import OUTCOMES
-from flexvoice.statistics.rollup import CALLS, GRAINS, HIST, MENU, QUEUES, STEPS, WAIT_EDGES, Table
+from flexvoice.statistics.rollup import (
+    CALLS,
+    FLOWS,
+    GRAINS,
+    HIST,
+    MENU,
+    QUEUES,
+    STEPS,
+    WAIT_EDGES,
+    Table,
+)
 
 TIME_DIMS = ("hour", "dow", "date", "month")
 GROUPS = ("number", "flow", "direction", "queue", "step", "outcome", *TIME_DIMS)
@@ -274,6 +284,7 @@ def _sum_into(
 def ask(conn: sqlite3.Connection, q: Question, grains: tuple[int, ...] | None = None) -> Answer:
     """Answer `q`; `grains` forces the buckets read (the benchmark compares 15 minutes only)."""
     dims = q.group_by
+    calls = CALLS if "number" in dims or q.number is not None else FLOWS
     acc: dict[tuple[Any, ...], dict[str, int]] = {}
     if "step" in dims:
         source = "steps"
@@ -289,7 +300,7 @@ def ask(conn: sqlite3.Connection, q: Question, grains: tuple[int, ...] | None = 
     elif "outcome" in dims:
         source = "outcomes"
         rest = tuple(d for d in dims if d != "outcome")
-        _sum_into(acc, _table_rows(conn, q, CALLS, rest, grains))
+        _sum_into(acc, _table_rows(conn, q, calls, rest, grains))
         rows = []
         for key, figures in acc.items():
             base = dict(zip(rest, key, strict=True))
@@ -306,7 +317,7 @@ def ask(conn: sqlite3.Connection, q: Question, grains: tuple[int, ...] | None = 
         totals = queue_figures(_total(acc.values()))
     else:
         source = "calls"
-        _sum_into(acc, _table_rows(conn, q, CALLS, dims, grains))
+        _sum_into(acc, _table_rows(conn, q, calls, dims, grains))
         # Queue figures are kept per flow: they join the calls' rows unless those are per
         # number or direction.
         per_flow = (

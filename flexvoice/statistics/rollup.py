@@ -1,8 +1,9 @@
 """Rollups: the call statistics kept up to date as calls end, so a question about a year is
 answered from a few hundred thousand pre-added rows instead of millions of calls.
 
-Each ended call adds its facts (flexvoice.statistics.facts) to four tables - calls (per
-direction, number and flow), queues, steps and menu options (per flow) - at three
+Each ended call adds its facts (flexvoice.statistics.facts) to five tables - calls per
+direction, number and flow, the same per direction and flow only, queues, steps and menu
+options per flow - at three
 grains in UTC: 15 minutes, 1 hour and 1 day. Every time zone's offset is a multiple of
 15 minutes (Nepal +5:45, India +5:30, Chatham +12:45), so 15-minute buckets answer any local
 hour and day exactly; hours and days only make long periods cheaper (flexvoice.statistics.query
@@ -63,6 +64,9 @@ CALLS = Table(
         "ended_in_flow", "rerouted", "answer_ms", "talk_ms", "webhook_failures",
     ),
 )  # fmt: skip
+# The same figures without the number: what most questions ask (by hour, date, outcome ...)
+# read one row per flow and bucket instead of one per number.
+FLOWS = Table("stats_flows", ("direction", "flow"), CALLS.figures)
 QUEUES = Table(
     "stats_queues",
     ("flow", "queue"),
@@ -73,7 +77,7 @@ QUEUES = Table(
 )  # fmt: skip
 STEPS = Table("stats_steps", ("flow", "step", "verb"), ("entered", "abandoned", "ended"))
 MENU = Table("stats_menu", ("flow", "step", "option"), ("chosen",))
-TABLES = (CALLS, QUEUES, STEPS, MENU)
+TABLES = (CALLS, FLOWS, QUEUES, STEPS, MENU)
 
 
 def _create(table: Table) -> str:
@@ -127,7 +131,10 @@ def deltas(facts: CallFacts) -> list[Delta]:
         "talk_ms": _ms(facts.talk),
         "webhook_failures": facts.webhook_failures,
     }
-    out: list[Delta] = [(CALLS, (facts.direction, facts.number, facts.flow), call)]
+    out: list[Delta] = [
+        (CALLS, (facts.direction, facts.number, facts.flow), call),
+        (FLOWS, (facts.direction, facts.flow), call),
+    ]
     for q in facts.queues:
         figures = {
             "entered": 1,
