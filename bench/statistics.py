@@ -1,7 +1,8 @@
 """Call statistics: a year of calls in the rollups, then the grouped questions' p50/p99 and the
 cost the rollups add to each ended call.
 
-    ./run bench statistics [--calls N] [--accounts N] [--repeat N] [--per-call N] [--keep DIR]
+    ./run bench statistics [--calls N] [--accounts N] [--repeat N] [--per-call N]
+                           [--keep DIR [--reuse]]
 
 1. A year (2025) of N calls (default 10 million) for N accounts (sizes fall off as 1/rank, so
    the biggest has about a fifth), each account with numbers, flows, a menu, queues and
@@ -189,22 +190,26 @@ def generate(db: Path, calls: int, accounts: int, seed: int = 16) -> dict[str, A
         write_rows(conn, rows)
         conn.execute("COMMIT")
         rows_written += len(rows)
-    generated = sum(per_day)
     seconds = time.perf_counter() - t0
     conn.execute("ANALYZE")
+    conn.close()
+    return {"calls": sum(per_day), "seconds": seconds, **summary(db)}
+
+
+def summary(db: Path) -> dict[str, Any]:
+    conn = connect(db)
     sizes = {t.name: conn.execute(f"SELECT COUNT(*) FROM {t.name}").fetchone()[0] for t in TABLES}
     big = conn.execute(
-        "SELECT account, SUM(offered) FROM stats_calls WHERE grain = 86400 GROUP BY account"
+        "SELECT account, SUM(offered) FROM stats_flows WHERE grain = 86400 GROUP BY account"
         " ORDER BY 2 DESC"
     ).fetchall()
     conn.close()
     return {
-        "calls": generated,
-        "seconds": seconds,
         "rows": sizes,
         "bytes": db.stat().st_size + _size(Path(str(db) + "-wal")),
         "biggest": (big[0][0], big[0][1]),
         "middle": (big[len(big) // 2][0], big[len(big) // 2][1]),
+        "offered": sum(b[1] for b in big),
     }
 
 
@@ -320,17 +325,22 @@ def main(argv: list[str]) -> int:
     p.add_argument("--repeat", type=int, default=20)
     p.add_argument("--per-call", type=int, default=3000)
     p.add_argument("--keep", type=Path, default=None, help="keep the database in this folder")
+    p.add_argument("--reuse", action="store_true", help="with --keep: ask the kept year again")
     args = p.parse_args(argv)
     folder = args.keep or Path(tempfile.mkdtemp(prefix="flexvoice-stats-"))
     folder.mkdir(parents=True, exist_ok=True)
     db = folder / "stats.db"
-    for old in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
-        old.unlink(missing_ok=True)
-    print(f"generating {args.calls:,} calls over {YEAR}, {args.accounts} accounts", flush=True)
-    g = generate(db, args.calls, args.accounts)
-    rate = g["calls"] / g["seconds"]
-    mb = g["bytes"] / 1e6
-    print(f"  {g['calls']:,} calls in {g['seconds']:.0f} s ({rate:,.0f}/s), database {mb:,.0f} MB")
+    if args.reuse and db.exists():
+        g = summary(db)
+        print(f"reusing {db}: {g['offered']:,} calls, {g['bytes'] / 1e6:,.0f} MB")
+    else:
+        for old in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+            old.unlink(missing_ok=True)
+        print(f"generating {args.calls:,} calls over {YEAR}, {args.accounts} accounts", flush=True)
+        g = generate(db, args.calls, args.accounts)
+        rate = g["calls"] / g["seconds"]
+        mb = g["bytes"] / 1e6
+        print(f"  {g['calls']:,} calls in {g['seconds']:.0f} s ({rate:,.0f}/s), {mb:,.0f} MB")
     print("  rows: " + ", ".join(f"{k} {v:,}" for k, v in g["rows"].items()), flush=True)
     ok = True
     for who, (account, offered) in (("biggest", g["biggest"]), ("middling", g["middle"])):
