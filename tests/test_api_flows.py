@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from flexvoice.api.appkeys import CALLS
+from flexvoice.appkeys import CALLS
 from flexvoice.flows.runtime import FlowRuntime
 from flexvoice.flows.validate import validate_file
 from tests.apikit import ACME_NUMBER, Api, running_api, wait_status

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from flexvoice.api.appkeys import RATE_LIMITER
+from flexvoice.appkeys import RATE_LIMITER
 from flexvoice.system import free_port
 from tests.apikit import ACME_NUMBER, running_api
 

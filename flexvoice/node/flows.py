@@ -1,60 +1,49 @@
-"""The flow runtime as a component of `flexvoice serve` (an aiohttp cleanup_ctx).
+"""The flow runtime as a node component.
 
-Other components reach the runtime through `app[FLOW_RUNTIME]` (the SIP layer calls
-`start_call` for each inbound call; the API for calls it places). Components that start
-earlier may put a `FlowDeps` in `app[FLOW_DEPS]` (usage sink, number registry lookups,
-observer); the runtime then uses it instead of the defaults.
+The inbound-call router calls `start_call` for each call to a number with a flow, the API for
+the calls it places. The runtime gets the node's parts as plain functions in a FlowDeps (usage
+sink, the number registry's lookups, the account's tariff name); a test may publish its own
+FlowDeps under FLOW_DEPS first, and the runtime then fills in only what it left empty.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from flexvoice.accounts import get_account
+from flexvoice.appkeys import CONFIG, DB, FLOW_DEPS, FLOWS, NUMBERS, USAGE_SINK
 from flexvoice.flows.interpreter import FlowDeps
 from flexvoice.flows.runtime import FlowRuntime
-from flexvoice.server import CONFIG
-from flexvoice.storage.sqlite import connect
-
-if TYPE_CHECKING:
-    from flexvoice.sip.node import NumberLookup
-
-FLOW_RUNTIME = web.AppKey("flow_runtime", FlowRuntime)
-FLOW_DEPS = web.AppKey("flow_deps", FlowDeps)
+from flexvoice.numbers import NumberRegistry
 
 
 async def flows_component(app: web.Application) -> AsyncIterator[None]:
-    from flexvoice.metering.sink import USAGE_SINK
-    from flexvoice.sip.node import NUMBERS
-
     cfg = app[CONFIG]
     deps = app.get(FLOW_DEPS) or FlowDeps()
-    conn: sqlite3.Connection | None = None
+    # Each part is optional: a node without metering records no usage, one without numbers
+    # (flow tests) runs flows without Voice Continuity or per-account tariffs.
     deps.usage_sink = deps.usage_sink or app.get(USAGE_SINK)
     numbers = app.get(NUMBERS)
-    if numbers is not None:  # the number registry (flexvoice.sip.node:numbers_component)
+    if numbers is not None:
         deps.continuity_for = deps.continuity_for or numbers.continuity_for
         deps.account_for = deps.account_for or _account_of(numbers)
-        conn = connect(cfg.path(cfg.storage.database))
-        deps.tariff_for = deps.tariff_for or _tariff_of(conn)
+        if DB in app:
+            deps.tariff_for = deps.tariff_for or _tariff_of(app[DB])
     deps.recordings_dir = cfg.path(cfg.storage.recordings)
     deps.tts_cache_dir = cfg.path("var/tts")
     runtime = FlowRuntime(cfg.path(cfg.paths.flows), cfg.path(cfg.paths.prompts), deps)
     await runtime.start()
-    app[FLOW_RUNTIME] = runtime
+    app[FLOWS] = runtime
     try:
         yield
     finally:
         await runtime.stop()
-        if conn is not None:
-            conn.close()
 
 
-def _account_of(numbers: NumberLookup) -> Callable[[str], str | None]:
+def _account_of(numbers: NumberRegistry) -> Callable[[str], str | None]:
     def account_for(number: str) -> str | None:
         route = numbers.lookup(number)
         return route.account if route is not None else None
