@@ -96,6 +96,7 @@ os._exit(9)
 """
 
 
+@pytest.mark.process
 async def test_crash_loses_nothing_and_doubles_nothing(tmp_path: Path) -> None:
     make_store(tmp_path)
     child = subprocess.run(

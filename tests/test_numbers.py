@@ -178,6 +178,7 @@ def test_parse_e164() -> None:
         parse_e164("hello")
 
 
+@pytest.mark.process
 def test_cli_add_list_continuity_remove(tmp_path: Path) -> None:
     db = str(tmp_path / "db.sqlite")
     base = ("--db", db)
