@@ -169,7 +169,7 @@ def test_invalid_e164_number() -> None:
     out = problems(GOOD.replace('"+3226009999"', '"+32 2 600 99 99"'))
     assert out == [
         "f.yaml:10:22: steps.orders.dial.targets.0: is not an E.164 number (got '+32 2 600 "
-        "99 99'); write + then country code and number, no spaces or leading 0, e.g. +3226009999"
+        "99 99'); write it in E.164: +3226009999"
     ]
 
 

@@ -20,7 +20,8 @@ from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from flexvoice.callcontrol import CallEnded, CallLeg, CallObserver, DialResult
-from flexvoice.flows.base import E164_RE, Next, Prompts, StepFailed, Text, prompt_names
+from flexvoice.e164 import E164_RE
+from flexvoice.flows.base import Next, Prompts, StepFailed, Text, prompt_names
 from flexvoice.flows.model import Flow
 from flexvoice.flows.prompts import PromptResolver
 from flexvoice.logs import get_logger
