@@ -106,7 +106,7 @@ async def test_component_restarts_a_dead_kamailio_and_stops_it(tmp_path: Path) -
 
 async def test_component_does_nothing_without_the_edge() -> None:
     cfg, _workers, state = edge_config(workers=1)
-    app = build_app(cfg, [trunks_component, edge_component], ServeOptions(edge=False))
+    app = build_app(cfg, [edge_component], ServeOptions(edge=False))  # needs no trunks
     assert not app[STATUS].edge_enabled
     runner = web.AppRunner(app)
     await runner.setup()
