@@ -2,21 +2,23 @@
 
 The inbound-call router calls `start_call` for each call to a number with a flow, the API for
 the calls it places. The runtime gets the node's parts as plain functions in a FlowDeps (usage
-sink, the number registry's lookups, the account's tariff name); a test may publish its own
-FlowDeps under FLOW_DEPS first, and the runtime then fills in only what it left empty.
+sink, the number registry's lookups, whether the account's tariff prices a usage kind); a test
+may publish its own FlowDeps under FLOW_DEPS first, and the runtime fills in only the rest.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 
 from aiohttp import web
 
 from flexvoice.accounts import get_account
-from flexvoice.appkeys import CONFIG, DB, FLOW_DEPS, FLOWS, NUMBERS, USAGE_SINK
+from flexvoice.appkeys import CONFIG, DB, FLOW_DEPS, FLOWS, NUMBERS, TARIFFS, USAGE_SINK
 from flexvoice.flows.interpreter import FlowDeps
 from flexvoice.flows.runtime import FlowRuntime
+from flexvoice.metering.tariffs import TariffBook
 from flexvoice.numbers import NumberRegistry
 
 
@@ -30,8 +32,8 @@ async def flows_component(app: web.Application) -> AsyncIterator[None]:
     if numbers is not None:
         deps.continuity_for = deps.continuity_for or numbers.continuity_for
         deps.account_for = deps.account_for or _account_of(numbers)
-        if DB in app:
-            deps.tariff_for = deps.tariff_for or _tariff_of(app[DB])
+        if DB in app and TARIFFS in app:
+            deps.prices_for = deps.prices_for or _prices_of(app[DB], app[TARIFFS])
     deps.recordings_dir = cfg.path(cfg.storage.recordings)
     deps.tts_cache_dir = cfg.path("var/tts")
     runtime = FlowRuntime(cfg.path(cfg.paths.flows), cfg.path(cfg.paths.prompts), deps)
@@ -51,11 +53,12 @@ def _account_of(numbers: NumberRegistry) -> Callable[[str], str | None]:
     return account_for
 
 
-def _tariff_of(conn: sqlite3.Connection) -> Callable[[str], str | None]:
-    """The account's tariff name (the VMS tariff bills reroutes), read per call."""
+def _prices_of(conn: sqlite3.Connection, tariffs: TariffBook) -> Callable[[str, str], bool]:
+    """Whether the account's tariff prices a usage kind (e.g. `reroute`), read per call."""
 
-    def tariff_for(account: str) -> str | None:
+    def prices_for(account: str, kind: str) -> bool:
         found = get_account(conn, account)
-        return found.tariff if found is not None else None
+        tariff = tariffs.get(found.tariff) if found is not None else None
+        return tariff is not None and tariff.prices(kind, datetime.now(UTC))
 
-    return tariff_for
+    return prices_for

@@ -78,8 +78,8 @@ async def route_inbound(leg: CallLeg, deps: InboundDeps) -> str:
         return "account_suspended"
     observer = deps.observe(leg, route) if deps.observe is not None else None
     if route.flow and deps.flows is not None:
-        # The flow runtime applies the number's Voice Continuity switch itself (and bills
-        # the reroute on the VMS tariff).
+        # The flow runtime applies the number's Voice Continuity switch itself (and records
+        # a reroute when the account's tariff prices it).
         await deps.flows.start_call(leg, route.flow, account=route.account, observer=observer)
         return "flow"
     continuity = deps.numbers.continuity_for(leg.callee) if deps.numbers is not None else None
