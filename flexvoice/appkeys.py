@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from flexvoice.sip.edge import Edge
     from flexvoice.sip.pool import WorkerPool
     from flexvoice.sip.trunks import Trunks
+    from flexvoice.statistics.service import Statistics
 
 T = TypeVar("T")
 
@@ -58,6 +59,7 @@ DIALER: web.AppKey[Dialer] = web.AppKey("dialer")
 RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
 LOCKOUT: web.AppKey[Lockout] = web.AppKey("lockout")
 IDEMPOTENCY: web.AppKey[IdempotencyStore] = web.AppKey("idempotency")
+STATISTICS: web.AppKey[Statistics] = web.AppKey("statistics")
 
 # SIP.
 EDGE: web.AppKey[Edge] = web.AppKey("sip_edge")

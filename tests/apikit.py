@@ -27,7 +27,7 @@ from flexvoice.node.shared import database_component, tariffs_component
 from flexvoice.node.status import ServeOptions
 from tests.conftest import REPO, write_node_config
 
-ROLES = ("admin", "developer", "finance", "analyst")
+ROLES = ("admin", "developer", "finance", "analyst", "manager")
 ACME_NUMBER = "+3226001000"
 OTHER_NUMBER = "+3226002000"
 

@@ -5,7 +5,7 @@ The node's API component (flexvoice/node/api.py) mounts their routes under /v1.
 
 from __future__ import annotations
 
-from flexvoice.api import calls, flows, numbers, recordings, usage
+from flexvoice.api import calls, flows, numbers, recordings, statistics, usage
 from flexvoice.api.framework import Resource
 
 RESOURCES: list[Resource] = [
@@ -14,4 +14,5 @@ RESOURCES: list[Resource] = [
     flows.resource,
     recordings.resource,
     usage.resource,
+    statistics.resource,
 ]

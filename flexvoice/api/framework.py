@@ -45,7 +45,7 @@ BODY = web.RequestKey("body", BaseModel)
 QUERY = web.RequestKey("query", BaseModel)
 MAX_BODY_BYTES = 1024 * 1024  # the node application's client_max_size
 
-ALL_ROLES = frozenset({"admin", "developer", "finance", "analyst"})
+ALL_ROLES = frozenset({"admin", "developer", "finance", "analyst", "manager"})
 
 
 @dataclass

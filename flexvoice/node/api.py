@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -42,12 +43,14 @@ from flexvoice.appkeys import (
     LOCKOUT,
     NUMBERS,
     RATE_LIMITER,
+    STATISTICS,
     TARIFFS,
     WEBHOOKS,
     need,
 )
 from flexvoice.calls import CallRegistry
 from flexvoice.logs import get_logger
+from flexvoice.statistics.service import Statistics
 
 log = get_logger(__name__)
 
@@ -102,6 +105,13 @@ async def api_component(app: web.Application) -> AsyncIterator[None]:
     app[WEBHOOKS] = webhooks
     registry_calls = CallRegistry(conn, webhooks=webhooks, pricer=TariffPricer(conn, tariffs))
     app[CALLS] = registry_calls
+    # Statistics listen to the registry: rollups as calls end, the live board as they move.
+    stats = Statistics(
+        conn, registry_calls, node=f"{socket.gethostname()}-{cfg.http.port}", redis=redis_client
+    )
+    stats.listen(registry_calls.listeners)
+    await stats.start()
+    app[STATISTICS] = stats
     dialer = Dialer(registry_calls)
     app[DIALER] = dialer
 
@@ -121,6 +131,7 @@ async def api_component(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await dialer.close()
+        await stats.stop()
         deliverer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await deliverer
