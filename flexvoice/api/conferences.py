@@ -5,35 +5,25 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
 from typing import Any, Literal, cast
 
 from aiohttp import web
 from pydantic import Field, HttpUrl
 
-from flexvoice.api.appkeys import CALLS, DIALER, FLOWS, NUMBER_REGISTRY, ORIGINATOR, WEBHOOKS
 from flexvoice.api.dialer import FlowStarter
 from flexvoice.api.flows import checked_flow
 from flexvoice.api.framework import PRINCIPAL, Resource, request_body
 from flexvoice.api.models import E164, CallResource, Request
 from flexvoice.api.models import Resource as Doc
 from flexvoice.api.problems import ProblemError
-from flexvoice.callcontrol import CallLeg
+from flexvoice.appkeys import CALLS, CONFERENCES, CONFIG, DIALER, FLOWS, NUMBERS, ORIGINATOR
 from flexvoice.conference.room import Room
 from flexvoice.conference.service import ConferenceService
-from flexvoice.flows.node import FLOW_RUNTIME
-from flexvoice.flows.runtime import FlowRuntime
-from flexvoice.metering.sink import USAGE_SINK
-from flexvoice.server import CONFIG
-from flexvoice.sip.leg import beep_file
-from flexvoice.sip.links import LinkFailed, PoolLinker
-from flexvoice.sip.node import POOL
 
 resource = Resource("conferences", "Conference rooms: participants, dial-in, moderation")
 
 READ = frozenset({"developer", "analyst"})
 CONTROL = frozenset({"developer"})
-CONFERENCES = web.AppKey("conferences", ConferenceService)
 ROOM_PATTERN = r"^[A-Za-z0-9_.\-]{1,64}$"
 
 
@@ -142,7 +132,7 @@ async def add_participant(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL]
     app = request.config_dict
     _service(request)
-    number = app[NUMBER_REGISTRY].lookup(body.from_)
+    number = app[NUMBERS].lookup(body.from_)
     if number is None or number.account != principal.account:
         raise ProblemError(
             "invalid-field",
@@ -214,42 +204,3 @@ async def update_participant(request: web.Request) -> web.Response:
             "not-found", f"call {call_id} is not in room '{room.name}'", field="call_id"
         ) from None
     return web.json_response(ConferenceDoc.model_validate(room.resource()).model_dump())
-
-
-class NodeLinker:
-    """The pool's linker, found when the first link is needed (the pool starts after us)."""
-
-    def __init__(self, app: web.Application):
-        self.app = app
-        self.linker: PoolLinker | None = None
-
-    def _get(self) -> PoolLinker | None:
-        pool = self.app.get(POOL)
-        if self.linker is None and pool is not None:
-            self.linker = PoolLinker(pool)
-        return self.linker
-
-    def free_slots(self, placement: str) -> int:
-        linker = self._get()
-        return linker.free_slots(placement) if linker is not None else 0
-
-    async def link(self, parent: str, child: str) -> tuple[CallLeg, CallLeg]:
-        linker = self._get()
-        if linker is None:
-            raise LinkFailed("no SIP worker pool on this node")
-        return await linker.link(parent, child)
-
-
-async def conferences_component(app: web.Application) -> AsyncIterator[None]:
-    """cleanup_ctx component after the API's (its webhooks): the rooms of this node."""
-    service = ConferenceService(
-        usage_sink=app.get(USAGE_SINK),
-        webhooks=app.get(WEBHOOKS),
-        beep=beep_file,
-        linker=NodeLinker(app),
-    )
-    runtime = app.get(FLOW_RUNTIME)
-    if isinstance(runtime, FlowRuntime):
-        runtime.deps.conferences = service
-    app[CONFERENCES] = service
-    yield

@@ -3,39 +3,23 @@ recordings component of `flexvoice serve` (the service, crash repair at start, r
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
 
-from flexvoice.accounts import recording_retention_days
-from flexvoice.api.appkeys import CALLS, DIALER, TARIFFS, WEBHOOKS
 from flexvoice.api.framework import PRINCIPAL, Resource, request_query
 from flexvoice.api.models import RecordingList, RecordingListQuery, RecordingResource
-from flexvoice.api.pricing import TariffPricer
 from flexvoice.api.problems import ProblemError
+from flexvoice.appkeys import DIALER, POOL, RECORDINGS
 from flexvoice.calls import CallRecord
-from flexvoice.flows.node import FLOW_RUNTIME
-from flexvoice.flows.runtime import FlowRuntime
-from flexvoice.logs import get_logger
-from flexvoice.metering.sink import USAGE_SINK
 from flexvoice.recordings.service import RecordableLeg, RecordingConflict, RecordingService
-from flexvoice.recordings.store import RecordingRow, RecordingStore
-from flexvoice.server import CONFIG
-from flexvoice.sip.node import POOL
-from flexvoice.sip.pool import WorkerPool
-from flexvoice.storage.sqlite import connect
-
-log = get_logger(__name__)
+from flexvoice.recordings.store import RecordingRow
 
 resource = Resource("recordings", "Call recordings and voicemails")
 
 READ = frozenset({"developer"})
 DELETE = frozenset({"developer"})
-RECORDINGS = web.AppKey("recordings", RecordingService)
-RETENTION_INTERVAL_S = 3600.0  # how often old recordings are looked for
 
 
 def _service(request: web.Request) -> RecordingService:
@@ -135,58 +119,13 @@ async def delete_recording(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-async def recordings_component(app: web.Application) -> AsyncIterator[None]:
-    """cleanup_ctx component, after the API's (it uses its webhooks and call registry) and
-    before the SIP pool's (it outlives the drain, so recordings closing then are finished)."""
-    cfg = app[CONFIG]
-    conn = connect(cfg.path(cfg.storage.database))
-    store = RecordingStore(conn)
-    calls = app.get(CALLS)
-    tariffs = app.get(TARIFFS)
-
-    def callback_for(call_id: str) -> str | None:
-        call = calls.get(call_id) if calls is not None else None
-        return call.status_callback if call is not None else None
-
-    service = RecordingService(
-        store,
-        cfg.path(cfg.storage.recordings),
-        usage_sink=app.get(USAGE_SINK),
-        webhooks=app.get(WEBHOOKS),
-        callback_for=callback_for,
-        price_usage=TariffPricer(conn, tariffs).price_usage if tariffs is not None else None,
-        retention_days_for=lambda account: recording_retention_days(conn, account),
-    )
-    repaired = service.repair_open()
-    if repaired:
-        log.warning("recordings.recovered", count=len(repaired), ids=[r.id for r in repaired])
-    runtime = app.get(FLOW_RUNTIME)
-    if isinstance(runtime, FlowRuntime):  # (API tests stand in for the runtime)
-        runtime.deps.recordings = service
-    if calls is not None:
-        calls.recordings_for = lambda account, call_id: [
-            r.resource() for r in store.list(account, call_id=call_id)
-        ]
-    app[RECORDINGS] = service
-    app[DIALER].recordings = service
-    retention = asyncio.create_task(service.retention_forever(RETENTION_INTERVAL_S))
-    try:
-        yield
-    finally:
-        retention.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await retention
-        await service.drain(5.0)
-        conn.close()
-
-
 def leg_of(app: Mapping[Any, Any], call_id: str) -> RecordableLeg | None:
     """The live leg of a call this node holds: one it placed, or one on its pool."""
     live = app[DIALER].live.get(call_id)
     if live is not None and live.leg is not None:
         found: RecordableLeg = live.leg
         return found
-    pool: WorkerPool | None = app.get(POOL)
+    pool = app.get(POOL)
     if pool is not None:
         for worker in pool.workers:
             for leg in worker.legs.values():
