@@ -165,6 +165,7 @@ def test_a_running_recording_cannot_be_deleted(tmp_path: Path) -> None:
         svc.delete(row)
 
 
+@pytest.mark.process
 def test_accounts_set_recording_retention(tmp_path: Path) -> None:
     db = tmp_path / "flexvoice.db"
     conn = connect(db)
