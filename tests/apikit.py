@@ -31,19 +31,31 @@ OTHER_NUMBER = "+3226002000"
 
 
 class FakeLeg:
-    def __init__(self, call_id: str, to: str, caller: str):
+    """An answered leg that, like the SIP layer's, reports its own end to the observer."""
+
+    def __init__(self, call_id: str, to: str, caller: str, observer: CallObserver):
         self.call_id = call_id
         self.direction = "outbound"
         self.caller = caller
         self.callee = to
+        self.observer = observer
         self.hung_up = asyncio.Event()
 
     @property
     def answered(self) -> bool:
         return True
 
-    async def hangup(self, sip_status: int = 200, reason: str = "normal") -> None:
+    async def hangup(
+        self, sip_status: int = 200, reason: str = "normal", *, ended_by: str = "flow"
+    ) -> None:
+        if self.hung_up.is_set():
+            return
         self.hung_up.set()
+        self.observer.call_event(
+            self.call_id,
+            "ended",
+            {"sip_status": 200, "reason": "Normal call clearing", "ended_by": ended_by},
+        )
 
 
 @dataclass
@@ -79,7 +91,7 @@ class FakeOriginator:
         if last == "8":
             return None, DialAttempt(to, "no-answer", 480, "ring_timeout")
         observer.call_event(call_id, "answered", {"sip_status": 200})
-        return FakeLeg(call_id, to, caller_id), DialAttempt(to, "completed", 200, "OK")
+        return FakeLeg(call_id, to, caller_id, observer), DialAttempt(to, "completed", 200, "OK")
 
 
 @dataclass

@@ -52,7 +52,7 @@ from flexvoice.metering.sink import USAGE_SINK
 from flexvoice.metering.tariffs import load_tariffs
 from flexvoice.numbers import NumberRegistry
 from flexvoice.server import CONFIG
-from flexvoice.sip.node import NumberLookup
+from flexvoice.sip.node import CALL_RECORDS, NumberLookup
 from flexvoice.storage.sqlite import connect
 
 log = get_logger(__name__)
@@ -144,6 +144,7 @@ async def api_component(app: web.Application) -> AsyncIterator[None]:
         pricer = TariffPricer(conn, tariffs)
     registry_calls = CallRegistry(conn, webhooks=webhooks, pricer=pricer)
     app[CALLS] = registry_calls
+    app[CALL_RECORDS] = registry_calls  # the SIP layer records inbound calls through it
     dialer = Dialer(registry_calls)
     app[DIALER] = dialer
 

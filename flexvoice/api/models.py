@@ -36,7 +36,15 @@ FlowName = Annotated[
     ),
 ]
 CallStatusName = Literal[
-    "queued", "ringing", "in-progress", "completed", "busy", "no-answer", "failed", "canceled"
+    "queued",
+    "ringing",
+    "in-progress",
+    "completed",
+    "busy",
+    "no-answer",
+    "failed",
+    "canceled",
+    "redirected",
 ]
 StatusEvent = Literal["initiated", "ringing", "answered", "completed"]
 Month = Annotated[

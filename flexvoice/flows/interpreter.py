@@ -387,17 +387,31 @@ async def run_call(ctx: CallContext) -> str:
             await leg.hangup(sip_status=end_status or 480, reason="flow_end")
             ctx.ended = True
     except CallEnded as exc:
-        reason = f"call ended by the far end ({exc.cause}) during {ctx.step}"
+        reason = f"{ended_by_words(exc.cause)} during {ctx.step}"
         ctx.ended = True
     except asyncio.CancelledError:
         reason = "cancelled (node shutting down)"
         if not ctx.ended:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(leg.hangup(sip_status=503, reason="shutdown"), 2)
+                await asyncio.wait_for(
+                    leg.hangup(sip_status=503, reason="shutdown", ended_by="node_shutdown"), 2
+                )
         raise
     finally:
         await _finish(ctx, reason)
     return reason
+
+
+def ended_by_words(who: str) -> str:
+    """The trace's words for who ended a call (flexvoice.outcomes.EndedBy)."""
+    return {
+        "caller": "the caller hung up",
+        "callee": "the callee hung up",
+        "api": "hung up over the API",
+        "flow": "ended by the flow",
+        "worker_lost": "the media worker holding the call was lost",
+        "node_shutdown": "the node shut down",
+    }.get(who, f"call ended ({who})")
 
 
 async def apologize(ctx: CallContext) -> None:

@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from flexvoice.callcontrol import CallEnded, CallLeg, CallObserver
+from flexvoice.continuity import continuity_target
 from flexvoice.errors import Problem
 from flexvoice.flows.interpreter import (
     CallContext,
     FlowDeps,
     QueueBoard,
+    ended_by_words,
     iso,
     maybe_await,
     run_call,
@@ -227,8 +229,9 @@ class FlowRuntime:
         ctx.started_at = started
         if leg.direction == "inbound" and self.deps.continuity_for is not None:
             override = await _lookup(self.deps.continuity_for, leg.callee, "continuity_for")
-            if _active(override):
-                return await _continuity(ctx, str(override[0]))
+            forward_to = continuity_target(override)
+            if forward_to is not None:
+                return await _continuity(ctx, forward_to)
         if flow is None:
             known = ", ".join(sorted(self.flows)) or "none loaded"
             log.error("flow.unknown", flow=flow_name, known=known)
@@ -238,16 +241,6 @@ class FlowRuntime:
             return f"no flow named '{flow_name}'"
         log.info("flow.call", flow=flow.name, version=flow.digest[:12], account=account)
         return await run_call(ctx)
-
-
-def _active(override: Any) -> bool:
-    return (
-        isinstance(override, tuple | list)
-        and len(override) == 2
-        and bool(override[1])
-        and isinstance(override[0], str)
-        and bool(override[0])
-    )
 
 
 async def _continuity(ctx: CallContext, forward_to: str) -> str:
@@ -262,7 +255,7 @@ async def _continuity(ctx: CallContext, forward_to: str) -> str:
         reason = f"{how} to {forward_to} (Voice Continuity)"
         ctx.reroute("continuity")
     except CallEnded as exc:
-        reason = f"call ended by the far end ({exc.cause}) before the redirect"
+        reason = f"{ended_by_words(exc.cause)} before the redirect"
     finally:
         ended = ctx.now()
         ctx.note_answered()

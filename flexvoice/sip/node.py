@@ -17,6 +17,7 @@ from aiohttp import web
 
 from flexvoice.callcontrol import CallEnded, CallLeg, CallObserver
 from flexvoice.config import Config
+from flexvoice.continuity import continuity_target
 from flexvoice.flows.node import FLOW_RUNTIME
 from flexvoice.flows.validate import prompt_file
 from flexvoice.logs import bind_call, get_logger
@@ -93,10 +94,11 @@ async def route_inbound(leg: CallLeg, deps: InboundDeps) -> str:
         # the reroute on the VMS tariff).
         await deps.flows.start_call(leg, route.flow, account=route.account, observer=observer)
         return "flow"
-    continuity = deps.numbers.continuity_for(leg.callee) if deps.numbers is not None else None
-    if continuity is not None and continuity[1]:
+    override = deps.numbers.continuity_for(leg.callee) if deps.numbers is not None else None
+    forward_to = continuity_target(override)
+    if forward_to is not None:
         # Voice Continuity: the network reroutes; no media through the engine.
-        await leg.redirect(continuity[0])
+        await leg.redirect(forward_to)
         return "continuity"
     if route.prompt:
         await leg.answer()
@@ -165,6 +167,27 @@ ORIGINATOR = web.AppKey("originator", PoolOriginator)
 NUMBERS: web.AppKey[NumberLookup] = web.AppKey("numbers")
 
 
+class CallRecords(Protocol):
+    """Where inbound calls are recorded and observed (the API's call registry, which the API
+    component publishes under CALL_RECORDS): passed in, so this layer imports no API."""
+
+    def create(
+        self,
+        *,
+        account: str,
+        direction: str,
+        from_number: str,
+        to_number: str,
+        flow: str | None,
+        call_id: str | None = None,
+    ) -> object: ...
+
+    def call_event(self, call_id: str, kind: str, data: dict[str, object]) -> None: ...
+
+
+CALL_RECORDS: web.AppKey[CallRecords] = web.AppKey("call_records")
+
+
 async def numbers_component(app: web.Application) -> AsyncIterator[None]:
     """The number registry, synced from sip/numbers.yaml before any call can arrive (a bad
     file stops start-up with file:line:col messages). The API uses the same registry."""
@@ -190,9 +213,7 @@ async def sip_component(app: web.Application) -> AsyncIterator[None]:
     status = app[STATUS]
 
     def observe_inbound(leg: CallLeg, route: NumberRoute) -> CallObserver | None:
-        from flexvoice.api.appkeys import CALLS  # the API imports this module
-
-        calls = app.get(CALLS)
+        calls = app.get(CALL_RECORDS)
         if calls is None:
             return None
         calls.create(
