@@ -522,7 +522,9 @@ class SipLeg:
             return "callee"
         await self.wait_until(lambda: self.ended or partner.ended, None, others=[partner])
         self.bridged_to = None
-        self._check()  # this leg ended: its tree (the partner) ended with it
+        if self.ended:  # its tree ends with it: the partner's BYE is on its way
+            await partner.wait_until(lambda: partner.ended, HANGUP_WAIT)
+        self._check()
         return "callee"
 
     async def redirect(self, target: str) -> None:

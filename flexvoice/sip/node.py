@@ -238,7 +238,13 @@ async def sip_component(app: web.Application) -> AsyncIterator[None]:
         )
         try:
             what = await route_inbound(leg, deps)
-            log.info("call.routed", call_id=leg.call_id, number=leg.callee, route=what)
+            log.info(
+                "call.routed",
+                call_id=leg.call_id,
+                worker=leg.worker.index,
+                number=leg.callee,
+                route=what,
+            )
         except CallEnded:
             pass
         except FileNotFoundError as exc:
