@@ -179,6 +179,10 @@ class CallObserver(Protocol):
 class Originator(Protocol):
     """Places outbound calls through the trunk (the SIP layer implements it on the pool)."""
 
+    def caller_id_refusal(self, caller_id: str) -> str | None:
+        """Why the trunk would not present `caller_id` (its `caller_id.allowed` rule, named),
+        or None when it may: checked before any INVITE, never replaced silently."""
+
     async def originate(
         self,
         to: str,

@@ -65,6 +65,12 @@ class FakeOriginator:
     ringing until cancelled."""
 
     calls: list[dict[str, Any]] = field(default_factory=list)
+    allowed_caller_ids: tuple[str, ...] = ()  # as a trunk's caller_id.allowed; () = any
+
+    def caller_id_refusal(self, caller_id: str) -> str | None:
+        if not self.allowed_caller_ids or caller_id in self.allowed_caller_ids:
+            return None
+        return f"from: {caller_id} is not in the trunk's caller_id.allowed"
 
     async def originate(
         self,
@@ -99,6 +105,10 @@ class FakeFlows:
     """Runs a 'flow' by reporting two steps, then holding the call `hold` seconds."""
 
     hold: float = 0.05
+    # The flows it "has": a call naming another is refused (422 unknown-flow) by the API.
+    flows: dict[str, Any] = field(
+        default_factory=lambda: dict.fromkeys(("support", "hello", "notify", "x"))
+    )
     started: list[tuple[str, str]] = field(default_factory=list)
     documents: dict[str, Any] = field(default_factory=dict)  # call id -> flow_inline/_url Flow
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import contextlib
 import os
 import random
+import re
 import signal
 import socket
 import struct

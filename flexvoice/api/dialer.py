@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,7 +25,11 @@ log = get_logger(__name__)
 
 
 class FlowStarter(Protocol):
-    """The part of the flow runtime (flexvoice.flows, FlowRuntime) this module uses."""
+    """The part of the flow runtime (flexvoice.flows, FlowRuntime) the API uses."""
+
+    @property
+    def flows(self) -> Mapping[str, object]:
+        """The loaded flows by name (a call naming another is refused before it rings)."""
 
     def start_call(
         self,

@@ -10,11 +10,24 @@ from __future__ import annotations
 from flexvoice.callcontrol import CallLeg, CallObserver, DialAttempt
 from flexvoice.sip.pool import NoFreeSlot, WorkerPool
 from flexvoice.sip.ringing import ring
+from flexvoice.sip.trunks import Trunk
 
 
 class PoolOriginator:
-    def __init__(self, pool: WorkerPool):
+    def __init__(self, pool: WorkerPool, trunk: Trunk | None = None):
         self.pool = pool
+        self.trunk = trunk
+
+    def caller_id_refusal(self, caller_id: str) -> str | None:
+        trunk = self.trunk
+        if trunk is None or trunk.caller_id_allowed(caller_id):
+            return None
+        return (
+            f"from: {caller_id} may not be presented on trunk '{trunk.name}': its rule "
+            f"caller_id.allowed ({', '.join(trunk.allowed_caller_ids)}) in sip/trunks.yaml "
+            "does not match it; add the number (or a pattern) there, or place the call from "
+            "a number it allows"
+        )
 
     async def originate(
         self,
