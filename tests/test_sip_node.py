@@ -92,7 +92,10 @@ def test_twenty_simultaneous_calls_spread_over_the_workers_through_the_edge(
         assert result.successful == 20 and result.failed == 0, result.output
     finally:
         err = stop(proc)
-    workers = {int(m.group(1)) for m in re.finditer(r"event=call\.routed call_id=CA[0-9a-f]{32} worker=(\d+)", err)}
+    workers = {
+        int(m.group(1))
+        for m in re.finditer(r"event=call\.routed call_id=CA[0-9a-f]{32} worker=(\d+)", err)
+    }
     assert len(re.findall(r"event=call\.routed", err)) == 20
     assert len(workers) >= 5, f"calls went to workers {sorted(workers)}"
 
