@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from flexvoice.callcontrol import (
@@ -27,11 +25,7 @@ from flexvoice.callcontrol import (
     CallObserver,
     DialAttempt,
     DialResult,
-    DigitsResult,
-    PlayResult,
-    RecordResult,
 )
-from flexvoice.digits import DigitCollector
 from flexvoice.legstate import (
     Answered,
     Command,
@@ -49,14 +43,13 @@ from flexvoice.logs import get_logger
 from flexvoice.metering.callevent import call_event
 from flexvoice.outcomes import DialOutcome, EndedBy, outcome_for
 from flexvoice.sip import metrics
-from flexvoice.sip.beep import beep_file
+from flexvoice.sip.legmedia import LegMedia
 from flexvoice.sip.protocol import Message
 from flexvoice.sip.ringing import ring
 from flexvoice.sip.slots import NoFreeSlot
 
 log = get_logger(__name__)
 
-_ids = itertools.count(1)
 HANGUP_WAIT = 5.0
 ANSWER_WAIT = 32.0  # Timer B/H: an ACK that never comes
 
@@ -99,7 +92,7 @@ class LegHost(Protocol):
     ) -> SipLeg: ...
 
 
-class SipLeg:
+class SipLeg(LegMedia):
     direction: Literal["inbound", "outbound"]
 
     def __init__(
@@ -113,6 +106,7 @@ class SipLeg:
         call_id: str = "",
         parent: SipLeg | None = None,
     ):
+        super().__init__()
         loop = asyncio.get_running_loop()
         self.pool = pool
         self.worker = worker
@@ -129,13 +123,8 @@ class SipLeg:
         self.machine = LegMachine(direction, self.started_at)
         self.usage: dict[str, Any] | None = None  # the leg's `call` usage event, once ended
         self.created = loop.time()
-        self.digits: list[str] = []
         self.bridged_to: SipLeg | None = None
         self.transfer_error: str | None = None  # the worker's report of a refused REFER
-        self.recording: tuple[str, asyncio.Future[tuple[str, float]]] | None = None
-        self._waiters: list[asyncio.Future[None]] = []
-        self._done: dict[str, asyncio.Future[Any]] = {}  # play/rec id -> its end
-        self._last_digit: str | None = None
         self.on_ended: list[Callable[[SipLeg], None]] = []
 
     @classmethod
@@ -165,10 +154,6 @@ class SipLeg:
     @property
     def answered(self) -> bool:
         return self.machine.answered
-
-    @property
-    def ended(self) -> bool:
-        return self.machine.ended
 
     @property
     def answered_at(self) -> datetime | None:
@@ -312,49 +297,6 @@ class SipLeg:
             except Exception:
                 log.exception("call.ended_hook_failed", call_id=self.call_id)
 
-    def _finish(self, key: str, value: Any) -> None:
-        fut = self._done.pop(key, None)
-        if fut is not None and not fut.done():
-            fut.set_result(value)
-
-    def _wake(self) -> None:
-        waiters, self._waiters = self._waiters, []
-        for fut in waiters:
-            if not fut.done():
-                fut.set_result(None)
-
-    def _check(self) -> None:
-        if self.ended:
-            raise CallEnded(self.machine.ended_by or "caller", self.final_status)
-
-    async def wait_until(
-        self, done: Callable[[], bool], timeout: float | None, *, others: Sequence[SipLeg] = ()
-    ) -> bool:
-        """Wait until `done()`; False on timeout. Wakes on events of this leg and `others`."""
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        while not done():
-            remaining = None if deadline is None else deadline - loop.time()
-            if remaining is not None and remaining <= 0:
-                return False
-            fut: asyncio.Future[None] = loop.create_future()
-            for leg in (self, *others):
-                leg._waiters.append(fut)
-            try:
-                await asyncio.wait_for(fut, remaining)
-            except TimeoutError:
-                return done()
-        return True
-
-    async def _command_done(self, prefix: str, t: str, **fields: Any) -> Any:
-        """Send a command whose end an event reports (play_done, record_done); await it."""
-        self._check()
-        key = f"{prefix}{next(_ids)}"
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._done[key] = fut
-        self.send(t, **{("play" if prefix == "play" else "rec"): key}, **fields)
-        return key, fut
-
     # -- CallLeg ----------------------------------------------------------------------------
     async def ring(self, early_media: bool = False) -> None:
         self._check()
@@ -367,101 +309,6 @@ class SipLeg:
         self.send("answer")
         await self.wait_until(lambda: self.answered or self.ended, ANSWER_WAIT)
         self._check()
-
-    async def play(
-        self, prompts: Sequence[Path], *, loop: bool = False, stop_on_dtmf: bool = False
-    ) -> PlayResult:
-        missing = [str(p) for p in prompts if not Path(p).is_file()]
-        if missing:
-            raise FileNotFoundError(f"prompt file not found: {', '.join(missing)}")
-        self._last_digit = None
-        _key, fut = await self._command_done(
-            "play",
-            "play",
-            files=[str(Path(p).resolve()) for p in prompts],
-            loop=loop,
-            stop_on_dtmf=stop_on_dtmf,
-        )
-        stopped = await fut
-        if stopped == "hangup":  # the worker reports the end of the prompt before the call's
-            raise CallEnded(self.machine.ended_by or "caller")
-        return PlayResult(interrupted_by=self._last_digit if stopped == "dtmf" else None)
-
-    async def stop_play(self) -> None:
-        self._check()
-        self.send("stop_play")
-
-    async def collect_digits(
-        self,
-        *,
-        max_digits: int,
-        timeout: float,
-        inter_digit_timeout: float | None = None,
-        terminators: str = "#",
-        prompts: Sequence[Path] = (),
-    ) -> DigitsResult:
-        self._check()
-        self.digits.clear()
-        if prompts:
-            await self.play(prompts, stop_on_dtmf=True)
-        loop = asyncio.get_running_loop()
-        collector = DigitCollector(max_digits, timeout, inter_digit_timeout or timeout, terminators)
-        collector.start(loop.time(), "".join(self.digits))
-        self.digits.clear()
-        while not collector.done:
-            await self.wait_until(
-                lambda: bool(self.digits) or self.ended,
-                max(0.0, collector.deadline() - loop.time()),
-            )
-            self._check()
-            now = loop.time()
-            while self.digits and not collector.done:
-                collector.feed(self.digits.pop(0), now)
-            collector.tick(now)
-        assert collector.done is not None
-        return DigitsResult(collector.digits, collector.done)
-
-    async def record(
-        self, path: Path, *, max_length: float, beep: bool = True, stop_on_dtmf: bool = True
-    ) -> RecordResult:
-        if beep:
-            await self.play([beep_file()])
-        self.digits.clear()
-        key, fut = await self._command_done("rec", "record", path=str(path), mix=False)
-        stopped_by: Literal["dtmf", "max_length", "hangup", "stop"] = "max_length"
-        await self.wait_until(
-            lambda: self.ended or (stop_on_dtmf and bool(self.digits)), max_length
-        )
-        if self.ended:
-            stopped_by = "hangup"
-        elif self.digits:
-            stopped_by = "dtmf"
-        if not self.ended:
-            self.send("stop_record", rec=key)
-        try:
-            rec_path, seconds = await fut
-        except CallEnded:
-            # The worker reports record_done as the call ends; without it (worker lost) the
-            # file holds what was written before.
-            return RecordResult(Path(path), 0.0, "hangup")
-        return RecordResult(Path(rec_path), seconds, stopped_by)
-
-    async def start_recording(self, path: Path) -> None:
-        key, fut = await self._command_done("rec", "record", path=str(path), mix=True)
-        self.recording = (key, fut)
-
-    async def stop_recording(self) -> RecordResult | None:
-        if self.recording is None:
-            return None
-        key, fut = self.recording
-        self.recording = None
-        if not self.ended:
-            self.send("stop_record", rec=key)
-        try:
-            rec_path, seconds = await fut
-        except CallEnded:
-            return None
-        return RecordResult(Path(rec_path), seconds, "hangup" if self.ended else "stop")
 
     def place_child(self, target: str, caller_id: str | None, *, near: bool) -> SipLeg:
         """Start ringing `target` as a child of this leg: a call resource of its own (its
