@@ -60,7 +60,8 @@ class ScriptedTree:
             self.observer.call_event(
                 child_id, "leg", {"parent_call_id": self.call_id, "to": attempt.target}
             )
-        self._run(child_id, child, Ringing(180))
+        if won or attempt.reason in ("ring_timeout", "answered elsewhere"):
+            self._run(child_id, child, Ringing(180))  # a busy or failing phone never rang
         if won:
             self._run(child_id, child, Answered(200))
             self.bridged = child_id
