@@ -183,6 +183,10 @@ class Originator(Protocol):
         """Why the trunk would not present `caller_id` (its `caller_id.allowed` rule, named),
         or None when it may: checked before any INVITE, never replaced silently."""
 
+    async def hangup(self, call_id: str, ended_by: EndedBy) -> bool:
+        """End a live call this node holds that it did not place over REST (an inbound
+        call, a dialled leg), with every leg of its tree; False when it holds none."""
+
     async def originate(
         self,
         to: str,

@@ -67,6 +67,9 @@ class FakeOriginator:
     calls: list[dict[str, Any]] = field(default_factory=list)
     allowed_caller_ids: tuple[str, ...] = ()  # as a trunk's caller_id.allowed; () = any
 
+    async def hangup(self, call_id: str, ended_by: str) -> bool:
+        return False  # it holds no inbound calls
+
     def caller_id_refusal(self, caller_id: str) -> str | None:
         if not self.allowed_caller_ids or caller_id in self.allowed_caller_ids:
             return None

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, free_port_range, run_cli, write_node_config
-from tests.sipptool import Uas, counts, run_uac
+from tests.sipptool import Uas, counts, run_uac, uac_args
 from tests.test_api_sip import NOTIFY_FLOW, api
 from tests.test_serve import http_port, start_node, wait_http
 from tests.test_sip_node import stop, wait_workers
@@ -119,6 +119,7 @@ default_outbound: carrier
         "numbers:\n"
         '  "+3225551001": {account: shop, flow: notify}\n'
         '  "+3216001100": {account: shop, flow: notify}\n'
+        '  "+3225551002": {account: shop, flow: connect}\n'
     )
     config = write_node_config(tmp, workers=2)
     doc = yaml.safe_load(config.read_text())
@@ -296,6 +297,61 @@ def test_inbound_calls_get_call_ids_and_one_answered_and_ended(node: Node) -> No
     assert (call["ended_by"], call["reason"]) == ("flow", "Normal call clearing")
     kinds = [e["kind"] for e in node.get(f"/v1/calls/{call['id']}/events")["events"]]
     assert kinds.count("answered") == 1 and kinds.count("ended") == 1, kinds
+
+
+def inbound_bridged(node: Node) -> dict[str, Any]:
+    """The newest inbound call to +3225551002 once its dialled leg is bridged."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        calls = node.get("/v1/calls?to=%2B3225551002")["calls"]
+        live = [c for c in calls if c["legs"] and c["legs"][0]["status"] == "in-progress"]
+        if live:
+            return dict(live[0])
+        time.sleep(0.2)
+    raise AssertionError("no bridged inbound call")
+
+
+def test_the_caller_hanging_up_ends_the_dialled_leg(node: Node) -> None:
+    carrier = Uas("uas_answer.xml", node.trunk_port, calls=1)
+    try:
+        caller = subprocess.Popen(
+            uac_args("uac_call.xml", f"127.0.0.1:{node.sip_port}", "+3225551002", hold_ms=3000),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        call = inbound_bridged(node)
+        out, _ = caller.communicate(timeout=30)
+        assert counts(out) == (1, 0), out[-2000:]
+        call = node.wait_call(call["id"], lambda c: ended(c) and all(map(ended, c["legs"])))
+        t0 = time.monotonic()
+        while node.active_calls() != 0 and time.monotonic() - t0 < 1.0:
+            time.sleep(0.05)
+        assert node.active_calls() == 0
+    finally:
+        carrier_log = carrier.stop()
+    assert counts(carrier_log) == (1, 0)  # the mobile got our BYE
+    assert CA_ID.match(call["id"]) and call["ended_by"] == "caller"
+    assert call["legs"][0]["ended_by"] == "caller"
+
+
+def test_rest_hangup_of_an_inbound_call_ends_the_caller_and_the_dialled_leg(node: Node) -> None:
+    carrier = Uas("uas_answer.xml", node.trunk_port, calls=1)
+    try:
+        caller = subprocess.Popen(
+            uac_args("uac_until_bye.xml", f"127.0.0.1:{node.sip_port}", "+3225551002"),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        call = inbound_bridged(node)
+        status, hung = api(
+            node.port, node.key, "POST", f"/v1/calls/{call['id']}", {"status": "completed"}
+        )
+        assert status == 200, hung
+        out, _ = caller.communicate(timeout=30)
+        call = node.wait_call(call["id"], lambda c: ended(c) and all(map(ended, c["legs"])))
+    finally:
+        carrier_log = carrier.stop()
+    assert counts(out) == (1, 0), out[-2000:]  # the caller got our BYE
+    assert counts(carrier_log) == (1, 0)  # so did the mobile
+    assert (call["ended_by"], call["legs"][0]["ended_by"]) == ("api", "api")
 
 
 def received(sipp_output: str) -> str:

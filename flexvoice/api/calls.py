@@ -316,11 +316,15 @@ async def update_call(request: web.Request) -> web.Response:
         )
     dialer = app[DIALER]
     if body.status is not None:
-        if not await dialer.hangup(call.id):
+        originator = app.get(ORIGINATOR)
+        ended = await dialer.hangup(call.id)
+        if not ended and originator is not None:
+            ended = await originator.hangup(call.id, "api")  # inbound, or a dialled leg
+        if not ended:
             raise ProblemError(
                 "conflict",
-                f"call {call.id} is not held by this node (it is inbound or ending); "
-                "it cannot be hung up from here",
+                f"call {call.id} is not held by this node (another node holds it, or it "
+                "is ending); it cannot be hung up from here",
                 field="status",
             )
     else:

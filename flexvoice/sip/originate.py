@@ -7,7 +7,7 @@ hears `ringing`, `answered` and `ended` from the leg alone.
 
 from __future__ import annotations
 
-from flexvoice.callcontrol import CallLeg, CallObserver, DialAttempt
+from flexvoice.callcontrol import CallLeg, CallObserver, DialAttempt, EndedBy
 from flexvoice.sip.pool import NoFreeSlot, WorkerPool
 from flexvoice.sip.ringing import ring
 from flexvoice.sip.trunks import Trunk
@@ -28,6 +28,14 @@ class PoolOriginator:
             "does not match it; add the number (or a pattern) there, or place the call from "
             "a number it allows"
         )
+
+    async def hangup(self, call_id: str, ended_by: EndedBy) -> bool:
+        """End a live leg this node holds (an inbound call, a dialled leg) and its tree."""
+        leg = self.pool.find(call_id)
+        if leg is None or leg.ended:
+            return False
+        await leg.hangup(ended_by=ended_by)
+        return True
 
     async def originate(
         self,

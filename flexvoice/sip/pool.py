@@ -196,6 +196,12 @@ class WorkerPool:
     def active_calls(self) -> int:
         return sum(len(w.legs) for w in self.workers)
 
+    def find(self, call_id: str) -> SipLeg | None:
+        """The live leg with this call id (CA...), on whichever worker holds it."""
+        return next(
+            (leg for w in self.workers for leg in w.legs.values() if leg.call_id == call_id), None
+        )
+
     def count_calls(self) -> None:
         metrics.ACTIVE_CALLS.set(self.active_calls)
         metrics.SLOTS_USED.set(sum(w.used for w in self.workers))
