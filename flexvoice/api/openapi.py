@@ -8,11 +8,11 @@ pydantic models that route and validate requests, with an example per call opera
 from __future__ import annotations
 
 import html
+import importlib.util
 import re
 from pathlib import Path
 from typing import Any
 
-import swagger_ui
 from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
@@ -24,7 +24,18 @@ from flexvoice.api.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPES, TYPE_PRE
 
 docs_routes = web.RouteTableDef()
 SPEC: web.AppKey[dict[str, Any]] = web.AppKey("openapi_spec")  # set by install_routes
-SWAGGER_UI_FILES = Path(swagger_ui.__file__).parent / "static"
+
+
+def _swagger_ui_files() -> Path:
+    """The package's static folder, found without importing it (its Python half, for other
+    web frameworks, would cost every node start an import of Jinja2)."""
+    spec = importlib.util.find_spec("swagger_ui")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("swagger-ui-py is not installed: run ./run to install the project")
+    return Path(spec.origin).parent / "static"
+
+
+SWAGGER_UI_FILES = _swagger_ui_files()
 
 _PARAM = re.compile(r"{([a-zA-Z0-9_]+)}")
 
