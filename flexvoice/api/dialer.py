@@ -116,7 +116,8 @@ class Dialer:
                     "outcome": attempt.outcome,
                     "sip_status": attempt.sip_status,
                     "cause": attempt.reason,
-                    "ended_by": "callee",
+                    # Our ring timeout ended a no-answer; the far end ended anything else.
+                    "ended_by": "flow" if attempt.outcome == "no-answer" else "callee",
                 },
             )
             return
