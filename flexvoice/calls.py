@@ -22,6 +22,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Protocol
 
 from flexvoice.callcontrol import CallStatus
+from flexvoice.callevent import call_event as build_call_event
 from flexvoice.callrecords import (
     COLUMNS,
     FINAL_STATUSES,
@@ -36,7 +37,6 @@ from flexvoice.callrecords import (
 )
 from flexvoice.callresource import call_resource
 from flexvoice.logs import get_logger
-from flexvoice.metering.callevent import call_event as build_call_event
 from flexvoice.outcomes import outcome_for
 from flexvoice.storage.sqlite import migrate
 

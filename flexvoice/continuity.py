@@ -2,8 +2,8 @@
 redirected as a whole to its `forward_to`, before any flow or prompt runs.
 
 The flow runtime (flexvoice.flows.runtime) carries it out for numbers with a flow (it
-traces the step and bills the reroute); the inbound router (flexvoice.sip.node) for numbers
-the flow runtime does not run. Both ask `continuity_target`.
+traces the step and bills the reroute); the inbound router (flexvoice.node.inbound_router)
+for numbers the flow runtime does not run. Both ask `continuity_target`.
 """
 
 from __future__ import annotations

@@ -403,7 +403,7 @@ def test_same_id_with_active_to_closes_an_open_number(tmp_path: Path) -> None:
 def test_pricer_prices_one_call_like_the_statement(tmp_path: Path) -> None:
     # The REST API's price of one call (flexvoice.api.pricing) is metering's rating.
     from flexvoice.api.pricing import TariffPricer
-    from flexvoice.metering.callevent import call_event
+    from flexvoice.callevent import call_event
 
     store = make_store(tmp_path)
     pricer = TariffPricer(store.conn, store.tariffs)

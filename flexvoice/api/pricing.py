@@ -1,7 +1,7 @@
 """The price of one call leg for the call resource and the final `completed` callback.
 
 It is metering's own rating, not a second engine: the leg's `call` usage event (built once,
-by flexvoice.metering.callevent, and written to the usage feed by the SIP layer) is parsed
+by flexvoice.callevent, and written to the usage feed by the SIP layer) is parsed
 by `parse_event` and priced by `rate` under the account's tariff, so the price a developer
 sees on the call is the amount finance's export shows for the same event.
 """

@@ -26,6 +26,7 @@ from flexvoice.callcontrol import (
     DialAttempt,
     DialResult,
 )
+from flexvoice.callevent import call_event
 from flexvoice.legstate import (
     Answered,
     Command,
@@ -40,7 +41,6 @@ from flexvoice.legstate import (
     SendHangup,
 )
 from flexvoice.logs import get_logger
-from flexvoice.metering.callevent import call_event
 from flexvoice.outcomes import DialOutcome, EndedBy, outcome_for
 from flexvoice.sip import metrics
 from flexvoice.sip.legmedia import LegMedia

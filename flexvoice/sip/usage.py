@@ -2,7 +2,7 @@
 
 The SIP layer writes them itself, for every leg it ends, so no path (a flow, a prompt
 number, an API call, a dropped worker) can forget one. The event is built once, as the leg
-ends (flexvoice.metering.callevent), and the same object goes to the usage feed and, with
+ends (flexvoice.callevent), and the same object goes to the usage feed and, with
 the leg's `ended` event, to the call registry that prices it; its id `<call_id>:leg` makes
 a second write of the same leg count once."""
 

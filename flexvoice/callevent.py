@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flexvoice.metering.destinations import E164_RE
+from flexvoice.e164 import E164_RE
 
 
 def leg_event_id(call_id: str) -> str:
