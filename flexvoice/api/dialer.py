@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from flexvoice.callcontrol import CallEnded, CallLeg, EndedBy, Originator
 from flexvoice.calls import CallRecord, CallRegistry
+from flexvoice.flows.interpreter import FLOW_MOVED
 from flexvoice.flows.model import Flow
 from flexvoice.logs import bind_call, get_logger
 
@@ -194,8 +195,8 @@ class Dialer:
             return False
         leg = live.leg
         if live.flow_task is not None:
-            live.flow_task.cancel()
-        live.task.cancel()
+            live.flow_task.cancel(FLOW_MOVED)
+        live.task.cancel(FLOW_MOVED)
         self.registry.call_event(call.id, "moved", {"flow": flow})
         new = LiveCall(asyncio.create_task(self._run_flow(call, leg, runtime, flow, {})), leg=leg)
         self.live[call.id] = new

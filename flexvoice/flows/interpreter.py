@@ -362,6 +362,11 @@ class CallContext:
             log.exception("flow.observer_failed", kind=kind)
 
 
+# The message a flow's task is cancelled with when its call moves to another flow
+# (POST /v1/calls/{id} {"flow": ...}); any other cancellation is the node stopping.
+FLOW_MOVED = "moved to another flow"
+
+
 async def run_call(ctx: CallContext) -> str:
     """Run the flow to its end; return why the call ended. Never leaves the call up."""
     flow, leg = ctx.flow, ctx.leg
@@ -405,7 +410,11 @@ async def run_call(ctx: CallContext) -> str:
     except CallEnded as exc:
         reason = f"{ended_by_words(exc.cause)} during {ctx.step}"
         ctx.ended = True
-    except asyncio.CancelledError:
+    except asyncio.CancelledError as exc:
+        if exc.args and exc.args[0] == FLOW_MOVED:
+            # The leg goes on with another flow: nothing to hang up.
+            reason = f"{FLOW_MOVED} during {ctx.step}"
+            raise
         reason = "cancelled (node shutting down)"
         if not ctx.ended:
             with contextlib.suppress(Exception):

@@ -177,8 +177,13 @@ class FlowRuntime:
             name=f"call-{leg.call_id}",
         )
         self.calls[leg.call_id] = task
-        task.add_done_callback(lambda _t: self.calls.pop(leg.call_id, None))
+        task.add_done_callback(lambda done: self._forget(leg.call_id, done))
         return task
+
+    def _forget(self, call_id: str, task: asyncio.Task[str]) -> None:
+        # A moved call's next flow runs under the same id: keep it.
+        if self.calls.get(call_id) is task:
+            del self.calls[call_id]
 
     def make_context(
         self,
