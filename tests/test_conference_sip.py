@@ -20,7 +20,8 @@ import pytest
 from flexvoice.conference.service import ConferenceService
 from flexvoice.flows.interpreter import FlowDeps
 from flexvoice.flows.runtime import FlowRuntime
-from flexvoice.sip.leg import SipLeg, beep_file
+from flexvoice.sip.beep import beep_file
+from flexvoice.sip.leg import SipLeg
 from flexvoice.sip.links import PoolLinker
 from flexvoice.sip.pool import PoolSettings, WorkerPool
 from tests.conftest import REPO, free_port_range

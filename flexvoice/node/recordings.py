@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
 
 from aiohttp import web
 
@@ -29,9 +31,9 @@ from flexvoice.callcontrol import CallLeg
 from flexvoice.conference.service import ConferenceService
 from flexvoice.flows.runtime import FlowRuntime
 from flexvoice.logs import get_logger
-from flexvoice.recordings.service import RecordingService
+from flexvoice.recordings.service import PriceUsage, RecordingService
 from flexvoice.recordings.store import RecordingStore
-from flexvoice.sip.leg import beep_file
+from flexvoice.sip.beep import beep_file
 from flexvoice.sip.links import LinkFailed, PoolLinker
 
 log = get_logger(__name__)
@@ -56,7 +58,7 @@ async def recordings_component(app: web.Application) -> AsyncIterator[None]:
         usage_sink=app.get(USAGE_SINK),
         webhooks=app.get(WEBHOOKS),
         callback_for=callback_for,
-        price_usage=TariffPricer(conn, tariffs).price_usage if tariffs is not None else None,
+        price_usage=_pricing(TariffPricer(conn, tariffs)) if tariffs is not None else None,
         retention_days_for=lambda account: recording_retention_days(conn, account),
     )
     repaired = service.repair_open()
@@ -81,6 +83,14 @@ async def recordings_component(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await retention
         await service.drain(5.0)
+
+
+def _pricing(pricer: TariffPricer) -> PriceUsage:
+    def price(account: str, event: dict[str, Any]) -> tuple[int, Decimal | None, str | None]:
+        priced = pricer.price_usage({**event, "account": account})
+        return priced.billable_seconds, priced.price_eur, priced.unpriced_reason
+
+    return price
 
 
 class NodeLinker:
