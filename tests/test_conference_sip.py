@@ -211,6 +211,7 @@ async def test_everyone_hears_the_speaker_until_muted_and_a_kick_ends_that_leg(
                     node.target,
                     "+3225551001",
                     hold_ms=11000,
+                    timeout=60,
                     keys={"rtp_port": str(ear.port)},
                 )
             )
@@ -218,7 +219,7 @@ async def test_everyone_hears_the_speaker_until_muted_and_a_kick_ends_that_leg(
         ]
         await until(lambda: len(node.legs) == 2 and all(leg.answered for leg in node.legs.values()))
         speaker = asyncio.ensure_future(
-            run_uac_async("uac_talk.xml", node.target, "+3225551001", hold_ms=9000)
+            run_uac_async("uac_talk.xml", node.target, "+3225551001", hold_ms=9000, timeout=60)
         )
         await until(lambda: len(members(node, "team")) == 3)
         first, second, talker = list(node.legs)
