@@ -18,8 +18,10 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from flexvoice import __version__
+from flexvoice.api.httperrors import answer_with_problems
 from flexvoice.config import Config
 from flexvoice.logs import get_logger, setup_logging
+from flexvoice.looplag import loop_lag_component
 from flexvoice.system import port_in_use_error, require_binary
 
 log = get_logger(__name__)
@@ -119,6 +121,7 @@ def build_app(cfg: Config, options: ServeOptions) -> web.Application:
     app[OPTIONS] = options
     app[STATUS] = NodeStatus(edge_enabled=options.edge and cfg.sip.edge.enabled)
     app.add_routes(health_routes)
+    app.cleanup_ctx.append(loop_lag_component)  # first in, last out: watches every stage
     for name in COMPONENTS:
         app.cleanup_ctx.append(load_component(name))
     return app
@@ -136,6 +139,7 @@ async def run_node(cfg: Config, options: ServeOptions, ready: asyncio.Event | No
     sock = bind_tcp(cfg.http.host, cfg.http.port, "http.port")
     try:
         await runner.setup()
+        answer_with_problems(runner)
         await web.SockSite(runner, sock).start()
         log.info(
             "node.started", http=f"http://{cfg.http.host}:{cfg.http.port}", version=__version__
