@@ -67,6 +67,15 @@ class EdgeTarget:
     maxload: int
 
 
+# What the media workers can read, measured on the pjsua2 2.15.1 wheel: a message over 4,000
+# bytes is dropped without an answer (PJSIP_MAX_PKT_LEN), a URI over 256 characters prints as
+# "-error" (PJSIP_MAX_URL_SIZE). The edge adds about 250 bytes (its Via and two
+# Record-Routes) before a request reaches a worker, so it refuses larger ones itself.
+MAX_REQUEST_URI = 256
+MAX_SIP_BODY = 2500
+MAX_SIP_MESSAGE = 3600
+
+
 def template_path(cfg: Config) -> Path:
     """sip/kamailio.cfg.tmpl next to the trunks file, else the one shipped in the repository."""
     beside = cfg.path(cfg.sip.trunks).parent / "kamailio.cfg.tmpl"
@@ -149,6 +158,9 @@ def render_config(
         "WORKER_SOCKET": worker_socket,
         "WORKER_TIMEOUT_MS": str(max(100, round(edge.worker_timeout * 1000))),
         "TRUNK_TARGETS": "\n".join(trunk_targets) or "\t# (no trunks configured)",
+        "MAX_REQUEST_URI": str(MAX_REQUEST_URI),
+        "MAX_BODY": str(MAX_SIP_BODY),
+        "MAX_MESSAGE": str(MAX_SIP_MESSAGE),
     }
     unknown = sorted({m for m in _PLACEHOLDER.findall(text) if m not in values})
     if unknown:
