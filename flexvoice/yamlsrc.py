@@ -170,7 +170,18 @@ def _walk(loader: _Loader, node: yaml.Node, path: PathKey, doc: YamlDoc) -> Any:
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_walk(loader, item, (*path, i), doc) for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+    try:
+        return loader.construct_object(node, deep=True)
+    except (ValueError, OverflowError) as exc:
+        # PyYAML reads 2024-13-45 as a date and fails building it (a ValueError, not a
+        # YAML error): said at its position, with the fix.
+        raise yaml.MarkedYAMLError(
+            None,
+            None,
+            f"'{node.value}' is not a real date or time ({exc}); write a date as YYYY-MM-DD, "
+            "or put the text in quotes",
+            node.start_mark,
+        ) from None
 
 
 def parse_yaml(

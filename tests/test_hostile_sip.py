@@ -84,9 +84,7 @@ def test_long_invites_are_refused_at_the_edge_and_take_no_slot(tmp_path: Path) -
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             sock.bind(("127.0.0.1", 0))
             local = sock.getsockname()[1]
-            data = long_invite(worker_port, local, 99, length=12).replace(
-                b"3" * 12, b"+3225551003"
-            )
+            data = long_invite(worker_port, local, 99, length=12).replace(b"3" * 12, b"+3225551003")
             sock.sendto(data, ("127.0.0.1", worker_port))
             assert final_answers(sock, 2) == ["SIP/2.0 403 Forbidden"]
     finally:
