@@ -188,7 +188,10 @@ def corpus(port: int, local_port: int) -> Iterator[Case]:
         yield Case(f"framing/missing-{missing}", _assemble(headers, sdp))
     for name, data in (
         ("lf-only", _assemble(*invite(port, local_port, n + 2)).replace(b"\r\n", b"\n")),
-        ("no-blank-line", _assemble(*invite(port, local_port, n + 3)).replace(b"\r\n\r\n", b"\r\n")),
+        (
+            "no-blank-line",
+            _assemble(*invite(port, local_port, n + 3)).replace(b"\r\n\r\n", b"\r\n"),
+        ),
         ("garbage", bytes(range(256)) * 4),
         ("empty-datagram", b"\r\n\r\n"),
     ):

@@ -133,8 +133,20 @@ async def run_node(cfg: Config, options: ServeOptions, ready: asyncio.Event | No
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        # systemd and `timeout` signal the whole group, Ctrl-C too, sometimes twice: one
+        # stop, and the handlers stay until it is complete (a signal arriving during the
+        # drain with Python's default handler would kill the node half-way, leaving the edge
+        # running, or raise KeyboardInterrupt inside a task).
+        if stop.is_set():
+            log.info("node.signal_ignored", signal=sig.name, why="already stopping")
+            return
+        log.info("node.signal", signal=sig.name)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
     # Bind the HTTP port before any component starts, so a port clash stops us early.
     sock = bind_tcp(cfg.http.host, cfg.http.port, "http.port")
     try:
@@ -149,9 +161,12 @@ async def run_node(cfg: Config, options: ServeOptions, ready: asyncio.Event | No
         await stop.wait()
         log.info("node.stopping")
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-        await runner.cleanup()
+        stop.set()  # from here on, a signal is "already stopping"
+        try:
+            await runner.cleanup()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
         log.info("node.stopped")
 
 
