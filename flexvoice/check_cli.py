@@ -11,13 +11,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from flexvoice.config import Config
+from flexvoice.config import Config, config_from_args
 from flexvoice.errors import Problem, ProblemList
 from flexvoice.flows.runtime import FLOW_SUFFIXES
 from flexvoice.flows.validate import validate_file
 from flexvoice.metering.tariffs import load_tariff
+from flexvoice.node.inbound_router import prompt_path
 from flexvoice.numbers import read_numbers_file
-from flexvoice.sip.node import prompt_path
 from flexvoice.sip.trunks import load_trunks
 from flexvoice.yamlsrc import did_you_mean, load_yaml
 
@@ -99,8 +99,6 @@ def check_node(cfg: Config) -> tuple[list[Problem], int]:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from flexvoice.cli import config_from_args
-
     cfg = config_from_args(args)  # a broken flexvoice.yaml stops here, positioned, exit 2
     problems, files = check_node(cfg)
     errors = [p for p in problems if p.severity == "error"]

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
 
+from flexvoice.appkeys import FLOW_DEPS, FLOWS
 from flexvoice.config import load_config
 from flexvoice.flows.interpreter import FlowDeps
-from flexvoice.flows.node import FLOW_DEPS, FLOW_RUNTIME, flows_component
-from flexvoice.server import CONFIG
+from flexvoice.node.assembly import build_app
+from flexvoice.node.flows import flows_component
 from tests.conftest import REPO, write_node_config
 
 DEMO_FLOWS = {"after-hours", "bakery-main", "bilingual-line", "office-continuity", "support-line"}
@@ -18,15 +20,17 @@ DEMO_FLOWS = {"after-hours", "bakery-main", "bilingual-line", "office-continuity
 
 async def test_component_loads_the_demo_flows(tmp_path: Path) -> None:
     cfg = load_config(write_node_config(tmp_path), environ={})
-    app = web.Application()
-    app[CONFIG] = cfg
     deps = FlowDeps()
-    app[FLOW_DEPS] = deps
-    app.cleanup_ctx.append(flows_component)
+
+    async def test_deps(app: web.Application) -> AsyncIterator[None]:
+        app[FLOW_DEPS] = deps
+        yield
+
+    app = build_app(cfg, [test_deps, flows_component])
     runner = web.AppRunner(app)
     await runner.setup()
     try:
-        runtime = app[FLOW_RUNTIME]
+        runtime = app[FLOWS]
         assert runtime.deps is deps
         # The demo flows at least: a business adds its own to flows/ as the README says.
         assert set(runtime.flows) >= DEMO_FLOWS
@@ -47,14 +51,17 @@ async def test_a_business_flow_added_to_flows_breaks_no_demo_test(tmp_path: Path
     path = write_node_config(tmp_path)
     path.write_text(path.read_text().replace(f"flows: {REPO}/flows", f"flows: {flows}"))
     cfg = load_config(path, environ={})
-    app = web.Application()
-    app[CONFIG] = cfg
-    app[FLOW_DEPS] = FlowDeps()
-    app.cleanup_ctx.append(flows_component)
+    deps = FlowDeps()
+
+    async def test_deps(app: web.Application) -> AsyncIterator[None]:
+        app[FLOW_DEPS] = deps
+        yield
+
+    app = build_app(cfg, [test_deps, flows_component])
     runner = web.AppRunner(app)
     await runner.setup()
     try:
-        loaded = set(app[FLOW_RUNTIME].flows)
+        loaded = set(app[FLOWS].flows)
         assert loaded >= DEMO_FLOWS and "my-shop" in loaded
     finally:
         await runner.cleanup()
