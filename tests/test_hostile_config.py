@@ -14,6 +14,9 @@ from flexvoice.flows.validate import validate_text
 from flexvoice.metering.events import EventError, parse_event
 from tests.conftest import REPO, run_cli, write_node_config
 
+# `flexvoice check` runs as users run it, a real CLI process.
+cli = pytest.mark.process
+
 
 def node_copy(tmp_path: Path) -> Path:
     """A node whose data folders are copies, so they can be broken."""
@@ -33,6 +36,7 @@ def node_copy(tmp_path: Path) -> Path:
     return config
 
 
+@cli
 def test_check_passes_on_the_demo_node_and_names_every_cross_file_mistake(
     tmp_path: Path,
 ) -> None:
@@ -69,6 +73,7 @@ def test_check_passes_on_the_demo_node_and_names_every_cross_file_mistake(
         assert where.count(":") >= 2, f"no line:column in {line!r}"
 
 
+@cli
 @pytest.mark.parametrize(
     ("original", "broken", "expected"),
     [
@@ -90,6 +95,7 @@ def test_tariff_mistakes_are_positioned(
     assert f"{tariff}:" in proc.stderr and expected in proc.stderr, proc.stderr
 
 
+@cli
 def test_a_nul_byte_in_the_config_is_a_positioned_error_not_a_crash(tmp_path: Path) -> None:
     config = node_copy(tmp_path)
     config.write_text(config.read_text() + "logging: {level: in\0fo}\n")
