@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "flexvoice.sip.edge_cli",
     "flexvoice.flows.cli",
     "flexvoice.prompts_cli",
+    "flexvoice.check_cli",
 )
 
 log = get_logger(__name__)

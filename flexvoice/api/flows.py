@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import uuid
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,10 +32,12 @@ from flexvoice.api.models import FlowList, FlowResource
 from flexvoice.api.problems import TYPE_PREFIX, ProblemError
 from flexvoice.appkeys import CONFIG, FLOWS
 from flexvoice.errors import Problem
-from flexvoice.flows.model import FLOW_NAME_RE, Flow
+from flexvoice.flows.model import Flow
 from flexvoice.flows.render import to_dot
 from flexvoice.flows.runtime import FLOW_SUFFIXES, FlowRuntime
 from flexvoice.flows.validate import Validation, validate_text
+from flexvoice.numbers import FLOW_NAME_RE
+from flexvoice.offloop import parse_off_loop
 
 resource = Resource("flows", "YAML call flows: list, read, validate and replace, draw")
 
@@ -89,11 +92,12 @@ def _entries(flows_dir: Path, prompts_dir: Path) -> list[Entry]:
     ]
 
 
-def _find(request: web.Request) -> Entry:
+async def _find(request: web.Request) -> Entry:
     name = request.match_info["name"]
     flows_dir, prompts_dir = _dirs(request)
     if FLOW_NAME_RE.match(name):
-        for entry in _entries(flows_dir, prompts_dir):
+        # Reading and validating every file is parsing: off the event loop.
+        for entry in await parse_off_loop(_entries, flows_dir, prompts_dir):
             if entry.name == name:
                 return entry
     raise ProblemError("not-found", f"no flow '{name}' (GET /v1/flows lists them)", field="name")
@@ -148,9 +152,10 @@ def invalid_flow(res: Validation, field: str, where: str) -> ProblemError:
     )
 
 
-def checked_flow(text: str, source: str, prompts_dir: Path, field: str, where: str) -> Flow:
-    """Validate a flow document with the CLI's validator; its Flow, or the 422."""
-    res = validate_text(text, source, prompts_dir)
+async def checked_flow(text: str, source: str, prompts_dir: Path, field: str, where: str) -> Flow:
+    """Validate a flow document with the CLI's validator (in a thread: parsing never holds
+    the event loop); its Flow, or the 422."""
+    res = await parse_off_loop(validate_text, text, source, prompts_dir)
     if res.flow is None:
         raise invalid_flow(res, field, where)
     return res.flow
@@ -168,7 +173,7 @@ async def list_flows(request: web.Request) -> web.Response:
     """Every flow file of the node, validated as `flexvoice flows validate` does, with the
     version calls run now (an invalid edit keeps the last valid version serving)."""
     flows_dir, prompts_dir = _dirs(request)
-    entries = await asyncio.to_thread(_entries, flows_dir, prompts_dir)
+    entries = await parse_off_loop(_entries, flows_dir, prompts_dir)
     doc = FlowList(flows=[_resource(request, e) for e in entries])
     return web.json_response(doc.model_dump())
 
@@ -183,7 +188,7 @@ async def list_flows(request: web.Request) -> web.Response:
 )
 async def get_flow(request: web.Request) -> web.Response:
     """The flow file as it is on disk (what PUT wrote, comments included)."""
-    entry = _find(request)
+    entry = await _find(request)
     return web.Response(text=entry.text, content_type="application/yaml", charset="utf-8")
 
 
@@ -205,7 +210,8 @@ async def put_flow(request: web.Request) -> web.Response:
     if not FLOW_NAME_RE.match(name):
         raise ProblemError(
             "invalid-field",
-            f"name: '{name}' is not a flow name; use lower-case letters, digits, - and _",
+            f"name: '{name[:80]}' is not a flow name; use lower-case letters, digits, - "
+            "and _, at most 63 characters",
             field="name",
         )
     if request.content_type not in YAML_TYPES:
@@ -223,30 +229,49 @@ async def put_flow(request: web.Request) -> web.Response:
             "invalid-flow", f"the flow is not UTF-8 text (byte {exc.start})", field="body"
         ) from None
     flows_dir, prompts_dir = _dirs(request)
-    # From here to the rename nothing awaits: two PUTs cannot interleave their checks.
-    target, created = _target(flows_dir, prompts_dir, name)
-    res = validate_text(text, f"flows/{target.name}", prompts_dir)
-    if res.flow is None:
-        raise invalid_flow(res, "body", "the flow")
-    if res.flow.name != name:
-        line = next((p for p in _DECLARED.finditer(text)), None)
-        where = f" (line {text[: line.start()].count(chr(10)) + 1})" if line else ""
-        raise ProblemError(
-            "invalid-flow",
-            f"flow: the document is flow '{res.flow.name}'{where} but the URL says '{name}'; "
-            "make them the same (to rename a flow, PUT it under its new name)",
-            field="flow",
-        )
-    _write_atomically(target, raw)
-    runtime = _runtime(request)
-    if runtime is not None:
-        runtime.load_file(target)  # the next call runs it, without waiting for the poll
+    # Parsing and validating run in a thread (the event loop keeps serving calls and other
+    # requests meanwhile); one PUT at a time per node, so two cannot interleave their checks
+    # and renames.
+    async with _write_lock(request.app):
+        target, created, res = await parse_off_loop(_check_put, flows_dir, prompts_dir, name, text)
+        if res.flow is None:
+            raise invalid_flow(res, "body", "the flow")
+        if res.flow.name != name:
+            line = next((p for p in _DECLARED.finditer(text)), None)
+            where = f" (line {text[: line.start()].count(chr(10)) + 1})" if line else ""
+            raise ProblemError(
+                "invalid-flow",
+                f"flow: the document is flow '{res.flow.name}'{where} but the URL says "
+                f"'{name}'; make them the same (to rename a flow, PUT it under its new name)",
+                field="flow",
+            )
+        await asyncio.to_thread(_write_atomically, target, raw)
+        runtime = _runtime(request)
+        if runtime is not None:
+            runtime.load_file(target, res)  # the next call runs it, without waiting for the poll
     entry = Entry(target, name, text, res)
     response = web.json_response(
         _resource(request, entry).model_dump(), status=201 if created else 200
     )
     response.headers["Location"] = f"/v1/flows/{name}"
     return response
+
+
+_LOCKS: weakref.WeakKeyDictionary[web.Application, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def _write_lock(app: web.Application) -> asyncio.Lock:
+    lock = _LOCKS.get(app)
+    if lock is None:
+        lock = _LOCKS[app] = asyncio.Lock()
+    return lock
+
+
+def _check_put(
+    flows_dir: Path, prompts_dir: Path, name: str, text: str
+) -> tuple[Path, bool, Validation]:
+    target, created = _target(flows_dir, prompts_dir, name)
+    return target, created, validate_text(text, f"flows/{target.name}", prompts_dir)
 
 
 def _target(flows_dir: Path, prompts_dir: Path, name: str) -> tuple[Path, bool]:
@@ -292,7 +317,7 @@ def _write_atomically(target: Path, data: bytes) -> None:
 async def flow_diagram(request: web.Request) -> web.Response:
     """The flow as a Graphviz diagram (as `flexvoice flows render`), every branch labelled.
     When the file has errors, the version calls run now is drawn; with none, 409."""
-    entry = _find(request)
+    entry = await _find(request)
     flow = entry.validation.flow
     runtime = _runtime(request)
     if flow is None and runtime is not None:

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
+from flexvoice.metering.timing import check_month
 from flexvoice.numbers import FLOW_NAME_RE, NumberError, parse_e164
 
 
@@ -48,7 +49,9 @@ CallStatusName = Literal[
 ]
 StatusEvent = Literal["initiated", "ringing", "answered", "completed"]
 Month = Annotated[
-    str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="calendar month YYYY-MM")
+    str,
+    Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="calendar month YYYY-MM"),
+    AfterValidator(check_month),
 ]
 
 

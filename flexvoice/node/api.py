@@ -21,13 +21,13 @@ from flexvoice.api.guards import (
     IdempotencyStore,
     Lockout,
     LockoutPolicy,
-    MemoryLockout,
     MemoryRateLimiter,
     RateLimiter,
     RedisIdempotencyStore,
     RedisLockout,
     RedisRateLimiter,
     SqliteIdempotencyStore,
+    SqliteLockout,
 )
 from flexvoice.api.keys import ensure_schema as ensure_keys_schema
 from flexvoice.api.keys import webhook_secret
@@ -88,7 +88,7 @@ async def api_component(app: web.Application) -> AsyncIterator[None]:
         limiter = RedisRateLimiter(redis_client)
         idempotency = RedisIdempotencyStore(redis_client, api.idempotency_ttl)
     else:
-        lockout = MemoryLockout(policy)
+        lockout = SqliteLockout(conn, policy)  # kept across restarts
         limiter = MemoryRateLimiter()
         idempotency = SqliteIdempotencyStore(conn, api.idempotency_ttl)
     app[LOCKOUT] = lockout

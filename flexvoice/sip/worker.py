@@ -37,7 +37,10 @@ MAX_CALLS = 4
 DTMF_IS_UPDATE = 1
 DTMF_IS_END = 2
 POLL_MS = 10
-RECORDING_CLOSE_WAIT = 5.0  # seconds to wait for PJSIP to close a recording's file
+RECORDING_CLOSE_WAIT = 5.0
+# The control plane decides within milliseconds (number lookup, then ring, answer or refuse);
+# past this, the worker refuses the INVITE itself (refuse_undecided).
+DECIDE_WITHIN = 10.0  # seconds to wait for PJSIP to close a recording's file
 # Offered in this order; everything else the wheel has (speex, iLBC, GSM, ...) is disabled.
 CODECS = {"PCMA/8000": 250, "PCMU/8000": 240, "G722/16000": 230}
 
@@ -116,6 +119,10 @@ class Worker:
         self.account.create(acfg, True)
         self.host = host
         self.port = port
+        self.edge = edge_source(proxy)
+        # call id -> when the control plane must have said something about it (see
+        # refuse_undecided)
+        self.undecided: dict[str, float] = {}
 
     # -- output ------------------------------------------------------------------------------
     def emit(self, t: str, **fields: Any) -> None:
@@ -143,6 +150,8 @@ class Worker:
                     break
                 self.dispatch(msg)
             self.bury()
+            if self.undecided:
+                self.refuse_undecided()
             if self.finished_recordings:
                 self.report_recordings()
         self.shutdown()
@@ -183,10 +192,25 @@ class Worker:
         self.account.shutdown()
         self.ep.libDestroy()
 
+    def refuse_undecided(self) -> None:
+        """An INVITE the control plane said nothing about within DECIDE_WITHIN seconds gets
+        500 from the worker itself: a caller always hears an answer, and the edge frees the
+        slot at once rather than when its transaction timers run out."""
+        now = time.monotonic()
+        for call_id, deadline in list(self.undecided.items()):
+            if now < deadline:
+                continue
+            del self.undecided[call_id]
+            call = self.calls.get(call_id)
+            if call is not None and not call.ended:
+                call.end(500, "No Decision")
+
     def dispatch(self, msg: Message) -> None:
         if msg.t == "shutdown":
             self.running = False
             return
+        if msg.call:
+            self.undecided.pop(msg.call, None)
         if msg.t == "originate":
             self.originate(msg)
             return
@@ -223,6 +247,14 @@ class Worker:
             self.emit("state", call=call_id, state="disconnected", code=500, reason=exc.reason)
 
 
+def edge_source(proxy: str | None) -> str | None:
+    """'127.0.0.1:5060' from the edge's proxy URI 'sip:127.0.0.1:5060;lr': the address the
+    edge's requests come from (it relays to workers over UDP from its own port)."""
+    if not proxy:
+        return None
+    return proxy.removeprefix("sip:").split(";", 1)[0]
+
+
 def wav_closed(path: str) -> bool:
     """True once the WAV writer filled in the RIFF size (it is 0 while the file is open)."""
     try:
@@ -240,11 +272,21 @@ class WorkerAccount(pj.Account):  # type: ignore[misc]
 
     def onIncomingCall(self, prm: Any) -> None:
         worker = self.worker
+        if worker.edge is not None and prm.rdata.srcAddress != worker.edge:
+            # Behind the edge, SIP comes from the edge alone: anything else on loopback is
+            # someone bypassing its ACL, bounds and flood limits.
+            self.refuse(prm.callId, 403, "Forbidden")
+            return
         call_id = worker.new_call_id()
-        call = WorkerCall(worker, call_id, prm.callId)
-        info = call.getInfo()
-        first_line = prm.rdata.wholeMsg.split("\r\n", 1)[0].split(" ")
+        try:
+            call = WorkerCall(worker, call_id, prm.callId)
+            info = call.getInfo()
+            first_line = prm.rdata.wholeMsg.split("\r\n", 1)[0].split(" ")
+        except (pj.Error, ValueError, UnicodeError):
+            self.refuse(prm.callId, 500, "Server Internal Error")
+            return
         worker.calls[call_id] = call
+        worker.undecided[call_id] = time.monotonic() + DECIDE_WITHIN
         worker.emit(
             "incoming",
             call=call_id,
@@ -252,6 +294,16 @@ class WorkerAccount(pj.Account):  # type: ignore[misc]
             ruri=first_line[1] if len(first_line) > 1 else "",
             sip_call_id=info.callIdString,
         )
+
+    def refuse(self, pj_call_id: int, code: int, reason: str) -> None:
+        """A final answer to an INVITE no call of ours takes (no slot, no event)."""
+        call = pj.Call(self, pj_call_id)
+        prm = pj.CallOpParam()
+        prm.statusCode = code
+        prm.reason = reason
+        with contextlib.suppress(pj.Error):
+            call.hangup(prm)
+        self.worker.retire(call)
 
 
 class WorkerCall(pj.Call):  # type: ignore[misc]
