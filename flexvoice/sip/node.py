@@ -22,7 +22,7 @@ from flexvoice.flows.validate import prompt_file
 from flexvoice.logs import bind_call, get_logger
 from flexvoice.metering.sink import USAGE_SINK
 from flexvoice.server import CONFIG, OPTIONS, STATUS
-from flexvoice.sip.addresses import edge_proxy_uri
+from flexvoice.sip.addresses import edge_proxy_uri, worker_count
 from flexvoice.sip.edge_node import EDGE
 from flexvoice.sip.leg import SipLeg
 from flexvoice.sip.originate import PoolOriginator
@@ -132,7 +132,7 @@ def pool_settings(cfg: Config, edge: bool, trunk: Trunk | None) -> PoolSettings:
             **trunk_settings(trunk),
         )
     return PoolSettings(
-        count=w.count,
+        count=worker_count(cfg),
         host=w.host,
         base_port=w.base_port,
         max_calls=w.max_calls,

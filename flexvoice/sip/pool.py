@@ -5,7 +5,9 @@ calls; the pool counts slots itself (a call takes its slot from the `incoming` e
 `originate` command until its `disconnected` event), so it can refuse work with a reason
 before a worker would answer 486. A worker that dies ends every call it held with cause
 `worker_lost` (each leg is told, so the flow and the usage records see it), and is started
-again after `restart_backoff`; the edge is told at once both times (`on_worker_state`).
+again at once (after `restart_backoff` only when it keeps dying); the edge is told at once
+both times (`on_worker_state`). Workers start in parallel, a few per core at a time, so a
+pool of hundreds comes up without starving the machine.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from flexvoice.errors import UserError
 from flexvoice.logs import get_logger
 from flexvoice.sip import metrics
+from flexvoice.sip.addresses import rtp_ports
 from flexvoice.sip.protocol import EVENTS, Message, ProtocolError, decode, encode
 
 if TYPE_CHECKING:
@@ -29,7 +32,12 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-READY_TIMEOUT = 15.0
+READY_TIMEOUT = 15.0  # from the moment a worker's process is started
+# Workers starting at once: a start is mostly CPU (interpreter, pjsua2, libInit), so more than
+# a few per core only makes each one slower and risks READY_TIMEOUT.
+STARTS_PER_CORE = 3
+# A worker that dies within this long of its start is crash-looping: back off before the next.
+STABLE_AFTER = 10.0
 
 
 class NoFreeSlot(Exception):
@@ -48,7 +56,7 @@ class PoolSettings:
     max_calls: int = 4
     restart_backoff: float = 1.0
     proxy: str | None = None  # the edge, as outbound proxy: "sip:127.0.0.1:5060;lr"
-    rtp_base: int = 20000  # worker n takes RTP ports rtp_base + 200 n ...
+    rtp_base: int = 20000  # worker n takes RTP ports rtp_ports(rtp_base, n)
     trunk: str | None = None  # host:port[;transport=tcp] E.164 targets go to (via the edge)
     trunk_user: str | None = None  # digest credentials the trunk may challenge for
     trunk_password: str | None = field(default=None, repr=False)
@@ -69,6 +77,7 @@ class WorkerProcess:
         self.reader: asyncio.Task[None] | None = None
         self.stderr_reader: asyncio.Task[None] | None = None
         self.last_stderr = ""
+        self.started_at = 0.0  # loop time of the last start
 
     @property
     def used(self) -> int:
@@ -79,7 +88,12 @@ class WorkerProcess:
         return self.pool.settings.max_calls - self.used if self.up else 0
 
     async def start(self) -> None:
+        async with self.pool.starting:
+            await self._start()
+
+    async def _start(self) -> None:
         s = self.pool.settings
+        ports = rtp_ports(s.rtp_base, self.index)
         args = [
             sys.executable,
             "-m",
@@ -91,7 +105,9 @@ class WorkerProcess:
             "--port",
             str(self.port),
             "--rtp-port",
-            str(s.rtp_base + 200 * self.index),
+            str(ports.start),
+            "--rtp-ports",
+            str(len(ports)),
         ]
         if s.proxy:
             args += ["--proxy", s.proxy]
@@ -104,6 +120,7 @@ class WorkerProcess:
                 "FLEXVOICE_TRUNK_PASSWORD": s.trunk_password,
             }
         self.ready = asyncio.get_running_loop().create_future()
+        self.started_at = asyncio.get_running_loop().time()
         self.proc = await asyncio.create_subprocess_exec(
             *args,
             stdin=asyncio.subprocess.PIPE,
@@ -181,6 +198,7 @@ class WorkerPool:
         self.draining = False
         self.stopping = False
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.starting = asyncio.Semaphore(STARTS_PER_CORE * (os.cpu_count() or 1))
         metrics.SLOTS_TOTAL.set(settings.count * settings.max_calls)
 
     # -- life cycle -------------------------------------------------------------------------
@@ -285,7 +303,9 @@ class WorkerPool:
         return False
 
     async def _restart(self, worker: WorkerProcess) -> None:
-        await asyncio.sleep(self.settings.restart_backoff)
+        # A worker that ran a while is replaced at once; one that died young waits first.
+        if asyncio.get_running_loop().time() - worker.started_at < STABLE_AFTER:
+            await asyncio.sleep(self.settings.restart_backoff)
         while not self.stopping:
             try:
                 await worker.start()

@@ -64,6 +64,7 @@ class Worker:
         proxy: str | None,
         rtp_port: int,
         media_host: str | None = None,
+        rtp_ports: int = 16,
     ):
         self.index = index
         self.prefix = f"w{index}.{os.getpid()}."
@@ -127,7 +128,9 @@ class Worker:
         # on loopback by default, on `sip.workers.media_address` when carriers must reach it.
         acfg.mediaConfig.transportConfig.boundAddress = media_host or host
         acfg.mediaConfig.transportConfig.port = rtp_port
-        acfg.mediaConfig.transportConfig.portRange = 200
+        # pjsua tries pairs from `port` up to and including port + portRange (RTCP one above):
+        # the last pair must still be ours, not the next worker's.
+        acfg.mediaConfig.transportConfig.portRange = max(2, rtp_ports - 2)
         acfg.videoConfig.autoShowIncoming = False
         acfg.videoConfig.autoTransmitOutgoing = False
         self.account = WorkerAccount(self)
@@ -565,7 +568,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--index", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--rtp-port", type=int, default=0)
+    parser.add_argument("--rtp-port", type=int, default=0, help="first RTP port")
+    parser.add_argument("--rtp-ports", type=int, default=16, help="RTP/RTCP ports from the first")
     parser.add_argument("--proxy", default=None, help="outbound proxy (the edge), e.g. sip:..;lr")
     parser.add_argument("--media-host", default=None, help="address RTP binds to (default --host)")
     args = parser.parse_args(argv)
@@ -573,9 +577,11 @@ def main(argv: list[str] | None = None) -> int:
     # process group (Ctrl-C) must not kill calls before it has drained them.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     EVENTS_OUT = _take_stdout()
-    rtp_port = args.rtp_port or 20000 + args.index * 200
+    rtp_port = args.rtp_port or 20000 + args.index * args.rtp_ports
     try:
-        worker = Worker(args.index, args.host, args.port, args.proxy, rtp_port, args.media_host)
+        worker = Worker(
+            args.index, args.host, args.port, args.proxy, rtp_port, args.media_host, args.rtp_ports
+        )
     except pj.Error as exc:
         print(f"worker {args.index}: cannot start: {exc.reason}", file=sys.stderr)
         return 1
