@@ -65,6 +65,7 @@ class Worker:
         rtp_port: int,
         media_host: str | None = None,
         rtp_ports: int = 16,
+        idle_ms: int = IDLE_POLL_MS,
     ):
         self.index = index
         self.prefix = f"w{index}.{os.getpid()}."
@@ -78,6 +79,7 @@ class Worker:
         # (give-up time, call, rec, path, seconds) of recordings whose file is being closed
         self.finished_recordings: list[tuple[float, str, str, str, float]] = []
         self.running = True
+        self.idle_ms = idle_ms
 
         self.ep = pj.Endpoint()
         self.ep.libCreate()
@@ -161,7 +163,7 @@ class Worker:
             elif self.graveyard:
                 handle_events(CLEANUP_POLL_MS)
             else:
-                handle_events(IDLE_POLL_MS)
+                handle_events(self.idle_ms)
             while commands:
                 msg = commands.popleft()
                 if msg is None:  # standard input closed: the control plane is gone
@@ -572,6 +574,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rtp-ports", type=int, default=16, help="RTP/RTCP ports from the first")
     parser.add_argument("--proxy", default=None, help="outbound proxy (the edge), e.g. sip:..;lr")
     parser.add_argument("--media-host", default=None, help="address RTP binds to (default --host)")
+    parser.add_argument(
+        "--idle-ms", type=int, default=IDLE_POLL_MS, help="longest wait in PJSIP with no call"
+    )
     args = parser.parse_args(argv)
     # The control plane stops us with the "shutdown" command; signals meant for the whole
     # process group (Ctrl-C) must not kill calls before it has drained them.
@@ -580,7 +585,14 @@ def main(argv: list[str] | None = None) -> int:
     rtp_port = args.rtp_port or 20000 + args.index * args.rtp_ports
     try:
         worker = Worker(
-            args.index, args.host, args.port, args.proxy, rtp_port, args.media_host, args.rtp_ports
+            args.index,
+            args.host,
+            args.port,
+            args.proxy,
+            rtp_port,
+            args.media_host,
+            args.rtp_ports,
+            args.idle_ms,
         )
     except pj.Error as exc:
         print(f"worker {args.index}: cannot start: {exc.reason}", file=sys.stderr)
