@@ -26,6 +26,7 @@ from flexvoice.logs import get_logger
 from flexvoice.sip import metrics
 from flexvoice.sip.addresses import rtp_ports
 from flexvoice.sip.protocol import EVENTS, Message, ProtocolError, decode, encode
+from flexvoice.sip.template import Template, WorkerProc
 
 if TYPE_CHECKING:
     from flexvoice.sip.leg import SipLeg
@@ -61,6 +62,7 @@ class PoolSettings:
     trunk_user: str | None = None  # digest credentials the trunk may challenge for
     trunk_password: str | None = field(default=None, repr=False)
     media_host: str | None = None  # RTP bind address when not the SIP host (loopback)
+    template: bool = True  # fork workers from a pre-forked template (else: fresh interpreters)
 
 
 class WorkerProcess:
@@ -68,7 +70,7 @@ class WorkerProcess:
         self.pool = pool
         self.index = index
         self.port = port
-        self.proc: asyncio.subprocess.Process | None = None
+        self.proc: WorkerProc | None = None
         self.legs: dict[str, SipLeg] = {}  # worker call id -> leg
         self.closing: dict[str, SipLeg] = {}  # ended legs whose recordings are closing
         self.reserved = 0  # slots promised to originate commands not yet sent
@@ -95,9 +97,6 @@ class WorkerProcess:
         s = self.pool.settings
         ports = rtp_ports(s.rtp_base, self.index)
         args = [
-            sys.executable,
-            "-m",
-            "flexvoice.sip.worker",
             "--index",
             str(self.index),
             "--host",
@@ -113,24 +112,15 @@ class WorkerProcess:
             args += ["--proxy", s.proxy]
         if s.media_host:
             args += ["--media-host", s.media_host]
-        env = {**os.environ}
+        env: dict[str, str] = {}
         if s.trunk_user and s.trunk_password:
-            env |= {
+            env = {
                 "FLEXVOICE_TRUNK_USER": s.trunk_user,
                 "FLEXVOICE_TRUNK_PASSWORD": s.trunk_password,
             }
         self.ready = asyncio.get_running_loop().create_future()
         self.started_at = asyncio.get_running_loop().time()
-        self.proc = await asyncio.create_subprocess_exec(
-            *args,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-            # Own process group: a Ctrl-C at the terminal reaches the control plane, which
-            # drains calls, not the workers directly.
-            start_new_session=True,
-        )
+        self.proc = await self.pool.new_process(args, env)
         self.reader = asyncio.create_task(self._read_events(self.proc))
         self.stderr_reader = asyncio.create_task(self._read_stderr(self.proc))
         try:
@@ -152,7 +142,7 @@ class WorkerProcess:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()
 
-    async def _read_stderr(self, proc: asyncio.subprocess.Process) -> None:
+    async def _read_stderr(self, proc: WorkerProc) -> None:
         assert proc.stderr is not None
         async for raw in proc.stderr:
             line = raw.decode(errors="replace").rstrip()
@@ -160,7 +150,7 @@ class WorkerProcess:
                 self.last_stderr = line
                 log.debug("worker.stderr", worker=self.index, line=line)
 
-    async def _read_events(self, proc: asyncio.subprocess.Process) -> None:
+    async def _read_events(self, proc: WorkerProc) -> None:
         assert proc.stdout is not None
         async for raw in proc.stdout:
             try:
@@ -199,16 +189,45 @@ class WorkerPool:
         self.stopping = False
         self.tasks: set[asyncio.Task[Any]] = set()
         self.starting = asyncio.Semaphore(STARTS_PER_CORE * (os.cpu_count() or 1))
+        self.template: Template | None = None
         metrics.SLOTS_TOTAL.set(settings.count * settings.max_calls)
 
     # -- life cycle -------------------------------------------------------------------------
     async def start(self) -> None:
+        if self.settings.template:
+            template = Template()
+            try:
+                await template.start()
+                self.template = template
+            except OSError as exc:
+                log.warning("worker.template_unavailable", error=str(exc))
         try:
             await asyncio.gather(*(w.start() for w in self.workers))
         except BaseException:
             await self.stop(grace=0)
             raise
         log.info("pool.started", workers=len(self.workers), ports=self.ports_text())
+
+    async def new_process(self, args: list[str], env: dict[str, str]) -> WorkerProc:
+        """A worker process: forked from the template, or a fresh interpreter without one."""
+        if self.template is not None and self.template.alive:
+            try:
+                return await self.template.spawn(args, env)
+            except (ConnectionError, OSError) as exc:
+                log.warning("worker.template_failed", error=str(exc))
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "flexvoice.sip.worker",
+            *args,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, **env},
+            # Own session: a Ctrl-C at the terminal reaches the control plane, which drains
+            # calls, not the workers directly. (Forked workers call setsid() themselves.)
+            start_new_session=True,
+        )
 
     def ports_text(self) -> str:
         return ",".join(f"{self.settings.host}:{w.port}" for w in self.workers)
@@ -259,6 +278,8 @@ class WorkerPool:
                     await asyncio.wait_for(w.reader, 2.0)
         for task in list(self.tasks):
             task.cancel()
+        if self.template is not None:
+            await self.template.stop()
         log.info("pool.stopped")
 
     # -- events from workers ----------------------------------------------------------------
