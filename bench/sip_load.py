@@ -39,6 +39,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from flexvoice.sip.addresses import RTP_PORTS_PER_WORKER, rtp_ports  # noqa: E402
+from flexvoice.sip.pool import STABLE_AFTER  # noqa: E402
 from tests.conftest import free_port_range  # noqa: E402
 from tests.sipptool import SCENARIOS, free_udp_pair  # noqa: E402
 from tests.test_sip_pool import tone  # noqa: E402
@@ -59,7 +60,7 @@ steps:
 """
 
 
-def write_node(tmp: Path, workers: int) -> tuple[Path, int, int]:
+def write_node(tmp: Path, workers: int) -> tuple[Path, int, int, int]:
     prompts = tmp / "prompts"
     (prompts / "en").mkdir(parents=True)
     for folder in (prompts, prompts / "en"):
@@ -82,7 +83,7 @@ def write_node(tmp: Path, workers: int) -> tuple[Path, int, int]:
 http: {{host: 127.0.0.1, port: {http}}}
 sip:
   edge: {{port: {edge}, ctl_socket: {tmp}/kamailio-ctl.sock}}
-  workers: {{count: {workers}, base_port: {base}, drain_grace: 2s, rtp_base: 30000}}
+  workers: {{count: {workers}, base_port: {base}, drain_grace: 2s, rtp_base: {RTP_LOW}}}
   trunks: {REPO}/sip/trunks.yaml
   numbers: {tmp}/numbers.yaml
 storage: {{database: {tmp}/flexvoice.db, recordings: {tmp}/recordings}}
@@ -90,7 +91,7 @@ paths: {{flows: {flows}, prompts: {prompts}, tariffs: {REPO}/metering/tariffs}}
 logging: {{level: warning}}
 """
     )
-    return cfg, http, edge
+    return cfg, http, edge, base
 
 
 def tree(root_pid: int) -> list[int]:
@@ -129,12 +130,17 @@ def pss_kb(pids: list[int]) -> int:
     return total
 
 
-def is_worker(pid: int) -> bool:
-    try:
-        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return b"flexvoice.sip.worker" in args or b"bench.bare_pjsua2" in args
+def workers_by_port(base: int, count: int) -> dict[int, int]:
+    """index -> pid of whoever listens on UDP base + index (workers are forked from a
+    template, so their command line does not tell them apart)."""
+    out = subprocess.run(["ss", "-ulpnH"], capture_output=True, text=True).stdout
+    found: dict[int, int] = {}
+    for line in out.splitlines():
+        port = int(line.split()[3].rsplit(":", 1)[1])
+        match = re.search(r"pid=(\d+)", line)
+        if match and base <= port < base + count:
+            found[port - base] = int(match.group(1))
+    return found
 
 
 @dataclass
@@ -144,9 +150,8 @@ class Idle:
     pss_kb: int
 
 
-def measure_idle(root_pid: int, seconds: float) -> Idle:
+def measure_idle(root_pid: int, workers: list[int], seconds: float) -> Idle:
     pids = tree(root_pid)
-    workers = [p for p in pids if is_worker(p)]
     before = {p: cpu_seconds(p) for p in pids}
     time.sleep(seconds)
     after = {p: cpu_seconds(p) for p in pids}
@@ -341,8 +346,8 @@ def best(rates: list[Rate]) -> Rate | None:
     return good[-1] if good else None
 
 
-def start_node(tmp: Path, workers: int) -> tuple[subprocess.Popen[bytes], int, int]:
-    cfg, http, edge = write_node(tmp, workers)
+def start_node(tmp: Path, workers: int) -> tuple[subprocess.Popen[bytes], int, int, int]:
+    cfg, http, edge, base = write_node(tmp, workers)
     node = subprocess.Popen(
         [sys.executable, "-m", "flexvoice", "--config", str(cfg), "serve"],
         cwd=REPO,
@@ -351,7 +356,7 @@ def start_node(tmp: Path, workers: int) -> tuple[subprocess.Popen[bytes], int, i
         stderr=open(tmp / "node.log", "wb"),  # noqa: SIM115
         start_new_session=True,
     )
-    return node, http, edge
+    return node, http, edge, base
 
 
 def workers_up(http: int) -> int:
@@ -373,13 +378,9 @@ def wait_up(http: int, node: subprocess.Popen[bytes], count: int, timeout: float
     raise SystemExit(f"bench: {count} workers not up within {timeout:.0f}s")
 
 
-def replace_time(http: int, node: subprocess.Popen[bytes], count: int) -> float:
+def replace_time(http: int, node: subprocess.Popen[bytes], count: int, base: int) -> float:
     """SIGKILL worker 0 (up for a while) and time until the node has `count` workers again."""
-    pid = next(
-        p
-        for p in tree(node.pid)
-        if is_worker(p) and b"--index\0000\0" in Path(f"/proc/{p}/cmdline").read_bytes()
-    )
+    pid = workers_by_port(base, 1)[0]
     killed = time.monotonic()
     os.kill(pid, signal.SIGKILL)
     while workers_up(http) == count and time.monotonic() - killed < 5:
@@ -466,19 +467,21 @@ def main(argv: list[str]) -> int:
     os.chdir(tmp)  # sipp writes its traces into the working folder
     print(f"machine: {os.cpu_count()} cores; {load()} at the start; {n} workers / processes")
     # 1. The engine: edge, control plane, n workers.
-    node, http, edge = start_node(tmp, n)
+    node, http, edge, sip_base = start_node(tmp, n)
     try:
         up_s = wait_up(http, node, n, 180)
         print(f"engine: {n} workers up in {up_s:.1f}s ({load()})", flush=True)
         time.sleep(3)
-        idle = measure_idle(node.pid, args.idle_seconds)
+        workers = list(workers_by_port(sip_base, n).values())
+        idle = measure_idle(node.pid, workers, args.idle_seconds)
         print(
             f"engine idle: node {idle.cores:.3f} cores, one worker {idle.worker_pct:.3f} % of "
             f"a core, PSS {idle.pss_kb / 1024:.0f} MB ({load()})",
             flush=True,
         )
-        time.sleep(max(0.0, 11 - up_s - 3 - args.idle_seconds))  # worker 0 up > 10 s
-        replaced = replace_time(http, node, n)
+        # Worker 0 up longer than STABLE_AFTER: its death is not a crash loop (no back-off).
+        time.sleep(max(0.0, STABLE_AFTER + 1 - 3 - args.idle_seconds))
+        replaced = replace_time(http, node, n, sip_base)
         print(f"engine: a killed worker replaced in {replaced:.2f}s", flush=True)
         print("concurrent IVR calls (prompt, DTMF), stepping up:", flush=True)
         pids = tree(node.pid)
