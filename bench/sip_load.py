@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -76,7 +77,7 @@ def write_node(tmp: Path, workers: int) -> tuple[Path, int, int, int]:
     )
     http = free_port_range(1)
     edge = free_port_range(1)
-    base = free_port_range(workers)
+    base = low_port_range(workers)
     cfg = tmp / "flexvoice.yaml"
     cfg.write_text(
         f"""
@@ -225,7 +226,10 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-RTP_LOW = 10000  # RTP ranges live below 20000, where free_port_range never looks
+# The workers' ports live below 20000, where other test runs' free_port_range never looks and
+# the kernel hands out no ephemeral ports: a port taken mid-run would fail the start-up.
+SIP_LOW = 6000
+RTP_LOW = 10000
 MAX_WORKERS = (20000 - RTP_LOW) // (2 * RTP_PORTS_PER_WORKER)
 
 
@@ -398,8 +402,27 @@ def stop_node(node: subprocess.Popen[bytes]) -> None:
         node.wait()
 
 
+def low_port_range(count: int) -> int:
+    """`count` consecutive UDP+TCP ports free between SIP_LOW and RTP_LOW."""
+    for base in range(SIP_LOW, RTP_LOW - count, 50):
+        socks: list[socket.socket] = []
+        try:
+            for port in range(base, base + count):
+                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                    sock = socket.socket(socket.AF_INET, kind)
+                    socks.append(sock)
+                    sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise SystemExit(f"bench: no {count} free ports between {SIP_LOW} and {RTP_LOW}")
+
+
 def start_bare(tmp: Path, count: int, rtp_base: int) -> tuple[list[subprocess.Popen[bytes]], int]:
-    base = free_port_range(count)
+    base = low_port_range(count)
     procs: list[subprocess.Popen[bytes]] = []
     prompt = tmp / "prompts" / "bench_menu.wav"
     batch = 3 * (os.cpu_count() or 1)  # as the pool starts its workers

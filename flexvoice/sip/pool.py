@@ -34,9 +34,10 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 READY_TIMEOUT = 15.0  # from the moment a worker's process is started
-# Workers starting at once: a start is mostly CPU (interpreter, pjsua2, libInit), so more than
-# a few per core only makes each one slower and risks READY_TIMEOUT.
-STARTS_PER_CORE = 3
+# Workers starting at once. Forked from the template a start takes ~5 ms of CPU and ~25 ms
+# of waiting (libCreate), so several per core overlap; a fresh interpreter (no template) is
+# ~0.25 CPU-s, and this many still start well within READY_TIMEOUT.
+STARTS_PER_CORE = 8
 # A worker that dies within this long of its start is crash-looping: back off before the next.
 STABLE_AFTER = 10.0
 
