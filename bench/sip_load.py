@@ -291,6 +291,8 @@ def concurrency_step(t: Target, calls: int, pids: list[int], ramp_cps: int) -> S
     peak_match = re.search(r"Peak was (\d+) calls", out)
     peak = int(peak_match.group(1)) if peak_match else 0
     good = ok == calls and bad == 0
+    if not good:
+        (t.tmp.parent / f"sip_load_{t.name}_{calls}.txt").write_text(out)
     line = (
         f"  {t.name:6s} {calls:5d} IVR calls at once: {'ok' if good else 'FAILED'} "
         f"({ok} ok, {bad} failed, peak {peak} up; {load()})"
@@ -352,10 +354,12 @@ def best(rates: list[Rate]) -> Rate | None:
 
 def start_node(tmp: Path, workers: int) -> tuple[subprocess.Popen[bytes], int, int, int]:
     cfg, http, edge, base = write_node(tmp, workers)
+    # SIP_LOAD_NODE_CODE: another checkout's code for the node (e.g. main), to compare.
+    code = Path(os.environ.get("SIP_LOAD_NODE_CODE", REPO))
     node = subprocess.Popen(
         [sys.executable, "-m", "flexvoice", "--config", str(cfg), "serve"],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        cwd=code,
+        env={**os.environ, "PYTHONPATH": str(code)},
         stdout=subprocess.DEVNULL,
         stderr=open(tmp / "node.log", "wb"),  # noqa: SIM115
         start_new_session=True,
@@ -464,6 +468,8 @@ def mark(ok: bool) -> str:
 
 
 def main(argv: list[str]) -> int:
+    # SIGTERM unwinds like Ctrl-C: every `finally` below stops what it started.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     parser = argparse.ArgumentParser(prog="bench sip_load")
     parser.add_argument("--quick", action="store_true", help="short run (smoke)")
     parser.add_argument("--workers", type=int, default=300, help="workers (4 calls each)")
@@ -473,6 +479,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--step-seconds", type=int, default=10, help="length of a CPS step")
     parser.add_argument("--idle-seconds", type=int, default=10)
     parser.add_argument("--no-bare", action="store_true", help="skip the bare pjsua2 floor")
+    parser.add_argument("--no-cps", action="store_true", help="skip the CPS steps")
     args = parser.parse_args(argv)
     if args.quick:
         args.workers, args.max_calls, args.step, args.step_seconds = 10, 40, 20, 3
@@ -512,7 +519,7 @@ def main(argv: list[str]) -> int:
                                            pids, args.ramp)  # fmt: skip
         print("CPS with media (answer, prompt, hang-up after 0.5 s), stepping up:", flush=True)
         engine_rates = cps_ceiling(Target("engine", f"127.0.0.1:{edge}", tmp), rates,
-                                   args.step_seconds, tmp)  # fmt: skip
+                                   args.step_seconds, tmp) if not args.no_cps else []  # fmt: skip
     finally:
         stop_node(node)
     # 2. The floor: n bare pjsua2 processes of the same wheel, same scenarios.
@@ -534,7 +541,8 @@ def main(argv: list[str]) -> int:
             )
             target = Target("bare", f"127.0.0.1:{base}", tmp, [base + i for i in range(n)])
             bare_steps = concurrency_ceiling(target, steps, pids, args.ramp)
-            bare_rates = cps_ceiling(target, rates, args.step_seconds, tmp)
+            if not args.no_cps:
+                bare_rates = cps_ceiling(target, rates, args.step_seconds, tmp)
         finally:
             stop_bare(bare)
     # 3. The signalling bound: sipp's own UAS.
@@ -547,7 +555,7 @@ def main(argv: list[str]) -> int:
     try:
         time.sleep(0.5)
         sipp_rates = cps_ceiling(Target("sipp", f"127.0.0.1:{uas_port}", tmp),
-                                 [r * 2 for r in rates], args.step_seconds, tmp)  # fmt: skip
+                                 [r * 2 for r in rates], args.step_seconds, tmp) if not args.no_cps else []  # fmt: skip
     finally:
         uas.kill()
         uas.wait()
