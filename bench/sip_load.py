@@ -518,8 +518,10 @@ def main(argv: list[str]) -> int:
         engine_steps = concurrency_ceiling(Target("engine", f"127.0.0.1:{edge}", tmp), steps,
                                            pids, args.ramp)  # fmt: skip
         print("CPS with media (answer, prompt, hang-up after 0.5 s), stepping up:", flush=True)
-        engine_rates = cps_ceiling(Target("engine", f"127.0.0.1:{edge}", tmp), rates,
-                                   args.step_seconds, tmp) if not args.no_cps else []  # fmt: skip
+        engine_rates: list[Rate] = []
+        if not args.no_cps:
+            engine_rates = cps_ceiling(Target("engine", f"127.0.0.1:{edge}", tmp), rates,
+                                       args.step_seconds, tmp)  # fmt: skip
     finally:
         stop_node(node)
     # 2. The floor: n bare pjsua2 processes of the same wheel, same scenarios.
@@ -547,6 +549,7 @@ def main(argv: list[str]) -> int:
             stop_bare(bare)
     # 3. The signalling bound: sipp's own UAS.
     uas_port = free_port_range(1)
+    sipp_rates: list[Rate] = []
     uas = subprocess.Popen(
         ["sipp", "-sf", str(SCENARIOS / "uas_answer_bye.xml"), "-i", "127.0.0.1", "-p",
          str(uas_port), "-mp", str(free_udp_pair()), "-nostdin", "-timeout", "600s"],
@@ -554,8 +557,9 @@ def main(argv: list[str]) -> int:
     )  # fmt: skip
     try:
         time.sleep(0.5)
-        sipp_rates = cps_ceiling(Target("sipp", f"127.0.0.1:{uas_port}", tmp),
-                                 [r * 2 for r in rates], args.step_seconds, tmp) if not args.no_cps else []  # fmt: skip
+        if not args.no_cps:
+            sipp_rates = cps_ceiling(Target("sipp", f"127.0.0.1:{uas_port}", tmp),
+                                     [r * 2 for r in rates], args.step_seconds, tmp)  # fmt: skip
     finally:
         uas.kill()
         uas.wait()
