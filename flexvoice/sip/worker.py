@@ -45,11 +45,12 @@ MAX_CALLS = 4
 DTMF_IS_UPDATE = 1
 DTMF_IS_END = 2
 POLL_MS = 10  # while shutting down
-# How long the main thread blocks in libHandleEvents. SIP traffic and commands (see
+# How long the main thread blocks in libHandleEvents. SIP and RTP packets and commands (see
 # read_commands: each one is followed by a CRLF keep-alive to our own SIP port) end the wait at
-# once, but callbacks PJSIP's media thread queues for this thread (an RFC 4733 digit, the end
-# of a prompt) run only on the next wake, so a worker with calls wakes every frame (20 ms).
-# A worker with none sleeps: a hundred wakes a second cost 1.9 % of a core each.
+# once, but callbacks another PJSIP thread queues for this one (the end of a prompt, from the
+# conference bridge's clock) run only on the next wake, so a worker with calls wakes at least
+# every frame (20 ms). A worker with none sleeps: waking 100 times a second cost 1.9 % of a
+# core per idle worker.
 ACTIVE_POLL_MS = 20
 CLEANUP_POLL_MS = 250  # retired players/recorders waiting to be dropped
 IDLE_POLL_MS = 5000
