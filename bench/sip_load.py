@@ -437,7 +437,7 @@ def start_bare(tmp: Path, count: int, rtp_base: int) -> tuple[list[subprocess.Po
                 [sys.executable, "-m", "bench.bare_pjsua2", "--port", str(base + i),
                  "--rtp-port", str(rtp_ports(rtp_base, i).start), "--prompt", str(prompt)],
                 cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL, start_new_session=True,
+                stderr=open(tmp / f"bare_{i}.log", "wb"), start_new_session=True,  # noqa: SIM115
             )  # fmt: skip
             started.append(proc)
         for proc in started:
@@ -446,7 +446,10 @@ def start_bare(tmp: Path, count: int, rtp_base: int) -> tuple[list[subprocess.Po
             while (line := proc.stdout.readline()) and line.strip() != b"ready":
                 pass
             if not line:
-                raise SystemExit("bench: a bare pjsua2 process did not start")
+                log = tmp / f"bare_{started.index(proc) + first}.log"
+                why = log.read_text(errors="replace").strip().splitlines()[-1:] or ["?"]
+                stop_bare(procs + started)
+                raise SystemExit(f"bench: a bare pjsua2 process did not start: {why[0]}")
         procs += started
     return procs, base
 
