@@ -204,13 +204,13 @@ def test_worker_rtp_ranges_are_adjacent_and_disjoint() -> None:
 
 def test_auto_sizing_takes_the_lower_of_cpu_and_memory() -> None:
     gib = 2**30
-    # CPU-bound: 2 cores carry 1,000 calls (250 workers) when memory is plentiful.
-    assert auto_worker_count(Machine(cores=2, memory=24 * gib)) == 250
-    assert auto_worker_count(Machine(cores=8, memory=64 * gib)) == 1000
+    # CPU-bound: 2 cores carry 800 calls (200 workers) when memory is plentiful.
+    assert auto_worker_count(Machine(cores=2, memory=24 * gib)) == 200
+    assert auto_worker_count(Machine(cores=8, memory=64 * gib)) == 800
     # Memory-bound: 2 GiB leaves 1 GiB for workers.
     assert auto_worker_count(Machine(cores=8, memory=2 * gib)) == 42
     # A container limited to half a core still gets workers, never none.
-    assert auto_worker_count(Machine(cores=0.5, memory=24 * gib)) == 62
+    assert auto_worker_count(Machine(cores=0.5, memory=24 * gib)) == 50
     assert auto_worker_count(Machine(cores=0.001, memory=10 * 2**20)) == 1
 
 
@@ -222,9 +222,9 @@ def write(tmp_path: Path, workers: str) -> Path:
 
 def test_count_auto_is_sized_from_the_machine_and_the_port_room(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, "{count: auto, base_port: 5070, rtp_base: 20000}"), {})
-    assert worker_count(cfg, Machine(cores=2, memory=24 * 2**30)) == 250
+    assert worker_count(cfg, Machine(cores=2, memory=24 * 2**30)) == 200
     addresses = worker_addresses(cfg, Machine(cores=2, memory=24 * 2**30))
-    assert [a.port for a in addresses] == list(range(5070, 5320))
+    assert [a.port for a in addresses] == list(range(5070, 5270))
     # Few RTP ports left above rtp_base: as many workers as fit.
     cfg = load_config(write(tmp_path, "{count: auto, base_port: 5070, rtp_base: 65000}"), {})
     assert worker_count(cfg, Machine(cores=64, memory=512 * 2**30)) == 536 // 16

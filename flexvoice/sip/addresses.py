@@ -20,11 +20,11 @@ from flexvoice.errors import UserError
 # A worker holds at most 4 calls, each an RTP + RTCP pair: 8 ports, doubled so that a call
 # slot reused at once still finds a free pair while the last call's sockets close.
 RTP_PORTS_PER_WORKER = 16
-# `auto` sizing. Measured with `./run bench sip_load` on 2 cores (README, performance):
-# a worker with 4 IVR calls playing costs about 0.4 % of a core per call; the headroom keeps
-# set-up times low and leaves the control plane, the edge and the OS their share.
-CALLS_PER_CORE = 500
-# Memory a worker may take with 4 calls up (PSS, measured about 12 MB), with headroom; only
+# `auto` sizing (README, "Sizing a node"). Measured here: a worker with 4 calls playing a
+# prompt costs 0.8 % of a core, 0.2 % per call; 400 calls per core spend 0.8 of it on the
+# workers and leave the rest to the edge, the control plane and carriers' incoming RTP.
+CALLS_PER_CORE = 400
+# Memory a worker may take with 4 calls up (PSS, measured about 8.5 MB), with headroom; only
 # half of the machine's memory goes to workers.
 WORKER_MEMORY = 24 * 2**20
 MEMORY_SHARE = 0.5
