@@ -120,6 +120,7 @@ def worker() -> Iterator[WorkerProc]:
     w.stop()
 
 
+@pytest.mark.sip
 def test_an_idle_worker_acts_on_commands_while_blocked_in_pjsip(
     worker: WorkerProc, tmp_path: Path
 ) -> None:
@@ -139,6 +140,7 @@ def test_an_idle_worker_acts_on_commands_while_blocked_in_pjsip(
         callee.stop()
 
 
+@pytest.mark.sip
 def test_an_idle_worker_stops_on_shutdown_and_when_its_input_closes(worker: WorkerProc) -> None:
     worker.send("shutdown")
     assert worker.proc.wait(20) == 0
@@ -152,6 +154,7 @@ def test_an_idle_worker_stops_on_shutdown_and_when_its_input_closes(worker: Work
         other.stop()
 
 
+@pytest.mark.sip
 def test_a_worker_binds_its_calls_media_inside_its_own_port_range(worker: WorkerProc) -> None:
     callee = Uas("uas_answer.xml", free_port_range(1), calls=8)
     try:
