@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
 
 from flexvoice.errors import Problem, ProblemList
 from flexvoice.units import Duration
@@ -60,8 +60,31 @@ class EdgeConfig(Section):
     children: Annotated[int, Field(ge=1, le=64)] = 4
 
 
+MAX_WORKERS = 2000  # 8,000 call slots: far past what one machine's CPU carries
+
+
+def _worker_count(value: object) -> int | str:
+    """A whole number of workers, or "auto" (sized from the machine at start-up)."""
+    if value == "auto":
+        return "auto"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("must be a whole number of workers or 'auto'")
+    if value < 1:
+        raise ValueError("must be at least 1")
+    if value > MAX_WORKERS:
+        raise ValueError(f"must be at most {MAX_WORKERS}")
+    return value
+
+
+WorkerCount = Annotated[
+    int | Literal["auto"], PlainValidator(_worker_count, json_schema_input_type=int | str)
+]
+
+
 class WorkersConfig(Section):
-    count: Annotated[int, Field(ge=1, le=64)] = 2
+    count: WorkerCount = Field(
+        2, description="media worker processes (4 calls each), or 'auto' from cores and memory"
+    )
     host: Literal["127.0.0.1"] = "127.0.0.1"
     base_port: Port = 5070
     max_calls: Annotated[int, Field(ge=1, le=4)] = 4

@@ -26,7 +26,7 @@ from flexvoice.appkeys import (
 from flexvoice.config import Config
 from flexvoice.logs import get_logger
 from flexvoice.node.inbound_router import InboundRouter
-from flexvoice.sip.addresses import edge_proxy_uri
+from flexvoice.sip.addresses import edge_proxy_uri, worker_count
 from flexvoice.sip.leg import SipLeg
 from flexvoice.sip.originate import PoolOriginator
 from flexvoice.sip.pool import PoolSettings, WorkerPool
@@ -50,7 +50,7 @@ def pool_settings(cfg: Config, edge: bool, trunk: Trunk | None) -> PoolSettings:
             **trunk_settings(trunk),
         )
     return PoolSettings(
-        count=w.count,
+        count=worker_count(cfg),
         host=w.host,
         base_port=w.base_port,
         max_calls=w.max_calls,
