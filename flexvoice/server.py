@@ -63,6 +63,8 @@ COMPONENTS: list[str] = [
     "flexvoice.flows.node:flows_component",
     # The API's call registry observes calls: it must outlive the pool's drain.
     "flexvoice.api.app:api_component",
+    "flexvoice.messaging.node:messaging_component",  # after the API: it takes its webhooks
+    "flexvoice.verify.node:verify_component",
     "flexvoice.sip.edge_node:edge_component",  # before the pool: it stops after the drain
     "flexvoice.sip.node:sip_component",
 ]

@@ -14,7 +14,7 @@ from typing import Any, cast
 import aiohttp
 from aiohttp import web
 
-from flexvoice.api import calls, flows, numbers, recordings, usage
+from flexvoice.api import calls, flows, messages, numbers, recordings, usage, verifications
 from flexvoice.api.appkeys import (
     API_DB,
     CALLS,
@@ -48,6 +48,7 @@ from flexvoice.api.webhooks import WebhookQueue
 from flexvoice.calls import CallRegistry, Pricer
 from flexvoice.errors import UserError
 from flexvoice.logs import get_logger
+from flexvoice.messaging.node import MESSAGE_WEBHOOKS
 from flexvoice.metering.sink import USAGE_SINK
 from flexvoice.metering.tariffs import load_tariffs
 from flexvoice.numbers import NumberRegistry
@@ -63,6 +64,8 @@ RESOURCES: list[Resource] = [
     flows.resource,
     recordings.resource,
     usage.resource,
+    messages.resource,
+    verifications.resource,
 ]
 
 
@@ -132,6 +135,7 @@ async def api_component(app: web.Application) -> AsyncIterator[None]:
         timeout_s=api.webhook_timeout,
     )
     app[WEBHOOKS] = webhooks
+    app[MESSAGE_WEBHOOKS] = webhooks  # inbound SMS and message status callbacks
     pricer: Pricer | None = None
     try:
         tariffs = load_tariffs(cfg.path(cfg.paths.tariffs))
