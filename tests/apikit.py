@@ -16,12 +16,15 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from flexvoice import server
-from flexvoice.accounts import create_account
+from flexvoice.accounts import create_account, get_account
 from flexvoice.api.app import api_component
 from flexvoice.api.appkeys import API_DB, FLOWS, NUMBER_REGISTRY, ORIGINATOR
 from flexvoice.api.keys import create_key
 from flexvoice.callcontrol import CallObserver, DialAttempt
 from flexvoice.config import load_config
+from flexvoice.messaging.node import messaging_component
+from flexvoice.metering.sink import usage_component
+from flexvoice.verify.node import verify_component
 from flexvoice.server import ServeOptions, build_app
 from tests.conftest import REPO, write_node_config
 
@@ -127,6 +130,7 @@ async def running_api(
     extra_config: str = "",
     originator: bool = True,
     flows: Any = None,
+    usage: bool = False,
 ) -> AsyncIterator[Api]:
     config = write_node_config(tmp_path, extra_config)
     # PUT /v1/flows writes into the flows folder: a copy of the repository's, never the real one.
@@ -154,14 +158,19 @@ async def running_api(
         app[FLOWS] = fake_flows
         yield
 
+    if usage:
+        app.cleanup_ctx.append(usage_component)
     app.cleanup_ctx.append(wire)
     app.cleanup_ctx.append(api_component)
+    app.cleanup_ctx.append(messaging_component)
+    app.cleanup_ctx.append(verify_component)
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     conn = app[API_DB]
     keys: dict[str, str] = {}
     for account, number in (("acme", ACME_NUMBER), ("other", OTHER_NUMBER)):
-        create_account(conn, account, "flexio-payu")
+        if get_account(conn, account) is None:  # a second node on the same database
+            create_account(conn, account, "flexio-payu")
         app[NUMBER_REGISTRY].put(number, account, "support")
         for role in ROLES:
             keys[f"{account}:{role}"] = create_key(conn, account, role)[1]

@@ -66,7 +66,9 @@ async def messaging_component(app: web.Application) -> AsyncIterator[None]:
         log.error("sms.tariffs_unavailable", error=str(exc))
         tariffs = None
     gateways = gateways_from(cfg)
-    gateways.update(app.get(EXTRA_GATEWAYS, {}))
+    extra = app.get(EXTRA_GATEWAYS)
+    if extra is not None:
+        gateways.update(extra)
     service = Messaging(
         conn,
         gateways,

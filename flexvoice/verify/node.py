@@ -44,7 +44,8 @@ def load_secret(path: Path) -> bytes:
         raise UserError(f"cannot read {path} (verify.secret_file): {exc.strerror}") from None
     if len(text) < 32:
         raise UserError(
-            f"{path} (verify.secret_file) holds fewer than 32 characters; delete it to make a new one"
+            f"{path} (verify.secret_file) holds fewer than 32 characters; delete it to make "
+            "a new one"
         )
     return text.encode()
 

@@ -122,7 +122,8 @@ class Verifier:
             raise SendLimited(
                 wait,
                 f"{self.policy.max_sends} codes were sent to {to} in the last "
-                f"{int(self.policy.send_window // 60)} minutes; try again after Retry-After seconds",
+                f"{int(self.policy.send_window // 60)} minutes; try again after Retry-After "
+                "seconds",
             )
         prefix = prefix_of(to)
         wait = prefix_wait(self.store.sends_to_prefix(prefix, now - 60.0), now, self.policy)

@@ -61,6 +61,7 @@ class VerificationRow:
 
 
 _COLUMNS = ", ".join(VerificationRow.__dataclass_fields__)
+_PLACEHOLDERS = ", ".join("?" * len(VerificationRow.__dataclass_fields__))
 
 
 def new_id() -> str:
@@ -92,7 +93,7 @@ class VerificationStore:
 
     def create(self, row: VerificationRow) -> None:
         self.conn.execute(
-            f"INSERT INTO verifications ({_COLUMNS}) VALUES ({', '.join('?' * len(VerificationRow.__dataclass_fields__))})",
+            f"INSERT INTO verifications ({_COLUMNS}) VALUES ({_PLACEHOLDERS})",
             tuple(getattr(row, f) for f in VerificationRow.__dataclass_fields__),
         )
 
@@ -166,7 +167,8 @@ class VerificationStore:
 
     def expire(self, now: float) -> int:
         cur = self.conn.execute(
-            "UPDATE verifications SET status = 'expired' WHERE status = 'pending' AND expires_at <= ?",
+            "UPDATE verifications SET status = 'expired'"
+            " WHERE status = 'pending' AND expires_at <= ?",
             (now,),
         )
         return cur.rowcount
