@@ -24,8 +24,8 @@ from flexvoice.callcontrol import CallObserver, DialAttempt
 from flexvoice.config import load_config
 from flexvoice.messaging.node import messaging_component
 from flexvoice.metering.sink import usage_component
-from flexvoice.verify.node import verify_component
 from flexvoice.server import ServeOptions, build_app
+from flexvoice.verify.node import verify_component
 from tests.conftest import REPO, write_node_config
 
 ROLES = ("admin", "developer", "finance", "analyst")
