@@ -15,8 +15,11 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from flexvoice.accounts import get_account
+from flexvoice.flows.base import StepFailed
 from flexvoice.flows.interpreter import FlowDeps
 from flexvoice.flows.runtime import FlowRuntime
+from flexvoice.messaging.node import MESSAGING
+from flexvoice.messaging.service import MessageRefused
 from flexvoice.server import CONFIG
 from flexvoice.storage.sqlite import connect
 
@@ -41,6 +44,7 @@ async def flows_component(app: web.Application) -> AsyncIterator[None]:
         deps.account_for = deps.account_for or _account_of(numbers)
         conn = connect(cfg.path(cfg.storage.database))
         deps.tariff_for = deps.tariff_for or _tariff_of(conn)
+    deps.sms = deps.sms or NodeSms(app)
     deps.recordings_dir = cfg.path(cfg.storage.recordings)
     deps.tts_cache_dir = cfg.path("var/tts")
     runtime = FlowRuntime(cfg.path(cfg.paths.flows), cfg.path(cfg.paths.prompts), deps)
@@ -52,6 +56,26 @@ async def flows_component(app: web.Application) -> AsyncIterator[None]:
         await runtime.stop()
         if conn is not None:
             conn.close()
+
+
+class NodeSms:
+    """The `sms` step's way to the messaging service, found when a step runs (messaging
+    starts after the flow runtime)."""
+
+    def __init__(self, app: web.Application):
+        self.app = app
+
+    def send_sms(self, account: str, from_addr: str, to: str, body: str) -> tuple[str, int]:
+        messaging = self.app.get(MESSAGING)
+        if messaging is None:
+            raise StepFailed("messaging is not running on this node")
+        if not account:
+            raise StepFailed("the call belongs to no account: nobody to bill the SMS to")
+        try:
+            row = messaging.send(account, from_addr, to, body, origin="flow")
+        except MessageRefused as exc:
+            raise StepFailed(str(exc)) from None
+        return row.id, row.segments
 
 
 def _account_of(numbers: NumberLookup) -> Callable[[str], str | None]:

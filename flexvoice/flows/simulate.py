@@ -26,6 +26,7 @@ from flexvoice.callcontrol import (
 )
 from flexvoice.errors import UserError
 from flexvoice.flows.model import Flow
+from flexvoice.messaging.text import split
 
 
 class VirtualClock:
@@ -283,6 +284,18 @@ class ScriptedLeg:
         self.act("hang up (BYE)" if self._answered else f"refuse with {sip_status}")
 
 
+class SimulatedSms:
+    """`sms` steps print what would be sent and its segments; nothing leaves the machine."""
+
+    def __init__(self, printer: _Printer):
+        self.printer = printer
+
+    def send_sms(self, account: str, from_addr: str, to: str, body: str) -> tuple[str, int]:
+        encoding, parts = split(body, 0)
+        self.printer.action(f"sms {from_addr} -> {to} ({len(parts)} {encoding} segment(s)): {body}")
+        return "SMsimulated", len(parts)
+
+
 class _Printer:
     """Prints each step (with why) and what the caller hears, at virtual time."""
 
@@ -329,6 +342,7 @@ async def simulate_flow(
     printer = _Printer(clock, write)
     deps = FlowDeps(
         webhooks=FileWebhooks(webhook_answer),
+        sms=SimulatedSms(printer),
         observer=printer,
         clock=clock.now,
         sleep=clock.sleep,

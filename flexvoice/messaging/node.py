@@ -17,8 +17,8 @@ from flexvoice.messaging.service import AccountSettings, Messaging, Settings
 from flexvoice.messaging.smpp import SmppGateway
 from flexvoice.metering.sink import USAGE_SINK
 from flexvoice.metering.tariffs import TariffBook, load_tariffs
+from flexvoice.numbers import NumberRegistry
 from flexvoice.server import CONFIG
-from flexvoice.sip.node import NUMBERS
 from flexvoice.storage.sqlite import connect
 
 log = get_logger(__name__)
@@ -73,7 +73,7 @@ async def messaging_component(app: web.Application) -> AsyncIterator[None]:
         conn,
         gateways,
         settings_from(cfg),
-        numbers=app.get(NUMBERS),
+        numbers=NumberRegistry(conn),  # the node's numbers, read from the shared database
         usage=app.get(USAGE_SINK),
         webhooks=app.get(MESSAGE_WEBHOOKS),
         tariffs=tariffs,
