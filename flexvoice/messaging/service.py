@@ -123,7 +123,7 @@ class Messaging:
         self._down: dict[str, tuple[int, float]] = {}  # gateway -> (failures, retry at)
         self._secret_bodies: dict[str, str] = {}  # message id -> body with a code, memory only
         self._concat: dict[tuple[str, str, int], dict[int, str]] = {}
-        self.on_final: list[Callable[[MessageRow], None]] = []  # verification listens here
+        self._after_commit: list[MessageRow] = []
 
     # ---- sending -----------------------------------------------------------------------
 
@@ -296,6 +296,7 @@ class Messaging:
             if part.expires_at <= now:
                 self.store.fail_queued(part.message_id, f"{EXPIRED} validity period over")
                 self._refresh(part.message_id, EXPIRED, ERROR_TEXT[EXPIRED])
+                self._flush()
                 continue
             down = self._down.get(part.gateway)
             if down is not None and down[1] > now:
@@ -363,8 +364,10 @@ class Messaging:
             self._fail_part(part, exc.code, str(exc))
             return
         self._down.pop(part.gateway, None)
-        self.store.part_sent(part, gateway_id)
-        self._refresh(part.message_id)
+        with self.store.tx():
+            self.store.part_sent(part, gateway_id)
+            self._refresh(part.message_id)
+        self._flush()
 
     def _is_secret(self, message_id: str) -> bool:
         row = self.store.get(message_id)
@@ -380,6 +383,7 @@ class Messaging:
             error=message,
         )
         self._refresh(part.message_id, code, message)
+        self._flush()
 
     def _refresh(
         self, message_id: str, error_code: int | None = None, error: str | None = None
@@ -420,10 +424,13 @@ class Messaging:
             log.info(
                 "sms.status", message_id=message_id, status=status, error_code=updated.error_code
             )
-            self._callback(updated)
-            if updated.final:
-                for listener in self.on_final:
-                    listener(updated)
+            # After the commit: the webhook queue writes through another connection.
+            self._after_commit.append(updated)
+
+    def _flush(self) -> None:
+        done, self._after_commit = self._after_commit, []
+        for row in done:
+            self._callback(row)
 
     def _bill(self, row: MessageRow, segments: int, now: float) -> None:
         event = {
@@ -471,8 +478,10 @@ class Messaging:
         message_id, seq = found
         code = receipt.error_code
         error = f"{code} receipt {receipt.state} err:{receipt.error}" if code else None
-        if self.store.set_part_status(message_id, seq, receipt.status, error):
-            self._refresh(message_id, code, ERROR_TEXT.get(code or 0))
+        with self.store.tx():
+            if self.store.set_part_status(message_id, seq, receipt.status, error):
+                self._refresh(message_id, code, ERROR_TEXT.get(code or 0))
+        self._flush()
 
     async def inbound(self, gateway: str, message: Inbound) -> None:
         text = message.text
