@@ -14,6 +14,7 @@ from flexvoice.messaging.text import Part, decode
 @dataclass
 class FakeGateway:
     name: str = "fake"
+    whole_text: bool = False
     up: bool = True
     submitted: list[tuple[str, str, str]] = field(default_factory=list)  # from, to, text
     ids: list[str] = field(default_factory=list)

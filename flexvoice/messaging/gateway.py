@@ -42,6 +42,7 @@ class GatewayEvents(Protocol):
 
 class Gateway(Protocol):
     name: str
+    whole_text: bool  # True: the whole text in one submit (SIP); False: SMS parts (SMPP)
 
     async def start(self, events: GatewayEvents) -> None: ...
 

@@ -12,8 +12,9 @@ from aiohttp import web
 from flexvoice.calls import WebhookSender
 from flexvoice.config import Config
 from flexvoice.logs import get_logger
-from flexvoice.messaging.gateway import Gateway
+from flexvoice.messaging.gateway import Gateway, Inbound
 from flexvoice.messaging.service import AccountSettings, Messaging, Settings
+from flexvoice.messaging.sipmsg import MessageTransport, SipMessageGateway
 from flexvoice.messaging.smpp import SmppGateway
 from flexvoice.metering.sink import USAGE_SINK
 from flexvoice.metering.tariffs import TariffBook, load_tariffs
@@ -26,8 +27,8 @@ log = get_logger(__name__)
 MESSAGING = web.AppKey("messaging", Messaging)
 # The API component publishes its signed, persistent webhook queue here.
 MESSAGE_WEBHOOKS: web.AppKey[WebhookSender] = web.AppKey("message_webhooks")
-# Gateways other components provide (the SIP layer's MESSAGE gateway), by name.
-EXTRA_GATEWAYS: web.AppKey[dict[str, Gateway]] = web.AppKey("extra_gateways")
+# The SIP layer (which starts after messaging) publishes how to send a SIP MESSAGE here.
+MESSAGE_TRANSPORT: web.AppKey[MessageTransport] = web.AppKey("message_transport")
 
 
 def settings_from(cfg: Config) -> Settings:
@@ -45,7 +46,7 @@ def settings_from(cfg: Config) -> Settings:
     )
 
 
-def gateways_from(cfg: Config) -> dict[str, Gateway]:
+def gateways_from(cfg: Config, app: web.Application) -> dict[str, Gateway]:
     wanted = {cfg.messaging.gateway} | {a.gateway for a in cfg.messaging.accounts.values()}
     gateways: dict[str, Gateway] = {}
     if "smpp" in wanted:
@@ -53,7 +54,22 @@ def gateways_from(cfg: Config) -> dict[str, Gateway]:
         gateways["smpp"] = SmppGateway(
             "smpp", s.host, s.port, s.system_id, s.password_env, s.system_type
         )
+    if "sip" in wanted:
+        gateways["sip"] = SipMessageGateway(lambda: app.get(MESSAGE_TRANSPORT))
     return gateways
+
+
+async def sip_inbound(app: web.Application, from_user: str, to_user: str, text: str) -> None:
+    """A SIP MESSAGE from the trunk, whichever gateway sends the node's outbound SMS."""
+    messaging = app.get(MESSAGING)
+    if messaging is None:
+        log.warning("sms.inbound_dropped", reason="messaging is not running")
+        return
+
+    def e164(user: str) -> str:
+        return "+" + user if user.isdigit() else user
+
+    await messaging.inbound("sip", Inbound(e164(from_user), e164(to_user), text))
 
 
 async def messaging_component(app: web.Application) -> AsyncIterator[None]:
@@ -65,10 +81,7 @@ async def messaging_component(app: web.Application) -> AsyncIterator[None]:
     except Exception as exc:  # the usage component reports it; unpriced SMS are refused
         log.error("sms.tariffs_unavailable", error=str(exc))
         tariffs = None
-    gateways = gateways_from(cfg)
-    extra = app.get(EXTRA_GATEWAYS)
-    if extra is not None:
-        gateways.update(extra)
+    gateways = gateways_from(cfg, app)
     service = Messaging(
         conn,
         gateways,

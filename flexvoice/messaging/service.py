@@ -33,7 +33,7 @@ from flexvoice.messaging.model import (
     message_status,
 )
 from flexvoice.messaging.store import DuePart, MessageRow, MessageStore, new_id
-from flexvoice.messaging.text import MAX_BODY, split
+from flexvoice.messaging.text import DATA_CODING, MAX_BODY, Part, split
 from flexvoice.metering.destinations import BadNumber, classify
 from flexvoice.metering.quote import quote
 from flexvoice.metering.tariffs import TariffBook
@@ -229,9 +229,9 @@ class Messaging:
         now = self.clock()
         stored_body = body.replace(secret, MASK * len(secret)) if secret else body
         # Digits and the mask are single units in both GSM-7 and UCS-2: same parts either way.
-        encoding, parts = split(stored_body, secrets.randbelow(256))
+        encoding, parts, count = self._parts(gateway, stored_body, secrets.randbelow(256))
         message_id = new_id()
-        price = unit_price * len(parts) if unit_price is not None else None
+        price = unit_price * count if unit_price is not None else None
         row = self.store.add_outbound(
             message_id=message_id,
             account=account,
@@ -241,6 +241,7 @@ class Messaging:
             body=stored_body,
             encoding=encoding,
             parts=parts,
+            segments=count,
             gateway=gateway,
             status_callback=status_callback,
             now=now,
@@ -254,12 +255,22 @@ class Messaging:
             "sms.queued",
             message_id=message_id,
             account=account,
-            segments=len(parts),
+            segments=count,
             encoding=encoding,
             origin=origin,
         )
         self._wake.set()
         return row
+
+    def _parts(self, gateway: str, body: str, reference: int) -> tuple[str, list[Part], int]:
+        """(encoding, parts to submit, segments billed). A whole-text gateway (SIP) takes one
+        part holding all the text (as UCS-2: any character fits); the bill counts the SMS
+        segments the network makes of it, by the same rules."""
+        encoding, parts = split(body, reference)
+        found = self.gateways.get(gateway)
+        if found is not None and found.whole_text:
+            return encoding, [Part(body.encode("utf-16-be"), DATA_CODING["UCS-2"], 0)], len(parts)
+        return encoding, parts, len(parts)
 
     # ---- the queue ---------------------------------------------------------------------
 
@@ -326,7 +337,7 @@ class Messaging:
         payload = part.part
         secret_body = self._secret_bodies.get(part.message_id)
         if secret_body is not None:
-            payload = split(secret_body, 0)[1][part.seq]
+            payload = self._parts(part.gateway, secret_body, 0)[1][part.seq]
             if part.part.esm_class:  # keep the reference the stored parts were made with
                 payload = type(payload)(
                     part.part.payload[:6] + payload.payload[6:],
@@ -407,6 +418,8 @@ class Messaging:
             fields["error_message"] = error or ERROR_TEXT.get(error_code, "")
         settled = not any(p in ("queued", "sending") for p in parts)
         accepted = self.store.accepted_parts(message_id)
+        # All parts taken: the message's segments (a whole-text gateway has one part for all).
+        billable = row.segments if accepted == len(parts) else accepted
         if settled and accepted and row.sent_at is None:
             fields["sent_at"] = now
         if fields:
@@ -415,7 +428,7 @@ class Messaging:
         if settled:
             self._secret_bodies.pop(message_id, None)
             if accepted and self.store.mark_billed(message_id):
-                self._bill(row, accepted, now)
+                self._bill(row, billable, now)
             elif not accepted and row.billed == 0:
                 self.store.update_message(message_id, price_eur="0", billed=1)
         if "status" in fields:

@@ -53,6 +53,8 @@ TLV_MESSAGE_PAYLOAD = 0x0424
 
 
 class SmppGateway:
+    whole_text = False
+
     def __init__(
         self,
         name: str,

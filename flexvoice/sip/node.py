@@ -20,11 +20,13 @@ from flexvoice.config import Config
 from flexvoice.flows.node import FLOW_RUNTIME
 from flexvoice.flows.validate import prompt_file
 from flexvoice.logs import bind_call, get_logger
+from flexvoice.messaging.node import MESSAGE_TRANSPORT, sip_inbound
 from flexvoice.metering.sink import USAGE_SINK
 from flexvoice.server import CONFIG, OPTIONS, STATUS
 from flexvoice.sip.addresses import edge_proxy_uri
 from flexvoice.sip.edge_node import EDGE
 from flexvoice.sip.leg import SipLeg
+from flexvoice.sip.messages import SipMessenger
 from flexvoice.sip.originate import PoolOriginator
 from flexvoice.sip.pool import PoolSettings, WorkerPool
 from flexvoice.sip.trunks import Trunk, load_trunks
@@ -255,6 +257,13 @@ async def sip_component(app: web.Application) -> AsyncIterator[None]:
         )
     await pool.start()
     app[POOL] = pool
+    messenger = SipMessenger(pool)  # SIP MESSAGE, both ways, through the edge
+
+    async def message_in(from_user: str, to_user: str, text: str) -> None:
+        await sip_inbound(app, from_user, to_user, text)
+
+    messenger.on_inbound = message_in
+    app[MESSAGE_TRANSPORT] = messenger
     app[ORIGINATOR] = PoolOriginator(pool)
     try:
         yield
