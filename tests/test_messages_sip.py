@@ -6,7 +6,9 @@ and never in the node's log."""
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import free_port_range, run_cli
+from flexvoice.flows.simulate import wav_seconds
+from tests.conftest import REPO, free_port_range, run_cli
 from tests.sipptool import SCENARIOS, free_udp_pair, wait_udp_bound
 from tests.test_api_sip import api, node_with_trunk
 from tests.test_serve import http_port, start_node, wait_http
@@ -131,3 +134,76 @@ def test_sms_and_verification_over_sip_message_through_the_edge(tmp_path: Path) 
         sipp.communicate(timeout=10)
     assert "sms.status" in node_log  # the node logged the messages ...
     assert code not in node_log  # ... and never the code
+
+
+def test_verification_by_voice_speaks_the_code_twice(tmp_path: Path) -> None:
+    """sipp answers the verification call; the RTP that reaches its media port lasts as long
+    as the locale's prompts: intro, six digits, repeat, six digits, goodbye."""
+    trunk_port = free_port_range(1)
+    media = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    media.bind(("127.0.0.1", 0))
+    media.settimeout(0.5)
+    packets: list[bytes] = []
+    done = threading.Event()
+
+    def receive() -> None:
+        while not done.is_set():
+            try:
+                packets.append(media.recv(2048))
+            except TimeoutError:
+                continue
+
+    reader = threading.Thread(target=receive)
+    reader.start()
+    callee = subprocess.Popen(
+        ["sipp", "-sf", str(SCENARIOS / "uas_answer_media.xml"), "-i", "127.0.0.1",
+         "-p", str(trunk_port), "-mp", str(free_udp_pair()), "-m", "1", "-nostdin",
+         "-timeout", "90s", "-set", "rtp", str(media.getsockname()[1])],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    wait_udp_bound("127.0.0.1", trunk_port, callee)
+    config = node_with_trunk(tmp_path, trunk_port)
+    proc = start_node(config)
+    port = http_port(config)
+    try:
+        wait_http(port, "/healthz", proc, timeout=60)
+        wait_workers(port, proc, 2)
+        made = run_cli(
+            "keys", "create", "--account", "shop", "--role", "developer",
+            "--db", str(tmp_path / "flexvoice.db"),
+        )  # fmt: skip
+        key = made.stdout.split()[0]
+        status, verification = api(
+            port,
+            key,
+            "POST",
+            "/v1/verifications",
+            {"to": MOBILE, "channel": "voice", "locale": "fr"},
+        )
+        assert status == 201, verification
+        assert verification["call_id"].startswith("VC") and verification["message_id"] is None
+        callee.wait(60)  # sipp ends after our BYE
+        time.sleep(0.3)
+    finally:
+        done.set()
+        reader.join()
+        media.close()
+        node_log = stop(proc)
+        if callee.poll() is None:
+            callee.kill()
+        out = callee.communicate(timeout=10)[0]
+    assert callee.returncode == 0, out[-2000:]
+    prompts = REPO / "ivr_prompts" / "fr"
+    names = ["verify_intro", *["digit_0"] * 6, "verify_repeat", *["digit_0"] * 6, "verify_bye"]
+    # Digits differ in length; the shortest and longest bound what six of them can last.
+    digit_seconds = [wav_seconds(prompts / f"digit_{d}.wav") for d in range(10)]
+    fixed = sum(
+        wav_seconds(prompts / f"{n}.wav") for n in ("verify_intro", "verify_repeat", "verify_bye")
+    )
+    audio = [p for p in packets if p[1] & 0x7F == 8]
+    seconds = len(audio) * 0.02
+    assert (
+        fixed + 12 * min(digit_seconds) - 0.5 <= seconds <= fixed + 12 * max(digit_seconds) + 1.5
+    ), (seconds, names)
+    assert any(sum(b != 0xD5 for b in p[12:]) > 100 for p in audio)  # speech, not silence
+    assert "verify.call_done" in node_log

@@ -15,15 +15,15 @@ from flexvoice.messaging.node import MESSAGING
 from flexvoice.metering.sink import USAGE_SINK
 from flexvoice.metering.tariffs import load_tariffs
 from flexvoice.server import CONFIG
+from flexvoice.sip.node import ORIGINATOR
 from flexvoice.storage.sqlite import connect
 from flexvoice.verify.core import Policy
-from flexvoice.verify.service import Verifier, VerifySettings, VoiceCaller
+from flexvoice.verify.service import Verifier, VerifySettings
+from flexvoice.verify.voice import CallVoice
 
 log = get_logger(__name__)
 
 VERIFIER = web.AppKey("verifier", Verifier)
-# Whoever can place calls (the SIP layer, after this component) publishes the voice channel.
-VOICE_CALLER: web.AppKey[VoiceCaller] = web.AppKey("voice_caller")
 
 
 def load_secret(path: Path) -> bytes:
@@ -74,12 +74,14 @@ async def verify_component(app: web.Application) -> AsyncIterator[None]:
             if a.verify_countries
         },
     )
+    # The SIP layer starts after this component: its originator is looked up per call.
+    voice = CallVoice(lambda: app.get(ORIGINATOR), cfg.path(cfg.paths.prompts))
     verifier = Verifier(
         conn,
         load_secret(cfg.path(v.secret_file)),
         settings,
         app.get(MESSAGING),
-        voice=lambda: app.get(VOICE_CALLER),
+        voice=voice,
         usage=app.get(USAGE_SINK),
         tariffs=tariffs,
     )
@@ -87,4 +89,5 @@ async def verify_component(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await voice.close()
         conn.close()

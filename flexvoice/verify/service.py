@@ -50,8 +50,11 @@ TEXTS = {
 
 class VoiceCaller(Protocol):
     async def speak_code(self, account: str, to: str, code: str, locale: str) -> str:
-        """Place the call that speaks `code`; return its call id."""
+        """Start the call that speaks `code`; return its call id. Raise ConnectionError when
+        no call can be placed, FileNotFoundError when prompts are missing."""
         ...
+
+    async def close(self) -> None: ...
 
 
 class SendLimited(Exception):
@@ -86,7 +89,7 @@ class Verifier:
         settings: VerifySettings,
         messaging: Messaging | None,
         *,
-        voice: Callable[[], VoiceCaller | None] = lambda: None,
+        voice: VoiceCaller | None = None,
         usage: UsageRecorder | None = None,
         tariffs: TariffBook | None = None,
         clock: Callable[[], float] = time.time,
@@ -178,14 +181,16 @@ class Verifier:
             )
             message_id = message.id
         else:
-            caller = self.voice()
-            if caller is None:
+            if self.voice is None:
                 raise MessageRefused(
-                    "channel",
-                    "channel: voice needs outbound calling, which is not running on this node",
-                    "service-unavailable",
+                    "channel", "channel: voice is not available on this node", "service-unavailable"
                 )
-            call_id = await caller.speak_code(account, to, code, locale)
+            try:
+                call_id = await self.voice.speak_code(account, to, code, locale)
+            except (ConnectionError, FileNotFoundError) as exc:
+                raise MessageRefused(
+                    "channel", f"channel: voice is not available now ({exc})", "service-unavailable"
+                ) from None
         self.store.sent(row.id, to, prefix, now, message_id=message_id, call_id=call_id)
         self._bill(row, channel, now)
         log.info("verify.sent", verification_id=row.id, account=account, channel=channel)
