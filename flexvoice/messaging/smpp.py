@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 
 import smpp34
 
@@ -79,6 +80,7 @@ class SmppGateway:
         self._reader: asyncio.Task[None] | None = None
         self._events: GatewayEvents | None = None
         self._bind_lock = asyncio.Lock()
+        self._failed: tuple[float, str] | None = None  # (when, why) of the last failed bind
 
     async def start(self, events: GatewayEvents) -> None:
         self._events = events
@@ -94,6 +96,10 @@ class SmppGateway:
         async with self._bind_lock:
             if self._session is not None:
                 return self._session
+            if self._failed is not None and time.monotonic() - self._failed[0] < 1.0:
+                # Parts waiting on this lock while a bind failed: fail them at once rather than
+                # try again each (an SMSC that drops SYNs would cost connect_timeout per part).
+                raise GatewayUnavailable(self._failed[1])
             client = smpp34.Client(
                 host=self.host,
                 port=self.port,
@@ -108,9 +114,10 @@ class SmppGateway:
             except (smpp34.SmppError, OSError, TimeoutError) as exc:
                 with contextlib.suppress(Exception):
                     await client.stop()
-                raise GatewayUnavailable(
-                    f"SMSC {self.host}:{self.port} not reachable: {exc}"
-                ) from None
+                why = f"SMSC {self.host}:{self.port} not reachable: {exc}"
+                self._failed = (time.monotonic(), why)
+                raise GatewayUnavailable(why) from None
+            self._failed = None
             self._client, self._session = client, session
             self._reader = asyncio.create_task(self._read(session), name=f"smpp-{self.name}")
             log.info("smpp.bound", gateway=self.name, smsc=f"{self.host}:{self.port}")
