@@ -26,7 +26,9 @@ from flexvoice.messaging.text import decode, split
 
 
 async def main(args: argparse.Namespace) -> None:
-    server = smpp34.Server(host="127.0.0.1", port=args.port, system_id="TESTSMSC")
+    server = smpp34.Server(
+        host="127.0.0.1", port=args.port, system_id="TESTSMSC", inbound_capacity=4096
+    )
     await server.start()
     out = open(args.log, "a", encoding="utf-8")  # noqa: SIM115 - closed at the end
     sessions: dict[str, Any] = {}

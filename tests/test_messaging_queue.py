@@ -160,3 +160,22 @@ async def test_contract_smpp(tmp_path: Path) -> None:
         with pytest.raises(GatewayUnavailable):
             await gateway.submit("+3226001000", MOBILE, split("x", 0)[1][0])
     await gateway.stop()
+
+
+async def test_a_gateway_bug_or_a_long_outage_strands_nothing(tmp_path: Path) -> None:
+    class Broken(FakeGateway):
+        async def submit(self, from_addr: str, to_addr: str, part: Any) -> str:
+            if self.up:
+                return await super().submit(from_addr, to_addr, part)
+            raise RuntimeError("a bug in a gateway")
+
+    gateway = Broken(up=False)
+    service, clock = make(tmp_path, gateway, retry_base=2.0, retry_max=60.0)  # type: ignore[arg-type]
+    row = service.send("acme", "+3226001000", MOBILE, "hello")
+    await service.pump()
+    assert service.store.part_statuses(row.id) == ["queued"]  # back in the queue, not 'sending'
+    assert service.backoff(10_000) == 60.0  # a long outage never overflows the back-off
+    gateway.up = True
+    clock.now += 10
+    await service.pump()
+    assert service.store.get(row.id).status == "sent"  # type: ignore[union-attr]

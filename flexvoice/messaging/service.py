@@ -276,7 +276,10 @@ class Messaging:
 
     def backoff(self, failures: int) -> float:
         return float(
-            min(self.settings.retry_base * 2 ** max(0, failures - 1), self.settings.retry_max)
+            min(
+                self.settings.retry_base * 2 ** min(max(0, failures - 1), 30),
+                self.settings.retry_max,
+            )
         )
 
     async def run(self) -> None:
@@ -320,7 +323,11 @@ class Messaging:
 
             async def one(part: DuePart) -> None:
                 async with limit:
-                    await self._submit(part)
+                    try:
+                        await self._submit(part)
+                    except Exception as exc:  # a bug must not strand the part in 'sending'
+                        log.exception("sms.submit_error", message_id=part.message_id)
+                        self.store.part_retry(part, repr(exc), self.clock() + self.backoff(1))
 
             await asyncio.gather(*(one(p) for p in ready))
             return 0.0 if len(due) >= self.settings.window * 4 else self._until_next()

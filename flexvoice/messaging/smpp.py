@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import time
 
 import smpp34
@@ -48,6 +49,7 @@ PERMANENT = {
     0x0A: REJECTED,
     0x45: REJECTED,
 }  # RINVDSTADR, RINVSRCADR, RSUBMITFAIL
+_STATUS = re.compile(r"ESME_\w+ \(0x([0-9A-Fa-f]{8})\)")
 TLV_RECEIPTED_ID = 0x001E
 TLV_MESSAGE_STATE = 0x0427
 TLV_MESSAGE_PAYLOAD = 0x0424
@@ -65,7 +67,7 @@ class SmppGateway:
         password_env: str,
         system_type: str = "",
         connect_timeout: float = 5.0,
-        submit_timeout: float = 10.0,
+        submit_timeout: float = 30.0,
     ):
         self.name = name
         self.host = host
@@ -157,9 +159,25 @@ class SmppGateway:
                 ),
                 self.submit_timeout,
             )
-        except (smpp34.SmppError, OSError, TimeoutError) as exc:
-            # No response: the session is suspect. Drop it; the part is tried again. (If the
-            # SMSC did take it, this is the one way a duplicate can happen.)
+        except TimeoutError:
+            # No answer in time (an overloaded SMSC, or us): the part is tried again. The
+            # session stays: the other parts in flight on it still get their answers. (If the
+            # SMSC did take this one, this is the one way a duplicate can happen.)
+            raise GatewayUnavailable(
+                f"no submit_sm_resp from {self.host}:{self.port} within {self.submit_timeout:.0f}s"
+            ) from None
+        except (smpp34.SmppError, OSError) as exc:
+            nak = _STATUS.search(str(exc))
+            if nak is not None:
+                # The SMSC answered with an error status (smpp34 raises it): the session is
+                # fine, and dropping it would lose the answers to the other parts in flight.
+                status = int(nak.group(1), 16)
+                if status in TRANSIENT:
+                    raise GatewayUnavailable(f"SMSC busy: {exc}") from None
+                raise GatewayRejected(
+                    PERMANENT.get(status, GATEWAY_ERROR), f"the SMSC refused the message: {exc}"
+                ) from None
+            # The session broke: bind again at the next submit.
             await self._drop()
             raise GatewayUnavailable(
                 f"submit_sm to {self.host}:{self.port} failed: {exc}"
