@@ -57,14 +57,14 @@ async def raw_smpp(port: int, n: int) -> float:
     return n / took
 
 
-async def run(n: int, checks: int) -> int:
+async def run(n: int, checks: int, receipts: str) -> int:
     port = free_port()
     config = smpp_config(port).replace("retry_base: 200ms", "retry_base: 1s") + (
         "verify: {prefix_rate: 100000, max_sends: 50}\n"
     )
     with (
         tempfile.TemporaryDirectory() as tmp,
-        running_smsc(Path(tmp), port, "--receipt-delay", "0") as smsc,
+        running_smsc(Path(tmp), port, "--receipt-delay", "0", "--receipts", receipts) as smsc,
     ):
         tmp_path = Path(tmp)
         raw_rate = await raw_smpp(port, n)
@@ -124,7 +124,10 @@ async def run(n: int, checks: int) -> int:
                 health.append(time.perf_counter() - t0)
     accepted = n / accepted_s
     delivered = n / delivered_s
-    print(f"messages: {n}, {CONCURRENCY} concurrent HTTP clients, SMSC on loopback")
+    print(
+        f"messages: {n}, {CONCURRENCY} concurrent HTTP clients, SMSC on loopback, "
+        f"receipts: {receipts}"
+    )
     print(f"  accepted into the queue   {accepted:8.0f} messages/s  (target 500)")
     print(
         f"  delivered to the SMSC     {delivered:8.0f} messages/s  "
@@ -146,10 +149,16 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--messages", type=int, default=3000)
     parser.add_argument("--checks", type=int, default=400)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--receipts",
+        choices=("delivered", "none"),
+        default="none",
+        help="the SMSC sends a delivery receipt per message (default: none)",
+    )
     args, _ = parser.parse_known_args(argv)
     if args.quick:
         args.messages, args.checks = 300, 80
-    return asyncio.run(run(args.messages, args.checks))
+    return asyncio.run(run(args.messages, args.checks, args.receipts))
 
 
 if __name__ == "__main__":

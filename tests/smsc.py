@@ -18,6 +18,7 @@ import asyncio
 import json
 import signal
 import sys
+import traceback
 from typing import Any
 
 import smpp34
@@ -63,46 +64,50 @@ async def main(args: argparse.Namespace) -> None:
             print(f"smsc: receipt not delivered: {exc}", file=sys.stderr)
 
     async def serve() -> None:
-        nonlocal counter
         while True:
             ev = await server.next()
-            if isinstance(ev, smpp34.Esme):
-                sessions[ev.session_id] = ev
-            elif isinstance(ev, smpp34.Unbound):
-                sessions.pop(ev.session_id, None)
-            elif isinstance(ev, smpp34.SubmitSmEvent):
-                if args.reject_to and ev.destination_addr == args.reject_to.lstrip("+"):
-                    ev.reject(smpp34.ESME_RINVDSTADR)
-                    continue
-                counter += 1
-                message_id = format(counter, "x")
-                text, concat = decode(ev.short_message, ev.data_coding, ev.esm_class)
-                ev.accept(message_id=message_id)
-                record = {
-                    "message_id": message_id,
-                    "from": ev.source_addr,
-                    "from_ton": ev.source_addr_ton,
-                    "to": ev.destination_addr,
-                    "esm_class": ev.esm_class,
-                    "data_coding": ev.data_coding,
-                    "registered_delivery": ev.registered_delivery,
-                    "text": text,
-                    "concat": list(concat) if concat else None,
-                    "octets": len(ev.short_message),
-                }
-                out.write(json.dumps(record, ensure_ascii=False) + "\n")
-                out.flush()
-                if args.receipts != "none" and ev.registered_delivery & 0x01:
-                    stat = "DELIVRD" if args.receipts == "delivered" else "UNDELIV"
-                    if concat and concat[2] == args.fail_part:
-                        stat = "UNDELIV"
-                    task = asyncio.create_task(
-                        receipt(
-                            ev.session_id, ev.source_addr, ev.destination_addr, message_id, stat
-                        )
-                    )
-                    pending.add(task)
-                    task.add_done_callback(pending.discard)
+            try:
+                await handle(ev)
+            except Exception:  # keep serving; say what went wrong
+                traceback.print_exc()
+
+    async def handle(ev: Any) -> None:
+        nonlocal counter
+        if isinstance(ev, smpp34.Esme):
+            sessions[ev.session_id] = ev
+        elif isinstance(ev, smpp34.Unbound):
+            sessions.pop(ev.session_id, None)
+        elif isinstance(ev, smpp34.SubmitSmEvent):
+            if args.reject_to and ev.destination_addr == args.reject_to.lstrip("+"):
+                ev.reject(smpp34.ESME_RINVDSTADR)
+                return
+            counter += 1
+            message_id = format(counter, "x")
+            text, concat = decode(ev.short_message, ev.data_coding, ev.esm_class)
+            ev.accept(message_id=message_id)
+            record = {
+                "message_id": message_id,
+                "from": ev.source_addr,
+                "from_ton": ev.source_addr_ton,
+                "to": ev.destination_addr,
+                "esm_class": ev.esm_class,
+                "data_coding": ev.data_coding,
+                "registered_delivery": ev.registered_delivery,
+                "text": text,
+                "concat": list(concat) if concat else None,
+                "octets": len(ev.short_message),
+            }
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            out.flush()
+            if args.receipts != "none" and ev.registered_delivery & 0x01:
+                stat = "DELIVRD" if args.receipts == "delivered" else "UNDELIV"
+                if concat and concat[2] == args.fail_part:
+                    stat = "UNDELIV"
+                task = asyncio.create_task(
+                    receipt(ev.session_id, ev.source_addr, ev.destination_addr, message_id, stat)
+                )
+                pending.add(task)
+                task.add_done_callback(pending.discard)
 
     async def mobile_originated() -> None:
         reader = asyncio.StreamReader()
