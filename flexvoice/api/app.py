@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import sqlite3
 from collections.abc import AsyncIterator
 from typing import Any, cast
@@ -14,7 +15,16 @@ from typing import Any, cast
 import aiohttp
 from aiohttp import web
 
-from flexvoice.api import calls, flows, messages, numbers, recordings, usage, verifications
+from flexvoice.api import (
+    calls,
+    flows,
+    messages,
+    numbers,
+    recordings,
+    statistics,
+    usage,
+    verifications,
+)
 from flexvoice.api.appkeys import (
     API_DB,
     CALLS,
@@ -44,6 +54,7 @@ from flexvoice.api.keys import ensure_schema as ensure_keys_schema
 from flexvoice.api.keys import webhook_secret
 from flexvoice.api.openapi import docs_routes
 from flexvoice.api.pricing import TariffPricer
+from flexvoice.api.statistics import STATISTICS
 from flexvoice.api.webhooks import WebhookQueue
 from flexvoice.calls import CallRegistry, Pricer
 from flexvoice.errors import UserError
@@ -54,6 +65,7 @@ from flexvoice.metering.tariffs import load_tariffs
 from flexvoice.numbers import NumberRegistry
 from flexvoice.server import CONFIG
 from flexvoice.sip.node import NumberLookup
+from flexvoice.statistics.service import Statistics
 from flexvoice.storage.sqlite import connect
 
 log = get_logger(__name__)
@@ -66,6 +78,7 @@ RESOURCES: list[Resource] = [
     usage.resource,
     messages.resource,
     verifications.resource,
+    statistics.resource,
 ]
 
 
@@ -148,6 +161,13 @@ async def api_component(app: web.Application) -> AsyncIterator[None]:
         pricer = TariffPricer(conn, tariffs)
     registry_calls = CallRegistry(conn, webhooks=webhooks, pricer=pricer)
     app[CALLS] = registry_calls
+    # Statistics listen to the registry: rollups as calls end, the live board as they move.
+    stats = Statistics(
+        conn, registry_calls, node=f"{socket.gethostname()}-{cfg.http.port}", redis=redis_client
+    )
+    stats.listen(registry_calls.listeners)
+    await stats.start()
+    app[STATISTICS] = stats
     dialer = Dialer(registry_calls)
     app[DIALER] = dialer
 
@@ -167,6 +187,7 @@ async def api_component(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await dialer.close()
+        await stats.stop()
         deliverer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await deliverer
