@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from flexvoice.flows.node import NodeSms
-from flexvoice.metering.sink import USAGE_SINK
+import pytest
+
+from flexvoice.appkeys import USAGE_SINK
+from flexvoice.node.flows import NodeSms
 from flexvoice.system import free_port
 from tests.apikit import ACME_NUMBER, running_api
 from tests.conftest import run_cli
@@ -31,6 +33,8 @@ steps:
 """
 
 CALLER = "+32475123456"
+
+pytestmark = pytest.mark.process  # the SMSC (or the CLI) runs as its own process
 
 
 async def test_sms_step_sends_through_the_gateway_and_bills(tmp_path: Path) -> None:

@@ -8,7 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from flexvoice.metering.sink import USAGE_SINK
+import pytest
+
+from flexvoice.appkeys import USAGE_SINK
 from flexvoice.metering.store import UsageStore
 from flexvoice.metering.tariffs import load_tariffs
 from flexvoice.storage.sqlite import connect
@@ -19,6 +21,8 @@ from tests.smsctool import running_smsc, smpp_config
 
 MOBILE = "+32475123456"
 DEV = "acme:developer"
+
+pytestmark = pytest.mark.process  # the SMSC (or the CLI) runs as its own process
 
 
 async def send(api: Api, who: str = DEV, **fields: Any) -> Any:
@@ -181,7 +185,9 @@ async def test_messages_are_per_account(tmp_path: Path) -> None:
         assert r.status == 404
         r = await api.client.get("/v1/messages", headers=api.auth("other:developer"))
         assert (await r.json())["messages"] == []
-        r = await api.client.get(f"/v1/messages?to={MOBILE}", headers=api.auth("acme:analyst"))
+        r = await api.client.get(
+            "/v1/messages", params={"to": MOBILE}, headers=api.auth("acme:analyst")
+        )
         assert [m["id"] for m in (await r.json())["messages"]] == [doc["id"]]
         status, _ = await send(api, who="acme:analyst")
         assert status == 403

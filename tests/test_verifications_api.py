@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from flexvoice.metering.sink import USAGE_SINK
+from flexvoice.appkeys import USAGE_SINK
 from flexvoice.system import free_port
 from tests.apikit import Api, running_api
 from tests.smsctool import Smsc, running_smsc, smpp_config
@@ -20,6 +20,8 @@ from tests.test_messages_api import usage_events
 
 MOBILE = "+32475123456"
 DEV = "acme:developer"
+
+pytestmark = pytest.mark.process  # the SMSC (or the CLI) runs as its own process
 
 
 async def start(api: Api, who: str = DEV, **fields: Any) -> tuple[int, Any, Any]:

@@ -26,16 +26,15 @@ from typing import Any
 
 from aiohttp import web
 
-from flexvoice.api.appkeys import FLOWS
 from flexvoice.api.framework import Resource, read_body
 from flexvoice.api.models import FlowList, FlowResource
 from flexvoice.api.problems import TYPE_PREFIX, ProblemError
+from flexvoice.appkeys import CONFIG, FLOWS
 from flexvoice.errors import Problem
 from flexvoice.flows.model import FLOW_NAME_RE, Flow
 from flexvoice.flows.render import to_dot
 from flexvoice.flows.runtime import FLOW_SUFFIXES, FlowRuntime
 from flexvoice.flows.validate import Validation, validate_text
-from flexvoice.server import CONFIG
 
 resource = Resource("flows", "YAML call flows: list, read, validate and replace, draw")
 

@@ -7,7 +7,7 @@ from aiohttp import web
 from flexvoice.api.framework import PRINCIPAL, Resource, request_body, request_query
 from flexvoice.api.models import MessageCreate, MessageList, MessageListQuery, MessageResource
 from flexvoice.api.problems import ProblemError
-from flexvoice.messaging.node import MESSAGING
+from flexvoice.appkeys import MESSAGING
 from flexvoice.messaging.service import MessageRefused, Messaging
 from flexvoice.messaging.store import MessageRow
 

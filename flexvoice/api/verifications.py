@@ -18,9 +18,9 @@ from flexvoice.api.models import (
     VerificationUpdate,
 )
 from flexvoice.api.problems import ProblemError
+from flexvoice.appkeys import VERIFIER
 from flexvoice.messaging.service import MessageRefused
 from flexvoice.verify.core import Refused
-from flexvoice.verify.node import VERIFIER
 from flexvoice.verify.service import NotFound, SendLimited, Verifier
 from flexvoice.verify.store import VerificationRow
 

@@ -19,8 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import phonenumbers
-
+from flexvoice import e164
 from flexvoice.metering.destinations import BadNumber, classify
 
 Status = Literal["pending", "approved", "canceled", "expired", "max_attempts_reached"]
@@ -79,8 +78,8 @@ def check_destination(to: str, channel: Channel, countries: Sequence[str]) -> No
 def prefix_of(to: str) -> str:
     """Country code and the next PREFIX_DIGITS digits: the range a pumping attack walks."""
     try:
-        cc = str(phonenumbers.parse(to, None).country_code)
-    except phonenumbers.NumberParseException:
+        cc = str(e164.parse(to).country_code)
+    except ValueError:
         cc = to[1:3]
     return to[: 1 + len(cc) + PREFIX_DIGITS]
 

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from flexvoice.flows.base import E164_RE, Finding, Next, StepFailed, StepRef, Text, Verb
+from flexvoice import e164
+from flexvoice.flows.base import Finding, Next, StepFailed, StepRef, Text, Verb
 
 if TYPE_CHECKING:
     from flexvoice.flows.interpreter import CallContext
@@ -31,7 +32,7 @@ class Sms(Verb):
     on_failure: StepRef | None = Field(None, description="the message could not be sent")
 
     def check(self) -> list[Finding]:
-        if E164_RE.match(self.to) or _VARIABLE_ONLY.match(self.to):
+        if e164.is_e164(self.to) or _VARIABLE_ONLY.match(self.to):
             return []
         return [Finding(("to",), f"'{self.to}' is neither an E.164 number nor a {{variable}}")]
 

@@ -1,61 +1,51 @@
-"""The flow runtime as a component of `flexvoice serve` (an aiohttp cleanup_ctx).
+"""The flow runtime as a node component.
 
-Other components reach the runtime through `app[FLOW_RUNTIME]` (the SIP layer calls
-`start_call` for each inbound call; the API for calls it places). Components that start
-earlier may put a `FlowDeps` in `app[FLOW_DEPS]` (usage sink, number registry lookups,
-observer); the runtime then uses it instead of the defaults.
+The inbound-call router calls `start_call` for each call to a number with a flow, the API for
+the calls it places. The runtime gets the node's parts as plain functions in a FlowDeps (usage
+sink, the number registry's lookups, whether the account's tariff prices a usage kind); a test
+may publish its own FlowDeps under FLOW_DEPS first, and the runtime fills in only the rest.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime
 
 from aiohttp import web
 
 from flexvoice.accounts import get_account
+from flexvoice.appkeys import CONFIG, DB, FLOW_DEPS, FLOWS, MESSAGING, NUMBERS, TARIFFS, USAGE_SINK
 from flexvoice.flows.base import StepFailed
 from flexvoice.flows.interpreter import FlowDeps
 from flexvoice.flows.runtime import FlowRuntime
-from flexvoice.messaging.node import MESSAGING
 from flexvoice.messaging.service import MessageRefused
-from flexvoice.server import CONFIG
-from flexvoice.storage.sqlite import connect
-
-if TYPE_CHECKING:
-    from flexvoice.sip.node import NumberLookup
-
-FLOW_RUNTIME = web.AppKey("flow_runtime", FlowRuntime)
-FLOW_DEPS = web.AppKey("flow_deps", FlowDeps)
+from flexvoice.metering.tariffs import TariffBook
+from flexvoice.numbers import NumberRegistry
 
 
 async def flows_component(app: web.Application) -> AsyncIterator[None]:
-    from flexvoice.metering.sink import USAGE_SINK
-    from flexvoice.sip.node import NUMBERS
-
     cfg = app[CONFIG]
     deps = app.get(FLOW_DEPS) or FlowDeps()
-    conn: sqlite3.Connection | None = None
+    # Each part is optional: a node without metering records no usage, one without numbers
+    # (flow tests) runs flows without Voice Continuity or per-account tariffs.
     deps.usage_sink = deps.usage_sink or app.get(USAGE_SINK)
     numbers = app.get(NUMBERS)
-    if numbers is not None:  # the number registry (flexvoice.sip.node:numbers_component)
+    if numbers is not None:
         deps.continuity_for = deps.continuity_for or numbers.continuity_for
         deps.account_for = deps.account_for or _account_of(numbers)
-        conn = connect(cfg.path(cfg.storage.database))
-        deps.tariff_for = deps.tariff_for or _tariff_of(conn)
+        if DB in app and TARIFFS in app:
+            deps.prices_for = deps.prices_for or _prices_of(app[DB], app[TARIFFS])
     deps.sms = deps.sms or NodeSms(app)
     deps.recordings_dir = cfg.path(cfg.storage.recordings)
     deps.tts_cache_dir = cfg.path("var/tts")
     runtime = FlowRuntime(cfg.path(cfg.paths.flows), cfg.path(cfg.paths.prompts), deps)
     await runtime.start()
-    app[FLOW_RUNTIME] = runtime
+    app[FLOWS] = runtime
     try:
         yield
     finally:
         await runtime.stop()
-        if conn is not None:
-            conn.close()
 
 
 class NodeSms:
@@ -78,7 +68,7 @@ class NodeSms:
         return row.id, row.segments
 
 
-def _account_of(numbers: NumberLookup) -> Callable[[str], str | None]:
+def _account_of(numbers: NumberRegistry) -> Callable[[str], str | None]:
     def account_for(number: str) -> str | None:
         route = numbers.lookup(number)
         return route.account if route is not None else None
@@ -86,11 +76,12 @@ def _account_of(numbers: NumberLookup) -> Callable[[str], str | None]:
     return account_for
 
 
-def _tariff_of(conn: sqlite3.Connection) -> Callable[[str], str | None]:
-    """The account's tariff name (the VMS tariff bills reroutes), read per call."""
+def _prices_of(conn: sqlite3.Connection, tariffs: TariffBook) -> Callable[[str, str], bool]:
+    """Whether the account's tariff prices a usage kind (e.g. `reroute`), read per call."""
 
-    def tariff_for(account: str) -> str | None:
+    def prices_for(account: str, kind: str) -> bool:
         found = get_account(conn, account)
-        return found.tariff if found is not None else None
+        tariff = tariffs.get(found.tariff) if found is not None else None
+        return tariff is not None and tariff.prices(kind, datetime.now(UTC))
 
-    return tariff_for
+    return prices_for

@@ -1,34 +1,42 @@
-"""Messaging as a node component: the gateways configured in flexvoice.yaml, the service,
-its queue task. Published as MESSAGING for the API and the flows' `sms` step."""
+"""Messaging and verification as node components (after the API, whose signed webhook queue
+they use; before the SIP pool, which publishes the SIP MESSAGE transport they look up per
+message and the originator the voice channel looks up per call)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import secrets
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from aiohttp import web
 
-from flexvoice.calls import WebhookSender
+from flexvoice.appkeys import (
+    CONFIG,
+    MESSAGE_TRANSPORT,
+    MESSAGING,
+    ORIGINATOR,
+    TARIFFS,
+    USAGE_SINK,
+    VERIFIER,
+    WEBHOOKS,
+)
 from flexvoice.config import Config
+from flexvoice.errors import UserError
 from flexvoice.logs import get_logger
 from flexvoice.messaging.gateway import Gateway, Inbound
 from flexvoice.messaging.service import AccountSettings, Messaging, Settings
-from flexvoice.messaging.sipmsg import MessageTransport, SipMessageGateway
+from flexvoice.messaging.sipmsg import SipMessageGateway
 from flexvoice.messaging.smpp import SmppGateway
-from flexvoice.metering.sink import USAGE_SINK
-from flexvoice.metering.tariffs import TariffBook, load_tariffs
 from flexvoice.numbers import NumberRegistry
-from flexvoice.server import CONFIG
 from flexvoice.storage.sqlite import connect
+from flexvoice.verify.core import Policy
+from flexvoice.verify.service import Verifier, VerifySettings
+from flexvoice.verify.voice import CallVoice
 
 log = get_logger(__name__)
-
-MESSAGING = web.AppKey("messaging", Messaging)
-# The API component publishes its signed, persistent webhook queue here.
-MESSAGE_WEBHOOKS: web.AppKey[WebhookSender] = web.AppKey("message_webhooks")
-# The SIP layer (which starts after messaging) publishes how to send a SIP MESSAGE here.
-MESSAGE_TRANSPORT: web.AppKey[MessageTransport] = web.AppKey("message_transport")
 
 
 def settings_from(cfg: Config) -> Settings:
@@ -75,12 +83,7 @@ async def sip_inbound(app: web.Application, from_user: str, to_user: str, text: 
 async def messaging_component(app: web.Application) -> AsyncIterator[None]:
     cfg = app[CONFIG]
     conn = connect(cfg.path(cfg.storage.database))
-    tariffs: TariffBook | None
-    try:
-        tariffs = load_tariffs(cfg.path(cfg.paths.tariffs))
-    except Exception as exc:  # the usage component reports it; unpriced SMS are refused
-        log.error("sms.tariffs_unavailable", error=str(exc))
-        tariffs = None
+    tariffs = app.get(TARIFFS)
     gateways = gateways_from(cfg, app)
     service = Messaging(
         conn,
@@ -88,7 +91,7 @@ async def messaging_component(app: web.Application) -> AsyncIterator[None]:
         settings_from(cfg),
         numbers=NumberRegistry(conn),  # the node's numbers, read from the shared database
         usage=app.get(USAGE_SINK),
-        webhooks=app.get(MESSAGE_WEBHOOKS),
+        webhooks=app.get(WEBHOOKS),
         tariffs=tariffs,
     )
     for gateway in gateways.values():
@@ -105,4 +108,68 @@ async def messaging_component(app: web.Application) -> AsyncIterator[None]:
         for gateway in gateways.values():
             with contextlib.suppress(Exception):
                 await gateway.stop()
+        conn.close()
+
+
+def load_secret(path: Path) -> bytes:
+    """The HMAC key, made (32 random bytes, mode 0600) the first time."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise UserError(f"cannot create {path} (verify.secret_file): {exc.strerror}") from None
+    else:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32) + "\n")
+    try:
+        text = path.read_text().strip()
+    except OSError as exc:
+        raise UserError(f"cannot read {path} (verify.secret_file): {exc.strerror}") from None
+    if len(text) < 32:
+        raise UserError(
+            f"{path} (verify.secret_file) holds fewer than 32 characters; delete it to make "
+            "a new one"
+        )
+    return text.encode()
+
+
+async def verify_component(app: web.Application) -> AsyncIterator[None]:
+    cfg = app[CONFIG]
+    v = cfg.verify
+    conn = connect(cfg.path(cfg.storage.database))
+    tariffs = app.get(TARIFFS)
+    settings = VerifySettings(
+        Policy(
+            validity=v.validity,
+            max_checks=v.max_checks,
+            max_sends=v.max_sends,
+            send_window=v.send_window,
+            prefix_rate=v.prefix_rate,
+            countries=tuple(v.countries),
+        ),
+        v.sender,
+        {
+            n: tuple(a.verify_countries)
+            for n, a in cfg.messaging.accounts.items()
+            if a.verify_countries
+        },
+    )
+    # The SIP layer starts after this component: its originator is looked up per call.
+    voice = CallVoice(lambda: app.get(ORIGINATOR), cfg.path(cfg.paths.prompts))
+    verifier = Verifier(
+        conn,
+        load_secret(cfg.path(v.secret_file)),
+        settings,
+        app.get(MESSAGING),
+        voice=voice,
+        usage=app.get(USAGE_SINK),
+        tariffs=tariffs,
+    )
+    app[VERIFIER] = verifier
+    try:
+        yield
+    finally:
+        await voice.close()
         conn.close()
