@@ -127,7 +127,7 @@ async def pool_component(app: web.Application) -> AsyncIterator[None]:
 
     messenger.on_inbound = message_in
     app[MESSAGE_TRANSPORT] = messenger
-    app[ORIGINATOR] = PoolOriginator(pool)
+    app[ORIGINATOR] = PoolOriginator(pool, trunk)
     try:
         yield
     finally:
