@@ -70,6 +70,22 @@ def _texts(doc: YamlDoc) -> tuple[list[str], list[tuple[Path, str, Any]]]:
             if lang not in used:
                 used.append(lang)
             jobs.append((Path(lang) / f"{name}.wav", "say", (text, lang)))
+    section = data.get("verification") or {}
+    if not isinstance(section, dict):
+        problems.append(doc.problem(("verification",), "verification: give languages and prompts"))
+        section = {}
+    v_langs = section.get("languages") or []
+    for name, texts in (section.get("prompts") or {}).items():
+        for lang in v_langs:
+            text = texts.get(lang) if isinstance(texts, dict) else None
+            if not isinstance(text, str) or not text.strip():
+                problems.append(
+                    doc.problem(
+                        ("verification", "prompts", name), f"{name}: no text for language '{lang}'"
+                    )
+                )
+                continue
+            jobs.append((Path(lang) / f"{name}.wav", "say", (text, lang)))
     for name, parts in (data.get("mixed") or {}).items():
         ok = isinstance(parts, list) and all(isinstance(p, dict) and len(p) == 1 for p in parts)
         if not ok:

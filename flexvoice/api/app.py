@@ -5,7 +5,16 @@ The node's API component (flexvoice/node/api.py) mounts their routes under /v1.
 
 from __future__ import annotations
 
-from flexvoice.api import calls, flows, numbers, recordings, statistics, usage
+from flexvoice.api import (
+    calls,
+    flows,
+    messages,
+    numbers,
+    recordings,
+    statistics,
+    usage,
+    verifications,
+)
 from flexvoice.api.framework import Resource
 
 RESOURCES: list[Resource] = [
@@ -15,4 +24,6 @@ RESOURCES: list[Resource] = [
     recordings.resource,
     usage.resource,
     statistics.resource,
+    messages.resource,
+    verifications.resource,
 ]

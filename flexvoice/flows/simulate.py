@@ -32,6 +32,7 @@ from flexvoice.flows.runtime import FlowRuntime
 from flexvoice.flows.scriptedtree import ScriptedTree
 from flexvoice.flows.webhooks import FileWebhooks
 from flexvoice.legstate import Answered, Disconnected, HangupAsked
+from flexvoice.messaging.text import split
 from flexvoice.outcomes import EndedBy, outcome_for, reason_for
 
 
@@ -311,6 +312,18 @@ class ScriptedLeg:
         self.tree.handle(Disconnected(sip_status))
 
 
+class SimulatedSms:
+    """`sms` steps print what would be sent and its segments; nothing leaves the machine."""
+
+    def __init__(self, printer: _Printer):
+        self.printer = printer
+
+    def send_sms(self, account: str, from_addr: str, to: str, body: str) -> tuple[str, int]:
+        encoding, parts = split(body, 0)
+        self.printer.action(f"sms {from_addr} -> {to} ({len(parts)} {encoding} segment(s)): {body}")
+        return "SMsimulated", len(parts)
+
+
 class _Printer:
     """Prints each step (with why) and what the caller hears, at virtual time."""
 
@@ -354,6 +367,7 @@ async def simulate_flow(
     printer = _Printer(clock, write)
     deps = FlowDeps(
         webhooks=FileWebhooks(webhook_answer),
+        sms=SimulatedSms(printer),
         observer=printer,
         clock=clock.now,
         sleep=clock.sleep,

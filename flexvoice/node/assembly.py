@@ -26,6 +26,7 @@ from flexvoice.looplag import loop_lag_component
 from flexvoice.node.api import api_component
 from flexvoice.node.edge import edge_component
 from flexvoice.node.flows import flows_component
+from flexvoice.node.messaging import messaging_component, verify_component
 from flexvoice.node.numbers import numbers_component
 from flexvoice.node.pool import pool_component
 from flexvoice.node.shared import database_component, tariffs_component, trunks_component
@@ -46,6 +47,8 @@ DEFAULT_COMPONENTS: tuple[Component, ...] = (
     flows_component,
     # The API's call registry observes calls: it must outlive the pool's drain.
     api_component,
+    messaging_component,  # after the API (its webhook queue), before the pool (SIP MESSAGE)
+    verify_component,
     edge_component,  # before the pool: it stops after the drain, so late BYEs still arrive
     pool_component,
 )

@@ -176,6 +176,8 @@ class WorkerPool:
         self.caller_id_for: Callable[[str | None], str | None] = lambda requested: requested
         # Called with every leg (inbound, dialled, originated) as it ends: usage, call records.
         self.leg_ended_hooks: list[Callable[[SipLeg], None]] = []
+        # SIP MESSAGE events (no call): flexvoice.sip.messages.SipMessenger takes them.
+        self.message_hooks: list[Callable[[WorkerProcess, Message], None]] = []
         self.workers = [
             WorkerProcess(self, i, settings.base_port + i) for i in range(settings.count)
         ]
@@ -342,6 +344,10 @@ class WorkerPool:
         task.add_done_callback(self.tasks.discard)
 
     def on_event(self, worker: WorkerProcess, msg: Message) -> None:
+        if msg.t in ("message_status", "message_in"):
+            for hook in self.message_hooks:
+                hook(worker, msg)
+            return
         call = msg.call
         if msg.t == "incoming":
             assert call is not None

@@ -91,6 +91,8 @@ class Worker:
         self.finished_recordings: list[tuple[float, str, str, str, float]] = []
         self.running = True
         self.idle_ms = idle_ms
+        # (To URI, body) -> [(message id, Buddy)] of MESSAGEs waiting for their answer
+        self.pending_messages: dict[tuple[str, str], list[tuple[str, Any]]] = {}
 
         self.ep = pj.Endpoint()
         self.ep.libCreate()
@@ -266,6 +268,9 @@ class Worker:
         if msg.t == "originate":
             self.originate(msg)
             return
+        if msg.t == "message":
+            self.send_message(msg)
+            return
         call = self.calls.get(msg.call or "")
         if call is None:
             self.emit("error", call=msg.call, cmd=msg.t, message="no such call on this worker")
@@ -297,6 +302,42 @@ class Worker:
         except pj.Error as exc:
             del self.calls[call_id]
             self.emit("state", call=call_id, state="disconnected", code=500, reason=exc.reason)
+
+    # -- SIP MESSAGE (RFC 3428), outside any call ------------------------------------------
+    def send_message(self, msg: Message) -> None:
+        """A Buddy without subscription sends it (no call slot, the account's outbound proxy:
+        the edge). PJSIP hands no request id back to Python, so the answer is matched by
+        (To URI, body), oldest first."""
+        msg_id = str(msg.get("id"))
+        uri = str(msg.get("uri"))
+        body = str(msg.get("body"))
+        try:
+            bcfg = pj.BuddyConfig()
+            bcfg.uri = uri
+            bcfg.subscribe = False
+            buddy = pj.Buddy()
+            buddy.create(self.account, bcfg)
+            prm = pj.SendInstantMessageParam()
+            prm.content = body
+            prm.contentType = str(msg.get("content_type") or "text/plain;charset=UTF-8")
+            sender = msg.get("from")
+            if sender:
+                prm.txOption.localUri = f"<sip:{sender}@{self.host}>"
+            self.pending_messages.setdefault((uri, body), []).append((msg_id, buddy))
+            buddy.sendInstantMessage(prm)
+        except pj.Error as exc:
+            self.take_pending(uri, body)
+            self.emit("message_status", id=msg_id, code=500, reason=exc.reason)
+
+    def take_pending(self, uri: str, body: str) -> str | None:
+        waiting = self.pending_messages.get((uri, body))
+        if not waiting:
+            return None
+        msg_id, buddy = waiting.pop(0)
+        if not waiting:
+            del self.pending_messages[(uri, body)]
+        self.retire(buddy)
+        return msg_id
 
 
 def edge_source(proxy: str | None) -> str | None:
@@ -376,6 +417,21 @@ class WorkerAccount(pj.Account):  # type: ignore[misc]
         with contextlib.suppress(pj.Error):
             call.hangup(prm)
         self.worker.retire(call)
+
+    def onInstantMessageStatus(self, prm: Any) -> None:
+        msg_id = self.worker.take_pending(str(prm.toUri), str(prm.msgBody))
+        if msg_id is not None:
+            self.worker.emit(
+                "message_status", id=msg_id, code=int(prm.code), reason=str(prm.reason)
+            )
+
+    def onInstantMessage(self, prm: Any) -> None:
+        self.worker.emit(
+            "message_in",
+            **{"from": str(prm.fromUri), "to": str(prm.toUri)},
+            body=str(prm.msgBody),
+            content_type=str(prm.contentType),
+        )
 
 
 class WorkerCall(pj.Call):  # type: ignore[misc]
