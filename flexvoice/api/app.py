@@ -14,7 +14,7 @@ from typing import Any, cast
 import aiohttp
 from aiohttp import web
 
-from flexvoice.api import calls, flows, numbers, recordings, usage
+from flexvoice.api import calls, designer, flows, numbers, recordings, usage
 from flexvoice.api.appkeys import (
     API_DB,
     CALLS,
@@ -75,6 +75,7 @@ def install_routes(app: web.Application) -> None:
             app.router.add_route(route.method, "/v1" + route.path, route.handler)
     app.router.add_route("*", "/v1/{tail:.*}", guarded(no_route))
     app.router.add_routes(docs_routes)
+    designer.install(app)
 
 
 def publish_numbers(app: web.Application, conn: sqlite3.Connection) -> NumberRegistry:

@@ -39,6 +39,7 @@ PROBLEM_TYPES: dict[str, tuple[int, str]] = {
     "idempotency-key-reused": (409, "The Idempotency-Key was used with another request"),
     "idempotency-key-in-progress": (409, "A request with this Idempotency-Key is still running"),
     "managed-by-file": (409, "The number is managed in sip/numbers.yaml"),
+    "precondition-failed": (412, "The resource changed since it was read (If-Match)"),
     "body-too-large": (413, "The body is larger than 1 MiB"),
     "too-many-failed-authentications": (429, "Too many failed authentications from here"),
     "rate-limited": (429, "Too many calls per second for this account"),
