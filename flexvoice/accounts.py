@@ -156,8 +156,7 @@ def set_designer(
             event = _designer_event(usage_id, name, now, None)
         elif not on and usage_id is not None:
             conn.execute(
-                "UPDATE accounts SET designer_usage_id = NULL, designer_from = NULL"
-                " WHERE name = ?",
+                "UPDATE accounts SET designer_usage_id = NULL, designer_from = NULL WHERE name = ?",
                 (name,),
             )
             # A period closed in the second it opened still lasts one second (active_to must

@@ -176,8 +176,7 @@ def create_user(
     check_new_password(password)
     try:
         conn.execute(
-            "INSERT INTO users (email, account, role, password, created_at)"
-            " VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO users (email, account, role, password, created_at) VALUES (?, ?, ?, ?, ?)",
             (email, account, role, hash_password(password), _now()),
         )
     except sqlite3.IntegrityError:

@@ -32,7 +32,7 @@ from flexvoice import users
 from flexvoice.accounts import designer_enabled, get_account
 from flexvoice.api import flows as flow_api
 from flexvoice.api.appkeys import API_DB
-from flexvoice.api.framework import guarded, parse_json, parse_json_body
+from flexvoice.api.framework import guarded, parse_json, parse_json_body, read_body
 from flexvoice.api.problems import ProblemError
 from flexvoice.errors import UserError
 from flexvoice.flows import revisions, yamledit
@@ -134,6 +134,7 @@ LOGIN_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Log in - FlexVoice call flow designer</title>
+<link rel="icon" href="data:,">
 <style>
 body {{ font: 16px/1.5 system-ui, sans-serif; background: #f3f5f8; margin: 0; color: #1d2733; }}
 main {{ max-width: 380px; margin: 10vh auto; background: #fff; padding: 32px;
@@ -168,6 +169,7 @@ APP_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>FlexVoice call flow designer</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/designer/static/designer.css">
 </head><body><div id="root"></div>
 <script src="/designer/static/designer.js"></script>
@@ -175,7 +177,7 @@ APP_PAGE = """<!doctype html>
 """
 
 MESSAGE_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title><link rel="icon" href="data:,">
 <style>body {{ font: 16px/1.5 system-ui, sans-serif; background: #f3f5f8; color: #1d2733; }}
 main {{ max-width: 560px; margin: 12vh auto; background: #fff; padding: 32px;
 border-radius: 12px; box-shadow: 0 2px 12px #0002; }}</style></head>
@@ -253,7 +255,9 @@ async def login(request: web.Request) -> web.StreamResponse:
         return _login_page(str(exc)[0].upper() + str(exc)[1:] + ".", email, status=401)
     account = get_account(conn, user.account)
     if account is None or account.status != "active":
-        return _login_page(f"Account '{user.account}' is suspended; contact the operator.", email, 403)
+        return _login_page(
+            f"Account '{user.account}' is suspended; contact the operator.", email, 403
+        )
     token = users.open_session(conn, user)
     log.info("designer.login", email=user.email, account=user.account)
     response = web.HTTPSeeOther("/designer/")
@@ -340,7 +344,9 @@ async def list_flows(request: web.Request) -> web.StreamResponse:
                 "description": e.validation.flow.description if e.validation.flow else "",
                 "valid": e.validation.flow is not None,
                 "errors": len(e.validation.errors),
-                "draft": None if draft is None else {"author": draft.author, "at": draft.updated_at},
+                "draft": None
+                if draft is None
+                else {"author": draft.author, "at": draft.updated_at},
             }
         )
     return _json({"flows": out})
@@ -443,7 +449,7 @@ async def get_flow(request: web.Request) -> web.StreamResponse:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    data = parse_json(await flow_api.read_body(request))
+    data = parse_json(await read_body(request))
     if not isinstance(data, dict):
         raise ProblemError("invalid-body", "the body must be a JSON object")
     return data
@@ -504,7 +510,7 @@ def _publish(
     request: web.Request, entry: flow_api.Entry, text: str, message: str
 ) -> revisions.Revision:
     """Validate, write atomically, reload, record the revision. Errors refuse it (422)."""
-    flows_dir, prompts_dir = flow_api._dirs(request)
+    _, prompts_dir = flow_api._dirs(request)
     res = validate_text(text, f"flows/{entry.path.name}", prompts_dir)
     if res.flow is None:
         raise flow_api.invalid_flow(res, "text", "the draft")
@@ -571,7 +577,9 @@ def _revision(request: web.Request, entry: flow_api.Entry) -> revisions.Revision
         rev_id = -1
     rev = revisions.get_revision(request.config_dict[API_DB], entry.name, rev_id)
     if rev is None:
-        raise ProblemError("not-found", f"flow '{entry.name}' has no revision {request.match_info['rev']}")
+        raise ProblemError(
+            "not-found", f"flow '{entry.name}' has no revision {request.match_info['rev']}"
+        )
     return rev
 
 
@@ -616,7 +624,7 @@ async def restore_revision(request: web.Request) -> web.StreamResponse:
 @designer_op()
 async def simulate(request: web.Request) -> web.StreamResponse:
     """The simulator over the working version (the draft when there is one)."""
-    body = parse_json_body(await flow_api.read_body(request), flow_api.SimulateRequest)
+    body = parse_json_body(await read_body(request), flow_api.SimulateRequest)
     entry = flow_api._find(request)
     _, prompts_dir = flow_api._dirs(request)
     current = _state(request, entry)
@@ -629,4 +637,3 @@ async def simulate(request: web.Request) -> web.StreamResponse:
 
 def install(app: web.Application) -> None:
     app.router.add_routes(routes)
-

@@ -21,11 +21,9 @@ import re
 import shutil
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
 from datetime import datetime
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 from aiohttp import web
 from pydantic import Field, field_validator
@@ -511,7 +509,9 @@ async def simulate_call(request: web.Request) -> web.Response:
     if entry.validation.flow is None:
         raise invalid_flow(entry.validation, "name", f"flows/{entry.path.name}")
     _, prompts_dir = _dirs(request)
-    result = await simulate(entry.validation.flow, prompts_dir, request_body(request, SimulateRequest))
+    result = await simulate(
+        entry.validation.flow, prompts_dir, request_body(request, SimulateRequest)
+    )
     return web.json_response(result.model_dump())
 
 

@@ -193,8 +193,8 @@ def set_field(doc: Any, step: str, path: Path_, value: Any) -> None:
     parent = _container(body, path, create=value is not None)
     key = path[-1]
     if value is None:
-        if isinstance(parent, dict) and key in parent:
-            del parent[key]
+        if isinstance(parent, dict):
+            parent.pop(key, None)
         elif isinstance(parent, list) and isinstance(key, int) and 0 <= key < len(parent):
             del parent[key]
         return
@@ -375,7 +375,13 @@ def steps_view(doc: Any) -> list[dict[str, Any]]:
                     body = VERBS[verb].coerce(raw)
                 except (TypeError, ValueError, AttributeError):
                     body = raw
-            out.append({"name": str(name), "verb": str(verb), "body": plain(body) if isinstance(body, dict) else {}})
+            out.append(
+                {
+                    "name": str(name),
+                    "verb": str(verb),
+                    "body": plain(body) if isinstance(body, dict) else {},
+                }
+            )
         else:
             out.append({"name": str(name), "verb": "?", "body": {}})
     return out

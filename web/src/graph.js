@@ -38,6 +38,13 @@ export function verbDefs(schema) {
   return out;
 }
 
+// An outcome's words on the canvas: on_no_answer -> "no answer", when_open -> "open".
+const WORDS = { then: "next", default: "otherwise", on_error: "if it fails", on_failure: "no valid key" };
+export function outcomeWords(prop) {
+  if (WORDS[prop]) return WORDS[prop];
+  return prop.replace(/^(on|when)_/, "").replace(/_/g, " ");
+}
+
 // Every outcome slot of a step: {id, label, path, target}
 export function slots(schema, def, body) {
   const out = [];
@@ -46,11 +53,13 @@ export function slots(schema, def, body) {
   for (const prop of names) {
     const ps = props[prop];
     if (isRef(schema, ps)) {
-      out.push({ id: JSON.stringify([prop]), label: prop, path: [prop], target: body[prop] ?? null });
+      // "if it fails" is drawn only when set (the form sets it): every verb has it.
+      if (prop === "on_error" && !body[prop]) continue;
+      out.push({ id: JSON.stringify([prop]), label: outcomeWords(prop), path: [prop], target: body[prop] ?? null });
     } else if (isRefMap(schema, ps)) {
       const map = body[prop] && typeof body[prop] === "object" ? body[prop] : {};
       for (const key of Object.keys(map)) {
-        const label = prop === "options" ? `key ${key}` : `${prop}: ${key}`;
+        const label = prop === "options" ? `key ${key}` : `${key}`;
         out.push({ id: JSON.stringify([prop, key]), label, path: [prop, key], target: map[key] });
       }
     }

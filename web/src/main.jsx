@@ -1,10 +1,10 @@
 // The FlexVoice call flow designer: one page, talking to /designer/api on the node.
 import React, { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { createRoot } from "react-dom/client";
-import { ReactFlow, ReactFlowProvider, Background, Controls, MiniMap, Handle, Position, useReactFlow } from "@xyflow/react";
+import { ReactFlow, ReactFlowProvider, Background, Controls, Handle, Position, useReactFlow } from "@xyflow/react";
 import "@xyflow/react/dist/style.css";
 import "./designer.css";
-import { buildGraph, applyLayout, verbDefs, isRef, isRefMap, resolve, summary, NODE_WIDTH } from "./graph.js";
+import { buildGraph, applyLayout, verbDefs, isRef, isRefMap, resolve, summary, outcomeWords, NODE_WIDTH } from "./graph.js";
 
 // ---- talking to the node ---------------------------------------------------------------------
 
@@ -130,6 +130,11 @@ function parseField(text, kind) {
   return t;
 }
 
+function rank(schema, prop, ps) {
+  if (prop === "on_error") return 3;
+  return isRef(schema, ps) || isRefMap(schema, ps) ? 2 : 1;
+}
+
 function TextField({ id, value, kind, onCommit, invalid }) {
   const [text, setText] = useState(fieldText(value, kind));
   useEffect(() => setText(fieldText(value, kind)), [JSON.stringify(value)]);
@@ -153,7 +158,10 @@ function StepForm({ schema, defs, step, stepNames, problems, canEdit, edit, onCl
   const [newKey, setNewKey] = useState("");
   useEffect(() => setNewName(step.name), [step.name]);
   const set = (path, value) => edit([{ op: "set", step: step.name, path, value }], `change ${step.name}.${path.join(".")}`);
-  const props = def.properties || {};
+  // Fields first, then the outcomes ("what happens next"), "if it fails" last.
+  const all = def.properties || {};
+  const order = Object.keys(all).sort((a, b) => rank(schema, a, all[a]) - rank(schema, b, all[b]));
+  const props = Object.fromEntries(order.map((k) => [k, all[k]]));
   const required = new Set(def.required || []);
   const stepProblems = problems.filter((p) => p.step === step.name);
   return (
@@ -179,7 +187,8 @@ function StepForm({ schema, defs, step, stepNames, problems, canEdit, edit, onCl
           const id = `f-${prop}`;
           const value = step.body[prop];
           const fieldProblems = stepProblems.filter((p) => p.field === prop);
-          const title = (r.title || prop) + (required.has(prop) ? " *" : "");
+          const words = kind === "ref" ? `Next when ${outcomeWords(prop)}` : r.title || prop;
+          const title = (prop === "then" ? "Next step" : prop === "on_error" ? "If this step fails" : words) + (required.has(prop) ? " *" : "");
           let input;
           if (kind === "ref") {
             input = (
@@ -613,7 +622,6 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
           >
             <Background gap={20} />
             <Controls showInteractive={false} />
-            <MiniMap pannable zoomable />
           </ReactFlow>
         </div>
         <aside className="side">
