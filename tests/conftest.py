@@ -119,3 +119,12 @@ async def crm() -> AsyncIterator[tuple[str, list[Any], dict[str, Any]]]:
 def crm_flow(url: str) -> str:
     text = (Path(__file__).parent.parent / "flows" / "bilingual.yaml").read_text()
     return text.replace("https://crm.example.be/flexvoice/lookup", url)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Each phase's report on the test item (item.rep_call ...): fixtures that keep evidence
+    of a failure (the designer's browser screenshots) look at it in their teardown."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

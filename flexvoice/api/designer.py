@@ -18,6 +18,7 @@ The account must have the designer option (`flexvoice accounts set NAME --design
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import html
 import mimetypes
@@ -352,9 +353,26 @@ async def list_flows(request: web.Request) -> web.StreamResponse:
     return _json({"flows": out})
 
 
-def _annotated(text: str, source: str, prompts_dir: Path) -> tuple[Any, list[dict[str, Any]]]:
+def _prompts_stamp(prompts_dir: Path) -> tuple[int, ...]:
+    """Changes when a prompt file is added or removed (the language folders' mtimes)."""
+    try:
+        return tuple(p.stat().st_mtime_ns for p in sorted(prompts_dir.iterdir()) if p.is_dir())
+    except OSError:
+        return ()
+
+
+Checked = tuple[Any, list[dict[str, Any]], list[dict[str, Any]]]
+
+
+def _annotated(text: str, source: str, prompts_dir: Path) -> Checked:
     """The document as JSON (None when it is not YAML) and the validator's problems, each put
-    on its step and field by line."""
+    on its step and field by line. Cached by text: an edit's "before" is the last answer's
+    "after", and a 200-step flow takes tens of milliseconds to parse twice."""
+    return _annotated_cached(text, source, prompts_dir, _prompts_stamp(prompts_dir))
+
+
+@functools.lru_cache(maxsize=32)
+def _annotated_cached(text: str, source: str, prompts_dir: Path, stamp: tuple[int, ...]) -> Checked:
     res = validate_text(text, source, prompts_dir)
     try:
         doc = yamledit.load(text)
@@ -379,7 +397,8 @@ def _annotated(text: str, source: str, prompts_dir: Path) -> tuple[Any, list[dic
                 "field": field,
             }
         )
-    return (yamledit.plain(doc) if isinstance(doc, dict) else None), problems
+    shown = yamledit.plain(doc) if isinstance(doc, dict) else None
+    return shown, yamledit.steps_view(shown), problems
 
 
 def _state(request: web.Request, entry: flow_api.Entry) -> dict[str, Any]:
@@ -389,8 +408,8 @@ def _state(request: web.Request, entry: flow_api.Entry) -> dict[str, Any]:
     _, prompts_dir = flow_api._dirs(request)
     draft = revisions.get_draft(conn, entry.name)
     text = draft.text if draft is not None else entry.text
-    doc, problems = _annotated(text, f"flows/{entry.path.name}", prompts_dir)
-    published_doc = yamledit.plain(_safe_load(entry.text)) or {}
+    doc, steps, problems = _annotated(text, f"flows/{entry.path.name}", prompts_dir)
+    published_doc = _published_doc(entry.text)
     steps_now = (doc or {}).get("steps") if isinstance((doc or {}).get("steps"), dict) else {}
     steps_then = published_doc.get("steps") if isinstance(published_doc.get("steps"), dict) else {}
     return {
@@ -401,7 +420,7 @@ def _state(request: web.Request, entry: flow_api.Entry) -> dict[str, Any]:
         "published_etag": revisions.etag(entry.text),
         "draft": None if draft is None else {"author": draft.author, "at": draft.updated_at},
         "doc": doc,
-        "steps": yamledit.steps_view(doc),
+        "steps": steps,
         "problems": problems,
         "errors": sum(1 for p in problems if p["severity"] == "error"),
         "diff": revisions.text_diff(
@@ -409,6 +428,12 @@ def _state(request: web.Request, entry: flow_api.Entry) -> dict[str, Any]:
         ),
         "step_changes": revisions.step_diff(steps_then or {}, steps_now or {}),
     }
+
+
+@functools.lru_cache(maxsize=16)
+def _published_doc(text: str) -> dict[str, Any]:
+    doc = yamledit.plain(_safe_load(text))
+    return doc if isinstance(doc, dict) else {}
 
 
 def _safe_load(text: str) -> Any:

@@ -20,6 +20,13 @@ export function isRef(schema, node) {
   return (node.anyOf || []).some((o) => o.type === "string" && isRef(schema, o));
 }
 
+// A list of step names (a webhook's next_steps: the answer picks one), maybe nullable.
+export function isRefList(schema, node) {
+  node = resolve(schema, node);
+  const options = node.anyOf ? node.anyOf.map((o) => resolve(schema, o)) : [node];
+  return options.some((o) => o.type === "array" && o.items && isRef(schema, o.items));
+}
+
 export function isRefMap(schema, node) {
   node = resolve(schema, node);
   return node.type === "object" && node.additionalProperties && isRef(schema, node.additionalProperties);
@@ -39,10 +46,15 @@ export function verbDefs(schema) {
 }
 
 // An outcome's words on the canvas: on_no_answer -> "no answer", when_open -> "open".
-const WORDS = { then: "next", default: "otherwise", on_error: "if it fails", on_failure: "no valid key" };
+const WORDS = { then: "next", default: "otherwise", on_error: "if it fails" };
 export function outcomeWords(prop) {
   if (WORDS[prop]) return WORDS[prop];
   return prop.replace(/^(on|when)_/, "").replace(/_/g, " ");
+}
+
+// A handle id safe inside a CSS selector (React Flow looks handles up with one).
+export function slotId(path) {
+  return "o-" + path.map((p) => encodeURIComponent(String(p)).replace(/\./g, "%2E").replace(/'/g, "%27")).join(".");
 }
 
 // Every outcome slot of a step: {id, label, path, target}
@@ -55,12 +67,17 @@ export function slots(schema, def, body) {
     if (isRef(schema, ps)) {
       // "if it fails" is drawn only when set (the form sets it): every verb has it.
       if (prop === "on_error" && !body[prop]) continue;
-      out.push({ id: JSON.stringify([prop]), label: outcomeWords(prop), path: [prop], target: body[prop] ?? null });
+      out.push({ id: slotId([prop]), label: outcomeWords(prop), path: [prop], target: body[prop] ?? null });
+    } else if (isRefList(schema, ps)) {
+      const list = Array.isArray(body[prop]) ? body[prop] : [];
+      list.forEach((target, i) => {
+        out.push({ id: slotId([prop, i]), label: `${outcomeWords(prop)} ${i + 1}`, path: [prop, i], target });
+      });
     } else if (isRefMap(schema, ps)) {
       const map = body[prop] && typeof body[prop] === "object" ? body[prop] : {};
       for (const key of Object.keys(map)) {
         const label = prop === "options" ? `key ${key}` : `${key}`;
-        out.push({ id: JSON.stringify([prop, key]), label, path: [prop, key], target: map[key] });
+        out.push({ id: slotId([prop, key]), label, path: [prop, key], target: map[key] });
       }
     }
   }

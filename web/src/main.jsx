@@ -4,7 +4,7 @@ import { createRoot } from "react-dom/client";
 import { ReactFlow, ReactFlowProvider, Background, Controls, Handle, Position, useReactFlow } from "@xyflow/react";
 import "@xyflow/react/dist/style.css";
 import "./designer.css";
-import { buildGraph, applyLayout, verbDefs, isRef, isRefMap, resolve, summary, outcomeWords, NODE_WIDTH } from "./graph.js";
+import { buildGraph, applyLayout, verbDefs, isRef, isRefMap, isRefList, resolve, summary, outcomeWords, NODE_WIDTH } from "./graph.js";
 
 // ---- talking to the node ---------------------------------------------------------------------
 
@@ -68,10 +68,12 @@ function StepNode({ data, selected }) {
       ))}
       <div className="outcomes">
         {data.slots.map((slot) => (
-          <div className={`outcome ${slot.target ? "set" : ""}`} key={slot.id} data-outcome={slot.path.join(".")}>
-            <span>{slot.label}</span>
-            <Handle type="source" position={Position.Bottom} id={slot.id} className="outcome-handle" data-handle={slot.path.join(".")} />
-          </div>
+          // The outcome's chip is its handle: a large target to drag from.
+          <Handle key={slot.id} type="source" position={Position.Bottom} id={slot.id}
+            className={`outcome-handle ${slot.target ? "set" : ""}`} data-handle={slot.path.join(".")}
+            title={slot.target ? `${slot.label}: goes to ${slot.target} (drag to change)` : `${slot.label}: drag to a step`}>
+            {slot.label}
+          </Handle>
         ))}
       </div>
     </div>
@@ -95,6 +97,7 @@ function kindOf(schema, ps) {
   const node = resolve(schema, ps);
   if (isRef(schema, node)) return "ref";
   if (isRefMap(schema, node)) return "refmap";
+  if (isRefList(schema, node)) return "list";
   const options = node.anyOf ? node.anyOf.map((o) => resolve(schema, o)).filter((o) => o.type !== "null") : [node];
   const types = options.map((o) => o.type);
   if (options.length === 1) {
@@ -132,7 +135,7 @@ function parseField(text, kind) {
 
 function rank(schema, prop, ps) {
   if (prop === "on_error") return 3;
-  return isRef(schema, ps) || isRefMap(schema, ps) ? 2 : 1;
+  return isRef(schema, ps) || isRefMap(schema, ps) || isRefList(schema, ps) ? 2 : 1;
 }
 
 function TextField({ id, value, kind, onCommit, invalid }) {
@@ -437,7 +440,16 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
   }, [flowName]);
   useEffect(() => { load().catch((e) => setError(e.message)); }, [load]);
 
-  const edit = useCallback(async (ops, what, { record = true, etag } = {}) => {
+  // Edits go one after the other, each on the answer to the one before (a select changed by
+  // typing fires several changes at once: they must not conflict with each other).
+  const queue = useRef(Promise.resolve());
+  const edit = useCallback((ops, what, options = {}) => {
+    const next = queue.current.then(() => runEdit(ops, what, options));
+    queue.current = next.catch(() => {});
+    return next;
+  }, [flowName, reloadFlows]);
+
+  const runEdit = async (ops, what, { record = true, etag } = {}) => {
     const before = stateRef.current;
     if (!before) return;
     setBusy(true);
@@ -448,6 +460,7 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
         undo.current.push(before.text);
         redo.current = [];
       }
+      stateRef.current = s;
       setState(s);
       setError("");
       window.__designer = { ...(window.__designer || {}), editMs: performance.now() - t0, edited: (window.__designer?.edited || 0) + 1 };
@@ -458,7 +471,7 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
     } finally {
       setBusy(false);
     }
-  }, [flowName, reloadFlows]);
+  };
 
   const doUndo = useCallback(() => {
     const text = undo.current.pop();
@@ -483,7 +496,14 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
   const q = search.trim().toLowerCase();
   const matches = useMemo(() => {
     if (!q || !state) return new Set();
-    return new Set(state.steps.filter((s) => s.name.toLowerCase().includes(q) || s.verb.includes(q) || JSON.stringify(s.body).toLowerCase().includes(q)).map((s) => s.name));
+    // Names that start with the text first, then names containing it, then fields.
+    const score = (s) => {
+      const name = s.name.toLowerCase();
+      if (name.startsWith(q)) return 0;
+      if (name.includes(q)) return 1;
+      return s.verb.includes(q) || JSON.stringify(s.body).toLowerCase().includes(q) ? 2 : 9;
+    };
+    return new Set(state.steps.map((s) => [score(s), s.name]).filter(([n]) => n < 9).sort((a, b) => a[0] - b[0]).map(([, name]) => name));
   }, [q, state]);
 
   const nodes = useMemo(() => graph.nodes.map((n) => n.type !== "step" ? n : {
@@ -508,7 +528,10 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
       if (c.source === "__start" && me.can_edit) edit([{ op: "set_header", key: "start", value: c.target }], "change the first step");
       return;
     }
-    const path = JSON.parse(c.sourceHandle);
+    const from = graph.nodes.find((n) => n.id === c.source);
+    const slot = from && from.data.slots.find((x) => x.id === c.sourceHandle);
+    if (!slot) return;
+    const path = slot.path;
     edit([{ op: "set", step: c.source, path, value: c.target }], `connect ${c.source}.${path.join(".")} to ${c.target}`);
   };
   const onEdgesDelete = (deleted) => {
@@ -523,7 +546,7 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
 
   useEffect(() => {
     const onKey = (e) => {
-      const typing = ["INPUT", "TEXTAREA", "SELECT"].includes(document.activeElement?.tagName);
+      const typing = ["INPUT", "TEXTAREA"].includes(document.activeElement?.tagName);
       if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "z" && !typing) { e.preventDefault(); e.shiftKey ? doRedo() : doUndo(); }
       else if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "y" && !typing) { e.preventDefault(); doRedo(); }
       else if (e.key === "/" && !typing) { e.preventDefault(); searchRef.current?.focus(); }
@@ -588,7 +611,7 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
           </select>
         </label>
         <input ref={searchRef} className="search" type="search" placeholder="Search steps ( / )" aria-label="search steps" value={search}
-          onChange={(e) => setSearch(e.target.value)} onKeyDown={(e) => { if (e.key === "Enter" && matches.size) focusStep([...matches][0]); }} />
+          onChange={(e) => setSearch(e.target.value)} onKeyDown={(e) => { if (e.key === "Enter" && matches.size) { focusStep([...matches][0]); setTab("step"); } }} />
         <button onClick={doUndo} disabled={!me.can_edit || busy} title="Undo (Ctrl+Z)">Undo</button>
         <button onClick={doRedo} disabled={!me.can_edit || busy} title="Redo (Ctrl+Y)">Redo</button>
         <button onClick={() => setAdding(true)} disabled={!me.can_edit}>Add step</button>
@@ -597,7 +620,7 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
           {errors ? `${errors} error${errors > 1 ? "s" : ""} to fix` : "No errors"}{warnings ? `, ${warnings} warning${warnings > 1 ? "s" : ""}` : ""}
           {state.draft ? ` · draft by ${state.draft.author}` : " · published"}
         </span>
-        <button className="primary" onClick={() => { setPublishing(true); }} disabled={!me.can_edit || !state.draft}>Publish...</button>
+        <button className="primary publish" onClick={() => { setPublishing(true); }} disabled={!me.can_edit || !state.draft}>Publish...</button>
       </div>
       {error && <div className="problem error banner" role="alert">{error} <button onClick={() => setError("")}>dismiss</button></div>}
       {notice && <div className="notice" role="status">{notice}</div>}
