@@ -90,12 +90,16 @@ def test_sigterm_with_a_call_up_hangs_it_up_and_stops_cleanly(tmp_path: Path) ->
     proc = start_node(config, "--no-edge")
     import subprocess
 
+    # Call only once the node answers: on a loaded machine sipp gives up on a node still starting.
+    healthy_by = time.monotonic() + 60
+    while wait_http(http_port(config), "/healthz", proc)[0] != 200:
+        assert time.monotonic() < healthy_by, "the node never became healthy"
+        time.sleep(0.2)
     caller = subprocess.Popen(
         uac_args("uac_call.xml", f"127.0.0.1:{sip_port}", "+3225551003", hold_ms=30000),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
-        wait_http(http_port(config), "/healthz", proc)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             _status, body = wait_http(http_port(config), "/metrics", proc)
