@@ -53,6 +53,7 @@ STATIC_FILES = (
     "designer.js.map",
     "designer.css.map",
     "designer.js.LEGAL.txt",
+    "LICENSES.txt",
 )
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "

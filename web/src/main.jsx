@@ -513,8 +513,15 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
   }), [graph, selected, q, matches, lit]);
   const edges = useMemo(() => graph.edges.map((e) => ({ ...e, animated: !!(lit[e.source] && lit[e.target]), className: lit[e.source] && lit[e.target] ? "lit" : "" })), [graph, lit]);
 
+  // A flow that fits readably is shown whole; a big one opens on its first steps (search,
+  // scroll and "Fit to screen" reach the rest).
+  const fitStart = useCallback(() => {
+    const whole = graph.nodes.length <= 30;
+    const first = whole ? undefined : graph.nodes.slice().sort((a, b) => a.position.y - b.position.y).slice(0, 12).map((n) => ({ id: n.id }));
+    flow.fitView({ padding: 0.1, nodes: first, minZoom: whole ? 0.2 : 0.5 });
+  }, [graph, flow]);
   useEffect(() => {
-    if (state) requestAnimationFrame(() => { flow.fitView({ padding: 0.1 }); window.__designer = { ...(window.__designer || {}), laidOutAt: performance.now() }; });
+    if (state) requestAnimationFrame(() => { fitStart(); window.__designer = { ...(window.__designer || {}), laidOutAt: performance.now(), nodes: graph.nodes.length }; });
   }, [state && state.name, graph.nodes.length]);
 
   const focusStep = (name) => {
@@ -638,9 +645,7 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
             nodesDraggable={false}
             nodesConnectable={me.can_edit}
             deleteKeyCode={me.can_edit ? ["Delete", "Backspace"] : null}
-            fitView
             minZoom={0.05}
-            onlyRenderVisibleElements
             proOptions={{ hideAttribution: true }}
           >
             <Background gap={20} />
