@@ -12,6 +12,7 @@ from typing import Any
 
 from flexvoice.accounts import set_designer
 from flexvoice.api.appkeys import API_DB
+from flexvoice.flows.interpreter import FlowDeps
 from flexvoice.flows.runtime import FlowRuntime
 from flexvoice.users import create_user
 from tests.apikit import Api, running_api
@@ -47,8 +48,8 @@ class Designer:
 
 
 @contextlib.asynccontextmanager
-async def running_designer(tmp_path: Path) -> AsyncIterator[Designer]:
-    runtime = FlowRuntime(tmp_path / "flows", REPO / "ivr_prompts")
+async def running_designer(tmp_path: Path, deps: FlowDeps | None = None) -> AsyncIterator[Designer]:
+    runtime = FlowRuntime(tmp_path / "flows", REPO / "ivr_prompts", deps)
     async with running_api(tmp_path, flows=runtime) as api:
         runtime.scan()
         conn = api.app[API_DB]
