@@ -354,14 +354,6 @@ async def list_flows(request: web.Request) -> web.StreamResponse:
     return _json({"flows": out})
 
 
-def _prompts_stamp(prompts_dir: Path) -> tuple[int, ...]:
-    """Changes when a prompt file is added or removed (the language folders' mtimes)."""
-    try:
-        return tuple(p.stat().st_mtime_ns for p in sorted(prompts_dir.iterdir()) if p.is_dir())
-    except OSError:
-        return ()
-
-
 Checked = tuple[Any, list[dict[str, Any]], list[dict[str, Any]]]
 
 
@@ -369,24 +361,25 @@ def _annotated(text: str, source: str, prompts_dir: Path) -> Checked:
     """The document as JSON (None when it is not YAML) and the validator's problems, each put
     on its step and field by line. Cached by text: an edit's "before" is the last answer's
     "after", and a 200-step flow takes tens of milliseconds to parse twice."""
-    return _annotated_cached(text, source, prompts_dir, _prompts_stamp(prompts_dir))
+    return _annotated_cached(text, source, prompts_dir, flow_api.prompts_stamp(prompts_dir))
 
 
 @functools.lru_cache(maxsize=32)
 def _annotated_cached(text: str, source: str, prompts_dir: Path, stamp: tuple[int, ...]) -> Checked:
     res = validate_text(text, source, prompts_dir)
     try:
-        doc = yamledit.load(text)
+        doc = yamledit.parsed(text)
     except UserError:
         doc = None
-    lines = yamledit.step_lines(doc) if doc is not None else []
+    lines = yamledit.step_lines_of(text) if doc is not None else []
+    first_line = dict((name, line) for line, name in lines)
     problems = []
     for p in res.problems:
         step = None
         for first, name in lines:
             if first <= p.line:
                 step = name
-        field = yamledit.field_at(doc, step, p.line, p.column) if step else None
+        field = yamledit.field_on(text, first_line[step], p.line, p.column) if step else None
         problems.append(
             {
                 "line": p.line,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import os
 import re
@@ -78,13 +79,29 @@ def _read(path: Path, prompts_dir: Path) -> Entry:
     except (OSError, UnicodeDecodeError) as exc:
         problem = Problem(label, 0, 0, f"cannot read the file: {exc}")
         return Entry(path, path.stem, "", Validation(label, None, [problem]))
-    res = validate_text(text, label, prompts_dir)
+    res = _validated(text, label, prompts_dir, prompts_stamp(prompts_dir))
     if res.flow is not None:
         name = res.flow.name
     else:  # an invalid file still says which flow it means to be, most of the time
         declared = _DECLARED.search(text)
         name = declared.group(1) if declared else path.stem
     return Entry(path, name, text, res)
+
+
+def prompts_stamp(prompts_dir: Path) -> tuple[int, ...]:
+    """Changes when a prompt file is added or removed (the language folders' mtimes): part of
+    the cache key of a validation, which checks that prompt files exist."""
+    try:
+        return tuple(p.stat().st_mtime_ns for p in sorted(prompts_dir.iterdir()) if p.is_dir())
+    except OSError:
+        return ()
+
+
+@functools.lru_cache(maxsize=64)
+def _validated(text: str, label: str, prompts_dir: Path, stamp: tuple[int, ...]) -> Validation:
+    """Every request that names a flow reads the whole folder to find it by name: the files
+    that did not change are not validated again (a 200-step flow takes tens of ms)."""
+    return validate_text(text, label, prompts_dir)
 
 
 def _entries(flows_dir: Path, prompts_dir: Path) -> list[Entry]:

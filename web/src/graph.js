@@ -160,12 +160,36 @@ export function nodeHeight(node) {
   return 74 + Math.ceil(n / 3) * 22;
 }
 
+// The edges that place the steps: a breadth-first tree from the call's start. Every other
+// edge (back to the menu, down to a shared "goodbye" step) is drawn but does not pull the
+// layout: given to dagre, each long one becomes a chain of dummy nodes, and a 200-step flow
+// whose steps all end at one hang-up step took a minute to lay out instead of milliseconds.
+export function treeEdges(nodes, edges) {
+  const out = new Map();
+  for (const e of edges) {
+    if (!out.has(e.source)) out.set(e.source, []);
+    out.get(e.source).push(e);
+  }
+  const seen = new Set(["__start"]);
+  const queue = ["__start"];
+  const tree = [];
+  for (let i = 0; i < queue.length; i++) {
+    for (const e of out.get(queue[i]) || []) {
+      if (seen.has(e.target)) continue;
+      seen.add(e.target);
+      queue.push(e.target);
+      tree.push(e);
+    }
+  }
+  return tree;
+}
+
 export function applyLayout(nodes, edges) {
   const g = new Graph();
   g.setGraph({ rankdir: "TB", nodesep: 40, ranksep: 70 });
   g.setDefaultEdgeLabel(() => ({}));
   for (const n of nodes) g.setNode(n.id, { width: n.type === "start" ? 160 : NODE_WIDTH, height: nodeHeight(n) });
-  for (const e of edges) g.setEdge(e.source, e.target);
+  for (const e of treeEdges(nodes, edges)) g.setEdge(e.source, e.target);
   layout(g);
   return nodes.map((n) => {
     const p = g.node(n.id);

@@ -4,7 +4,7 @@ import { createRoot } from "react-dom/client";
 import { ReactFlow, ReactFlowProvider, Background, Controls, Handle, Position, useReactFlow } from "@xyflow/react";
 import "@xyflow/react/dist/style.css";
 import "./designer.css";
-import { buildGraph, applyLayout, verbDefs, isRef, isRefMap, isRefList, resolve, summary, outcomeWords, NODE_WIDTH } from "./graph.js";
+import { buildGraph, applyLayout, nodeHeight, verbDefs, isRef, isRefMap, isRefList, resolve, summary, outcomeWords, NODE_WIDTH } from "./graph.js";
 
 // ---- talking to the node ---------------------------------------------------------------------
 
@@ -425,18 +425,20 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
   const redo = useRef([]);
   const stateRef = useRef(null);
   stateRef.current = state;
+  const layoutCache = useRef({ key: "", positions: new Map() });
   const flow = useReactFlow();
   const searchRef = useRef(null);
 
   const load = useCallback(async () => {
     setError("");
+    const t0 = performance.now();
     const s = await api(`/flows/${flowName}`);
+    window.__designer = { flow: flowName, fetchMs: performance.now() - t0 };
     undo.current = [];
     redo.current = [];
     setState(s);
     setSelected(null);
     setLit({});
-    window.__designer = { loadedAt: performance.now(), flow: flowName };
   }, [flowName]);
   useEffect(() => { load().catch((e) => setError(e.message)); }, [load]);
 
@@ -464,7 +466,7 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
       setState(s);
       setError("");
       window.__designer = { ...(window.__designer || {}), editMs: performance.now() - t0, edited: (window.__designer?.edited || 0) + 1 };
-      reloadFlows();
+      if (!before.draft !== !s.draft) reloadFlows(); // the flow list marks drafts
     } catch (e) {
       if (e.status === 412) setConflict({ theirs: e.doc.theirs, yours: e.doc.yours, what });
       else setError(`${what}: ${e.message}`);
@@ -489,8 +491,21 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
   // Graph and layout: recomputed when the steps or their outcomes change.
   const graph = useMemo(() => {
     if (!state) return { nodes: [], edges: [] };
+    const t0 = performance.now();
     const g = buildGraph(schema, defs, state);
-    return { nodes: applyLayout(g.nodes, g.edges), edges: g.edges };
+    const t1 = performance.now();
+    // A change of a field leaves the shape alone: keep the positions, skip the layout.
+    const key = g.nodes.map((n) => `${n.id}:${nodeHeight(n)}`).join("|") + "#" + g.edges.map((e) => `${e.source}>${e.target}`).join("|");
+    let nodes;
+    if (layoutCache.current.key === key) {
+      nodes = g.nodes.map((n) => ({ ...n, position: layoutCache.current.positions.get(n.id) }));
+    } else {
+      nodes = applyLayout(g.nodes, g.edges);
+      layoutCache.current = { key, positions: new Map(nodes.map((n) => [n.id, n.position])) };
+      window.__designer = { ...(window.__designer || {}), layoutMs: performance.now() - t1 };
+    }
+    window.__designer = { ...(window.__designer || {}), graphMs: t1 - t0 };
+    return { nodes, edges: g.edges };
   }, [state, schema, defs]);
 
   const q = search.trim().toLowerCase();
@@ -646,6 +661,7 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
             nodesConnectable={me.can_edit}
             deleteKeyCode={me.can_edit ? ["Delete", "Backspace"] : null}
             minZoom={0.05}
+            onlyRenderVisibleElements
             proOptions={{ hideAttribution: true }}
           >
             <Background gap={20} />
