@@ -27,7 +27,10 @@ from tests.designerkit import (
 pytestmark = pytest.mark.xdist_group("designer-browser")
 
 Opener = Callable[..., Awaitable[Page]]
-TIMEOUT_MS = 15000
+# Generous: the suite shares two cores with SIP tests; a waiting assertion returns as soon as
+# it holds, so this only bounds how long a real failure takes to report.
+TIMEOUT_MS = 30000
+expect.set_options(timeout=TIMEOUT_MS)
 
 
 @pytest.fixture
