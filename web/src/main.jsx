@@ -364,14 +364,14 @@ function Simulate({ flow, onResult }) {
       {result && (
         <div className="trace" aria-label="simulation">
           <p><b>The call ended:</b> {result.ended}{result.failed ? " (a step failed)" : ""}</p>
-          <ol>
+          <ul>
             {result.trace.map((t, i) => (
-              <li key={i} className={t.kind}>
+              <li key={i} className={`t-${t.kind}`}>
                 <span className="t">{t.at}</span>{" "}
-                {t.kind === "step" ? <><b>{t.step}</b> ({t.verb}) because {t.why}</> : t.kind === "failed" ? <><b>{t.step} failed:</b> {t.why}</> : <span className="action">{t.text}</span>}
+                {t.kind === "step" ? <><span className="n">{result.trace.slice(0, i + 1).filter((x) => x.kind === "step").length}</span> <b>{t.step}</b> ({t.verb}) because {t.why}</> : t.kind === "failed" ? <><b>{t.step} failed:</b> {t.why}</> : <span className="action">{t.text}</span>}
               </li>
             ))}
-          </ol>
+          </ul>
         </div>
       )}
     </div>
