@@ -105,6 +105,12 @@ class Pricer(Protocol):
     ) -> CallPrice: ...
 
 
+class CallListener(Protocol):
+    def __call__(
+        self, call_id: str, call: CallRecord | None, kind: str, data: dict[str, object]
+    ) -> None: ...
+
+
 class WebhookSender(Protocol):
     def enqueue(self, account: str, url: str, event: str, payload: dict[str, Any]) -> None: ...
 
@@ -211,6 +217,11 @@ class CallRegistry:
         self.webhooks = webhooks
         self.pricer = pricer
         self.clock = clock
+        # Told every event once the registry has stored it, with the call as it now stands
+        # for "queued" and "ended" (None otherwise, and for a leg that is not a call of its
+        # own): the statistics' live board and rollups (flexvoice.statistics). A listener
+        # must not raise or block.
+        self.listeners: builtins.list[CallListener] = []
         migrate(conn, "calls", MIGRATIONS)
 
     # -- creation and reads
@@ -250,6 +261,7 @@ class CallRegistry:
         self._trace(call_id, "queued", {"flow": flow})
         call = self.get(call_id)
         assert call is not None
+        self._tell(call, "queued", {"flow": flow})
         return call
 
     def get(self, call_id: str, account: str | None = None) -> CallRecord | None:
@@ -327,6 +339,18 @@ class CallRegistry:
             self._call_event(call_id, kind, data)
         except Exception:  # an observer must never break the call that reports to it
             log.exception("calls.event_failed", call_id=call_id, kind=kind)
+        if self.listeners:
+            # The record is read again only where listeners need it: at the call's end.
+            self._tell(self.get(call_id) if kind == "ended" else None, kind, data, call_id)
+
+    def _tell(
+        self, call: CallRecord | None, kind: str, data: dict[str, object], call_id: str = ""
+    ) -> None:
+        for listener in self.listeners:
+            try:
+                listener(call_id or (call.id if call else ""), call, kind, data)
+            except Exception:
+                log.exception("calls.listener_failed", call_id=call_id, kind=kind)
 
     def _call_event(self, call_id: str, kind: str, data: dict[str, object]) -> None:
         self._trace(call_id, kind, data)

@@ -25,7 +25,7 @@ from flexvoice.config import load_config
 from flexvoice.server import ServeOptions, build_app
 from tests.conftest import REPO, write_node_config
 
-ROLES = ("admin", "developer", "finance", "analyst")
+ROLES = ("admin", "developer", "finance", "analyst", "manager")
 ACME_NUMBER = "+3226001000"
 OTHER_NUMBER = "+3226002000"
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import sqlite3
 from collections.abc import AsyncIterator
 from typing import Any, cast
@@ -14,7 +15,7 @@ from typing import Any, cast
 import aiohttp
 from aiohttp import web
 
-from flexvoice.api import calls, designer, flows, numbers, recordings, usage
+from flexvoice.api import calls, designer, flows, numbers, recordings, statistics, usage
 from flexvoice.api.appkeys import (
     API_DB,
     CALLS,
@@ -44,6 +45,7 @@ from flexvoice.api.keys import ensure_schema as ensure_keys_schema
 from flexvoice.api.keys import webhook_secret
 from flexvoice.api.openapi import docs_routes
 from flexvoice.api.pricing import TariffPricer
+from flexvoice.api.statistics import STATISTICS
 from flexvoice.api.webhooks import WebhookQueue
 from flexvoice.calls import CallRegistry, Pricer
 from flexvoice.errors import UserError
@@ -53,6 +55,7 @@ from flexvoice.metering.tariffs import load_tariffs
 from flexvoice.numbers import NumberRegistry
 from flexvoice.server import CONFIG
 from flexvoice.sip.node import NumberLookup
+from flexvoice.statistics.service import Statistics
 from flexvoice.storage.sqlite import connect
 
 log = get_logger(__name__)
@@ -63,6 +66,7 @@ RESOURCES: list[Resource] = [
     flows.resource,
     recordings.resource,
     usage.resource,
+    statistics.resource,
 ]
 
 
@@ -145,6 +149,13 @@ async def api_component(app: web.Application) -> AsyncIterator[None]:
         pricer = TariffPricer(conn, tariffs)
     registry_calls = CallRegistry(conn, webhooks=webhooks, pricer=pricer)
     app[CALLS] = registry_calls
+    # Statistics listen to the registry: rollups as calls end, the live board as they move.
+    stats = Statistics(
+        conn, registry_calls, node=f"{socket.gethostname()}-{cfg.http.port}", redis=redis_client
+    )
+    stats.listen(registry_calls.listeners)
+    await stats.start()
+    app[STATISTICS] = stats
     dialer = Dialer(registry_calls)
     app[DIALER] = dialer
 
@@ -164,6 +175,7 @@ async def api_component(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await dialer.close()
+        await stats.stop()
         deliverer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await deliverer

@@ -50,7 +50,7 @@ IDEMPOTENCY = web.AppKey("idempotency", IdempotencyStore)
 LOCKOUT = web.AppKey("lockout", Lockout)
 API_DB = web.AppKey("api_db", sqlite3.Connection)
 
-ALL_ROLES = frozenset({"admin", "developer", "finance", "analyst"})
+ALL_ROLES = frozenset({"admin", "developer", "finance", "analyst", "manager"})
 
 
 @dataclass

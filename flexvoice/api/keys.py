@@ -23,7 +23,7 @@ from flexvoice.accounts import get_account
 from flexvoice.errors import UserError
 from flexvoice.storage.sqlite import migrate
 
-Role = Literal["admin", "developer", "finance", "analyst"]
+Role = Literal["admin", "developer", "finance", "analyst", "manager"]
 ROLES: tuple[str, ...] = get_args(Role)
 KEY_PREFIX = "fvk_"
 

@@ -236,8 +236,19 @@ class CallContext:
         # The dialled legs' `call` usage events are written by the SIP layer, which sees
         # every leg however it ends (flexvoice.sip.usage); the flow only names the caller ID.
         shown = caller_id or (self.leg.caller if E164_RE.match(self.leg.caller) else None)
+        # The statistics read agents ringing, answers and outcomes from these two events.
+        self.trace("dial_start", {"step": self.step, "targets": list(targets)})
         result = await self.leg.dial(targets, ring_timeout=ring_timeout, caller_id=shown)
         self.out_legs += len(result.attempts)
+        self.trace(
+            "dial_end",
+            {
+                "step": self.step,
+                "targets": list(targets),
+                "outcome": result.outcome,
+                "answered_target": result.answered_target,
+            },
+        )
         return result
 
     async def bridge(self, result: DialResult, *, record: bool = False) -> str:
@@ -250,6 +261,7 @@ class CallContext:
                 rec = (self.recording_id(), self.now())
             return await self.leg.wait_bridge_end()
         finally:
+            self.trace("bridge_end", {"step": self.step, "target": result.answered_target})
             if rec is not None:
                 with contextlib.suppress(CallEnded):
                     await self.leg.stop_recording()
@@ -301,6 +313,7 @@ class CallContext:
 
     def reroute(self, why: str) -> None:
         """Smart Routing took a failover branch: one `reroute` event per call (VMS tariff)."""
+        self.trace("reroute", {"step": self.step, "why": why})
         if self.rerouted or self.tariff != VMS_TARIFF:
             return
         self.rerouted = True
@@ -384,6 +397,8 @@ async def run_call(ctx: CallContext) -> str:
             prev, step, why, end_status = step, nxt.step, nxt.why, nxt.sip_status
         reason = why
         if not ctx.ended:
+            # Said before the BYE: the statistics tell a flow's hangup from the caller's.
+            ctx.trace("hangup", {"step": ctx.step, "by": "flow", "sip_status": end_status})
             await leg.hangup(sip_status=end_status or 480, reason="flow_end")
             ctx.ended = True
     except CallEnded as exc:

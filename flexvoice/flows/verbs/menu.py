@@ -86,6 +86,7 @@ class Menu(Verb):
                 if self.variable:
                     ctx.vars[self.variable] = verdict.value
                 ctx.vars["digits"] = verdict.value
+                ctx.trace("menu", {"step": ctx.step, "option": verdict.value})
                 return Next(self.options[verdict.value], f"digit {verdict.value}")
             tries.append("no input" if verdict.kind == "no-input" else f"key {verdict.value}")
             if attempt < self.retries:
@@ -94,4 +95,5 @@ class Menu(Verb):
                 else:
                     await ctx.play(self.no_input_prompt, self.no_input_say, optional=True)
         why = f"no valid choice after {len(tries)} tries ({', '.join(tries)})"
+        ctx.trace("menu", {"step": ctx.step, "option": "none"})
         return Next(self.on_failure, why, sip_status=480)

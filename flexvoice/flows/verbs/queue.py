@@ -34,6 +34,11 @@ class Queue(Verb):
     announce_every: Duration = Field(30.0, description="how often the position is said")
     max_wait: Duration = Field(300.0, description="then the call leaves by on_overflow")
     retry_interval: Duration = Field(5.0, description="pause after a round nobody took")
+    service_level: Duration = Field(
+        20.0,
+        description="statistics: a caller answered within this wait counts as answered in "
+        "service level",
+    )
     caller_id: E164 | None = None
     then: StepRef | None = Field(None, description="after an answered call ends")
     on_overflow: StepRef | None = Field(None, description="after max_wait; default: hang up")
@@ -48,10 +53,14 @@ class Queue(Verb):
         entered = ctx.now()
         last_announce: float | None = None
         offers = 0
+        # The statistics and the live board read waits from these events; a caller who hangs
+        # up while waiting has no queue_leave: the call's end is the end of the wait.
+        ctx.trace("queue_enter", {"queue": name, "step": ctx.step, "sl": self.service_level})
         with ctx.queue_slot(name) as slot:
             while True:
                 waited = (ctx.now() - entered).total_seconds()
                 if waited >= self.max_wait:
+                    ctx.trace("queue_leave", {"queue": name, "result": "overflow"})
                     ctx.reroute("queue overflow")
                     why = f"waited {waited:.0f}s >= max_wait {self.max_wait:g}s -> on_overflow"
                     return Next(self.on_overflow, why, sip_status=480)
@@ -75,6 +84,7 @@ class Queue(Verb):
                     )
                     if result.answered is not None:
                         slot.leave()
+                        ctx.trace("queue_leave", {"queue": name, "result": "answered"})
                         who = await ctx.bridge(result)
                         why = f"{target} took the call after {waited:.0f}s; {who} hung up"
                         return Next(self.then, why)

@@ -49,6 +49,7 @@ class Webhook(Verb):
             answer = await ctx.post_webhook(self.url, payload, self.timeout, self.headers)
             step, said = self.apply(ctx, answer)
         except StepFailed as exc:
+            ctx.trace("webhook_failed", {"step": ctx.step, "url": self.url, "error": str(exc)})
             if self.on_failure is None:
                 raise
             return Next(self.on_failure, f"webhook failed ({exc}) -> on_failure")

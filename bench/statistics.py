@@ -1,0 +1,383 @@
+"""Call statistics: a year of calls in the rollups, then the grouped questions' p50/p99 and the
+cost the rollups add to each ended call.
+
+    ./run bench statistics [--calls N] [--accounts N] [--repeat N] [--per-call N]
+                           [--keep DIR [--reuse]]
+
+1. A year (2025) of N calls (default 10 million) for N accounts (sizes fall off as 1/rank, so
+   the biggest has about a fifth), each account with numbers, flows, a menu, queues and
+   agents. Every call is one of a few hundred call shapes whose rollup rows come from the real
+   code (`call_facts` on a scripted trace, then `deltas`), placed at a random moment weighted
+   to office hours. Rows are added up day by day in memory and written with the real upsert,
+   at the three grains; the per-call path is measured in step 3, not here.
+2. Each question (the API's: a year by number and hour in Brussels, by date, by step, by
+   queue, by outcome and weekday, Kathmandu and India by hour - 15-minute buckets - a month
+   by date ...) asked `repeat` times for the biggest account and a middling one: p50 and p99.
+   Side by side, the same question read from the 15-minute buckets only (what one fine grain
+   would cost), and the ratio.
+3. The real path for `per-call` calls on that database: the call registry writes each call's
+   events, the statistics listener turns the ended call into facts and rollup rows: the time
+   with the listener minus the time without it, per call, and p50/p99 of the listener alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from flexvoice.calls import CallRegistry
+from flexvoice.statistics.facts import CallFacts, call_facts
+from flexvoice.statistics.query import Question, ask, make_question
+from flexvoice.statistics.rollup import (
+    CALLS,
+    FLOWS,
+    GRAINS,
+    TABLES,
+    Collector,
+    Rows,
+    deltas,
+    ensure_schema,
+    write_rows,
+)
+from flexvoice.storage.sqlite import connect
+
+YEAR = 2025
+TARGET_QUERY_S = 1.0
+TARGET_CALL_MS = 1.0
+
+Event = tuple[float, str, dict[str, Any]]
+
+
+# -- call shapes: scripted traces as the registry stores them ---------------------------------
+def _step(name: str, verb: str) -> Event:
+    return (0.5, "step", {"step": name, "verb": verb, "why": "", "from": None})
+
+
+def _ended(after: float) -> Event:
+    return (after, "ended", {"sip_status": 200, "cause": "normal", "outcome": "completed"})
+
+
+def script(rng: random.Random) -> list[Event]:
+    """One call: welcome, menu (1 sales desk, 2 support queue, 3 shop info), as callers do."""
+    s: list[Event] = [(0.1, "answered", {"sip_status": 200}), _step("welcome", "play")]
+    r = rng.random()
+    if r < 0.08:
+        return [*s, _ended(rng.uniform(1, 8))]  # left during the welcome
+    s += [_step("menu", "menu")]
+    if r < 0.16:
+        return [*s, _ended(rng.uniform(1, 10))]  # left in the menu
+    option = rng.choice("1122223")
+    s += [(rng.uniform(1, 6), "menu", {"step": "menu", "option": option})]
+    if option == "3":
+        s += [_step("info", "play"), _step("bye", "hangup")]
+        return [*s, (8, "hangup", {"step": "bye", "by": "flow"}), _ended(0.1)]
+    if option == "1":
+        s += [_step("sales", "dial"), (0, "dial_start", {"step": "sales", "targets": ["+1"]})]
+        outcome = rng.choice(["completed"] * 6 + ["busy", "no-answer"])
+        answered = "+1" if outcome == "completed" else None
+        s += [(rng.uniform(2, 20), "dial_end", {"step": "sales", "outcome": outcome,
+                                                "answered_target": answered})]  # fmt: skip
+        if answered:
+            return [*s, _ended(rng.expovariate(1 / 180))]
+        s += [(0, "reroute", {"step": "sales", "why": "dial busy"}), _step("vm", "record")]
+        return [*s, (30, "hangup", {"step": "vm", "by": "flow"}), _ended(0.1)]
+    queue = rng.choice(["support", "support", "billing"])
+    s += [_step("queue", "queue"), (0, "queue_enter", {"queue": queue, "sl": 20.0})]
+    wait = rng.expovariate(1 / 45)
+    if rng.random() < 0.25:
+        return [*s, _ended(wait)]  # abandoned in the queue
+    if wait > 240:
+        s += [(240, "queue_leave", {"queue": queue, "result": "overflow"}),
+              (0, "reroute", {"step": "queue", "why": "queue overflow"}),
+              _step("vm", "record"), (20, "hangup", {"step": "vm", "by": "flow"})]  # fmt: skip
+        return [*s, _ended(0.1)]
+    s += [(wait, "dial_end", {"step": "queue", "outcome": "completed", "answered_target": "+2"}),
+          (0, "queue_leave", {"queue": queue, "result": "answered"})]  # fmt: skip
+    return [*s, _ended(rng.expovariate(1 / 240))]
+
+
+class _Record:
+    """A call registry record for the shapes (only what `call_facts` reads)."""
+
+    def __init__(self, ended: str) -> None:
+        self.id, self.account, self.direction = "c", "a", "inbound"
+        self.from_number, self.to_number, self.status = "+3225550100", "+n", "completed"
+        self.flow, self.created_at = "f", "2025-01-01T00:00:00+00:00"
+        self.answered_at: str | None = "2025-01-01T00:00:00.100000+00:00"
+        self.ended_at: str | None = ended
+
+
+def shapes(
+    count: int, rng: random.Random
+) -> list[list[tuple[str, tuple[Any, ...], dict[str, int]]]]:
+    """Call shapes as rollup deltas; a calls row's key holds the number and flow as
+    placeholders, the others the flow, filled in per call."""
+    out = []
+    start = datetime(YEAR, 1, 1, tzinfo=UTC)
+    for _ in range(count):
+        now, events = start, []
+        for delay, kind, data in script(rng):
+            now += timedelta(seconds=delay)
+            events.append({"at": now.isoformat(), "kind": kind, "data": data})
+        facts: CallFacts = call_facts(_Record(now.isoformat()), events)  # type: ignore[arg-type]
+        out.append([(t.name, key, fig) for t, key, fig in deltas(facts)])
+    return out
+
+
+# -- the year ----------------------------------------------------------------------------------
+def generate(db: Path, calls: int, accounts: int, seed: int = 16) -> dict[str, Any]:
+    rng = random.Random(seed)
+    conn = connect(db)
+    ensure_schema(conn)
+    conn.execute("PRAGMA synchronous=OFF")
+    names = [f"acct{i:03d}" for i in range(accounts)]
+    weights = [1 / (i + 1) for i in range(accounts)]
+    numbers = {
+        a: [f"+32{2 + i % 8}{rng.randrange(10**7):07d}" for _ in range(max(2, 60 // (i + 1)))]
+        for i, a in enumerate(names)
+    }
+    flow_of = {n: f"flow{j % 4}" for a in names for j, n in enumerate(numbers[a])}
+    shape_list = shapes(400, rng)
+    # Office hours weigh most (UTC+1): quarter hours of a day and their weights.
+    quarter_w = [8 if 28 <= q < 72 else 3 if 24 <= q < 80 else 1 for q in range(96)]
+    days = 365
+    t0 = time.perf_counter()
+    rows_written = 0
+    # Weekends get a third of a weekday's calls; the year gets exactly `calls`.
+    weight = [1 / 3 if (d + 2) % 7 >= 5 else 1.0 for d in range(days)]  # 2025-01-01: Wed
+    per_day = [int(calls * w / sum(weight)) for w in weight]
+    for d in range(calls - sum(per_day)):
+        per_day[d] += 1
+    for day in range(days):
+        n = per_day[day]
+        day_start = int(datetime(YEAR, 1, 1, tzinfo=UTC).timestamp()) + day * 86400
+        accts = rng.choices(names, weights, k=n)
+        quarters = rng.choices(range(96), quarter_w, k=n)
+        picks = rng.choices(range(len(shape_list)), k=n)
+        fine: dict[tuple[str, tuple[Any, ...]], dict[str, int]] = {}
+        for account, quarter, pick in zip(accts, quarters, picks, strict=True):
+            number = rng.choice(numbers[account])
+            flow = flow_of[number]
+            bucket = (day_start + quarter * 900) // 900
+            for table, key, figures in shape_list[pick]:
+                if table == CALLS.name:  # (direction, number, flow)
+                    full = (account, 900, bucket, key[0], number, flow)
+                elif table == FLOWS.name:  # (direction, flow)
+                    full = (account, 900, bucket, key[0], flow)
+                else:  # (flow, ...)
+                    full = (account, 900, bucket, flow, *key[1:])
+                row = fine.get((table, full))
+                if row is None:
+                    fine[(table, full)] = dict(figures)
+                else:
+                    for name, value in figures.items():
+                        row[name] = row.get(name, 0) + value
+        rows: Rows = dict(fine)
+        for grain in GRAINS[1:]:
+            for (table, key), figures in fine.items():
+                coarse = (key[0], grain, key[2] * 900 // grain, *key[3:])
+                row = rows.setdefault((table, coarse), {})
+                for name, value in figures.items():
+                    row[name] = row.get(name, 0) + value
+        conn.execute("BEGIN")
+        write_rows(conn, rows)
+        conn.execute("COMMIT")
+        rows_written += len(rows)
+    seconds = time.perf_counter() - t0
+    conn.execute("ANALYZE")
+    conn.close()
+    return {"calls": sum(per_day), "seconds": seconds, **summary(db)}
+
+
+def summary(db: Path) -> dict[str, Any]:
+    conn = connect(db)
+    sizes = {t.name: conn.execute(f"SELECT COUNT(*) FROM {t.name}").fetchone()[0] for t in TABLES}
+    big = conn.execute(
+        "SELECT account, SUM(offered) FROM stats_flows WHERE grain = 86400 GROUP BY account"
+        " ORDER BY 2 DESC"
+    ).fetchall()
+    conn.close()
+    return {
+        "rows": sizes,
+        "bytes": db.stat().st_size + _size(Path(str(db) + "-wal")),
+        "biggest": (big[0][0], big[0][1]),
+        "middle": (big[len(big) // 2][0], big[len(big) // 2][1]),
+        "offered": sum(b[1] for b in big),
+    }
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
+
+
+# -- questions ---------------------------------------------------------------------------------
+YEAR_S, YEAR_E, BXL = f"{YEAR}-01-01", f"{YEAR}-12-31", "Europe/Brussels"
+QUESTIONS: list[tuple[str, str, str, str, str]] = [
+    # (label, from, to, tz, group_by)
+    ("year by number,hour (Brussels)", YEAR_S, YEAR_E, BXL, "number,hour"),
+    ("year by date (Brussels)", YEAR_S, YEAR_E, BXL, "date"),
+    ("year by outcome,dow (Brussels)", YEAR_S, YEAR_E, BXL, "outcome,dow"),
+    ("year by step (funnel)", YEAR_S, YEAR_E, BXL, "step"),
+    ("year by queue,month", YEAR_S, YEAR_E, BXL, "queue,month"),
+    ("year by number (no time)", YEAR_S, YEAR_E, "UTC", "number"),
+    ("year by hour (Kathmandu +5:45)", YEAR_S, YEAR_E, "Asia/Kathmandu", "hour"),
+    ("year by flow,date (Kolkata +5:30)", YEAR_S, YEAR_E, "Asia/Kolkata", "flow,date"),
+    ("March by date,hour (Brussels, DST)", f"{YEAR}-03-01", f"{YEAR}-03-31", BXL, "date,hour"),
+    ("a day by hour", f"{YEAR}-06-02", f"{YEAR}-06-02", BXL, "hour"),
+]
+Timings = list[tuple[str, list[float], list[float], list[float]]]
+
+
+def timed(work: Callable[[], Any], repeat: int, cpu: list[float] | None = None) -> list[float]:
+    out = []
+    for _ in range(repeat):
+        t, c = time.perf_counter(), time.process_time()
+        work()
+        out.append(time.perf_counter() - t)
+        if cpu is not None:
+            cpu.append(time.process_time() - c)
+    return out
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def run_questions(db: Path, account: str, repeat: int) -> Timings:
+    conn = connect(db)
+    out = []
+    for label, start, end, tz, group in QUESTIONS:
+        q: Question = make_question(account, start, end, tz, group)
+        cpu: list[float] = []
+        fast = timed(lambda q=q: ask(conn, q), repeat, cpu)
+        fine = timed(lambda q=q: ask(conn, q, grains=(900,)), max(3, repeat // 4))
+        out.append((label, fast, cpu, fine))
+    conn.close()
+    return out
+
+
+# -- the per-call path -------------------------------------------------------------------------
+def per_call(db: Path, n: int, account: str, seed: int = 7) -> dict[str, float]:
+    """Play n calls into a registry on `db`, every other one with the statistics listener
+    (interleaved, so that a shared machine's load falls on both alike): wall and CPU time."""
+    rng = random.Random(seed)
+    scripts = [script(rng) for _ in range(n)]
+    times = [
+        datetime(YEAR, 1, 1, tzinfo=UTC) + timedelta(seconds=rng.randrange(365 * 86400))
+        for _ in range(n)
+    ]
+    clock = [datetime(YEAR, 1, 1, tzinfo=UTC)]
+    costs: list[float] = []
+
+    def now() -> str:
+        return clock[0].isoformat(timespec="milliseconds")
+
+    def cost(_facts: CallFacts, seconds: float) -> None:
+        costs.append(seconds)
+
+    conn = connect(db)
+    registry = CallRegistry(conn, clock=now)
+    collector = Collector(conn, registry, on_added=[cost])
+    spent = {"with": [0.0, 0.0], "without": [0.0, 0.0]}  # wall, CPU
+    for i, (events, at) in enumerate(zip(scripts, times, strict=True)):
+        label = "with" if i % 2 else "without"
+        registry.listeners[:] = [collector.listener] if label == "with" else []
+        wall, cpu = time.perf_counter(), time.process_time()
+        clock[0] = at
+        call = registry.create(
+            account=account,
+            direction="inbound",
+            from_number="+3225550100",
+            to_number="+3225551001",
+            flow="flow0",
+        )
+        for delay, kind, data in events:
+            clock[0] += timedelta(seconds=delay)
+            if kind in ("answered", "ended"):
+                data = {**data, "at": clock[0].isoformat()}
+            registry.call_event(call.id, kind, data)
+        spent[label][0] += time.perf_counter() - wall
+        spent[label][1] += time.process_time() - cpu
+    conn.close()
+    half = n / 2
+    return {
+        "without": spent["without"][0] / half,
+        "with": spent["with"][0] / half,
+        "without_cpu": spent["without"][1] / half,
+        "with_cpu": spent["with"][1] / half,
+        "p50": pct(costs, 50),
+        "p99": pct(costs, 99),
+    }
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="bench statistics")
+    p.add_argument("--calls", type=int, default=10_000_000)
+    p.add_argument("--accounts", type=int, default=50)
+    p.add_argument("--repeat", type=int, default=20)
+    p.add_argument("--per-call", type=int, default=3000)
+    p.add_argument("--keep", type=Path, default=None, help="keep the database in this folder")
+    p.add_argument("--reuse", action="store_true", help="with --keep: ask the kept year again")
+    args = p.parse_args(argv)
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="flexvoice-stats-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    db = folder / "stats.db"
+    if args.reuse and db.exists():
+        g = summary(db)
+        print(f"reusing {db}: {g['offered']:,} calls, {g['bytes'] / 1e6:,.0f} MB")
+    else:
+        for old in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+            old.unlink(missing_ok=True)
+        print(f"generating {args.calls:,} calls over {YEAR}, {args.accounts} accounts", flush=True)
+        g = generate(db, args.calls, args.accounts)
+        rate = g["calls"] / g["seconds"]
+        mb = g["bytes"] / 1e6
+        print(f"  {g['calls']:,} calls in {g['seconds']:.0f} s ({rate:,.0f}/s), {mb:,.0f} MB")
+    print("  rows: " + ", ".join(f"{k} {v:,}" for k, v in g["rows"].items()), flush=True)
+    ok = True
+    for who, (account, offered) in (("biggest", g["biggest"]), ("middling", g["middle"])):
+        print(
+            f"the {who} account ({account}, {offered:,} calls in the year), {args.repeat} times"
+            " each: wall p50 / p99 | CPU p50 | 15-minute buckets only (wall p50) | ratio",
+            flush=True,
+        )
+        for label, fast, cpu, fine in run_questions(db, account, args.repeat):
+            p50, p99, base = pct(fast, 50), pct(fast, 99), pct(fine, 50)
+            ok &= p99 < TARGET_QUERY_S
+            print(
+                f"  {label:<36} {p50 * 1000:7.1f} / {p99 * 1000:7.1f} ms"
+                f" | {pct(cpu, 50) * 1000:6.1f} ms | {base * 1000:8.1f} ms | x{base / p50:5.1f}",
+                flush=True,
+            )
+    r = per_call(db, args.per_call, g["biggest"][0])
+    added = (r["with"] - r["without"]) * 1000
+    added_cpu = (r["with_cpu"] - r["without_cpu"]) * 1000
+    ok &= added_cpu < TARGET_CALL_MS
+    print(f"per ended call ({args.per_call:,} calls through the call registry, that database):")
+    for what, a, b, d in (
+        ("wall", r["without"], r["with"], added),
+        ("CPU ", r["without_cpu"], r["with_cpu"], added_cpu),
+    ):
+        print(
+            f"  {what}: registry alone {a * 1000:.3f} ms | with statistics {b * 1000:.3f} ms"
+            f" | added {d:.3f} ms (target < {TARGET_CALL_MS:g} ms)"
+        )
+    print(f"  the listener alone: p50 {r['p50'] * 1000:.3f} ms, p99 {r['p99'] * 1000:.3f} ms")
+    verdict = "met" if ok else "NOT met"
+    print(
+        f"targets (p99 < {TARGET_QUERY_S:g} s per question, < {TARGET_CALL_MS:g} ms per call):"
+        f" {verdict}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
+    if args.keep is None:
+        for path in folder.iterdir():
+            path.unlink()
+        folder.rmdir()
+    return 0

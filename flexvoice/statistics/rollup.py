@@ -1,0 +1,350 @@
+"""Rollups: the call statistics kept up to date as calls end, so a question about a year is
+answered from a few hundred thousand pre-added rows instead of millions of calls.
+
+Each ended call adds its facts (flexvoice.statistics.facts) to five tables - calls per
+direction, number and flow, the same per direction and flow only, queues, steps and menu
+options per flow - at three
+grains in UTC: 15 minutes, 1 hour and 1 day. Every time zone's offset is a multiple of
+15 minutes (Nepal +5:45, India +5:30, Chatham +12:45), so 15-minute buckets answer any local
+hour and day exactly; hours and days only make long periods cheaper (flexvoice.statistics.query
+picks the coarsest grain that is still exact for the zone and the grouping).
+
+Counting is exactly once: a call is added in the same SQLite transaction that writes its id
+into `stats_applied`, and a call already there is skipped. At start a node adds the calls that
+ended in the last days without being added (the node died between the two writes), so a crash
+neither loses nor doubles a call. Durations are kept in integer milliseconds, so sums are
+exact and a recomputation gives the very same numbers.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from flexvoice.logs import get_logger
+from flexvoice.statistics.facts import CallFacts, CallLike, call_facts, is_own_call
+from flexvoice.storage.sqlite import migrate
+
+log = get_logger(__name__)
+
+GRAINS = (900, 3600, 86400)  # seconds: 15 minutes, 1 hour, 1 day (UTC)
+# Upper edges (seconds) of the queue-wait histogram's bins; the last bin is "an hour or more".
+WAIT_EDGES = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 300, 450, 600, 900, 1200, 1800,
+              2700, 3600)  # fmt: skip
+HIST = tuple(f"h{i}" for i in range(len(WAIT_EDGES) + 1))
+TIME_KEY = ("account", "grain", "bucket")
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    dims: tuple[str, ...]  # after account, grain and bucket
+    figures: tuple[str, ...]
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        return TIME_KEY + self.dims
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.key + self.figures
+
+
+# Calls are kept per number; queues, steps and menu options per flow only: they describe the
+# flow, and a number in their key would make about one row per call at 15 minutes.
+CALLS = Table(
+    "stats_calls",
+    ("direction", "number", "flow"),
+    (
+        "offered", "answered", "abandoned", "busy", "no_answer", "failed", "redirected",
+        "ended_in_flow", "rerouted", "answer_ms", "talk_ms", "webhook_failures",
+    ),
+)  # fmt: skip
+# The same figures without the number: what most questions ask (by hour, date, outcome ...)
+# read one row per flow and bucket instead of one per number.
+FLOWS = Table("stats_flows", ("direction", "flow"), CALLS.figures)
+QUEUES = Table(
+    "stats_queues",
+    ("flow", "queue"),
+    (
+        "entered", "answered", "abandoned", "overflow", "failed", "in_sl", "wait_ms",
+        "answered_wait_ms", "talk_ms", *HIST,
+    ),
+)  # fmt: skip
+STEPS = Table("stats_steps", ("flow", "step", "verb"), ("entered", "abandoned", "ended"))
+MENU = Table("stats_menu", ("flow", "step", "option"), ("chosen",))
+TABLES = (CALLS, FLOWS, QUEUES, STEPS, MENU)
+
+
+def _create(table: Table) -> str:
+    text = {"account", "direction", "number", "flow", "queue", "step", "verb", "option"}
+    cols = [f"{c} {'TEXT' if c in text else 'INTEGER'} NOT NULL" for c in table.key]
+    cols += [f"{c} INTEGER NOT NULL DEFAULT 0" for c in table.figures]
+    return (
+        f"CREATE TABLE {table.name} ({', '.join(cols)}, PRIMARY KEY ({', '.join(table.key)}))"
+        " WITHOUT ROWID;"
+    )
+
+
+MIGRATIONS = [
+    "\n".join(_create(t) for t in TABLES)
+    + """
+    CREATE TABLE stats_applied (
+        call_id TEXT PRIMARY KEY,
+        ended_at TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX stats_applied_ended ON stats_applied (ended_at);
+    """
+]
+
+
+def ensure_schema(conn: sqlite3.Connection) -> None:
+    migrate(conn, "statistics", MIGRATIONS)
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+def wait_bin(seconds: float) -> str:
+    for i, edge in enumerate(WAIT_EDGES):
+        if seconds < edge:
+            return HIST[i]
+    return HIST[-1]
+
+
+Delta = tuple[Table, tuple[Any, ...], dict[str, int]]
+
+
+def deltas(facts: CallFacts) -> list[Delta]:
+    """What one call adds, per table: (table, key after account/grain/bucket, figures)."""
+    answered = facts.outcome == "answered"
+    call = {
+        "offered": 1,
+        facts.outcome: 1,
+        "rerouted": int(facts.rerouted),
+        "answer_ms": _ms(facts.speed_of_answer or 0.0) if answered else 0,
+        "talk_ms": _ms(facts.talk),
+        "webhook_failures": facts.webhook_failures,
+    }
+    out: list[Delta] = [
+        (CALLS, (facts.direction, facts.number, facts.flow), call),
+        (FLOWS, (facts.direction, facts.flow), call),
+    ]
+    for q in facts.queues:
+        figures = {
+            "entered": 1,
+            q.result: 1,
+            "in_sl": int(q.result == "answered" and q.wait <= q.service_level),
+            "wait_ms": _ms(q.wait),
+            "answered_wait_ms": _ms(q.wait) if q.result == "answered" else 0,
+            "talk_ms": _ms(q.talk),
+            wait_bin(q.wait): 1,
+        }
+        out.append((QUEUES, (facts.flow, q.queue), figures))
+    for s in facts.steps:
+        figures = {"entered": 1, "abandoned": int(s.abandoned), "ended": int(s.ended)}
+        out.append((STEPS, (facts.flow, s.step, s.verb), figures))
+    for step, option in facts.menu:
+        out.append((MENU, (facts.flow, step, option), {"chosen": 1}))
+    return out
+
+
+def bucket_of(moment: datetime, grain: int) -> int:
+    return int(moment.timestamp()) // grain
+
+
+def _upsert_sql(table: Table) -> str:
+    cols = table.columns
+    marks = ", ".join("?" for _ in cols)
+    sets = ", ".join(f"{c} = {c} + excluded.{c}" for c in table.figures)
+    return (
+        f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({marks})"
+        f" ON CONFLICT ({', '.join(table.key)}) DO UPDATE SET {sets}"
+    )
+
+
+_SQL = {t.name: _upsert_sql(t) for t in TABLES}
+
+Rows = dict[tuple[str, tuple[Any, ...]], dict[str, int]]
+
+
+def add_to(rows: Rows, facts: CallFacts) -> None:
+    """Add one call to in-memory rollup rows (what the tables would get)."""
+    for grain in GRAINS:
+        bucket = bucket_of(facts.started, grain)
+        for table, key, figures in deltas(facts):
+            full = (facts.account, grain, bucket, *key)
+            row = rows.setdefault((table.name, full), {})
+            for name, value in figures.items():
+                if value:
+                    row[name] = row.get(name, 0) + value
+
+
+def write_rows(conn: sqlite3.Connection, rows: Rows) -> None:
+    """Add in-memory rows to the tables (one statement per row, grouped per table)."""
+    by_table: dict[str, list[tuple[Any, ...]]] = {}
+    tables = {t.name: t for t in TABLES}
+    for (name, key), figures in rows.items():
+        table = tables[name]
+        by_table.setdefault(name, []).append((*key, *(figures.get(f, 0) for f in table.figures)))
+    for name, values in by_table.items():
+        conn.executemany(_SQL[name], values)
+
+
+def read_rows(conn: sqlite3.Connection, account: str | None = None) -> Rows:
+    """The tables as in-memory rows (zero figures dropped), to compare with a recomputation."""
+    rows: Rows = {}
+    for table in TABLES:
+        sql = f"SELECT {', '.join(table.columns)} FROM {table.name}"
+        args: tuple[str, ...] = ()
+        if account is not None:
+            sql += " WHERE account = ?"
+            args = (account,)
+        n = len(table.key)
+        for r in conn.execute(sql, args):
+            figures = {f: v for f, v in zip(table.figures, tuple(r)[n:], strict=True) if v}
+            rows[(table.name, tuple(r)[:n])] = figures
+    return rows
+
+
+class CallSource(Protocol):
+    """The call registry as the statistics read it (flexvoice.calls.CallRegistry)."""
+
+    def get(self, call_id: str, account: str | None = None) -> Any: ...
+
+    def events(self, call_id: str) -> list[dict[str, Any]]: ...
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Collector:
+    """Adds each call to the rollups when the call registry says it ended (a registry
+    listener), exactly once, in the registry's own database."""
+
+    CATCH_UP_DAYS = 7
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        source: CallSource,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        on_added: Sequence[Callable[[CallFacts, float], None]] = (),
+    ):
+        self.conn = conn
+        self.source = source
+        self.clock = clock
+        self.on_added = list(on_added)
+        ensure_schema(conn)
+        # The catch-up finds recently ended calls by their end; the registry keeps no index
+        # on it. IF NOT EXISTS: the registry's own migrations may rebuild its table.
+        conn.execute("CREATE INDEX IF NOT EXISTS stats_calls_ended_at ON calls (ended_at)")
+
+    def listener(
+        self, call_id: str, call: CallLike | None, kind: str, data: dict[str, object]
+    ) -> None:
+        """flexvoice.calls.CallListener: a call that just ended is added."""
+        if kind != "ended" or call is None or call.ended_at is None:
+            return
+        self.add_call(call)
+
+    def add_call(self, call: CallLike) -> bool:
+        if call.ended_at is None or not is_own_call(call):
+            return False
+        t0 = time.perf_counter()
+        facts = call_facts(call, self.source.events(call.id))
+        added = self.add(facts, call.ended_at)
+        if added:
+            cost = time.perf_counter() - t0
+            for hook in self.on_added:
+                hook(facts, cost)
+        return added
+
+    def add(self, facts: CallFacts, ended_at: str) -> bool:
+        """Add one call's facts unless they were added before; True when added."""
+        rows: Rows = {}
+        add_to(rows, facts)
+        self.conn.execute("SAVEPOINT stats_add")
+        try:
+            cur = self.conn.execute(
+                "INSERT OR IGNORE INTO stats_applied (call_id, ended_at) VALUES (?, ?)",
+                (facts.call_id, ended_at),
+            )
+            if cur.rowcount:
+                write_rows(self.conn, rows)
+            self.conn.execute("RELEASE stats_add")
+        except BaseException:
+            self.conn.execute("ROLLBACK TO stats_add")
+            self.conn.execute("RELEASE stats_add")
+            raise
+        return bool(cur.rowcount)
+
+    def catch_up(self) -> int:
+        """Add the calls that ended in the last CATCH_UP_DAYS days and were never added (the
+        node stopped between a call's end and its rollup); forget older ledger entries."""
+        since = (self.clock() - timedelta(days=self.CATCH_UP_DAYS)).isoformat()
+        missing = [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT c.id FROM calls c WHERE c.ended_at >= ? AND NOT EXISTS"
+                " (SELECT 1 FROM stats_applied a WHERE a.call_id = c.id)",
+                (since,),
+            )
+        ]
+        added = 0
+        for call_id in missing:
+            call = self.source.get(call_id)
+            if call is not None and self.add_call(call):
+                added += 1
+        forget = (self.clock() - timedelta(days=self.CATCH_UP_DAYS + 1)).isoformat()
+        self.conn.execute("DELETE FROM stats_applied WHERE ended_at < ?", (forget,))
+        if added:
+            log.info("statistics.caught_up", calls=added)
+        return added
+
+
+def recompute(conn: sqlite3.Connection, source: CallSource) -> Rows:
+    """The rollups computed again from every ended call in the registry (slow: for checks
+    and `flexvoice statistics verify`)."""
+    rows: Rows = {}
+    for (call_id,) in conn.execute("SELECT id FROM calls WHERE ended_at IS NOT NULL"):
+        call = source.get(call_id)
+        if call is None or not is_own_call(call):
+            continue
+        add_to(rows, call_facts(call, source.events(call_id)))
+    return rows
+
+
+def differences(stored: Rows, computed: Rows, limit: int = 10) -> list[str]:
+    """Rows that differ, said in words (empty when the rollups are right)."""
+    out: list[str] = []
+    for key in sorted(set(stored) | set(computed), key=repr):
+        a, b = stored.get(key, {}), computed.get(key, {})
+        if a != b:
+            out.append(f"{key[0]} {key[1]}: stored {a}, recomputed {b}")
+            if len(out) >= limit:
+                break
+    return out
+
+
+def rebuild(conn: sqlite3.Connection, source: CallSource) -> int:
+    """Replace the rollups with a recomputation (after a bug fix in the facts)."""
+    rows = recompute(conn, source)
+    conn.execute("SAVEPOINT stats_rebuild")
+    try:
+        for table in TABLES:
+            conn.execute(f"DELETE FROM {table.name}")
+        write_rows(conn, rows)
+        conn.execute("RELEASE stats_rebuild")
+    except BaseException:
+        conn.execute("ROLLBACK TO stats_rebuild")
+        conn.execute("RELEASE stats_rebuild")
+        raise
+    return len(rows)
