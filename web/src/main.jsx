@@ -661,7 +661,6 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
             nodesConnectable={me.can_edit}
             deleteKeyCode={me.can_edit ? ["Delete", "Backspace"] : null}
             minZoom={0.05}
-            onlyRenderVisibleElements
             proOptions={{ hideAttribution: true }}
           >
             <Background gap={20} />
