@@ -101,7 +101,7 @@ async def _run(rounds: int) -> None:
     )
     print(
         f"          of which dagre layout of all {STEPS} steps {lay:.0f} ms; "
-        f"{drawn} nodes in view drawn"
+        f"{drawn} nodes drawn"
     )
     print(
         f"designer  edit -> validated, badge drawn ({STEPS} steps) {e:6.0f} ms   "
