@@ -99,10 +99,7 @@ async def _run(rounds: int) -> None:
         f"designer  open + lay out generated ({STEPS} steps)     {o_big:7.0f} ms   "
         f"{o_big / o_small:5.1f}x baseline, {o_big / OPEN_BUDGET_MS:4.2f} of the 1 s budget"
     )
-    print(
-        f"          of which dagre layout of all {STEPS} steps {lay:.0f} ms; "
-        f"{drawn} nodes drawn"
-    )
+    print(f"          of which dagre layout of all {STEPS} steps {lay:.0f} ms; {drawn} nodes drawn")
     print(
         f"designer  edit -> validated, badge drawn ({STEPS} steps) {e:6.0f} ms   "
         f"{e / EDIT_BUDGET_MS:4.2f} of the 100 ms budget (request alone {s:.0f} ms)"

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from flexvoice.errors import UserError
 from flexvoice.storage.sqlite import migrate
+from flexvoice.yamlsrc import did_you_mean
 
 Status = Literal["active", "suspended"]
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -58,8 +59,6 @@ def check_name(name: str) -> str:
 
 def check_tariff(tariff: str, tariffs_dir: Path) -> str:
     """The tariff must be a file `<tariff>.yaml` in the tariff folder (cfg.paths.tariffs)."""
-    from flexvoice.yamlsrc import did_you_mean
-
     if not (tariffs_dir / f"{tariff}.yaml").is_file():
         known = sorted(p.stem for p in tariffs_dir.glob("*.yaml"))
         raise UserError(

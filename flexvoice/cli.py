@@ -15,10 +15,9 @@ import tempfile
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from flexvoice import __version__
-from flexvoice.config import Config, load_config
 from flexvoice.errors import ProblemList, UserError
 from flexvoice.logs import get_logger
 
@@ -55,11 +54,6 @@ def build_parser() -> ArgumentParser:
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
-
-
-def config_from_args(args: Any) -> Config:
-    """The node configuration for commands that need it (read once per command)."""
-    return load_config(getattr(args, "config", None))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -255,3 +255,8 @@ def _blame_env(problem: Problem, env_sources: Mapping[str, str]) -> Problem:
     if name is None:
         return problem
     return Problem("environment", 0, 0, f"{name}: {rest}")
+
+
+def config_from_args(args: Any) -> Config:
+    """The node configuration for commands that need it (read once per command)."""
+    return load_config(getattr(args, "config", None))

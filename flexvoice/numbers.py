@@ -33,6 +33,7 @@ from typing import Annotated, Any, Protocol
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from flexvoice import e164 as e164_rule
 from flexvoice.accounts import check_name, create_account, get_account
 from flexvoice.accounts import ensure_schema as ensure_accounts_schema
 from flexvoice.errors import Problem, ProblemList, UserError
@@ -42,10 +43,8 @@ from flexvoice.yamlsrc import YamlDoc, did_you_mean, explain_validation_error, l
 
 log = get_logger(__name__)
 
-DEFAULT_REGION = "BE"
 FLOW_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 PROMPT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,127}$")
-E164_RE = re.compile(r"^\+[1-9]\d{5,14}$")
 
 MIGRATIONS = [
     """
@@ -121,18 +120,14 @@ def _now() -> str:
 
 
 def parse_e164(text: str, *, geographic: bool = False, field: str = "number") -> str:
-    """The E.164 form of `text` (national Belgian forms such as 02 555 10 01 are accepted), or a
-    NumberError saying what is wrong. With `geographic`, mobile and special numbers are refused:
-    only fixed-line numbers can be hosted on the platform."""
-    raw = text.strip()
+    """`text` when it is a valid E.164 number (flexvoice/e164.py: national forms such as
+    02 555 10 01 are refused, with the E.164 form to write), or a NumberError saying what is
+    wrong. With `geographic`, mobile and special numbers are refused: only fixed-line numbers
+    can be hosted on the platform."""
     try:
-        parsed = phonenumbers.parse(raw, DEFAULT_REGION)
-    except phonenumbers.NumberParseException:
-        raise NumberError(
-            "invalid-number",
-            f"{field}: '{text}' is not a phone number; write it in E.164, e.g. +3225551001",
-            field,
-        ) from None
+        parsed = e164_rule.parse(text)
+    except e164_rule.NotE164 as exc:
+        raise NumberError("invalid-number", f"{field}: {exc}", field) from None
     if not phonenumbers.is_valid_number(parsed):
         raise NumberError(
             "invalid-number",
@@ -140,7 +135,7 @@ def parse_e164(text: str, *, geographic: bool = False, field: str = "number") ->
             "write it in E.164, e.g. +3225551001",
             field,
         )
-    e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    e164 = text
     if geographic:
         kind = phonenumbers.number_type(parsed)
         fixed = (
@@ -374,7 +369,7 @@ class NumberRegistry:
 
     def lookup(self, number: str) -> Number | None:
         """The number an INVITE is for (E.164, or a national form), or None (answer 404)."""
-        e164 = number if E164_RE.match(number) else self._normalize(number)
+        e164 = number if e164_rule.is_e164(number) else self._normalize(number)
         if e164 is None:
             return None
         row = self.conn.execute(f"{_SELECT} WHERE n.e164 = ?", (e164,)).fetchone()
@@ -382,10 +377,8 @@ class NumberRegistry:
 
     @staticmethod
     def _normalize(number: str) -> str | None:
-        try:
-            return parse_e164(number)
-        except NumberError:
-            return None
+        # Lookups take numbers as the network sends them (national callees included).
+        return e164_rule.from_network(number)
 
     def list(self, account: str | None = None) -> builtins.list[Number]:
         if account is None:

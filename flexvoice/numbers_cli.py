@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from flexvoice.config import config_from_args
 from flexvoice.errors import UserError
 from flexvoice.metering.sink import StoreSink
 from flexvoice.metering.store import UsageStore
@@ -18,8 +19,6 @@ from flexvoice.storage.sqlite import connect
 
 
 def open_registry(args: argparse.Namespace) -> NumberRegistry:
-    from flexvoice.cli import config_from_args
-
     cfg = config_from_args(args)
     db = Path(args.db) if args.db else cfg.path(cfg.storage.database)
     conn = connect(db)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from flexvoice.errors import Problem, ProblemList, UserError
+from flexvoice.flows.cli import prompts_dir_from
 from flexvoice.flows.prompts import SOX_FORMAT, synthesize
 from flexvoice.yamlsrc import YamlDoc, load_yaml
 
@@ -109,8 +110,6 @@ def _tone(effects: str, out: Path) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from flexvoice.flows.cli import prompts_dir_from
-
     prompts_dir = prompts_dir_from(args)
     assert prompts_dir is not None
     try:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from flexvoice import users
+from flexvoice.config import config_from_args
 from flexvoice.errors import UserError
 from flexvoice.storage.sqlite import connect
 
@@ -21,8 +22,6 @@ from flexvoice.storage.sqlite import connect
 def _conn(args: argparse.Namespace) -> Any:
     if args.db:
         return connect(Path(args.db))
-    from flexvoice.cli import config_from_args
-
     cfg = config_from_args(args)
     return connect(cfg.path(cfg.storage.database))
 

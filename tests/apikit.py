@@ -1,5 +1,5 @@
-"""Helpers for the REST API tests: a real node application (flexvoice.server.build_app plus the
-API component) served over HTTP on a loopback port, keys per role, and stand-ins for the two
+"""Helpers for the REST API tests: a real node application (build_app with the components the
+API needs) served over HTTP on a loopback port, keys per role, and stand-ins for the two
 parts the API drives but does not own: the SIP layer's Originator and the flow runtime."""
 
 from __future__ import annotations
@@ -15,14 +15,16 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from flexvoice import server
 from flexvoice.accounts import create_account
-from flexvoice.api.app import api_component
-from flexvoice.api.appkeys import API_DB, FLOWS, NUMBER_REGISTRY, ORIGINATOR
 from flexvoice.api.keys import create_key
+from flexvoice.appkeys import DB, FLOWS, NUMBERS, ORIGINATOR
 from flexvoice.callcontrol import CallObserver, DialAttempt
 from flexvoice.config import load_config
-from flexvoice.server import ServeOptions, build_app
+from flexvoice.node.api import api_component
+from flexvoice.node.assembly import build_app
+from flexvoice.node.numbers import numbers_component
+from flexvoice.node.shared import database_component, tariffs_component
+from flexvoice.node.status import ServeOptions
 from tests.conftest import REPO, write_node_config
 
 ROLES = ("admin", "developer", "finance", "analyst", "manager")
@@ -137,32 +139,26 @@ async def running_api(
     assert f"flows: {REPO}/flows" in text
     config.write_text(text.replace(f"flows: {REPO}/flows", f"flows: {flows_dir}"))
     cfg = load_config(config, environ={})
-    # The node as `flexvoice serve` builds it, without the SIP pool (stood in for below).
-    saved = list(server.COMPONENTS)
-    server.COMPONENTS[:] = []
-    try:
-        app = build_app(cfg, ServeOptions(edge=False))
-    finally:
-        server.COMPONENTS[:] = saved
     fake = FakeOriginator() if originator else None
     fake_flows = flows or FakeFlows()
 
     async def wire(app: web.Application) -> AsyncIterator[None]:
-        # What the lead's SIP and flow components do: publish the originator and runtime.
+        # Stand-ins for the flow runtime and the SIP pool's originator.
         if fake is not None:
             app[ORIGINATOR] = fake
         app[FLOWS] = fake_flows
         yield
 
-    app.cleanup_ctx.append(wire)
-    app.cleanup_ctx.append(api_component)
+    # The node as `flexvoice serve` builds it, without metering, the edge and the SIP pool.
+    components = [database_component, tariffs_component, numbers_component, wire, api_component]
+    app = build_app(cfg, components, ServeOptions(edge=False))
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
-    conn = app[API_DB]
+    conn = app[DB]
     keys: dict[str, str] = {}
     for account, number in (("acme", ACME_NUMBER), ("other", OTHER_NUMBER)):
         create_account(conn, account, "flexio-payu")
-        app[NUMBER_REGISTRY].put(number, account, "support")
+        app[NUMBERS].put(number, account, "support")
         for role in ROLES:
             keys[f"{account}:{role}"] = create_key(conn, account, role)[1]
     try:

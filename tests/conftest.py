@@ -121,6 +121,36 @@ def crm_flow(url: str) -> str:
     return text.replace("https://crm.example.be/flexvoice/lookup", url)
 
 
+# ---- the two lanes ------------------------------------------------------------------------
+# `./run test --fast` runs the unit lane: every test not marked sip, edge, process or slow. A unit
+# test starts no process (no CLI subprocess, sipp, Kamailio, Redis, sox): the guard below
+# fails one that does, so the lane stays fast and its marker honest.
+SLOW_MARKERS = ("sip", "edge", "process", "slow")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if not any(item.get_closest_marker(name) for name in SLOW_MARKERS):
+            item.add_marker(pytest.mark.unit)
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_start_no_process(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if request.node.get_closest_marker("unit") is None:
+        return
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        what = repr(args[1] if len(args) > 1 else kwargs)[:120]
+        raise AssertionError(
+            f"{request.node.nodeid} starts a process ({what}); "
+            "mark it @pytest.mark.process (full lane) or keep it in-process"
+        )
+
+    monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     """Each phase's report on the test item (item.rep_call ...): fixtures that keep evidence

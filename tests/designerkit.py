@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from flexvoice.accounts import set_designer
-from flexvoice.api.appkeys import API_DB
+from flexvoice.appkeys import DB
 from flexvoice.flows.interpreter import FlowDeps
 from flexvoice.flows.runtime import FlowRuntime
 from flexvoice.users import create_user
@@ -44,7 +44,7 @@ class Designer:
 
     @property
     def conn(self) -> Any:
-        return self.api.app[API_DB]
+        return self.api.app[DB]
 
 
 @contextlib.asynccontextmanager
@@ -52,7 +52,7 @@ async def running_designer(tmp_path: Path, deps: FlowDeps | None = None) -> Asyn
     runtime = FlowRuntime(tmp_path / "flows", REPO / "ivr_prompts", deps)
     async with running_api(tmp_path, flows=runtime) as api:
         runtime.scan()
-        conn = api.app[API_DB]
+        conn = api.app[DB]
         set_designer(conn, "acme", True)
         create_user(conn, MANAGER, "acme", "manager", PASSWORD)
         create_user(conn, MANAGER2, "acme", "manager", PASSWORD)

@@ -17,9 +17,11 @@ from flexvoice.callcontrol import DigitsResult
 from flexvoice.flows.interpreter import FlowDeps
 from flexvoice.flows.runtime import FlowRuntime
 from flexvoice.flows.simulate import Script, ScriptedLeg, VirtualClock
+from flexvoice.metering.tariffs import load_tariffs
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 PROMPTS = REPO / "ivr_prompts"
+TARIFFS = load_tariffs(REPO / "metering" / "tariffs")  # the shipped tariffs decide what is billed
 
 __all__ = ["Harness", "Script", "ScriptedLeg", "VirtualClock"]
 
@@ -71,7 +73,9 @@ class Harness:
         deps = FlowDeps(
             usage_sink=self.sink,
             account_for=lambda number: "acme",
-            tariff_for=lambda account: self.tariff,
+            prices_for=lambda account, kind: (
+                self.tariff is not None and TARIFFS[self.tariff].prices(kind, self.clock.now())
+            ),
             continuity_for=self.continuity.get,
             webhooks=self.webhooks,
             observer=self.observer,

@@ -11,8 +11,8 @@ from flexvoice.accounts import create_account
 from flexvoice.metering.store import StatementLine, UsageStore
 from flexvoice.metering.tariffs import load_tariffs
 from flexvoice.storage.sqlite import connect
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 TARIFFS = REPO / "metering" / "tariffs"
 
 

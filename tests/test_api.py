@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from flexvoice.api.appkeys import CALLS, LOCKOUT, RATE_LIMITER
+from flexvoice.appkeys import CALLS, LOCKOUT, RATE_LIMITER
 from tests.apikit import ACME_NUMBER, OTHER_NUMBER, Api, running_api, wait_status
 
 P = "urn:flexvoice:problem:"
@@ -246,9 +246,9 @@ async def test_authentication_problems_and_lockout(api: Api) -> None:
     assert r.status == 200
     # A revoked or suspended key is refused.
     from flexvoice.accounts import set_status
-    from flexvoice.api.appkeys import API_DB
+    from flexvoice.appkeys import DB
 
-    set_status(api.app[API_DB], "acme", "suspended")
+    set_status(api.app[DB], "acme", "suspended")
     r = await api.client.get("/v1/calls", headers=api.auth("acme:developer"))
     await problem(r, 403, "account-suspended")
 
@@ -336,10 +336,10 @@ async def test_numbers_resource(api: Api) -> None:
 
 async def test_numbers_from_the_file_are_managed_by_it(tmp_path: Path) -> None:
     async with running_api(tmp_path) as api:
-        from flexvoice.api.appkeys import API_DB
         from flexvoice.api.keys import create_key
+        from flexvoice.appkeys import DB
 
-        key = create_key(api.app[API_DB], "demo", "admin")[1]
+        key = create_key(api.app[DB], "demo", "admin")[1]
         h = {"Authorization": f"Bearer {key}"}
         r = await api.client.get("/v1/numbers", headers=h)
         assert len((await r.json())["numbers"]) == 3

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from flexvoice.api.appkeys import CALLS
+from flexvoice.appkeys import CALLS
 from flexvoice.flows.runtime import FlowRuntime
 from flexvoice.flows.validate import validate_file
 from tests.apikit import ACME_NUMBER, Api, running_api, wait_status
@@ -58,6 +58,7 @@ async def put(api: Api, name: str, text: str, who: str = "acme:developer") -> An
     )
 
 
+@pytest.mark.process
 async def test_list_read_and_draw_the_node_flows(api: Api) -> None:
     r = await api.client.get("/v1/flows", headers=api.auth("acme:developer"))
     assert r.status == 200, await r.text()

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from flexvoice.api.appkeys import RATE_LIMITER
+from flexvoice.appkeys import RATE_LIMITER
 from flexvoice.system import free_port
 from tests.apikit import ACME_NUMBER, running_api
+
+pytestmark = pytest.mark.process  # the CLI, a node or Redis as real processes
 
 CALL = {"to": "+32475123450", "from": ACME_NUMBER, "flow": "support"}
 

@@ -17,7 +17,7 @@ from schemathesis.specs.openapi.checks import content_type_conformance, status_c
 
 from tests.apikit import running_api
 
-pytestmark = pytest.mark.xdist_group("schemathesis")
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("schemathesis")]
 
 
 @pytest.fixture(scope="module")

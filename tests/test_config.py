@@ -124,6 +124,7 @@ def test_env_naming_a_section_is_refused(tmp_path: Path) -> None:
     assert "names a whole section" in msg
 
 
+@pytest.mark.process
 def test_missing_file_cli_one_line_nonzero(tmp_path: Path) -> None:
     r = run_cli("--config", str(tmp_path / "nope.yaml"), "serve")
     assert r.returncode == 2
@@ -131,6 +132,7 @@ def test_missing_file_cli_one_line_nonzero(tmp_path: Path) -> None:
     assert "configuration file not found" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.process
 def test_bad_config_cli_one_line_per_problem_and_nothing_starts(
     tmp_path: Path, tcp_port: int
 ) -> None:
@@ -144,6 +146,7 @@ def test_bad_config_cli_one_line_per_problem_and_nothing_starts(
     )
 
 
+@pytest.mark.process
 def test_unknown_cli_option(tmp_path: Path) -> None:
     r = run_cli("serve", "--frobnicate")
     assert r.returncode == 2

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from flexvoice.flows.runtime import FlowRuntime
-from flexvoice.sip.node import prompt_path
+from flexvoice.node.inbound_router import prompt_path
 from tests.conftest import REPO
 
 

@@ -232,6 +232,7 @@ async def test_edit_keeps_a_draft_then_publish_writes_the_file_with_its_comments
     assert revs["revisions"][0]["message"] == f"restored revision {first}"
 
 
+@pytest.mark.process  # runs the CLI
 async def test_errors_are_shown_on_their_step_and_block_only_publishing(
     d: Designer, tab: Browser
 ) -> None:
@@ -355,6 +356,7 @@ async def test_put_honours_if_match_and_records_a_revision(d: Designer) -> None:
     assert rev.message == "PUT /v1/flows" and rev.author.startswith("key ")
 
 
+@pytest.mark.process  # runs the CLI
 def test_designer_option_opens_and_closes_one_usage_period(tmp_path: Path) -> None:
     db = tmp_path / "flexvoice.db"
     conn = connect(db)
@@ -383,6 +385,7 @@ def test_designer_option_opens_and_closes_one_usage_period(tmp_path: Path) -> No
     assert r.returncode != 0 and "no account 'nobody'" in r.stderr
 
 
+@pytest.mark.process  # runs the CLI
 def test_users_cli_create_reset_unlock(tmp_path: Path) -> None:
     db = tmp_path / "flexvoice.db"
     conn = connect(db)

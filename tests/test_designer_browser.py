@@ -24,7 +24,8 @@ from tests.designerkit import (
     safe_name,
 )
 
-pytestmark = pytest.mark.xdist_group("designer-browser")
+# Chromium and Playwright's driver are processes: the full lane.
+pytestmark = [pytest.mark.xdist_group("designer-browser"), pytest.mark.process]
 
 Opener = Callable[..., Awaitable[Page]]
 # Generous: the suite shares two cores with SIP tests; a waiting assertion returns as soon as

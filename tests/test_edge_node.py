@@ -12,8 +12,11 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from flexvoice.server import CONFIG, OPTIONS, STATUS, NodeStatus, ServeOptions
-from flexvoice.sip.edge_node import EDGE, edge_component
+from flexvoice.appkeys import EDGE, STATUS
+from flexvoice.node.assembly import build_app
+from flexvoice.node.edge import edge_component
+from flexvoice.node.shared import trunks_component
+from flexvoice.node.status import ServeOptions
 from tests.conftest import REPO, run_cli, write_node_config
 from tests.edge_support import edge_config, group_alive, running_edge
 
@@ -78,11 +81,8 @@ async def test_component_restarts_a_dead_kamailio_and_stops_it(tmp_path: Path) -
     cfg = cfg.model_copy(
         update={"sip": cfg.sip.model_copy(update={"trunks": str(REPO / "sip" / "trunks.yaml")})}
     )
-    app = web.Application()
-    app[CONFIG] = cfg
-    app[OPTIONS] = ServeOptions(edge=True)
-    app[STATUS] = NodeStatus(edge_enabled=True)
-    app.cleanup_ctx.append(edge_component)
+    app = build_app(cfg, [trunks_component, edge_component], ServeOptions(edge=True))
+    assert app[STATUS].edge_enabled
     runner = web.AppRunner(app)
     await runner.setup()
     edge = app[EDGE]
@@ -106,11 +106,8 @@ async def test_component_restarts_a_dead_kamailio_and_stops_it(tmp_path: Path) -
 
 async def test_component_does_nothing_without_the_edge() -> None:
     cfg, _workers, state = edge_config(workers=1)
-    app = web.Application()
-    app[CONFIG] = cfg
-    app[OPTIONS] = ServeOptions(edge=False)
-    app[STATUS] = NodeStatus(edge_enabled=False)
-    app.cleanup_ctx.append(edge_component)
+    app = build_app(cfg, [edge_component], ServeOptions(edge=False))  # needs no trunks
+    assert not app[STATUS].edge_enabled
     runner = web.AppRunner(app)
     await runner.setup()
     assert EDGE not in app and not app[STATUS].edge_up

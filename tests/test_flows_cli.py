@@ -6,7 +6,11 @@ import json
 import wave
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO, run_cli
+
+pytestmark = pytest.mark.process  # the CLI, a node or Redis as real processes
 
 
 def test_simulate_closed_evening_goes_to_voicemail() -> None:

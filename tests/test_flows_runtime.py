@@ -192,6 +192,7 @@ async def test_continuity_only_for_its_number(tmp_path: Path) -> None:
     assert leg.ended == "302 to +32475123456"
 
 
+@pytest.mark.process
 async def test_queue_overflow_after_max_wait(tmp_path: Path) -> None:
     h = harness(tmp_path, tariff="vms-smart-routing")
     leg = h.leg(Script(dial=["busy"] * 3 + ["no-answer"] * 20))
@@ -203,6 +204,7 @@ async def test_queue_overflow_after_max_wait(tmp_path: Path) -> None:
     assert h.sink.ids().count("sim-1:reroute") == 1  # one per call, though rerouted twice
 
 
+@pytest.mark.process
 async def test_queue_agent_takes_the_call(tmp_path: Path) -> None:
     h = harness(tmp_path)
     leg = h.leg(Script(dial=["busy", "busy", "busy", "no-answer", "answered"]))
@@ -212,6 +214,7 @@ async def test_queue_agent_takes_the_call(tmp_path: Path) -> None:
     assert any(a.startswith("music ") for a in leg.actions)
 
 
+@pytest.mark.process
 async def test_switch_on_caller_prefix_and_language(tmp_path: Path) -> None:
     h = harness(tmp_path, at=datetime.fromisoformat("2026-03-07T20:00:00+01:00"))
     leg = h.leg(Script(), caller="+33612345678")
@@ -222,6 +225,7 @@ async def test_switch_on_caller_prefix_and_language(tmp_path: Path) -> None:
     assert (tmp_path / "tts" / "fr").is_dir()  # the say: text was synthesized and cached
 
 
+@pytest.mark.process
 async def test_missing_prompt_at_run_time_apologizes_and_hangs_up(tmp_path: Path) -> None:
     prompts = tmp_path / "prompts"
     (prompts / "en").mkdir(parents=True)
@@ -280,6 +284,7 @@ async def test_unknown_flow_is_refused_with_503(tmp_path: Path) -> None:
     assert leg.ended == "503"
 
 
+@pytest.mark.process
 async def test_gather_into_variable_and_interpolate(tmp_path: Path) -> None:
     flow = """\
 flow: g

@@ -20,7 +20,7 @@ from flexvoice.flows.webhooks import AiohttpWebhooks
 from flexvoice.sip.leg import SipLeg
 from flexvoice.sip.pool import PoolSettings, WorkerPool
 from tests.conftest import REPO, crm_flow, free_port_range
-from tests.fakeleg import Observer, Sink
+from tests.fakeleg import TARIFFS, Observer, Sink
 from tests.sipptool import Uas, counts, run_uac_async
 
 pytestmark = pytest.mark.sip
@@ -61,7 +61,7 @@ async def flow_node(tmp_path: Path) -> AsyncIterator[Factory]:
         deps = FlowDeps(
             webhooks=webhooks,
             usage_sink=sink,
-            tariff_for=lambda account: "vms-smart-routing",
+            prices_for=lambda account, kind: TARIFFS["vms-smart-routing"].prices(kind, at),
             continuity_for=continuity.get,
             observer=observer,
             clock=lambda: at,

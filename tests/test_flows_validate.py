@@ -169,7 +169,7 @@ def test_invalid_e164_number() -> None:
     out = problems(GOOD.replace('"+3226009999"', '"+32 2 600 99 99"'))
     assert out == [
         "f.yaml:10:22: steps.orders.dial.targets.0: is not an E.164 number (got '+32 2 600 "
-        "99 99'); write + then country code and number, no spaces or leading 0, e.g. +3226009999"
+        "99 99'); write it in E.164: +3226009999"
     ]
 
 
@@ -324,6 +324,7 @@ def test_schema_accepts_demo_flows_and_rejects_unknown_verb() -> None:
     assert list(validator.iter_errors(bad))
 
 
+@pytest.mark.process
 def test_cli_validate_reports_and_exits(tmp_path: Path) -> None:
     good = tmp_path / "good.yaml"
     good.write_text(GOOD)
@@ -340,6 +341,7 @@ def test_cli_validate_reports_and_exits(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.process
 def test_cli_validate_folder_and_duplicate_names(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text(GOOD)
     (tmp_path / "b.yaml").write_text(GOOD)
@@ -348,6 +350,7 @@ def test_cli_validate_folder_and_duplicate_names(tmp_path: Path) -> None:
     assert "flow name 'shop' is already used by" in proc.stdout
 
 
+@pytest.mark.process
 def test_cli_validate_missing_file() -> None:
     proc = run_cli("flows", "validate", "nope.yaml")
     assert proc.returncode == 1

@@ -3,10 +3,14 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from flexvoice.accounts import create_account
 from flexvoice.api.keys import verify_key
 from flexvoice.storage.sqlite import connect
 from tests.conftest import run_cli
+
+pytestmark = pytest.mark.process  # the CLI, a node or Redis as real processes
 
 
 def test_keys_are_shown_once_and_stored_hashed(tmp_path: Path) -> None:

@@ -17,6 +17,8 @@ import pytest
 from tests.conftest import REPO, cli_env, run_cli
 from tests.metering_helpers import call, sms
 
+pytestmark = pytest.mark.process  # the CLI, a node or Redis as real processes
+
 
 def _write(path: Path, events: list[Any]) -> Path:
     path.write_text("".join(json.dumps(e) + "\n" for e in events))

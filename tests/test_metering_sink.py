@@ -13,11 +13,14 @@ import pytest
 from aiohttp import web
 
 from flexvoice.accounts import create_account
+from flexvoice.appkeys import USAGE_SINK
 from flexvoice.config import Config, PathsConfig, StorageConfig
-from flexvoice.metering.sink import USAGE_SINK, UsageSink, usage_component
+from flexvoice.metering.sink import UsageSink
 from flexvoice.metering.store import UsageStore
 from flexvoice.metering.tariffs import load_tariffs
-from flexvoice.server import CONFIG
+from flexvoice.node.assembly import build_app
+from flexvoice.node.shared import tariffs_component
+from flexvoice.node.usage import usage_component
 from flexvoice.storage.sqlite import connect
 from tests.conftest import REPO, cli_env
 from tests.metering_helpers import TARIFFS, amount, call, make_store
@@ -93,6 +96,7 @@ os._exit(9)
 """
 
 
+@pytest.mark.process
 async def test_crash_loses_nothing_and_doubles_nothing(tmp_path: Path) -> None:
     make_store(tmp_path)
     child = subprocess.run(
@@ -123,9 +127,7 @@ async def test_node_component_flushes_on_shutdown(tmp_path: Path) -> None:
         storage=StorageConfig(database=str(tmp_path / "usage.db")),
         paths=PathsConfig(tariffs=str(TARIFFS)),
     )
-    app = web.Application()
-    app[CONFIG] = cfg
-    app.cleanup_ctx.append(usage_component)
+    app = build_app(cfg, [tariffs_component, usage_component])
     runner = web.AppRunner(app)
     await runner.setup()
     app[USAGE_SINK].record(call("live", 30))

@@ -159,7 +159,9 @@ def test_continuity_switch(conn: sqlite3.Connection) -> None:
     assert reg.continuity_for("+3225551001") is None
     with pytest.raises(NumberError, match="needs a number to forward to"):
         reg.set_continuity("+3225551001", None, True)
-    n = reg.set_continuity("+3225551001", "0475 12 34 56", True)
+    with pytest.raises(NumberError, match=r"write it in E.164: \+32475123456"):
+        reg.set_continuity("+3225551001", "0475 12 34 56", True)  # national: not guessed
+    n = reg.set_continuity("+3225551001", "+32475123456", True)
     assert n.continuity_target == "+32475123456"
     assert reg.continuity_for("+3225551001") == ("+32475123456", True)
     reg.set_continuity("+3225551001", None, False)
@@ -173,11 +175,17 @@ def test_continuity_switch(conn: sqlite3.Connection) -> None:
 
 
 def test_parse_e164() -> None:
-    assert parse_e164("02 555 10 01", geographic=True) == "+3225551001"
-    with pytest.raises(NumberError, match="not a phone number"):
+    assert parse_e164("+3225551001", geographic=True) == "+3225551001"
+    # One rule (flexvoice/e164.py): a national form is refused, with the E.164 form to write.
+    with pytest.raises(
+        NumberError, match=r"'02 555 10 01' is not an E.164 number; write it in E.164: \+3225551001"
+    ):
+        parse_e164("02 555 10 01", geographic=True)
+    with pytest.raises(NumberError, match=r"not an E\.164 number; write"):
         parse_e164("hello")
 
 
+@pytest.mark.process
 def test_cli_add_list_continuity_remove(tmp_path: Path) -> None:
     db = str(tmp_path / "db.sqlite")
     base = ("--db", db)

@@ -11,9 +11,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import REPO, cli_env, write_node_config
+
+pytestmark = pytest.mark.process  # the CLI, a node or Redis as real processes
 
 
 def start_node(config: Path, *args: str) -> subprocess.Popen[str]:

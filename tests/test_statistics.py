@@ -13,8 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from flexvoice.api.appkeys import CALLS
-from flexvoice.api.statistics import STATISTICS
+from flexvoice.appkeys import CALLS, STATISTICS
 from flexvoice.calls import CallRegistry
 from flexvoice.statistics.facts import call_facts
 from flexvoice.statistics.live import LiveBoard, merge
@@ -299,6 +298,7 @@ async def test_api_roles_accounts_json_and_csv(tmp_path: Path) -> None:
         assert r.status == 403
 
 
+@pytest.mark.process  # two nodes share a real redis-server
 async def test_nodes_sharing_redis_see_each_others_live_calls(
     tmp_path: Path,
     redis_url: str,  # noqa: F811  (the fixture of tests.test_api_redis)

@@ -11,14 +11,6 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
-from flexvoice.api.appkeys import (
-    CALLS,
-    DIALER,
-    FLOWS,
-    NUMBER_REGISTRY,
-    ORIGINATOR,
-    RATE_LIMITER,
-)
 from flexvoice.api.dialer import FlowStarter
 from flexvoice.api.flows import checked_flow
 from flexvoice.api.framework import (
@@ -38,9 +30,9 @@ from flexvoice.api.models import (
     CallUpdate,
 )
 from flexvoice.api.problems import ProblemError
+from flexvoice.appkeys import CALLS, CONFIG, DIALER, FLOWS, NUMBERS, ORIGINATOR, RATE_LIMITER
 from flexvoice.calls import CallRecord
 from flexvoice.flows.model import Flow
-from flexvoice.server import CONFIG
 
 resource = Resource("calls", "Outbound calls placed over REST and inbound calls, with outcomes")
 
@@ -88,7 +80,7 @@ async def create_call(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL]
     app = request.config_dict
     cfg = app[CONFIG]
-    number = app[NUMBER_REGISTRY].lookup(body.from_)
+    number = app[NUMBERS].lookup(body.from_)
     if number is None or number.account != principal.account:
         raise ProblemError(
             "invalid-field",

@@ -32,15 +32,20 @@ from aiohttp import web
 from flexvoice import users
 from flexvoice.accounts import designer_enabled, get_account
 from flexvoice.api import flows as flow_api
-from flexvoice.api.appkeys import API_DB
-from flexvoice.api.framework import guarded, parse_json, parse_json_body, read_body
+from flexvoice.api.framework import (
+    MAX_BODY_BYTES,
+    guarded,
+    parse_json,
+    parse_json_body,
+    read_body,
+)
 from flexvoice.api.problems import ProblemError
+from flexvoice.appkeys import DB
 from flexvoice.errors import UserError
 from flexvoice.flows import revisions, yamledit
 from flexvoice.flows.schema import flow_schema
 from flexvoice.flows.validate import validate_text
 from flexvoice.logs import get_logger
-from flexvoice.server import MAX_BODY_BYTES
 
 log = get_logger(__name__)
 
@@ -86,7 +91,7 @@ def _session_of(request: web.Request) -> users.Session | None:
     token = request.cookies.get(COOKIE)
     if not token:
         return None
-    return users.find_session(request.config_dict[API_DB], token)
+    return users.find_session(request.config_dict[DB], token)
 
 
 def designer_op(*, edit: bool = False) -> Callable[[Handler], Handler]:
@@ -107,7 +112,7 @@ def designer_op(*, edit: bool = False) -> Callable[[Handler], Handler]:
                         "this change did not come from the designer page (CSRF check failed); "
                         "reload the page and try again",
                     )
-            conn = request.config_dict[API_DB]
+            conn = request.config_dict[DB]
             account = session.user.account
             if not designer_enabled(conn, account):
                 raise ProblemError(
@@ -210,7 +215,7 @@ async def designer_page(request: web.Request) -> web.StreamResponse:
     session = _session_of(request)
     if session is None:
         raise web.HTTPFound("/designer/login")
-    conn = request.config_dict[API_DB]
+    conn = request.config_dict[DB]
     if not designer_enabled(conn, session.user.account):
         return _html(
             MESSAGE_PAGE.format(
@@ -247,7 +252,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     email = str(form.get("email", "")).strip().lower()[:254]
     password = str(form.get("password", ""))[:1024]
-    conn = request.config_dict[API_DB]
+    conn = request.config_dict[DB]
     # scrypt takes ~50 ms and 16 MiB: off the event loop.
     ok = await asyncio.to_thread(users.check_password, password, users.password_of(conn, email))
     try:
@@ -279,7 +284,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 async def logout(request: web.Request) -> web.StreamResponse:
     token = request.cookies.get(COOKIE)
     if token and _same_origin(request):
-        users.close_session(request.config_dict[API_DB], token)
+        users.close_session(request.config_dict[DB], token)
     response = web.HTTPSeeOther("/designer/login")
     response.del_cookie(COOKIE, path="/designer")
     raise response
@@ -335,7 +340,7 @@ async def schema(request: web.Request) -> web.StreamResponse:
 async def list_flows(request: web.Request) -> web.StreamResponse:
     flows_dir, prompts_dir = flow_api._dirs(request)
     entries = await asyncio.to_thread(flow_api._entries, flows_dir, prompts_dir)
-    pending = revisions.drafts(request.config_dict[API_DB])
+    pending = revisions.drafts(request.config_dict[DB])
     out = []
     for e in entries:
         draft = pending.get(e.name)
@@ -398,7 +403,7 @@ def _annotated_cached(text: str, source: str, prompts_dir: Path, stamp: tuple[in
 def _state(request: web.Request, entry: flow_api.Entry) -> dict[str, Any]:
     """What the page shows for one flow: the working text (the draft, else the file), its
     ETag, problems, and the diff of what publishing would change."""
-    conn = request.config_dict[API_DB]
+    conn = request.config_dict[DB]
     _, prompts_dir = flow_api._dirs(request)
     draft = revisions.get_draft(conn, entry.name)
     text = draft.text if draft is not None else entry.text
@@ -485,7 +490,7 @@ async def edit_flow(request: web.Request) -> web.StreamResponse:
         raise ProblemError("invalid-body", "send {'ops': [...]}, at least one edit", field="ops")
     wanted = _if_match(request)
     entry = flow_api._find(request)
-    conn = request.config_dict[API_DB]
+    conn = request.config_dict[DB]
     # From here to the save nothing awaits: two edits cannot interleave.
     current = _state(request, entry)
     if current["etag"] != wanted:
@@ -520,7 +525,7 @@ async def discard_draft(request: web.Request) -> web.StreamResponse:
     current = _state(request, entry)
     if current["etag"] != wanted:
         raise _conflict(request, current, None)
-    revisions.drop_draft(request.config_dict[API_DB], entry.name)
+    revisions.drop_draft(request.config_dict[DB], entry.name)
     state = _state(request, entry)
     return _json(state, etag=state["etag"])
 
@@ -540,7 +545,7 @@ def _publish(
             "name back (renaming a flow is done on the node)",
             field="flow",
         )
-    conn = request.config_dict[API_DB]
+    conn = request.config_dict[DB]
     author = request[SESSION].user.email
     if not revisions.revisions(conn, entry.name):
         # The history starts with the file as it was, so the first publication can be undone.
@@ -585,7 +590,7 @@ async def publish(request: web.Request) -> web.StreamResponse:
 @designer_op()
 async def list_revisions(request: web.Request) -> web.StreamResponse:
     entry = flow_api._find(request)
-    rows = revisions.revisions(request.config_dict[API_DB], entry.name)
+    rows = revisions.revisions(request.config_dict[DB], entry.name)
     return _json({"revisions": [r.summary() for r in rows]})
 
 
@@ -594,7 +599,7 @@ def _revision(request: web.Request, entry: flow_api.Entry) -> revisions.Revision
         rev_id = int(request.match_info["rev"])
     except ValueError:
         rev_id = -1
-    rev = revisions.get_revision(request.config_dict[API_DB], entry.name, rev_id)
+    rev = revisions.get_revision(request.config_dict[DB], entry.name, rev_id)
     if rev is None:
         raise ProblemError(
             "not-found", f"flow '{entry.name}' has no revision {request.match_info['rev']}"

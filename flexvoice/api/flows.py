@@ -29,12 +29,12 @@ from typing import Annotated, Any
 from aiohttp import web
 from pydantic import Field, field_validator
 
-from flexvoice.api.appkeys import API_DB, FLOWS
 from flexvoice.api.framework import PRINCIPAL, Resource, read_body, request_body
 from flexvoice.api.models import FlowList, FlowResource
 from flexvoice.api.models import Request as RequestModel
 from flexvoice.api.models import Resource as ResourceModel
 from flexvoice.api.problems import TYPE_PREFIX, ProblemError
+from flexvoice.appkeys import CONFIG, DB, FLOWS
 from flexvoice.errors import Problem, UserError
 from flexvoice.flows import revisions
 from flexvoice.flows.base import DTMF_KEYS
@@ -43,7 +43,6 @@ from flexvoice.flows.render import to_dot
 from flexvoice.flows.runtime import FLOW_SUFFIXES, FlowRuntime
 from flexvoice.flows.simulate import Script, dial_token, simulate_flow
 from flexvoice.flows.validate import Validation, validate_text
-from flexvoice.server import CONFIG
 
 resource = Resource("flows", "YAML call flows: list, read, validate and replace, draw")
 
@@ -273,7 +272,7 @@ async def put_flow(request: web.Request) -> web.Response:
         runtime.load_file(target)  # the next call runs it, without waiting for the poll
     principal = request[PRINCIPAL]
     revisions.record(
-        request.config_dict[API_DB],
+        request.config_dict[DB],
         name,
         text,
         f"key {principal.key_id} ({principal.account})",
@@ -559,6 +558,6 @@ class RevisionList(ResourceModel):
 async def list_revisions(request: web.Request) -> web.Response:
     """Every publication of the flow, newest first: from the designer, a restore, or a PUT."""
     entry = _find(request)
-    rows = revisions.revisions(request.config_dict[API_DB], entry.name)
+    rows = revisions.revisions(request.config_dict[DB], entry.name)
     doc = RevisionList.model_validate({"revisions": [r.summary() for r in rows]})
     return web.json_response(doc.model_dump())

@@ -18,7 +18,6 @@ import asyncio
 import hashlib
 import json
 import math
-import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -28,15 +27,13 @@ from pydantic import BaseModel, ValidationError
 
 from flexvoice.accounts import get_account
 from flexvoice.api.guards import (
-    IdempotencyStore,
-    Lockout,
     StoredResponse,
     retry_after_header,
 )
 from flexvoice.api.keys import Principal, verify_key
 from flexvoice.api.problems import ProblemError, from_validation_error
+from flexvoice.appkeys import DB, IDEMPOTENCY, LOCKOUT
 from flexvoice.logs import get_logger
-from flexvoice.server import MAX_BODY_BYTES
 
 log = get_logger(__name__)
 
@@ -46,9 +43,7 @@ M = TypeVar("M", bound=BaseModel)
 PRINCIPAL = web.RequestKey("principal", Principal)
 BODY = web.RequestKey("body", BaseModel)
 QUERY = web.RequestKey("query", BaseModel)
-IDEMPOTENCY = web.AppKey("idempotency", IdempotencyStore)
-LOCKOUT = web.AppKey("lockout", Lockout)
-API_DB = web.AppKey("api_db", sqlite3.Connection)
+MAX_BODY_BYTES = 1024 * 1024  # the node application's client_max_size
 
 ALL_ROLES = frozenset({"admin", "developer", "finance", "analyst", "manager"})
 
@@ -348,7 +343,7 @@ def authenticated(fn: Handler) -> Handler:
                 field="Authorization",
                 headers={"WWW-Authenticate": 'Bearer realm="flexvoice"'},
             )
-        conn = request.config_dict[API_DB]
+        conn = request.config_dict[DB]
         principal = verify_key(conn, token.strip()) if scheme.lower() == "bearer" else None
         if principal is None:
             locked = await lockout.failed(address)

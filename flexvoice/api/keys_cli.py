@@ -6,7 +6,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from flexvoice.accounts import get_account
 from flexvoice.api.keys import ROLES, create_key, list_keys, revoke_key, webhook_secret
+from flexvoice.config import config_from_args
 from flexvoice.errors import UserError
 from flexvoice.storage.sqlite import connect
 
@@ -14,8 +16,6 @@ from flexvoice.storage.sqlite import connect
 def _conn(args: argparse.Namespace) -> Any:
     if args.db:
         return connect(Path(args.db))
-    from flexvoice.cli import config_from_args
-
     cfg = config_from_args(args)
     return connect(cfg.path(cfg.storage.database))
 
@@ -49,8 +49,6 @@ def _revoke(args: argparse.Namespace) -> int:
 
 def _webhook_secret(args: argparse.Namespace) -> int:
     conn = _conn(args)
-    from flexvoice.accounts import get_account
-
     if get_account(conn, args.account) is None:
         raise UserError(f"no account '{args.account}'")
     print(webhook_secret(conn, args.account, rotate=args.rotate))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from flexvoice.api.appkeys import NUMBER_REGISTRY as NUMBERS
 from flexvoice.api.framework import PRINCIPAL, Resource, request_body
 from flexvoice.api.models import ContinuityPut, NumberList, NumberPut, NumberResource
 from flexvoice.api.problems import ProblemError
+from flexvoice.appkeys import NUMBERS
 from flexvoice.numbers import Number, NumberError, parse_e164
 
 resource = Resource("numbers", "Geographic numbers, their flows and Voice Continuity")

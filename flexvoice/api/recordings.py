@@ -7,12 +7,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from flexvoice.api.appkeys import CALLS
 from flexvoice.api.framework import PRINCIPAL, Resource, request_query
 from flexvoice.api.models import RecordingList, RecordingListQuery, RecordingResource
 from flexvoice.api.problems import ProblemError
+from flexvoice.appkeys import CALLS, CONFIG
 from flexvoice.calls import Recording
-from flexvoice.server import CONFIG
 
 resource = Resource("recordings", "Call recordings and voicemails")
 

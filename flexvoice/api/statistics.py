@@ -15,12 +15,11 @@ from flexvoice.api.framework import PRINCIPAL, Resource, request_query
 from flexvoice.api.models import Query
 from flexvoice.api.models import Resource as Model
 from flexvoice.api.problems import ProblemError
-from flexvoice.server import CONFIG
+from flexvoice.appkeys import CONFIG, STATISTICS
 from flexvoice.statistics.query import GROUPS, QueryError, as_csv, as_json, ask, make_question
 from flexvoice.statistics.service import Statistics
 from flexvoice.storage.sqlite import connect
 
-STATISTICS = web.AppKey("statistics", Statistics)
 READ = frozenset({"analyst", "manager"})
 
 resource = Resource("statistics", "Call statistics, historical and live")

@@ -10,13 +10,12 @@ from typing import TypeVar
 
 from aiohttp import web
 
-from flexvoice.api.appkeys import TARIFFS
 from flexvoice.api.framework import PRINCIPAL, Resource, request_query
 from flexvoice.api.models import UsageExportQuery, UsageLine, UsageQuery, UsageStatement
 from flexvoice.api.problems import ProblemError
+from flexvoice.appkeys import CONFIG, TARIFFS
 from flexvoice.metering.export import summary_rows
 from flexvoice.metering.store import UsageStore
-from flexvoice.server import CONFIG
 from flexvoice.storage.sqlite import connect
 
 resource = Resource("usage", "Monthly usage statements and finance exports (metering)")

@@ -13,14 +13,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
-import phonenumbers
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+
+from flexvoice import e164
+from flexvoice.e164 import E164_RE
 
 if TYPE_CHECKING:
     from flexvoice.flows.interpreter import CallContext
 
 DTMF_KEYS = "0123456789*#"
-E164_RE = re.compile(r"^\+[1-9]\d{6,14}$")
 SIP_URI_RE = re.compile(r"^sips?:([^@\s]+@)?[A-Za-z0-9.\-\[\]:]+(;[^\s]*)?$")
 STEP_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 VAR_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -28,16 +29,9 @@ LANG_RE = re.compile(r"^[a-z]{2}$")
 
 
 def _e164(value: str) -> str:
-    if not E164_RE.match(value):
-        raise ValueError(
-            f"is not an E.164 number (got {value!r}); write + then country code and number, "
-            "no spaces or leading 0, e.g. +3226009999"
-        )
-    try:
-        possible = phonenumbers.is_possible_number(phonenumbers.parse(value))
-    except phonenumbers.NumberParseException:
-        possible = False
-    if not possible:
+    if not e164.is_e164(value):
+        raise ValueError(f"is not an E.164 number (got {value!r}); {e164.hint(value)}")
+    if not e164.is_possible(value):
         raise ValueError(f"is not a possible phone number, too short or too long (got {value!r})")
     return value
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import logging
 import os
 import sys
@@ -13,6 +15,9 @@ from flexvoice.config import DEFAULT_CONFIG_FILE, ENV_CONFIG_FILE, load_config
 from flexvoice.errors import ProblemList, UserError
 from flexvoice.flows.base import DTMF_KEYS
 from flexvoice.flows.model import Flow
+from flexvoice.flows.render import render, to_dot
+from flexvoice.flows.schema import schema_text
+from flexvoice.flows.simulate import Script, dial_token, simulate_flow
 from flexvoice.flows.validate import Validation, validate_file
 
 
@@ -73,8 +78,6 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from flexvoice.flows.schema import schema_text
-
     text = schema_text()
     if args.output is None or str(args.output) == "-":
         sys.stdout.write(text)
@@ -106,11 +109,6 @@ def _time_arg(text: str) -> datetime:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    import asyncio
-    import json
-
-    from flexvoice.flows.simulate import Script, dial_token, simulate_flow
-
     prompts, flow = _one_flow(args)
     at = _time_arg(args.at) if args.at else datetime.now().astimezone().replace(microsecond=0)
     # The printout says what happened; the runtime's own log lines would repeat it.
@@ -157,8 +155,6 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from flexvoice.flows.render import render, to_dot
-
     _, flow = _one_flow(args)
     if args.output is None:
         sys.stdout.write(to_dot(flow))

@@ -20,7 +20,8 @@ from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from flexvoice.callcontrol import CallEnded, CallLeg, CallObserver, DialResult
-from flexvoice.flows.base import E164_RE, Next, Prompts, StepFailed, Text, prompt_names
+from flexvoice.e164 import E164_RE
+from flexvoice.flows.base import Next, Prompts, StepFailed, Text, prompt_names
 from flexvoice.flows.model import Flow
 from flexvoice.flows.prompts import PromptResolver
 from flexvoice.logs import get_logger
@@ -28,7 +29,6 @@ from flexvoice.logs import get_logger
 log = get_logger("flexvoice.flows")
 
 T = TypeVar("T")
-VMS_TARIFF = "vms-smart-routing"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _VAR_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -69,12 +69,12 @@ class FlowDeps:
     """What the runtime needs from the rest of the node; every part is optional in tests.
 
     Lookups may be plain functions or coroutines: `account_for(number) -> account | None`,
-    `tariff_for(account) -> tariff name | None`, `continuity_for(e164) -> (forward_to, active)
-    | None`."""
+    `prices_for(account, kind) -> whether the account's tariff prices usage of that kind`,
+    `continuity_for(e164) -> (forward_to, active) | None`."""
 
     usage_sink: UsageSink | None = None
     account_for: Callable[[str], Any] | None = None
-    tariff_for: Callable[[str], Any] | None = None
+    prices_for: Callable[[str, str], Any] | None = None
     continuity_for: Callable[[str], Any] | None = None
     webhooks: WebhookClient | None = None
     observer: CallObserver | None = None
@@ -130,7 +130,7 @@ class CallContext:
     queues: QueueBoard
     account: str | None = None
     observer: CallObserver | None = None
-    tariff: str | None = None
+    bills_reroute: bool = False  # the account's tariff prices `reroute` usage
     vars: dict[str, str] = field(default_factory=dict)
     language: str = "en"
     step: str = ""
@@ -312,9 +312,10 @@ class CallContext:
         )
 
     def reroute(self, why: str) -> None:
-        """Smart Routing took a failover branch: one `reroute` event per call (VMS tariff)."""
+        """Smart Routing took a failover branch: one `reroute` event per call, when the
+        account's tariff prices reroutes."""
         self.trace("reroute", {"step": self.step, "why": why})
-        if self.rerouted or self.tariff != VMS_TARIFF:
+        if self.rerouted or not self.bills_reroute:
             return
         self.rerouted = True
         self.emit(

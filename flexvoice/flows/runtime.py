@@ -184,7 +184,7 @@ class FlowRuntime:
         leg: CallLeg,
         *,
         account: str | None,
-        tariff: str | None,
+        bills_reroute: bool = False,
         variables: dict[str, str],
         observer: CallObserver | None,
     ) -> CallContext:
@@ -196,7 +196,7 @@ class FlowRuntime:
             queues=self.queues,
             account=account,
             observer=observer,
-            tariff=tariff,
+            bills_reroute=bills_reroute,
             vars={**flow.variables, **{k: str(v) for k, v in variables.items()}},
             language=flow.language,
             started_at=self.deps.clock(),
@@ -216,13 +216,21 @@ class FlowRuntime:
         business_number = leg.callee if leg.direction == "inbound" else leg.caller
         if account is None and self.deps.account_for is not None:
             account = await _lookup(self.deps.account_for, business_number, "account_for")
-        tariff = None
-        if account and self.deps.tariff_for is not None:
-            tariff = await _lookup(self.deps.tariff_for, account, "tariff_for")
+        bills_reroute = False
+        if account and self.deps.prices_for is not None:
+            prices_for = self.deps.prices_for
+            bills_reroute = bool(
+                await _lookup(lambda a: prices_for(a, "reroute"), account, "prices_for")
+            )
         flow = given or self.flows.get(flow_name)
         stub = flow or _stub_flow(flow_name)
         ctx = self.make_context(
-            stub, leg, account=account, tariff=tariff, variables=variables, observer=observer
+            stub,
+            leg,
+            account=account,
+            bills_reroute=bills_reroute,
+            variables=variables,
+            observer=observer,
         )
         ctx.started_at = started
         if leg.direction == "inbound" and self.deps.continuity_for is not None:

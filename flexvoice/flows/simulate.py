@@ -25,7 +25,10 @@ from flexvoice.callcontrol import (
     RecordResult,
 )
 from flexvoice.errors import UserError
+from flexvoice.flows.interpreter import FlowDeps
 from flexvoice.flows.model import Flow
+from flexvoice.flows.runtime import FlowRuntime
+from flexvoice.flows.webhooks import FileWebhooks
 
 
 class VirtualClock:
@@ -336,9 +339,6 @@ async def simulate_flow(
     trace: list[dict[str, object]] | None = None,
 ) -> tuple[str, bool]:
     """Run `flow` once on a ScriptedLeg; returns (why the call ended, a step failed)."""
-    from flexvoice.flows.interpreter import FlowDeps
-    from flexvoice.flows.runtime import FlowRuntime
-    from flexvoice.flows.webhooks import FileWebhooks
 
     clock = VirtualClock(at)
     printer = _Printer(clock, write, trace)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from flexvoice import accounts
-from flexvoice.config import Config
+from flexvoice.config import Config, config_from_args
 from flexvoice.errors import UserError
 from flexvoice.metering.export import write_export
 from flexvoice.metering.sink import StoreSink
@@ -29,8 +29,6 @@ UNRATED_SHOWN = 20
 
 
 def _config(args: Any) -> Config:
-    from flexvoice.cli import config_from_args
-
     return config_from_args(args)
 
 

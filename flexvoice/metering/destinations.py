@@ -6,13 +6,12 @@ the rest of rating together, and customers call the same numbers again and again
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 
 import phonenumbers
 from phonenumbers import PhoneNumberType
 
-E164_RE = re.compile(r"^\+[1-9]\d{5,14}$")  # as the SIP layer checks them
+from flexvoice.e164 import E164_RE
 
 _TYPES = {
     PhoneNumberType.FIXED_LINE: "fixed",

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from flexvoice.metering.destinations import E164_RE, BadNumber, classify
+from flexvoice.e164 import E164_RE
+from flexvoice.metering.destinations import BadNumber, classify
 from flexvoice.metering.sms import segments
 from flexvoice.metering.timing import month_of
 

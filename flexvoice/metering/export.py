@@ -9,10 +9,13 @@ import io
 import json
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
-from typing import IO, Literal
+from typing import IO, TYPE_CHECKING, Literal
 
 from flexvoice.metering.money import fmt_cents, fmt_price, plain
-from flexvoice.metering.store import RawDetail, StatementLine, UsageStore
+from flexvoice.metering.records import RawDetail, StatementLine
+
+if TYPE_CHECKING:  # the statements call this module for their export
+    from flexvoice.metering.statements import Statements
 
 Format = Literal["csv", "json"]
 SUMMARY_COLUMNS = (
@@ -101,7 +104,7 @@ def detail_rows(month: str, raws: Iterable[RawDetail]) -> Iterator[tuple[str, ..
 
 def write_export(
     out: IO[str],
-    store: UsageStore,
+    store: Statements,
     month: str,
     account: str | None = None,
     fmt: Format = "csv",
@@ -132,7 +135,7 @@ def write_export(
 
 
 def export(
-    store: UsageStore,
+    store: Statements,
     month: str,
     account: str | None = None,
     fmt: Format = "csv",

@@ -1,4 +1,4 @@
-"""The engine's live usage feed: `app[USAGE_SINK].record(event)` as things happen.
+"""The engine's live usage feed: `sink.record(event)` as things happen.
 
 `record` appends one JSON line to a spool file with a single write() and returns: no
 database work on the caller's path, and once write() returns the line is in the kernel, so a
@@ -21,21 +21,17 @@ import json
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
 from prometheus_client import Counter
 
 from flexvoice.errors import UserError
 from flexvoice.logs import get_logger
 from flexvoice.metering.events import EventError, parse_event
 from flexvoice.metering.store import ImportReport, UsageStore, database_file
-from flexvoice.metering.tariffs import load_tariffs
-from flexvoice.server import CONFIG
-from flexvoice.storage.sqlite import connect
 
 log = get_logger(__name__)
 
@@ -244,21 +240,3 @@ def keep_refused(folder: Path, refused: list[tuple[str, str | None, str]]) -> No
             out.flush()
             os.fsync(out.fileno())
     REJECTED_EVENTS.inc(len(refused))
-
-
-USAGE_SINK = web.AppKey("usage_sink", UsageSink)
-
-
-async def usage_component(app: web.Application) -> AsyncIterator[None]:
-    """Node component: the usage sink, spooling under the database's folder."""
-    cfg = app[CONFIG]
-    tariffs = load_tariffs(cfg.path(cfg.paths.tariffs))
-    db = cfg.path(cfg.storage.database)
-    # One tariff book for the node: a broken tariff file stops start-up here, positioned.
-    sink = UsageSink(db.parent / "usage-spool", lambda: UsageStore(connect(db), tariffs))
-    await sink.start()
-    app[USAGE_SINK] = sink
-    try:
-        yield
-    finally:
-        await sink.stop()

@@ -1,4 +1,6 @@
-"""Rated usage in SQLite: import (idempotent by event id), monthly statements, rerate.
+"""The usage store: `UsageStore` imports usage events into SQLite (idempotent by event id,
+on a writer thread, or in worker processes for big files) and, through its bases, makes
+statements (metering/statements.py) and rerates (metering/rerate.py).
 
 One row per event holds the event as received (the audit record and the input of a rerate)
 and, for point events, its charge: whole billable units (seconds or a count), the divisor
@@ -14,228 +16,55 @@ duplicates and stores nothing twice.
 
 from __future__ import annotations
 
-import heapq
 import json
 import multiprocessing
 import queue
 import sqlite3
 import threading
-from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import timedelta
-from decimal import Decimal
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-from flexvoice import accounts
 from flexvoice.config import Config
 from flexvoice.metering.events import Event, EventError, parse_event
-from flexvoice.metering.money import ZERO, cents, fmt_price
-from flexvoice.metering.rating import Charge, Unrated, rate, rate_period_month
-from flexvoice.metering.tariffs import Tariff, TariffBook, load_tariffs
-from flexvoice.metering.timing import check_month, last_month_touched, month_end
-from flexvoice.storage.sqlite import connect, migrate
+from flexvoice.metering.rating import Unrated
+from flexvoice.metering.records import (
+    BATCH_SIZE,
+    PERIOD_KINDS,
+    DetailLine,
+    ImportReport,
+    Parsed,
+    RawDetail,
+    Rejection,
+    RerateReport,
+    StatementLine,
+    charge_columns,
+    closes_period,
+    same_event,
+)
+from flexvoice.metering.rerate import Rerating
+from flexvoice.metering.statements import Statements
+from flexvoice.metering.tariffs import TariffBook, load_tariffs
+from flexvoice.metering.timing import last_month_touched
+from flexvoice.storage.sqlite import connect
 
-PERIOD_KINDS = ("number", "designer")
-BATCH_SIZE = 5000
-_LOOKUP_CHUNK = 500
-
-MIGRATIONS = [
-    # A rowid table takes rows in arrival order (cheap appends); the two indexes find an id
-    # (duplicates) and a month in account/id order (statements and exports).
-    """
-    CREATE TABLE usage_events (
-        id TEXT NOT NULL UNIQUE,
-        month TEXT NOT NULL,          -- YYYY-MM (Brussels) of the event; first month of a period
-        account TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        last_month TEXT,              -- last month a period touches; NULL while still active
-        payload TEXT NOT NULL,        -- the event as received: compared on re-import, rerated
-        service TEXT,
-        units INTEGER,                -- billable seconds (divisor 60) or a count (divisor 1)
-        divisor INTEGER,
-        unit TEXT,
-        unit_price TEXT,              -- as the tariff states it, e.g. 0.095
-        tariff_version TEXT,
-        unrated TEXT                  -- why the tariff cannot price it; NULL when rated
-    );
-    CREATE INDEX usage_events_month ON usage_events (month, account, id);
-    CREATE INDEX usage_events_periods ON usage_events (kind, month)
-        WHERE kind IN ('number', 'designer');
-    """
+__all__ = [
+    "BATCH_SIZE",
+    "DetailLine",
+    "ImportReport",
+    "RawDetail",
+    "Rejection",
+    "RerateReport",
+    "StatementLine",
+    "UsageStore",
+    "database_file",
+    "read_jsonl",
 ]
 
-
-@dataclass(frozen=True)
-class Rejection:
-    line: int  # 1-based line of the file (or position in the iterable)
-    event_id: str | None
-    reason: str
-
-    def __str__(self) -> str:
-        what = f"event '{self.event_id}': " if self.event_id else ""
-        return f"line {self.line}: {what}{self.reason}"
+_LOOKUP_CHUNK = 500
 
 
-@dataclass
-class ImportReport:
-    imported: int = 0
-    duplicates: int = 0
-    closed: int = 0  # of `imported`: open number/designer periods given their end (same id)
-    rejected: list[Rejection] = field(default_factory=list)
-    unrated: list[Rejection] = field(default_factory=list)  # imported, but not priced yet
-
-    def merge(self, other: ImportReport) -> None:
-        self.imported += other.imported
-        self.duplicates += other.duplicates
-        self.closed += other.closed
-        self.rejected += other.rejected
-        self.unrated += other.unrated
-
-
-@dataclass(frozen=True)
-class StatementLine:
-    """One row of a monthly statement; `row` says what it is."""
-
-    account: str
-    month: str
-    service: str
-    quantity: Decimal | None
-    unit: str
-    unit_price: Decimal | None  # None when the month mixes tariff versions with other prices
-    amount: Decimal | None  # rounded to cents; None for 'unrated' rows
-    row: str  # service | minimum | subtotal | vat | total | unrated
-
-    def as_dict(self) -> dict[str, str | None]:
-        """For JSON (the API): decimals as strings, never floats."""
-        return {
-            "account": self.account,
-            "month": self.month,
-            "service": self.service,
-            "row": self.row,
-            "quantity": None if self.quantity is None else str(self.quantity),
-            "unit": self.unit,
-            "unit_price_eur": None if self.unit_price is None else str(self.unit_price),
-            "amount_eur": None if self.amount is None else str(self.amount),
-        }
-
-
-class DetailLine(NamedTuple):
-    """One event's charge in a month (an open number period gives one per month)."""
-
-    account: str
-    month: str
-    event_id: str
-    service: str
-    quantity: Decimal | None
-    unit: str
-    unit_price: Decimal | None
-    amount: Decimal | None  # unrounded
-    tariff_version: str
-    note: str  # unrated reason, or why a period is not charged twice
-
-
-@dataclass
-class RerateReport:
-    events: int = 0
-    changed: int = 0
-    unrated: int = 0
-
-
-@dataclass
-class _Line:
-    quantity: Decimal = ZERO
-    amount: Decimal = ZERO
-    unit: str = ""
-    prices: set[Decimal] = field(default_factory=set)
-
-
-# One event's row for a detail export, straight from SQL: (account, event_id, service, units,
-# divisor, unit, unit_price text, tariff_version, note); units is None when unrated.
-RawDetail = tuple[str, str, str, int | None, int | None, str, str | None, str, str]
-
-
-class Parsed:
-    """An input item with its line number: an object (and its JSON text), or why not."""
-
-    __slots__ = ("error", "line", "obj", "raw")
-
-    def __init__(
-        self, line: int, obj: Any = None, error: str | None = None, raw: str | None = None
-    ):
-        self.line, self.obj, self.error, self.raw = line, obj, error, raw
-
-
-def canonical(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def same_event(stored: str, new: str) -> bool:
-    """Same content whatever the key order or spacing (only checked when ids collide)."""
-    if stored == new:
-        return True
-    return canonical(json.loads(stored)) == canonical(json.loads(new))
-
-
-def closes_period(stored: str, new: str) -> bool:
-    """True when `new` is the stored open period (number, designer) with its end now set:
-    the one change an id may take, since the engine writes a period when it opens and the
-    same event with `active_to` when it closes. Anything else about it stays as stored."""
-    before, after = json.loads(stored), json.loads(new)
-    if not (isinstance(before, dict) and isinstance(after, dict)):
-        return False
-    if before.get("kind") not in PERIOD_KINDS or before.get("active_to") is not None:
-        return False
-    if after.get("active_to") is None:
-        return False
-    rest = {k: v for k, v in after.items() if k != "active_to"}
-    return canonical({k: v for k, v in before.items() if k != "active_to"}) == canonical(rest)
-
-
-def _charge_columns(result: Charge | Unrated | None) -> tuple[Any, ...]:
-    if isinstance(result, Charge):
-        return (
-            result.service,
-            result.units,
-            result.divisor,
-            result.unit,
-            fmt_price(result.unit_price),
-            result.version,
-            None,
-        )
-    reason = result.reason if isinstance(result, Unrated) else None
-    return (None, None, None, None, None, None, reason)
-
-
-def detail_line(month: str, raw: RawDetail) -> DetailLine:
-    account, event_id, service, units, divisor, unit, price, version, note = raw
-    if units is None or divisor is None or price is None:
-        return DetailLine(account, month, event_id, service, None, unit, None, None, version, note)
-    unit_price = Decimal(price)
-    return DetailLine(
-        account,
-        month,
-        event_id,
-        service,
-        Decimal(units) / divisor,
-        unit,
-        unit_price,
-        unit_price * units / divisor,
-        version,
-        note,
-    )
-
-
-class UsageStore:
-    def __init__(self, conn: sqlite3.Connection, tariffs: TariffBook):
-        self.conn = conn
-        self.tariffs = tariffs
-        # A bigger page cache for this connection: the id index takes inserts in any order.
-        conn.execute("PRAGMA cache_size = -65536")
-        accounts.ensure_schema(conn)
-        migrate(conn, "metering", MIGRATIONS)
-
+class UsageStore(Statements, Rerating):
     @classmethod
     def from_config(cls, cfg: Config, database: Path | None = None) -> UsageStore:
         """The node's store: `storage.database` (or `database`), tariffs of `paths.tariffs`."""
@@ -303,9 +132,6 @@ class UsageStore:
         report.unrated.sort(key=lambda r: r.line)
         return report
 
-    def _account_tariffs(self) -> dict[str, str]:
-        return {a.name: a.tariff for a in accounts.list_accounts(self.conn)}
-
     def _check(
         self, item: Parsed, tariff_of: dict[str, str], report: ImportReport
     ) -> tuple[int, Event, str] | None:
@@ -339,19 +165,6 @@ class UsageStore:
                 return None
         return item.line, event, raw
 
-    def _tariff(self, name: str) -> Tariff | None:
-        return self.tariffs.get(name)
-
-    def _rate(self, event: Event, tariff_name: str) -> Charge | Unrated | None:
-        """The stored rating: a charge for point events; only a possible reason for periods."""
-        tariff = self._tariff(tariff_name)
-        if tariff is None:
-            return Unrated(f"the account's tariff '{tariff_name}' has no file")
-        result = rate(event, tariff)
-        if event.kind in PERIOD_KINDS:
-            return result if isinstance(result, Unrated) else None
-        return result
-
     def _ready(self, line: int, event: Event, payload: str, tariff_of: dict[str, str]) -> _Ready:
         """The row to store for one event, rated, and its unrated notice if any."""
         result = self._rate(event, tariff_of[event.account])
@@ -360,7 +173,7 @@ class UsageStore:
         if event.kind in PERIOD_KINDS:
             last = last_month_touched(event.until) if event.until else None
         head = (event.month, event.account, event.id, event.kind, last, payload)
-        return line, (*head, *_charge_columns(result)), notice
+        return line, (*head, *charge_columns(result)), notice
 
     def _store_batch(self, batch: list[_Ready], report: ImportReport) -> None:
         """One transaction. Counted in `report` only once committed: a crash never reports
@@ -438,268 +251,7 @@ class UsageStore:
                 found[row[0]] = row[1]
         return found
 
-    # ---- statements ---------------------------------------------------------------------
 
-    def detail_raw(self, month: str, account: str | None = None) -> Iterator[RawDetail]:
-        """Every event of `month` as plain tuples, ordered by account then event id."""
-        check_month(month)
-        periods = sorted(self._period_lines(month, account), key=lambda r: (r[0], r[1]))
-        return heapq.merge(self._point_lines(month, account), periods, key=lambda r: (r[0], r[1]))
-
-    def detail(self, month: str, account: str | None = None) -> Iterator[DetailLine]:
-        """Every event charged in `month`, ordered by account then event id."""
-        return (detail_line(month, raw) for raw in self.detail_raw(month, account))
-
-    def _point_lines(self, month: str, account: str | None) -> Iterator[RawDetail]:
-        sql = (
-            "SELECT account, id, coalesce(service, ''), units, divisor, coalesce(unit, ''), "
-            "unit_price, coalesce(tariff_version, ''), coalesce(unrated, '') FROM usage_events "
-            "WHERE month = ? AND kind NOT IN ('number', 'designer')"
-        )
-        args: list[str] = [month]
-        if account is not None:
-            sql += " AND account = ?"
-            args.append(account)
-        cur = self.conn.execute(sql + " ORDER BY account, id", args)
-        cur.row_factory = None  # plain tuples: a million rows go through here
-        return iter(cur)
-
-    def _period_lines(self, month: str, account: str | None) -> list[RawDetail]:
-        sql = (
-            "SELECT payload FROM usage_events WHERE kind IN ('number', 'designer') "
-            "AND month <= ? AND (last_month IS NULL OR last_month >= ?)"
-        )
-        args: list[str] = [month, month]
-        if account is not None:
-            sql += " AND account = ?"
-            args.append(account)
-        tariff_of = self._account_tariffs()
-        events = sorted(
-            (parse_event(json.loads(row[0])) for row in self.conn.execute(sql, args)),
-            key=lambda e: (e.account, e.at, e.id),
-        )
-        out: list[RawDetail] = []
-        charged: dict[tuple[str, str, str | None], str] = {}
-        for event in events:
-            name = tariff_of.get(event.account, "")
-            tariff = self._tariff(name)
-            if tariff is None:
-                reason = f"the account's tariff '{name}' has no file"
-                out.append((event.account, event.id, "", None, None, "", None, "", reason))
-                continue
-            result = rate_period_month(event, tariff, month)
-            if isinstance(result, Unrated):
-                out.append((event.account, event.id, "", None, None, "", None, "", result.reason))
-                continue
-            # A number is charged once a month however often it was (de)activated in it.
-            first = charged.setdefault((event.account, event.kind, event.number), event.id)
-            units, note = 1, ""
-            if first != event.id:
-                units, note = 0, f"already charged this month by event '{first}'"
-            price = fmt_price(result.unit_price)
-            out.append(
-                (
-                    event.account,
-                    event.id,
-                    result.service,
-                    units,
-                    1,
-                    result.unit,
-                    price,
-                    result.version,
-                    note,
-                )
-            )
-        return out
-
-    def unrated_count(self, month: str, account: str | None = None) -> int:
-        sql = (
-            "SELECT count(*) FROM usage_events WHERE month = ? AND unrated IS NOT NULL "
-            "AND kind NOT IN ('number', 'designer')"
-        )
-        args: list[str] = [month]
-        if account is not None:
-            sql += " AND account = ?"
-            args.append(account)
-        points = int(self.conn.execute(sql, args).fetchone()[0])
-        return points + sum(1 for r in self._period_lines(month, account) if r[3] is None)
-
-    def statement(self, month: str, account: str | None = None) -> list[StatementLine]:
-        """Per account: one line per service, minimum true-ups, subtotal, VAT, total, then
-        one line per reason of unrated events."""
-        check_month(month)
-        lines: dict[str, dict[str, _Line]] = defaultdict(dict)
-        unrated: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-
-        def add(acc: str, service: str, unit: str, price: str, units: int, divisor: int) -> None:
-            line = lines[acc].get(service)
-            if line is None:
-                line = lines[acc][service] = _Line(unit=unit)
-            unit_price = Decimal(price)
-            line.quantity += Decimal(units) / divisor
-            line.amount += unit_price * units / divisor
-            if units:
-                line.prices.add(unit_price)
-
-        where, args = "month = ? AND kind NOT IN ('number', 'designer')", [month]
-        if account is not None:
-            where += " AND account = ?"
-            args.append(account)
-        # Whole units add up exactly in SQL (integers); prices are applied per group here.
-        for row in self.conn.execute(
-            "SELECT account, service, unit, unit_price, divisor, sum(units) FROM usage_events "
-            f"WHERE {where} AND unrated IS NULL "
-            "GROUP BY account, service, unit, unit_price, divisor",
-            args,
-        ):
-            add(row[0], row[1], row[2], row[3], int(row[5]), int(row[4]))
-        for row in self.conn.execute(
-            f"SELECT account, unrated, count(*) FROM usage_events WHERE {where} "
-            "AND unrated IS NOT NULL GROUP BY account, unrated",
-            args,
-        ):
-            unrated[row[0]][row[1]] += int(row[2])
-        for acc, _, service, units, divisor, unit, price, _, note in self._period_lines(
-            month, account
-        ):
-            if units is None or divisor is None or price is None:
-                unrated[acc][note] += 1
-            else:
-                add(acc, service, unit, price, units, divisor)
-        tariff_of = self._account_tariffs()
-        out: list[StatementLine] = []
-        for acc in sorted(set(lines) | set(unrated)):
-            out += self._account_statement(acc, month, lines[acc], tariff_of.get(acc))
-            for reason, count in sorted(unrated[acc].items()):
-                out.append(
-                    StatementLine(
-                        acc,
-                        month,
-                        f"unrated: {reason}",
-                        Decimal(count),
-                        "event",
-                        None,
-                        None,
-                        "unrated",
-                    )
-                )
-        return out
-
-    def _account_statement(
-        self, acc: str, month: str, lines: dict[str, _Line], tariff_name: str | None
-    ) -> list[StatementLine]:
-        out: list[StatementLine] = []
-        rounded: dict[str, Decimal] = {}
-        for service in sorted(lines):
-            line = lines[service]
-            price = next(iter(line.prices)) if len(line.prices) == 1 else None
-            rounded[service] = cents(line.amount)
-            out.append(
-                StatementLine(
-                    acc,
-                    month,
-                    service,
-                    line.quantity,
-                    line.unit,
-                    price,
-                    rounded[service],
-                    "service",
-                )
-            )
-        tariff = self._tariff(tariff_name or "")
-        vat_rate = ZERO
-        if tariff is not None:
-            vat_rate = tariff.vat_rate
-            # The minimums of the version in force at the end of the month.
-            version = tariff.version_at(month_end(month) - _TICK)
-            for priced in version.minimums() if version else []:
-                minimum = priced.service.minimum_monthly
-                assert minimum is not None
-                short = minimum - rounded.get(priced.name, ZERO)
-                if short > 0:
-                    short = cents(short)
-                    out.append(
-                        StatementLine(
-                            acc,
-                            month,
-                            f"{priced.name}_minimum",
-                            Decimal(1),
-                            "month",
-                            short,
-                            short,
-                            "minimum",
-                        )
-                    )
-        subtotal = sum((line.amount for line in out if line.amount is not None), ZERO)
-        vat = cents(subtotal * vat_rate)
-        out.append(StatementLine(acc, month, "subtotal", None, "", None, subtotal, "subtotal"))
-        out.append(StatementLine(acc, month, "vat", subtotal, "EUR", vat_rate, vat, "vat"))
-        out.append(StatementLine(acc, month, "total", None, "", None, subtotal + vat, "total"))
-        return out
-
-    def export(
-        self,
-        month: str,
-        account: str | None = None,
-        fmt: str = "csv",
-        detail: bool = False,
-    ) -> bytes:
-        """The finance export as bytes (see `flexvoice.metering.export`)."""
-        from flexvoice.metering.export import export
-
-        if fmt not in ("csv", "json"):
-            raise ValueError(f"format must be csv or json (got {fmt!r})")
-        return export(self, month, account, "csv" if fmt == "csv" else "json", detail)
-
-    # ---- rerate -------------------------------------------------------------------------
-
-    def rerate(self, month: str, chunk: int = BATCH_SIZE) -> RerateReport:
-        """Rate the month's events again with the tariffs and account tariffs now in force.
-
-        In chunks of `chunk` events, one transaction each, so that the engine's own imports
-        are not held up for the whole month: rating is deterministic, so a rerate cut short
-        is finished by running it again, and a second run changes nothing."""
-        check_month(month)
-        report = RerateReport()
-        tariff_of = self._account_tariffs()
-        conn = self.conn
-        after = ("", "")
-        while True:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                cur = conn.execute(
-                    "SELECT account, id, payload, service, units, divisor, unit, unit_price, "
-                    "tariff_version, unrated FROM usage_events "
-                    "WHERE month = ? AND (account, id) > (?, ?) ORDER BY account, id LIMIT ?",
-                    (month, *after, chunk),
-                )
-                cur.row_factory = None
-                rows = cur.fetchall()
-                updates: list[tuple[Any, ...]] = []
-                for row in rows:
-                    event = parse_event(json.loads(row[2]))
-                    columns = _charge_columns(self._rate(event, tariff_of.get(row[0], "")))
-                    if columns[-1] is not None:
-                        report.unrated += 1
-                    if columns != tuple(row[3:]):
-                        updates.append((*columns, row[1]))
-                conn.executemany(
-                    "UPDATE usage_events SET service = ?, units = ?, divisor = ?, unit = ?, "
-                    "unit_price = ?, tariff_version = ?, unrated = ? WHERE id = ?",
-                    updates,
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            report.events += len(rows)
-            report.changed += len(updates)
-            if len(rows) < chunk:
-                return report
-            after = (rows[-1][0], rows[-1][1])
-
-
-_TICK = timedelta(microseconds=1)
 _INSERT = (
     "INSERT INTO usage_events (month, account, id, kind, last_month, payload, "
     "service, units, divisor, unit, unit_price, tariff_version, unrated) "

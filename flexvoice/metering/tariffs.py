@@ -190,6 +190,12 @@ class Tariff:
     vat_rate: Decimal
     versions: list[TariffVersion]  # oldest first
 
+    def prices(self, kind: str, moment: datetime) -> bool:
+        """Whether the version in force at `moment` has a service for usage of `kind`
+        (e.g. `reroute`): the tariff, not the code, says what is billed."""
+        version = self.version_at(moment)
+        return version is not None and any(key[0] == kind for key in version.index)
+
     def version_at(self, moment: datetime) -> TariffVersion | None:
         """The version in force at `moment` (timezone-aware), or None before the first."""
         chosen = None

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 
+from flexvoice.config import config_from_args
 from flexvoice.errors import UserError
 from flexvoice.sip.addresses import worker_addresses
 from flexvoice.sip.edge import Edge
@@ -24,8 +25,6 @@ STATUS_COUNTERS = (
 
 
 def _edge(args: argparse.Namespace, check: bool = False) -> Edge:
-    from flexvoice.cli import config_from_args
-
     cfg = config_from_args(args)
     trunks = load_trunks(cfg.path(cfg.sip.trunks))
     if check:

@@ -22,9 +22,9 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Annotated, Literal
 
-import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from flexvoice import e164
 from flexvoice.errors import Problem, ProblemList
 from flexvoice.yamlsrc import YamlDoc, explain_validation_error, load_yaml
 
@@ -39,13 +39,9 @@ _CALLER_PATTERN = re.compile(r"^\+?[0-9*?]+$")
 
 
 def _e164(value: str) -> str:
-    try:
-        number = phonenumbers.parse(value, None)
-    except phonenumbers.NumberParseException:
-        number = None
-    if not value.startswith("+") or number is None or not phonenumbers.is_possible_number(number):
+    if not e164.is_possible(value):
         raise ValueError("is not an E.164 number such as '+3221234567'")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return value
 
 
 class _Section(BaseModel):

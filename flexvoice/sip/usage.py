@@ -6,14 +6,13 @@ second write of the same leg count once."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from flexvoice.e164 import E164_RE as E164
 from flexvoice.logs import get_logger
 from flexvoice.sip.leg import SipLeg
 
 log = get_logger(__name__)
-E164 = re.compile(r"^\+[1-9]\d{5,14}$")
 
 
 def call_usage(leg: SipLeg) -> dict[str, Any] | None:

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 from pydantic import Field, field_validator, model_validator
 
 from flexvoice.flows.base import DTMF_KEYS, Next, Prompts, StepRef, Text, VarName, Verb, require_one
-from flexvoice.flows.digits import judge_gather
+from flexvoice.flows.digits import Verdict, judge_gather
+from flexvoice.flows.verbs.retries import ask_with_retries
 from flexvoice.units import Duration
 
 if TYPE_CHECKING:
@@ -66,8 +67,8 @@ class Gather(Verb):
 
     async def run(self, ctx: CallContext) -> Next:
         await ctx.ensure_answered()
-        tries: list[str] = []
-        for attempt in range(self.retries + 1):
+
+        async def ask() -> Verdict:
             got = await ctx.leg.collect_digits(
                 max_digits=self.max_digits,
                 timeout=self.timeout,
@@ -76,20 +77,16 @@ class Gather(Verb):
                 prompts=await ctx.prompt_paths(self.prompt, self.say),
             )
             digits = got.digits.rstrip(self.terminator) if self.terminator else got.digits
-            verdict = judge_gather(
+            return judge_gather(
                 digits,
                 min_digits=self.min_digits,
                 max_digits=self.max_digits,
                 pattern=self.pattern,
             )
-            if verdict.kind == "ok":
-                ctx.vars[self.variable] = verdict.value
-                return Next(self.then, f"{self.variable}={verdict.value}")
-            tries.append("no input" if verdict.kind == "no-input" else f"'{verdict.value}'")
-            if attempt < self.retries:
-                if verdict.kind == "invalid":
-                    await ctx.play(self.invalid_prompt, self.invalid_say, optional=True)
-                else:
-                    await ctx.play(self.no_input_prompt, self.no_input_say, optional=True)
+
+        verdict, tries = await ask_with_retries(ctx, self, ask, lambda v: f"'{v.value}'")
+        if verdict is not None:
+            ctx.vars[self.variable] = verdict.value
+            return Next(self.then, f"{self.variable}={verdict.value}")
         why = f"no valid input after {len(tries)} tries ({', '.join(tries)})"
         return Next(self.on_failure, why, sip_status=480)

@@ -18,7 +18,8 @@ from flexvoice.flows.base import (
     Verb,
     require_one,
 )
-from flexvoice.flows.digits import bad_dtmf_key, judge_menu
+from flexvoice.flows.digits import Verdict, bad_dtmf_key, judge_menu
+from flexvoice.flows.verbs.retries import ask_with_retries
 from flexvoice.units import Duration
 
 if TYPE_CHECKING:
@@ -75,25 +76,23 @@ class Menu(Verb):
 
     async def run(self, ctx: CallContext) -> Next:
         await ctx.ensure_answered()
-        tries: list[str] = []
-        for attempt in range(self.retries + 1):
-            prompts = await ctx.prompt_paths(self.prompt, self.say)
+
+        async def ask() -> Verdict:
             got = await ctx.leg.collect_digits(
-                max_digits=1, timeout=self.timeout, terminators="", prompts=prompts
+                max_digits=1,
+                timeout=self.timeout,
+                terminators="",
+                prompts=await ctx.prompt_paths(self.prompt, self.say),
             )
-            verdict = judge_menu(got.digits, self.options)
-            if verdict.kind == "ok":
-                if self.variable:
-                    ctx.vars[self.variable] = verdict.value
-                ctx.vars["digits"] = verdict.value
-                ctx.trace("menu", {"step": ctx.step, "option": verdict.value})
-                return Next(self.options[verdict.value], f"digit {verdict.value}")
-            tries.append("no input" if verdict.kind == "no-input" else f"key {verdict.value}")
-            if attempt < self.retries:
-                if verdict.kind == "invalid":
-                    await ctx.play(self.invalid_prompt, self.invalid_say, optional=True)
-                else:
-                    await ctx.play(self.no_input_prompt, self.no_input_say, optional=True)
+            return judge_menu(got.digits, self.options)
+
+        verdict, tries = await ask_with_retries(ctx, self, ask, lambda v: f"key {v.value}")
+        if verdict is not None:
+            if self.variable:
+                ctx.vars[self.variable] = verdict.value
+            ctx.vars["digits"] = verdict.value
+            ctx.trace("menu", {"step": ctx.step, "option": verdict.value})
+            return Next(self.options[verdict.value], f"digit {verdict.value}")
         why = f"no valid choice after {len(tries)} tries ({', '.join(tries)})"
         ctx.trace("menu", {"step": ctx.step, "option": "none"})
         return Next(self.on_failure, why, sip_status=480)

@@ -1,13 +1,12 @@
-"""The SIP edge as a part of `flexvoice serve` (an aiohttp cleanup_ctx component).
+"""The SIP edge as a node component.
 
 Starts Kamailio when the node runs with its edge (`sip.edge.enabled` and no `--no-edge`), keeps
 `/healthz` (`NodeStatus.edge_up`) current, restarts Kamailio with back-off when it dies, and
 stops it on shutdown.
 
-Order in `flexvoice.server.COMPONENTS`: put this component *before* the worker pool. Then the
-edge stops *after* the pool has drained, so the BYEs of calls that are still finishing reach
-their workers; the pool registers `app[EDGE].set_worker_state` in its `on_worker_state` hooks.
-If the pool happens to start first, this component registers the hook itself.
+It starts *before* the worker pool, so it stops *after* the pool has drained and the BYEs of
+calls that are still finishing reach their workers; the pool component registers
+`app[EDGE].set_worker_state` in the pool's `on_worker_state` hooks.
 """
 
 from __future__ import annotations
@@ -16,20 +15,17 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 from aiohttp import web
 
+from flexvoice.appkeys import CONFIG, EDGE, OPTIONS, STATUS, TRUNKS, need
 from flexvoice.errors import UserError
 from flexvoice.logs import get_logger
-from flexvoice.server import CONFIG, OPTIONS, STATUS, NodeStatus
+from flexvoice.node.status import NodeStatus
 from flexvoice.sip.addresses import worker_addresses
 from flexvoice.sip.edge import Edge
-from flexvoice.sip.trunks import load_trunks
 
 log = get_logger(__name__)
-
-EDGE = web.AppKey("sip_edge", Edge)
 
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
@@ -43,19 +39,11 @@ async def edge_component(app: web.Application) -> AsyncIterator[None]:
         status.edge_up = False
         yield
         return
-    trunks = load_trunks(cfg.path(cfg.sip.trunks))
-    for warning in trunks.warnings:
-        log.warning("trunks.warning", problem=str(warning))
+    trunks = need(app, TRUNKS, "trunks_component", "edge_component")
     edge = Edge(cfg, worker_addresses(cfg), trunks)
-    pool = _pool(app)
-    if pool is not None:  # the pool started first: tell the edge what it knows already
-        for worker in getattr(pool, "workers", []):
-            edge.set_worker_state(worker.index, bool(worker.up))
     await edge.start()
     app[EDGE] = edge
     status.edge_up = True
-    if pool is not None:
-        pool.on_worker_state.append(edge.set_worker_state)
     keeper = asyncio.get_running_loop().create_task(keep_running(edge, status))
     try:
         yield
@@ -65,14 +53,6 @@ async def edge_component(app: web.Application) -> AsyncIterator[None]:
             await keeper
         await edge.stop()
         status.edge_up = False
-
-
-def _pool(app: web.Application) -> Any:
-    try:
-        from flexvoice.sip.node import POOL
-    except ImportError:  # the pool lives in another issue's module
-        return None
-    return app.get(POOL)
 
 
 async def keep_running(edge: Edge, status: NodeStatus, backoff: float = BACKOFF_FIRST) -> None:

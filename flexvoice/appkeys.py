@@ -1,0 +1,78 @@
+"""The node's shared objects, one typed key each.
+
+A component (flexvoice/node/) publishes what it builds with `app[KEY] = obj`; components that
+start after it, and API handlers (`request.config_dict[KEY]`), read it. One key per object:
+nothing is published twice under two names.
+
+Only the node's components and the API read these keys (an import contract in pyproject.toml
+says so): the SIP, flow and metering layers get what they need as constructor arguments and
+know nothing about aiohttp applications. The types are imported for the type checker only, so
+this module imports nothing of the engine at run time and cannot take part in an import cycle.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import TYPE_CHECKING, TypeVar
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from flexvoice.api.dialer import Dialer
+    from flexvoice.api.guards import IdempotencyStore, Lockout, RateLimiter
+    from flexvoice.api.webhooks import WebhookQueue
+    from flexvoice.callcontrol import Originator
+    from flexvoice.calls import CallRegistry
+    from flexvoice.config import Config
+    from flexvoice.flows.interpreter import FlowDeps
+    from flexvoice.flows.runtime import FlowRuntime
+    from flexvoice.metering.sink import UsageSink
+    from flexvoice.metering.tariffs import TariffBook
+    from flexvoice.node.status import NodeStatus, ServeOptions
+    from flexvoice.numbers import NumberRegistry
+    from flexvoice.sip.edge import Edge
+    from flexvoice.sip.pool import WorkerPool
+    from flexvoice.sip.trunks import Trunks
+    from flexvoice.statistics.service import Statistics
+
+T = TypeVar("T")
+
+# Set by build_app before any component runs.
+CONFIG: web.AppKey[Config] = web.AppKey("config")
+OPTIONS: web.AppKey[ServeOptions] = web.AppKey("options")
+STATUS: web.AppKey[NodeStatus] = web.AppKey("status")  # what /healthz reports
+
+# Shared data, loaded once (flexvoice/node/shared.py).
+DB: web.AppKey[sqlite3.Connection] = web.AppKey("db")  # the event loop's SQLite connection
+TARIFFS: web.AppKey[TariffBook] = web.AppKey("tariffs")
+TRUNKS: web.AppKey[Trunks] = web.AppKey("trunks")
+
+USAGE_SINK: web.AppKey[UsageSink] = web.AppKey("usage_sink")
+NUMBERS: web.AppKey[NumberRegistry] = web.AppKey("numbers")
+FLOW_DEPS: web.AppKey[FlowDeps] = web.AppKey("flow_deps")  # optional, set by tests
+FLOWS: web.AppKey[FlowRuntime] = web.AppKey("flows")
+
+# The REST API's own state.
+CALLS: web.AppKey[CallRegistry] = web.AppKey("calls")
+WEBHOOKS: web.AppKey[WebhookQueue] = web.AppKey("webhooks")
+DIALER: web.AppKey[Dialer] = web.AppKey("dialer")
+RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
+LOCKOUT: web.AppKey[Lockout] = web.AppKey("lockout")
+IDEMPOTENCY: web.AppKey[IdempotencyStore] = web.AppKey("idempotency")
+STATISTICS: web.AppKey[Statistics] = web.AppKey("statistics")
+
+# SIP.
+EDGE: web.AppKey[Edge] = web.AppKey("sip_edge")
+POOL: web.AppKey[WorkerPool] = web.AppKey("sip_pool")
+ORIGINATOR: web.AppKey[Originator] = web.AppKey("originator")
+
+
+def need(app: web.Application, key: web.AppKey[T], publisher: str, reader: str) -> T:
+    """`app[key]`, or a start-up error naming the component that should have published it."""
+    try:
+        return app[key]
+    except KeyError:
+        raise RuntimeError(
+            f"{reader} needs what {publisher} publishes ({key!r}): put {publisher} before "
+            f"{reader} in the node's component list (flexvoice/node/assembly.py)"
+        ) from None

@@ -1,0 +1,106 @@
+"""The node, read top to bottom: the aiohttp application and its components in start-up order.
+
+Each component is an aiohttp cleanup_ctx generator: they start in the order of the list and
+stop in reverse, on SIGINT/SIGTERM as well as on an error during start-up (nothing
+half-starts). A component reads what earlier ones published (flexvoice.appkeys) and fails with
+a message naming the missing component. Tests build a node from the components they need:
+`build_app(cfg, components=[database_component, tariffs_component, ...])`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+from collections.abc import AsyncIterator, Callable, Sequence
+
+from aiohttp import web
+
+from flexvoice import __version__
+from flexvoice.api.framework import MAX_BODY_BYTES
+from flexvoice.appkeys import CONFIG, OPTIONS, STATUS
+from flexvoice.config import Config
+from flexvoice.logs import get_logger
+from flexvoice.node.api import api_component
+from flexvoice.node.edge import edge_component
+from flexvoice.node.flows import flows_component
+from flexvoice.node.numbers import numbers_component
+from flexvoice.node.pool import pool_component
+from flexvoice.node.shared import database_component, tariffs_component, trunks_component
+from flexvoice.node.status import NodeStatus, ServeOptions, health_routes
+from flexvoice.node.usage import usage_component
+from flexvoice.system import port_in_use_error
+
+log = get_logger(__name__)
+
+Component = Callable[[web.Application], AsyncIterator[None]]
+
+DEFAULT_COMPONENTS: tuple[Component, ...] = (
+    database_component,  # the event loop's SQLite connection, closed last
+    tariffs_component,
+    trunks_component,
+    usage_component,  # before everything that records usage
+    numbers_component,  # before any call can arrive
+    flows_component,
+    # The API's call registry observes calls: it must outlive the pool's drain.
+    api_component,
+    edge_component,  # before the pool: it stops after the drain, so late BYEs still arrive
+    pool_component,
+)
+
+
+def build_app(
+    cfg: Config,
+    components: Sequence[Component] = DEFAULT_COMPONENTS,
+    options: ServeOptions | None = None,
+) -> web.Application:
+    options = options or ServeOptions()
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app[CONFIG] = cfg
+    app[OPTIONS] = options
+    app[STATUS] = NodeStatus(edge_enabled=options.edge and cfg.sip.edge.enabled)
+    app.add_routes(health_routes)
+    for component in components:
+        app.cleanup_ctx.append(component)
+    return app
+
+
+def bind_tcp(host: str, port: int, setting: str) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise port_in_use_error(host, port, setting, exc) from None
+    sock.setblocking(False)
+    return sock
+
+
+async def run_node(cfg: Config, options: ServeOptions, ready: asyncio.Event | None = None) -> None:
+    """Run until SIGINT/SIGTERM; raise UserError when the node cannot start."""
+    app = build_app(cfg, options=options)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    # Bind the HTTP port before any component starts, so a port clash stops us early.
+    sock = bind_tcp(cfg.http.host, cfg.http.port, "http.port")
+    try:
+        await runner.setup()
+        await web.SockSite(runner, sock).start()
+        log.info(
+            "node.started", http=f"http://{cfg.http.host}:{cfg.http.port}", version=__version__
+        )
+        if ready:
+            ready.set()
+        await stop.wait()
+        log.info("node.stopping")
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await runner.cleanup()
+        log.info("node.stopped")

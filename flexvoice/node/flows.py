@@ -1,0 +1,64 @@
+"""The flow runtime as a node component.
+
+The inbound-call router calls `start_call` for each call to a number with a flow, the API for
+the calls it places. The runtime gets the node's parts as plain functions in a FlowDeps (usage
+sink, the number registry's lookups, whether the account's tariff prices a usage kind); a test
+may publish its own FlowDeps under FLOW_DEPS first, and the runtime fills in only the rest.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from flexvoice.accounts import get_account
+from flexvoice.appkeys import CONFIG, DB, FLOW_DEPS, FLOWS, NUMBERS, TARIFFS, USAGE_SINK
+from flexvoice.flows.interpreter import FlowDeps
+from flexvoice.flows.runtime import FlowRuntime
+from flexvoice.metering.tariffs import TariffBook
+from flexvoice.numbers import NumberRegistry
+
+
+async def flows_component(app: web.Application) -> AsyncIterator[None]:
+    cfg = app[CONFIG]
+    deps = app.get(FLOW_DEPS) or FlowDeps()
+    # Each part is optional: a node without metering records no usage, one without numbers
+    # (flow tests) runs flows without Voice Continuity or per-account tariffs.
+    deps.usage_sink = deps.usage_sink or app.get(USAGE_SINK)
+    numbers = app.get(NUMBERS)
+    if numbers is not None:
+        deps.continuity_for = deps.continuity_for or numbers.continuity_for
+        deps.account_for = deps.account_for or _account_of(numbers)
+        if DB in app and TARIFFS in app:
+            deps.prices_for = deps.prices_for or _prices_of(app[DB], app[TARIFFS])
+    deps.recordings_dir = cfg.path(cfg.storage.recordings)
+    deps.tts_cache_dir = cfg.path("var/tts")
+    runtime = FlowRuntime(cfg.path(cfg.paths.flows), cfg.path(cfg.paths.prompts), deps)
+    await runtime.start()
+    app[FLOWS] = runtime
+    try:
+        yield
+    finally:
+        await runtime.stop()
+
+
+def _account_of(numbers: NumberRegistry) -> Callable[[str], str | None]:
+    def account_for(number: str) -> str | None:
+        route = numbers.lookup(number)
+        return route.account if route is not None else None
+
+    return account_for
+
+
+def _prices_of(conn: sqlite3.Connection, tariffs: TariffBook) -> Callable[[str, str], bool]:
+    """Whether the account's tariff prices a usage kind (e.g. `reroute`), read per call."""
+
+    def prices_for(account: str, kind: str) -> bool:
+        found = get_account(conn, account)
+        tariff = tariffs.get(found.tariff) if found is not None else None
+        return tariff is not None and tariff.prices(kind, datetime.now(UTC))
+
+    return prices_for

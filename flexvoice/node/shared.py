@@ -1,0 +1,49 @@
+"""Components for what several parts of the node share, loaded once: the SQLite connection of
+the event loop, the tariff book and the SIP trunks.
+
+The connection is used by the number registry, the flow runtime's tariff lookups and the API,
+all on the event loop thread and never across an await inside a transaction. Work done on
+other threads opens its own connection (the usage sink's importer, the API's usage
+statements), as SQLite wants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from flexvoice.appkeys import CONFIG, DB, TARIFFS, TRUNKS
+from flexvoice.logs import get_logger
+from flexvoice.metering.tariffs import load_tariffs
+from flexvoice.sip.trunks import load_trunks
+from flexvoice.storage.sqlite import connect
+
+log = get_logger(__name__)
+
+
+async def database_component(app: web.Application) -> AsyncIterator[None]:
+    cfg = app[CONFIG]
+    conn = connect(cfg.path(cfg.storage.database))
+    app[DB] = conn
+    try:
+        yield
+    finally:
+        conn.close()
+
+
+async def tariffs_component(app: web.Application) -> AsyncIterator[None]:
+    """One tariff book for the node: a broken tariff file stops start-up, positioned."""
+    cfg = app[CONFIG]
+    app[TARIFFS] = load_tariffs(cfg.path(cfg.paths.tariffs))
+    yield
+
+
+async def trunks_component(app: web.Application) -> AsyncIterator[None]:
+    """sip/trunks.yaml, for the edge (routes to trunks) and the pool (the default trunk)."""
+    cfg = app[CONFIG]
+    trunks = load_trunks(cfg.path(cfg.sip.trunks))
+    for warning in trunks.warnings:
+        log.warning("trunks.warning", problem=str(warning))
+    app[TRUNKS] = trunks
+    yield

@@ -1,0 +1,56 @@
+"""What the node was asked to run (ServeOptions) and what /healthz and /metrics report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from flexvoice import __version__
+from flexvoice.appkeys import STATUS
+
+
+@dataclass
+class ServeOptions:
+    edge: bool = True  # False: `--no-edge`, one worker directly on the public SIP port
+
+
+@dataclass
+class NodeStatus:
+    """What /healthz reports; the SIP components keep it current."""
+
+    workers_up: int = 0
+    workers_total: int = 0
+    edge_enabled: bool = False
+    edge_up: bool = False
+    draining: bool = False
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def healthy(self) -> bool:
+        edge_ok = self.edge_up or not self.edge_enabled
+        return edge_ok and self.workers_up == self.workers_total and not self.draining
+
+
+health_routes = web.RouteTableDef()
+
+
+@health_routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    status = request.app[STATUS]
+    body = {
+        "status": "ok" if status.healthy else ("draining" if status.draining else "degraded"),
+        "version": __version__,
+        "workers": {"up": status.workers_up, "total": status.workers_total},
+        "edge": {"enabled": status.edge_enabled, "up": status.edge_up},
+        **status.extra,
+    }
+    return web.json_response(body, status=200 if status.healthy else 503)
+
+
+@health_routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    resp = web.Response(body=generate_latest(REGISTRY))
+    resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return resp
