@@ -284,7 +284,8 @@ async def test_simulate_a_sunday_call_lights_up_the_closed_path(
         await expect(node(page, step).locator(".step.lit")).to_have_count(0)
     trace = page.locator("[aria-label=simulation]")
     await expect(trace).to_contain_text("closed")
-    await expect(page.locator(".react-flow__edge.lit")).not_to_have_count(0)
+    edge = page.locator(".react-flow__edge[data-id='e:check_hours->closed']")
+    await expect(edge).to_have_class(re.compile(r"\blit\b"))
 
 
 async def tab_to(page: Page, selector: str, limit: int = 80) -> None:
