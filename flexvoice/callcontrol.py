@@ -15,16 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
-# Twilio's vocabulary for how a dial attempt ended.
-DialOutcome = Literal["completed", "busy", "no-answer", "failed", "canceled"]
+from flexvoice.outcomes import DialOutcome as DialOutcome  # re-exported: the seam's words
+from flexvoice.outcomes import EndedBy as EndedBy
 
 
 class CallEnded(Exception):
-    """The leg is gone: the far end hung up, or the worker holding it was lost."""
+    """The leg is gone: the far end hung up, the API or the node ended it, or the worker
+    holding it was lost."""
 
-    def __init__(self, cause: str = "remote_hangup", sip_status: int | None = None):
+    def __init__(self, cause: str = "caller", sip_status: int | None = None):
         super().__init__(cause)
-        self.cause = cause  # "remote_hangup", "worker_lost", "timeout", ...
+        self.cause = cause  # who ended it (flexvoice.outcomes.EndedBy): "caller", "api", ...
         self.sip_status = sip_status
 
 
@@ -144,14 +145,25 @@ class CallLeg(Protocol):
     async def transfer(self, target: str) -> None:
         """Blind transfer with REFER (after answer); the leg then ends."""
 
-    async def hangup(self, sip_status: int = 200, reason: str = "normal") -> None:
-        """End the leg: BYE if answered, else a final response with `sip_status` (e.g. 480,
-        486, 603, 404, 403). Never raises CallEnded."""
+    async def hangup(
+        self, sip_status: int = 200, reason: str = "normal", *, ended_by: EndedBy = "flow"
+    ) -> None:
+        """End the leg and every leg it dialled: BYE if answered, else a final response with
+        `sip_status` (e.g. 480, 486, 603, 404, 403). `ended_by` is who decided it (the
+        flow, the API, the node shutting down). Never raises CallEnded."""
 
 
 # What a call's life looks like to the rest of the node (API call resources, traces, webhooks).
 CallStatus = Literal[
-    "queued", "ringing", "in-progress", "completed", "busy", "no-answer", "failed", "canceled"
+    "queued",
+    "ringing",
+    "in-progress",
+    "completed",
+    "busy",
+    "no-answer",
+    "failed",
+    "canceled",
+    "redirected",
 ]
 
 
@@ -166,6 +178,14 @@ class CallObserver(Protocol):
 
 class Originator(Protocol):
     """Places outbound calls through the trunk (the SIP layer implements it on the pool)."""
+
+    def caller_id_refusal(self, caller_id: str) -> str | None:
+        """Why the trunk would not present `caller_id` (its `caller_id.allowed` rule, named),
+        or None when it may: checked before any INVITE, never replaced silently."""
+
+    async def hangup(self, call_id: str, ended_by: EndedBy) -> bool:
+        """End a live call this node holds that it did not place over REST (an inbound
+        call, a dialled leg), with every leg of its tree; False when it holds none."""
 
     async def originate(
         self,

@@ -1,11 +1,14 @@
-"""The call registry: every call the node handles, its status, its step-by-step trace and its
-recordings, in SQLite. It is the `CallObserver` the SIP layer and the flow runtime report to
-(flexvoice/callcontrol.py), and the source of the REST API's call resources and status
-callbacks.
+"""The call registry: every call the node handles, as a tree of legs (a first leg, inbound or
+placed over REST, and the legs it dialled, each pointing at its parent), with status, trace,
+price and recordings, in SQLite. It is the `CallObserver` the SIP layer and the flow runtime
+report to (flexvoice/callcontrol.py), and the source of the REST API's call resources and
+status callbacks.
 
 Status moves only forward: queued -> ringing -> in-progress -> one final status (completed,
-busy, no-answer, failed, canceled). Late or repeated events (a second "ended", "ringing" after
-"answered") are kept in the trace but do not move the status back.
+busy, no-answer, failed, canceled, redirected). The trace keeps one `ringing`, one
+`answered` and one `ended` per leg: a repeated one is dropped, not stored. A leg is priced
+from its `call` usage event - the one the SIP layer wrote to the usage feed, or, for a leg
+no SIP layer reported (a test's stand-in), one built by the same function.
 """
 
 from __future__ import annotations
@@ -15,94 +18,43 @@ import json
 import sqlite3
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Protocol
 
 from flexvoice.callcontrol import CallStatus
+from flexvoice.callevent import call_event as build_call_event
+from flexvoice.callrecords import (
+    COLUMNS,
+    FINAL_STATUSES,
+    MIGRATIONS,
+    RECORDING_COLUMNS,
+    CallPrice,
+    CallRecord,
+    Recording,
+    call_row,
+    now_iso,
+    seconds_between,
+)
+from flexvoice.callresource import call_resource
 from flexvoice.logs import get_logger
+from flexvoice.outcomes import outcome_for
 from flexvoice.storage.sqlite import migrate
 
 log = get_logger(__name__)
 
-FINAL_STATUSES: frozenset[str] = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
+__all__ = ["FINAL_STATUSES", "CallPrice", "CallRecord", "CallRegistry", "Pricer", "Recording"]
+
 _RANK = {"queued": 0, "ringing": 1, "in-progress": 2}
 STATUS_EVENTS = ("initiated", "ringing", "answered", "completed")
 PRICE_QUANTUM = Decimal("0.0001")
-
-MIGRATIONS = [
-    """
-    CREATE TABLE calls (
-        id TEXT PRIMARY KEY,
-        account TEXT NOT NULL,
-        direction TEXT NOT NULL CHECK (direction IN ('inbound', 'outbound')),
-        from_number TEXT NOT NULL,
-        to_number TEXT NOT NULL,
-        status TEXT NOT NULL,
-        sip_status INTEGER,
-        cause TEXT,
-        flow TEXT,
-        created_at TEXT NOT NULL,
-        started_at TEXT,
-        answered_at TEXT,
-        ended_at TEXT,
-        billable_seconds INTEGER,
-        price_eur TEXT,
-        status_callback TEXT,
-        status_events TEXT NOT NULL DEFAULT '[]',
-        record INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE INDEX calls_account ON calls (account, created_at);
-    CREATE TABLE call_events (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        call_id TEXT NOT NULL,
-        at TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        data TEXT NOT NULL
-    );
-    CREATE INDEX call_events_call ON call_events (call_id, seq);
-    CREATE TABLE recordings (
-        id TEXT PRIMARY KEY,
-        account TEXT NOT NULL,
-        call_id TEXT NOT NULL,
-        path TEXT NOT NULL,
-        started_at TEXT,
-        duration_seconds REAL,
-        created_at TEXT NOT NULL
-    );
-    CREATE INDEX recordings_account ON recordings (account, created_at);
-    CREATE INDEX recordings_call ON recordings (call_id);
-    """,
-    # Why price_eur is null (an unpriced destination, no tariff): said, not left to guess.
-    "ALTER TABLE calls ADD COLUMN price_note TEXT;",
-]
-
-
-@dataclass(frozen=True)
-class CallPrice:
-    """What one answered leg costs: billable seconds as the tariff counts them (its
-    increments), the price, or no price and the reason (the destination is not priced, the
-    account has no tariff ...)."""
-
-    billable_seconds: int
-    price_eur: Decimal | None
-    unpriced_reason: str | None = None
+_ONCE = ("ringing", "answered", "ended")  # kinds a leg's trace holds at most once
 
 
 class Pricer(Protocol):
-    """Rates one finished call under the account's tariff (flexvoice.api.pricing, built on
-    the metering module's rating)."""
+    """Rates one leg's `call` usage event under the account's tariff (flexvoice.api.pricing,
+    built on the metering module's rating)."""
 
-    def price_call(
-        self,
-        account: str,
-        direction: str,
-        to: str,
-        started_at: str,
-        answered_at: str,
-        ended_at: str,
-    ) -> CallPrice: ...
+    def price_usage(self, event: dict[str, Any]) -> CallPrice: ...
 
 
 class CallListener(Protocol):
@@ -115,90 +67,18 @@ class WebhookSender(Protocol):
     def enqueue(self, account: str, url: str, event: str, payload: dict[str, Any]) -> None: ...
 
 
-@dataclass(frozen=True)
-class Recording:
-    id: str
-    account: str
-    call_id: str
-    path: str
-    started_at: str | None
-    duration_seconds: float | None
-    created_at: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "call_id": self.call_id,
-            "started_at": self.started_at,
-            "duration_seconds": self.duration_seconds,
-            "created_at": self.created_at,
-            "url": f"/v1/recordings/{self.id}.wav",
-        }
-
-
-@dataclass(frozen=True)
-class CallRecord:
-    id: str
-    account: str
-    direction: str
-    from_number: str
-    to_number: str
-    status: str
-    sip_status: int | None
-    cause: str | None
-    flow: str | None
-    created_at: str
-    started_at: str | None
-    answered_at: str | None
-    ended_at: str | None
-    billable_seconds: int | None
-    price_eur: str | None
-    status_callback: str | None
-    status_events: tuple[str, ...]
-    record: bool
-    price_note: str | None = None
-
-    @property
-    def final(self) -> bool:
-        return self.status in FINAL_STATUSES
-
-
-_COLUMNS = (
-    "id, account, direction, from_number, to_number, status, sip_status, cause, flow,"
-    " created_at, started_at, answered_at, ended_at, billable_seconds, price_eur,"
-    " status_callback, status_events, record, price_note"
-)
-
-
-def _call(row: Any) -> CallRecord:
-    values = list(row)
-    values[16] = tuple(json.loads(values[16]))
-    values[17] = bool(values[17])
-    return CallRecord(*values)
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
 def outcome_status(data: dict[str, object], answered: bool) -> CallStatus:
-    """The final status for an "ended" event: from the SIP layer's outcome when it says one,
-    else from the SIP status (Twilio's vocabulary)."""
+    """The final status for an "ended" event: the SIP layer's outcome when it says one, else
+    the outcome of its SIP status (flexvoice.outcomes, the one table)."""
     if answered:
         return "completed"
     outcome = data.get("outcome")
-    if outcome in ("busy", "no-answer", "failed", "canceled"):
+    if outcome in ("busy", "no-answer", "failed", "canceled", "redirected"):
         return outcome  # type: ignore[return-value]
     sip = data.get("sip_status")
-    if sip in (486, 600):
-        return "busy"
-    if sip in (408, 480):
-        return "no-answer"
-    if sip == 487:
-        return "canceled"
-    if sip == 603:
-        return "busy"  # declined: Twilio reports a rejected call as busy
-    return "failed"
+    if isinstance(sip, int) and 300 <= sip < 400:
+        return "redirected"
+    return outcome_for(sip) if isinstance(sip, int) and sip >= 300 else "failed"
 
 
 class CallRegistry:
@@ -238,13 +118,14 @@ class CallRegistry:
         status_events: tuple[str, ...] = ("completed",),
         record: bool = False,
         call_id: str | None = None,
+        parent_call_id: str | None = None,
     ) -> CallRecord:
         call_id = call_id or "CA" + uuid.uuid4().hex
         now = self.clock()
         self.conn.execute(
-            f"INSERT INTO calls ({_COLUMNS}) VALUES"
+            f"INSERT INTO calls ({COLUMNS}) VALUES"
             " (?, ?, ?, ?, ?, 'queued', NULL, NULL, ?, ?, NULL, NULL, NULL, NULL, NULL, ?, ?, ?,"
-            " NULL)",
+            " NULL, ?, NULL, NULL)",
             (
                 call_id,
                 account,
@@ -256,19 +137,27 @@ class CallRegistry:
                 status_callback,
                 json.dumps(list(status_events)),
                 int(record),
+                parent_call_id,
             ),
         )
-        self._trace(call_id, "queued", {"flow": flow})
+        self._trace(call_id, "queued", {"flow": flow, "parent_call_id": parent_call_id})
         call = self.get(call_id)
         assert call is not None
         self._tell(call, "queued", {"flow": flow})
         return call
 
     def get(self, call_id: str, account: str | None = None) -> CallRecord | None:
-        row = self.conn.execute(f"SELECT {_COLUMNS} FROM calls WHERE id = ?", (call_id,)).fetchone()
+        row = self.conn.execute(f"SELECT {COLUMNS} FROM calls WHERE id = ?", (call_id,)).fetchone()
         if row is None or (account is not None and row[1] != account):
             return None
-        return _call(row)
+        return call_row(row)
+
+    def children(self, call_id: str) -> builtins.list[CallRecord]:
+        rows = self.conn.execute(
+            f"SELECT {COLUMNS} FROM calls WHERE parent_call_id = ? ORDER BY created_at, rowid",
+            (call_id,),
+        ).fetchall()
+        return [call_row(r) for r in rows]
 
     def list(
         self,
@@ -293,11 +182,11 @@ class CallRegistry:
             where.append("created_at >= ?")
             args.append(since)
         rows = self.conn.execute(
-            f"SELECT {_COLUMNS} FROM calls WHERE {' AND '.join(where)}"
+            f"SELECT {COLUMNS} FROM calls WHERE {' AND '.join(where)}"
             " ORDER BY created_at DESC, id LIMIT ?",
             (*args, limit),
         ).fetchall()
-        return [_call(r) for r in rows]
+        return [call_row(r) for r in rows]
 
     def events(self, call_id: str) -> builtins.list[dict[str, Any]]:
         rows = self.conn.execute(
@@ -307,10 +196,7 @@ class CallRegistry:
         return [{"seq": r[0], "at": r[1], "kind": r[2], "data": json.loads(r[3])} for r in rows]
 
     def recordings(self, account: str, call_id: str | None = None) -> builtins.list[Recording]:
-        sql = (
-            "SELECT id, account, call_id, path, started_at, duration_seconds, created_at"
-            " FROM recordings WHERE account = ?"
-        )
+        sql = f"SELECT {RECORDING_COLUMNS} FROM recordings WHERE account = ?"
         args: tuple[str, ...] = (account,)
         if call_id is not None:
             sql += " AND call_id = ?"
@@ -320,8 +206,7 @@ class CallRegistry:
 
     def recording(self, recording_id: str, account: str) -> Recording | None:
         row = self.conn.execute(
-            "SELECT id, account, call_id, path, started_at, duration_seconds, created_at"
-            " FROM recordings WHERE id = ? AND account = ?",
+            f"SELECT {RECORDING_COLUMNS} FROM recordings WHERE id = ? AND account = ?",
             (recording_id, account),
         ).fetchone()
         return Recording(*row) if row else None
@@ -332,9 +217,9 @@ class CallRegistry:
     # -- the observer
 
     def call_event(self, call_id: str, kind: str, data: dict[str, object]) -> None:
-        """CallObserver: "ringing", "answered", "ended" (sip_status, cause, outcome) from the
-        SIP layer; "step" (step, verb, why) and "recording" (path, duration, started_at) from
-        the flow runtime; anything else is kept in the trace only."""
+        """CallObserver: "leg" (a child was dialled), "ringing", "answered", "ended"
+        (sip_status, reason, cause, outcome, ended_by, usage) from the SIP layer; "step" and
+        "recording" from the flow runtime; anything else is kept in the trace only."""
         try:
             self._call_event(call_id, kind, data)
         except Exception:  # an observer must never break the call that reports to it
@@ -353,11 +238,21 @@ class CallRegistry:
                 log.exception("calls.listener_failed", call_id=call_id, kind=kind)
 
     def _call_event(self, call_id: str, kind: str, data: dict[str, object]) -> None:
-        self._trace(call_id, kind, data)
+        if kind == "leg":
+            self._add_leg(call_id, data)
+            return
         call = self.get(call_id)
         if call is None:
+            self._trace(call_id, kind, data)
+            return
+        if kind in _ONCE and self._seen(call, kind):
+            log.debug("calls.repeated_event", call_id=call_id, kind=kind)
             return
         at = str(data.get("at") or self.clock())
+        if kind == "ended":
+            self._end(call, data, at)
+            return
+        self._trace(call_id, kind, data)
         if kind == "initiated":
             self.conn.execute(
                 "UPDATE calls SET started_at = COALESCE(started_at, ?) WHERE id = ?",
@@ -373,13 +268,10 @@ class CallRegistry:
                 (at, at, call_id),
             )
             self._notify(call_id, "answered")
-        elif kind == "ended" and not call.final:
-            self._end(call, data, at)
         elif kind == "recording" and data.get("path"):
             duration = data.get("duration")
             self.conn.execute(
-                "INSERT INTO recordings (id, account, call_id, path, started_at,"
-                " duration_seconds, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO recordings ({RECORDING_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     "RE" + uuid.uuid4().hex,
                     call.account,
@@ -390,6 +282,33 @@ class CallRegistry:
                     self.clock(),
                 ),
             )
+
+    def _seen(self, call: CallRecord, kind: str) -> bool:
+        if kind == "ended":
+            return call.final
+        if kind == "answered":
+            return call.answered_at is not None or call.final
+        return call.status != "queued"  # ringing: once, and never after an answer
+
+    def _add_leg(self, call_id: str, data: dict[str, object]) -> None:
+        """A leg the call `parent_call_id` dialled: a call resource of its own, in the
+        parent's account, with the parent's status callback."""
+        parent = self.get(str(data.get("parent_call_id")))
+        if parent is None or self.get(call_id) is not None:
+            return
+        self.create(
+            account=parent.account,
+            direction="outbound",
+            from_number=str(data.get("from") or ""),
+            to_number=str(data.get("to") or ""),
+            flow=None,
+            status_callback=parent.status_callback,
+            status_events=parent.status_events,
+            call_id=call_id,
+            parent_call_id=parent.id,
+        )
+        self._trace(parent.id, "dialled", {"call_id": call_id, "to": data.get("to")})
+        self._notify(call_id, "initiated")
 
     def _advance(self, call: CallRecord, status: str) -> bool:
         if call.final or _RANK.get(call.status, 0) >= _RANK[status]:
@@ -403,23 +322,31 @@ class CallRegistry:
         """End a call the SIP layer never reported on (origination refused, cancelled before it
         rang): the same as an "ended" event with that outcome."""
         self.call_event(
-            call_id, "ended", {"outcome": status, "sip_status": sip_status, "cause": cause}
+            call_id,
+            "ended",
+            {"outcome": status, "sip_status": sip_status, "cause": cause, "ended_by": "api"},
         )
 
     def _end(self, call: CallRecord, data: dict[str, object], at: str) -> None:
         answered_at = call.answered_at
+        if answered_at is None and data.get("outcome") == "completed":
+            answered_at = call.started_at or at  # a stand-in leg that never said "answered"
         status = outcome_status(data, answered_at is not None)
         sip = data.get("sip_status")
         sip_status = sip if isinstance(sip, int) else None
         cause = str(data.get("cause") or data.get("reason") or status)
+        usage = data.get("usage")
         priced = CallPrice(0, Decimal(0))  # never answered: nothing is billed
         if answered_at is not None:
-            priced = self._price(call, answered_at, at)
+            event = usage if isinstance(usage, dict) else self._usage_of(call, answered_at, at)
+            priced = self._price(call, event, answered_at, at)
         price = priced.price_eur
+        ended_by = data.get("ended_by")
+        reason = data.get("reason")
         self.conn.execute(
             "UPDATE calls SET status = ?, sip_status = ?, cause = ?, ended_at = ?,"
             " started_at = COALESCE(started_at, ?), billable_seconds = ?, price_eur = ?,"
-            " price_note = ? WHERE id = ?",
+            " price_note = ?, ended_by = ?, reason = ? WHERE id = ?",
             (
                 status,
                 sip_status,
@@ -429,27 +356,60 @@ class CallRegistry:
                 priced.billable_seconds,
                 str(price.quantize(PRICE_QUANTUM, ROUND_HALF_UP)) if price is not None else None,
                 priced.unpriced_reason,
+                str(ended_by) if ended_by else None,
+                str(reason) if reason else None,
                 call.id,
             ),
         )
+        # The trace says what the resource says: billable seconds as the tariff counts them.
+        shown = {k: v for k, v in data.items() if k != "usage"}
+        shown |= {"status": status, "billable_seconds": priced.billable_seconds}
+        self._trace(call.id, "ended", shown)
         log.info("call.ended", call_id=call.id, status=status, sip_status=sip_status, cause=cause)
-        # The leg's `call` usage event is written by the SIP layer (flexvoice.sip.usage), which
-        # sees every leg however it was placed: writing it here too would bill it twice.
-        self._notify(call.id, "completed")
+        if call.parent_call_id is not None:
+            self._trace(
+                call.parent_call_id,
+                "leg_ended",
+                {"call_id": call.id, "to": call.to_number, "status": status,
+                 "sip_status": sip_status, "reason": reason, "ended_by": ended_by},
+            )  # fmt: skip
+        self._completed(call.id)
+        if call.parent_call_id is not None:
+            self._completed(call.parent_call_id)
 
-    def _price(self, call: CallRecord, answered_at: str, ended_at: str) -> CallPrice:
-        seconds = _seconds_between(answered_at, ended_at)
+    def _completed(self, call_id: str) -> None:
+        """The `completed` callback, once the call and all its legs ended (so its price is
+        the whole tree's): from the parent's own end, or from its last leg's."""
+        call = self.get(call_id)
+        if call is None or not call.final:
+            return
+        if any(not leg.final for leg in self.children(call_id)):
+            return
+        self._notify(call_id, "completed")
+
+    def _usage_of(self, call: CallRecord, answered_at: str, ended_at: str) -> dict[str, Any] | None:
+        return build_call_event(
+            call_id=call.id,
+            account=call.account,
+            direction=call.direction,
+            caller=call.from_number,
+            callee=call.to_number,
+            started_at=call.started_at or answered_at,
+            answered_at=answered_at,
+            ended_at=ended_at,
+            parent_call_id=call.parent_call_id,
+        )
+
+    def _price(
+        self, call: CallRecord, event: dict[str, Any] | None, answered_at: str, ended_at: str
+    ) -> CallPrice:
+        seconds = seconds_between(answered_at, ended_at)
+        if event is None:
+            return CallPrice(seconds, None, "not billed: a SIP address does not cross the trunk")
         if self.pricer is None:
             return CallPrice(seconds, None, "no tariffs are loaded on this node")
         try:
-            return self.pricer.price_call(
-                call.account,
-                call.direction,
-                call.to_number,
-                call.started_at or answered_at,
-                answered_at,
-                ended_at,
-            )
+            return self.pricer.price_usage(event)
         except Exception as exc:  # a pricing bug must not lose the call's outcome
             log.exception("calls.price_failed", call_id=call.id)
             return CallPrice(seconds, None, f"pricing failed: {exc}")
@@ -471,28 +431,4 @@ class CallRegistry:
 
     def resource(self, call: CallRecord) -> dict[str, Any]:
         """The call as the API shows it (and webhooks carry it)."""
-        return {
-            "id": call.id,
-            "account": call.account,
-            "direction": call.direction,
-            "from": call.from_number,
-            "to": call.to_number,
-            "status": call.status,
-            "sip_status": call.sip_status,
-            "cause": call.cause,
-            "flow": call.flow,
-            "created_at": call.created_at,
-            "started_at": call.started_at,
-            "answered_at": call.answered_at,
-            "ended_at": call.ended_at,
-            "billable_seconds": call.billable_seconds,
-            "price_eur": call.price_eur,
-            "price_note": call.price_note,
-            "recordings": [r.as_dict() for r in self.recordings(call.account, call.id)],
-            "events_url": f"/v1/calls/{call.id}/events",
-        }
-
-
-def _seconds_between(start: str, end: str) -> int:
-    delta = datetime.fromisoformat(end) - datetime.fromisoformat(start)
-    return max(0, round(delta.total_seconds()))
+        return call_resource(call, self.children(call.id), self.recordings(call.account, call.id))

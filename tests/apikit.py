@@ -33,19 +33,31 @@ OTHER_NUMBER = "+3226002000"
 
 
 class FakeLeg:
-    def __init__(self, call_id: str, to: str, caller: str):
+    """An answered leg that, like the SIP layer's, reports its own end to the observer."""
+
+    def __init__(self, call_id: str, to: str, caller: str, observer: CallObserver):
         self.call_id = call_id
         self.direction = "outbound"
         self.caller = caller
         self.callee = to
+        self.observer = observer
         self.hung_up = asyncio.Event()
 
     @property
     def answered(self) -> bool:
         return True
 
-    async def hangup(self, sip_status: int = 200, reason: str = "normal") -> None:
+    async def hangup(
+        self, sip_status: int = 200, reason: str = "normal", *, ended_by: str = "flow"
+    ) -> None:
+        if self.hung_up.is_set():
+            return
         self.hung_up.set()
+        self.observer.call_event(
+            self.call_id,
+            "ended",
+            {"sip_status": 200, "reason": "Normal call clearing", "ended_by": ended_by},
+        )
 
 
 @dataclass
@@ -55,6 +67,15 @@ class FakeOriginator:
     ringing until cancelled."""
 
     calls: list[dict[str, Any]] = field(default_factory=list)
+    allowed_caller_ids: tuple[str, ...] = ()  # as a trunk's caller_id.allowed; () = any
+
+    async def hangup(self, call_id: str, ended_by: str) -> bool:
+        return False  # it holds no inbound calls
+
+    def caller_id_refusal(self, caller_id: str) -> str | None:
+        if not self.allowed_caller_ids or caller_id in self.allowed_caller_ids:
+            return None
+        return f"from: {caller_id} is not in the trunk's caller_id.allowed"
 
     async def originate(
         self,
@@ -81,7 +102,7 @@ class FakeOriginator:
         if last == "8":
             return None, DialAttempt(to, "no-answer", 480, "ring_timeout")
         observer.call_event(call_id, "answered", {"sip_status": 200})
-        return FakeLeg(call_id, to, caller_id), DialAttempt(to, "completed", 200, "OK")
+        return FakeLeg(call_id, to, caller_id, observer), DialAttempt(to, "completed", 200, "OK")
 
 
 @dataclass
@@ -89,6 +110,10 @@ class FakeFlows:
     """Runs a 'flow' by reporting two steps, then holding the call `hold` seconds."""
 
     hold: float = 0.05
+    # The flows it "has": a call naming another is refused (422 unknown-flow) by the API.
+    flows: dict[str, Any] = field(
+        default_factory=lambda: dict.fromkeys(("support", "hello", "notify", "x"))
+    )
     started: list[tuple[str, str]] = field(default_factory=list)
     documents: dict[str, Any] = field(default_factory=dict)  # call id -> flow_inline/_url Flow
 

@@ -95,7 +95,14 @@ async def run_uac_async(*args: str, **kwargs: object) -> SippResult:
 class Uas:
     """A sipp callee listening on 127.0.0.1:port until stopped (or `calls` are done)."""
 
-    def __init__(self, scenario: str, port: int, calls: int = 10, host: str = "127.0.0.1"):
+    def __init__(
+        self,
+        scenario: str,
+        port: int,
+        calls: int = 10,
+        host: str = "127.0.0.1",
+        timeout: int = 120,  # seconds; it then prints its statistics and exits by itself
+    ):
         self.port = port
         self.host = host
         self.proc = subprocess.Popen(
@@ -113,7 +120,7 @@ class Uas:
                 str(calls),
                 "-nostdin",
                 "-timeout",
-                "120s",
+                f"{timeout}s",
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

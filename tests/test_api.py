@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from flexvoice.api.models import CallCreate, CallResource
 from flexvoice.appkeys import CALLS, LOCKOUT, RATE_LIMITER
 from tests.apikit import ACME_NUMBER, OTHER_NUMBER, Api, running_api, wait_status
 
@@ -362,6 +365,23 @@ async def test_openapi_and_docs(api: Api) -> None:
     assert schema["additionalProperties"] is False and "from" in schema["properties"]
     assert post["x-roles"] == ["admin", "developer"]
     assert "Idempotency-Key" in [p["name"] for p in post["parameters"]]
+    # The problem types are in the document itself, as a table Swagger UI renders.
+    assert "urn:flexvoice:problem:unknown-flow" in spec["info"]["description"]
+    # An example per call operation, each valid under the operation's own model: a parent
+    # call with two legs among them.
+    got = post["responses"]["201"]["content"]["application/json"]["example"]
+    CallResource.model_validate(got)
+    CallCreate.model_validate(post["requestBody"]["content"]["application/json"]["example"])
+    read = spec["paths"]["/v1/calls/{call_id}"]["get"]["responses"]["200"]["content"]
+    parent = CallResource.model_validate(read["application/json"]["example"])
+    assert len(parent.legs) == 2 and parent.price_eur == "0.7400"
+    assert sum(Decimal(p.price_eur or 0) for p in parent.price_breakdown) == Decimal("0.74")
     r = await api.client.get("/docs")
     text = await r.text()
-    assert r.status == 200 and "/v1/calls" in text and "urn:flexvoice:problem:rate-limited" in text
+    assert r.status == 200 and "/openapi.json" in text
+    assert "urn:flexvoice:problem:rate-limited" in text  # without JavaScript too
+    # Swagger UI comes from the node itself: no CDN, every file the page loads is served.
+    assert "https://" not in text and "http://" not in text
+    for asset in re.findall(r'(?:src|href)="(/docs/static/[^"]+)"', text):
+        r = await api.client.get(asset)
+        assert r.status == 200 and len(await r.read()) > 1000, asset

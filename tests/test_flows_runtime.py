@@ -11,7 +11,11 @@ from typing import Any
 
 import pytest
 
+from flexvoice.api.dialer import Dialer
+from flexvoice.callcontrol import DialAttempt
+from flexvoice.calls import CallRegistry
 from flexvoice.flows.webhooks import AiohttpWebhooks
+from flexvoice.storage.sqlite import connect
 from tests.conftest import crm_flow
 from tests.fakeleg import BlockingLeg, Script, harness
 
@@ -271,7 +275,7 @@ async def test_caller_hangup_ends_the_task(tmp_path: Path) -> None:
     h = harness(tmp_path)
     leg = h.leg(Script(hangup_after_inputs=0))
     reason = await h.call("bakery-main", leg)
-    assert reason.startswith("call ended by the far end (remote_hangup) during menu")
+    assert reason.startswith("the caller hung up during menu")
     assert h.sink.ids() == []  # the leg's call event is the SIP layer's
     assert h.observer.events[-1][1] == "flow_end"
 
@@ -407,3 +411,47 @@ async def test_flows_write_reroute_and_recording_events_not_call_events(tmp_path
     h = harness(tmp_path, tariff="vms-smart-routing")
     await h.call("bakery-main", h.leg(Script(digits=["1"], dial=["busy", "busy"])))
     assert h.sink.ids() == ["sim-1:reroute", "sim-1:rec-voicemail"]
+
+
+async def test_a_call_moved_to_another_flow_stays_up_and_runs_it(tmp_path: Path) -> None:
+    """POST /v1/calls/{id} {"flow": ...}: the leg is not hung up, the next flow runs on it."""
+    menu = """flow: waiting
+start: ask
+steps:
+  ask:
+    menu: {prompt: closed, options: {"1": bye}, timeout: 5s, retries: 0}
+  bye:
+    hangup: {}
+"""
+    thanks = "flow: thanks\nstart: say\nsteps:\n  say:\n    play: {prompt: thanks_bye}\n"
+    h = harness(tmp_path, {"waiting": menu, "thanks": thanks})
+    registry = CallRegistry(connect(tmp_path / "calls.db"))
+    leg = BlockingLeg(Script(digits=["1"]), h.clock, call_id="CA" + "1" * 32)
+
+    class Originator:
+        async def originate(self, *a: Any, **kw: Any) -> tuple[Any, DialAttempt]:
+            return leg, DialAttempt("+32475123456", "answered", 200, "OK")
+
+    call = registry.create(
+        account="acme",
+        direction="outbound",
+        from_number="+3226000000",
+        to_number="+32475123456",
+        flow="waiting",
+        call_id=leg.call_id,
+    )
+    dialer = Dialer(registry)
+    dialer.place(call, Originator(), h.runtime, ring_timeout=5, variables={})  # type: ignore[arg-type]
+    await asyncio.wait_for(leg.waiting.wait(), 5)
+    assert await dialer.move(call, h.runtime, "thanks")
+    for _ in range(200):  # the next flow plays its prompt, then ends the call itself
+        if leg.ended is not None:
+            break
+        await asyncio.sleep(0.01)
+    assert "play en/thanks_bye.wav" in leg.actions
+    assert leg.ended == "BYE" and "refuse with 503" not in leg.actions
+    trace = registry.events(call.id)
+    ends = [e["data"]["reason"] for e in trace if e["kind"] == "flow_end"]
+    assert ends[0] == "moved to another flow during ask", ends
+    assert [e["data"]["flow"] for e in trace if e["kind"] == "moved"] == ["thanks"]
+    await asyncio.gather(*(live.task for live in dialer.live.values()), return_exceptions=True)

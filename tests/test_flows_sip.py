@@ -113,7 +113,7 @@ async def test_menu_digit_reaches_the_orders_phone(flow_node: Factory) -> None:
     assert result.successful == 1, result.output
     assert observer.steps() == ["check_hours", "menu", "orders"]
     assert observer.whys()[2] == "digit 1"
-    assert node.reasons[0] == "call ended by the far end (normal) during orders"
+    assert node.reasons[0] == "the caller hung up during orders"
     assert counts(phone_log) == (1, 0)  # the orders phone answered, then got our BYE
 
 

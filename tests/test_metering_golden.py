@@ -403,6 +403,7 @@ def test_same_id_with_active_to_closes_an_open_number(tmp_path: Path) -> None:
 def test_pricer_prices_one_call_like_the_statement(tmp_path: Path) -> None:
     # The REST API's price of one call (flexvoice.api.pricing) is metering's rating.
     from flexvoice.api.pricing import TariffPricer
+    from flexvoice.callevent import call_event
 
     store = make_store(tmp_path)
     pricer = TariffPricer(store.conn, store.tariffs)
@@ -410,7 +411,12 @@ def test_pricer_prices_one_call_like_the_statement(tmp_path: Path) -> None:
     ended = "2024-03-05T10:01:06+01:00"  # 61 s: two started minutes
 
     def price(account: str, direction: str, to: str) -> tuple[int, Decimal | None]:
-        p = pricer.price_call(account, direction, to, started, answered, ended)
+        event = call_event(
+            call_id="CA1", account=account, direction=direction, caller="+3225550100",
+            callee=to, started_at=started, answered_at=answered, ended_at=ended,
+        )  # fmt: skip
+        assert event is not None
+        p = pricer.price_usage(event)
         return p.billable_seconds, p.price_eur
 
     assert price("acme", "outbound", "+32470123456") == (120, D("0.74"))

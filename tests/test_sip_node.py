@@ -92,7 +92,10 @@ def test_twenty_simultaneous_calls_spread_over_the_workers_through_the_edge(
         assert result.successful == 20 and result.failed == 0, result.output
     finally:
         err = stop(proc)
-    workers = {int(m.group(1)) for m in re.finditer(r"event=call\.routed call_id=w(\d+)\.", err)}
+    workers = {
+        int(m.group(1))
+        for m in re.finditer(r"event=call\.routed call_id=CA[0-9a-f]{32} worker=(\d+)", err)
+    }
     assert len(re.findall(r"event=call\.routed", err)) == 20
     assert len(workers) >= 5, f"calls went to workers {sorted(workers)}"
 
@@ -120,7 +123,7 @@ def test_a_killed_worker_is_skipped_by_the_edge_and_comes_back(tmp_path: Path) -
         err = stop(proc)
     assert "event=worker.died worker=0" in err
     assert "event=worker.restarted worker=0" in err
-    routed = re.findall(r"event=call\.routed call_id=w(\d+)\.", err)
+    routed = re.findall(r"event=call\.routed call_id=CA[0-9a-f]{32} worker=(\d+)", err)
     assert routed[:4] == ["1"] * 4
     assert routed[4:].count("0") == 4 and routed[4:].count("1") == 4
 

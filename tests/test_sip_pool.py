@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import random
+import re
 import signal
 import socket
 import struct
@@ -201,13 +202,15 @@ async def test_outbound_dial_busy_no_answer_then_answered_and_bridged(
     assert len(events) == 4
     inbound = next(e for e in events.values() if e["direction"] == "inbound")
     assert inbound["to"] == "+3225551234" and inbound["answered_at"] is not None
-    dialled = sorted((e["id"], e["to"], e["answered_at"] is not None) for e in events.values()
-                     if e["direction"] == "outbound")  # fmt: skip
+    dialled = sorted((e["to"], e["parent_call_id"], e["answered_at"] is not None)
+                     for e in events.values() if e["direction"] == "outbound")  # fmt: skip
     call_id = str(inbound["id"]).removesuffix(":leg")
+    # Every leg is a call of its own (CA + 32 hex), the dialled ones children of the inbound.
+    assert all(re.fullmatch(r"CA[0-9a-f]{32}:leg", i) for i in events), list(events)
     assert dialled == [
-        (f"{call_id}:out1:leg", "+3226001", False),
-        (f"{call_id}:out2:leg", "+3226002", False),
-        (f"{call_id}:out3:leg", "+3226003", True),
+        ("+3226001", call_id, False),
+        ("+3226002", call_id, False),
+        ("+3226003", call_id, True),
     ]
     assert all(e["account"] == "acme" for e in events.values())
     assert len(results) == 4, outputs

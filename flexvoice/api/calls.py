@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import difflib
 import ipaddress
 import json
 from typing import cast
@@ -107,6 +108,8 @@ async def create_call(request: web.Request) -> web.Response:
                 field=field,
             )
         document = await _flow_document(request, body)
+    if body.flow is not None:
+        _check_flow_name(request, body.flow)
     originator = app.get(ORIGINATOR)
     if originator is None:
         raise ProblemError(
@@ -115,6 +118,9 @@ async def create_call(request: web.Request) -> web.Response:
             "start it with 'flexvoice serve' and a trunk in sip/trunks.yaml",
             headers={"Retry-After": "30"},
         )
+    refusal = originator.caller_id_refusal(body.from_)
+    if refusal is not None:
+        raise ProblemError("caller-id-not-allowed", refusal, field="from")
     wait = await app[RATE_LIMITER].hit(principal.account, cfg.api.rate_limit_cps)
     if wait > 0:
         raise ProblemError(
@@ -149,6 +155,29 @@ async def create_call(request: web.Request) -> web.Response:
     response = _json(request, call, 201)
     response.headers["Location"] = f"/v1/calls/{call.id}"
     return response
+
+
+def _check_flow_name(request: web.Request, name: str) -> None:
+    """A named flow must be loaded before anything rings (422 unknown-flow, did you mean)."""
+    runtime = _flows(request)
+    if runtime is None:
+        raise ProblemError(
+            "service-unavailable",
+            f"flow: the flow runtime is not running on this node, so '{name}' cannot run",
+            field="flow",
+        )
+    known = sorted(runtime.flows)
+    if name in known:
+        return
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    names = ", ".join(known) if known else "none are loaded"
+    raise ProblemError(
+        "unknown-flow",
+        f"flow: no flow named '{name}'; {hint}the flows on this node are: {names} "
+        "(GET /v1/flows lists them)",
+        field="flow",
+    )
 
 
 async def _flow_document(request: web.Request, body: CallCreate) -> Flow:
@@ -279,11 +308,15 @@ async def update_call(request: web.Request) -> web.Response:
         )
     dialer = app[DIALER]
     if body.status is not None:
-        if not await dialer.hangup(call.id):
+        originator = app.get(ORIGINATOR)
+        ended = await dialer.hangup(call.id)
+        if not ended and originator is not None:
+            ended = await originator.hangup(call.id, "api")  # inbound, or a dialled leg
+        if not ended:
             raise ProblemError(
                 "conflict",
-                f"call {call.id} is not held by this node (it is inbound or ending); "
-                "it cannot be hung up from here",
+                f"call {call.id} is not held by this node (another node holds it, or it "
+                "is ending); it cannot be hung up from here",
                 field="status",
             )
     else:

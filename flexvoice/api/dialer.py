@@ -1,17 +1,24 @@
 """Outbound calls placed over REST: originate through the SIP layer's `Originator`, then hand
 the answered leg to the flow runtime. One asyncio task per call, so POST /v1/calls answers at
 once (status queued) and the call's progress arrives through the CallObserver (the registry).
+
+The leg reports its own `ringing`, `answered` and `ended`; this module writes only what
+happens before there is a leg (`initiated`, an origination the SIP layer refused). Hanging
+up over REST ends the leg with `ended_by: api`, which ends its whole tree (the dialled legs
+bridged to it); the flow then sees the call end, as it would see the caller leave.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from flexvoice.callcontrol import CallEnded, CallLeg, Originator
+from flexvoice.callcontrol import CallEnded, CallLeg, EndedBy, Originator
 from flexvoice.calls import CallRecord, CallRegistry
+from flexvoice.flows.interpreter import FLOW_MOVED
 from flexvoice.flows.model import Flow
 from flexvoice.logs import bind_call, get_logger
 
@@ -19,7 +26,11 @@ log = get_logger(__name__)
 
 
 class FlowStarter(Protocol):
-    """The part of the flow runtime (flexvoice.flows, FlowRuntime) this module uses."""
+    """The part of the flow runtime (flexvoice.flows, FlowRuntime) the API uses."""
+
+    @property
+    def flows(self) -> Mapping[str, object]:
+        """The loaded flows by name (a call naming another is refused before it rings)."""
 
     def start_call(
         self,
@@ -88,6 +99,8 @@ class Dialer:
                 account=call.account,  # the SIP layer bills the leg (its `call` usage event)
             )
         except asyncio.CancelledError:
+            # Hung up while ringing: the leg sent its CANCEL and reports its end itself;
+            # this records the end of a call whose INVITE never left.
             reg.finish(call.id, "canceled", sip_status=487, cause="canceled_by_api")
             raise
         except Exception as exc:  # the SIP layer refused (no free worker, trunk down, ...)
@@ -95,6 +108,8 @@ class Dialer:
             reg.finish(call.id, "failed", sip_status=None, cause=f"originate_error: {exc}")
             return
         if leg is None:
+            # The leg reported its end; an originator that had no leg to report it (the
+            # registry keeps the first "ended" only) is covered by this one.
             reg.call_event(
                 call.id,
                 "ended",
@@ -102,10 +117,11 @@ class Dialer:
                     "outcome": attempt.outcome,
                     "sip_status": attempt.sip_status,
                     "cause": attempt.reason,
+                    # Our ring timeout ended a no-answer; the far end ended anything else.
+                    "ended_by": "flow" if attempt.outcome == "no-answer" else "callee",
                 },
             )
             return
-        reg.call_event(call.id, "answered", {"sip_status": attempt.sip_status})
         live = self.live.get(call.id)
         if live is not None:
             live.leg = leg
@@ -120,7 +136,6 @@ class Dialer:
         variables: dict[str, str],
         document: Flow | None = None,
     ) -> None:
-        cause = "flow_ended"
         try:
             if runtime is not None and flow is not None:
                 # Only a flow document is passed on: a runtime that runs files only (and the
@@ -145,29 +160,22 @@ class Dialer:
                 if live is not None and isinstance(task, asyncio.Task):
                     live.flow_task = task
                 await task
-            else:
-                cause = "no_flow_runtime"
-        except CallEnded as ended:
-            cause = ended.cause
-        except asyncio.CancelledError:
-            cause = "moved_or_hung_up"
-            raise
+        except CallEnded:
+            pass  # the leg reported how and by whom
         except Exception as exc:
             log.exception("call.flow_failed", error=repr(exc))
-            cause = "flow_error"
-        finally:
-            if cause != "moved_or_hung_up":
-                await self._hangup_quietly(leg)
-                self.registry.call_event(call.id, "ended", {"sip_status": 200, "cause": cause})
+        # The flow ended (or there was none): the call ends with it, and so do its legs. A
+        # move cancels this task before: the leg then goes on with the next flow.
+        await self._hangup_quietly(leg, "flow")
 
     @staticmethod
-    async def _hangup_quietly(leg: CallLeg) -> None:
+    async def _hangup_quietly(leg: CallLeg, ended_by: EndedBy) -> None:
         try:
-            await leg.hangup()
+            await leg.hangup(ended_by=ended_by)
         except Exception as exc:  # the leg may already be gone
             log.debug("call.hangup_ignored", error=repr(exc))
 
-    async def hangup(self, call_id: str) -> bool:
+    async def hangup(self, call_id: str, ended_by: EndedBy = "api") -> bool:
         """End a live call: cancel it while it rings, hang up once answered. False when the
         node holds no such live call (it ended, or another node placed it)."""
         live = self.live.get(call_id)
@@ -176,11 +184,8 @@ class Dialer:
         if live.leg is None:
             live.task.cancel()
             return True
-        if live.flow_task is not None:
-            live.flow_task.cancel()
-        await self._hangup_quietly(live.leg)
-        self.registry.call_event(call_id, "ended", {"sip_status": 200, "cause": "hung_up_by_api"})
-        live.task.cancel()
+        # The leg's end ends the flow's waits (CallEnded) and every leg it dialled.
+        await self._hangup_quietly(live.leg, ended_by)
         return True
 
     async def move(self, call: CallRecord, runtime: FlowStarter | None, flow: str) -> bool:
@@ -190,8 +195,8 @@ class Dialer:
             return False
         leg = live.leg
         if live.flow_task is not None:
-            live.flow_task.cancel()
-        live.task.cancel()
+            live.flow_task.cancel(FLOW_MOVED)
+        live.task.cancel(FLOW_MOVED)
         self.registry.call_event(call.id, "moved", {"flow": flow})
         new = LiveCall(asyncio.create_task(self._run_flow(call, leg, runtime, flow, {})), leg=leg)
         self.live[call.id] = new
@@ -205,7 +210,7 @@ class Dialer:
     async def close(self) -> None:
         """Node shutdown: hang up what is still up (the SIP layer drains its side too)."""
         for call_id in list(self.live):
-            await self.hangup(call_id)
+            await self.hangup(call_id, "node_shutdown")
         tasks = [live.task for live in self.live.values()]
         for t in tasks:
             t.cancel()

@@ -36,7 +36,15 @@ FlowName = Annotated[
     ),
 ]
 CallStatusName = Literal[
-    "queued", "ringing", "in-progress", "completed", "busy", "no-answer", "failed", "canceled"
+    "queued",
+    "ringing",
+    "in-progress",
+    "completed",
+    "busy",
+    "no-answer",
+    "failed",
+    "canceled",
+    "redirected",
 ]
 StatusEvent = Literal["initiated", "ringing", "answered", "completed"]
 Month = Annotated[
@@ -131,15 +139,52 @@ class RecordingResource(Resource):
     url: str = Field(description="the audio (WAV, supports range requests)")
 
 
+EndedByName = Literal["caller", "callee", "api", "flow", "worker_lost", "node_shutdown"]
+
+
+class CallLegSummary(Resource):
+    """One leg a call dialled (a `dial` step's target, a transfer target): also a call
+    resource of its own at /v1/calls/{id}."""
+
+    id: str = Field(description="the leg's call id (CA + 32 hex)")
+    from_: str = Field(alias="from", description="the caller ID the far end was shown")
+    to: str
+    status: CallStatusName
+    sip_status: int | None = Field(description="the final answer to its INVITE")
+    reason: str | None = Field(description="SIP reason of its end: 'Busy Here', ...")
+    cause: str | None
+    ended_by: EndedByName | None
+    answered_at: str | None
+    ended_at: str | None
+    duration_seconds: int | None = Field(description="seconds from answer to end")
+    billable_seconds: int | None
+    price_eur: str | None = Field(description="this leg's own price")
+
+
+class PricePart(Resource):
+    call_id: str
+    part: Literal["own", "leg"] = Field(description="the call's own leg, or a dialled leg")
+    price_eur: str | None
+
+
 class CallResource(Resource):
-    id: str
+    id: str = Field(description="CA + 32 hex, for every leg: inbound, outbound and dialled")
+    parent_call_id: str | None = Field(
+        None, description="the call that dialled this leg; null for a first leg"
+    )
     account: str
     direction: Literal["inbound", "outbound"]
     from_: str = Field(alias="from")
     to: str
     status: CallStatusName
     sip_status: int | None = Field(description="final SIP status (200, 486, 480, 487 ...)")
+    reason: str | None = Field(
+        None, description="SIP reason of the end: 'Normal call clearing', 'Busy Here' ..."
+    )
     cause: str | None
+    ended_by: EndedByName | None = Field(
+        None, description="who ended the call; every leg of its tree ends with it"
+    )
     flow: str | None
     created_at: str
     started_at: str | None
@@ -150,13 +195,19 @@ class CallResource(Resource):
         "(60/60: every started minute); 0 for unanswered calls"
     )
     price_eur: str | None = Field(
-        description="price in EUR as a decimal string (never a float), e.g. '0.0900'; null "
-        "until the call ended, or when the tariff does not price the destination"
+        description="price in EUR as a decimal string (never a float), e.g. '0.0900': the "
+        "call's own leg plus the legs it dialled (price_breakdown); null until it ended"
+    )
+    price_breakdown: list[PricePart] = Field(
+        default_factory=list, description="the call's own price and each leg's"
     )
     price_note: str | None = Field(
         None,
         description="why price_eur is null when the call ended (e.g. the account's tariff "
         "does not price the destination); null otherwise",
+    )
+    legs: list[CallLegSummary] = Field(
+        default_factory=list, description="the legs this call dialled, in the order rung"
     )
     recordings: list[RecordingResource]
     events_url: str

@@ -1,11 +1,16 @@
-"""GET /openapi.json (OpenAPI 3.1) and GET /docs (a readable page), written from the same
-`Operation`s and pydantic models that route and validate requests."""
+"""GET /openapi.json (OpenAPI 3.1) and GET /docs, written from the same `Operation`s and
+pydantic models that route and validate requests, with an example per call operation
+(flexvoice.api.examples) and the problem types.
+
+/docs is Swagger UI, served by the node itself from the files the PyPI package
+`swagger-ui-py` ships (no CDN: the page works on a node without internet access)."""
 
 from __future__ import annotations
 
 import html
-import json
+import importlib.util
 import re
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -13,10 +18,24 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from flexvoice import __version__
+from flexvoice.api.examples import EXAMPLES, PROBLEM_EXAMPLE
 from flexvoice.api.framework import Resource
 from flexvoice.api.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPES, TYPE_PREFIX
 
 docs_routes = web.RouteTableDef()
+SPEC: web.AppKey[dict[str, Any]] = web.AppKey("openapi_spec")  # set by install_routes
+
+
+def _swagger_ui_files() -> Path:
+    """The package's static folder, found without importing it (its Python half, for other
+    web frameworks, would cost every node start an import of Jinja2)."""
+    spec = importlib.util.find_spec("swagger_ui")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("swagger-ui-py is not installed: run ./run to install the project")
+    return Path(spec.origin).parent / "static"
+
+
+SWAGGER_UI_FILES = _swagger_ui_files()
 
 _PARAM = re.compile(r"{([a-zA-Z0-9_]+)}")
 
@@ -41,10 +60,32 @@ STATUS_TEXT = {
 }
 
 
+def _problem_table() -> str:
+    rows = "\n".join(
+        f"| `{TYPE_PREFIX}{slug}` | {status} | {title} |"
+        for slug, (status, title) in PROBLEM_TYPES.items()
+    )
+    return "| type | status | title |\n| --- | --- | --- |\n" + rows
+
+
+_DESCRIPTION = (
+    "Programmable voice: calls, numbers, flows, recordings and usage. Authenticate with "
+    "`Authorization: Bearer <key>` (`flexvoice keys create --account A --role developer`).\n\n"
+    "**A call is a tree.** The call placed over REST (or an inbound one) is the first leg; "
+    "every phone its flow dials is a leg of its own: a call resource with `parent_call_id`, "
+    "listed in the parent's `legs`. Whatever ends the call ends every leg, and `ended_by` "
+    "says who: `caller`, `callee`, `api`, `flow`, `worker_lost` or `node_shutdown`. The "
+    "parent's `price_eur` is its own plus its legs' (`price_breakdown`).\n\n"
+    "**Errors** are RFC 9457 problem documents (`application/problem+json`) naming the "
+    "field at fault. Their types:\n\n" + _problem_table()
+)
+
+
 def _problem_schema() -> dict[str, Any]:
     return {
         "type": "object",
         "description": "RFC 9457 problem details",
+        "examples": [PROBLEM_EXAMPLE],
         "required": ["type", "title", "status", "detail"],
         "properties": {
             "type": {
@@ -133,11 +174,12 @@ def build_spec(resources: list[Resource]) -> dict[str, Any]:
                     "replayed and nothing happens twice; another body: 409",
                 }
             )
+        example = EXAMPLES.get(f"{op.method} {op.path}", {})
         if op.body is not None:
-            operation["requestBody"] = {
-                "required": True,
-                "content": {op.consumes[0]: {"schema": refs[(op.body, "validation")]}},
-            }
+            media: dict[str, Any] = {"schema": refs[(op.body, "validation")]}
+            if "request" in example:
+                media["example"] = example["request"]
+            operation["requestBody"] = {"required": True, "content": {op.consumes[0]: media}}
         elif op.consumes[0] != "application/json":
             # A text document (a YAML flow): the server validates it, so any text is accepted
             # here and refused with a positioned 422.
@@ -147,7 +189,10 @@ def build_spec(resources: list[Resource]) -> dict[str, Any]:
             }
         ok: dict[str, Any] = {"description": op.summary}
         if op.response is not None:
-            ok["content"] = {op.produces: {"schema": refs[(op.response, "serialization")]}}
+            media = {"schema": refs[(op.response, "serialization")]}
+            if "response" in example:
+                media["example"] = example["response"]
+            ok["content"] = {op.produces: media}
         elif op.status != 204:
             binary = {"schema": {"type": "string", "format": "binary"}}
             ok["content"] = {ct: binary for ct in (op.produces, *op.also_produces)}
@@ -169,8 +214,7 @@ def build_spec(resources: list[Resource]) -> dict[str, Any]:
         "info": {
             "title": "FlexVoice REST API",
             "version": __version__,
-            "description": "Programmable voice: calls, numbers, flows, recordings and usage. "
-            "Errors are RFC 9457 problem documents. See /docs.",
+            "description": _DESCRIPTION,
         },
         "servers": [{"url": "/"}],
         "security": [{"bearerAuth": []}],
@@ -190,13 +234,7 @@ def build_spec(resources: list[Resource]) -> dict[str, Any]:
 
 
 def _spec(request: web.Request) -> dict[str, Any]:
-    from flexvoice.api.app import RESOURCES
-
-    cached = getattr(_spec, "cache", None)
-    if cached is None:
-        cached = build_spec(RESOURCES)
-        _spec.cache = cached  # type: ignore[attr-defined]
-    return cached
+    return request.config_dict[SPEC]
 
 
 @docs_routes.get("/openapi.json")
@@ -204,69 +242,42 @@ async def openapi_json(request: web.Request) -> web.Response:
     return web.json_response(_spec(request))
 
 
+# Swagger UI's own page, pointed at this node's document; its files come from the package.
+_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>FlexVoice REST API</title>
+<link rel="stylesheet" href="/docs/static/swagger-ui.css">
+</head>
+<body>
+<noscript>
+<h1>FlexVoice REST API</h1>
+<p>This page needs JavaScript; the API is described in <a href="/openapi.json">/openapi.json</a>
+(OpenAPI 3.1). Problem types: {problems}</p>
+</noscript>
+<div id="swagger-ui"></div>
+<script src="/docs/static/swagger-ui-bundle.js"></script>
+<script src="/docs/static/swagger-ui-standalone-preset.js"></script>
+<script>
+window.ui = SwaggerUIBundle({{
+  url: "/openapi.json",
+  dom_id: "#swagger-ui",
+  deepLinking: true,
+  defaultModelsExpandDepth: 1,
+  presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+  layout: "StandaloneLayout"
+}});
+</script>
+</body>
+</html>
+"""
+
+
 @docs_routes.get("/docs")
 async def docs_page(request: web.Request) -> web.Response:
-    spec = _spec(request)
-    e = html.escape
-    out = [
-        "<!doctype html><html lang=en><meta charset=utf-8>",
-        "<title>FlexVoice REST API</title>",
-        "<style>body{font:15px/1.5 system-ui,sans-serif;max-width:60em;margin:2em auto;"
-        "padding:0 1em}code,pre{background:#f4f4f4;padding:0 .2em}pre{padding:.5em;"
-        "overflow:auto}h3{margin-bottom:.2em}.m{font-weight:bold;display:inline-block;"
-        "width:4.5em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
-        "padding:.2em .5em;text-align:left}</style>",
-        "<h1>FlexVoice REST API</h1>",
-        f"<p>Version {e(spec['info']['version'])}. Machine-readable: "
-        "<a href=/openapi.json>/openapi.json</a> (OpenAPI 3.1). Authenticate with "
-        "<code>Authorization: Bearer &lt;key&gt;</code>; create keys with "
-        "<code>flexvoice keys create --account A --role developer</code>.</p>",
-    ]
-    for tag in spec["tags"]:
-        out.append(f"<h2 id={e(tag['name'])}>{e(tag['name'])}</h2><p>{e(tag['description'])}</p>")
-        for path, item in spec["paths"].items():
-            for method, op in item.items():
-                if op["tags"] != [tag["name"]]:
-                    continue
-                out.append(
-                    f"<h3><span class=m>{method.upper()}</span><code>{e(path)}</code></h3>"
-                    f"<p><b>{e(op['summary'])}</b>. {e(op['description'])}</p>"
-                )
-                params = [p for p in op["parameters"] if p["in"] != "path"]
-                if params:
-                    out.append(
-                        "<p>Parameters: "
-                        + ", ".join(f"<code>{e(p['name'])}</code> ({p['in']})" for p in params)
-                        + "</p>"
-                    )
-                body = op.get("requestBody")
-                ref = next(iter(body["content"].values()))["schema"].get("$ref") if body else None
-                if ref:
-                    name = ref.rsplit("/", 1)[-1]
-                    schema = spec["components"]["schemas"][name]
-                    fields = ", ".join(f"<code>{e(k)}</code>" for k in schema.get("properties", {}))
-                    out.append(f"<p>Body (JSON, unknown fields rejected): {fields}</p>")
-                elif body:
-                    types = ", ".join(f"<code>{e(t)}</code>" for t in body["content"])
-                    out.append(f"<p>Body: a document sent as {types}</p>")
-                codes = ", ".join(sorted(op["responses"]))
-                out.append(f"<p>Answers: {e(codes)}</p>")
-    out.append("<h2 id=problems>Problem types</h2><table><tr><th>type<th>status<th>title")
-    for slug, (status, title) in PROBLEM_TYPES.items():
-        out.append(
-            f"<tr id=problem-{e(slug)}><td><code>{e(TYPE_PREFIX + slug)}</code><td>{status}"
-            f"<td>{e(title)}"
-        )
-    out.append("</table>")
-    example = json.dumps(
-        {
-            "type": TYPE_PREFIX + "unknown-field",
-            "title": PROBLEM_TYPES["unknown-field"][1],
-            "status": 422,
-            "detail": "colour: not a field of this request; remove it",
-            "field": "colour",
-        },
-        indent=2,
-    )
-    out.append(f"<p>Example:</p><pre>{e(example)}</pre></html>")
-    return web.Response(text="\n".join(out), content_type="text/html")
+    problems = ", ".join(html.escape(TYPE_PREFIX + slug) for slug in PROBLEM_TYPES)
+    return web.Response(text=_PAGE.format(problems=problems), content_type="text/html")
+
+
+docs_routes.static("/docs/static", SWAGGER_UI_FILES)

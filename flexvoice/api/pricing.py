@@ -1,14 +1,15 @@
 """The price of one call leg for the call resource and the final `completed` callback.
 
-It is metering's own rating, not a second engine: the leg becomes the `call` usage event the
-SIP layer writes for it (flexvoice.sip.usage), parsed by `parse_event` and priced by `rate`
-under the account's tariff, so the price a developer sees on the call is the amount the
-statement charges for it (before the statement rounds its total to cents).
+It is metering's own rating, not a second engine: the leg's `call` usage event (built once,
+by flexvoice.callevent, and written to the usage feed by the SIP layer) is parsed
+by `parse_event` and priced by `rate` under the account's tariff, so the price a developer
+sees on the call is the amount finance's export shows for the same event.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 from flexvoice.accounts import get_account
 from flexvoice.calls import CallPrice
@@ -25,32 +26,14 @@ class TariffPricer:
         self.conn = conn
         self.tariffs = tariffs
 
-    def price_call(
-        self,
-        account: str,
-        direction: str,
-        to: str,
-        started_at: str,
-        answered_at: str,
-        ended_at: str,
-    ) -> CallPrice:
+    def price_usage(self, event: dict[str, Any]) -> CallPrice:
+        account = str(event.get("account"))
         found = get_account(self.conn, account)
         if found is None:
             return CallPrice(0, None, f"account '{account}' does not exist")
         tariff = self.tariffs.get(found.tariff)
         if tariff is None:
             return CallPrice(0, None, f"the account's tariff '{found.tariff}' has no file")
-        event = {
-            "id": "price",
-            "account": account,
-            "kind": "call",
-            "direction": direction,
-            "from": "anonymous",  # not priced; the event format only needs some text
-            "to": to,
-            "started_at": started_at,
-            "answered_at": answered_at,
-            "ended_at": ended_at,
-        }
         try:
             parsed = parse_event(event)
         except EventError as exc:

@@ -27,6 +27,8 @@ PROBLEM_TYPES: dict[str, tuple[int, str]] = {
     "invalid-field": (422, "A field has a value that is not allowed"),
     "invalid-number": (422, "A phone number is not valid"),
     "invalid-flow": (422, "The flow is not valid"),
+    "unknown-flow": (422, "No flow has this name"),
+    "caller-id-not-allowed": (422, "The trunk does not allow this caller ID"),
     "unknown-query-parameter": (400, "A query parameter is not part of this request"),
     "invalid-query-parameter": (400, "A query parameter has a value that is not allowed"),
     "unauthenticated": (401, "An API key is needed"),

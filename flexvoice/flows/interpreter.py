@@ -362,6 +362,11 @@ class CallContext:
             log.exception("flow.observer_failed", kind=kind)
 
 
+# The message a flow's task is cancelled with when its call moves to another flow
+# (POST /v1/calls/{id} {"flow": ...}); any other cancellation is the node stopping.
+FLOW_MOVED = "moved to another flow"
+
+
 async def run_call(ctx: CallContext) -> str:
     """Run the flow to its end; return why the call ended. Never leaves the call up."""
     flow, leg = ctx.flow, ctx.leg
@@ -403,17 +408,35 @@ async def run_call(ctx: CallContext) -> str:
             await leg.hangup(sip_status=end_status or 480, reason="flow_end")
             ctx.ended = True
     except CallEnded as exc:
-        reason = f"call ended by the far end ({exc.cause}) during {ctx.step}"
+        reason = f"{ended_by_words(exc.cause)} during {ctx.step}"
         ctx.ended = True
-    except asyncio.CancelledError:
+    except asyncio.CancelledError as exc:
+        if exc.args and exc.args[0] == FLOW_MOVED:
+            # The leg goes on with another flow: nothing to hang up.
+            reason = f"{FLOW_MOVED} during {ctx.step}"
+            raise
         reason = "cancelled (node shutting down)"
         if not ctx.ended:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(leg.hangup(sip_status=503, reason="shutdown"), 2)
+                await asyncio.wait_for(
+                    leg.hangup(sip_status=503, reason="shutdown", ended_by="node_shutdown"), 2
+                )
         raise
     finally:
         await _finish(ctx, reason)
     return reason
+
+
+def ended_by_words(who: str) -> str:
+    """The trace's words for who ended a call (flexvoice.outcomes.EndedBy)."""
+    return {
+        "caller": "the caller hung up",
+        "callee": "the callee hung up",
+        "api": "hung up over the API",
+        "flow": "ended by the flow",
+        "worker_lost": "the media worker holding the call was lost",
+        "node_shutdown": "the node shut down",
+    }.get(who, f"call ended ({who})")
 
 
 async def apologize(ctx: CallContext) -> None:

@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from flexvoice.callcontrol import CallEnded, CallLeg, CallObserver
+from flexvoice.continuity import continuity_target
 from flexvoice.errors import Problem
 from flexvoice.flows.interpreter import (
     CallContext,
     FlowDeps,
     QueueBoard,
+    ended_by_words,
     iso,
     maybe_await,
     run_call,
@@ -175,8 +177,13 @@ class FlowRuntime:
             name=f"call-{leg.call_id}",
         )
         self.calls[leg.call_id] = task
-        task.add_done_callback(lambda _t: self.calls.pop(leg.call_id, None))
+        task.add_done_callback(lambda done: self._forget(leg.call_id, done))
         return task
+
+    def _forget(self, call_id: str, task: asyncio.Task[str]) -> None:
+        # A moved call's next flow runs under the same id: keep it.
+        if self.calls.get(call_id) is task:
+            del self.calls[call_id]
 
     def make_context(
         self,
@@ -235,8 +242,9 @@ class FlowRuntime:
         ctx.started_at = started
         if leg.direction == "inbound" and self.deps.continuity_for is not None:
             override = await _lookup(self.deps.continuity_for, leg.callee, "continuity_for")
-            if _active(override):
-                return await _continuity(ctx, str(override[0]))
+            forward_to = continuity_target(override)
+            if forward_to is not None:
+                return await _continuity(ctx, forward_to)
         if flow is None:
             known = ", ".join(sorted(self.flows)) or "none loaded"
             log.error("flow.unknown", flow=flow_name, known=known)
@@ -246,16 +254,6 @@ class FlowRuntime:
             return f"no flow named '{flow_name}'"
         log.info("flow.call", flow=flow.name, version=flow.digest[:12], account=account)
         return await run_call(ctx)
-
-
-def _active(override: Any) -> bool:
-    return (
-        isinstance(override, tuple | list)
-        and len(override) == 2
-        and bool(override[1])
-        and isinstance(override[0], str)
-        and bool(override[0])
-    )
 
 
 async def _continuity(ctx: CallContext, forward_to: str) -> str:
@@ -270,7 +268,7 @@ async def _continuity(ctx: CallContext, forward_to: str) -> str:
         reason = f"{how} to {forward_to} (Voice Continuity)"
         ctx.reroute("continuity")
     except CallEnded as exc:
-        reason = f"call ended by the far end ({exc.cause}) before the redirect"
+        reason = f"{ended_by_words(exc.cause)} before the redirect"
     finally:
         ended = ctx.now()
         ctx.note_answered()

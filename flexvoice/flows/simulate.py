@@ -17,6 +17,7 @@ from typing import Literal
 
 from flexvoice.callcontrol import (
     CallEnded,
+    CallObserver,
     DialAttempt,
     DialOutcome,
     DialResult,
@@ -28,7 +29,10 @@ from flexvoice.errors import UserError
 from flexvoice.flows.interpreter import FlowDeps
 from flexvoice.flows.model import Flow
 from flexvoice.flows.runtime import FlowRuntime
+from flexvoice.flows.scriptedtree import ScriptedTree
 from flexvoice.flows.webhooks import FileWebhooks
+from flexvoice.legstate import Answered, Disconnected, HangupAsked
+from flexvoice.outcomes import EndedBy, outcome_for, reason_for
 
 
 class VirtualClock:
@@ -50,33 +54,29 @@ class VirtualClock:
         return (self.t - self.start).total_seconds()
 
 
-OUTCOME_TOKENS: dict[str, tuple[DialOutcome, int, str]] = {
-    "answered": ("completed", 200, "OK"),
-    "completed": ("completed", 200, "OK"),
-    "busy": ("busy", 486, "Busy Here"),
-    "declined": ("busy", 603, "Decline"),
-    "no-answer": ("no-answer", 487, "ring_timeout"),
-    "failed": ("failed", 503, "Service Unavailable"),
-    "canceled": ("canceled", 487, "Request Terminated"),
+OUTCOME_TOKENS: dict[str, int] = {
+    "answered": 200,
+    "completed": 200,
+    "busy": 486,
+    "declined": 603,
+    "no-answer": 487,  # rang until our CANCEL at the ring timeout
+    "failed": 503,
+    "canceled": 487,
 }
 
 
 def dial_token(token: str) -> tuple[DialOutcome, int, str]:
-    """'busy', 'no-answer', 'answered', ... or a SIP status such as 486 or 503."""
+    """'busy', 'no-answer', 'answered', ... or a SIP status such as 486 or 503; the outcome
+    and reason come from the one table the SIP layer uses (flexvoice.outcomes)."""
     token = token.strip().lower()
     if token in OUTCOME_TOKENS:
-        return OUTCOME_TOKENS[token]
+        status = OUTCOME_TOKENS[token]
+        if token == "no-answer":
+            return "no-answer", status, "ring_timeout"
+        return outcome_for(status), status, reason_for(status)
     if token.isdigit() and 200 <= int(token) <= 699:
         status = int(token)
-        if status < 300:
-            return "completed", status, "OK"
-        if status in (486, 600, 603):
-            return "busy", status, "Busy"
-        if status in (408, 480):
-            return "no-answer", status, "No Answer"
-        if status == 487:
-            return "canceled", status, "Request Terminated"
-        return "failed", status, "Failed"
+        return outcome_for(status), status, reason_for(status)
     raise UserError(
         f"--dial: '{token}' is not an outcome; use answered, busy, declined, no-answer, "
         "failed, canceled or a SIP status such as 486"
@@ -127,6 +127,16 @@ class ScriptedLeg:
         self.inputs = 0
         self._music = asyncio.Event()
         self.recording: Path | None = None
+        # The leg's life and its dialled children, by the real leg's state machine.
+        self.tree = ScriptedTree(self.call_id, direction, self.clock.now)
+
+    @property
+    def observer(self) -> CallObserver | None:
+        return self.tree.observer
+
+    @observer.setter
+    def observer(self, value: CallObserver | None) -> None:
+        self.tree.observer = value
 
     def act(self, text: str) -> None:
         self.actions.append(text)
@@ -148,6 +158,7 @@ class ScriptedLeg:
         self._alive()
         if not self._answered:
             self._answered = True
+            self.tree.handle(Answered(200))
             self.act("answer")
 
     def _names(self, prompts: Sequence[Path]) -> str:
@@ -187,7 +198,8 @@ class ScriptedLeg:
         if self.script.hangup_after_inputs is not None and n >= self.script.hangup_after_inputs:
             self.ended = "caller hung up"
             self.act("caller hangs up")
-            raise CallEnded("remote_hangup")
+            self.tree.handle(Disconnected(200 if self._answered else 487))
+            raise CallEnded("caller")
         digits = self.script.digits[n] if n < len(self.script.digits) else ""
         if not digits:
             self.clock.advance(timeout)
@@ -256,16 +268,21 @@ class ScriptedLeg:
             ]
             waited = min(waited, 4.0)
         self.clock.advance(waited)
+        for a in attempts:
+            self.tree.ring(a, won=a.target == winner)
         said = "; ".join(f"{a.target} {a.outcome} {a.sip_status}" for a in attempts)
         self.act(f"dial {', '.join(targets)} ({ring_timeout:g}s): {said}")
         if winner is None:
             return DialResult(attempts=attempts)
-        self._answered = True
+        if bridge and not self._answered:
+            self._answered = True
+            self.tree.handle(Answered(200))
         return DialResult(attempts=attempts, answered=self, answered_target=winner)
 
     async def wait_bridge_end(self) -> str:
         self.clock.advance(self.script.talk_seconds)
         self.act(f"talk {self.script.talk_seconds:g}s, callee hangs up")
+        self.tree.callee_hangs_up()
         await asyncio.sleep(0)
         return "callee"
 
@@ -273,17 +290,25 @@ class ScriptedLeg:
         self._alive()
         self.ended = f"302 to {target}"
         self.act(f"redirect 302 to {target}")
+        self.tree.machine.expect("redirected")
+        self.tree.handle(Disconnected(302))
 
     async def transfer(self, target: str) -> None:
         self._alive()
         self.ended = f"REFER to {target}"
         self.act(f"transfer (REFER) to {target}")
+        self.tree.machine.expect("transferred")
+        self.tree.handle(Disconnected(200))
 
-    async def hangup(self, sip_status: int = 200, reason: str = "normal") -> None:
+    async def hangup(
+        self, sip_status: int = 200, reason: str = "normal", *, ended_by: EndedBy = "flow"
+    ) -> None:
         if self.ended is not None:
             return
         self.ended = "BYE" if self._answered else f"{sip_status}"
         self.act("hang up (BYE)" if self._answered else f"refuse with {sip_status}")
+        self.tree.handle(HangupAsked(ended_by, sip_status, reason))
+        self.tree.handle(Disconnected(sip_status))
 
 
 class _Printer:

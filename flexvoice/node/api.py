@@ -32,7 +32,7 @@ from flexvoice.api.guards import (
 )
 from flexvoice.api.keys import ensure_schema as ensure_keys_schema
 from flexvoice.api.keys import webhook_secret
-from flexvoice.api.openapi import docs_routes
+from flexvoice.api.openapi import SPEC, build_spec, docs_routes
 from flexvoice.api.pricing import TariffPricer
 from flexvoice.api.webhooks import WebhookQueue
 from flexvoice.appkeys import (
@@ -64,6 +64,7 @@ def install_routes(app: web.Application) -> None:
             assert isinstance(route, web.RouteDef)
             app.router.add_route(route.method, "/v1" + route.path, route.handler)
     app.router.add_route("*", "/v1/{tail:.*}", guarded(no_route))
+    app[SPEC] = build_spec(RESOURCES)
     app.router.add_routes(docs_routes)
     designer.install(app)  # the designer's page and its session-authenticated API
 

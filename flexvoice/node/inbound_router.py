@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from flexvoice.callcontrol import CallEnded, CallLeg, CallObserver
 from flexvoice.calls import CallRegistry
+from flexvoice.continuity import continuity_target
 from flexvoice.flows.validate import prompt_file
 from flexvoice.logs import bind_call, get_logger
 from flexvoice.sip.leg import SipLeg
@@ -82,10 +83,11 @@ async def route_inbound(leg: CallLeg, deps: InboundDeps) -> str:
         # a reroute when the account's tariff prices it).
         await deps.flows.start_call(leg, route.flow, account=route.account, observer=observer)
         return "flow"
-    continuity = deps.numbers.continuity_for(leg.callee) if deps.numbers is not None else None
-    if continuity is not None and continuity[1]:
+    override = deps.numbers.continuity_for(leg.callee) if deps.numbers is not None else None
+    forward_to = continuity_target(override)
+    if forward_to is not None:
         # Voice Continuity: the network reroutes; no media through the engine.
-        await leg.redirect(continuity[0])
+        await leg.redirect(forward_to)
         return "continuity"
     if route.prompt:
         await leg.answer()
@@ -140,7 +142,13 @@ class InboundRouter:
         bind_call(leg.call_id)
         try:
             what = await route_inbound(leg, self.deps)
-            log.info("call.routed", call_id=leg.call_id, number=leg.callee, route=what)
+            log.info(
+                "call.routed",
+                call_id=leg.call_id,
+                worker=leg.worker.index,
+                number=leg.callee,
+                route=what,
+            )
         except CallEnded:
             pass
         except FileNotFoundError as exc:

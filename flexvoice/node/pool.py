@@ -117,7 +117,7 @@ async def pool_component(app: web.Application) -> AsyncIterator[None]:
         )
     await pool.start()
     app[POOL] = pool
-    app[ORIGINATOR] = PoolOriginator(pool)
+    app[ORIGINATOR] = PoolOriginator(pool, trunk)
     try:
         yield
     finally:

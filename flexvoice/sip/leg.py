@@ -1,53 +1,64 @@
 """`SipLeg`: the CallLeg protocol (flexvoice.callcontrol) on top of the worker pool.
 
-A leg is one call on one worker. Worker events (flexvoice.sip.protocol) update its state;
-coroutines send commands and wait for the events that answer them. Any wait ends with
-`CallEnded` when the call is gone, whether the far end hung up or the worker died.
+A leg is one call on one worker, and a node of its call's tree: a first leg (inbound, or
+placed over REST) and the children it dials. Its life is `LegMachine` (flexvoice.legstate),
+which this class feeds with the worker's events and whose commands it carries out: trace
+events to the observer, a hang-up to the worker, and - when the leg ends - the end of
+every child, so no leg outlives its call. Coroutines send commands and wait for the events
+that answer them; any wait ends with `CallEnded` once the leg is gone.
+
+The leg knows the pool only through `LegHost` (what it asks of it), so this module imports
+nothing of the pool's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
+import contextlib
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from flexvoice.callcontrol import (
     CallEnded,
     CallObserver,
     DialAttempt,
-    DialOutcome,
     DialResult,
-    DigitsResult,
-    PlayResult,
-    RecordResult,
 )
-from flexvoice.digits import DigitCollector
+from flexvoice.callevent import call_event
+from flexvoice.legstate import (
+    Answered,
+    Command,
+    Disconnected,
+    Emit,
+    EndTree,
+    Event,
+    HangupAsked,
+    LegMachine,
+    Lost,
+    Ringing,
+    SendHangup,
+)
 from flexvoice.logs import get_logger
+from flexvoice.outcomes import DialOutcome, EndedBy, outcome_for
 from flexvoice.sip import metrics
+from flexvoice.sip.legmedia import LegMedia
 from flexvoice.sip.protocol import Message
-
-if TYPE_CHECKING:
-    from flexvoice.sip.pool import WorkerPool, WorkerProcess
+from flexvoice.sip.ringing import ring
+from flexvoice.sip.slots import NoFreeSlot
 
 log = get_logger(__name__)
 
-_ids = itertools.count(1)
 HANGUP_WAIT = 5.0
 ANSWER_WAIT = 32.0  # Timer B/H: an ACK that never comes
 
+__all__ = ["LegHost", "NoFreeSlot", "SipLeg", "new_call_id", "number_of", "outcome_for"]
 
-def outcome_for(status: int) -> DialOutcome:
-    """Twilio's vocabulary for a final SIP status of an unanswered call."""
-    if status in (486, 600, 603):
-        return "busy"
-    if status in (408, 480):
-        return "no-answer"
-    if status == 487:
-        return "canceled"
-    return "failed"
+
+def new_call_id() -> str:
+    """A call's id, the one form for every leg (inbound, outbound, child): CA + 32 hex."""
+    return "CA" + uuid.uuid4().hex
 
 
 def number_of(uri: str) -> str:
@@ -58,81 +69,119 @@ def number_of(uri: str) -> str:
     return user or uri
 
 
-class SipLeg:
+class WorkerLink(Protocol):
+    """The worker a leg lives on (flexvoice.sip.pool.WorkerProcess)."""
+
+    index: int
+
+    @property
+    def free(self) -> int: ...
+
+    def send(self, t: str, **fields: Any) -> None: ...
+
+
+class LegHost(Protocol):
+    """What a leg asks of the pool (flexvoice.sip.pool.WorkerPool)."""
+
+    leg_ended_hooks: list[Callable[[SipLeg], None]]
+
+    def target_uri(self, target: str) -> str: ...
+
+    def originate(
+        self, uri: str, caller_id: str | None, *, near: SipLeg | None = None, call_id: str = ""
+    ) -> SipLeg: ...
+
+
+class SipLeg(LegMedia):
     direction: Literal["inbound", "outbound"]
 
     def __init__(
         self,
-        pool: WorkerPool,
-        worker: WorkerProcess,
+        pool: LegHost,
+        worker: WorkerLink,
         worker_call: str,
         direction: Literal["inbound", "outbound"],
         caller: str,
         callee: str,
-        call_id: str,
+        call_id: str = "",
+        parent: SipLeg | None = None,
     ):
+        super().__init__()
         loop = asyncio.get_running_loop()
         self.pool = pool
         self.worker = worker
-        self.worker_call = worker_call
+        self.worker_call = worker_call  # the worker's own id: never shown outside the pool
         self.direction = direction
         self.caller = caller
         self.callee = callee
-        self.call_id = call_id
+        self.call_id = call_id or new_call_id()
+        self.parent = parent
+        self.children: list[SipLeg] = []
         self.account: str | None = None
         self.observer: CallObserver | None = None
-        self.state = "new"
-        self.final_status: int | None = None
-        self.final_reason = ""
-        self.cause = ""
         self.started_at = datetime.now(UTC)
-        self.answered_at: datetime | None = None
-        self.ended_at: datetime | None = None
+        self.machine = LegMachine(direction, self.started_at)
+        self.usage: dict[str, Any] | None = None  # the leg's `call` usage event, once ended
         self.created = loop.time()
-        self.digits: list[str] = []
         self.bridged_to: SipLeg | None = None
-        self.dialled = 0  # outbound legs this leg started (their ids: <call_id>:out<n>)
         self.transfer_error: str | None = None  # the worker's report of a refused REFER
-        self.recording: tuple[str, asyncio.Future[tuple[str, float]]] | None = None
-        self._waiters: list[asyncio.Future[None]] = []
-        self._done: dict[str, asyncio.Future[Any]] = {}  # play/rec id -> its end
-        self._last_digit: str | None = None
         self.on_ended: list[Callable[[SipLeg], None]] = []
 
     @classmethod
-    def inbound(
-        cls, pool: WorkerPool, worker: WorkerProcess, worker_call: str, msg: Message
-    ) -> SipLeg:
+    def inbound(cls, pool: LegHost, worker: WorkerLink, worker_call: str, msg: Message) -> SipLeg:
         ruri = str(msg.get("ruri", ""))
         callee = number_of(ruri) if ruri else number_of(str(msg.get("to", "")))
-        leg = cls(
-            pool,
-            worker,
-            worker_call,
-            "inbound",
-            number_of(str(msg.get("from", ""))),
-            callee,
-            call_id=f"{worker_call}",
-        )
+        caller = number_of(str(msg.get("from", "")))
+        leg = cls(pool, worker, worker_call, "inbound", caller, callee)
         leg.sip_call_id = str(msg.get("sip_call_id", ""))
         return leg
 
     @classmethod
     def outbound(
-        cls, pool: WorkerPool, worker: WorkerProcess, worker_call: str, uri: str, call_id: str
+        cls,
+        pool: LegHost,
+        worker: WorkerLink,
+        worker_call: str,
+        uri: str,
+        call_id: str = "",
+        caller: str = "",
     ) -> SipLeg:
-        return cls(pool, worker, worker_call, "outbound", "", number_of(uri), call_id)
+        return cls(pool, worker, worker_call, "outbound", caller, number_of(uri), call_id)
 
     sip_call_id = ""
 
     # -- state ------------------------------------------------------------------------------
     @property
     def answered(self) -> bool:
-        return self.answered_at is not None
+        return self.machine.answered
 
     @property
-    def ended(self) -> bool:
-        return self.state == "disconnected"
+    def answered_at(self) -> datetime | None:
+        return self.machine.answered_at
+
+    @property
+    def ended_at(self) -> datetime | None:
+        return self.machine.ended_at
+
+    @property
+    def final_status(self) -> int | None:
+        return self.machine.final_status
+
+    @property
+    def final_reason(self) -> str:
+        return self.machine.reason
+
+    @property
+    def cause(self) -> str:
+        return self.machine.cause
+
+    @property
+    def ended_by(self) -> EndedBy | None:
+        return self.machine.ended_by
+
+    @property
+    def parent_call_id(self) -> str | None:
+        return self.parent.call_id if self.parent is not None else None
 
     @property
     def recordings_pending(self) -> bool:
@@ -140,9 +189,7 @@ class SipLeg:
 
     @property
     def billable_seconds(self) -> int:
-        if self.answered_at is None or self.ended_at is None:
-            return 0
-        return max(0, int((self.ended_at - self.answered_at).total_seconds() + 0.999))
+        return self.machine.talk_seconds
 
     def send(self, t: str, **fields: Any) -> None:
         self.worker.send(t, call=self.worker_call, **fields)
@@ -151,9 +198,39 @@ class SipLeg:
         if self.observer is not None:
             self.observer.call_event(self.call_id, kind, data)
 
+    # -- the state machine's events and commands --------------------------------------------
+    def _handle(self, event: Event) -> None:
+        for command in self.machine.handle(event, datetime.now(UTC)):
+            self._run(command)
+
+    def _run(self, command: Command) -> None:
+        if isinstance(command, SendHangup):
+            # A worker that is gone cannot hang up; its exit ends this leg (Lost).
+            with contextlib.suppress(ConnectionError):
+                self.send("hangup", code=command.sip_status, reason=command.reason)
+        elif isinstance(command, EndTree):
+            for child in self.children:
+                # Same cause for the whole tree: the child of a call the caller left was ended
+                # by the caller too. A child still ringing gets a CANCEL, an answered one a BYE.
+                child.end(command.ended_by, 487 if not child.answered else 200, "call ended")
+        elif isinstance(command, Emit):
+            if command.kind == "ended":
+                self._ended(command.data)
+            elif command.kind == "answered":
+                metrics.SETUP_SECONDS.observe(asyncio.get_running_loop().time() - self.created)
+                self.notify("answered", **command.data)
+            else:
+                self.notify(command.kind, **command.data)
+
     def on_event(self, msg: Message) -> None:
         if msg.t == "state":
-            self._on_state(str(msg.get("state")), int(msg.get("code") or 0), msg.get("reason"))
+            state, code = str(msg.get("state")), int(msg.get("code") or 0)
+            if state == "early":
+                self._handle(Ringing(code or 180))
+            elif state == "confirmed":
+                self._handle(Answered(code or 200))
+            elif state == "disconnected":
+                self._handle(Disconnected(code, str(msg.get("reason") or "")))
         elif msg.t == "dtmf":
             digit = str(msg.get("digit"))
             self.digits.append(digit)
@@ -164,7 +241,8 @@ class SipLeg:
         elif msg.t == "record_done":
             self._finish(str(msg.get("rec")), (str(msg.get("path")), float(msg.get("seconds"))))
         elif msg.t == "error":
-            log.warning("call.command_failed", call_id=self.call_id, **msg.fields)
+            fields = {k: v for k, v in msg.fields.items() if k != "call"}
+            log.warning("call.command_failed", call_id=self.call_id, **fields)
             if msg.get("cmd") == "transfer":
                 self.transfer_error = str(msg.get("message"))
             for key, fut in list(self._done.items()):
@@ -172,113 +250,52 @@ class SipLeg:
                     fut.set_exception(RuntimeError(str(msg.get("message"))))
         self._wake()
 
-    def _on_state(self, state: str, code: int, reason: object) -> None:
-        if self.ended:
-            return
-        loop = asyncio.get_running_loop()
-        if state == "early" and self.state == "new":
-            self.state = "early"
-            self.notify("ringing", sip_status=code)
-        elif state == "confirmed" and self.answered_at is None:
-            self.state = "confirmed"
-            self.answered_at = datetime.now(UTC)
-            metrics.SETUP_SECONDS.observe(loop.time() - self.created)
-            # The leg's own times travel with the events, so the call registry prices the
-            # very duration the usage event bills (flexvoice.sip.usage).
-            self.notify("answered", sip_status=code, at=self.answered_at.isoformat())
-        elif state == "disconnected":
-            self._end(code, str(reason or ""), self.cause or "")
-
-    def lost(self, cause: str) -> None:
+    def lost(self, cause: str = "worker_lost") -> None:
         """The worker holding this call died."""
-        if not self.ended:
-            self._end(503, "worker lost", cause)
+        self._handle(Lost())
         for fut in self._done.values():  # no record_done will come from a dead worker
             if not fut.done():
                 fut.set_exception(CallEnded(cause, 503))
         self._wake()
 
-    def _end(self, code: int, reason: str, cause: str) -> None:
-        self.state = "disconnected"
-        self.ended_at = datetime.now(UTC)
-        # The call's SIP status is the final answer to its INVITE: 200 once answered, whatever
-        # PJSIP reports for the BYE (it echoes the code a hangup was given).
-        self.final_status = 200 if self.answered else code
-        self.final_reason = reason
-        if not cause:
-            cause = "normal" if self.answered else outcome_for(code)
-        self.cause = cause
-        outcome = "completed" if self.answered else outcome_for(code)
+    def _ended(self, data: dict[str, object]) -> None:
+        m = self.machine
+        outcome = str(m.outcome)
         metrics.CALLS.labels(self.direction, outcome).inc()
         for key, fut in self._done.items():
             # A recording's record_done still comes, once its file is closed: wait for it.
             if not fut.done() and not key.startswith("rec"):
-                fut.set_exception(CallEnded(cause, code))
-        self.notify(
-            "ended",
-            sip_status=self.final_status,
-            reason=reason,
-            cause=cause,
-            outcome=outcome,
-            billable_seconds=self.billable_seconds,
-            at=self.ended_at.isoformat(),
-        )
+                fut.set_exception(CallEnded(m.cause, m.final_status))
+        if self.account is not None and m.ended_at is not None:
+            self.usage = call_event(
+                call_id=self.call_id,
+                account=self.account,
+                direction=self.direction,
+                caller=self.caller,
+                callee=self.callee,
+                started_at=self.started_at,
+                answered_at=m.answered_at,
+                ended_at=m.ended_at,
+                parent_call_id=self.parent_call_id,
+            )
+        # The registry prices the very event the usage feed gets (one event, one rating).
+        self.notify("ended", **data, usage=self.usage)
         log.info(
             "call.ended",
             call_id=self.call_id,
+            parent_call_id=self.parent_call_id,
             direction=self.direction,
-            sip_status=self.final_status,
-            cause=cause,
-            seconds=self.billable_seconds,
+            sip_status=m.final_status,
+            reason=m.reason,
+            cause=m.cause,
+            ended_by=m.ended_by,
+            seconds=m.talk_seconds,
         )
         for hook in (*self.pool.leg_ended_hooks, *self.on_ended):
             try:
                 hook(self)
             except Exception:
                 log.exception("call.ended_hook_failed", call_id=self.call_id)
-
-    def _finish(self, key: str, value: Any) -> None:
-        fut = self._done.pop(key, None)
-        if fut is not None and not fut.done():
-            fut.set_result(value)
-
-    def _wake(self) -> None:
-        waiters, self._waiters = self._waiters, []
-        for fut in waiters:
-            if not fut.done():
-                fut.set_result(None)
-
-    def _check(self) -> None:
-        if self.ended:
-            raise CallEnded(self.cause or "remote_hangup", self.final_status)
-
-    async def wait_until(
-        self, done: Callable[[], bool], timeout: float | None, *, others: Sequence[SipLeg] = ()
-    ) -> bool:
-        """Wait until `done()`; False on timeout. Wakes on events of this leg and `others`."""
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        while not done():
-            remaining = None if deadline is None else deadline - loop.time()
-            if remaining is not None and remaining <= 0:
-                return False
-            fut: asyncio.Future[None] = loop.create_future()
-            for leg in (self, *others):
-                leg._waiters.append(fut)
-            try:
-                await asyncio.wait_for(fut, remaining)
-            except TimeoutError:
-                return done()
-        return True
-
-    async def _command_done(self, prefix: str, t: str, **fields: Any) -> Any:
-        """Send a command whose end an event reports (play_done, record_done); await it."""
-        self._check()
-        key = f"{prefix}{next(_ids)}"
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._done[key] = fut
-        self.send(t, **{("play" if prefix == "play" else "rec"): key}, **fields)
-        return key, fut
 
     # -- CallLeg ----------------------------------------------------------------------------
     async def ring(self, early_media: bool = False) -> None:
@@ -293,100 +310,25 @@ class SipLeg:
         await self.wait_until(lambda: self.answered or self.ended, ANSWER_WAIT)
         self._check()
 
-    async def play(
-        self, prompts: Sequence[Path], *, loop: bool = False, stop_on_dtmf: bool = False
-    ) -> PlayResult:
-        missing = [str(p) for p in prompts if not Path(p).is_file()]
-        if missing:
-            raise FileNotFoundError(f"prompt file not found: {', '.join(missing)}")
-        self._last_digit = None
-        _key, fut = await self._command_done(
-            "play",
-            "play",
-            files=[str(Path(p).resolve()) for p in prompts],
-            loop=loop,
-            stop_on_dtmf=stop_on_dtmf,
-        )
-        stopped = await fut
-        if stopped == "hangup":  # the worker reports the end of the prompt before the call's
-            raise CallEnded("remote_hangup")
-        return PlayResult(interrupted_by=self._last_digit if stopped == "dtmf" else None)
+    def place_child(self, target: str, caller_id: str | None, *, near: bool) -> SipLeg:
+        """Start ringing `target` as a child of this leg: a call resource of its own (its
+        `leg` event tells the observer before any other), ended with this leg."""
+        uri = self.pool.target_uri(target)
+        leg = self.pool.originate(uri, caller_id, near=self if near else None)
+        leg.parent = self
+        leg.account = self.account
+        leg.observer = self.observer
+        self.children.append(leg)
+        self.notify_child(leg)
+        return leg
 
-    async def stop_play(self) -> None:
-        self._check()
-        self.send("stop_play")
-
-    async def collect_digits(
-        self,
-        *,
-        max_digits: int,
-        timeout: float,
-        inter_digit_timeout: float | None = None,
-        terminators: str = "#",
-        prompts: Sequence[Path] = (),
-    ) -> DigitsResult:
-        self._check()
-        self.digits.clear()
-        if prompts:
-            await self.play(prompts, stop_on_dtmf=True)
-        loop = asyncio.get_running_loop()
-        collector = DigitCollector(max_digits, timeout, inter_digit_timeout or timeout, terminators)
-        collector.start(loop.time(), "".join(self.digits))
-        self.digits.clear()
-        while not collector.done:
-            await self.wait_until(
-                lambda: bool(self.digits) or self.ended,
-                max(0.0, collector.deadline() - loop.time()),
+    def notify_child(self, leg: SipLeg) -> None:
+        if self.observer is not None:
+            self.observer.call_event(
+                leg.call_id,
+                "leg",
+                {"parent_call_id": self.call_id, "from": leg.caller, "to": leg.callee},
             )
-            self._check()
-            now = loop.time()
-            while self.digits and not collector.done:
-                collector.feed(self.digits.pop(0), now)
-            collector.tick(now)
-        assert collector.done is not None
-        return DigitsResult(collector.digits, collector.done)
-
-    async def record(
-        self, path: Path, *, max_length: float, beep: bool = True, stop_on_dtmf: bool = True
-    ) -> RecordResult:
-        if beep:
-            await self.play([beep_file()])
-        self.digits.clear()
-        key, fut = await self._command_done("rec", "record", path=str(path), mix=False)
-        stopped_by: Literal["dtmf", "max_length", "hangup", "stop"] = "max_length"
-        await self.wait_until(
-            lambda: self.ended or (stop_on_dtmf and bool(self.digits)), max_length
-        )
-        if self.ended:
-            stopped_by = "hangup"
-        elif self.digits:
-            stopped_by = "dtmf"
-        if not self.ended:
-            self.send("stop_record", rec=key)
-        try:
-            rec_path, seconds = await fut
-        except CallEnded:
-            # The worker reports record_done as the call ends; without it (worker lost) the
-            # file holds what was written before.
-            return RecordResult(Path(path), 0.0, "hangup")
-        return RecordResult(Path(rec_path), seconds, stopped_by)
-
-    async def start_recording(self, path: Path) -> None:
-        key, fut = await self._command_done("rec", "record", path=str(path), mix=True)
-        self.recording = (key, fut)
-
-    async def stop_recording(self) -> RecordResult | None:
-        if self.recording is None:
-            return None
-        key, fut = self.recording
-        self.recording = None
-        if not self.ended:
-            self.send("stop_record", rec=key)
-        try:
-            rec_path, seconds = await fut
-        except CallEnded:
-            return None
-        return RecordResult(Path(rec_path), seconds, "hangup" if self.ended else "stop")
 
     async def dial(
         self,
@@ -396,69 +338,29 @@ class SipLeg:
         caller_id: str | None = None,
         bridge: bool = True,
     ) -> DialResult:
-        from flexvoice.sip.pool import NoFreeSlot
-
         self._check()
-        attempts: dict[str, DialAttempt] = {}
-        legs: dict[str, SipLeg] = {}
+        refused: dict[str, DialAttempt] = {}
+        rung: list[tuple[str, SipLeg]] = []
+        shown = caller_id or (self.caller if self.direction == "inbound" else None)
         for target in targets:
-            self.dialled += 1
             try:
-                uri = self.pool.target_uri(target)
-                leg = self.pool.originate(
-                    uri,
-                    caller_id or (self.caller if self.direction == "inbound" else None),
-                    near=self if bridge else None,
-                    call_id=f"{self.call_id}:out{self.dialled}",
-                )
+                rung.append((target, self.place_child(target, shown, near=bridge)))
             except NoFreeSlot as exc:
-                attempts[target] = DialAttempt(target, "failed", 503, exc.reason)
-                continue
-            leg.account = self.account
-            leg.observer = self.observer
-            legs[target] = leg
-        pending = list(legs.values())
-        answered = await self.wait_until(
-            lambda: (
-                self.ended
-                or any(leg.answered for leg in pending)
-                or all(leg.ended for leg in pending)
-            ),
-            ring_timeout,
-            others=pending,
-        )
-        winner_target = next((t for t, leg in legs.items() if leg.answered), None)
-        for target, leg in legs.items():
-            if target == winner_target:
-                continue
-            if not leg.ended:
-                # Ring timeout, the caller left, or another target answered first: CANCEL.
-                timed_out = not answered
-                leg.cause = "ring_timeout" if timed_out else "canceled"
-                await leg.hangup(487, "ring timeout" if timed_out else "answered elsewhere")
-                outcome: DialOutcome = "no-answer" if timed_out and not self.ended else "canceled"
-                reason = "ring_timeout" if timed_out else "answered_elsewhere"
-                attempts[target] = DialAttempt(target, outcome, leg.final_status or 487, reason)
-            else:
-                status = leg.final_status or 500
-                attempts[target] = DialAttempt(
-                    target, outcome_for(status), status, leg.final_reason
-                )
-        ordered = [attempts[t] for t in targets if t in attempts]
-        if self.ended:
-            if winner_target:
-                await legs[winner_target].hangup()
-            self._check()
-        if winner_target is None:
+                refused[target] = DialAttempt(target, "failed", 503, exc.reason)
+        winner, attempts = await ring(rung, ring_timeout, parent=self)
+        by_target = {a.target: a for a in attempts}
+        by_target.update(refused)
+        ordered = [by_target[t] for t in targets if t in by_target]
+        self._check()
+        if winner is None:
             return DialResult(ordered)
-        winner = legs[winner_target]
-        ordered.append(DialAttempt(winner_target, "completed", 200, "OK"))
+        winner_target, leg = winner
         if bridge:
             if not self.answered:
                 await self.answer()
-            self.send("bridge", other=winner.worker_call)
-            self.bridged_to = winner
-        return DialResult(ordered, answered=winner, answered_target=winner_target)
+            self.send("bridge", other=leg.worker_call)
+            self.bridged_to = leg
+        return DialResult(ordered, answered=leg, answered_target=winner_target)
 
     async def wait_bridge_end(self) -> str:
         partner = self.bridged_to
@@ -467,59 +369,51 @@ class SipLeg:
             return "callee"
         await self.wait_until(lambda: self.ended or partner.ended, None, others=[partner])
         self.bridged_to = None
-        if self.ended:
-            await partner.hangup()
-            self._check()
+        if self.ended:  # its tree ends with it: the partner's BYE is on its way
+            await partner.wait_until(lambda: partner.ended, HANGUP_WAIT)
+        self._check()
         return "callee"
 
     async def redirect(self, target: str) -> None:
         self._check()
-        self.cause = "redirected"
+        self.machine.expect("redirected")
         self.send("redirect", target=self.pool.target_uri(target))
         await self.wait_until(lambda: self.ended, HANGUP_WAIT)
 
     async def transfer(self, target: str) -> None:
         self._check()
-        self.cause = "transferred"  # what the leg's end will say once the transferee took it
+        self.machine.expect("transferred")  # once the transferee took it
         self.transfer_error = None
         self.send("transfer", target=self.pool.target_uri(target))
         await self.wait_until(lambda: self.ended or self.transfer_error is not None, 30.0)
         if not self.ended:
-            self.cause = ""
+            self.machine.cause = ""
             why = self.transfer_error or "no final NOTIFY within 30 s"
             raise RuntimeError(f"transfer to {target} failed: {why}")
 
-    async def hangup(self, sip_status: int = 200, reason: str = "normal") -> None:
+    def end(
+        self,
+        ended_by: EndedBy,
+        sip_status: int = 200,
+        reason: str = "normal",
+        *,
+        outcome: DialOutcome | None = None,
+        cause: str | None = None,
+    ) -> None:
+        """Ask the worker to end the leg (BYE once answered, else CANCEL or a final answer)
+        without waiting; its end, and its children's, follow from the worker's events."""
+        self._handle(HangupAsked(ended_by, sip_status, reason, outcome, cause))
+
+    async def hangup(
+        self,
+        sip_status: int = 200,
+        reason: str = "normal",
+        *,
+        ended_by: EndedBy = "flow",
+        outcome: DialOutcome | None = None,
+        cause: str | None = None,
+    ) -> None:
         if self.ended:
             return
-        try:
-            self.send("hangup", code=sip_status, reason=reason)
-        except ConnectionError:
-            return  # the worker is gone; its exit ends this leg
+        self.end(ended_by, sip_status, reason, outcome=outcome, cause=cause)
         await self.wait_until(lambda: self.ended, HANGUP_WAIT)
-
-
-_beep: Path | None = None
-
-
-def beep_file() -> Path:
-    """A 0.3 s 1 kHz beep at 8 kHz, written once into the temp folder (no prompt needed)."""
-    global _beep
-    if _beep is None or not _beep.exists():
-        import math
-        import struct
-        import tempfile
-        import wave
-
-        path = Path(tempfile.gettempdir()) / "flexvoice-beep-8k.wav"
-        frames = b"".join(
-            struct.pack("<h", int(8000 * math.sin(2 * math.pi * 1000 * i / 8000)))
-            for i in range(2400)
-        )
-        with wave.open(str(path), "wb") as out:
-            out.setnchannels(1)
-            out.setsampwidth(2)
-            out.setframerate(8000)
-            out.writeframes(frames)
-        _beep = path
-    return _beep

@@ -17,27 +17,20 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flexvoice.errors import UserError
 from flexvoice.logs import get_logger
 from flexvoice.sip import metrics
+from flexvoice.sip.leg import SipLeg
 from flexvoice.sip.protocol import EVENTS, Message, ProtocolError, decode, encode
+from flexvoice.sip.slots import NoFreeSlot
 
-if TYPE_CHECKING:
-    from flexvoice.sip.leg import SipLeg
+__all__ = ["NoFreeSlot", "PoolSettings", "WorkerPool", "WorkerProcess"]
 
 log = get_logger(__name__)
 
 READY_TIMEOUT = 15.0
-
-
-class NoFreeSlot(Exception):
-    """Every worker slot is taken (or the pool is draining)."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -162,7 +155,7 @@ class WorkerProcess:
         self.pool.worker_exited(self, rc)
 
 
-IncomingHandler = Callable[["SipLeg"], Awaitable[None]]
+IncomingHandler = Callable[[SipLeg], Awaitable[None]]
 WorkerStateHook = Callable[[int, bool], None]
 
 
@@ -203,6 +196,12 @@ class WorkerPool:
     def active_calls(self) -> int:
         return sum(len(w.legs) for w in self.workers)
 
+    def find(self, call_id: str) -> SipLeg | None:
+        """The live leg with this call id (CA...), on whichever worker holds it."""
+        return next(
+            (leg for w in self.workers for leg in w.legs.values() if leg.call_id == call_id), None
+        )
+
     def count_calls(self) -> None:
         metrics.ACTIVE_CALLS.set(self.active_calls)
         metrics.SLOTS_USED.set(sum(w.used for w in self.workers))
@@ -220,7 +219,7 @@ class WorkerPool:
         for leg in [leg for w in self.workers for leg in w.legs.values()]:
             log.info("pool.hangup_at_shutdown", call_id=leg.call_id)
             with contextlib.suppress(Exception):
-                leg.send("hangup", code=503, reason="Service Unavailable")
+                leg.end("node_shutdown", 503, "Service Unavailable")
         hangup_deadline = loop.time() + 3.0
         while self.active_calls and loop.time() < hangup_deadline:
             await asyncio.sleep(0.05)
@@ -303,22 +302,21 @@ class WorkerPool:
     def on_event(self, worker: WorkerProcess, msg: Message) -> None:
         call = msg.call
         if msg.t == "incoming":
-            from flexvoice.sip.leg import SipLeg
-
             assert call is not None
             leg = SipLeg.inbound(self, worker, call, msg)
             worker.legs[call] = leg
             self.count_calls()
             if self.draining:
-                leg.send("hangup", code=503, reason="Service Unavailable")
+                leg.end("node_shutdown", 503, "Service Unavailable")
                 return
             self.spawn(self._run_incoming(leg))
             return
         key = call or ""
         leg_or_none = worker.legs.get(key) or worker.closing.get(key)
         if leg_or_none is None:
-            if msg.t == "error":
-                log.warning("worker.error", worker=worker.index, **msg.fields)
+            if msg.t == "error":  # a leg already gone: its worker id means nothing outside
+                fields = {k: v for k, v in msg.fields.items() if k != "call"}
+                log.warning("worker.error", worker=worker.index, **fields)
             return
         leg_or_none.on_event(msg)
         if msg.t == "state" and msg.get("state") == "disconnected":
@@ -353,8 +351,10 @@ class WorkerPool:
         if self.draining:
             raise NoFreeSlot("the node is shutting down")
         if near is not None:
-            if near.worker.free > 0:
-                return near.worker
+            worker = near.worker
+            assert isinstance(worker, WorkerProcess)  # a leg lives on one of this pool's
+            if worker.free > 0:
+                return worker
             raise NoFreeSlot(f"worker {near.worker.index} holding the call has no free slot")
         candidates = [w for w in self.workers if w.free > 0]
         if not candidates:
@@ -366,14 +366,13 @@ class WorkerPool:
     def originate(
         self, uri: str, caller_id: str | None, *, near: SipLeg | None = None, call_id: str = ""
     ) -> SipLeg:
-        """Start an outbound leg (INVITE sent); its events arrive on the returned leg."""
-        from flexvoice.sip.leg import SipLeg
-
+        """Start an outbound leg (INVITE sent); its events arrive on the returned leg. The
+        leg's `caller` is the caller ID really presented (the trunk's rule applied)."""
         worker = self.pick(near)
         if uri.endswith(f"@{self.settings.trunk}"):
             caller_id = self.caller_id_for(caller_id)
         worker_call = f"w{worker.index}.{os.getpid()}.o{next(_counter)}"
-        leg = SipLeg.outbound(self, worker, worker_call, uri, call_id or worker_call)
+        leg = SipLeg.outbound(self, worker, worker_call, uri, call_id, caller_id or "")
         worker.legs[worker_call] = leg
         self.count_calls()
         worker.send("originate", call=worker_call, uri=uri, caller_id=caller_id or "")

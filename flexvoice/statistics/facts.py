@@ -139,7 +139,11 @@ def _seconds(start: datetime | None, end: datetime | None) -> float:
 
 def is_own_call(call: Any) -> bool:
     """Only a call's first leg counts: a dialled child leg (the call tree's `parent`) does not."""
-    return not (getattr(call, "parent_id", None) or getattr(call, "parent", None))
+    return not (
+        getattr(call, "parent_call_id", None)
+        or getattr(call, "parent_id", None)
+        or getattr(call, "parent", None)
+    )
 
 
 def call_facts(call: CallLike, events: Sequence[dict[str, Any]]) -> CallFacts:

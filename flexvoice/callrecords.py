@@ -1,0 +1,156 @@
+"""The call registry's tables and rows: calls (every leg of every call tree is one row, a
+child pointing at its parent), their trace events, their recordings. Nothing here decides
+anything; flexvoice.calls does."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+FINAL_STATUSES: frozenset[str] = frozenset(
+    {"completed", "busy", "no-answer", "failed", "canceled", "redirected"}
+)
+
+MIGRATIONS = [
+    """
+    CREATE TABLE calls (
+        id TEXT PRIMARY KEY,
+        account TEXT NOT NULL,
+        direction TEXT NOT NULL CHECK (direction IN ('inbound', 'outbound')),
+        from_number TEXT NOT NULL,
+        to_number TEXT NOT NULL,
+        status TEXT NOT NULL,
+        sip_status INTEGER,
+        cause TEXT,
+        flow TEXT,
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        answered_at TEXT,
+        ended_at TEXT,
+        billable_seconds INTEGER,
+        price_eur TEXT,
+        status_callback TEXT,
+        status_events TEXT NOT NULL DEFAULT '[]',
+        record INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX calls_account ON calls (account, created_at);
+    CREATE TABLE call_events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        call_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX call_events_call ON call_events (call_id, seq);
+    CREATE TABLE recordings (
+        id TEXT PRIMARY KEY,
+        account TEXT NOT NULL,
+        call_id TEXT NOT NULL,
+        path TEXT NOT NULL,
+        started_at TEXT,
+        duration_seconds REAL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX recordings_account ON recordings (account, created_at);
+    CREATE INDEX recordings_call ON recordings (call_id);
+    """,
+    # Why price_eur is null (an unpriced destination, no tariff): said, not left to guess.
+    "ALTER TABLE calls ADD COLUMN price_note TEXT;",
+    # The call tree: a dialled leg points at the call that dialled it; every leg says who
+    # ended it and the SIP reason of its end; price_eur stays the leg's own price.
+    """
+    ALTER TABLE calls ADD COLUMN parent_call_id TEXT;
+    ALTER TABLE calls ADD COLUMN ended_by TEXT;
+    ALTER TABLE calls ADD COLUMN reason TEXT;
+    CREATE INDEX calls_parent ON calls (parent_call_id);
+    """,
+]
+
+
+@dataclass(frozen=True)
+class CallPrice:
+    """What one answered leg costs: billable seconds as the tariff counts them (its
+    increments), the price, or no price and the reason (the destination is not priced, the
+    account has no tariff ...)."""
+
+    billable_seconds: int
+    price_eur: Decimal | None
+    unpriced_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Recording:
+    id: str
+    account: str
+    call_id: str
+    path: str
+    started_at: str | None
+    duration_seconds: float | None
+    created_at: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "call_id": self.call_id,
+            "started_at": self.started_at,
+            "duration_seconds": self.duration_seconds,
+            "created_at": self.created_at,
+            "url": f"/v1/recordings/{self.id}.wav",
+        }
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    id: str
+    account: str
+    direction: str
+    from_number: str
+    to_number: str
+    status: str
+    sip_status: int | None
+    cause: str | None
+    flow: str | None
+    created_at: str
+    started_at: str | None
+    answered_at: str | None
+    ended_at: str | None
+    billable_seconds: int | None
+    price_eur: str | None  # this leg's own price; the resource adds its legs'
+    status_callback: str | None
+    status_events: tuple[str, ...]
+    record: bool
+    price_note: str | None = None
+    parent_call_id: str | None = None
+    ended_by: str | None = None
+    reason: str | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+COLUMNS = (
+    "id, account, direction, from_number, to_number, status, sip_status, cause, flow,"
+    " created_at, started_at, answered_at, ended_at, billable_seconds, price_eur,"
+    " status_callback, status_events, record, price_note, parent_call_id, ended_by, reason"
+)
+RECORDING_COLUMNS = "id, account, call_id, path, started_at, duration_seconds, created_at"
+
+
+def call_row(row: Any) -> CallRecord:
+    values = list(row)
+    values[16] = tuple(json.loads(values[16]))
+    values[17] = bool(values[17])
+    return CallRecord(*values)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def seconds_between(start: str, end: str) -> int:
+    delta = datetime.fromisoformat(end) - datetime.fromisoformat(start)
+    return max(0, round(delta.total_seconds()))

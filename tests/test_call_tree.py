@@ -1,0 +1,362 @@
+"""A call is one tree (issue 10), through a running node: the Kamailio edge, pjsua2 workers,
+sipp as the carrier behind the trunk and as the dialled phones, the REST API over HTTP and
+finance's export. One node serves the module's tests; each test starts its own sipp peers."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import REPO, free_port_range, run_cli, write_node_config
+from tests.sipptool import Uas, counts, run_uac, uac_args
+from tests.test_api_sip import NOTIFY_FLOW, api
+from tests.test_serve import http_port, start_node, wait_http
+from tests.test_sip_node import stop, wait_workers
+
+pytestmark = [pytest.mark.sip, pytest.mark.edge, pytest.mark.xdist_group("sipnode")]
+
+CA_ID = re.compile(r"^CA[0-9a-f]{32}$")
+MOBILE = "+32470555001"  # what the `connect` flow dials (through the trunk)
+
+CONNECT_FLOW = f"""\
+flow: connect
+description: Connects the answered call to the shop's mobile
+start: connect
+steps:
+  connect:
+    dial: {{targets: ["{MOBILE}"], ring_timeout: 10s}}
+"""
+
+
+# The carrier's sipp (uas_carrier_by_number.xml) answers these busy, not at all, answered.
+HUNT_FLOW = """\
+flow: hunt
+description: Rings three phones one after the other
+start: hunt
+steps:
+  hunt:
+    dial:
+      targets: ["+32470555001", "+32470555002", "+32470555003"]
+      ring_timeout: 2s
+"""
+
+
+@dataclass
+class Node:
+    tmp: Path
+    config: Path
+    proc: subprocess.Popen[str]
+    port: int
+    sip_port: int
+    trunk_port: int
+    key: str
+
+    def call(self, body: dict[str, Any]) -> tuple[int, Any]:
+        return api(self.port, self.key, "POST", "/v1/calls", body)
+
+    def get(self, path: str) -> Any:
+        status, doc = api(self.port, self.key, "GET", path)
+        assert status == 200, doc
+        return doc
+
+    def wait_call(self, call_id: str, until: Any, timeout: float = 30) -> Any:
+        deadline = time.monotonic() + timeout
+        call = self.get(f"/v1/calls/{call_id}")
+        while time.monotonic() < deadline and not until(call):
+            time.sleep(0.2)
+            call = self.get(f"/v1/calls/{call_id}")
+        return call
+
+    def active_calls(self) -> float:
+        _status, body = wait_http(self.port, "/metrics", self.proc)
+        found = re.search(rb"^flexvoice_active_calls (\S+)$", body, re.M)
+        assert found is not None, body[:500]
+        return float(found.group(1))
+
+    def export(self, month: str) -> list[dict[str, Any]]:
+        out = run_cli(
+            "usage", "export", "--month", month, "--detail", "--format", "json",
+            "--db", str(self.tmp / "flexvoice.db"),
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        rows: list[dict[str, Any]] = json.loads(out.stdout)
+        return rows
+
+
+def ended(call: dict[str, Any]) -> bool:
+    return call["status"] not in ("queued", "ringing", "in-progress")
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    tmp = tmp_path_factory.mktemp("calltree")
+    trunk_port = free_port_range(1)
+    flows = tmp / "flows"
+    flows.mkdir()
+    (flows / "connect.yaml").write_text(CONNECT_FLOW)
+    (flows / "notify.yaml").write_text(NOTIFY_FLOW)
+    (tmp / "trunks.yaml").write_text(
+        f"""trunks:
+  carrier:
+    proxy: 127.0.0.1:{trunk_port}
+    source_addresses: [127.0.0.1]
+    caller_id: {{default: "+3225551001", allowed: ["+3225551001", "+32255510*"]}}
+default_outbound: carrier
+"""
+    )
+    (tmp / "numbers.yaml").write_text(
+        "accounts:\n  shop: {tariff: flexio-payu}\n"
+        "numbers:\n"
+        '  "+3225551001": {account: shop, flow: notify}\n'
+        '  "+3216001100": {account: shop, flow: notify}\n'
+        '  "+3225551002": {account: shop, flow: connect}\n'
+    )
+    config = write_node_config(tmp, workers=2)
+    doc = yaml.safe_load(config.read_text())
+    doc["sip"]["trunks"] = str(tmp / "trunks.yaml")
+    doc["sip"]["numbers"] = str(tmp / "numbers.yaml")
+    doc["paths"]["flows"] = str(flows)
+    doc["paths"]["prompts"] = str(REPO / "ivr_prompts")
+    config.write_text(yaml.safe_dump(doc))
+    proc = start_node(config)
+    port = http_port(config)
+    try:
+        wait_http(port, "/healthz", proc, timeout=60)
+        wait_workers(port, proc, 2)
+        made = run_cli(
+            "keys", "create", "--account", "shop", "--role", "developer",
+            "--db", str(tmp / "flexvoice.db"),
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        yield Node(
+            tmp, config, proc, port, int(doc["sip"]["edge"]["port"]), trunk_port,
+            made.stdout.split()[0],
+        )  # fmt: skip
+    finally:
+        err = stop(proc)
+        # No worker-internal id (w<index>.<pid>.<n>) in any log line about a call.
+        assert not re.search(r"call_id=w\d+\.", err), err[-2000:]
+
+
+def test_rest_hangup_of_a_bridged_call_ends_both_legs_and_prices_the_tree(node: Node) -> None:
+    carrier = Uas("uas_answer.xml", node.trunk_port, calls=2)  # the callee and the mobile
+    try:
+        status, call = node.call(
+            {"to": "+32470123456", "from": "+3225551001", "flow": "connect", "ring_timeout": 10}
+        )
+        assert status == 201, call
+        assert CA_ID.match(call["id"])
+        bridged = node.wait_call(
+            call["id"], lambda c: c["legs"] and c["legs"][0]["status"] == "in-progress"
+        )
+        assert bridged["legs"], bridged
+        time.sleep(1.0)  # talking
+        status, hung = api(
+            node.port, node.key, "POST", f"/v1/calls/{call['id']}", {"status": "completed"}
+        )
+        assert status == 200, hung
+        t0 = time.monotonic()
+        while node.active_calls() != 0 and time.monotonic() - t0 < 1.0:
+            time.sleep(0.05)
+        assert node.active_calls() == 0  # within a second, no leg left
+        parent = node.wait_call(call["id"], lambda c: ended(c) and all(map(ended, c["legs"])))
+    finally:
+        carrier_log = carrier.stop()
+    # Both sipp sides got our BYE: the call placed over REST and the leg it dialled.
+    assert counts(carrier_log) == (2, 0), carrier_log[-2000:]
+    assert invites(carrier_log) == 2  # (what the refusal tests see none of)
+    [leg] = parent["legs"]
+    assert CA_ID.match(leg["id"]) and leg["to"] == MOBILE
+    assert (parent["status"], parent["ended_by"], parent["reason"]) == (
+        "completed",
+        "api",
+        "Normal call clearing",
+    )
+    assert (leg["status"], leg["sip_status"], leg["ended_by"]) == ("completed", 200, "api")
+    # The dialled leg is a call resource of its own, pointing at its parent.
+    child = node.get(f"/v1/calls/{leg['id']}")
+    assert child["parent_call_id"] == call["id"] and child["price_eur"] == "0.3700"
+    assert child["from"] == "+3225551001"  # the caller ID the carrier saw
+    # The parent's price is its own and its leg's, and finance exports the same two rows.
+    assert parent["price_breakdown"] == [
+        {"call_id": call["id"], "part": "own", "price_eur": "0.3700"},
+        {"call_id": leg["id"], "part": "leg", "price_eur": "0.3700"},
+    ]
+    assert parent["price_eur"] == "0.7400"
+    rows = {r["event_id"]: r for r in node.export(parent["started_at"][:7])}
+    for part in parent["price_breakdown"]:
+        row = rows[f"{part['call_id']}:leg"]
+        assert Decimal(row["amount_eur"]) == Decimal(part["price_eur"]), row
+    # One answered and one ended per leg, with the real SIP reason; no false shutdown story.
+    for call_id in (call["id"], leg["id"]):
+        events = node.get(f"/v1/calls/{call_id}/events")["events"]
+        kinds = [e["kind"] for e in events]
+        assert kinds.count("answered") == 1 and kinds.count("ended") == 1, kinds
+        [end] = [e["data"] for e in events if e["kind"] == "ended"]
+        assert (end["sip_status"], end["reason"], end["ended_by"]) == (
+            200,
+            "Normal call clearing",
+            "api",
+        )
+        resource = node.get(f"/v1/calls/{call_id}")
+        assert end["billable_seconds"] == resource["billable_seconds"] == 60
+    trace = node.get(f"/v1/calls/{call['id']}/events")["events"]
+    [flow_end] = [e["data"] for e in trace if e["kind"] == "flow_end"]
+    assert "shutting down" not in flow_end["reason"], flow_end
+    assert "API" in flow_end["reason"], flow_end
+
+
+def test_an_unknown_flow_is_refused_before_anything_rings(node: Node) -> None:
+    carrier = Uas("uas_answer.xml", node.trunk_port, calls=1, timeout=4)
+    try:
+        status, problem = node.call({"to": "+32470123456", "from": "+3225551001", "flow": "conect"})
+        carrier.proc.wait(timeout=15)  # its own timeout: it prints what it received
+    finally:
+        carrier_log = carrier.stop()
+    assert status == 422, problem
+    assert problem["type"].endswith(":unknown-flow") and problem["field"] == "flow"
+    assert "did you mean 'connect'?" in problem["detail"], problem
+    assert invites(carrier_log) == 0  # sipp saw nothing
+    listing = api(node.port, node.key, "GET", "/v1/calls?to=%2B32470123456&from=%2B3225551001")
+    assert all(c["flow"] != "conect" for c in listing[1]["calls"])
+
+
+def test_a_caller_id_the_trunk_does_not_allow_is_refused(node: Node) -> None:
+    carrier = Uas("uas_answer.xml", node.trunk_port, calls=1, timeout=4)
+    try:
+        status, problem = node.call({"to": "+32470123456", "from": "+3216001100", "flow": "notify"})
+        carrier.proc.wait(timeout=15)  # its own timeout: it prints what it received
+    finally:
+        carrier_log = carrier.stop()
+    assert status == 422, problem
+    assert problem["type"].endswith(":caller-id-not-allowed") and problem["field"] == "from"
+    assert "caller_id.allowed (+3225551001, +32255510*)" in problem["detail"], problem
+    assert "trunk 'carrier'" in problem["detail"]
+    assert invites(carrier_log) == 0
+
+
+def test_a_sequential_hunt_shows_three_children_with_their_outcomes(node: Node) -> None:
+    carrier = Uas("uas_carrier_by_number.xml", node.trunk_port, calls=4)
+    (node.tmp / "flows" / "hunt.yaml").write_text(HUNT_FLOW)
+    try:
+        deadline = time.monotonic() + 10
+        status, call = 0, None
+        while time.monotonic() < deadline:  # the runtime picks the new file up within 1 s
+            status, call = node.call(
+                {"to": "+32470123456", "from": "+3225551001", "flow": "hunt", "ring_timeout": 10}
+            )
+            if status != 422:
+                break
+            time.sleep(0.3)
+        assert status == 201, call
+        assert call is not None
+        parent = node.wait_call(
+            call["id"], lambda c: len(c["legs"]) == 3 and c["legs"][2]["status"] == "in-progress"
+        )
+        status, _ = api(
+            node.port, node.key, "POST", f"/v1/calls/{call['id']}", {"status": "completed"}
+        )
+        parent = node.wait_call(call["id"], lambda c: ended(c) and all(map(ended, c["legs"])))
+    finally:
+        carrier_log = carrier.stop()
+    outcomes = [(leg["to"], leg["status"], leg["sip_status"]) for leg in parent["legs"]]
+    assert outcomes == [
+        ("+32470555001", "busy", 486),
+        ("+32470555002", "no-answer", 487),
+        ("+32470555003", "completed", 200),
+    ], (outcomes, carrier_log[-2000:])
+    assert all(CA_ID.match(leg["id"]) for leg in parent["legs"])
+    trace = node.get(f"/v1/calls/{call['id']}/events")["events"]
+    assert [e["data"]["status"] for e in trace if e["kind"] == "leg_ended"] == [
+        "busy",
+        "no-answer",
+        "completed",
+    ]
+
+
+def test_inbound_calls_get_call_ids_and_one_answered_and_ended(node: Node) -> None:
+    result = run_uac("uac_until_bye.xml", f"127.0.0.1:{node.sip_port}", "+3225551001")
+    assert result.successful == 1, result.output
+    deadline = time.monotonic() + 10
+    inbound: list[Any] = []
+    while time.monotonic() < deadline and not inbound:
+        listing = node.get("/v1/calls?from=%2B3225550100")
+        inbound = [c for c in listing["calls"] if c["direction"] == "inbound" and ended(c)]
+        time.sleep(0.2)
+    [call] = inbound
+    assert CA_ID.match(call["id"]), call["id"]
+    assert (call["ended_by"], call["reason"]) == ("flow", "Normal call clearing")
+    kinds = [e["kind"] for e in node.get(f"/v1/calls/{call['id']}/events")["events"]]
+    assert kinds.count("answered") == 1 and kinds.count("ended") == 1, kinds
+
+
+def inbound_bridged(node: Node) -> dict[str, Any]:
+    """The newest inbound call to +3225551002 once its dialled leg is bridged."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        calls = node.get("/v1/calls?to=%2B3225551002")["calls"]
+        live = [c for c in calls if c["legs"] and c["legs"][0]["status"] == "in-progress"]
+        if live:
+            return dict(live[0])
+        time.sleep(0.2)
+    raise AssertionError("no bridged inbound call")
+
+
+def test_the_caller_hanging_up_ends_the_dialled_leg(node: Node) -> None:
+    carrier = Uas("uas_answer.xml", node.trunk_port, calls=1)
+    try:
+        caller = subprocess.Popen(
+            uac_args("uac_call.xml", f"127.0.0.1:{node.sip_port}", "+3225551002", hold_ms=3000),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        call = inbound_bridged(node)
+        out, _ = caller.communicate(timeout=30)
+        assert counts(out) == (1, 0), out[-2000:]
+        call = node.wait_call(call["id"], lambda c: ended(c) and all(map(ended, c["legs"])))
+        t0 = time.monotonic()
+        while node.active_calls() != 0 and time.monotonic() - t0 < 1.0:
+            time.sleep(0.05)
+        assert node.active_calls() == 0
+    finally:
+        carrier_log = carrier.stop()
+    assert counts(carrier_log) == (1, 0)  # the mobile got our BYE
+    assert CA_ID.match(call["id"]) and call["ended_by"] == "caller"
+    assert call["legs"][0]["ended_by"] == "caller"
+
+
+def test_rest_hangup_of_an_inbound_call_ends_the_caller_and_the_dialled_leg(node: Node) -> None:
+    carrier = Uas("uas_answer.xml", node.trunk_port, calls=1)
+    try:
+        caller = subprocess.Popen(
+            uac_args("uac_until_bye.xml", f"127.0.0.1:{node.sip_port}", "+3225551002"),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        call = inbound_bridged(node)
+        status, hung = api(
+            node.port, node.key, "POST", f"/v1/calls/{call['id']}", {"status": "completed"}
+        )
+        assert status == 200, hung
+        out, _ = caller.communicate(timeout=30)
+        call = node.wait_call(call["id"], lambda c: ended(c) and all(map(ended, c["legs"])))
+    finally:
+        carrier_log = carrier.stop()
+    assert counts(out) == (1, 0), out[-2000:]  # the caller got our BYE
+    assert counts(carrier_log) == (1, 0)  # so did the mobile
+    assert (call["ended_by"], call["legs"][0]["ended_by"]) == ("api", "api")
+
+
+def invites(sipp_output: str) -> int:
+    """How many calls (INVITEs) a sipp UAS received, from its statistics screen."""
+    found = re.search(r"Incoming calls created\s*\|\s*\d+\s*\|\s*(\d+)", sipp_output)
+    assert found is not None, sipp_output[-1500:]
+    return int(found.group(1))
