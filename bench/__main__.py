@@ -13,6 +13,7 @@ BENCHMARKS: tuple[str, ...] = (
     "sip_load",
     "statistics",
     "messages",
+    "designer",
 )
 
 

@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "flexvoice.metering.cli",
     "flexvoice.numbers_cli",
     "flexvoice.api.keys_cli",
+    "flexvoice.users_cli",
     "flexvoice.sip.edge_cli",
     "flexvoice.flows.cli",
     "flexvoice.prompts_cli",

@@ -42,6 +42,7 @@ PROBLEM_TYPES: dict[str, tuple[int, str]] = {
     "idempotency-key-in-progress": (409, "A request with this Idempotency-Key is still running"),
     "number-not-available": (409, "The number cannot be added to this account"),
     "managed-by-file": (409, "The number is managed in sip/numbers.yaml"),
+    "precondition-failed": (412, "The resource changed since it was read (If-Match)"),
     "body-too-large": (413, "The body is larger than 1 MiB"),
     "malformed-request": (400, "The request is not valid HTTP"),
     "uri-too-long": (414, "The URL is too long"),

@@ -17,6 +17,7 @@ from flexvoice import accounts
 from flexvoice.config import Config, config_from_args
 from flexvoice.errors import UserError
 from flexvoice.metering.export import write_export
+from flexvoice.metering.sink import StoreSink
 from flexvoice.metering.store import BATCH_SIZE, UsageStore
 from flexvoice.metering.tariffs import load_tariffs
 from flexvoice.metering.timing import check_month
@@ -94,6 +95,22 @@ def _accounts_status(args: Any) -> int:
     cfg = _config(args)
     account = accounts.set_status(_conn(args, cfg), args.name, args.status)
     print(f"account {account.name} is {account.status}")
+    return 0
+
+
+def _accounts_set(args: Any) -> int:
+    cfg = _config(args)
+    conn = _conn(args, cfg)
+    sink = StoreSink(UsageStore.from_config(cfg, args.db))
+    on = args.designer == "on"
+    changed = accounts.set_designer(conn, args.name, on, sink.record)
+    state = "on" if on else "off"
+    if not changed:
+        print(f"account {args.name}: the designer was already {state}")
+    elif on:
+        print(f"account {args.name}: the designer is on (billed per started calendar month)")
+    else:
+        print(f"account {args.name}: the designer is off (its period is closed)")
     return 0
 
 
@@ -232,6 +249,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         p.add_argument("name")
         _db_option(p)
         p.set_defaults(handler=_accounts_status, status=status)
+
+    p = acc_sub.add_parser("set", help="switch account options (the visual designer)")
+    p.add_argument("name")
+    p.add_argument(
+        "--designer",
+        choices=("on", "off"),
+        required=True,
+        help="the visual designer: on opens a monthly-billed period, off closes it",
+    )
+    _db_option(p)
+    p.set_defaults(handler=_busy_is_user_error(_accounts_set))
 
     usage = sub.add_parser("usage", help="import, export and rerate priced usage")
     usage_sub = usage.add_subparsers(dest="usage_command", metavar="ACTION")

@@ -14,6 +14,7 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from flexvoice.api import designer
 from flexvoice.api.app import RESOURCES
 from flexvoice.api.dialer import Dialer
 from flexvoice.api.framework import guarded, no_route
@@ -65,6 +66,7 @@ def install_routes(app: web.Application) -> None:
     app.router.add_route("*", "/v1/{tail:.*}", guarded(no_route))
     app[SPEC] = build_spec(RESOURCES)
     app.router.add_routes(docs_routes)
+    designer.install(app)  # the designer's page and its session-authenticated API
 
 
 async def api_component(app: web.Application) -> AsyncIterator[None]:
