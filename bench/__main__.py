@@ -14,6 +14,8 @@ BENCHMARKS: tuple[str, ...] = (
     "statistics",
     "recording",
     "conference",
+    "messages",
+    "designer",
 )
 
 

@@ -1,16 +1,22 @@
-"""SIP load: a real node (Kamailio edge + pjsua2 workers) driven by sipp on loopback.
+"""SIP load: a real node (Kamailio edge + pjsua2 workers) driven by sipp on loopback, beside
+the floor of the library (bare pjsua2 answering machines) and sipp's own UAS, in one run.
 
 Measures, in one run:
-- the most concurrent IVR calls (prompt looping, a DTMF digit sent and answered) with zero
-  failed calls, stepping up until a step fails or the ceiling is reached;
-- sustained calls per second for `--seconds` (default 60) with zero failures;
-- p50/p99 call set-up time (INVITE to 200 OK, from sipp's own response-time trace);
-- RSS per active call (all node processes at the peak, minus idle, per call);
-- sipp UAC against sipp's own UAS alone at the same rate: the practical upper bound here,
-  printed as the ratio engine / sipp-UAS.
+- start-up: all workers up (healthz) after the node starts; a killed worker replaced;
+- idle cost: CPU of one idle worker and of the whole idle node, from /proc;
+- memory: PSS (from /proc/PID/smaps_rollup, shared pages counted once) per call slot, idle
+  and at the concurrency peak;
+- the most concurrent IVR calls (prompt playing, a DTMF digit sent and answered) with zero
+  failed calls, stepping up until a step fails (that step is printed);
+- the CPS ceiling with media (answer, prompt, hang-up) with zero failures, and p50/p99 call
+  set-up (INVITE to 200 OK, from sipp's response-time trace) at each rate;
+- the same concurrency and CPS steps against N bare pjsua2 processes of the same wheel
+  (bench/bare_pjsua2.py), printed as engine / bare ratios; and sipp's UAS alone as the
+  signalling bound.
 
-Run: ./run bench sip_load [--quick] [--seconds N] [--max-calls N]
-Everything stays on 127.0.0.1, is bounded in calls and time, and stops by itself.
+Run: ./run bench sip_load [--quick] [--workers N] [--max-calls N] [--step-seconds N]
+Everything stays on 127.0.0.1, is bounded in calls and time, and stops by itself. The
+figures depend on what else runs on the machine: the load average is printed beside them.
 """
 
 from __future__ import annotations
@@ -18,18 +24,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from flexvoice.sip.addresses import RTP_PORTS_PER_WORKER, rtp_ports  # noqa: E402
+from flexvoice.sip.pool import STABLE_AFTER  # noqa: E402
 from tests.conftest import free_port_range  # noqa: E402
 from tests.sipptool import SCENARIOS, free_udp_pair  # noqa: E402
 from tests.test_sip_pool import tone  # noqa: E402
@@ -50,7 +61,7 @@ steps:
 """
 
 
-def write_node(tmp: Path, workers: int) -> tuple[Path, int, int]:
+def write_node(tmp: Path, workers: int) -> tuple[Path, int, int, int]:
     prompts = tmp / "prompts"
     (prompts / "en").mkdir(parents=True)
     for folder in (prompts, prompts / "en"):
@@ -66,14 +77,14 @@ def write_node(tmp: Path, workers: int) -> tuple[Path, int, int]:
     )
     http = free_port_range(1)
     edge = free_port_range(1)
-    base = free_port_range(workers)
+    base = low_port_range(workers)
     cfg = tmp / "flexvoice.yaml"
     cfg.write_text(
         f"""
 http: {{host: 127.0.0.1, port: {http}}}
 sip:
   edge: {{port: {edge}, ctl_socket: {tmp}/kamailio-ctl.sock}}
-  workers: {{count: {workers}, base_port: {base}, drain_grace: 2s, rtp_base: 30000}}
+  workers: {{count: {workers}, base_port: {base}, drain_grace: 2s, rtp_base: {RTP_LOW}}}
   trunks: {REPO}/sip/trunks.yaml
   numbers: {tmp}/numbers.yaml
 storage: {{database: {tmp}/flexvoice.db, recordings: {tmp}/recordings}}
@@ -81,40 +92,77 @@ paths: {{flows: {flows}, prompts: {prompts}, tariffs: {REPO}/metering/tariffs}}
 logging: {{level: warning}}
 """
     )
-    return cfg, http, edge
+    return cfg, http, edge, base
 
 
-def wait_healthy(
-    http: int, proc: subprocess.Popen[bytes], timeout: float = 120
-) -> dict[str, object]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit("bench: the node exited during start-up")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{http}/healthz", timeout=2) as r:
-                body: dict[str, object] = json.loads(r.read())
-                return body
-        except OSError:
-            time.sleep(0.3)
-    raise SystemExit("bench: the node did not become healthy")
-
-
-def rss_kb(root_pid: int) -> int:
-    """RSS of a process and all its descendants, in kB."""
-    out = subprocess.run(["ps", "-eo", "pid=,ppid=,rss="], capture_output=True, text=True).stdout
+def tree(root_pid: int) -> list[int]:
+    """A process and all its descendants."""
+    out = subprocess.run(["ps", "-eo", "pid=,ppid="], capture_output=True, text=True).stdout
     children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
     for line in out.splitlines():
-        pid, ppid, kb = (int(x) for x in line.split())
+        pid, ppid = (int(x) for x in line.split())
         children.setdefault(ppid, []).append(pid)
-        rss[pid] = kb
-    total, todo = 0, [root_pid]
+    found, todo = [], [root_pid]
     while todo:
         pid = todo.pop()
-        total += rss.get(pid, 0)
+        found.append(pid)
         todo += children.get(pid, [])
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pss_kb(pids: list[int]) -> int:
+    """Proportional set size: each shared page counted once across the processes."""
+    total = 0
+    for pid in pids:
+        try:
+            text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        match = re.search(r"^Pss:\s+(\d+) kB", text, re.M)
+        total += int(match.group(1)) if match else 0
     return total
+
+
+def workers_by_port(base: int, count: int) -> dict[int, int]:
+    """index -> pid of whoever listens on UDP base + index (workers are forked from a
+    template, so their command line does not tell them apart)."""
+    out = subprocess.run(["ss", "-ulpnH"], capture_output=True, text=True).stdout
+    found: dict[int, int] = {}
+    for line in out.splitlines():
+        port = int(line.split()[3].rsplit(":", 1)[1])
+        match = re.search(r"pid=(\d+)", line)
+        if match and base <= port < base + count:
+            found[port - base] = int(match.group(1))
+    return found
+
+
+@dataclass
+class Idle:
+    cores: float  # the whole tree, in cores
+    worker_pct: float  # one worker on average, in % of a core
+    pss_kb: int
+
+
+def measure_idle(root_pid: int, workers: list[int], seconds: float) -> Idle:
+    pids = tree(root_pid)
+    before = {p: cpu_seconds(p) for p in pids}
+    time.sleep(seconds)
+    after = {p: cpu_seconds(p) for p in pids}
+    total = sum(after[p] - before[p] for p in pids)
+    per_worker = sum(after[p] - before[p] for p in workers) / max(1, len(workers))
+    return Idle(total / seconds, 100 * per_worker / seconds, pss_kb(pids))
+
+
+def load() -> str:
+    return "load " + " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def sipp(args: list[str], timeout: float) -> tuple[int, int, str]:
@@ -131,7 +179,7 @@ def sipp(args: list[str], timeout: float) -> tuple[int, int, str]:
 
 
 def uac(
-    scenario: str,
+    scenario: str | Path,
     target: str,
     number: str,
     *,
@@ -140,16 +188,20 @@ def uac(
     limit: int,
     hold_ms: int,
     trace_dir: Path | None = None,
+    inf: Path | None = None,
 ) -> list[str]:
     media = str(free_udp_pair())
+    path = scenario if isinstance(scenario, Path) else SCENARIOS / scenario
     args = [
-        "sipp", "-sf", str(SCENARIOS / scenario), "-s", number, "-m", str(calls),
+        "sipp", "-sf", str(path), "-s", number, "-m", str(calls),
         "-r", str(rate), "-l", str(limit), "-d", str(hold_ms), "-i", "127.0.0.1", "-p", "0",
         "-mp", media, "-nostdin", "-timeout", "300s", "-timeout_error",
         "-recv_timeout", "20000", "-key", "rtp_port", media, target,
     ]  # fmt: skip
     if trace_dir is not None:
         args += ["-trace_rtt", "-rtt_freq", "1"]
+    if inf is not None:
+        args += ["-inf", str(inf)]
     return args
 
 
@@ -174,119 +226,333 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def concurrent_step(target: str, calls: int, node_pid: int, hold_ms: int) -> tuple[bool, int]:
-    """`calls` IVR calls up at once (each sends its digit and holds); peak RSS in kB."""
+# The workers' ports live below 20000, where other test runs' free_port_range never looks and
+# the kernel hands out no ephemeral ports: a port taken mid-run would fail the start-up.
+SIP_LOW = 6000
+RTP_LOW = 10000
+MAX_WORKERS = (20000 - RTP_LOW) // (2 * RTP_PORTS_PER_WORKER)
+
+
+@dataclass
+class Target:
+    """Where sipp sends calls: the edge, or N bare processes (a line of `inf` per call)."""
+
+    name: str
+    address: str
+    tmp: Path
+    ports: list[int] = field(default_factory=list)  # bare: one SIP port per process
+
+    @property
+    def inf(self) -> Path | None:
+        if not self.ports:
+            return None
+        path = self.tmp / f"{self.name}.csv"
+        path.write_text("SEQUENTIAL\n" + "".join(f"{p};\n" for p in self.ports))
+        return path
+
+    def scenario(self, name: str) -> Path:
+        """The same scenario; for bare processes it first sends each call to its process."""
+        if not self.ports:
+            return SCENARIOS / name
+        text = (SCENARIOS / name).read_text()
+        opening = re.search(r"<scenario[^>]*>", text)
+        assert opening is not None
+        setdest = (
+            '\n  <nop><action><setdest host="127.0.0.1" port="[field0]" protocol="udp"/>'
+            "</action></nop>"
+        )
+        path = self.tmp / f"bare_{name}"
+        path.write_text(text[: opening.end()] + setdest + text[opening.end() :])
+        return path
+
+
+@dataclass
+class Step:
+    calls: int
+    ok: bool
+    peak: int  # sipp's own count of calls up at once
+    pss_kb: int
+    line: str
+
+
+def concurrency_step(t: Target, calls: int, pids: list[int], ramp_cps: int) -> Step:
+    """`calls` IVR calls held together: ramped at `ramp_cps`, then all up for 6 s or more."""
+    ramp = calls / ramp_cps
     args = uac(
-        "uac_ivr.xml", target, "+3225550001",
-        calls=calls, rate=max(10, calls // 4), limit=calls, hold_ms=hold_ms,
+        t.scenario("uac_ivr.xml"), t.address, "+3225550001", calls=calls, rate=ramp_cps,
+        limit=calls, hold_ms=int(ramp * 1000) + 6000, inf=t.inf,
     )  # fmt: skip
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    peak = 0
-    while proc.poll() is None:
-        peak = max(peak, rss_kb(node_pid))
-        time.sleep(0.5)
-    out = proc.stdout.read() if proc.stdout else ""
-    ok = bad = 0
+    time.sleep(ramp + 3)  # every call up: the peak
+    pss = pss_kb(pids) if proc.poll() is None else 0
+    out, _ = proc.communicate(timeout=ramp * 3 + 120)
+    ok = counted(out, "Successful call")
+    bad = counted(out, "Failed call")
+    peak_match = re.search(r"Peak was (\d+) calls", out)
+    peak = int(peak_match.group(1)) if peak_match else 0
+    good = ok == calls and bad == 0
+    if not good:
+        (t.tmp.parent / f"sip_load_{t.name}_{calls}.txt").write_text(out)
+    line = (
+        f"  {t.name:6s} {calls:5d} IVR calls at once: {'ok' if good else 'FAILED'} "
+        f"({ok} ok, {bad} failed, peak {peak} up; {load()})"
+    )
+    print(line, flush=True)
+    return Step(calls, good, peak, pss, line)
+
+
+def counted(out: str, label: str) -> int:
     for line in out.splitlines():
-        if line.strip().startswith("Successful call"):
-            ok = int(line.split("|")[2].split()[0])
-        if line.strip().startswith("Failed call"):
-            bad = int(line.split("|")[2].split()[0])
-    return ok == calls and bad == 0, peak
+        if line.strip().startswith(label):
+            return int(line.split("|")[2].split()[0])
+    return 0
 
 
-def cps_run(target: str, number: str, rate: int, seconds: int, trace: Path) -> tuple[int, int]:
-    calls = rate * seconds
-    ok, bad, _ = sipp(
-        uac("uac_call.xml", target, number, calls=calls, rate=rate, limit=rate * 3,
-            hold_ms=1000, trace_dir=trace),
-        timeout=seconds * 3 + 60,
-    )  # fmt: skip
-    return ok, bad
+def concurrency_ceiling(t: Target, steps: list[int], pids: list[int], ramp: int) -> list[Step]:
+    done: list[Step] = []
+    for calls in steps:
+        done.append(concurrency_step(t, calls, pids, ramp))
+        if not done[-1].ok:
+            break
+    return done
 
 
-def cps_ceiling(target: str, number: str, rates: list[int], seconds: int, tmp: Path) -> int:
-    """The highest of `rates` (tried in order, `seconds` each) with zero failed calls."""
-    best = 0
+@dataclass
+class Rate:
+    cps: int
+    ok: bool
+    p50: float
+    p99: float
+
+
+def cps_ceiling(t: Target, rates: list[int], seconds: int, tmp: Path) -> list[Rate]:
+    """Each rate for `seconds`, short calls with a prompt, until one has a failed call."""
+    done: list[Rate] = []
     for rate in rates:
         ok, bad, _ = sipp(
-            uac("uac_call.xml", target, number, calls=rate * seconds, rate=rate,
-                limit=rate * 2, hold_ms=500),
+            uac(t.scenario("uac_call.xml"), t.address, "+3225550002", calls=rate * seconds,
+                rate=rate, limit=rate * 2, hold_ms=500, trace_dir=tmp, inf=t.inf),
             timeout=seconds * 4 + 60,
         )  # fmt: skip
-        setup_times_ms(tmp)  # not measured here; clear the trace files
-        print(f"  {target} at {rate} CPS: {ok} ok, {bad} failed")
-        if bad or ok < rate * seconds:
+        times = setup_times_ms(tmp)
+        good = bad == 0 and ok == rate * seconds
+        done.append(Rate(rate, good, pct(times, 0.5), pct(times, 0.99)))
+        print(
+            f"  {t.name:6s} {rate:4d} CPS for {seconds}s: {ok} ok, {bad} failed; set-up p50 "
+            f"{done[-1].p50:.1f} ms, p99 {done[-1].p99:.1f} ms ({load()})",
+            flush=True,
+        )
+        if not good:
             break
-        best = rate
-    return best
+    return done
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="bench sip_load")
-    parser.add_argument("--quick", action="store_true", help="short run (smoke)")
-    parser.add_argument("--seconds", type=int, default=60, help="length of the CPS run")
-    parser.add_argument("--max-calls", type=int, default=240, help="concurrency ceiling")
-    parser.add_argument("--cps", type=int, default=50, help="rate of the sustained run")
-    parser.add_argument("--step-seconds", type=int, default=10, help="length of a ceiling step")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.seconds, args.max_calls, args.cps, args.step_seconds = 10, 40, 20, 3
-    engine_rates = [50, 75, 100, 150, 200, 300]
-    sipp_rates = [100, 200, 400, 800, 1600]
-    if shutil.which("sipp") is None or shutil.which("kamailio") is None:
-        print("bench sip_load: needs sipp and kamailio (./run installs them)")
-        return 1
-    workers = (args.max_calls + 3) // 4
-    tmp = Path(tempfile.mkdtemp(prefix="flexvoice-bench-"))
-    cfg, http, edge = write_node(tmp, workers)
-    os.chdir(tmp)  # sipp writes its traces into the working folder
+def best(rates: list[Rate]) -> Rate | None:
+    good = [r for r in rates if r.ok]
+    return good[-1] if good else None
+
+
+def start_node(tmp: Path, workers: int) -> tuple[subprocess.Popen[bytes], int, int, int]:
+    cfg, http, edge, base = write_node(tmp, workers)
+    # SIP_LOAD_NODE_CODE: another checkout's code for the node (e.g. main), to compare.
+    code = Path(os.environ.get("SIP_LOAD_NODE_CODE", REPO))
     node = subprocess.Popen(
         [sys.executable, "-m", "flexvoice", "--config", str(cfg), "serve"],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        cwd=code,
+        env={**os.environ, "PYTHONPATH": str(code)},
         stdout=subprocess.DEVNULL,
         stderr=open(tmp / "node.log", "wb"),  # noqa: SIM115
         start_new_session=True,
     )
-    target = f"127.0.0.1:{edge}"
+    return node, http, edge, base
+
+
+def workers_up(http: int) -> int:
     try:
-        started = time.monotonic()
-        health = wait_healthy(http, node)
-        print(f"node: {health.get('workers')} workers up in {time.monotonic() - started:.1f}s")
-        time.sleep(1)
-        idle = rss_kb(node.pid)
-        # 1. Concurrent IVR calls, stepping up.
-        best, best_peak = 0, idle
-        step = max(20, args.max_calls // 6)
-        n = step
-        while n <= args.max_calls:
-            ok, peak = concurrent_step(target, n, node.pid, hold_ms=8000)
-            verdict = "ok" if ok else "FAILED"
-            print(f"concurrent IVR calls {n:4d}: {verdict} (RSS {peak / 1024:.0f} MB)")
-            if not ok:
-                break
-            best, best_peak = n, peak
-            n += step
-        per_call = (best_peak - idle) / best / 1024 if best else float("nan")
-        # 2. Sustained CPS, with set-up times from sipp's trace.
-        ok, bad = cps_run(target, "+3225550002", args.cps, args.seconds, tmp)
-        times = setup_times_ms(tmp)
-        print(
-            f"sustained {args.cps} CPS for {args.seconds}s: {ok} ok, {bad} failed; set-up p50 "
-            f"{pct(times, 0.5):.1f} ms, p99 {pct(times, 0.99):.1f} ms ({len(times)} calls)"
-        )
-        # 3. The engine's CPS ceiling: short calls, rising rates, zero failures.
-        print("CPS ceiling, engine:")
-        engine_max = cps_ceiling(target, "+3225550002", engine_rates, args.step_seconds, tmp)
-    finally:
-        node.send_signal(signal.SIGTERM)
+        with urllib.request.urlopen(f"http://127.0.0.1:{http}/healthz", timeout=2) as r:
+            return int(json.loads(r.read())["workers"]["up"])
+    except (OSError, ValueError, KeyError):
+        return -1
+
+
+def wait_up(http: int, node: subprocess.Popen[bytes], count: int, timeout: float) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if node.poll() is not None:
+            raise SystemExit("bench: the node exited during start-up (see node.log)")
+        if workers_up(http) == count:
+            return time.monotonic() - started
+        time.sleep(0.02)
+    raise SystemExit(f"bench: {count} workers not up within {timeout:.0f}s")
+
+
+def replace_time(http: int, node: subprocess.Popen[bytes], count: int, base: int) -> float:
+    """SIGKILL worker 0 (up for a while) and time until the node has `count` workers again."""
+    pid = workers_by_port(base, 1)[0]
+    killed = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+    while workers_up(http) == count and time.monotonic() - killed < 5:
+        time.sleep(0.005)  # until the pool has seen it die
+    wait_up(http, node, count, 30)
+    return time.monotonic() - killed
+
+
+def stop_node(node: subprocess.Popen[bytes]) -> None:
+    node.send_signal(signal.SIGTERM)
+    try:
+        node.wait(60)
+    except subprocess.TimeoutExpired:
+        os.killpg(node.pid, signal.SIGKILL)
+        node.wait()
+
+
+def low_port_range(count: int) -> int:
+    """`count` consecutive UDP+TCP ports free between SIP_LOW and RTP_LOW."""
+    for base in range(SIP_LOW, RTP_LOW - count, 50):
+        socks: list[socket.socket] = []
         try:
-            node.wait(60)
+            for port in range(base, base + count):
+                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                    sock = socket.socket(socket.AF_INET, kind)
+                    socks.append(sock)
+                    sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise SystemExit(f"bench: no {count} free ports between {SIP_LOW} and {RTP_LOW}")
+
+
+def start_bare(tmp: Path, count: int, rtp_base: int) -> tuple[list[subprocess.Popen[bytes]], int]:
+    base = low_port_range(count)
+    procs: list[subprocess.Popen[bytes]] = []
+    prompt = tmp / "prompts" / "bench_menu.wav"
+    batch = 3 * (os.cpu_count() or 1)  # as the pool starts its workers
+    for first in range(0, count, batch):
+        started = []
+        for i in range(first, min(count, first + batch)):
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "bench.bare_pjsua2", "--port", str(base + i),
+                 "--rtp-port", str(rtp_ports(rtp_base, i).start), "--prompt", str(prompt)],
+                cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=open(tmp / f"bare_{i}.log", "wb"), start_new_session=True,  # noqa: SIM115
+            )  # fmt: skip
+            started.append(proc)
+        for proc in started:
+            assert proc.stdout is not None
+            # pjlib prints a few lines to standard output before its log level is set
+            while (line := proc.stdout.readline()) and line.strip() != b"ready":
+                pass
+            if not line:
+                log = tmp / f"bare_{started.index(proc) + first}.log"
+                why = log.read_text(errors="replace").strip().splitlines()[-1:] or ["?"]
+                stop_bare(procs + started)
+                raise SystemExit(f"bench: a bare pjsua2 process did not start: {why[0]}")
+        procs += started
+    return procs, base
+
+
+def stop_bare(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.stdin:
+            proc.stdin.close()
+    for proc in procs:
+        try:
+            proc.wait(10)
         except subprocess.TimeoutExpired:
-            os.killpg(node.pid, signal.SIGKILL)
-    # 4. The bound: sipp UAC against sipp's own UAS, same runs.
+            proc.kill()
+            proc.wait()
+
+
+def mark(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def main(argv: list[str]) -> int:
+    # SIGTERM unwinds like Ctrl-C: every `finally` below stops what it started.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    parser = argparse.ArgumentParser(prog="bench sip_load")
+    parser.add_argument("--quick", action="store_true", help="short run (smoke)")
+    parser.add_argument("--workers", type=int, default=300, help="workers (4 calls each)")
+    parser.add_argument("--max-calls", type=int, default=1200, help="highest concurrency step")
+    parser.add_argument("--step", type=int, default=200, help="concurrency added per step")
+    parser.add_argument("--ramp", type=int, default=100, help="CPS while a step ramps up")
+    parser.add_argument("--step-seconds", type=int, default=10, help="length of a CPS step")
+    parser.add_argument("--idle-seconds", type=int, default=10)
+    parser.add_argument("--no-bare", action="store_true", help="skip the bare pjsua2 floor")
+    parser.add_argument("--no-cps", action="store_true", help="skip the CPS steps")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.workers, args.max_calls, args.step, args.step_seconds = 10, 40, 20, 3
+        args.idle_seconds = 5
+    if args.workers > MAX_WORKERS:
+        print(f"bench sip_load: --workers at most {MAX_WORKERS}")
+        return 2
+    rates = [50, 100, 150, 200, 250, 300, 400] if not args.quick else [20, 40]
+    steps = list(range(args.step, args.max_calls + 1, args.step))
+    if shutil.which("sipp") is None or shutil.which("kamailio") is None:
+        print("bench sip_load: needs sipp and kamailio (./run installs them)")
+        return 1
+    n = args.workers
+    tmp = Path(tempfile.mkdtemp(prefix="flexvoice-bench-"))
+    os.chdir(tmp)  # sipp writes its traces into the working folder
+    print(f"machine: {os.cpu_count()} cores; {load()} at the start; {n} workers / processes")
+    # 1. The engine: edge, control plane, n workers.
+    node, http, edge, sip_base = start_node(tmp, n)
+    try:
+        up_s = wait_up(http, node, n, 180)
+        print(f"engine: {n} workers up in {up_s:.1f}s ({load()})", flush=True)
+        time.sleep(3)
+        workers = list(workers_by_port(sip_base, n).values())
+        idle = measure_idle(node.pid, workers, args.idle_seconds)
+        print(
+            f"engine idle: node {idle.cores:.3f} cores, one worker {idle.worker_pct:.3f} % of "
+            f"a core, PSS {idle.pss_kb / 1024:.0f} MB ({load()})",
+            flush=True,
+        )
+        # Worker 0 up longer than STABLE_AFTER: its death is not a crash loop (no back-off).
+        time.sleep(max(0.0, STABLE_AFTER + 1 - 3 - args.idle_seconds))
+        replaced = replace_time(http, node, n, sip_base)
+        print(f"engine: a killed worker replaced in {replaced:.2f}s", flush=True)
+        print("concurrent IVR calls (prompt, DTMF), stepping up:", flush=True)
+        pids = tree(node.pid)
+        engine_steps = concurrency_ceiling(Target("engine", f"127.0.0.1:{edge}", tmp), steps,
+                                           pids, args.ramp)  # fmt: skip
+        print("CPS with media (answer, prompt, hang-up after 0.5 s), stepping up:", flush=True)
+        engine_rates: list[Rate] = []
+        if not args.no_cps:
+            engine_rates = cps_ceiling(Target("engine", f"127.0.0.1:{edge}", tmp), rates,
+                                       args.step_seconds, tmp)  # fmt: skip
+    finally:
+        stop_node(node)
+    # 2. The floor: n bare pjsua2 processes of the same wheel, same scenarios.
+    bare_steps: list[Step] = []
+    bare_rates: list[Rate] = []
+    bare_idle: Idle | None = None
+    if not args.no_bare:
+        started = time.monotonic()
+        bare, base = start_bare(tmp, n, RTP_LOW + RTP_PORTS_PER_WORKER * n)
+        try:
+            print(f"bare: {n} processes up in {time.monotonic() - started:.1f}s", flush=True)
+            time.sleep(3)
+            pids = [p.pid for p in bare]
+            bare_idle = measure_idle_pids(pids, args.idle_seconds)
+            print(
+                f"bare idle: {bare_idle.cores:.3f} cores, one process "
+                f"{bare_idle.worker_pct:.3f} % of a core, PSS {bare_idle.pss_kb / 1024:.0f} MB",
+                flush=True,
+            )
+            target = Target("bare", f"127.0.0.1:{base}", tmp, [base + i for i in range(n)])
+            bare_steps = concurrency_ceiling(target, steps, pids, args.ramp)
+            if not args.no_cps:
+                bare_rates = cps_ceiling(target, rates, args.step_seconds, tmp)
+        finally:
+            stop_bare(bare)
+    # 3. The signalling bound: sipp's own UAS.
     uas_port = free_port_range(1)
+    sipp_rates: list[Rate] = []
     uas = subprocess.Popen(
         ["sipp", "-sf", str(SCENARIOS / "uas_answer_bye.xml"), "-i", "127.0.0.1", "-p",
          str(uas_port), "-mp", str(free_udp_pair()), "-nostdin", "-timeout", "600s"],
@@ -294,27 +560,85 @@ def main(argv: list[str]) -> int:
     )  # fmt: skip
     try:
         time.sleep(0.5)
-        ref_ok, ref_bad = cps_run(f"127.0.0.1:{uas_port}", "+3225550002", args.cps,
-                                  args.seconds, tmp)  # fmt: skip
-        ref_times = setup_times_ms(tmp)
-        print("CPS ceiling, sipp UAS alone:")
-        sipp_max = cps_ceiling(f"127.0.0.1:{uas_port}", "+3225550002", sipp_rates,
-                               args.step_seconds, tmp)  # fmt: skip
+        if not args.no_cps:
+            sipp_rates = cps_ceiling(Target("sipp", f"127.0.0.1:{uas_port}", tmp),
+                                     [r * 2 for r in rates], args.step_seconds, tmp)  # fmt: skip
     finally:
         uas.kill()
         uas.wait()
-    print(
-        f"sipp UAS alone at {args.cps} CPS: {ref_ok} ok, {ref_bad} failed; set-up p50 "
-        f"{pct(ref_times, 0.5):.1f} ms, p99 {pct(ref_times, 0.99):.1f} ms"
-    )
-    ratio = engine_max / sipp_max if sipp_max else float("nan")
-    print(f"RSS per active call: {per_call:.1f} MB (idle {idle / 1024:.0f} MB, {workers} workers)")
-    print(f"max concurrent IVR calls with zero failures: {best}")
-    print(f"CPS ceiling with zero failures: engine {engine_max}, sipp UAS alone {sipp_max}")
-    print(f"CPS ratio engine / sipp-UAS: {ratio:.2f} (of the rates tried)")
-    print(f"p99 set-up: engine {pct(times, 0.99):.1f} ms vs sipp-UAS {pct(ref_times, 0.99):.1f} ms")
     shutil.rmtree(tmp, ignore_errors=True)
-    return 0 if bad == 0 and best > 0 else 1
+    return report(n, up_s, replaced, idle, bare_idle, engine_steps, bare_steps, engine_rates,
+                  bare_rates, sipp_rates)  # fmt: skip
+
+
+def measure_idle_pids(pids: list[int], seconds: float) -> Idle:
+    before = {p: cpu_seconds(p) for p in pids}
+    time.sleep(seconds)
+    total = sum(cpu_seconds(p) - before[p] for p in pids)
+    return Idle(total / seconds, 100 * total / seconds / max(1, len(pids)), pss_kb(pids))
+
+
+def report(
+    n: int,
+    up_s: float,
+    replaced: float,
+    idle: Idle,
+    bare_idle: Idle | None,
+    engine_steps: list[Step],
+    bare_steps: list[Step],
+    engine_rates: list[Rate],
+    bare_rates: list[Rate],
+    sipp_rates: list[Rate],
+) -> int:
+    def ceiling(steps: list[Step]) -> Step | None:
+        good = [s for s in steps if s.ok]
+        return good[-1] if good else None
+
+    def failed_at(steps: list[Step]) -> str:
+        bad = [s for s in steps if not s.ok]
+        return f"first failing step {bad[0].calls}" if bad else "no step failed"
+
+    slots = 4 * n
+    e_conc, b_conc = ceiling(engine_steps), ceiling(bare_steps)
+    e_cps, b_cps, s_cps = best(engine_rates), best(bare_rates), best(sipp_rates)
+    print(f"== summary ({load()} at the end)")
+    print(f"idle worker CPU: {idle.worker_pct:.3f} % of a core (goal <= 0.1): "
+          f"{mark(idle.worker_pct <= 0.1)}")  # fmt: skip
+    print(f"idle node CPU with {n} workers: {idle.cores:.3f} cores (goal < 0.3 with 250): "
+          f"{mark(idle.cores < 0.3)}")  # fmt: skip
+    if bare_idle:
+        print(f"  bare pjsua2 idle: {bare_idle.worker_pct:.3f} % of a core per process, "
+              f"{bare_idle.cores:.3f} cores for {n}")  # fmt: skip
+    print(f"{n} workers up in {up_s:.1f}s (goal < 20 s for 250): {mark(up_s < 20)}")
+    print(f"killed worker replaced in {replaced:.2f}s (goal < 1 s): {mark(replaced < 1)}")
+    e_calls = e_conc.calls if e_conc else 0
+    print(f"concurrent IVR calls, zero failures: engine {e_calls} ({failed_at(engine_steps)}) "
+          f"(goal >= 1000): {mark(e_calls >= 1000)}")  # fmt: skip
+    idle_slot = idle.pss_kb / 1024 / slots
+    peak_slot = e_conc.pss_kb / 1024 / slots if e_conc and e_conc.pss_kb else float("nan")
+    print(f"PSS per call slot: {idle_slot:.2f} MB idle, {peak_slot:.2f} MB with {e_calls} "
+          f"calls up (goal <= 3): {mark(peak_slot <= 3)}")  # fmt: skip
+    e_rate = e_cps.cps if e_cps else 0
+    e_p99 = e_cps.p99 if e_cps else float("nan")
+    print(f"CPS ceiling with media, zero failures: engine {e_rate}, p99 set-up {e_p99:.1f} ms "
+          f"(goal >= 200, p99 < 150 ms): {mark(e_rate >= 200 and e_p99 < 150)}")  # fmt: skip
+    if bare_steps or bare_rates:
+        b_calls = b_conc.calls if b_conc else 0
+        b_rate = b_cps.cps if b_cps else 0
+        b_slot = b_conc.pss_kb / 1024 / slots if b_conc and b_conc.pss_kb else float("nan")
+        print(f"bare pjsua2 floor: {b_calls} concurrent ({failed_at(bare_steps)}), "
+              f"CPS {b_rate} (p99 {b_cps.p99 if b_cps else float('nan'):.1f} ms), "
+              f"PSS {b_slot:.2f} MB per slot")  # fmt: skip
+        c_ratio = e_calls / b_calls if b_calls else float("nan")
+        r_ratio = e_rate / b_rate if b_rate else float("nan")
+        print(f"engine / bare pjsua2: concurrency {c_ratio:.2f}, CPS {r_ratio:.2f} "
+              f"(goal >= 0.7): {mark(c_ratio >= 0.7 and r_ratio >= 0.7)}")  # fmt: skip
+        print("  (the steps stop at the first failure or at the highest step: a ratio of 1.00 "
+              "may mean both reached it)")  # fmt: skip
+    s_rate = s_cps.cps if s_cps else 0
+    print(f"sipp UAS alone (signalling bound): {s_rate} CPS; engine / sipp-UAS "
+          f"{e_rate / s_rate if s_rate else float('nan'):.2f}")  # fmt: skip
+    return 0 if e_conc and e_cps else 1
 
 
 if __name__ == "__main__":

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from flexvoice.errors import UserError
 from flexvoice.storage.sqlite import migrate
@@ -25,6 +27,11 @@ MIGRATIONS = [
         status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'suspended')),
         created_at TEXT NOT NULL
     );
+    """,
+    # The visual designer option: the open `designer` usage period, when switched on.
+    """
+    ALTER TABLE accounts ADD COLUMN designer_usage_id TEXT;
+    ALTER TABLE accounts ADD COLUMN designer_from TEXT;
     """,
     # Days a closed recording's audio is kept (NULL: the default, 90 days).
     "ALTER TABLE accounts ADD COLUMN recording_retention_days INTEGER;",
@@ -109,6 +116,77 @@ def set_status(conn: sqlite3.Connection, name: str, status: Status) -> Account:
     account = get_account(conn, name)
     assert account is not None
     return account
+
+
+def designer_enabled(conn: sqlite3.Connection, name: str) -> bool:
+    ensure_schema(conn)
+    row = conn.execute("SELECT designer_usage_id FROM accounts WHERE name = ?", (name,)).fetchone()
+    return bool(row and row[0])
+
+
+def set_designer(
+    conn: sqlite3.Connection,
+    name: str,
+    on: bool,
+    record: Callable[[dict[str, Any]], None] | None = None,
+) -> bool:
+    """Switch the visual designer option; True when it changed. On opens a `designer` usage
+    period (priced per started calendar month by the tariff), off closes it: one event id
+    recorded twice, the second time with `active_to`, as numbers do. Events are recorded once
+    the change committed."""
+    ensure_schema(conn)
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        row = conn.execute(
+            "SELECT designer_usage_id, designer_from FROM accounts WHERE name = ?", (name,)
+        ).fetchone()
+        if row is None:
+            raise UserError(
+                f"no account '{name}'; create it with 'flexvoice accounts create {name}'"
+            )
+        usage_id, since = row[0], row[1]
+        event: dict[str, Any] | None = None
+        if on and usage_id is None:
+            # The random part keeps two periods opened within the same second apart.
+            usage_id = f"designer:{name}:{now}:{uuid.uuid4().hex[:8]}"
+            conn.execute(
+                "UPDATE accounts SET designer_usage_id = ?, designer_from = ? WHERE name = ?",
+                (usage_id, now, name),
+            )
+            event = _designer_event(usage_id, name, now, None)
+        elif not on and usage_id is not None:
+            conn.execute(
+                "UPDATE accounts SET designer_usage_id = NULL, designer_from = NULL WHERE name = ?",
+                (name,),
+            )
+            # A period closed in the second it opened still lasts one second (active_to must
+            # follow active_from); it is billed for its month either way.
+            until = max(now, _next_second(since))
+            event = _designer_event(usage_id, name, since, until)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    if event is not None and record is not None:
+        record(event)
+    return event is not None
+
+
+def _next_second(moment: str) -> str:
+    return (datetime.fromisoformat(moment) + timedelta(seconds=1)).isoformat(timespec="seconds")
+
+
+def _designer_event(
+    usage_id: str, account: str, active_from: str, active_to: str | None
+) -> dict[str, Any]:
+    return {
+        "id": usage_id,
+        "account": account,
+        "kind": "designer",
+        "active_from": active_from,
+        "active_to": active_to,
+    }
 
 
 RETENTION_RE = re.compile(r"^(\d{1,5})d$")

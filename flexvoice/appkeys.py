@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from flexvoice.config import Config
     from flexvoice.flows.interpreter import FlowDeps
     from flexvoice.flows.runtime import FlowRuntime
+    from flexvoice.messaging.service import Messaging
+    from flexvoice.messaging.sipmsg import MessageTransport
     from flexvoice.metering.sink import UsageSink
     from flexvoice.metering.tariffs import TariffBook
     from flexvoice.node.status import NodeStatus, ServeOptions
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     from flexvoice.sip.pool import WorkerPool
     from flexvoice.sip.trunks import Trunks
     from flexvoice.statistics.service import Statistics
+    from flexvoice.verify.service import Verifier
 
 T = TypeVar("T")
 
@@ -69,6 +72,12 @@ CONFERENCES: web.AppKey[ConferenceService] = web.AppKey("conferences")
 EDGE: web.AppKey[Edge] = web.AppKey("sip_edge")
 POOL: web.AppKey[WorkerPool] = web.AppKey("sip_pool")
 ORIGINATOR: web.AppKey[Originator] = web.AppKey("originator")
+# How to send a SIP MESSAGE (the pool publishes it; the SIP gateway looks it up per message).
+MESSAGE_TRANSPORT: web.AppKey[MessageTransport] = web.AppKey("message_transport")
+
+# Messaging and verification (flexvoice/node/messaging.py).
+MESSAGING: web.AppKey[Messaging] = web.AppKey("messaging")
+VERIFIER: web.AppKey[Verifier] = web.AppKey("verifier")
 
 
 def need(app: web.Application, key: web.AppKey[T], publisher: str, reader: str) -> T:

@@ -26,9 +26,11 @@ COMMAND_MODULES = (
     "flexvoice.metering.cli",
     "flexvoice.numbers_cli",
     "flexvoice.api.keys_cli",
+    "flexvoice.users_cli",
     "flexvoice.sip.edge_cli",
     "flexvoice.flows.cli",
     "flexvoice.prompts_cli",
+    "flexvoice.check_cli",
 )
 
 log = get_logger(__name__)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
 
 from flexvoice.errors import Problem, ProblemList
 from flexvoice.units import Duration
@@ -23,6 +23,8 @@ ENV_PREFIX = "FLEXVOICE_"
 ENV_CONFIG_FILE = "FLEXVOICE_CONFIG"  # names the file itself; not an override
 DEFAULT_CONFIG_FILE = "flexvoice.yaml"
 
+# An alphanumeric SMS sender (GSM 03.40): 11 letters, digits or spaces, one letter at least.
+ALPHANUMERIC_SENDER = r"^[A-Za-z0-9 ]*[A-Za-z][A-Za-z0-9 ]*$"
 Port = Annotated[int, Field(ge=1, le=65535, description="a TCP/UDP port from 1 to 65535")]
 
 
@@ -60,8 +62,31 @@ class EdgeConfig(Section):
     children: Annotated[int, Field(ge=1, le=64)] = 4
 
 
+MAX_WORKERS = 2000  # 8,000 call slots: far past what one machine's CPU carries
+
+
+def _worker_count(value: object) -> int | str:
+    """A whole number of workers, or "auto" (sized from the machine at start-up)."""
+    if value == "auto":
+        return "auto"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("must be a whole number of workers or 'auto'")
+    if value < 1:
+        raise ValueError("must be at least 1")
+    if value > MAX_WORKERS:
+        raise ValueError(f"must be at most {MAX_WORKERS}")
+    return value
+
+
+WorkerCount = Annotated[
+    int | Literal["auto"], PlainValidator(_worker_count, json_schema_input_type=int | str)
+]
+
+
 class WorkersConfig(Section):
-    count: Annotated[int, Field(ge=1, le=64)] = 2
+    count: WorkerCount = Field(
+        2, description="media worker processes (4 calls each), or 'auto' from cores and memory"
+    )
     host: Literal["127.0.0.1"] = "127.0.0.1"
     base_port: Port = 5070
     max_calls: Annotated[int, Field(ge=1, le=4)] = 4
@@ -115,6 +140,56 @@ class ApiConfig(Section):
     )
 
 
+class SmppConfig(Section):
+    host: str = Field("127.0.0.1", description="the SMSC's address")
+    port: Port = 2775
+    system_id: str = Field("flexvoice", max_length=15, description="our ESME system_id")
+    password_env: str = Field(
+        "", description="environment variable holding the bind password (never in this file)"
+    )
+    system_type: str = Field("", max_length=12)
+
+
+class MessagingAccountConfig(Section):
+    senders: list[Annotated[str, Field(max_length=11, pattern=ALPHANUMERIC_SENDER)]] = Field(
+        default_factory=list, description="alphanumeric sender names the account may send from"
+    )
+    sms_url: str | None = Field(None, description="inbound SMS to the account's numbers go here")
+    gateway: Literal["smpp", "sip"] | None = Field(None, description="instead of the default")
+    verify_countries: list[Annotated[str, Field(pattern=r"^[A-Z]{2}$")]] | None = Field(
+        None, description="countries verification codes may go to (default: verify.countries)"
+    )
+
+
+class MessagingConfig(Section):
+    gateway: Literal["none", "smpp", "sip"] = Field(
+        "none", description="how SMS leave the node: SMPP to an SMSC, or SIP MESSAGE to the trunk"
+    )
+    smpp: SmppConfig = SmppConfig()
+    retry_base: Duration = 2.0
+    retry_max: Duration = 300.0
+    validity: Duration = Field(86400.0, description="a message not taken by then fails (30036)")
+    window: Annotated[int, Field(ge=1, le=1000)] = 32
+    accounts: dict[str, MessagingAccountConfig] = Field(default_factory=dict)
+
+
+class VerifyConfig(Section):
+    secret_file: str = Field(
+        "var/verify.secret", description="HMAC key for stored codes; made at first start"
+    )
+    sender: Annotated[str, Field(max_length=11, pattern=ALPHANUMERIC_SENDER)] = "Verify"
+    validity: Duration = 600.0
+    max_checks: Annotated[int, Field(ge=1, le=20)] = 5
+    max_sends: Annotated[int, Field(ge=1, le=50)] = 5
+    send_window: Duration = 600.0
+    countries: list[Annotated[str, Field(pattern=r"^[A-Z]{2}$")]] = Field(
+        default_factory=lambda: ["BE"], description="home country: codes go only there by default"
+    )
+    prefix_rate: Annotated[int, Field(ge=1, le=100000)] = Field(
+        30, description="sends per minute to one number prefix (country code + 4 digits)"
+    )
+
+
 class LoggingConfig(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["kv", "json"] = "kv"
@@ -127,6 +202,8 @@ class Config(Section):
     redis: RedisConfig = RedisConfig()
     paths: PathsConfig = PathsConfig()
     api: ApiConfig = ApiConfig()
+    messaging: MessagingConfig = MessagingConfig()
+    verify: VerifyConfig = VerifyConfig()
     logging: LoggingConfig = LoggingConfig()
 
     # Where the file was: relative paths in it are taken from there. Not a YAML key.

@@ -43,6 +43,8 @@ from flexvoice.yamlsrc import YamlDoc, did_you_mean, explain_validation_error, l
 
 log = get_logger(__name__)
 
+# The one rule for a flow's name (the flows' model and the API use it too): short enough to be
+# a file name everywhere.
 FLOW_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 PROMPT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,127}$")
 
@@ -427,8 +429,12 @@ class NumberRegistry:
             ).fetchone()
             if existing is not None:
                 if existing[0] != account:
+                    # Said as for any number that cannot be had: whose it is, or that it is
+                    # anyone's, is not this account's business.
                     raise NumberError(
-                        "conflict", f"{e164} is assigned to another account", "number"
+                        "not-available",
+                        f"{e164} is not available; choose another number",
+                        "number",
                     )
                 if existing[1] == "yaml":
                     raise _managed_by_file(e164)

@@ -20,31 +20,69 @@ from typing import Any
 from flexvoice.errors import Problem, ProblemList, UserError
 from flexvoice.flows.cli import prompts_dir_from
 from flexvoice.flows.prompts import SOX_FORMAT, synthesize
-from flexvoice.yamlsrc import YamlDoc, load_yaml
+from flexvoice.yamlsrc import YamlDoc, did_you_mean, load_yaml
 
 
 def _texts(doc: YamlDoc) -> tuple[list[str], list[tuple[Path, str, Any]]]:
     """(languages, [(relative output path, kind, spec)]) with positioned errors."""
     data = doc.data if isinstance(doc.data, dict) else {}
     problems: list[Problem] = []
+    # Each prompt is spoken in the languages its texts give: a business that serves nl and fr
+    # writes nl and fr texts and nothing else. `languages`, when given, lists the codes a
+    # text may use (a guard against a typo such as 'nll'), not ones every prompt must have.
     langs = data.get("languages")
-    if not isinstance(langs, list) or not all(isinstance(x, str) for x in langs):
+    if langs is not None and (
+        not isinstance(langs, list) or not all(isinstance(x, str) for x in langs)
+    ):
         problems.append(doc.problem(("languages",), "languages: give a list such as [nl, fr, en]"))
-        langs = []
+        langs = None
     jobs: list[tuple[Path, str, Any]] = []
     prompts = data.get("prompts") or {}
     if not isinstance(prompts, dict):
         problems.append(doc.problem(("prompts",), "prompts: must be a mapping of name to texts"))
         prompts = {}
+    used: list[str] = []
     for name, texts in prompts.items():
-        if not isinstance(texts, dict):
-            problems.append(doc.problem(("prompts", name), f"{name}: give one text per language"))
+        if not isinstance(texts, dict) or not texts:
+            problems.append(
+                doc.problem(("prompts", name), f"{name}: give one text per language, e.g. nl: ...")
+            )
             continue
-        for lang in langs:
-            text = texts.get(lang)
+        for lang, text in texts.items():
+            if langs is not None and lang not in langs:
+                listed = ", ".join(langs)
+                problems.append(
+                    doc.problem(
+                        ("prompts", name, lang),
+                        f"{name}: language '{lang}' is not in languages ({listed}); add it "
+                        f"there or correct the code{did_you_mean(lang, langs)}",
+                        key=True,
+                    )
+                )
+                continue
             if not isinstance(text, str) or not text.strip():
                 problems.append(
-                    doc.problem(("prompts", name), f"{name}: no text for language '{lang}'")
+                    doc.problem(
+                        ("prompts", name, lang), f"{name}: the '{lang}' text must not be empty"
+                    )
+                )
+                continue
+            if lang not in used:
+                used.append(lang)
+            jobs.append((Path(lang) / f"{name}.wav", "say", (text, lang)))
+    section = data.get("verification") or {}
+    if not isinstance(section, dict):
+        problems.append(doc.problem(("verification",), "verification: give languages and prompts"))
+        section = {}
+    v_langs = section.get("languages") or []
+    for name, texts in (section.get("prompts") or {}).items():
+        for lang in v_langs:
+            text = texts.get(lang) if isinstance(texts, dict) else None
+            if not isinstance(text, str) or not text.strip():
+                problems.append(
+                    doc.problem(
+                        ("verification", "prompts", name), f"{name}: no text for language '{lang}'"
+                    )
                 )
                 continue
             jobs.append((Path(lang) / f"{name}.wav", "say", (text, lang)))
@@ -63,7 +101,7 @@ def _texts(doc: YamlDoc) -> tuple[list[str], list[tuple[Path, str, Any]]]:
         jobs.append((Path(f"{name}.wav"), "tone", effects))
     if problems:
         raise ProblemList(problems)
-    return langs, jobs
+    return langs if langs is not None else used, jobs
 
 
 def build(prompts_dir: Path, only: list[str] | None = None) -> list[Path]:

@@ -21,6 +21,28 @@ from flexvoice.errors import Problem, ProblemList
 
 PathKey = tuple[str | int, ...]
 
+# Bounds on every YAML document the node reads (files and uploads alike). A YAML alias bomb
+# (anchors that each repeat the previous one nine times) is a few hundred bytes of text that
+# expands to millions of values: the size of the text alone bounds nothing, so the expanded
+# document is counted before anything walks it, and nesting is capped while scanning, before
+# PyYAML's quadratic bracket handling or its composer's recursion can be reached. The defaults
+# suit the operator's files (a numbers.yaml with thousands of numbers); flows, which anyone
+# with a developer key can upload, have tighter ones (flows/validate.py). PyYAML parses about
+# 50-100 KB/s of YAML per core here, so the byte bound is also a bound on time.
+MAX_YAML_BYTES = 4 * 1024 * 1024
+MAX_YAML_VALUES = 200_000
+MAX_YAML_DEPTH = 64
+
+
+class YamlTooLarge(Exception):
+    """A document over one of the bounds above; `what` names the limit in plain words."""
+
+    def __init__(self, what: str, line: int = 1, column: int = 1) -> None:
+        super().__init__(what)
+        self.what = what
+        self.line = line
+        self.column = column
+
 
 @dataclass(frozen=True)
 class Mark:
@@ -56,7 +78,62 @@ class YamlDoc:
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys (a silent last-one-wins hides mistakes)."""
+    """SafeLoader that refuses duplicate keys (a silent last-one-wins hides mistakes) and
+    documents nested deeper than MAX_YAML_DEPTH (checked while composing, before the
+    composer's own recursion could overflow)."""
+
+    _depth = 0
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
+        # PyYAML's scanner keeps a possible key per open bracket and rescans them all at
+        # each token: 100 KB of '[' cost it 3 s (quadratic). Refused before that.
+        if self.flow_level >= MAX_YAML_DEPTH:
+            mark = self.get_mark()  # type: ignore[no-untyped-call]
+            raise YamlTooLarge(
+                f"the document is nested more than {MAX_YAML_DEPTH} levels deep; flatten it",
+                mark.line + 1,
+                mark.column + 1,
+            )
+        super().fetch_flow_collection_start(TokenClass)  # type: ignore[no-untyped-call]
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise YamlTooLarge(
+                    f"the document is nested more than {MAX_YAML_DEPTH} levels deep; flatten it",
+                    mark.line + 1,
+                    mark.column + 1,
+                )
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self._depth -= 1
+
+
+def _expanded_size(root: yaml.Node, limit: int) -> int:
+    """How many values the document has once every alias is expanded, computed on the node
+    graph with each shared node counted once per use (memoised, so a bomb costs what its text
+    costs); stops counting past the limit. Iterative: depth is bounded, but cheaply."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                children += [k, v]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        if done or not children:
+            total = 1 + sum(sizes[id(c)] for c in children)
+            sizes[id(node)] = min(total, limit + 1)
+            continue
+        stack.append((node, True))
+        stack += [(c, False) for c in children if id(c) not in sizes]
+    return sizes[id(root)]
 
 
 def _mark(node: yaml.Node) -> Mark:
@@ -69,6 +146,13 @@ def _walk(loader: _Loader, node: yaml.Node, path: PathKey, doc: YamlDoc) -> Any:
         loader.flatten_mapping(node)
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise yaml.MarkedYAMLError(
+                    "while reading a mapping",
+                    node.start_mark,
+                    "a key must be a plain word or text, not a list or mapping",
+                    key_node.start_mark,
+                )
             key = loader.construct_object(key_node, deep=True)
             if not isinstance(key, str | int | bool) or isinstance(key, bool):
                 key = str(key)
@@ -86,26 +170,83 @@ def _walk(loader: _Loader, node: yaml.Node, path: PathKey, doc: YamlDoc) -> Any:
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_walk(loader, item, (*path, i), doc) for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+    try:
+        return loader.construct_object(node, deep=True)
+    except (ValueError, OverflowError) as exc:
+        # PyYAML reads 2024-13-45 as a date and fails building it (a ValueError, not a
+        # YAML error): said at its position, with the fix.
+        raise yaml.MarkedYAMLError(
+            None,
+            None,
+            f"'{node.value}' is not a real date or time ({exc}); write a date as YYYY-MM-DD, "
+            "or put the text in quotes",
+            node.start_mark,
+        ) from None
 
 
-def parse_yaml(text: str, source: str) -> YamlDoc:
-    """Parse one YAML document; raise ProblemList with the position of a syntax error."""
+def parse_yaml(
+    text: str,
+    source: str,
+    *,
+    max_bytes: int = MAX_YAML_BYTES,
+    max_values: int = MAX_YAML_VALUES,
+) -> YamlDoc:
+    """Parse one YAML document; raise ProblemList with the position of a syntax error or of
+    the first bound it goes over (size, expanded values, depth)."""
     doc = YamlDoc(source=source, data=None)
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
+        raise ProblemList(
+            [
+                Problem(
+                    source,
+                    1,
+                    1,
+                    f"the document is {size} bytes, over the limit of {max_bytes} bytes; "
+                    "split it into smaller files",
+                )
+            ]
+        )
+    nul = text.find("\0")
+    if nul >= 0:
+        line = text.count("\n", 0, nul) + 1
+        column = nul - (text.rfind("\n", 0, nul) + 1) + 1
+        msg = "a NUL character (byte 0) is in the text; save the file as plain UTF-8 text"
+        raise ProblemList([Problem(source, line, column, msg)])
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
+        if node is not None and _expanded_size(node, max_values) > max_values:
+            raise YamlTooLarge(
+                f"the document expands to more than {max_values} values (anchors and "
+                "aliases (&name, *name) count once per use); write it out without aliases "
+                "or split it"
+            )
         doc.data = {} if node is None else _walk(loader, node, (), doc)
+    except YamlTooLarge as exc:
+        raise ProblemList([Problem(source, exc.line, exc.column, exc.what)]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        what = exc.problem or "not valid YAML"
+        what = _plain_syntax(exc.problem or "not valid YAML")
         raise ProblemList([Problem(source, line, col, f"YAML syntax: {what}")]) from None
     except yaml.YAMLError as exc:
         raise ProblemList([Problem(source, 1, 1, f"YAML syntax: {exc}")]) from None
     finally:
         loader.dispose()
     return doc
+
+
+def _plain_syntax(problem: str) -> str:
+    """PyYAML's wording for the syntax mistakes people make most, said with the fix."""
+    if "'\\t'" in problem:
+        return "a tab character is used for indenting; indent with spaces, not tabs"
+    if "mapping values are not allowed here" in problem:
+        return (
+            "a ':' where a value was expected; put text that contains ': ' in quotes, "
+            "or start a new line for a nested key"
+        )
+    return problem
 
 
 def load_yaml(path: Path, source: str | None = None) -> YamlDoc:
@@ -154,15 +295,73 @@ def _model_at(root: type[BaseModel], loc: Sequence[str | int]) -> type[BaseModel
     return model if isinstance(model, type) and issubclass(model, BaseModel) else None
 
 
+_MEMBER_WORDS = {
+    "str": "text",
+    "int": "a whole number",
+    "float": "a number",
+    "bool": "true or false",
+    "list[str]": "a list of texts",
+    "dict[str,str]": "a mapping (key: value lines)",
+    "dict[str,any]": "a mapping (key: value lines)",
+}
+
+
+def _is_member_tag(part: object) -> bool:
+    """A union member or validator wrapper pydantic puts in an error's location ('str',
+    'list[str]', 'function-after[...]'): its own vocabulary, never a key of the document."""
+    if not isinstance(part, str):
+        return False
+    return (
+        part in _MEMBER_WORDS
+        or "[" in part
+        or part.startswith(("function-", "tagged-union", "union", "literal", "model-"))
+        or part in ("none", "dict", "list", "any", "date", "datetime", "decimal")
+    )
+
+
+def _member_word(tag: str) -> str:
+    return _MEMBER_WORDS.get(tag.replace(" ", "").lower(), "")
+
+
+def _looks_like_lost_plus(value: object) -> bool:
+    # An unquoted +3216001122 is read by YAML as the number 3216001122.
+    return isinstance(value, int) and not isinstance(value, bool) and 10**6 <= value < 10**15
+
+
 def explain_validation_error(
     exc: ValidationError, doc: YamlDoc, root: type[BaseModel], prefix: PathKey = ()
 ) -> list[Problem]:
-    """Turn pydantic's errors into positioned, human messages."""
+    """Turn pydantic's errors into positioned, human messages (no pydantic type names)."""
     problems: list[Problem] = []
+    # A value that fits none of a union's forms gets one error per form from pydantic;
+    # they are said once, listing the forms in words.
+    unions: dict[PathKey, list[str]] = {}
+    union_input: dict[PathKey, Any] = {}
+    order: list[tuple[str, PathKey, Any]] = []
     for err in exc.errors(include_url=False):
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        raw_loc = tuple(err["loc"])
+        tags = [p for p in raw_loc if _is_member_tag(p)]
+        loc = tuple(p for p in raw_loc if not _is_member_tag(p))
         full = (*prefix, *loc)
+        kind = err["type"]
+        if tags and kind.endswith(("_type", "_parsing")) and raw_loc[-1] in tags:
+            # "must be X" for one member of a union: gather the members.
+            words = [w for w in (_member_word(str(t)) for t in tags[-1:]) if w]
+            if full not in unions:
+                order.append(("union", full, None))
+                unions[full] = []
+                union_input[full] = err.get("input")
+            unions[full] += [w for w in words if w not in unions[full]]
+            continue
+        order.append(("error", full, (err, loc)))
+    for what, full, payload in order:
         dotted = ".".join(str(p) for p in full) or "(top level)"
+        if what == "union":
+            problems.append(
+                doc.problem(full, _union_message(dotted, full, unions[full], union_input[full]))
+            )
+            continue
+        err, loc = payload
         kind = err["type"]
         if kind == "extra_forbidden":
             allowed = _field_names(_model_at(root, loc[:-1]))
@@ -177,8 +376,49 @@ def explain_validation_error(
         msg = _plain_message(kind, err.get("ctx") or {}, str(err["msg"]))
         scalar = value is not None and not isinstance(value, dict | list)
         shown = f" (got {value!r})" if scalar and "(got " not in msg else ""
+        if kind == "string_type" and _looks_like_lost_plus(value):
+            shown = (
+                f" (got {value}: YAML read it as a number and the + was lost; put the number "
+                f"in quotes, e.g. '+{value}')"
+            )
         problems.append(doc.problem(full, f"{dotted}: {msg}{shown}"))
     return problems
+
+
+def _union_message(dotted: str, path: PathKey, forms: list[str], value: Any) -> str:
+    key = str(path[-1]) if path else ""
+    is_prompt = key in ("prompt", "music") or key.endswith("_prompt")
+    if is_prompt and isinstance(value, dict) and "say" in value:
+        return (
+            f"{dotted}: give prompt file names here (a name or a list of names); spoken "
+            f"text goes in 'say:' beside '{key}:', e.g. say: \"{_short(value['say'])}\""
+        )
+    if is_prompt:
+        return (
+            f"{dotted}: must be a prompt name or a list of prompt names (for spoken text, "
+            f"write say: beside {key}:)"
+        )
+    if _looks_like_lost_plus(value) and "text" in forms:
+        return (
+            f"{dotted}: YAML read {value} as a number and the + was lost; put the number in "
+            f"quotes, e.g. '+{value}'"
+        )
+    words = " or ".join(forms) if forms else "another kind of value"
+    scalar = value is not None and not isinstance(value, dict | list)
+    shown = f" (got {value!r})" if scalar else ""
+    return f"{dotted}: must be {words}{shown}"
+
+
+def _short(value: Any) -> str:
+    text = (
+        value
+        if isinstance(value, str)
+        else next(iter(value.values()), "")
+        if isinstance(value, dict)
+        else str(value)
+    )
+    text = str(text)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _plain_message(kind: str, ctx: dict[str, Any], default: str) -> str:

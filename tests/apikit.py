@@ -15,17 +15,19 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from flexvoice.accounts import create_account
+from flexvoice.accounts import create_account, get_account
 from flexvoice.api.keys import create_key
 from flexvoice.appkeys import DB, FLOWS, NUMBERS, ORIGINATOR, RECORDINGS
 from flexvoice.callcontrol import CallObserver, DialAttempt
 from flexvoice.config import load_config
 from flexvoice.node.api import api_component
 from flexvoice.node.assembly import build_app
+from flexvoice.node.messaging import messaging_component, verify_component
 from flexvoice.node.numbers import numbers_component
 from flexvoice.node.recordings import conferences_component, recordings_component
 from flexvoice.node.shared import database_component, tariffs_component
 from flexvoice.node.status import ServeOptions
+from flexvoice.node.usage import usage_component
 from flexvoice.recordings.wav import write_silence
 from tests.conftest import REPO, write_node_config
 
@@ -156,6 +158,7 @@ async def running_api(
     extra_config: str = "",
     originator: bool = True,
     flows: Any = None,
+    usage: bool = False,
 ) -> AsyncIterator[Api]:
     config = write_node_config(tmp_path, extra_config)
     # PUT /v1/flows writes into the flows folder: a copy of the repository's, never the real one.
@@ -176,13 +179,18 @@ async def running_api(
         app[FLOWS] = fake_flows
         yield
 
-    # The node as `flexvoice serve` builds it, without metering, the edge and the SIP pool.
+    # The node as `flexvoice serve` builds it, without the edge and the SIP pool (metering
+    # only when a test asks for it).
+    metering = [usage_component] if usage else []
     components = [
         database_component,
         tariffs_component,
+        *metering,
         numbers_component,
         wire,
         api_component,
+        messaging_component,
+        verify_component,
         recordings_component,
         conferences_component,
     ]
@@ -192,7 +200,8 @@ async def running_api(
     conn = app[DB]
     keys: dict[str, str] = {}
     for account, number in (("acme", ACME_NUMBER), ("other", OTHER_NUMBER)):
-        create_account(conn, account, "flexio-payu")
+        if get_account(conn, account) is None:  # a second node on the same database
+            create_account(conn, account, "flexio-payu")
         app[NUMBERS].put(number, account, "support")
         for role in ROLES:
             keys[f"{account}:{role}"] = create_key(conn, account, role)[1]

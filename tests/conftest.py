@@ -149,3 +149,12 @@ def _unit_tests_start_no_process(
         )
 
     monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Each phase's report on the test item (item.rep_call ...): fixtures that keep evidence
+    of a failure (the designer's browser screenshots) look at it in their teardown."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

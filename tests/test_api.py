@@ -158,8 +158,10 @@ async def test_an_account_never_sees_another_accounts_data(api: Api, tmp_path: P
         r = await api.client.request(method, path, json=body, headers=other)
         await problem(r, 404, "not-found")
     # Taking over another account's number is refused without changing it.
+    # Said as for a number that is not available: the answer does not tell whose it is.
     r = await api.client.put(f"/v1/numbers/{ACME_NUMBER}", json={"flow": "x"}, headers=other)
-    await problem(r, 409, "conflict")
+    doc = await problem(r, 409, "number-not-available")
+    assert "account" not in doc["detail"], doc
     # Placing a call from another account's number is refused.
     r = await api.client.post("/v1/calls", json={**CALL, "from": ACME_NUMBER}, headers=other)
     await problem(r, 422, "invalid-field", "from")
@@ -252,9 +254,10 @@ async def test_authentication_problems_and_lockout(api: Api) -> None:
     now = [1_000_000.0]
     lockout.clock = lambda: now[0]  # type: ignore[attr-defined]
     bad = {"Authorization": "Bearer fvk_000000000000_wrong"}
-    for _ in range(4):
+    for _ in range(5):
         await problem(await api.client.get("/v1/calls", headers=bad), 401, "invalid-key")
-    # The fifth failure locks the address out; then even a good key gets 429.
+    # After the fifth failure (itself answered 401) the address is locked out: then even a
+    # good key gets 429.
     r = await api.client.get("/v1/calls", headers=bad)
     doc = await problem(r, 429, "too-many-failed-authentications")
     assert r.headers["Retry-After"] == "900", doc

@@ -139,10 +139,18 @@ def test_prompts_build_makes_8khz_mono_wavs(tmp_path: Path) -> None:
             assert w.getnframes() > 400
 
 
-def test_prompts_build_names_a_missing_text(tmp_path: Path) -> None:
-    (tmp_path / "prompts.yaml").write_text("languages: [nl, fr]\nprompts:\n  hi: {nl: Hallo}\n")
+def test_prompts_build_speaks_the_languages_the_texts_give(tmp_path: Path) -> None:
+    # A business serving nl and fr writes no English: that is not an error.
+    (tmp_path / "prompts.yaml").write_text("languages: [nl, fr, en]\nprompts:\n  hi: {nl: Hallo}\n")
+    proc = run_cli("prompts", "build", "--prompts", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "nl" / "hi.wav").is_file()
+    assert not (tmp_path / "en").exists() and not (tmp_path / "fr").exists()
+    # A code outside `languages` is a typo until proven otherwise.
+    (tmp_path / "prompts.yaml").write_text("languages: [nl, fr]\nprompts:\n  hi: {nll: Hallo}\n")
     proc = run_cli("prompts", "build", "--prompts", str(tmp_path))
     assert proc.returncode == 2
     assert proc.stderr.strip() == (
-        f"flexvoice: {tmp_path}/prompts.yaml:3:7: hi: no text for language 'fr'"
+        f"flexvoice: {tmp_path}/prompts.yaml:3:8: hi: language 'nll' is not in languages "
+        "(nl, fr); add it there or correct the code; did you mean 'nl'?"
     )

@@ -41,20 +41,29 @@ def edge_node(tmp_path: Path, workers: int) -> tuple[Path, int]:
     return config, int(doc["sip"]["edge"]["port"])
 
 
-def worker_pids(node_pid: int) -> dict[int, int]:
-    """index -> pid of the node's media workers."""
-    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
-    found: dict[int, int] = {}
+def worker_pids(node_pid: int, config: Path) -> dict[int, int]:
+    """index -> pid of the node's media workers: whoever of the node's descendants (workers
+    are forked from a template process) holds UDP port base_port + index."""
+    workers = yaml.safe_load(config.read_text())["sip"]["workers"]
+    base, count = int(workers["base_port"]), int(workers["count"])
+    out = subprocess.run(["ps", "-eo", "pid=,ppid="], capture_output=True, text=True).stdout
+    children: dict[int, list[int]] = {}
     for line in out.splitlines():
-        pid, _, args = line.strip().partition(" ")
-        match = re.search(r"flexvoice\.sip\.worker --index (\d+)", args)
-        if match and os.getsid(int(pid)) != 0:
-            try:
-                ppid = int(Path(f"/proc/{pid}/stat").read_text().split()[3])
-            except (OSError, IndexError):
-                continue
-            if ppid == node_pid:
-                found[int(match.group(1))] = int(pid)
+        pid, ppid = (int(x) for x in line.split())
+        children.setdefault(ppid, []).append(pid)
+    descendants, todo = set(), [node_pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            descendants.add(child)
+            todo.append(child)
+    found: dict[int, int] = {}
+    listening = subprocess.run(["ss", "-ulpnH"], capture_output=True, text=True).stdout
+    for line in listening.splitlines():
+        fields = line.split()
+        port = int(fields[3].rsplit(":", 1)[1])
+        match = re.search(r"pid=(\d+)", line)
+        if match and base <= port < base + count and int(match.group(1)) in descendants:
+            found[port - base] = int(match.group(1))
     return found
 
 
@@ -107,14 +116,14 @@ def test_a_killed_worker_is_skipped_by_the_edge_and_comes_back(tmp_path: Path) -
     try:
         wait_http(http_port(config), "/healthz", proc, timeout=60)
         wait_workers(http_port(config), proc, 2)
-        pids = worker_pids(proc.pid)
+        pids = worker_pids(proc.pid, config)
         assert sorted(pids) == [0, 1]
         os.kill(pids[0], signal.SIGKILL)
         # At once: every new call goes to worker 1, none is lost to the dead one.
         result = run_uac("uac_until_bye.xml", target, "+3225551003", calls=4, rate=20, limit=4)
         assert result.successful == 4 and result.failed == 0, result.output
         wait_workers(http_port(config), proc, 2)  # restarted
-        new_pids = worker_pids(proc.pid)
+        new_pids = worker_pids(proc.pid, config)
         assert new_pids[0] != pids[0] and new_pids[1] == pids[1]
         # Back in the edge: 8 calls at once need both workers.
         result = run_uac("uac_until_bye.xml", target, "+3225551003", calls=8, rate=40, limit=8)

@@ -5,7 +5,17 @@ The node's API component (flexvoice/node/api.py) mounts their routes under /v1.
 
 from __future__ import annotations
 
-from flexvoice.api import calls, conferences, flows, numbers, recordings, statistics, usage
+from flexvoice.api import (
+    calls,
+    conferences,
+    flows,
+    messages,
+    numbers,
+    recordings,
+    statistics,
+    usage,
+    verifications,
+)
 from flexvoice.api.framework import Resource
 
 RESOURCES: list[Resource] = [
@@ -16,4 +26,6 @@ RESOURCES: list[Resource] = [
     conferences.resource,
     usage.resource,
     statistics.resource,
+    messages.resource,
+    verifications.resource,
 ]

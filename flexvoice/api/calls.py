@@ -189,11 +189,11 @@ async def _flow_document(request: web.Request, body: CallCreate) -> Flow:
         # JSON is YAML: the validator reads the document pretty-printed, so line and column
         # point into json.dumps(flow_inline, indent=2); messages name the keys as well.
         text = json.dumps(body.flow_inline, indent=2, ensure_ascii=False)
-        return checked_flow(text, "flow_inline", prompts_dir, "flow_inline", "flow_inline")
+        return await checked_flow(text, "flow_inline", prompts_dir, "flow_inline", "flow_inline")
     assert body.flow_url is not None
     url = str(body.flow_url)
     text = await fetch_flow(url, cfg.api.webhook_timeout, cfg.api.private_urls)
-    return checked_flow(text, url, prompts_dir, "flow_url", f"the flow at {url}")
+    return await checked_flow(text, url, prompts_dir, "flow_url", f"the flow at {url}")
 
 
 async def _private_address(url: str) -> str | None:

@@ -156,7 +156,7 @@ async def add_participant(request: web.Request) -> web.Response:
         indent=2,
     )
     cfg = app[CONFIG]
-    document = checked_flow(
+    document = await checked_flow(
         text, "conference", cfg.path(cfg.paths.prompts), "room", "the dial-in flow"
     )
     registry = app[CALLS]

@@ -15,26 +15,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import os
 import re
 import shutil
 import uuid
+import weakref
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from aiohttp import web
+from pydantic import Field, field_validator
 
-from flexvoice.api.framework import Resource, read_body
+from flexvoice.api.framework import PRINCIPAL, Resource, read_body, request_body
 from flexvoice.api.models import FlowList, FlowResource
+from flexvoice.api.models import Request as RequestModel
+from flexvoice.api.models import Resource as ResourceModel
 from flexvoice.api.problems import TYPE_PREFIX, ProblemError
-from flexvoice.appkeys import CONFIG, FLOWS
-from flexvoice.errors import Problem
-from flexvoice.flows.model import FLOW_NAME_RE, Flow
+from flexvoice.appkeys import CONFIG, DB, FLOWS
+from flexvoice.errors import Problem, UserError
+from flexvoice.flows import revisions
+from flexvoice.flows.base import DTMF_KEYS
+from flexvoice.flows.model import Flow
 from flexvoice.flows.render import to_dot
 from flexvoice.flows.runtime import FLOW_SUFFIXES, FlowRuntime
+from flexvoice.flows.simulate import Script, dial_token, simulate_flow
 from flexvoice.flows.validate import Validation, validate_text
+from flexvoice.numbers import FLOW_NAME_RE
+from flexvoice.offloop import parse_off_loop
 
 resource = Resource("flows", "YAML call flows: list, read, validate and replace, draw")
 
@@ -70,13 +81,29 @@ def _read(path: Path, prompts_dir: Path) -> Entry:
     except (OSError, UnicodeDecodeError) as exc:
         problem = Problem(label, 0, 0, f"cannot read the file: {exc}")
         return Entry(path, path.stem, "", Validation(label, None, [problem]))
-    res = validate_text(text, label, prompts_dir)
+    res = _validated(text, label, prompts_dir, prompts_stamp(prompts_dir))
     if res.flow is not None:
         name = res.flow.name
     else:  # an invalid file still says which flow it means to be, most of the time
         declared = _DECLARED.search(text)
         name = declared.group(1) if declared else path.stem
     return Entry(path, name, text, res)
+
+
+def prompts_stamp(prompts_dir: Path) -> tuple[int, ...]:
+    """Changes when a prompt file is added or removed (the language folders' mtimes): part of
+    the cache key of a validation, which checks that prompt files exist."""
+    try:
+        return tuple(p.stat().st_mtime_ns for p in sorted(prompts_dir.iterdir()) if p.is_dir())
+    except OSError:
+        return ()
+
+
+@functools.lru_cache(maxsize=64)
+def _validated(text: str, label: str, prompts_dir: Path, stamp: tuple[int, ...]) -> Validation:
+    """Every request that names a flow reads the whole folder to find it by name: the files
+    that did not change are not validated again (a 200-step flow takes tens of ms)."""
+    return validate_text(text, label, prompts_dir)
 
 
 def _entries(flows_dir: Path, prompts_dir: Path) -> list[Entry]:
@@ -89,11 +116,12 @@ def _entries(flows_dir: Path, prompts_dir: Path) -> list[Entry]:
     ]
 
 
-def _find(request: web.Request) -> Entry:
+async def _find(request: web.Request) -> Entry:
     name = request.match_info["name"]
     flows_dir, prompts_dir = _dirs(request)
     if FLOW_NAME_RE.match(name):
-        for entry in _entries(flows_dir, prompts_dir):
+        # Reading and validating every file is parsing: off the event loop.
+        for entry in await parse_off_loop(_entries, flows_dir, prompts_dir):
             if entry.name == name:
                 return entry
     raise ProblemError("not-found", f"no flow '{name}' (GET /v1/flows lists them)", field="name")
@@ -148,9 +176,10 @@ def invalid_flow(res: Validation, field: str, where: str) -> ProblemError:
     )
 
 
-def checked_flow(text: str, source: str, prompts_dir: Path, field: str, where: str) -> Flow:
-    """Validate a flow document with the CLI's validator; its Flow, or the 422."""
-    res = validate_text(text, source, prompts_dir)
+async def checked_flow(text: str, source: str, prompts_dir: Path, field: str, where: str) -> Flow:
+    """Validate a flow document with the CLI's validator (in a thread: parsing never holds
+    the event loop); its Flow, or the 422."""
+    res = await parse_off_loop(validate_text, text, source, prompts_dir)
     if res.flow is None:
         raise invalid_flow(res, field, where)
     return res.flow
@@ -168,7 +197,7 @@ async def list_flows(request: web.Request) -> web.Response:
     """Every flow file of the node, validated as `flexvoice flows validate` does, with the
     version calls run now (an invalid edit keeps the last valid version serving)."""
     flows_dir, prompts_dir = _dirs(request)
-    entries = await asyncio.to_thread(_entries, flows_dir, prompts_dir)
+    entries = await parse_off_loop(_entries, flows_dir, prompts_dir)
     doc = FlowList(flows=[_resource(request, e) for e in entries])
     return web.json_response(doc.model_dump())
 
@@ -183,8 +212,10 @@ async def list_flows(request: web.Request) -> web.Response:
 )
 async def get_flow(request: web.Request) -> web.Response:
     """The flow file as it is on disk (what PUT wrote, comments included)."""
-    entry = _find(request)
-    return web.Response(text=entry.text, content_type="application/yaml", charset="utf-8")
+    entry = await _find(request)
+    response = web.Response(text=entry.text, content_type="application/yaml", charset="utf-8")
+    response.headers["ETag"] = f'"{revisions.etag(entry.text)}"'
+    return response
 
 
 @resource.op(
@@ -194,18 +225,21 @@ async def get_flow(request: web.Request) -> web.Response:
     roles=WRITE,
     consumes=YAML_TYPES,
     response=FlowResource,
-    errors=(401, 403, 409, 413, 415, 422, 429),
+    errors=(401, 403, 409, 412, 413, 415, 422, 429),
 )
 async def put_flow(request: web.Request) -> web.Response:
     """The body is the flow's YAML (Content-Type application/yaml or text/yaml); its `flow:`
     must be the name in the URL. Validated like `flexvoice flows validate`: with errors, 422
     lists each with line and column and nothing changes; valid (warnings allowed), it
-    replaces the file atomically and the next call runs it. 201 when new, else 200."""
+    replaces the file atomically and the next call runs it. 201 when new, else 200.
+    With `If-Match` (the ETag of GET), a flow changed meanwhile is refused with 412.
+    Each replacement is recorded as a revision (GET /v1/flows/{name}/revisions)."""
     name = request.match_info["name"]
     if not FLOW_NAME_RE.match(name):
         raise ProblemError(
             "invalid-field",
-            f"name: '{name}' is not a flow name; use lower-case letters, digits, - and _",
+            f"name: '{name[:80]}' is not a flow name; use lower-case letters, digits, - "
+            "and _, at most 63 characters",
             field="name",
         )
     if request.content_type not in YAML_TYPES:
@@ -223,30 +257,81 @@ async def put_flow(request: web.Request) -> web.Response:
             "invalid-flow", f"the flow is not UTF-8 text (byte {exc.start})", field="body"
         ) from None
     flows_dir, prompts_dir = _dirs(request)
-    # From here to the rename nothing awaits: two PUTs cannot interleave their checks.
-    target, created = _target(flows_dir, prompts_dir, name)
-    res = validate_text(text, f"flows/{target.name}", prompts_dir)
-    if res.flow is None:
-        raise invalid_flow(res, "body", "the flow")
-    if res.flow.name != name:
-        line = next((p for p in _DECLARED.finditer(text)), None)
-        where = f" (line {text[: line.start()].count(chr(10)) + 1})" if line else ""
-        raise ProblemError(
-            "invalid-flow",
-            f"flow: the document is flow '{res.flow.name}'{where} but the URL says '{name}'; "
-            "make them the same (to rename a flow, PUT it under its new name)",
-            field="flow",
+    # Parsing and validating run in a thread (the event loop keeps serving calls and other
+    # requests meanwhile); one PUT at a time per node, so two cannot interleave their checks
+    # and renames.
+    async with _write_lock(request.app):
+        target, created, current, res = await parse_off_loop(
+            _check_put, flows_dir, prompts_dir, name, text
         )
-    _write_atomically(target, raw)
-    runtime = _runtime(request)
-    if runtime is not None:
-        runtime.load_file(target)  # the next call runs it, without waiting for the poll
+        check_if_match(request, current)
+        if res.flow is None:
+            raise invalid_flow(res, "body", "the flow")
+        if res.flow.name != name:
+            line = next((p for p in _DECLARED.finditer(text)), None)
+            where = f" (line {text[: line.start()].count(chr(10)) + 1})" if line else ""
+            raise ProblemError(
+                "invalid-flow",
+                f"flow: the document is flow '{res.flow.name}'{where} but the URL says "
+                f"'{name}'; make them the same (to rename a flow, PUT it under its new name)",
+                field="flow",
+            )
+        await asyncio.to_thread(_write_atomically, target, raw)
+        runtime = _runtime(request)
+        if runtime is not None:
+            runtime.load_file(target, res)  # the next call runs it, without waiting for the poll
+        principal = request[PRINCIPAL]
+        revisions.record(
+            request.config_dict[DB],
+            name,
+            text,
+            f"key {principal.key_id} ({principal.account})",
+            "PUT /v1/flows",
+        )
     entry = Entry(target, name, text, res)
     response = web.json_response(
         _resource(request, entry).model_dump(), status=201 if created else 200
     )
     response.headers["Location"] = f"/v1/flows/{name}"
+    response.headers["ETag"] = f'"{revisions.etag(text)}"'
     return response
+
+
+_LOCKS: weakref.WeakKeyDictionary[web.Application, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def _write_lock(app: web.Application) -> asyncio.Lock:
+    lock = _LOCKS.get(app)
+    if lock is None:
+        lock = _LOCKS[app] = asyncio.Lock()
+    return lock
+
+
+def _check_put(
+    flows_dir: Path, prompts_dir: Path, name: str, text: str
+) -> tuple[Path, bool, str | None, Validation]:
+    """The file a PUT replaces, whether it is new, its text now (for If-Match), and the
+    validation of the new text."""
+    target, created = _target(flows_dir, prompts_dir, name)
+    current = None if created else target.read_text(encoding="utf-8")
+    return target, created, current, validate_text(text, f"flows/{target.name}", prompts_dir)
+
+
+def check_if_match(request: web.Request, current: str | None) -> None:
+    """412 when If-Match names another version than `current` (None: no such flow yet)."""
+    wanted = request.headers.get("If-Match")
+    if wanted is None:
+        return
+    tags = {t.strip().removeprefix("W/").strip('"') for t in wanted.split(",")}
+    if "*" in tags and current is not None:
+        return
+    if current is None or revisions.etag(current) not in tags:
+        raise ProblemError(
+            "precondition-failed",
+            "the flow changed since you read it (If-Match does not match its ETag); GET it "
+            "again, merge your change and retry",
+            field="If-Match",
+        )
 
 
 def _target(flows_dir: Path, prompts_dir: Path, name: str) -> tuple[Path, bool]:
@@ -292,7 +377,7 @@ def _write_atomically(target: Path, data: bytes) -> None:
 async def flow_diagram(request: web.Request) -> web.Response:
     """The flow as a Graphviz diagram (as `flexvoice flows render`), every branch labelled.
     When the file has errors, the version calls run now is drawn; with none, 409."""
-    entry = _find(request)
+    entry = await _find(request)
     flow = entry.validation.flow
     runtime = _runtime(request)
     if flow is None and runtime is not None:
@@ -329,3 +414,180 @@ async def flow_diagram(request: web.Request) -> web.Response:
     if proc.returncode != 0:
         raise RuntimeError(f"dot failed: {err.decode(errors='replace').strip()}")
     return web.Response(body=svg, content_type="image/svg+xml")
+
+
+# ---- simulate -------------------------------------------------------------------------------
+
+SIMULATE_TIMEOUT_S = 10.0
+DigitInput = Annotated[str, Field(max_length=32, description="keys pressed at one input")]
+
+
+class SimulateRequest(RequestModel):
+    """What the simulated caller does; every field is optional (a plain call now)."""
+
+    at: datetime | None = Field(
+        None,
+        description="when the call happens, with its offset (opening hours are checked at "
+        "that time); default: now",
+        examples=["2026-12-06T11:00:00+01:00"],
+    )
+    caller: str = Field("+32470000000", max_length=64, description="the caller's number")
+    callee: str = Field("+3226000000", max_length=64, description="the number called")
+    digits: list[DigitInput] = Field(
+        default_factory=list,
+        max_length=50,
+        description="one entry per time the flow waits for keys; '' = no key pressed",
+    )
+    dial: list[Annotated[str, Field(max_length=16)]] = Field(
+        default_factory=list,
+        max_length=50,
+        description="how each dialled target ends: answered, busy, declined, no-answer, "
+        "failed, canceled or a SIP status such as 486; unlisted targets answer",
+    )
+    webhook_answer: Any = Field(None, description="the JSON every webhook step receives")
+    continuity: str | None = Field(
+        None, max_length=64, description="Voice Continuity forwarding number, when switched on"
+    )
+    variables: dict[str, Annotated[str, Field(max_length=256)]] = Field(
+        default_factory=dict, max_length=50, description="call variables to start with"
+    )
+
+    @field_validator("digits")
+    @classmethod
+    def _keys(cls, value: list[str]) -> list[str]:
+        for i, d in enumerate(value):
+            if any(c not in DTMF_KEYS for c in d):
+                raise ValueError(f"item {i}: '{d}' is not DTMF keys (0-9, * and #)")
+        return value
+
+    @field_validator("dial")
+    @classmethod
+    def _outcomes(cls, value: list[str]) -> list[str]:
+        for token in value:
+            try:
+                dial_token(token)
+            except UserError as exc:
+                raise ValueError(str(exc).removeprefix("--dial: ")) from None
+        return value
+
+    @field_validator("at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("give the time with its offset, e.g. 2026-12-06T11:00:00+01:00")
+        return value
+
+
+class SimulateStep(ResourceModel):
+    kind: str = Field(description="step (a step ran), action (what the caller hears), failed")
+    at: str = Field(description="minutes:seconds into the call")
+    step: str | None = None
+    verb: str | None = None
+    why: str | None = Field(None, description="why the call came to this step")
+    text: str | None = Field(None, description="for an action: what happened, in words")
+
+
+class SimulateResult(ResourceModel):
+    flow: str
+    at: str = Field(description="the simulated time of the call")
+    ended: str = Field(description="why the call ended")
+    failed: bool = Field(description="a step failed (the caller heard an apology)")
+    path: list[str] = Field(description="the steps taken, in order")
+    trace: list[SimulateStep]
+    transcript: str = Field(description="the printout of `flexvoice flows simulate`")
+
+
+async def simulate(flow: Flow, prompts_dir: Path, body: SimulateRequest) -> SimulateResult:
+    """Run the flow once as `flexvoice flows simulate` does (no SIP, virtual time)."""
+    at = body.at or datetime.now().astimezone().replace(microsecond=0)
+    lines: list[str] = []
+    trace: list[dict[str, object]] = []
+    try:
+        reason, failed = await asyncio.wait_for(
+            simulate_flow(
+                flow,
+                prompts_dir,
+                at=at,
+                caller=body.caller,
+                callee=body.callee,
+                script=Script(digits=list(body.digits), dial=list(body.dial)),
+                webhook_answer=body.webhook_answer,
+                continuity=body.continuity,
+                variables=dict(body.variables),
+                write=lines.append,
+                trace=trace,
+            ),
+            SIMULATE_TIMEOUT_S,
+        )
+    except TimeoutError:
+        raise ProblemError(
+            "service-unavailable",
+            f"the simulation did not end within {SIMULATE_TIMEOUT_S:g} s of real time; does "
+            "the flow wait forever (a queue without max_wait)?",
+        ) from None
+    return SimulateResult.model_validate(
+        {
+            "flow": flow.name,
+            "at": at.isoformat(),
+            "ended": reason,
+            "failed": failed,
+            "path": [str(t["step"]) for t in trace if t["kind"] == "step"],
+            "trace": [{k: str(v) for k, v in t.items()} for t in trace],
+            "transcript": "\n".join(lines) + "\n",
+        }
+    )
+
+
+@resource.op(
+    "POST",
+    "/flows/{name}/simulate",
+    summary="Simulate a call through a flow",
+    roles=READ,
+    body=SimulateRequest,
+    response=SimulateResult,
+    errors=(400, 401, 403, 404, 409, 422, 429, 503),
+)
+async def simulate_call(request: web.Request) -> web.Response:
+    """A dry run of the flow on disk, as `flexvoice flows simulate`: no SIP and no charge, the
+    clock jumps instead of waiting. Say when the call happens (`at`), what the caller presses
+    and how each dial ends; the answer lists every step taken with the reason."""
+    entry = await _find(request)
+    if entry.validation.flow is None:
+        raise invalid_flow(entry.validation, "name", f"flows/{entry.path.name}")
+    _, prompts_dir = _dirs(request)
+    result = await simulate(
+        entry.validation.flow, prompts_dir, request_body(request, SimulateRequest)
+    )
+    return web.json_response(result.model_dump())
+
+
+# ---- revisions ------------------------------------------------------------------------------
+
+
+class RevisionResource(ResourceModel):
+    id: int
+    flow: str
+    digest: str = Field(description="sha256 of the published text")
+    author: str = Field(description="the designer user's e-mail, or the API key that PUT it")
+    message: str
+    created_at: str
+
+
+class RevisionList(ResourceModel):
+    revisions: list[RevisionResource]
+
+
+@resource.op(
+    "GET",
+    "/flows/{name}/revisions",
+    summary="List a flow's revisions",
+    roles=READ,
+    response=RevisionList,
+    errors=(401, 403, 404, 429),
+)
+async def list_revisions(request: web.Request) -> web.Response:
+    """Every publication of the flow, newest first: from the designer, a restore, or a PUT."""
+    entry = await _find(request)
+    rows = revisions.revisions(request.config_dict[DB], entry.name)
+    doc = RevisionList.model_validate({"revisions": [r.summary() for r in rows]})
+    return web.json_response(doc.model_dump())

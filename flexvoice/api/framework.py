@@ -347,9 +347,8 @@ def authenticated(fn: Handler) -> Handler:
         principal = verify_key(conn, token.strip()) if scheme.lower() == "bearer" else None
         if principal is None:
             locked = await lockout.failed(address)
-            if locked > 0:
+            if locked > 0:  # this attempt is answered as failed; the next ones get 429
                 log.warning("api.lockout", address=address, seconds=locked)
-                raise _locked(locked)
             raise ProblemError(
                 "invalid-key",
                 "the API key is not valid (unknown, revoked or mistyped); after repeated "

@@ -2,8 +2,10 @@
 and Idempotency-Key answers. Each has an embedded backend (memory or SQLite, one node) and a
 Redis backend (`redis.enabled`), so that several nodes behind one edge share them.
 
-- Lockout: 5 failed authentications from one client address within 15 minutes lock that
-  address out for 15 minutes (429 with Retry-After), good key or not.
+- Lockout: after 5 failed authentications from one client address within 15 minutes (the
+  5th still answers 401), that address is locked out for 15 minutes (429 with Retry-After),
+  good key or not. Kept in SQLite or Redis, so a restart does not lift it;
+  `flexvoice keys unlock --address A` does.
 - Rate limit: at most N calls placed per account per second (fixed one-second windows), 429
   with Retry-After beyond that.
 - Idempotency: the first answer to (account, Idempotency-Key) is kept 24 h; the same key with
@@ -103,6 +105,78 @@ class MemoryLockout:
         if len(self._failures) > 100_000:  # bound memory under a scan from many addresses
             self._failures = {a: w for a, w in self._failures.items() if w and w[-1] > now - 900}
         return 0.0
+
+
+LOCKOUT_MIGRATIONS = [
+    """
+    CREATE TABLE auth_failures (
+        address TEXT PRIMARY KEY,
+        failures INTEGER NOT NULL,
+        window_start REAL NOT NULL,
+        locked_until REAL NOT NULL DEFAULT 0
+    );
+    """
+]
+
+
+class SqliteLockout:
+    """The lockout kept in the node's database: a restart does not clear it, and
+    `flexvoice keys unlock --address A` lifts it. The window starts at the first failure, as
+    with Redis. Rows of addresses that stopped failing are dropped as they age."""
+
+    def __init__(self, conn: sqlite3.Connection, policy: LockoutPolicy, clock: Clock = time.time):
+        self.conn = conn
+        self.policy = policy
+        self.clock = clock
+        migrate(conn, "lockout", LOCKOUT_MIGRATIONS)
+
+    async def locked_for(self, address: str) -> float:
+        row = self.conn.execute(
+            "SELECT locked_until FROM auth_failures WHERE address = ?", (address,)
+        ).fetchone()
+        return max(0.0, float(row[0]) - self.clock()) if row else 0.0
+
+    async def failed(self, address: str) -> float:
+        now = self.clock()
+        p = self.policy
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute(
+                "DELETE FROM auth_failures WHERE window_start < ? AND locked_until < ?",
+                (now - p.window_s, now),
+            )
+            self.conn.execute(
+                "INSERT INTO auth_failures (address, failures, window_start) VALUES (?, 1, ?)"
+                " ON CONFLICT (address) DO UPDATE SET failures = failures + 1",
+                (address, now),
+            )
+            (count,) = self.conn.execute(
+                "SELECT failures FROM auth_failures WHERE address = ?", (address,)
+            ).fetchone()
+            locked = int(count) >= p.max_failures
+            if locked:
+                self.conn.execute(
+                    "UPDATE auth_failures SET failures = 0, window_start = ?, locked_until = ?"
+                    " WHERE address = ?",
+                    (now, now + p.lock_s, address),
+                )
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        return p.lock_s if locked else 0.0
+
+
+def unlock_sqlite(conn: sqlite3.Connection, address: str) -> bool:
+    """Lift the lockout of `address` and forget its failures; False when it had none."""
+    migrate(conn, "lockout", LOCKOUT_MIGRATIONS)
+    cur = conn.execute("DELETE FROM auth_failures WHERE address = ?", (address,))
+    return cur.rowcount > 0
+
+
+async def unlock_redis(redis: RedisLike, address: str, prefix: str = "fv:") -> bool:
+    removed = await redis.delete(f"{prefix}lock:{address}", f"{prefix}authfail:{address}")
+    return bool(removed)
 
 
 class RedisLockout:

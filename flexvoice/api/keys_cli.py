@@ -1,12 +1,16 @@
-"""`flexvoice keys create|list|revoke|webhook-secret`: API keys per account and role."""
+"""`flexvoice keys create|list|revoke|webhook-secret|unlock`: API keys per account and role,
+and lifting the failed-authentication lockout of a client address."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import ipaddress
 from pathlib import Path
 from typing import Any
 
 from flexvoice.accounts import get_account
+from flexvoice.api.guards import unlock_redis, unlock_sqlite
 from flexvoice.api.keys import ROLES, create_key, list_keys, revoke_key, webhook_secret
 from flexvoice.config import config_from_args
 from flexvoice.errors import UserError
@@ -55,6 +59,33 @@ def _webhook_secret(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _unlock_in_redis(url: str, address: str) -> bool:
+    import redis.asyncio as aioredis  # optional: only nodes with redis.enabled have it running
+
+    client: Any = aioredis.from_url(url)
+    try:
+        return await unlock_redis(client, address)
+    finally:
+        await client.aclose()
+
+
+def _unlock(args: argparse.Namespace) -> int:
+    address = args.address.strip()
+    try:
+        address = str(ipaddress.ip_address(address))
+    except ValueError:
+        raise UserError(
+            f"--address: '{args.address}' is not an IP address (e.g. 203.0.113.7 or ::1)"
+        ) from None
+    lifted = unlock_sqlite(_conn(args), address)
+    if not args.db:
+        cfg = config_from_args(args)
+        if cfg.redis.enabled:
+            lifted = asyncio.run(_unlock_in_redis(cfg.redis.url, address)) or lifted
+    print(f"unlocked {address}" if lifted else f"{address} was not locked out; nothing to do")
+    return 0
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser("keys", help="REST API keys (per account and role), webhook secrets")
     cmds = p.add_subparsers(dest="keys_command", metavar="ACTION", parser_class=type(p))
@@ -87,3 +118,10 @@ def register(sub: Any) -> None:
     q.add_argument("--rotate", action="store_true")
     common(q)
     q.set_defaults(handler=_webhook_secret)
+
+    q = cmds.add_parser(
+        "unlock", help="lift the lockout of a client address after failed authentications"
+    )
+    q.add_argument("--address", required=True, help="the client's IP address, as logged")
+    common(q)
+    q.set_defaults(handler=_unlock)

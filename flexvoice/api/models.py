@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
+from flexvoice.metering.timing import check_month
 from flexvoice.numbers import FLOW_NAME_RE, NumberError, parse_e164
 
 
@@ -48,7 +49,9 @@ CallStatusName = Literal[
 ]
 StatusEvent = Literal["initiated", "ringing", "answered", "completed"]
 Month = Annotated[
-    str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="calendar month YYYY-MM")
+    str,
+    Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="calendar month YYYY-MM"),
+    AfterValidator(check_month),
 ]
 
 
@@ -378,3 +381,99 @@ class FlowResource(Resource):
 
 class FlowList(Resource):
     flows: list[FlowResource]
+
+
+# ---- messages -----------------------------------------------------------------------------
+
+MessageStatusName = Literal[
+    "queued", "sending", "sent", "delivered", "undelivered", "failed", "received"
+]
+
+
+class MessageCreate(Request):
+    """Send an SMS from one of the account's numbers or an alphanumeric sender it may use."""
+
+    to: E164 = Field(description="a mobile number")
+    from_: str = Field(
+        alias="from",
+        min_length=1,
+        max_length=32,
+        description="one of the account's numbers (E.164), or an alphanumeric sender the "
+        "operator allowed for the account (1-11 letters, digits, spaces)",
+        examples=["+3226001000", "ACME"],
+    )
+    body: str = Field(description="the text, 1 to 1,600 characters; long texts go in parts")
+    status_callback: HttpUrl | None = Field(
+        None, description="POSTed (signed) at each status change: sent, delivered, ..."
+    )
+
+
+class MessageResource(Resource):
+    id: str
+    direction: Literal["outbound", "inbound"]
+    from_: str = Field(alias="from")
+    to: str
+    body: str = Field(description="the text (a verification code shows masked)")
+    status: MessageStatusName = Field(
+        description="queued -> sending -> sent -> delivered | undelivered | failed; inbound: "
+        "received. A message in parts has the status of its worst part."
+    )
+    segments: int = Field(description="parts sent (what is billed)")
+    encoding: Literal["GSM-7", "UCS-2"]
+    price_eur: str | None = Field(description="decimal string, segments x the tariff's price")
+    price_note: str | None = None
+    error_code: int | None = Field(description="Twilio's codes: 21610 opted out, 30003 ...")
+    error_message: str | None
+    created_at: str | None
+    updated_at: str | None
+    sent_at: str | None = Field(description="when the gateway accepted the last part")
+
+
+class MessageList(Resource):
+    messages: list[MessageResource]
+
+
+class MessageListQuery(Query):
+    status: MessageStatusName | None = None
+    to: E164 | None = None
+    since: datetime | None = Field(None, description="messages created at or after (ISO 8601)")
+    limit: int = Field(100, ge=1, le=1000)
+
+
+# ---- verifications ------------------------------------------------------------------------
+
+VerificationStatusName = Literal[
+    "pending", "approved", "canceled", "expired", "max_attempts_reached"
+]
+
+
+class VerificationCreate(Request):
+    """Send a one-time code to `to` by SMS or by a call that speaks it."""
+
+    to: E164
+    channel: Literal["sms", "voice"] = "sms"
+    code_length: int = Field(6, ge=4, le=10)
+    locale: Literal["nl", "fr", "en", "de"] = "en"
+
+
+class VerificationCheck(Request):
+    code: str = Field(min_length=1, max_length=10, description="the digits the user typed")
+
+
+class VerificationUpdate(Request):
+    status: Literal["canceled"]
+
+
+class VerificationResource(Resource):
+    id: str
+    to: str
+    channel: Literal["sms", "voice"]
+    locale: str
+    status: VerificationStatusName
+    sends: int = Field(description="how many times the code was sent (a repeat resends it)")
+    checks_left: int
+    created_at: str
+    expires_at: str
+    price_eur: str | None = Field(description="the verification request's own price")
+    message_id: str | None = Field(description="the SMS that carried the code (channel sms)")
+    call_id: str | None = Field(description="the call that spoke the code (channel voice)")

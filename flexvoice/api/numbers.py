@@ -22,6 +22,7 @@ def _problem(exc: NumberError) -> ProblemError:
         "invalid-field": "invalid-field",
         "not-found": "not-found",
         "conflict": "conflict",
+        "not-available": "number-not-available",
         "managed-by-file": "managed-by-file",
         "unknown-account": "invalid-field",
     }.get(exc.code, "invalid-field")

@@ -49,6 +49,14 @@ class UsageSink(Protocol):
     def record(self, event: dict[str, Any]) -> None: ...
 
 
+class SmsSender(Protocol):
+    """The messaging service as a flow sees it (flexvoice.node.flows adapts it)."""
+
+    def send_sms(self, account: str, from_addr: str, to: str, body: str) -> tuple[str, int]:
+        """Queue one SMS; (message id, segments). Raise StepFailed saying why not."""
+        ...
+
+
 class WebhookClient(Protocol):
     async def post_json(
         self, url: str, payload: dict[str, Any], timeout: float, headers: dict[str, str]
@@ -81,6 +89,7 @@ class FlowDeps:
     prices_for: Callable[[str, str], Any] | None = None
     continuity_for: Callable[[str], Any] | None = None
     webhooks: WebhookClient | None = None
+    sms: SmsSender | None = None
     observer: CallObserver | None = None
     clock: Callable[[], datetime] = utc_now
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
@@ -344,6 +353,11 @@ class CallContext:
         if self.deps.webhooks is None:
             raise StepFailed("no webhook client configured")
         return await self.deps.webhooks.post_json(url, payload, timeout, headers)
+
+    async def send_sms(self, from_addr: str, to: str, body: str) -> tuple[str, int]:
+        if self.deps.sms is None:
+            raise StepFailed("no SMS gateway on this node")
+        return self.deps.sms.send_sms(self.account or "", from_addr, to, body)
 
     def queue_slot(self, name: str) -> contextlib.AbstractContextManager[QueueSlot]:
         return self.queues.slot(name)

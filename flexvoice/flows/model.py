@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,8 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flexvoice.flows.base import Lang, StepRef, Verb, prompt_names
 from flexvoice.flows.verbs.hours import Hours
-
-FLOW_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
+from flexvoice.numbers import FLOW_NAME_RE
 
 
 class FlowHeader(BaseModel):
@@ -34,7 +32,8 @@ class FlowHeader(BaseModel):
     def _name(cls, value: str) -> str:
         if not FLOW_NAME_RE.match(value):
             raise ValueError(
-                f"is not a flow name (got {value!r}); use lower-case letters, digits, - and _"
+                f"is not a flow name (got {value!r}); use lower-case letters, digits, - and _, "
+                "at most 63 characters"
             )
         return value
 

@@ -30,9 +30,10 @@ from flexvoice.flows.interpreter import (
 )
 from flexvoice.flows.model import Flow
 from flexvoice.flows.prompts import PromptResolver
-from flexvoice.flows.validate import validate_file
+from flexvoice.flows.validate import Validation, validate_file
 from flexvoice.flows.webhooks import AiohttpWebhooks
 from flexvoice.logs import bind_call, get_logger
+from flexvoice.offloop import parse_off_loop
 
 log = get_logger("flexvoice.flows")
 
@@ -72,6 +73,12 @@ class FlowRuntime:
     def scan(self) -> list[Problem]:
         """Load new and changed flow files, drop removed ones; return the problems found."""
         found: list[Problem] = []
+        for path in self._changed():
+            found += self._load(path)
+        return found
+
+    def _changed(self) -> list[Path]:
+        """Forget removed files; the files that are new or changed since the last look."""
         files: dict[Path, FileState] = {}
         if self.flows_dir.is_dir():
             for path in sorted(self.flows_dir.iterdir()):
@@ -84,15 +91,26 @@ class FlowRuntime:
             if name is not None:
                 self.flows.pop(name, None)
                 log.info("flow.removed", flow=name, file=str(path))
-        for path, state in files.items():
-            if self._seen.get(path) == state:
-                continue
-            self._seen[path] = state
-            found += self._load(path)
+        changed = [path for path, state in files.items() if self._seen.get(path) != state]
+        for path in changed:
+            self._seen[path] = files[path]
+        return changed
+
+    async def rescan(self) -> list[Problem]:
+        """`scan` with the parsing and validating in a thread: a large or hostile file
+        saved on the node never holds the event loop (calls keep moving meanwhile)."""
+        changed = self._changed()
+        if not changed:
+            return []
+        prompts = self.prompts_dir
+        checked = await parse_off_loop(lambda: [(p, validate_file(p, prompts)) for p in changed])
+        found: list[Problem] = []
+        for path, res in checked:
+            found += self._load(path, res)
         return found
 
-    def _load(self, path: Path) -> list[Problem]:
-        res = validate_file(path, self.prompts_dir)
+    def _load(self, path: Path, checked: Validation | None = None) -> list[Problem]:
+        res = checked if checked is not None else validate_file(path, self.prompts_dir)
         self.problems[path] = res.problems
         old = self._owner.get(path)
         if res.flow is None:
@@ -121,12 +139,13 @@ class FlowRuntime:
         log.info(event, flow=flow.name, file=str(path), version=flow.digest[:12])
         return res.problems
 
-    def load_file(self, path: Path) -> list[Problem]:
+    def load_file(self, path: Path, checked: Validation | None = None) -> list[Problem]:
         """Load one flow file now rather than at the next poll (the REST API just wrote it,
-        so the next call runs it); refused like any reload when it is not valid."""
+        so the next call runs it); refused like any reload when it is not valid. `checked`:
+        the validation the caller already made of exactly this file's text."""
         st = path.stat()
         self._seen[path] = FileState(st.st_mtime_ns, st.st_size)
-        return self._load(path)
+        return self._load(path, checked)
 
     async def start(self) -> None:
         if self.deps.webhooks is None:
@@ -140,7 +159,7 @@ class FlowRuntime:
         while True:
             await asyncio.sleep(self.poll_interval)
             try:
-                self.scan()
+                await self.rescan()
             except OSError as exc:
                 log.error("flows.scan_failed", error=str(exc))
 

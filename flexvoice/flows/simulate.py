@@ -33,6 +33,7 @@ from flexvoice.flows.runtime import FlowRuntime
 from flexvoice.flows.scriptedtree import ScriptedTree
 from flexvoice.flows.webhooks import FileWebhooks
 from flexvoice.legstate import Answered, Disconnected, HangupAsked
+from flexvoice.messaging.text import split
 from flexvoice.outcomes import EndedBy, outcome_for, reason_for
 from flexvoice.recordings.wav import write_silence
 
@@ -349,13 +350,32 @@ class ScriptedLeg:
         self.tree.handle(Disconnected(sip_status))
 
 
+class SimulatedSms:
+    """`sms` steps print what would be sent and its segments; nothing leaves the machine."""
+
+    def __init__(self, printer: _Printer):
+        self.printer = printer
+
+    def send_sms(self, account: str, from_addr: str, to: str, body: str) -> tuple[str, int]:
+        encoding, parts = split(body, 0)
+        self.printer.action(f"sms {from_addr} -> {to} ({len(parts)} {encoding} segment(s)): {body}")
+        return "SMsimulated", len(parts)
+
+
 class _Printer:
     """Prints each step (with why) and what the caller hears, at virtual time."""
 
-    def __init__(self, clock: VirtualClock, write: Callable[[str], None]):
+    def __init__(
+        self,
+        clock: VirtualClock,
+        write: Callable[[str], None],
+        trace: list[dict[str, object]] | None = None,
+    ):
         self.clock = clock
         self.write = write
         self.failed = False
+        # The same events as data (the designer lights up the path from them).
+        self.trace = trace if trace is not None else []
 
     def stamp(self) -> str:
         s = int(self.clock.elapsed())
@@ -365,12 +385,19 @@ class _Printer:
         if kind == "step":
             step, verb, why = data["step"], data["verb"], data["why"]
             self.write(f"{self.stamp()}  {step!s:<16} {verb!s:<8} <- {why}")
+            self.trace.append(
+                {"kind": "step", "at": self.stamp(), "step": step, "verb": verb, "why": why}
+            )
         elif kind == "step_failed":
             self.failed = True
             self.write(f"{self.stamp()}  !! {data['step']} failed: {data['error']}")
+            self.trace.append(
+                {"kind": "failed", "at": self.stamp(), "step": data["step"], "why": data["error"]}
+            )
 
     def action(self, text: str) -> None:
         self.write(f"{'':7}{'':16} . {text}")
+        self.trace.append({"kind": "action", "at": self.stamp(), "text": text})
 
 
 async def simulate_flow(
@@ -385,13 +412,15 @@ async def simulate_flow(
     continuity: str | None,
     variables: dict[str, str],
     write: Callable[[str], None],
+    trace: list[dict[str, object]] | None = None,
 ) -> tuple[str, bool]:
     """Run `flow` once on a ScriptedLeg; returns (why the call ended, a step failed)."""
 
     clock = VirtualClock(at)
-    printer = _Printer(clock, write)
+    printer = _Printer(clock, write, trace)
     deps = FlowDeps(
         webhooks=FileWebhooks(webhook_answer),
+        sms=SimulatedSms(printer),
         observer=printer,
         clock=clock.now,
         sleep=clock.sleep,

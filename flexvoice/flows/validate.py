@@ -21,6 +21,12 @@ from flexvoice.flows.model import Flow, FlowHeader
 from flexvoice.flows.verbs import VERBS
 from flexvoice.yamlsrc import YamlDoc, did_you_mean, explain_validation_error, parse_yaml
 
+# A flow is what anyone with a developer key may upload (PUT /v1/flows, flow_inline,
+# flow_url), so its bounds are tight: the demo flows are 1-4 KiB and under 300 values; a flow
+# at these bounds (about 2,000 short steps) costs about 2 CPU-seconds to parse and check.
+MAX_FLOW_BYTES = 256 * 1024
+MAX_FLOW_VALUES = 50_000
+
 
 @dataclass
 class Validation:
@@ -53,7 +59,7 @@ def validate_file(path: Path, prompts_dir: Path | None, source: str | None = Non
 
 def validate_text(text: str, source: str, prompts_dir: Path | None) -> Validation:
     try:
-        doc = parse_yaml(text, source)
+        doc = parse_yaml(text, source, max_bytes=MAX_FLOW_BYTES, max_values=MAX_FLOW_VALUES)
     except ProblemList as exc:
         return Validation(source, None, exc.problems)
     problems: list[Problem] = []

@@ -17,6 +17,7 @@ from flexvoice import accounts
 from flexvoice.config import Config, config_from_args
 from flexvoice.errors import UserError
 from flexvoice.metering.export import write_export
+from flexvoice.metering.sink import StoreSink
 from flexvoice.metering.store import BATCH_SIZE, UsageStore
 from flexvoice.metering.tariffs import load_tariffs
 from flexvoice.metering.timing import check_month
@@ -100,11 +101,25 @@ def _accounts_status(args: Any) -> int:
 def _accounts_set(args: Any) -> int:
     cfg = _config(args)
     conn = _conn(args, cfg)
-    if args.recording_retention is None:
-        raise UserError("nothing to set; give e.g. --recording-retention 30d")
-    days = accounts.parse_retention(args.recording_retention)
-    accounts.set_recording_retention(conn, args.name, days)
-    print(f"account {args.name}: recordings are kept {days} days")
+    if args.recording_retention is None and args.designer is None:
+        raise UserError(
+            "nothing to set; give --designer on|off or --recording-retention DAYS (e.g. 30d)"
+        )
+    if args.recording_retention is not None:
+        days = accounts.parse_retention(args.recording_retention)
+        accounts.set_recording_retention(conn, args.name, days)
+        print(f"account {args.name}: recordings are kept {days} days")
+    if args.designer is not None:
+        sink = StoreSink(UsageStore.from_config(cfg, args.db))
+        on = args.designer == "on"
+        changed = accounts.set_designer(conn, args.name, on, sink.record)
+        state = "on" if on else "off"
+        if not changed:
+            print(f"account {args.name}: the designer was already {state}")
+        elif on:
+            print(f"account {args.name}: the designer is on (billed per started calendar month)")
+        else:
+            print(f"account {args.name}: the designer is off (its period is closed)")
     return 0
 
 
@@ -244,15 +259,22 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         _db_option(p)
         p.set_defaults(handler=_accounts_status, status=status)
 
-    p = acc_sub.add_parser("set", help="change an account's settings")
+    p = acc_sub.add_parser(
+        "set", help="change an account's options (visual designer, recording retention)"
+    )
     p.add_argument("name")
+    p.add_argument(
+        "--designer",
+        choices=("on", "off"),
+        help="the visual designer: on opens a monthly-billed period, off closes it",
+    )
     p.add_argument(
         "--recording-retention",
         metavar="DAYS",
         help="keep recordings' audio this long, e.g. 30d (default 90d); older ones are deleted",
     )
     _db_option(p)
-    p.set_defaults(handler=_accounts_set)
+    p.set_defaults(handler=_busy_is_user_error(_accounts_set))
 
     usage = sub.add_parser("usage", help="import, export and rerate priced usage")
     usage_sub = usage.add_subparsers(dest="usage_command", metavar="ACTION")

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from flexvoice.e164 import E164_RE
 from flexvoice.metering.destinations import BadNumber, classify
 from flexvoice.metering.sms import segments
-from flexvoice.metering.timing import month_of
+from flexvoice.metering.timing import BRUSSELS, month_of
 
 KINDS = ("call", "recording", "conference", "sms", "verification", "reroute", "number", "designer")
 MAX_ID = 200
@@ -57,9 +57,28 @@ def _text(obj: Mapping[str, Any], key: str, max_len: int = 200) -> str:
     return value
 
 
-def _time(obj: Mapping[str, Any], key: str, nullable: bool = False) -> datetime | None:
+def _day(value: str, key: str, end: bool) -> datetime:
+    """A plain date 'YYYY-MM-DD' of a period: that calendar day in Europe/Brussels, from its
+    first moment (`end` False) or through its last (`end` True: the period's exclusive end is
+    the next midnight, so the day itself counts)."""
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise EventError(key, f"'{value}' is not a date; write it like 2024-03-01") from None
+    if end:
+        day += timedelta(days=1)
+    return datetime(day.year, day.month, day.day, tzinfo=BRUSSELS)
+
+
+def _time(
+    obj: Mapping[str, Any], key: str, nullable: bool = False, dates: str | None = None
+) -> datetime | None:
+    """An ISO 8601 time with an offset. `dates` "start" or "end": a plain date is also taken
+    (the start or the end of that day in Europe/Brussels), as people write periods."""
     value = obj.get(key)
     if type(value) is str:
+        if dates is not None and len(value) == 10:
+            return _day(value, key, dates == "end")
         try:
             moment = datetime.fromisoformat(value)
         except ValueError:
@@ -185,9 +204,11 @@ def _reroute(obj: Mapping[str, Any], ev: Event) -> None:
 
 
 def _period(obj: Mapping[str, Any], ev: Event) -> None:
-    ev.at = _required_time(obj, "active_from")
+    at = _time(obj, "active_from", dates="start")
+    assert at is not None
+    ev.at = at
     ev.month = month_of(ev.at)
-    ev.until = _time(obj, "active_to", nullable=True)
+    ev.until = _time(obj, "active_to", nullable=True, dates="end")
     if ev.until is not None and ev.until <= ev.at:
         raise EventError("active_to", "must be after active_from")
 

@@ -9,11 +9,27 @@ from __future__ import annotations
 
 import re
 
-GSM7_BASIC = frozenset(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+# The GSM 03.38 default alphabet in code order (0x1B is the escape to the extension table,
+# not a character): the position of a character is its septet value.
+GSM7_TABLE = (
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
-GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
+# Extension characters and the septet that follows the escape for each.
+GSM7_EXTENSION_CODES = {
+    "\f": 0x0A,
+    "^": 0x14,
+    "{": 0x28,
+    "}": 0x29,
+    "\\": 0x2F,
+    "[": 0x3C,
+    "~": 0x3D,
+    "]": 0x3E,
+    "|": 0x40,
+    "€": 0x65,
+}
+GSM7_BASIC = frozenset(GSM7_TABLE) - {"\x1b"}
+GSM7_EXTENSION = frozenset(GSM7_EXTENSION_CODES)
 
 
 def _parts(units: int, single: int, per_part: int) -> int:

@@ -16,7 +16,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+import phonenumbers
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from flexvoice.errors import Problem, ProblemList, UserError
 from flexvoice.metering.money import parse_price
@@ -111,6 +120,11 @@ class Service(_Model):
                         f"destination '{dest}' must be a country code and a number type, "
                         f"e.g. 'BE mobile' (types: {', '.join(NUMBER_TYPES)})"
                     )
+                if dest[:2] not in phonenumbers.SUPPORTED_REGIONS:
+                    raise ValueError(
+                        f"destination '{dest}': '{dest[:2]}' is not a country code; use the "
+                        "two-letter ISO code, e.g. BE, FR, NL"
+                    )
         return self
 
     @property
@@ -144,6 +158,16 @@ class TariffFile(_Model):
     currency: Literal["EUR"] = "EUR"
     vat_rate: Price
     versions: Annotated[list[Version], Field(min_length=1)]
+
+    @field_validator("vat_rate")
+    @classmethod
+    def _fraction(cls, v: Decimal) -> Decimal:
+        if not Decimal(0) <= v < Decimal(1):
+            raise ValueError(
+                f"is a fraction of the price, from 0 up to (not including) 1: write 0.21 for "
+                f"21 % (got {v}, which would be {v * 100:f} %)"
+            )
+        return v
 
     @model_validator(mode="after")
     def _ordered(self) -> TariffFile:

@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo
 
 BRUSSELS = ZoneInfo("Europe/Brussels")
 MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+FIRST_MONTH = "1970-01"
+LAST_MONTH = "9998-12"
 
 
 def month_of(moment: datetime) -> str:
@@ -23,6 +25,9 @@ def check_month(text: str) -> str:
     """A month argument 'YYYY-MM', or ValueError with the expected form."""
     if not MONTH_RE.match(text):
         raise ValueError(f"month '{text}' must be written YYYY-MM, e.g. 2024-03")
+    if not FIRST_MONTH <= text <= LAST_MONTH:
+        # Month arithmetic needs the next month to exist too (9999-12 has none).
+        raise ValueError(f"month '{text}' must be between {FIRST_MONTH} and {LAST_MONTH}")
     return text
 
 

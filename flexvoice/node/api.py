@@ -14,6 +14,7 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from flexvoice.api import designer
 from flexvoice.api.app import RESOURCES
 from flexvoice.api.dialer import Dialer
 from flexvoice.api.framework import guarded, no_route
@@ -21,13 +22,13 @@ from flexvoice.api.guards import (
     IdempotencyStore,
     Lockout,
     LockoutPolicy,
-    MemoryLockout,
     MemoryRateLimiter,
     RateLimiter,
     RedisIdempotencyStore,
     RedisLockout,
     RedisRateLimiter,
     SqliteIdempotencyStore,
+    SqliteLockout,
 )
 from flexvoice.api.keys import ensure_schema as ensure_keys_schema
 from flexvoice.api.keys import webhook_secret
@@ -65,6 +66,7 @@ def install_routes(app: web.Application) -> None:
     app.router.add_route("*", "/v1/{tail:.*}", guarded(no_route))
     app[SPEC] = build_spec(RESOURCES)
     app.router.add_routes(docs_routes)
+    designer.install(app)  # the designer's page and its session-authenticated API
 
 
 async def api_component(app: web.Application) -> AsyncIterator[None]:
@@ -88,7 +90,7 @@ async def api_component(app: web.Application) -> AsyncIterator[None]:
         limiter = RedisRateLimiter(redis_client)
         idempotency = RedisIdempotencyStore(redis_client, api.idempotency_ttl)
     else:
-        lockout = MemoryLockout(policy)
+        lockout = SqliteLockout(conn, policy)  # kept across restarts
         limiter = MemoryRateLimiter()
         idempotency = SqliteIdempotencyStore(conn, api.idempotency_ttl)
     app[LOCKOUT] = lockout

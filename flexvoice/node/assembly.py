@@ -18,12 +18,15 @@ from aiohttp import web
 
 from flexvoice import __version__
 from flexvoice.api.framework import MAX_BODY_BYTES
+from flexvoice.api.httperrors import answer_with_problems
 from flexvoice.appkeys import CONFIG, OPTIONS, STATUS
 from flexvoice.config import Config
 from flexvoice.logs import get_logger
+from flexvoice.looplag import loop_lag_component
 from flexvoice.node.api import api_component
 from flexvoice.node.edge import edge_component
 from flexvoice.node.flows import flows_component
+from flexvoice.node.messaging import messaging_component, verify_component
 from flexvoice.node.numbers import numbers_component
 from flexvoice.node.pool import pool_component
 from flexvoice.node.recordings import conferences_component, recordings_component
@@ -47,6 +50,8 @@ DEFAULT_COMPONENTS: tuple[Component, ...] = (
     api_component,
     recordings_component,  # after the API (webhooks, calls), before the pool: outlives the drain
     conferences_component,
+    messaging_component,  # after the API (its webhook queue), before the pool (SIP MESSAGE)
+    verify_component,
     edge_component,  # before the pool: it stops after the drain, so late BYEs still arrive
     pool_component,
 )
@@ -63,6 +68,7 @@ def build_app(
     app[OPTIONS] = options
     app[STATUS] = NodeStatus(edge_enabled=options.edge and cfg.sip.edge.enabled)
     app.add_routes(health_routes)
+    app.cleanup_ctx.append(loop_lag_component)  # first in, last out: watches every stage
     for component in components:
         app.cleanup_ctx.append(component)
     return app
@@ -88,12 +94,25 @@ async def run_node(cfg: Config, options: ServeOptions, ready: asyncio.Event | No
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        # systemd and `timeout` signal the whole group, Ctrl-C too, sometimes twice: one
+        # stop, and the handlers stay until it is complete (a signal arriving during the
+        # drain with Python's default handler would kill the node half-way, leaving the edge
+        # running, or raise KeyboardInterrupt inside a task).
+        if stop.is_set():
+            log.info("node.signal_ignored", signal=sig.name, why="already stopping")
+            return
+        log.info("node.signal", signal=sig.name)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
     # Bind the HTTP port before any component starts, so a port clash stops us early.
     sock = bind_tcp(cfg.http.host, cfg.http.port, "http.port")
     try:
         await runner.setup()
+        answer_with_problems(runner)
         await web.SockSite(runner, sock).start()
         log.info(
             "node.started", http=f"http://{cfg.http.host}:{cfg.http.port}", version=__version__
@@ -103,7 +122,10 @@ async def run_node(cfg: Config, options: ServeOptions, ready: asyncio.Event | No
         await stop.wait()
         log.info("node.stopping")
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-        await runner.cleanup()
+        stop.set()  # from here on, a signal is "already stopping"
+        try:
+            await runner.cleanup()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
         log.info("node.stopped")

@@ -15,9 +15,11 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from flexvoice.accounts import get_account
-from flexvoice.appkeys import CONFIG, DB, FLOW_DEPS, FLOWS, NUMBERS, TARIFFS, USAGE_SINK
+from flexvoice.appkeys import CONFIG, DB, FLOW_DEPS, FLOWS, MESSAGING, NUMBERS, TARIFFS, USAGE_SINK
+from flexvoice.flows.base import StepFailed
 from flexvoice.flows.interpreter import FlowDeps
 from flexvoice.flows.runtime import FlowRuntime
+from flexvoice.messaging.service import MessageRefused
 from flexvoice.metering.tariffs import TariffBook
 from flexvoice.numbers import NumberRegistry
 
@@ -34,6 +36,7 @@ async def flows_component(app: web.Application) -> AsyncIterator[None]:
         deps.account_for = deps.account_for or _account_of(numbers)
         if DB in app and TARIFFS in app:
             deps.prices_for = deps.prices_for or _prices_of(app[DB], app[TARIFFS])
+    deps.sms = deps.sms or NodeSms(app)
     deps.recordings_dir = cfg.path(cfg.storage.recordings)
     deps.tts_cache_dir = cfg.path("var/tts")
     runtime = FlowRuntime(cfg.path(cfg.paths.flows), cfg.path(cfg.paths.prompts), deps)
@@ -43,6 +46,26 @@ async def flows_component(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await runtime.stop()
+
+
+class NodeSms:
+    """The `sms` step's way to the messaging service, found when a step runs (messaging
+    starts after the flow runtime)."""
+
+    def __init__(self, app: web.Application):
+        self.app = app
+
+    def send_sms(self, account: str, from_addr: str, to: str, body: str) -> tuple[str, int]:
+        messaging = self.app.get(MESSAGING)
+        if messaging is None:
+            raise StepFailed("messaging is not running on this node")
+        if not account:
+            raise StepFailed("the call belongs to no account: nobody to bill the SMS to")
+        try:
+            row = messaging.send(account, from_addr, to, body, origin="flow")
+        except MessageRefused as exc:
+            raise StepFailed(str(exc)) from None
+        return row.id, row.segments
 
 
 def _account_of(numbers: NumberRegistry) -> Callable[[str], str | None]:

@@ -14,6 +14,7 @@ from flexvoice.appkeys import (
     CONFIG,
     EDGE,
     FLOWS,
+    MESSAGE_TRANSPORT,
     NUMBERS,
     OPTIONS,
     ORIGINATOR,
@@ -26,8 +27,10 @@ from flexvoice.appkeys import (
 from flexvoice.config import Config
 from flexvoice.logs import get_logger
 from flexvoice.node.inbound_router import InboundRouter
-from flexvoice.sip.addresses import edge_proxy_uri
+from flexvoice.node.messaging import sip_inbound
+from flexvoice.sip.addresses import edge_proxy_uri, worker_count
 from flexvoice.sip.leg import SipLeg
+from flexvoice.sip.messages import SipMessenger
 from flexvoice.sip.originate import PoolOriginator
 from flexvoice.sip.pool import PoolSettings, WorkerPool
 from flexvoice.sip.trunks import Trunk
@@ -50,7 +53,7 @@ def pool_settings(cfg: Config, edge: bool, trunk: Trunk | None) -> PoolSettings:
             **trunk_settings(trunk),
         )
     return PoolSettings(
-        count=w.count,
+        count=worker_count(cfg),
         host=w.host,
         base_port=w.base_port,
         max_calls=w.max_calls,
@@ -117,6 +120,13 @@ async def pool_component(app: web.Application) -> AsyncIterator[None]:
         )
     await pool.start()
     app[POOL] = pool
+    messenger = SipMessenger(pool)  # SIP MESSAGE, both ways, through the edge
+
+    async def message_in(from_user: str, to_user: str, text: str) -> None:
+        await sip_inbound(app, from_user, to_user, text)
+
+    messenger.on_inbound = message_in
+    app[MESSAGE_TRANSPORT] = messenger
     app[ORIGINATOR] = PoolOriginator(pool, trunk)
     try:
         yield

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import re
 import signal
@@ -65,6 +66,25 @@ class EdgeTarget:
     flags: str  # Kamailio's own letters, e.g. "AP"
     load: int  # calls the dispatcher counts on it now (algorithm 10)
     maxload: int
+
+
+# What the media workers can read, measured on the pjsua2 2.15.1 wheel: a message over 4,000
+# bytes is dropped without an answer (PJSIP_MAX_PKT_LEN), a URI over 256 characters prints as
+# "-error" (PJSIP_MAX_URL_SIZE). The edge adds about 250 bytes (its Via and two
+# Record-Routes) before a request reaches a worker, so it refuses larger ones itself.
+MAX_REQUEST_URI = 256
+MAX_SIP_BODY = 2500
+MAX_SIP_MESSAGE = 3600
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """In a child before exec (Linux): SIGTERM when the process that started it dies."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 def template_path(cfg: Config) -> Path:
@@ -149,6 +169,9 @@ def render_config(
         "WORKER_SOCKET": worker_socket,
         "WORKER_TIMEOUT_MS": str(max(100, round(edge.worker_timeout * 1000))),
         "TRUNK_TARGETS": "\n".join(trunk_targets) or "\t# (no trunks configured)",
+        "MAX_REQUEST_URI": str(MAX_REQUEST_URI),
+        "MAX_BODY": str(MAX_SIP_BODY),
+        "MAX_MESSAGE": str(MAX_SIP_MESSAGE),
     }
     unknown = sorted({m for m in _PLACEHOLDER.findall(text) if m not in values})
     if unknown:
@@ -350,6 +373,7 @@ class Edge:
         if self._proc is not None:
             await self._kill()  # a Kamailio that died may have left children holding the ports
         self._stopping = False
+        await self._stop_stale()
         self._check_ports()
         self._clear_stale_socket()
         path = self.write_config()
@@ -362,7 +386,11 @@ class Edge:
                 stdout=out,
                 stderr=out,
                 start_new_session=True,  # its own process group: stop() kills all of it
+                # Kamailio must never outlive the node (kill -9 of `serve`): the kernel sends
+                # it SIGTERM when the node dies, and its main process stops its children.
+                preexec_fn=die_with_parent,
             )
+        self.pid_file.write_text(f"{self._proc.pid}\n")
         log.info("edge.starting", pid=self._proc.pid, config=str(path), log=str(self.log_file))
         try:
             await self._wait_ready()
@@ -426,7 +454,40 @@ class Edge:
         await self._kill()
         self.started_at = 0.0
         self.ctl_socket.unlink(missing_ok=True)
+        self.pid_file.unlink(missing_ok=True)
         log.info("edge.stopped", pid=proc.pid, rc=proc.returncode)
+
+    @property
+    def pid_file(self) -> Path:
+        return self.log_file.with_name("kamailio.pid")
+
+    async def _stop_stale(self) -> None:
+        """A Kamailio of this node left running by a node that was killed (before parent-death
+        signals, or with a kernel that lost it) holds the SIP port: found by its pid file and
+        stopped, its whole process group, so the new node can start."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            cmdline = ""
+        if "kamailio" not in cmdline or str(self.config_file) not in cmdline:
+            self.pid_file.unlink(missing_ok=True)  # gone, or the pid now belongs to another
+            return
+        log.warning("edge.stale_found", pid=pid, config=str(self.config_file))
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+            await asyncio.sleep(0.1)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        await asyncio.sleep(0.2)  # its children release the ports
+        self.pid_file.unlink(missing_ok=True)
+        self.ctl_socket.unlink(missing_ok=True)
+        log.info("edge.stale_stopped", pid=pid)
 
     async def _kill(self) -> None:
         """SIGKILL whatever is left of the process group (children outlive a killed parent)."""

@@ -5,7 +5,9 @@ calls; the pool counts slots itself (a call takes its slot from the `incoming` e
 `originate` command until its `disconnected` event), so it can refuse work with a reason
 before a worker would answer 486. A worker that dies ends every call it held with cause
 `worker_lost` (each leg is told, so the flow and the usage records see it), and is started
-again after `restart_backoff`; the edge is told at once both times (`on_worker_state`).
+again at once (after `restart_backoff` only when it keeps dying); the edge is told at once
+both times (`on_worker_state`). Workers start in parallel, a few per core at a time, so a
+pool of hundreds comes up without starving the machine.
 """
 
 from __future__ import annotations
@@ -22,15 +24,23 @@ from typing import Any
 from flexvoice.errors import UserError
 from flexvoice.logs import get_logger
 from flexvoice.sip import metrics
+from flexvoice.sip.addresses import rtp_ports
 from flexvoice.sip.leg import SipLeg
 from flexvoice.sip.protocol import EVENTS, Message, ProtocolError, decode, encode
 from flexvoice.sip.slots import NoFreeSlot
+from flexvoice.sip.template import Template, WorkerProc
 
 __all__ = ["NoFreeSlot", "PoolSettings", "WorkerPool", "WorkerProcess"]
 
 log = get_logger(__name__)
 
-READY_TIMEOUT = 15.0
+READY_TIMEOUT = 15.0  # from the moment a worker's process is started
+# Workers starting at once. Forked from the template a start takes ~5 ms of CPU and ~25 ms
+# of waiting (libCreate), so several per core overlap; a fresh interpreter (no template) is
+# ~0.25 CPU-s, and this many still start well within READY_TIMEOUT.
+STARTS_PER_CORE = 8
+# A worker that dies within this long of its start is crash-looping: back off before the next.
+STABLE_AFTER = 10.0
 # The user part of internal calls between workers (conference links): they go to
 # `on_internal`, never to number routing.
 INTERNAL_PREFIX = "fv-link-"
@@ -44,11 +54,12 @@ class PoolSettings:
     max_calls: int = 4
     restart_backoff: float = 1.0
     proxy: str | None = None  # the edge, as outbound proxy: "sip:127.0.0.1:5060;lr"
-    rtp_base: int = 20000  # worker n takes RTP ports rtp_base + 200 n ...
+    rtp_base: int = 20000  # worker n takes RTP ports rtp_ports(rtp_base, n)
     trunk: str | None = None  # host:port[;transport=tcp] E.164 targets go to (via the edge)
     trunk_user: str | None = None  # digest credentials the trunk may challenge for
     trunk_password: str | None = field(default=None, repr=False)
     media_host: str | None = None  # RTP bind address when not the SIP host (loopback)
+    template: bool = True  # fork workers from a pre-forked template (else: fresh interpreters)
 
 
 class WorkerProcess:
@@ -56,7 +67,7 @@ class WorkerProcess:
         self.pool = pool
         self.index = index
         self.port = port
-        self.proc: asyncio.subprocess.Process | None = None
+        self.proc: WorkerProc | None = None
         self.legs: dict[str, SipLeg] = {}  # worker call id -> leg
         self.closing: dict[str, SipLeg] = {}  # ended legs whose recordings are closing
         self.reserved = 0  # slots promised to originate commands not yet sent
@@ -65,6 +76,7 @@ class WorkerProcess:
         self.reader: asyncio.Task[None] | None = None
         self.stderr_reader: asyncio.Task[None] | None = None
         self.last_stderr = ""
+        self.started_at = 0.0  # loop time of the last start
 
     @property
     def used(self) -> int:
@@ -75,11 +87,13 @@ class WorkerProcess:
         return self.pool.settings.max_calls - self.used if self.up else 0
 
     async def start(self) -> None:
+        async with self.pool.starting:
+            await self._start()
+
+    async def _start(self) -> None:
         s = self.pool.settings
+        ports = rtp_ports(s.rtp_base, self.index)
         args = [
-            sys.executable,
-            "-m",
-            "flexvoice.sip.worker",
             "--index",
             str(self.index),
             "--host",
@@ -87,29 +101,23 @@ class WorkerProcess:
             "--port",
             str(self.port),
             "--rtp-port",
-            str(s.rtp_base + 200 * self.index),
+            str(ports.start),
+            "--rtp-ports",
+            str(len(ports)),
         ]
         if s.proxy:
             args += ["--proxy", s.proxy]
         if s.media_host:
             args += ["--media-host", s.media_host]
-        env = {**os.environ}
+        env: dict[str, str] = {}
         if s.trunk_user and s.trunk_password:
-            env |= {
+            env = {
                 "FLEXVOICE_TRUNK_USER": s.trunk_user,
                 "FLEXVOICE_TRUNK_PASSWORD": s.trunk_password,
             }
         self.ready = asyncio.get_running_loop().create_future()
-        self.proc = await asyncio.create_subprocess_exec(
-            *args,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-            # Own process group: a Ctrl-C at the terminal reaches the control plane, which
-            # drains calls, not the workers directly.
-            start_new_session=True,
-        )
+        self.started_at = asyncio.get_running_loop().time()
+        self.proc = await self.pool.new_process(args, env)
         self.reader = asyncio.create_task(self._read_events(self.proc))
         self.stderr_reader = asyncio.create_task(self._read_stderr(self.proc))
         try:
@@ -131,7 +139,7 @@ class WorkerProcess:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()
 
-    async def _read_stderr(self, proc: asyncio.subprocess.Process) -> None:
+    async def _read_stderr(self, proc: WorkerProc) -> None:
         assert proc.stderr is not None
         async for raw in proc.stderr:
             line = raw.decode(errors="replace").rstrip()
@@ -139,7 +147,7 @@ class WorkerProcess:
                 self.last_stderr = line
                 log.debug("worker.stderr", worker=self.index, line=line)
 
-    async def _read_events(self, proc: asyncio.subprocess.Process) -> None:
+    async def _read_events(self, proc: WorkerProc) -> None:
         assert proc.stdout is not None
         async for raw in proc.stdout:
             try:
@@ -173,22 +181,54 @@ class WorkerPool:
         self.leg_ended_hooks: list[Callable[[SipLeg], None]] = []
         # Internal calls (INTERNAL_PREFIX): the conference links' far ends.
         self.on_internal: IncomingHandler | None = None
+        # SIP MESSAGE events (no call): flexvoice.sip.messages.SipMessenger takes them.
+        self.message_hooks: list[Callable[[WorkerProcess, Message], None]] = []
         self.workers = [
             WorkerProcess(self, i, settings.base_port + i) for i in range(settings.count)
         ]
         self.draining = False
         self.stopping = False
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.starting = asyncio.Semaphore(STARTS_PER_CORE * (os.cpu_count() or 1))
+        self.template: Template | None = None
         metrics.SLOTS_TOTAL.set(settings.count * settings.max_calls)
 
     # -- life cycle -------------------------------------------------------------------------
     async def start(self) -> None:
+        if self.settings.template:
+            template = Template()
+            try:
+                await template.start()
+                self.template = template
+            except OSError as exc:
+                log.warning("worker.template_unavailable", error=str(exc))
         try:
             await asyncio.gather(*(w.start() for w in self.workers))
         except BaseException:
             await self.stop(grace=0)
             raise
         log.info("pool.started", workers=len(self.workers), ports=self.ports_text())
+
+    async def new_process(self, args: list[str], env: dict[str, str]) -> WorkerProc:
+        """A worker process: forked from the template, or a fresh interpreter without one."""
+        if self.template is not None and self.template.alive:
+            try:
+                return await self.template.spawn(args, env)
+            except (ConnectionError, OSError) as exc:
+                log.warning("worker.template_failed", error=str(exc))
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "flexvoice.sip.worker",
+            *args,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, **env},
+            # Own session: a Ctrl-C at the terminal reaches the control plane, which drains
+            # calls, not the workers directly. (Forked workers call setsid() themselves.)
+            start_new_session=True,
+        )
 
     def ports_text(self) -> str:
         return ",".join(f"{self.settings.host}:{w.port}" for w in self.workers)
@@ -245,6 +285,8 @@ class WorkerPool:
                     await asyncio.wait_for(w.reader, 2.0)
         for task in list(self.tasks):
             task.cancel()
+        if self.template is not None:
+            await self.template.stop()
         log.info("pool.stopped")
 
     # -- events from workers ----------------------------------------------------------------
@@ -289,7 +331,9 @@ class WorkerPool:
         return False
 
     async def _restart(self, worker: WorkerProcess) -> None:
-        await asyncio.sleep(self.settings.restart_backoff)
+        # A worker that ran a while is replaced at once; one that died young waits first.
+        if asyncio.get_running_loop().time() - worker.started_at < STABLE_AFTER:
+            await asyncio.sleep(self.settings.restart_backoff)
         while not self.stopping:
             try:
                 await worker.start()
@@ -305,6 +349,10 @@ class WorkerPool:
         task.add_done_callback(self.tasks.discard)
 
     def on_event(self, worker: WorkerProcess, msg: Message) -> None:
+        if msg.t in ("message_status", "message_in"):
+            for hook in self.message_hooks:
+                hook(worker, msg)
+            return
         call = msg.call
         if msg.t == "incoming":
             assert call is not None

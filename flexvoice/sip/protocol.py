@@ -22,6 +22,8 @@ Commands (control plane -> worker)
   transfer    call, target (REFER)
   originate   call (id chosen by the sender), uri, caller_id
   hangup      call, code, reason
+  message     id (chosen by the sender), uri, from, body, content_type: an out-of-dialog SIP
+              MESSAGE (RFC 3428), no call slot used
   shutdown    (hang up nothing: the control plane drains first; then libDestroy and exit 0)
 
 Events (worker -> control plane)
@@ -32,6 +34,8 @@ Events (worker -> control plane)
   play_done   call, play, stopped (eof|dtmf|stopped|hangup)
   record_done call, rec, path, seconds
   error       call, cmd, message (a command the worker could not carry out)
+  message_status  id, code, reason (the final answer to a `message`)
+  message_in  from, to, body, content_type (a MESSAGE that reached the worker)
 
 Nothing here does I/O: `encode` and `decode` turn messages into lines and back, and `decode`
 refuses what does not fit (a worker bug must not become a control-plane crash).
@@ -61,10 +65,23 @@ COMMANDS = frozenset(
         "transfer",
         "originate",
         "hangup",
+        "message",
         "shutdown",
     }
 )
-EVENTS = frozenset({"ready", "incoming", "state", "dtmf", "play_done", "record_done", "error"})
+EVENTS = frozenset(
+    {
+        "ready",
+        "incoming",
+        "state",
+        "dtmf",
+        "play_done",
+        "record_done",
+        "error",
+        "message_status",
+        "message_in",
+    }
+)
 CallState = Literal["early", "confirmed", "disconnected"]
 
 

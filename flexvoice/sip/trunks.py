@@ -22,7 +22,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from flexvoice import e164
 from flexvoice.errors import Problem, ProblemList
@@ -79,6 +79,10 @@ class TrunkModel(_Section):
         default_factory=list,
         description="addresses/networks the carrier sends from; default: the proxy's address",
     )
+    allow_any_source: bool = Field(
+        default=False,
+        description="let source_addresses hold 0.0.0.0/0 or ::/0 (every address may send calls)",
+    )
     username: str | None = None
     password_env: str | None = None
     codecs: Annotated[list[Codec], Field(min_length=1)] = ["PCMA", "PCMU"]
@@ -106,6 +110,21 @@ class TrunkModel(_Section):
                     "'192.0.2.0/28'); names are not allowed here"
                 ) from None
         return v
+
+    @model_validator(mode="after")
+    def _not_everyone(self) -> TrunkModel:
+        # 0.0.0.0/0 opens the edge's ACL to the whole internet: toll fraud and floods. Only
+        # when the operator says so in as many words.
+        wide = [
+            t for t in self.source_addresses if ipaddress.ip_network(t, strict=False).prefixlen == 0
+        ]
+        if wide and not self.allow_any_source:
+            raise ValueError(
+                f"source_addresses: '{wide[0]}' lets every address on the internet send calls "
+                "through this trunk; list the carrier's addresses, or add "
+                "'allow_any_source: true' to the trunk if that is really meant"
+            )
+        return self
 
     @field_validator("password_env")
     @classmethod

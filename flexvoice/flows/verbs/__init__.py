@@ -1,4 +1,4 @@
-"""The verb registry: one small module per verb. Later verbs (conference, sms) add a line."""
+"""The verb registry: one small module per verb. Later verbs (conference) add a line."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from flexvoice.flows.verbs.queue import Queue
 from flexvoice.flows.verbs.record import Record
 from flexvoice.flows.verbs.redirect import Redirect
 from flexvoice.flows.verbs.set import Set
+from flexvoice.flows.verbs.sms import Sms
 from flexvoice.flows.verbs.switch import Switch
 from flexvoice.flows.verbs.webhook import Webhook
 
@@ -36,6 +37,7 @@ VERBS: dict[str, type[Verb]] = {
         Set,
         Goto,
         Webhook,
+        Sms,
         Hangup,
     )
 }

@@ -1,0 +1,114 @@
+"""/v1/messages: send SMS, read them (outbound and inbound), list them."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from flexvoice.api.framework import PRINCIPAL, Resource, request_body, request_query
+from flexvoice.api.models import MessageCreate, MessageList, MessageListQuery, MessageResource
+from flexvoice.api.problems import ProblemError
+from flexvoice.appkeys import MESSAGING
+from flexvoice.messaging.service import MessageRefused, Messaging
+from flexvoice.messaging.store import MessageRow
+
+resource = Resource("messages", "SMS sent over REST or by flows, and SMS received")
+
+SEND = frozenset({"developer"})
+READ = frozenset({"developer", "analyst"})
+
+
+def service(request: web.Request) -> Messaging:
+    found = request.config_dict.get(MESSAGING)
+    if found is None:
+        raise ProblemError(
+            "service-unavailable",
+            "messaging is not running on this node",
+            headers={"Retry-After": "30"},
+        )
+    return found
+
+
+def refused(exc: MessageRefused) -> ProblemError:
+    extra = {"error_code": exc.code} if exc.code is not None else None
+    headers = {"Retry-After": "30"} if exc.kind == "service-unavailable" else None
+    return ProblemError(exc.kind, str(exc), field=exc.field, extra=extra, headers=headers)
+
+
+def _json(request: web.Request, row: MessageRow, status: int = 200) -> web.Response:
+    doc = MessageResource.model_validate(service(request).resource(row))
+    return web.json_response(doc.model_dump(by_alias=True), status=status)
+
+
+@resource.op(
+    "POST",
+    "/messages",
+    summary="Send an SMS",
+    roles=SEND,
+    body=MessageCreate,
+    response=MessageResource,
+    status=201,
+    idempotent=True,
+    errors=(400, 401, 403, 409, 413, 422, 429, 503),
+)
+async def create_message(request: web.Request) -> web.Response:
+    """Stores the message and answers 201 with it `queued`; the queue sends it (a gateway
+    that is down is retried with back-off, nothing is lost or sent twice). Follow it with
+    GET or `status_callback`."""
+    body = request_body(request, MessageCreate)
+    messaging = service(request)
+    try:
+        row = messaging.send(
+            request[PRINCIPAL].account,
+            body.from_,
+            body.to,
+            body.body,
+            status_callback=str(body.status_callback) if body.status_callback else None,
+        )
+    except MessageRefused as exc:
+        raise refused(exc) from None
+    response = _json(request, row, 201)
+    response.headers["Location"] = f"/v1/messages/{row.id}"
+    return response
+
+
+@resource.op(
+    "GET",
+    "/messages",
+    summary="List messages",
+    roles=READ,
+    query=MessageListQuery,
+    response=MessageList,
+    errors=(400, 401, 403, 429),
+)
+async def list_messages(request: web.Request) -> web.Response:
+    """Newest first; filter by status, to and since."""
+    q = request_query(request, MessageListQuery)
+    messaging = service(request)
+    rows = messaging.store.list(
+        request[PRINCIPAL].account,
+        status=q.status,
+        to=q.to,
+        since=q.since.timestamp() if q.since else None,
+        limit=q.limit,
+    )
+    doc = MessageList.model_validate({"messages": [messaging.resource(r) for r in rows]})
+    return web.json_response(doc.model_dump(by_alias=True))
+
+
+@resource.op(
+    "GET",
+    "/messages/{message_id}",
+    summary="Read a message",
+    roles=READ,
+    response=MessageResource,
+    errors=(401, 403, 404, 429),
+)
+async def get_message(request: web.Request) -> web.Response:
+    """Status, segments, encoding, price and the error on failure."""
+    message_id = request.match_info["message_id"]
+    row = service(request).store.get(message_id, request[PRINCIPAL].account)
+    if row is None or row.origin == "verification":
+        raise ProblemError(
+            "not-found", f"no message '{message_id}' in this account", field="message_id"
+        )
+    return _json(request, row)

@@ -1,0 +1,152 @@
+"""/v1/verifications: one-time codes by SMS or voice, checked here (Twilio Verify's shape)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from flexvoice.api.framework import (
+    PRINCIPAL,
+    Resource,
+    request_body,
+    retry_after_seconds,
+)
+from flexvoice.api.messages import refused
+from flexvoice.api.models import (
+    VerificationCheck,
+    VerificationCreate,
+    VerificationResource,
+    VerificationUpdate,
+)
+from flexvoice.api.problems import ProblemError
+from flexvoice.appkeys import VERIFIER
+from flexvoice.messaging.service import MessageRefused
+from flexvoice.verify.core import Refused
+from flexvoice.verify.service import NotFound, SendLimited, Verifier
+from flexvoice.verify.store import VerificationRow
+
+resource = Resource("verifications", "Two-factor verification codes by SMS or voice")
+
+USE = frozenset({"developer"})
+
+
+def _verifier(request: web.Request) -> Verifier:
+    found = request.config_dict.get(VERIFIER)
+    if found is None:
+        raise ProblemError(
+            "service-unavailable",
+            "verification is not running on this node",
+            headers={"Retry-After": "30"},
+        )
+    return found
+
+
+def _json(request: web.Request, row: VerificationRow, status: int = 200) -> web.Response:
+    doc = VerificationResource.model_validate(_verifier(request).resource(row))
+    return web.json_response(doc.model_dump(by_alias=True), status=status)
+
+
+def _not_found(verification_id: str) -> ProblemError:
+    return ProblemError(
+        "not-found",
+        f"no pending verification '{verification_id}' in this account (it may have been "
+        "approved, canceled, expired or used up its checks: start a new one)",
+        field="verification_id",
+    )
+
+
+@resource.op(
+    "POST",
+    "/verifications",
+    summary="Send a verification code",
+    roles=USE,
+    body=VerificationCreate,
+    response=VerificationResource,
+    status=201,
+    idempotent=True,
+    errors=(400, 401, 403, 409, 413, 422, 429, 503),
+)
+async def create_verification(request: web.Request) -> web.Response:
+    """Sends a random code by SMS, or calls and speaks it twice. Asking again for the same
+    number within the validity (10 minutes) resends the same code. At most 5 sends per number
+    per 10 minutes (429 with Retry-After); only to the account's allowed countries, never to
+    premium-rate numbers."""
+    body = request_body(request, VerificationCreate)
+    verifier = _verifier(request)
+    try:
+        row = await verifier.start(
+            request[PRINCIPAL].account, body.to, body.channel, body.code_length, body.locale
+        )
+    except Refused as exc:
+        raise ProblemError("destination-refused", str(exc), field="to") from None
+    except SendLimited as exc:
+        raise ProblemError(
+            "send-rate-limited",
+            str(exc),
+            field="to",
+            headers={"Retry-After": retry_after_seconds(exc.retry_after)},
+        ) from None
+    except MessageRefused as exc:
+        raise refused(exc) from None
+    response = _json(request, row, 201)
+    response.headers["Location"] = f"/v1/verifications/{row.id}"
+    return response
+
+
+@resource.op(
+    "GET",
+    "/verifications/{verification_id}",
+    summary="Read a verification",
+    roles=USE,
+    response=VerificationResource,
+    errors=(401, 403, 404, 429),
+)
+async def get_verification(request: web.Request) -> web.Response:
+    """Its status, sends and checks left; never the code."""
+    vid = request.match_info["verification_id"]
+    try:
+        row = _verifier(request).get(request[PRINCIPAL].account, vid)
+    except NotFound:
+        raise _not_found(vid) from None
+    return _json(request, row)
+
+
+@resource.op(
+    "POST",
+    "/verifications/{verification_id}/check",
+    summary="Check a code",
+    roles=USE,
+    body=VerificationCheck,
+    response=VerificationResource,
+    errors=(400, 401, 403, 404, 422, 429),
+)
+async def check_verification(request: web.Request) -> web.Response:
+    """`approved` for the right code; `pending` for a wrong one while checks are left;
+    `max_attempts_reached` at the fifth wrong code. Then, and once approved, expired or
+    canceled, checks answer 404."""
+    vid = request.match_info["verification_id"]
+    body = request_body(request, VerificationCheck)
+    try:
+        row = _verifier(request).check(request[PRINCIPAL].account, vid, body.code)
+    except NotFound:
+        raise _not_found(vid) from None
+    return _json(request, row)
+
+
+@resource.op(
+    "POST",
+    "/verifications/{verification_id}",
+    summary="Cancel a verification",
+    roles=USE,
+    body=VerificationUpdate,
+    response=VerificationResource,
+    errors=(400, 401, 403, 404, 422, 429),
+)
+async def update_verification(request: web.Request) -> web.Response:
+    """`{"status": "canceled"}`: the code stops working at once."""
+    vid = request.match_info["verification_id"]
+    request_body(request, VerificationUpdate)
+    try:
+        row = _verifier(request).cancel(request[PRINCIPAL].account, vid)
+    except NotFound:
+        raise _not_found(vid) from None
+    return _json(request, row)

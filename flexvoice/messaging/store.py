@@ -1,0 +1,464 @@
+"""Messages in SQLite: the message, its parts (the outbound queue), the gateway ids that
+delivery receipts name, and the opt-out list.
+
+A message is stored with its parts before anything is sent; the queue is the parts table
+itself (status `queued` and `next_attempt_at`), so a restart resumes it. Receipts may arrive
+days later and per part: the correlation is here, not in memory.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from flexvoice.messaging.model import FINAL, id_keys, message_status
+from flexvoice.messaging.text import Part
+from flexvoice.storage.sqlite import migrate
+
+MIGRATIONS = [
+    """
+    CREATE TABLE messages (
+        id TEXT PRIMARY KEY,
+        account TEXT NOT NULL,
+        direction TEXT NOT NULL CHECK (direction IN ('outbound', 'inbound')),
+        origin TEXT NOT NULL,
+        from_addr TEXT NOT NULL,
+        to_addr TEXT NOT NULL,
+        body TEXT NOT NULL,
+        encoding TEXT NOT NULL,
+        segments INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        gateway TEXT,
+        error_code INTEGER,
+        error_message TEXT,
+        price_eur TEXT,
+        price_note TEXT,
+        status_callback TEXT,
+        billed INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        sent_at REAL,
+        expires_at REAL NOT NULL
+    );
+    CREATE INDEX messages_account ON messages (account, created_at);
+    CREATE TABLE message_parts (
+        message_id TEXT NOT NULL REFERENCES messages (id),
+        seq INTEGER NOT NULL,
+        payload BLOB NOT NULL,
+        data_coding INTEGER NOT NULL,
+        esm_class INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        gateway_id TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL,
+        last_error TEXT,
+        PRIMARY KEY (message_id, seq)
+    );
+    CREATE INDEX message_parts_due ON message_parts (status, next_attempt_at);
+    CREATE TABLE message_gateway_ids (
+        gateway TEXT NOT NULL,
+        key TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (gateway, key, message_id, seq)
+    );
+    CREATE TABLE sms_opt_outs (
+        sender TEXT NOT NULL,
+        number TEXT NOT NULL,
+        at REAL NOT NULL,
+        PRIMARY KEY (sender, number)
+    );
+    """
+]
+
+
+@dataclass
+class MessageRow:
+    id: str
+    account: str
+    direction: str
+    origin: str
+    from_addr: str
+    to_addr: str
+    body: str
+    encoding: str
+    segments: int
+    status: str
+    gateway: str | None
+    error_code: int | None
+    error_message: str | None
+    price_eur: str | None
+    price_note: str | None
+    status_callback: str | None
+    billed: int
+    created_at: float
+    updated_at: float
+    sent_at: float | None
+    expires_at: float
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL
+
+
+@dataclass(frozen=True)
+class DuePart:
+    message_id: str
+    seq: int
+    account: str
+    gateway: str
+    from_addr: str
+    to_addr: str
+    part: Part
+    attempts: int
+    expires_at: float
+
+
+_COLUMNS = ", ".join(MessageRow.__dataclass_fields__)
+
+
+def new_id() -> str:
+    return "SM" + uuid.uuid4().hex
+
+
+class MessageStore:
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+        migrate(conn, "messaging", MIGRATIONS)
+
+    # ---- writing ---------------------------------------------------------------------
+
+    def add_outbound(
+        self,
+        *,
+        message_id: str,
+        account: str,
+        origin: str,
+        from_addr: str,
+        to_addr: str,
+        body: str,
+        encoding: str,
+        parts: list[Part],
+        segments: int,
+        gateway: str,
+        status_callback: str | None,
+        now: float,
+        expires_at: float,
+        price_eur: str | None,
+        price_note: str | None,
+    ) -> MessageRow:
+        """The message and its parts in one transaction: queued, due at once."""
+        with self.tx():
+            self.conn.execute(
+                "INSERT INTO messages (id, account, direction, origin, from_addr, to_addr, body,"
+                " encoding, segments, status, gateway, price_eur, price_note, status_callback,"
+                " created_at, updated_at, expires_at)"
+                " VALUES (?, ?, 'outbound', ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    message_id,
+                    account,
+                    origin,
+                    from_addr,
+                    to_addr,
+                    body,
+                    encoding,
+                    segments,
+                    gateway,
+                    price_eur,
+                    price_note,
+                    status_callback,
+                    now,
+                    now,
+                    expires_at,
+                ),
+            )
+            self.conn.executemany(
+                "INSERT INTO message_parts (message_id, seq, payload, data_coding, esm_class,"
+                " status, next_attempt_at) VALUES (?, ?, ?, ?, ?, 'queued', ?)",
+                [
+                    (message_id, i, p.payload, p.data_coding, p.esm_class, now)
+                    for i, p in enumerate(parts)
+                ],
+            )
+        row = self.get(message_id)
+        assert row is not None
+        return row
+
+    def add_failed(self, **fields: Any) -> MessageRow:
+        """An outbound message refused before sending (opted-out recipient): stored, as
+        Twilio does, so the developer can read why."""
+        with self.tx():
+            self.conn.execute(
+                "INSERT INTO messages (id, account, direction, origin, from_addr, to_addr, body,"
+                " encoding, segments, status, error_code, error_message, status_callback,"
+                " billed, created_at, updated_at, expires_at)"
+                " VALUES (:id, :account, 'outbound', :origin, :from_addr, :to_addr, :body,"
+                " :encoding, :segments, 'failed', :error_code, :error_message, :status_callback,"
+                " 1, :now, :now, :now)",
+                fields,
+            )
+        row = self.get(fields["id"])
+        assert row is not None
+        return row
+
+    def add_inbound(
+        self,
+        *,
+        account: str,
+        from_addr: str,
+        to_addr: str,
+        body: str,
+        encoding: str,
+        segments: int,
+        now: float,
+        gateway: str,
+    ) -> MessageRow:
+        message_id = new_id()
+        self.conn.execute(
+            "INSERT INTO messages (id, account, direction, origin, from_addr, to_addr, body,"
+            " encoding, segments, status, gateway, billed, created_at, updated_at, expires_at)"
+            " VALUES (?, ?, 'inbound', 'gateway', ?, ?, ?, ?, ?, 'received', ?, 1, ?, ?, ?)",
+            (
+                message_id,
+                account,
+                from_addr,
+                to_addr,
+                body,
+                encoding,
+                segments,
+                gateway,
+                now,
+                now,
+                now,
+            ),
+        )
+        row = self.get(message_id)
+        assert row is not None
+        return row
+
+    def tx(self) -> _Transaction:
+        return _Transaction(self.conn)
+
+    # ---- the queue -------------------------------------------------------------------
+
+    def resume(self) -> int:
+        """At start: parts left `sending` by a stop or crash go back to the queue. (A part
+        whose submit reached the SMSC just before a crash, unacknowledged, is sent again:
+        the only window where a duplicate is possible, one round trip wide.)"""
+        cur = self.conn.execute(
+            "UPDATE message_parts SET status = 'queued' WHERE status = 'sending'"
+        )
+        return cur.rowcount
+
+    def due(self, now: float, limit: int) -> list[DuePart]:
+        rows = self.conn.execute(
+            "SELECT p.message_id, p.seq, m.account, m.gateway, m.from_addr, m.to_addr,"
+            " p.payload, p.data_coding, p.esm_class, p.attempts, m.expires_at"
+            " FROM message_parts p JOIN messages m ON m.id = p.message_id"
+            " WHERE p.status = 'queued' AND p.next_attempt_at <= ?"
+            " ORDER BY p.next_attempt_at, p.message_id, p.seq LIMIT ?",
+            (now, limit),
+        ).fetchall()
+        return [
+            DuePart(
+                r[0], r[1], r[2], r[3] or "", r[4], r[5], Part(bytes(r[6]), r[7], r[8]), r[9], r[10]
+            )
+            for r in rows
+        ]
+
+    def next_due(self) -> float | None:
+        row = self.conn.execute(
+            "SELECT min(next_attempt_at) FROM message_parts WHERE status = 'queued'"
+        ).fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def claim(self, parts: Iterable[DuePart]) -> None:
+        with self.tx():
+            self.conn.executemany(
+                "UPDATE message_parts SET status = 'sending', attempts = attempts + 1"
+                " WHERE message_id = ? AND seq = ? AND status = 'queued'",
+                [(p.message_id, p.seq) for p in parts],
+            )
+
+    def part_sent(self, part: DuePart, gateway_id: str) -> None:
+        with self.tx():
+            self.conn.execute(
+                "UPDATE message_parts SET status = 'sent', gateway_id = ?, last_error = NULL"
+                " WHERE message_id = ? AND seq = ?",
+                (gateway_id, part.message_id, part.seq),
+            )
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO message_gateway_ids (gateway, key, message_id, seq)"
+                " VALUES (?, ?, ?, ?)",
+                [(part.gateway, k, part.message_id, part.seq) for k in id_keys(gateway_id)],
+            )
+
+    def part_retry(self, part: DuePart, error: str, at: float) -> None:
+        self.conn.execute(
+            "UPDATE message_parts SET status = 'queued', last_error = ?, next_attempt_at = ?"
+            " WHERE message_id = ? AND seq = ?",
+            (error, at, part.message_id, part.seq),
+        )
+
+    def part_failed(self, message_id: str, seq: int, error: str) -> None:
+        self.conn.execute(
+            "UPDATE message_parts SET status = 'failed', last_error = ?"
+            " WHERE message_id = ? AND seq = ?",
+            (error, message_id, seq),
+        )
+
+    def fail_queued(self, message_id: str, error: str) -> None:
+        self.conn.execute(
+            "UPDATE message_parts SET status = 'failed', last_error = ?"
+            " WHERE message_id = ? AND status = 'queued'",
+            (error, message_id),
+        )
+
+    def find_part(self, gateway: str, gateway_id: str) -> tuple[str, int] | None:
+        """The part a receipt names: the exact id first, then its numeric readings, and
+        only when they point at one part."""
+        for key in id_keys(gateway_id):
+            rows = self.conn.execute(
+                "SELECT DISTINCT message_id, seq FROM message_gateway_ids"
+                " WHERE gateway = ? AND key = ?",
+                (gateway, key),
+            ).fetchall()
+            if len(rows) == 1:
+                return str(rows[0][0]), int(rows[0][1])
+        return None
+
+    def set_part_status(self, message_id: str, seq: int, status: str, error: str | None) -> bool:
+        cur = self.conn.execute(
+            "UPDATE message_parts SET status = ?, last_error = coalesce(?, last_error)"
+            " WHERE message_id = ? AND seq = ? AND status IN ('sent', 'delivered', 'undelivered')",
+            (status, error, message_id, seq),
+        )
+        return cur.rowcount > 0
+
+    def part_statuses(self, message_id: str) -> list[str]:
+        return [
+            str(r[0])
+            for r in self.conn.execute(
+                "SELECT status FROM message_parts WHERE message_id = ? ORDER BY seq",
+                (message_id,),
+            )
+        ]
+
+    def accepted_parts(self, message_id: str) -> int:
+        row = self.conn.execute(
+            "SELECT count(*) FROM message_parts WHERE message_id = ?"
+            " AND status IN ('sent', 'delivered', 'undelivered')",
+            (message_id,),
+        ).fetchone()
+        return int(row[0])
+
+    def update_message(self, message_id: str, **fields: Any) -> None:
+        assigns = ", ".join(f"{k} = :{k}" for k in fields)
+        self.conn.execute(
+            f"UPDATE messages SET {assigns} WHERE id = :id", {**fields, "id": message_id}
+        )
+
+    def mark_billed(self, message_id: str) -> bool:
+        """True once: whoever flips the flag records the usage event."""
+        cur = self.conn.execute(
+            "UPDATE messages SET billed = 1 WHERE id = ? AND billed = 0", (message_id,)
+        )
+        return cur.rowcount > 0
+
+    def redact(self, message_id: str, body: str) -> None:
+        """Forget a verification code once the gateway has it: body and part payloads."""
+        with self.tx():
+            self.conn.execute("UPDATE messages SET body = ? WHERE id = ?", (body, message_id))
+            self.conn.execute(
+                "UPDATE message_parts SET payload = x'' WHERE message_id = ?"
+                " AND status NOT IN ('queued', 'sending')",
+                (message_id,),
+            )
+
+    # ---- reading ---------------------------------------------------------------------
+
+    def get(self, message_id: str, account: str | None = None) -> MessageRow | None:
+        sql = f"SELECT {_COLUMNS} FROM messages WHERE id = ?"
+        args: list[Any] = [message_id]
+        if account is not None:
+            sql += " AND account = ?"
+            args.append(account)
+        row = self.conn.execute(sql, args).fetchone()
+        return MessageRow(*row) if row else None
+
+    def list(
+        self,
+        account: str,
+        *,
+        status: str | None = None,
+        to: str | None = None,
+        since: float | None = None,
+        limit: int = 50,
+        origins: tuple[str, ...] = ("api", "flow", "gateway"),
+    ) -> list[MessageRow]:
+        sql = f"SELECT {_COLUMNS} FROM messages WHERE account = ?"
+        args: list[Any] = [account]
+        sql += f" AND origin IN ({', '.join('?' * len(origins))})"
+        args += origins
+        for column, value in (("status", status), ("to_addr", to)):
+            if value is not None:
+                sql += f" AND {column} = ?"
+                args.append(value)
+        if since is not None:
+            sql += " AND created_at >= ?"
+            args.append(since)
+        sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
+        args.append(limit)
+        return [MessageRow(*r) for r in self.conn.execute(sql, args)]
+
+    def counts(self) -> dict[str, int]:
+        return {
+            str(r[0]): int(r[1])
+            for r in self.conn.execute("SELECT status, count(*) FROM messages GROUP BY status")
+        }
+
+    # ---- opt-outs --------------------------------------------------------------------
+
+    def opt_out(self, sender: str, number: str, now: float) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO sms_opt_outs (sender, number, at) VALUES (?, ?, ?)",
+            (sender, number, now),
+        )
+
+    def opt_in(self, sender: str, number: str) -> None:
+        self.conn.execute(
+            "DELETE FROM sms_opt_outs WHERE sender = ? AND number = ?", (sender, number)
+        )
+
+    def opted_out(self, sender: str, number: str) -> bool:
+        return (
+            self.conn.execute(
+                "SELECT 1 FROM sms_opt_outs WHERE sender = ? AND number = ?", (sender, number)
+            ).fetchone()
+            is not None
+        )
+
+
+def status_of(parts: list[str]) -> str:
+    return message_status(parts)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT; inside another one it joins it (one commit for a part's
+    whole update: fewer WAL writes per message)."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+        self.outer = False
+
+    def __enter__(self) -> None:
+        self.outer = not self.conn.in_transaction
+        if self.outer:
+            self.conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if self.outer:
+            self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")

@@ -1,0 +1,81 @@
+"""The voice channel of verification: a call through the node's originator (the same path as
+POST /v1/calls) that speaks the code twice, digit by digit, with the locale's prompts from
+ivr_prompts/<locale>/ (verify_intro, digit_0..9, verify_repeat, verify_bye). The SIP layer
+bills the call leg as any other; no file name, trace or log line carries the code."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from flexvoice.callcontrol import Originator
+from flexvoice.logs import get_logger
+
+log = get_logger(__name__)
+
+
+class CallVoice:
+    def __init__(
+        self,
+        originator: Callable[[], Originator | None],
+        prompts_dir: Path,
+        ring_timeout: float = 40.0,
+    ):
+        self.originator = originator
+        self.prompts_dir = prompts_dir
+        self.ring_timeout = ring_timeout
+        self._calls: set[asyncio.Task[None]] = set()
+
+    def prompts(self, locale: str, code: str) -> list[Path]:
+        folder = self.prompts_dir / locale
+        if not (folder / "verify_intro.wav").exists():
+            folder = self.prompts_dir / "en"
+        digits = [folder / f"digit_{d}.wav" for d in code]
+        return [
+            folder / "verify_intro.wav",
+            *digits,
+            folder / "verify_repeat.wav",
+            *digits,
+            folder / "verify_bye.wav",
+        ]
+
+    async def speak_code(self, account: str, to: str, code: str, locale: str) -> str:
+        originator = self.originator()
+        if originator is None:
+            raise ConnectionError("outbound calling is not running on this node")
+        paths = self.prompts(locale, code)
+        missing = [p.name for p in paths if not p.exists()]
+        if missing:
+            raise FileNotFoundError(
+                f"verification prompts missing: {', '.join(sorted(set(missing)))}"
+            )
+        call_id = "VC" + uuid.uuid4().hex
+        task = asyncio.create_task(self._call(originator, account, to, paths, call_id))
+        self._calls.add(task)
+        task.add_done_callback(self._calls.discard)
+        return call_id
+
+    async def _call(
+        self, originator: Originator, account: str, to: str, paths: list[Path], call_id: str
+    ) -> None:
+        try:
+            leg, attempt = await originator.originate(
+                to, "", ring_timeout=self.ring_timeout, call_id=call_id, account=account
+            )
+            if leg is None:
+                log.info("verify.call_failed", call_id=call_id, sip_status=attempt.sip_status)
+                return
+            try:
+                await leg.play(paths)
+            finally:
+                await leg.hangup()
+            log.info("verify.call_done", call_id=call_id)
+        except Exception:
+            log.exception("verify.call_error", call_id=call_id)
+
+    async def close(self) -> None:
+        for task in list(self._calls):
+            task.cancel()
+        await asyncio.gather(*self._calls, return_exceptions=True)
