@@ -8,16 +8,19 @@ import re
 import sqlite3
 import threading
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from flexvoice.accounts import create_account
+from flexvoice.callcontrol import Originator
 from flexvoice.messaging.service import Messaging, Settings
 from flexvoice.metering.tariffs import load_tariffs
 from flexvoice.storage.sqlite import connect
 from flexvoice.verify.core import Policy, Refused, code_mac, prefix_of, send_wait
 from flexvoice.verify.service import NotFound, SendLimited, Verifier, VerifySettings
 from flexvoice.verify.store import VerificationStore
+from flexvoice.verify.voice import CallVoice
 from tests.conftest import REPO
 from tests.fakesms import FakeGateway
 
@@ -253,3 +256,19 @@ def test_mac_depends_on_id_and_secret() -> None:
     assert code_mac(SECRET, "VE1", "123456") != code_mac(SECRET, "VE2", "123456")
     assert code_mac(SECRET, "VE1", "123456") != code_mac(b"x" * 32, "VE1", "123456")
     assert sqlite3  # the store's own tests above use real SQLite files
+
+
+async def test_missing_voice_prompts_are_named_whatever_the_code(tmp_path: Path) -> None:
+    """The refusal names the missing digit prompts, never which digits the code has."""
+    folder = tmp_path / "en"
+    folder.mkdir()
+    names = ["verify_intro", "verify_repeat", "verify_bye"] + [f"digit_{d}" for d in "012345689"]
+    for name in names:
+        (folder / f"{name}.wav").write_bytes(b"RIFF")
+    voice = CallVoice(lambda: cast(Originator, object()), tmp_path)
+    messages = []
+    for code in ("123", "777"):
+        with pytest.raises(FileNotFoundError) as refused:
+            await voice.speak_code("acme", "+32475123456", code, "en")
+        messages.append(str(refused.value))
+    assert messages == ["verification prompts missing: digit_7.wav"] * 2

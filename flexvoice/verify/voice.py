@@ -46,7 +46,10 @@ class CallVoice:
         if originator is None:
             raise ConnectionError("outbound calling is not running on this node")
         paths = self.prompts(locale, code)
-        missing = [p.name for p in paths if not p.exists()]
+        # Every digit is checked, not the code's: a message naming the missing ones must not
+        # tell which digits the code has.
+        every_digit = self.prompts(locale, "0123456789")
+        missing = [p.name for p in every_digit if not p.exists()]
         if missing:
             raise FileNotFoundError(
                 f"verification prompts missing: {', '.join(sorted(set(missing)))}"
@@ -72,8 +75,9 @@ class CallVoice:
             finally:
                 await leg.hangup()
             log.info("verify.call_done", call_id=call_id)
-        except Exception:
-            log.exception("verify.call_error", call_id=call_id)
+        except Exception as exc:
+            # The type only: a playback error names prompt files, which spell the code.
+            log.warning("verify.call_error", call_id=call_id, error=type(exc).__name__)
 
     async def close(self) -> None:
         for task in list(self._calls):
