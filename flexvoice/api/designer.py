@@ -46,6 +46,7 @@ from flexvoice.flows import revisions, yamledit
 from flexvoice.flows.schema import flow_schema
 from flexvoice.flows.validate import validate_text
 from flexvoice.logs import get_logger
+from flexvoice.offloop import parse_off_loop
 
 log = get_logger(__name__)
 
@@ -127,7 +128,12 @@ def designer_op(*, edit: bool = False) -> Callable[[Handler], Handler]:
                     "a manager or administrator can",
                 )
             request[SESSION] = session
-            return _security_headers(await fn(request))
+            if not edit:
+                return _security_headers(await fn(request))
+            # Changes read the draft, parse off the event loop and write: one at a time per
+            # node, together with PUT /v1/flows (the same files).
+            async with flow_api._write_lock(request.app):
+                return _security_headers(await fn(request))
 
         handler.__name__ = fn.__name__
         return guarded(handler)
@@ -400,14 +406,16 @@ def _annotated_cached(text: str, source: str, prompts_dir: Path, stamp: tuple[in
     return shown, yamledit.steps_view(shown), problems
 
 
-def _state(request: web.Request, entry: flow_api.Entry) -> dict[str, Any]:
+async def _state(request: web.Request, entry: flow_api.Entry) -> dict[str, Any]:
     """What the page shows for one flow: the working text (the draft, else the file), its
     ETag, problems, and the diff of what publishing would change."""
     conn = request.config_dict[DB]
     _, prompts_dir = flow_api._dirs(request)
     draft = revisions.get_draft(conn, entry.name)
     text = draft.text if draft is not None else entry.text
-    doc, steps, problems = _annotated(text, f"flows/{entry.path.name}", prompts_dir)
+    doc, steps, problems = await parse_off_loop(
+        _annotated, text, f"flows/{entry.path.name}", prompts_dir
+    )
     published_doc = _published_doc(entry.text)
     steps_now = (doc or {}).get("steps") if isinstance((doc or {}).get("steps"), dict) else {}
     steps_then = published_doc.get("steps") if isinstance(published_doc.get("steps"), dict) else {}
@@ -468,7 +476,7 @@ def _conflict(request: web.Request, current: dict[str, Any], yours: str | None) 
 @designer_op()
 async def get_flow(request: web.Request) -> web.StreamResponse:
     entry = await flow_api._find(request)
-    state = _state(request, entry)
+    state = await _state(request, entry)
     return _json(state, etag=state["etag"])
 
 
@@ -491,19 +499,19 @@ async def edit_flow(request: web.Request) -> web.StreamResponse:
     wanted = _if_match(request)
     entry = await flow_api._find(request)
     conn = request.config_dict[DB]
-    # From here to the save nothing awaits: two edits cannot interleave.
-    current = _state(request, entry)
+    # designer_op holds the node's flow write lock: two edits cannot interleave.
+    current = await _state(request, entry)
     if current["etag"] != wanted:
         base = data.get("base")
         yours = None
         if isinstance(base, str):
             try:
-                yours = yamledit.apply(base, ops)
+                yours = await parse_off_loop(yamledit.apply, base, ops)
             except UserError:
                 yours = None
         raise _conflict(request, current, yours)
     try:
-        text = yamledit.apply(current["text"], ops)
+        text = await parse_off_loop(yamledit.apply, current["text"], ops)
     except UserError as exc:
         raise ProblemError("invalid-field", str(exc), field="ops") from None
     if len(text.encode()) > MAX_BODY_BYTES:
@@ -513,7 +521,7 @@ async def edit_flow(request: web.Request) -> web.StreamResponse:
         revisions.drop_draft(conn, entry.name)  # back to what is published: no draft
     else:
         revisions.save_draft(conn, entry.name, text, author)
-    state = _state(request, entry)
+    state = await _state(request, entry)
     return _json(state, etag=state["etag"])
 
 
@@ -522,20 +530,20 @@ async def edit_flow(request: web.Request) -> web.StreamResponse:
 async def discard_draft(request: web.Request) -> web.StreamResponse:
     wanted = _if_match(request)
     entry = await flow_api._find(request)
-    current = _state(request, entry)
+    current = await _state(request, entry)
     if current["etag"] != wanted:
         raise _conflict(request, current, None)
     revisions.drop_draft(request.config_dict[DB], entry.name)
-    state = _state(request, entry)
+    state = await _state(request, entry)
     return _json(state, etag=state["etag"])
 
 
-def _publish(
+async def _publish(
     request: web.Request, entry: flow_api.Entry, text: str, message: str
 ) -> revisions.Revision:
     """Validate, write atomically, reload, record the revision. Errors refuse it (422)."""
     _, prompts_dir = flow_api._dirs(request)
-    res = validate_text(text, f"flows/{entry.path.name}", prompts_dir)
+    res = await parse_off_loop(validate_text, text, f"flows/{entry.path.name}", prompts_dir)
     if res.flow is None:
         raise flow_api.invalid_flow(res, "text", "the draft")
     if res.flow.name != entry.name:
@@ -553,7 +561,7 @@ def _publish(
     flow_api._write_atomically(entry.path, text.encode())
     runtime = flow_api._runtime(request)
     if runtime is not None:
-        runtime.load_file(entry.path)
+        runtime.load_file(entry.path, res)  # validated above: not parsed again on the loop
     revision = revisions.record(conn, entry.name, text, author, message)
     revisions.drop_draft(conn, entry.name)
     log.info("designer.published", flow=entry.name, revision=revision.id, author=author)
@@ -574,14 +582,14 @@ async def publish(request: web.Request) -> web.StreamResponse:
     message = _message(data, "published from the designer")
     wanted = _if_match(request)
     entry = await flow_api._find(request)
-    current = _state(request, entry)
+    current = await _state(request, entry)
     if current["etag"] != wanted:
         raise _conflict(request, current, None)
     if current["draft"] is None:
         raise ProblemError("conflict", "nothing to publish: the draft is the published flow")
-    revision = _publish(request, entry, current["text"], message)
+    revision = await _publish(request, entry, current["text"], message)
     entry = await flow_api._find(request)
-    state = _state(request, entry)
+    state = await _state(request, entry)
     state["revision"] = revision.summary()
     return _json(state, etag=state["etag"])
 
@@ -634,12 +642,12 @@ async def restore_revision(request: web.Request) -> web.StreamResponse:
     wanted = _if_match(request)
     entry = await flow_api._find(request)
     rev = _revision(request, entry)
-    current = _state(request, entry)
+    current = await _state(request, entry)
     if current["etag"] != wanted:
         raise _conflict(request, current, None)
     message = _message(data, f"restored revision {rev.id}")
-    revision = _publish(request, entry, rev.text, message)
-    state = _state(request, await flow_api._find(request))
+    revision = await _publish(request, entry, rev.text, message)
+    state = await _state(request, await flow_api._find(request))
     state["revision"] = revision.summary()
     return _json(state, etag=state["etag"])
 
@@ -651,8 +659,10 @@ async def simulate(request: web.Request) -> web.StreamResponse:
     body = parse_json_body(await read_body(request), flow_api.SimulateRequest)
     entry = await flow_api._find(request)
     _, prompts_dir = flow_api._dirs(request)
-    current = _state(request, entry)
-    res = validate_text(current["text"], f"flows/{entry.path.name}", prompts_dir)
+    current = await _state(request, entry)
+    res = await parse_off_loop(
+        validate_text, current["text"], f"flows/{entry.path.name}", prompts_dir
+    )
     if res.flow is None:
         raise flow_api.invalid_flow(res, "text", "the draft")
     result = await flow_api.simulate(res.flow, prompts_dir, body)
