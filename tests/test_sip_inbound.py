@@ -3,6 +3,7 @@ SIGTERM with calls up. Real `flexvoice serve` subprocess, real sipp callers."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import time
@@ -113,6 +114,9 @@ def test_sigterm_with_a_call_up_hangs_it_up_and_stops_cleanly(tmp_path: Path) ->
     finally:
         caller.kill()
         caller.communicate()
+        if proc.poll() is None:  # the test failed before stopping it: leave nothing running
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
     assert proc.returncode == 0, err
     assert "pool.hangup_at_shutdown" in err or "call.ended" in err
     assert "Traceback" not in err
