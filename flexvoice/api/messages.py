@@ -57,7 +57,7 @@ async def create_message(request: web.Request) -> web.Response:
     body = request_body(request, MessageCreate)
     messaging = service(request)
     try:
-        row = messaging.send(
+        row = await messaging.accept(
             request[PRINCIPAL].account,
             body.from_,
             body.to,

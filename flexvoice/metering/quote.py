@@ -7,17 +7,22 @@ import sqlite3
 from decimal import Decimal
 from typing import Any
 
-from flexvoice.accounts import get_account
+from flexvoice.accounts import Account, get_account
 from flexvoice.metering.events import EventError, parse_event
 from flexvoice.metering.rating import Unrated, rate
 from flexvoice.metering.tariffs import TariffBook
 
 
 def quote(
-    conn: sqlite3.Connection, tariffs: TariffBook | None, event: dict[str, Any]
+    conn: sqlite3.Connection,
+    tariffs: TariffBook | None,
+    event: dict[str, Any],
+    account: Account | None = None,
 ) -> tuple[Decimal | None, str | None]:
-    """(amount, None) or (None, why it is not priced)."""
-    account = get_account(conn, str(event.get("account")))
+    """(amount, None) or (None, why it is not priced). `account`: the event's account when
+    the caller has it at hand (read from `conn` otherwise)."""
+    if account is None or account.name != event.get("account"):
+        account = get_account(conn, str(event.get("account")))
     if account is None:
         return None, f"account '{event.get('account')}' does not exist"
     tariff = tariffs.get(account.tariff) if tariffs is not None else None

@@ -1,0 +1,86 @@
+"""Transactions of the messaging store, and group commit: the writes asked for within one
+turn of the event loop share one transaction.
+
+Why: a commit (a WAL append) costs more than all the statements of one message together. The
+API answers 201 only once the transaction holding the message is committed; SQLite in WAL
+mode with synchronous=NORMAL (flexvoice.storage.sqlite) has then handed the pages to the
+operating system, so a kill -9 of the node loses nothing it acknowledged (a power cut may lose
+the last commits: synchronous=FULL would be needed for that, at an fsync per commit)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class GroupCommit:
+    def __init__(self, conn: sqlite3.Connection, after: Callable[[], None] = lambda: None):
+        self.conn = conn
+        self.after = after  # run after each commit (status callbacks)
+        self._pending: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
+        self.commits = 0
+        self.writes = 0
+
+    async def write(self, fn: Callable[[], T]) -> T:
+        """Run fn inside the next shared transaction; return its result once committed. An
+        error in fn undoes fn's writes only (a savepoint) and is raised here."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._pending.append((fn, future))
+        if len(self._pending) == 1:
+            # After every task ready in this turn has had its say: they join this commit.
+            loop.call_soon(self._commit)
+        return await future
+
+    def _commit(self) -> None:
+        pending, self._pending = self._pending, []
+        done: list[tuple[asyncio.Future[Any], BaseException | None, Any]] = []
+        try:
+            with Transaction(self.conn):
+                for fn, future in pending:
+                    self.conn.execute("SAVEPOINT one_write")
+                    try:
+                        value = fn()
+                    except Exception as exc:
+                        self.conn.execute("ROLLBACK TO one_write")
+                        self.conn.execute("RELEASE one_write")
+                        done.append((future, exc, None))
+                    else:
+                        self.conn.execute("RELEASE one_write")
+                        done.append((future, None, value))
+        except Exception as exc:  # the commit itself failed: nothing of it was written
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            done = [(future, exc, None) for _, future in pending]
+        self.commits += 1
+        self.writes += len(pending)
+        for future, error, value in done:
+            if future.done():  # the waiting request went away; its write stands
+                continue
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(value)
+        self.after()
+
+
+class Transaction:
+    """BEGIN IMMEDIATE ... COMMIT; inside another one it joins it (one commit for a part's
+    whole update: fewer WAL writes per message)."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+        self.outer = False
+
+    def __enter__(self) -> None:
+        self.outer = not self.conn.in_transaction
+        if self.outer:
+            self.conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if self.outer:
+            self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")

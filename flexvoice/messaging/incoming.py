@@ -1,0 +1,82 @@
+"""What the gateways send back: delivery receipts (a part's final state), and inbound
+messages (long ones joined from their parts, STOP/START kept as the opt-out list, stored and
+POSTed to the account's `sms_url`)."""
+
+from __future__ import annotations
+
+from flexvoice.logs import get_logger
+from flexvoice.messaging.gateway import Inbound
+from flexvoice.messaging.model import ERROR_TEXT, Receipt
+from flexvoice.messaging.sending import Sending
+from flexvoice.messaging.text import split
+
+log = get_logger(__name__)
+
+STOP_WORDS = frozenset(
+    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "ARRET", "STOPP"}
+)
+START_WORDS = frozenset({"START", "YES", "UNSTOP"})
+
+
+class Receiving(Sending):  # a receipt moves a part on as the queue does (Sending._refresh)
+    async def receipt(self, gateway: str, receipt: Receipt) -> None:
+        found = self.store.find_part(gateway, receipt.gateway_id)
+        if found is None:
+            log.warning(
+                "sms.receipt_unmatched",
+                gateway=gateway,
+                gateway_id=receipt.gateway_id,
+                state=receipt.state,
+            )
+            return
+        message_id, seq = found
+        code = receipt.error_code
+        error = f"{code} receipt {receipt.state} err:{receipt.error}" if code else None
+
+        def apply() -> None:
+            if self.store.set_part_status(message_id, seq, receipt.status, error):
+                self._refresh(message_id, code, ERROR_TEXT.get(code or 0))
+
+        await self.commits.write(apply)
+
+    async def inbound(self, gateway: str, message: Inbound) -> None:
+        text = message.text
+        if message.concat is not None:
+            ref, count, index = message.concat
+            key = (message.from_addr, message.to_addr, ref)
+            got = self._concat.setdefault(key, {})
+            got[index] = text
+            if len(got) < count:
+                return
+            text = "".join(got[i] for i in sorted(got))
+            del self._concat[key]
+        self.lookups.fresh()
+        account = self.lookups.owner(message.to_addr)
+        if account is None:
+            log.warning("sms.inbound_unknown_number", gateway=gateway, to=message.to_addr)
+            return
+        now = self.clock()
+        keyword = text.strip().upper()
+        if keyword in STOP_WORDS:
+            self.lookups.set_opted_out(message.to_addr, message.from_addr, True, now)
+            log.info("sms.opt_out", sender=message.to_addr, number=message.from_addr)
+        elif keyword in START_WORDS:
+            self.lookups.set_opted_out(message.to_addr, message.from_addr, False, now)
+            log.info("sms.opt_in", sender=message.to_addr, number=message.from_addr)
+        encoding, parts = split(text, 0)
+        row = self.store.add_inbound(
+            account=account,
+            from_addr=message.from_addr,
+            to_addr=message.to_addr,
+            body=text,
+            encoding=encoding,
+            segments=len(parts),
+            now=now,
+            gateway=gateway,
+        )
+        log.info("sms.received", message_id=row.id, account=account, gateway=gateway)
+        url = self.settings.account(account).sms_url
+        if url and self.webhooks is not None:
+            self.webhooks.enqueue(
+                account, url, "received", {"event": "received", "message": self.resource(row)}
+            )

@@ -1,0 +1,219 @@
+"""The outbound queue over the gateways: what is due is claimed, submitted (a window of parts
+in flight), then marked sent, retried with back-off or failed; a message's status, bill and
+status callback follow from its parts.
+
+The asyncio parts are thin: `pump()` does one pass over what is due and says how long until
+the next; `run()` only loops over it. The results of the parts answered within one turn of
+the event loop are written in one transaction (GroupCommit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from typing import Any
+
+from flexvoice.logs import get_logger
+from flexvoice.messaging.context import Context, iso
+from flexvoice.messaging.gateway import GatewayRejected, GatewayUnavailable
+from flexvoice.messaging.model import ERROR_TEXT, EXPIRED, GATEWAY_ERROR, message_status
+from flexvoice.messaging.queue_store import DuePart
+from flexvoice.messaging.store import MessageRow
+from flexvoice.metering.quote import quote
+
+log = get_logger(__name__)
+
+ACCEPTED = frozenset({"sent", "delivered", "undelivered"})  # parts the gateway took
+
+
+class Sending(Context):
+    def backoff(self, failures: int) -> float:
+        return float(
+            min(
+                self.settings.retry_base * 2 ** min(max(0, failures - 1), 30),
+                self.settings.retry_max,
+            )
+        )
+
+    async def run(self) -> None:
+        resumed = self.store.resume()
+        if resumed:
+            log.info("sms.resumed", parts=resumed)
+        while True:
+            try:
+                delay = await self.pump()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("sms.queue_error")
+                delay = 1.0
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def pump(self) -> float:
+        """Send what is due; return the seconds until something else is."""
+        now = self.clock()
+        self.lookups.fresh()  # the bills below read the account's tariff
+        due = self.store.due(now, self.settings.window * 4)
+        ready: list[DuePart] = []
+        for part in due:
+            if part.expires_at <= now:
+                self.store.fail_queued(part.message_id, f"{EXPIRED} validity period over")
+                self._refresh(part.message_id, EXPIRED, ERROR_TEXT[EXPIRED])
+                self._flush()
+                continue
+            down = self._down.get(part.gateway)
+            if down is not None and down[1] > now:
+                self.store.part_retry(part, "gateway down", down[1])
+                continue
+            ready.append(part)
+        if ready:
+            self.store.claim(ready)
+            limit = asyncio.Semaphore(self.settings.window)
+
+            async def one(part: DuePart) -> None:
+                async with limit:
+                    try:
+                        await self._submit(part)
+                    except Exception as exc:  # a bug must not strand the part in 'sending'
+                        log.exception("sms.submit_error", message_id=part.message_id)
+                        self.store.part_retry(part, repr(exc), self.clock() + self.backoff(1))
+
+            await asyncio.gather(*(one(p) for p in ready))
+            return 0.0 if len(due) >= self.settings.window * 4 else self._until_next()
+        return self._until_next()
+
+    def _until_next(self) -> float:
+        nxt = self.store.next_due()
+        if nxt is None:
+            return 60.0
+        return max(0.0, min(60.0, nxt - self.clock()))
+
+    async def _submit(self, part: DuePart) -> None:
+        gateway = self.gateways.get(part.gateway)
+        payload = part.part
+        secret_body = self._secret_bodies.get(part.message_id)
+        if secret_body is not None:
+            payload = self.parts_for(part.gateway, secret_body, 0)[1][part.seq]
+            if part.part.esm_class:  # keep the reference the stored parts were made with
+                payload = type(payload)(
+                    part.part.payload[:6] + payload.payload[6:],
+                    payload.data_coding,
+                    payload.esm_class,
+                )
+        elif part.origin == "verification":
+            self._fail_part(
+                part,
+                GATEWAY_ERROR,
+                "the verification code was lost in a restart; request a new one",
+            )
+            return
+        if gateway is None:
+            self._fail_part(
+                part, GATEWAY_ERROR, f"gateway '{part.gateway}' is not configured on this node"
+            )
+            return
+        try:
+            gateway_id = await gateway.submit(part.from_addr, part.to_addr, payload)
+        except GatewayUnavailable as exc:
+            failures = self._down.get(part.gateway, (0, 0.0))[0] + 1
+            at = self.clock() + self.backoff(failures)
+            self._down[part.gateway] = (failures, at)
+            self.store.part_retry(part, str(exc), at)
+            log.warning(
+                "sms.gateway_unavailable",
+                gateway=part.gateway,
+                message_id=part.message_id,
+                error=str(exc),
+                retry_in=round(at - self.clock(), 1),
+            )
+            return
+        except GatewayRejected as exc:
+            self._fail_part(part, exc.code, str(exc))
+            return
+        self._down.pop(part.gateway, None)
+
+        def sent() -> None:
+            self.store.part_sent(part, gateway_id)
+            self._refresh(part.message_id)
+
+        await self.commits.write(sent)
+
+    def _fail_part(self, part: DuePart, code: int, message: str) -> None:
+        self.store.part_failed(part.message_id, part.seq, f"{code} {message}")
+        log.warning(
+            "sms.part_failed",
+            message_id=part.message_id,
+            part=part.seq + 1,
+            error_code=code,
+            error=message,
+        )
+        self._refresh(part.message_id, code, message)
+        self._flush()
+
+    def _refresh(
+        self, message_id: str, error_code: int | None = None, error: str | None = None
+    ) -> None:
+        """Recompute the message from its parts; bill, call back and forget secrets as due."""
+        row = self.store.get(message_id)
+        if row is None:
+            return
+        parts = self.store.part_statuses(message_id)
+        status = message_status(parts)
+        now = self.clock()
+        fields: dict[str, Any] = {}
+        if status != row.status:
+            fields["status"] = status
+        if (
+            status in ("failed", "undelivered")
+            and error_code is not None
+            and row.error_code is None
+        ):
+            fields["error_code"] = error_code
+            fields["error_message"] = error or ERROR_TEXT.get(error_code, "")
+        settled = not any(p in ("queued", "sending") for p in parts)
+        accepted = sum(1 for p in parts if p in ACCEPTED)
+        # All parts taken: the message's segments (a whole-text gateway has one part for all).
+        billable = row.segments if accepted == len(parts) else accepted
+        if settled and accepted and row.sent_at is None:
+            fields["sent_at"] = now
+        if settled:
+            self._secret_bodies.pop(message_id, None)
+            if accepted and self.store.mark_billed(message_id):
+                fields.update(self._bill(row, billable, now))
+            elif not accepted and row.billed == 0:
+                fields.update(price_eur="0", billed=1)
+        if fields:
+            fields["updated_at"] = now
+            self.store.update_message(message_id, **fields)
+        if "status" in fields:
+            updated = dataclasses.replace(row, **fields)
+            log.info(
+                "sms.status", message_id=message_id, status=status, error_code=updated.error_code
+            )
+            self._after_commit.append(updated)  # called back once committed
+
+    def _bill(self, row: MessageRow, segments: int, now: float) -> dict[str, Any]:
+        """Record the one `sms` usage event of the message; its price for the message."""
+        event = {
+            "id": f"sms:{row.id}",
+            "account": row.account,
+            "kind": "sms",
+            "from": row.from_addr,
+            "to": row.to_addr,
+            "sent_at": iso(now),
+            "segments": segments,
+        }
+        price, note = quote(self.conn, self.tariffs, event, self.lookups.account(row.account))
+        if self.usage is not None:
+            self.usage.record(event)
+        else:
+            log.warning(
+                "sms.usage_not_recorded", message_id=row.id, reason="no usage sink on this node"
+            )
+        return {"price_eur": str(price) if price is not None else None, "price_note": note}
