@@ -25,6 +25,7 @@ from pathlib import Path
 
 import smpp34
 
+from flexvoice.appkeys import MESSAGING
 from flexvoice.system import free_port
 from tests.apikit import running_api
 from tests.conftest import REPO, cli_env
@@ -39,8 +40,9 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def raw_smpp(port: int, n: int) -> float:
-    """Baseline: submits/s of a bare smpp34 client, CONCURRENCY in flight."""
+async def raw_smpp(port: int, n: int) -> tuple[float, float]:
+    """Baseline: submits/s of a bare smpp34 client, CONCURRENCY in flight, and the CPU
+    seconds of this process per submit."""
     client = smpp34.Client(host="127.0.0.1", port=port, system_id="raw", password="")
     session = await client.connect()
     sem = asyncio.Semaphore(CONCURRENCY)
@@ -53,12 +55,12 @@ async def raw_smpp(port: int, n: int) -> float:
                 source_addr="3226001000",
             )
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(one(i) for i in range(n)))
-    took = time.perf_counter() - started
+    took, cpu = time.perf_counter() - started, time.process_time() - cpu
     await session.unbind()
     await client.stop()
-    return n / took
+    return n / took, cpu / n
 
 
 async def run(n: int, checks: int, receipts: str) -> int:
@@ -71,7 +73,7 @@ async def run(n: int, checks: int, receipts: str) -> int:
         running_smsc(Path(tmp), port, "--receipt-delay", "0", "--receipts", receipts) as smsc,
     ):
         tmp_path = Path(tmp)
-        raw_rate = await raw_smpp(port, n)
+        raw_rate, raw_cpu = await raw_smpp(port, n)
         smsc.log.write_text("")  # the node's count starts here
         async with running_api(tmp_path, extra_config=config, usage=True) as api:
             auth = api.auth("acme:developer")
@@ -93,6 +95,7 @@ async def run(n: int, checks: int, receipts: str) -> int:
             )
             assert client.stdin is not None and client.stdout is not None
             assert (await client.stdout.readline()).strip() == b"ready"
+            cpu = time.process_time()  # the node's CPU: API, queue, SMPP client
             client.stdin.write(b"go\n")
             await client.stdin.drain()
             result = json.loads(await client.stdout.readline())
@@ -100,9 +103,11 @@ async def run(n: int, checks: int, receipts: str) -> int:
                 raise SystemExit("the load client failed")
             accepted_s = float(result["seconds"])
             started = float(result["started"])
-            while len(smsc.received()) < n and time.time() - started < 120:
+            while smsc.count() < n and time.time() - started < 120:
                 await asyncio.sleep(0.05)
             delivered_s = time.time() - started
+            node_cpu = (time.process_time() - cpu) / n
+            commits = api.app[MESSAGING].commits
             load_avg = max(load_avg, os.getloadavg()[0])
             await asyncio.sleep(1.0)  # any double would show up now
             texts = Counter(g["text"] for g in smsc.received())
@@ -147,6 +152,15 @@ async def run(n: int, checks: int, receipts: str) -> int:
         f"ratio {delivered / TARGET:.2f}; raw smpp34 client: ratio {delivered / raw_rate:.2f})"
     )
     print(f"  raw smpp34 client, same SMSC, same run: {raw_rate:.0f} submits/s")
+    print(
+        f"  node CPU per message (HTTP accept, queue, SMPP submit): {node_cpu * 1e6:.0f} us, "
+        f"i.e. {1 / node_cpu:.0f} messages/s per core if the node had one to itself "
+        f"(raw smpp34 client: {raw_cpu * 1e6:.0f} us per submit)"
+    )
+    print(
+        f"  group commit: {commits.writes} writes in {commits.commits} transactions "
+        f"({commits.writes / max(1, commits.commits):.1f} per commit)"
+    )
     print(f"  lost {lost}, doubled {doubled}")
     p50, p99 = pct(latencies, 0.5) * 1000, pct(latencies, 0.99) * 1000
     h50, h99 = pct(health, 0.5) * 1000, pct(health, 0.99) * 1000
