@@ -44,24 +44,32 @@ async def main(args: argparse.Namespace) -> None:
         session_id: str, ev_from: str, ev_to: str, message_id: str, stat: str
     ) -> None:
         await asyncio.sleep(args.receipt_delay)
-        esme = sessions.get(session_id)
-        if esme is None:
-            return
         text = (
             f"id:{int(message_id, 16)} sub:001 dlvrd:{'001' if stat == 'DELIVRD' else '000'} "
             f"submit date:2612011200 done date:2612011201 stat:{stat} err:000 text:"
         )
-        try:
-            await esme.deliver_sm(
-                ev_from,
-                text.encode(),
-                source_addr=ev_to,
-                esm_class=0x04,
-                source_addr_ton=1,
-                dest_addr_ton=1,
-            )
-        except Exception as exc:  # the ESME went away: a real SMSC would retry later
-            print(f"smsc: receipt not delivered: {exc}", file=sys.stderr)
+        # As a real SMSC: a receipt the ESME refused (a NAK, its window or buffer full) is
+        # offered again a little later, a few times.
+        for attempt in range(1, 6):
+            esme = sessions.get(session_id)
+            if esme is None:
+                return
+            try:
+                resp = await esme.deliver_sm(
+                    ev_from,
+                    text.encode(),
+                    source_addr=ev_to,
+                    esm_class=0x04,
+                    source_addr_ton=1,
+                    dest_addr_ton=1,
+                )
+                if resp.is_success:
+                    return
+                why = f"command_status 0x{resp.command_status:08X}"
+            except Exception as exc:
+                why = str(exc)
+            print(f"smsc: receipt not delivered (attempt {attempt}): {why}", file=sys.stderr)
+            await asyncio.sleep(0.5 * attempt)
 
     async def serve() -> None:
         while True:

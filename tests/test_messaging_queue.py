@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from flexvoice.accounts import create_account
+from flexvoice.messaging.early import WAIT, EarlyReceipts
 from flexvoice.messaging.gateway import Gateway, GatewayUnavailable, Inbound
 from flexvoice.messaging.model import Receipt, id_keys
 from flexvoice.messaging.service import Messaging, Settings
@@ -181,3 +182,35 @@ async def test_a_gateway_bug_or_a_long_outage_strands_nothing(tmp_path: Path) ->
     clock.now += 10
     await service.pump()
     assert service.store.get(row.id).status == "sent"  # type: ignore[union-attr]
+
+
+async def test_a_receipt_read_before_its_submit_is_recorded_still_counts(tmp_path: Path) -> None:
+    """An SMSC may send the receipt right after submit_sm_resp: it can be handled before the
+    part's gateway id is committed. It waits for it instead of being dropped as unmatched."""
+
+    class Hasty(FakeGateway):
+        async def submit(self, from_addr: str, to_addr: str, part: Any) -> str:
+            message_id = await super().submit(from_addr, to_addr, part)
+            early = asyncio.create_task(self.receipt(message_id))
+            await asyncio.sleep(0.01)  # the receipt is handled (and matches nothing yet)
+            assert early.done() and len(service._early) >= 1
+            return message_id
+
+    gateway = Hasty()
+    service, _ = make(tmp_path, gateway)  # type: ignore[arg-type]
+    await gateway.start(service)
+    rows = [service.send("acme", "+3226001000", MOBILE, f"hello {i}") for i in range(3)]
+    await service.pump()
+    assert [service.store.get(r.id).status for r in rows] == ["delivered"] * 3  # type: ignore[union-attr]
+    assert len(service._early) == 0
+
+
+def test_early_receipts_expire_and_are_bounded() -> None:
+    early = EarlyReceipts()
+    assert early.park("smpp", Receipt("65537", "DELIVRD"), now=0.0)
+    assert early.expired(now=WAIT - 1) == []
+    assert early.take("smpp", "ffff") == []  # another id: not taken
+    assert [r.gateway_id for _, r in early.expired(now=WAIT + 1)] == ["65537"]
+    assert len(early) == 0
+    early.park("smpp", Receipt("65537", "DELIVRD"), now=0.0)
+    assert [r.gateway_id for r in early.take("smpp", "10001")] == ["65537"]  # hex of it

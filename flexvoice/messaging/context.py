@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from flexvoice.calls import WebhookSender
 from flexvoice.messaging.commit import GroupCommit
+from flexvoice.messaging.early import EarlyReceipts
 from flexvoice.messaging.gateway import Gateway
 from flexvoice.messaging.lookups import Lookups, NumberOwner
 from flexvoice.messaging.store import MessageRow, MessageStore
@@ -86,6 +87,7 @@ class Context:
     _secret_bodies: dict[str, str]  # message id -> body with a code, memory only
     _concat: dict[tuple[str, str, int], dict[int, str]]
     _after_commit: list[MessageRow]
+    _early: EarlyReceipts  # receipts read before their part was recorded
 
     def resource(self, row: MessageRow) -> dict[str, Any]:
         return {

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from flexvoice.logs import get_logger
 from flexvoice.messaging.gateway import Inbound
-from flexvoice.messaging.model import ERROR_TEXT, Receipt
+from flexvoice.messaging.model import Receipt
 from flexvoice.messaging.sending import Sending
 from flexvoice.messaging.text import split
 
@@ -20,24 +20,14 @@ START_WORDS = frozenset({"START", "YES", "UNSTOP"})
 
 class Receiving(Sending):  # a receipt moves a part on as the queue does (Sending._refresh)
     async def receipt(self, gateway: str, receipt: Receipt) -> None:
-        found = self.store.find_part(gateway, receipt.gateway_id)
-        if found is None:
-            log.warning(
-                "sms.receipt_unmatched",
-                gateway=gateway,
-                gateway_id=receipt.gateway_id,
-                state=receipt.state,
-            )
+        # Matched inside the commit: it sees every part recorded as sent before it.
+        if await self.commits.write(lambda: self._apply_receipt(gateway, receipt)):
             return
-        message_id, seq = found
-        code = receipt.error_code
-        error = f"{code} receipt {receipt.state} err:{receipt.error}" if code else None
-
-        def apply() -> None:
-            if self.store.set_part_status(message_id, seq, receipt.status, error):
-                self._refresh(message_id, code, ERROR_TEXT.get(code or 0))
-
-        await self.commits.write(apply)
+        now = self.clock()
+        for late_gateway, late in self._early.expired(now):
+            self._unmatched(late_gateway, late)
+        if not self._early.park(gateway, receipt, now):
+            self._unmatched(gateway, receipt)
 
     async def inbound(self, gateway: str, message: Inbound) -> None:
         text = message.text

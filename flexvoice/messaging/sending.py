@@ -17,7 +17,13 @@ from typing import Any
 from flexvoice.logs import get_logger
 from flexvoice.messaging.context import Context, iso
 from flexvoice.messaging.gateway import GatewayRejected, GatewayUnavailable
-from flexvoice.messaging.model import ERROR_TEXT, EXPIRED, GATEWAY_ERROR, message_status
+from flexvoice.messaging.model import (
+    ERROR_TEXT,
+    EXPIRED,
+    GATEWAY_ERROR,
+    Receipt,
+    message_status,
+)
 from flexvoice.messaging.queue_store import DuePart
 from flexvoice.messaging.store import MessageRow
 from flexvoice.metering.quote import quote
@@ -141,8 +147,31 @@ class Sending(Context):
         def sent() -> None:
             self.store.part_sent(part, gateway_id)
             self._refresh(part.message_id)
+            for receipt in self._early.take(part.gateway, gateway_id):  # came before this
+                if not self._apply_receipt(part.gateway, receipt):
+                    self._unmatched(part.gateway, receipt)
 
         await self.commits.write(sent)
+
+    def _apply_receipt(self, gateway: str, receipt: Receipt) -> bool:
+        """Move the part a receipt names on; False when no recorded part has its id."""
+        found = self.store.find_part(gateway, receipt.gateway_id)
+        if found is None:
+            return False
+        message_id, seq = found
+        code = receipt.error_code
+        error = f"{code} receipt {receipt.state} err:{receipt.error}" if code else None
+        if self.store.set_part_status(message_id, seq, receipt.status, error):
+            self._refresh(message_id, code, ERROR_TEXT.get(code or 0))
+        return True
+
+    def _unmatched(self, gateway: str, receipt: Receipt) -> None:
+        log.warning(
+            "sms.receipt_unmatched",
+            gateway=gateway,
+            gateway_id=receipt.gateway_id,
+            state=receipt.state,
+        )
 
     def _fail_part(self, part: DuePart, code: int, message: str) -> None:
         self.store.part_failed(part.message_id, part.seq, f"{code} {message}")

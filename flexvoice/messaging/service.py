@@ -18,6 +18,7 @@ from flexvoice.messaging.context import (
     Settings,
     UsageRecorder,
 )
+from flexvoice.messaging.early import EarlyReceipts
 from flexvoice.messaging.gateway import Gateway
 from flexvoice.messaging.incoming import Receiving
 from flexvoice.messaging.lookups import Lookups, NumberOwner
@@ -56,3 +57,4 @@ class Messaging(Receiving, Accepting):
         self._secret_bodies = {}
         self._concat = {}
         self._after_commit = []
+        self._early = EarlyReceipts()
