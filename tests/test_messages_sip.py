@@ -88,11 +88,11 @@ def test_sms_and_verification_over_sip_message_through_the_edge(tmp_path: Path) 
         assert status == 201, message
         assert message["segments"] == 3 and message["price_eur"] == "0.285"
 
-        def sent() -> Any:
+        def delivered() -> Any:  # the carrier's last hop answered 200 OK
             _, doc = api(port, key, "GET", f"/v1/messages/{message['id']}")
-            return doc if doc["status"] == "sent" else None
+            return doc if doc["status"] == "delivered" else None
 
-        wait_for(sent)
+        wait_for(delivered)
         assert wait_for(lambda: bodies(log)) == [text]
         head = log.read_text().split("UDP message received")[1]
         assert (

@@ -14,6 +14,7 @@ from flexvoice.messaging.early import WAIT, EarlyReceipts
 from flexvoice.messaging.gateway import Gateway, GatewayUnavailable, Inbound
 from flexvoice.messaging.model import Receipt, id_keys
 from flexvoice.messaging.service import Messaging, Settings
+from flexvoice.messaging.sipmsg import SipMessageGateway
 from flexvoice.messaging.smpp import SmppGateway
 from flexvoice.messaging.text import split
 from flexvoice.metering.tariffs import load_tariffs
@@ -45,8 +46,8 @@ def make(tmp_path: Path, gateway: FakeGateway, **settings: Any) -> tuple[Messagi
     clock = Clock()
     service = Messaging(
         conn,
-        {"fake": gateway},
-        Settings(default_gateway="fake", **settings),
+        {gateway.name: gateway},
+        Settings(default_gateway=gateway.name, **settings),
         numbers=Numbers(),
         tariffs=load_tariffs(REPO / "metering" / "tariffs"),
         clock=clock,
@@ -214,3 +215,40 @@ def test_early_receipts_expire_and_are_bounded() -> None:
     assert len(early) == 0
     early.park("smpp", Receipt("65537", "DELIVRD"), now=0.0)
     assert [r.gateway_id for r in early.take("smpp", "10001")] == ["65537"]  # hex of it
+
+
+class Trunk:
+    """The SIP MESSAGE transport as the worker pool answers: (code, reason, Call-ID)."""
+
+    def __init__(self, *answers: tuple[int, str]) -> None:
+        self.answers = list(answers)
+        self.calls = 0
+
+    async def send_message(self, from_addr: str, to: str, text: str) -> tuple[int, str, str]:
+        self.calls += 1
+        code, reason = self.answers.pop(0)
+        return code, reason, f"call-{self.calls}@trunk"
+
+
+@pytest.mark.parametrize(
+    ("answer", "status"),
+    [((200, "OK"), "delivered"), ((202, "Accepted"), "sent"), ((404, "Not Found"), "failed")],
+)
+async def test_sip_message_outcome_is_the_last_hops_answer(
+    tmp_path: Path, answer: tuple[int, str], status: str
+) -> None:
+    """200: the recipient's side took it (delivered); 202: a store-and-forward server did
+    (sent, no later receipt in SIP); 404: refused for good."""
+    trunk = Trunk(answer)
+    gateway = SipMessageGateway(lambda: trunk)
+    service, _ = make(tmp_path, gateway)  # type: ignore[arg-type]
+    await gateway.start(service)
+    row = service.send("acme", "+3226001000", MOBILE, "hello")
+    await service.pump()
+    for _ in range(50):  # the 200's receipt is applied in a later turn of the loop
+        await asyncio.sleep(0.01)
+        if service.store.get(row.id).status == status:  # type: ignore[union-attr]
+            break
+    assert service.store.get(row.id).status == status  # type: ignore[union-attr]
+    if status != "failed":
+        assert service.store.find_part("sip", "call-1@trunk") == (row.id, 0)

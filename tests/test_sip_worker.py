@@ -272,3 +272,22 @@ def test_worker_count_is_a_number_or_auto(tmp_path: Path, value: str, message: s
 def test_the_default_layout_fits(tmp_path: Path) -> None:
     cfg = load_config(REPO / "flexvoice.yaml", {})
     assert worker_count(cfg) == cfg.sip.workers.count
+
+
+@pytest.mark.sip
+def test_two_identical_messages_get_their_own_answers(worker: WorkerProc) -> None:
+    """Each SIP MESSAGE's final answer is matched to its own request, not by (To, body): the
+    carrier answers the first late with 200 and the second at once with 404."""
+    carrier = Uas("uas_message_first_late.xml", free_port_range(1), calls=2)
+    try:
+        uri = f"sip:+32475123456@{carrier.uri_host}"
+        for msg_id in ("m1", "m2"):
+            worker.send("message", id=msg_id, uri=uri, body="Your code is ready", **{"from": ""})
+        first = worker.wait_for(lambda e: e["t"] == "message_status")
+        second = worker.wait_for(lambda e: e["t"] == "message_status" and e is not first)
+        assert (first["id"], first["code"]) == ("m2", 404)
+        assert (second["id"], second["code"]) == ("m1", 200)
+        assert first["sip_call_id"] and second["sip_call_id"]
+        assert first["sip_call_id"] != second["sip_call_id"]
+    finally:
+        carrier.stop()

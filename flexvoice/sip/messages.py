@@ -32,7 +32,7 @@ class SipMessenger:
         self.pool = pool
         self.timeout = timeout  # > Timer F (32 s): PJSIP answers 408 itself before this
         self.on_inbound: InboundHandler | None = None
-        self._waiting: dict[str, asyncio.Future[tuple[int, str]]] = {}
+        self._waiting: dict[str, asyncio.Future[tuple[int, str, str]]] = {}
         self._turn = 0
         self._tasks: set[asyncio.Task[None]] = set()
         pool.message_hooks.append(self.on_event)
@@ -44,20 +44,20 @@ class SipMessenger:
         self._turn += 1
         return up[self._turn % len(up)]
 
-    async def send_message(self, from_addr: str, to: str, text: str) -> tuple[int, str]:
-        """The final SIP status and reason of one MESSAGE. Raises NoFreeSlot when no worker
-        or trunk can take it."""
+    async def send_message(self, from_addr: str, to: str, text: str) -> tuple[int, str, str]:
+        """The final SIP status, reason and Call-ID of one MESSAGE (the Call-ID is empty when
+        no answer came). Raises NoFreeSlot when no worker or trunk can take it."""
         uri = self.pool.target_uri(to)
         sender = self.pool.caller_id_for(from_addr) if from_addr.startswith("+") else from_addr
         worker = self._worker()
         msg_id = f"m{next(_ids)}"
-        future: asyncio.Future[tuple[int, str]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[tuple[int, str, str]] = asyncio.get_running_loop().create_future()
         self._waiting[msg_id] = future
         try:
             worker.send("message", id=msg_id, uri=uri, body=text, **{"from": sender or ""})
             return await asyncio.wait_for(future, self.timeout)
         except TimeoutError:
-            return 408, "no final answer from the worker"
+            return 408, "no final answer from the worker", ""
         except ConnectionError as exc:
             raise NoFreeSlot(str(exc)) from None
         finally:
@@ -67,7 +67,13 @@ class SipMessenger:
         if msg.t == "message_status":
             future = self._waiting.get(str(msg.get("id")))
             if future is not None and not future.done():
-                future.set_result((int(msg.get("code", 500)), str(msg.get("reason", ""))))
+                future.set_result(
+                    (
+                        int(msg.get("code", 500)),
+                        str(msg.get("reason", "")),
+                        str(msg.get("sip_call_id") or ""),
+                    )
+                )
             return
         handler = self.on_inbound
         if handler is None:

@@ -34,7 +34,8 @@ Events (worker -> control plane)
   play_done   call, play, stopped (eof|dtmf|stopped|hangup)
   record_done call, rec, path, seconds
   error       call, cmd, message (a command the worker could not carry out)
-  message_status  id, code, reason (the final answer to a `message`)
+  message_status  id, code, reason, sip_call_id (the final answer to a `message`; the
+              Call-ID is empty when PJSIP itself gave up)
   message_in  from, to, body, content_type (a MESSAGE that reached the worker)
 
 Nothing here does I/O: `encode` and `decode` turn messages into lines and back, and `decode`

@@ -27,6 +27,7 @@ import contextlib
 import gc
 import json
 import os
+import re
 import signal
 import socket
 import sys
@@ -58,6 +59,7 @@ CLEANUP_POLL_MS = 250  # retired players/recorders waiting to be dropped
 IDLE_POLL_MS = 5000
 # RFC 5626 keep-alive: PJSIP reads and ignores it, and its poll returns.
 WAKE = b"\r\n\r\n"
+_CALL_ID = re.compile(r"^(?:Call-ID|i)\s*:(.*)$", re.IGNORECASE | re.MULTILINE)
 RECORDING_CLOSE_WAIT = 5.0  # seconds to wait for PJSIP to close a recording's file
 # The control plane decides within milliseconds (number lookup, then ring, answer or refuse);
 # past this, the worker refuses the INVITE itself (refuse_undecided).
@@ -93,8 +95,9 @@ class Worker:
         self.finished_recordings: list[tuple[float, str, str, str, float]] = []
         self.running = True
         self.idle_ms = idle_ms
-        # (To URI, body) -> [(message id, Buddy)] of MESSAGEs waiting for their answer
-        self.pending_messages: dict[tuple[str, str], list[tuple[str, Any]]] = {}
+        # the Buddy's address (the request's user data) -> (message id, Buddy) of MESSAGEs
+        # waiting for their final answer
+        self.pending_messages: dict[int, tuple[str, Any]] = {}
 
         self.ep = pj.Endpoint()
         self.ep.libCreate()
@@ -308,36 +311,36 @@ class Worker:
     # -- SIP MESSAGE (RFC 3428), outside any call ------------------------------------------
     def send_message(self, msg: Message) -> None:
         """A Buddy without subscription sends it (no call slot, the account's outbound proxy:
-        the edge). PJSIP hands no request id back to Python, so the answer is matched by
-        (To URI, body), oldest first."""
+        the edge). The request carries the Buddy's address as its user data, which PJSIP hands
+        back with the final answer: answers are matched to requests exactly, even for two
+        identical texts to one number (matching by (To, body) swapped their outcomes)."""
         msg_id = str(msg.get("id"))
-        uri = str(msg.get("uri"))
-        body = str(msg.get("body"))
+        token = 0
         try:
             bcfg = pj.BuddyConfig()
-            bcfg.uri = uri
+            bcfg.uri = str(msg.get("uri"))
             bcfg.subscribe = False
             buddy = pj.Buddy()
             buddy.create(self.account, bcfg)
             prm = pj.SendInstantMessageParam()
-            prm.content = body
+            prm.content = str(msg.get("body"))
             prm.contentType = str(msg.get("content_type") or "text/plain;charset=UTF-8")
+            prm.userData = buddy.this
+            token = int(buddy.this)
             sender = msg.get("from")
             if sender:
                 prm.txOption.localUri = f"<sip:{sender}@{self.host}>"
-            self.pending_messages.setdefault((uri, body), []).append((msg_id, buddy))
+            self.pending_messages[token] = (msg_id, buddy)
             buddy.sendInstantMessage(prm)
         except pj.Error as exc:
-            self.take_pending(uri, body)
+            self.take_pending(token)
             self.emit("message_status", id=msg_id, code=500, reason=exc.reason)
 
-    def take_pending(self, uri: str, body: str) -> str | None:
-        waiting = self.pending_messages.get((uri, body))
-        if not waiting:
+    def take_pending(self, token: int) -> str | None:
+        found = self.pending_messages.pop(token, None)
+        if found is None:
             return None
-        msg_id, buddy = waiting.pop(0)
-        if not waiting:
-            del self.pending_messages[(uri, body)]
+        msg_id, buddy = found
         self.retire(buddy)
         return msg_id
 
@@ -421,10 +424,17 @@ class WorkerAccount(pj.Account):  # type: ignore[misc]
         self.worker.retire(call)
 
     def onInstantMessageStatus(self, prm: Any) -> None:
-        msg_id = self.worker.take_pending(str(prm.toUri), str(prm.msgBody))
+        msg_id = self.worker.take_pending(int(prm.userData) if prm.userData is not None else 0)
         if msg_id is not None:
+            # The answer's Call-ID names the request at the carrier (none when PJSIP itself
+            # gave up: timeout, transport error).
+            found = _CALL_ID.search(prm.rdata.wholeMsg or "")
             self.worker.emit(
-                "message_status", id=msg_id, code=int(prm.code), reason=str(prm.reason)
+                "message_status",
+                id=msg_id,
+                code=int(prm.code),
+                reason=str(prm.reason),
+                sip_call_id=found.group(1).strip() if found else "",
             )
 
     def onInstantMessage(self, prm: Any) -> None:
