@@ -10,6 +10,7 @@ is lost) while it waits, so a flow never hangs on a call that is gone.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,12 @@ from typing import Literal, Protocol
 
 from flexvoice.outcomes import DialOutcome as DialOutcome  # re-exported: the seam's words
 from flexvoice.outcomes import EndedBy as EndedBy
+
+
+def new_call_id() -> str:
+    """A call's id, the one form for every call and leg (API, inbound, child, voice
+    verification): CA + 32 hex."""
+    return "CA" + uuid.uuid4().hex
 
 
 class CallEnded(Exception):

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Protocol
 
-from flexvoice.callcontrol import CallStatus
+from flexvoice.callcontrol import CallStatus, new_call_id
 from flexvoice.callevent import call_event as build_call_event
 from flexvoice.callrecords import (
     COLUMNS,
@@ -123,7 +123,7 @@ class CallRegistry:
         call_id: str | None = None,
         parent_call_id: str | None = None,
     ) -> CallRecord:
-        call_id = call_id or "CA" + uuid.uuid4().hex
+        call_id = call_id or new_call_id()
         now = self.clock()
         self.conn.execute(
             f"INSERT INTO calls ({COLUMNS}) VALUES"

@@ -181,9 +181,16 @@ def test_verification_by_voice_speaks_the_code_twice(tmp_path: Path) -> None:
             {"to": MOBILE, "channel": "voice", "locale": "fr"},
         )
         assert status == 201, verification
-        assert verification["call_id"].startswith("VC") and verification["message_id"] is None
+        call_id = verification["call_id"]
+        assert call_id.startswith("CA") and verification["message_id"] is None
         callee.wait(60)  # sipp ends after our BYE
         time.sleep(0.3)
+        # A call of the account like any other: listed, with its end.
+        status, call = api(port, key, "GET", f"/v1/calls/{call_id}")
+        assert status == 200, call
+        assert (call["to"], call["direction"], call["status"]) == (MOBILE, "outbound", "completed")
+        status, calls = api(port, key, "GET", "/v1/calls")
+        assert call_id in [c["id"] for c in calls["calls"]]
     finally:
         done.set()
         reader.join()

@@ -14,6 +14,7 @@ from pathlib import Path
 from aiohttp import web
 
 from flexvoice.appkeys import (
+    CALLS,
     CONFIG,
     MESSAGE_TRANSPORT,
     MESSAGING,
@@ -157,7 +158,9 @@ async def verify_component(app: web.Application) -> AsyncIterator[None]:
         },
     )
     # The SIP layer starts after this component: its originator is looked up per call.
-    voice = CallVoice(lambda: app.get(ORIGINATOR), cfg.path(cfg.paths.prompts))
+    voice = CallVoice(
+        lambda: app.get(ORIGINATOR), cfg.path(cfg.paths.prompts), calls=lambda: app.get(CALLS)
+    )
     verifier = Verifier(
         conn,
         load_secret(cfg.path(v.secret_file)),

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -25,6 +24,7 @@ from flexvoice.callcontrol import (
     CallObserver,
     DialAttempt,
     DialResult,
+    new_call_id,
 )
 from flexvoice.callevent import call_event
 from flexvoice.legstate import (
@@ -54,11 +54,6 @@ HANGUP_WAIT = 5.0
 ANSWER_WAIT = 32.0  # Timer B/H: an ACK that never comes
 
 __all__ = ["LegHost", "NoFreeSlot", "SipLeg", "new_call_id", "number_of", "outcome_for"]
-
-
-def new_call_id() -> str:
-    """A call's id, the one form for every leg (inbound, outbound, child): CA + 32 hex."""
-    return "CA" + uuid.uuid4().hex
 
 
 def number_of(uri: str) -> str:

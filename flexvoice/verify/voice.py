@@ -1,16 +1,18 @@
 """The voice channel of verification: a call through the node's originator (the same path as
 POST /v1/calls) that speaks the code twice, digit by digit, with the locale's prompts from
-ivr_prompts/<locale>/ (verify_intro, digit_0..9, verify_repeat, verify_bye). The SIP layer
-bills the call leg as any other; no file name, trace or log line carries the code."""
+ivr_prompts/<locale>/ (verify_intro, digit_0..9, verify_repeat, verify_bye). It is a call of
+the account like any other: created in the call registry (a CA id, listed by GET /v1/calls,
+its events stored), and its leg billed by the SIP layer. No file name, trace or log line
+carries the code."""
 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from flexvoice.callcontrol import Originator
+from flexvoice.callcontrol import Originator, new_call_id
+from flexvoice.calls import CallRegistry
 from flexvoice.logs import get_logger
 
 log = get_logger(__name__)
@@ -22,8 +24,10 @@ class CallVoice:
         originator: Callable[[], Originator | None],
         prompts_dir: Path,
         ring_timeout: float = 40.0,
+        calls: Callable[[], CallRegistry | None] = lambda: None,
     ):
         self.originator = originator
+        self.calls = calls
         self.prompts_dir = prompts_dir
         self.ring_timeout = ring_timeout
         self._calls: set[asyncio.Task[None]] = set()
@@ -54,21 +58,57 @@ class CallVoice:
             raise FileNotFoundError(
                 f"verification prompts missing: {', '.join(sorted(set(missing)))}"
             )
-        call_id = "VC" + uuid.uuid4().hex
-        task = asyncio.create_task(self._call(originator, account, to, paths, call_id))
+        registry = self.calls()
+        if registry is not None:
+            call_id = registry.create(
+                account=account, direction="outbound", from_number="", to_number=to, flow=None
+            ).id
+        else:
+            call_id = new_call_id()
+        task = asyncio.create_task(self._call(originator, registry, account, to, paths, call_id))
         self._calls.add(task)
         task.add_done_callback(self._calls.discard)
         return call_id
 
     async def _call(
-        self, originator: Originator, account: str, to: str, paths: list[Path], call_id: str
+        self,
+        originator: Originator,
+        registry: CallRegistry | None,
+        account: str,
+        to: str,
+        paths: list[Path],
+        call_id: str,
     ) -> None:
         try:
-            leg, attempt = await originator.originate(
-                to, "", ring_timeout=self.ring_timeout, call_id=call_id, account=account
-            )
+            if registry is not None:
+                registry.call_event(call_id, "initiated", {"to": to, "from": ""})
+            try:
+                leg, attempt = await originator.originate(
+                    to,
+                    "",
+                    ring_timeout=self.ring_timeout,
+                    call_id=call_id,
+                    observer=registry,
+                    account=account,
+                )
+            except Exception as exc:
+                if registry is not None:  # no leg will report this call's end
+                    cause = f"originate_error: {type(exc).__name__}"
+                    registry.finish(call_id, "failed", sip_status=None, cause=cause)
+                raise
             if leg is None:
                 log.info("verify.call_failed", call_id=call_id, sip_status=attempt.sip_status)
+                if registry is not None:  # as the dialer: the first "ended" is kept
+                    registry.call_event(
+                        call_id,
+                        "ended",
+                        {
+                            "outcome": attempt.outcome,
+                            "sip_status": attempt.sip_status,
+                            "cause": attempt.reason,
+                            "ended_by": "callee",
+                        },
+                    )
                 return
             try:
                 await leg.play(paths)
