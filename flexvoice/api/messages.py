@@ -6,10 +6,10 @@ from aiohttp import web
 
 from flexvoice.api.framework import PRINCIPAL, Resource, request_body, request_query
 from flexvoice.api.models import MessageCreate, MessageList, MessageListQuery, MessageResource
+from flexvoice.api.owned import answer, not_found, running
 from flexvoice.api.problems import ProblemError
 from flexvoice.appkeys import MESSAGING
 from flexvoice.messaging.service import MessageRefused, Messaging
-from flexvoice.messaging.store import MessageRow
 
 resource = Resource("messages", "SMS sent over REST or by flows, and SMS received")
 
@@ -18,25 +18,13 @@ READ = frozenset({"developer", "analyst"})
 
 
 def service(request: web.Request) -> Messaging:
-    found = request.config_dict.get(MESSAGING)
-    if found is None:
-        raise ProblemError(
-            "service-unavailable",
-            "messaging is not running on this node",
-            headers={"Retry-After": "30"},
-        )
-    return found
+    return running(request, MESSAGING, "messaging")
 
 
 def refused(exc: MessageRefused) -> ProblemError:
     extra = {"error_code": exc.code} if exc.code is not None else None
     headers = {"Retry-After": "30"} if exc.kind == "service-unavailable" else None
     return ProblemError(exc.kind, str(exc), field=exc.field, extra=extra, headers=headers)
-
-
-def _json(request: web.Request, row: MessageRow, status: int = 200) -> web.Response:
-    doc = MessageResource.model_validate(service(request).resource(row))
-    return web.json_response(doc.model_dump(by_alias=True), status=status)
 
 
 @resource.op(
@@ -66,9 +54,7 @@ async def create_message(request: web.Request) -> web.Response:
         )
     except MessageRefused as exc:
         raise refused(exc) from None
-    response = _json(request, row, 201)
-    response.headers["Location"] = f"/v1/messages/{row.id}"
-    return response
+    return answer(MessageResource, messaging.resource(row), 201, f"/v1/messages/{row.id}")
 
 
 @resource.op(
@@ -91,8 +77,7 @@ async def list_messages(request: web.Request) -> web.Response:
         since=q.since.timestamp() if q.since else None,
         limit=q.limit,
     )
-    doc = MessageList.model_validate({"messages": [messaging.resource(r) for r in rows]})
-    return web.json_response(doc.model_dump(by_alias=True))
+    return answer(MessageList, {"messages": [messaging.resource(r) for r in rows]})
 
 
 @resource.op(
@@ -106,9 +91,8 @@ async def list_messages(request: web.Request) -> web.Response:
 async def get_message(request: web.Request) -> web.Response:
     """Status, segments, encoding, price and the error on failure."""
     message_id = request.match_info["message_id"]
-    row = service(request).store.get(message_id, request[PRINCIPAL].account)
-    if row is None or row.origin == "verification":
-        raise ProblemError(
-            "not-found", f"no message '{message_id}' in this account", field="message_id"
-        )
-    return _json(request, row)
+    messaging = service(request)
+    row = messaging.store.get(message_id, request[PRINCIPAL].account)
+    if row is None or row.origin == "verification":  # a code's SMS is the verification's
+        raise not_found("message_id", message_id, "message")
+    return answer(MessageResource, messaging.resource(row))

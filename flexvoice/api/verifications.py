@@ -17,6 +17,7 @@ from flexvoice.api.models import (
     VerificationResource,
     VerificationUpdate,
 )
+from flexvoice.api.owned import answer, running
 from flexvoice.api.problems import ProblemError
 from flexvoice.appkeys import VERIFIER
 from flexvoice.messaging.service import MessageRefused
@@ -30,19 +31,12 @@ USE = frozenset({"developer"})
 
 
 def _verifier(request: web.Request) -> Verifier:
-    found = request.config_dict.get(VERIFIER)
-    if found is None:
-        raise ProblemError(
-            "service-unavailable",
-            "verification is not running on this node",
-            headers={"Retry-After": "30"},
-        )
-    return found
+    return running(request, VERIFIER, "verification")
 
 
 def _json(request: web.Request, row: VerificationRow, status: int = 200) -> web.Response:
-    doc = VerificationResource.model_validate(_verifier(request).resource(row))
-    return web.json_response(doc.model_dump(by_alias=True), status=status)
+    location = f"/v1/verifications/{row.id}" if status == 201 else None
+    return answer(VerificationResource, _verifier(request).resource(row), status, location)
 
 
 def _not_found(verification_id: str) -> ProblemError:
@@ -87,9 +81,7 @@ async def create_verification(request: web.Request) -> web.Response:
         ) from None
     except MessageRefused as exc:
         raise refused(exc) from None
-    response = _json(request, row, 201)
-    response.headers["Location"] = f"/v1/verifications/{row.id}"
-    return response
+    return _json(request, row, 201)
 
 
 @resource.op(
