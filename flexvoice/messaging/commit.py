@@ -36,8 +36,15 @@ class GroupCommit:
             loop.call_soon(self._commit)
         return await future
 
+    def drain(self) -> None:
+        """Commit what waits now (at shutdown, before the connection closes: a part the
+        gateway took must be recorded, or the restart would send it again)."""
+        self._commit()
+
     def _commit(self) -> None:
         pending, self._pending = self._pending, []
+        if not pending:  # drained already
+            return
         done: list[tuple[asyncio.Future[Any], BaseException | None, Any]] = []
         try:
             with Transaction(self.conn):

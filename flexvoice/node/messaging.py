@@ -109,6 +109,7 @@ async def messaging_component(app: web.Application) -> AsyncIterator[None]:
         for gateway in gateways.values():
             with contextlib.suppress(Exception):
                 await gateway.stop()
+        service.commits.drain()  # receipts read while stopping are stored too
         conn.close()
 
 
