@@ -16,8 +16,6 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from bench.sipfuzz import send_corpus
 from tests.nodekit import http_port, start_node, wait_http, wait_workers
 from tests.sipptool import run_uac
