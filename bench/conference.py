@@ -24,7 +24,7 @@ from pathlib import Path
 
 from bench import REPO
 from flexvoice.conference.service import ConferenceService
-from flexvoice.flows.interpreter import FlowDeps
+from flexvoice.flows.deps import FlowDeps
 from flexvoice.flows.runtime import FlowRuntime
 from flexvoice.sip.leg import SipLeg
 from flexvoice.sip.links import PoolLinker

@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from bench import REPO
-from flexvoice.flows.interpreter import FlowDeps
+from flexvoice.flows.deps import FlowDeps
 from flexvoice.flows.runtime import FlowRuntime
 from flexvoice.flows.simulate import Script, ScriptedLeg, VirtualClock
 from flexvoice.flows.validate import validate_file

@@ -23,7 +23,7 @@ from flexvoice.flows.verbs.retries import ask_with_retries
 from flexvoice.units import Duration
 
 if TYPE_CHECKING:
-    from flexvoice.flows.interpreter import CallContext
+    from flexvoice.flows.context import CallContext
 
 
 class Menu(Verb):

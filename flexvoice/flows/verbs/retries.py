@@ -10,7 +10,7 @@ from flexvoice.flows.base import Prompts, Text
 from flexvoice.flows.digits import Verdict
 
 if TYPE_CHECKING:
-    from flexvoice.flows.interpreter import CallContext
+    from flexvoice.flows.context import CallContext
 
 
 class RetriedInput(Protocol):
