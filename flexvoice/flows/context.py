@@ -192,7 +192,8 @@ class CallContext:
         return row
 
     # -- usage events ---------------------------------------------------------------------
-    def emit(self, event: dict[str, Any]) -> None:
+    def record_usage(self, event: dict[str, Any]) -> None:
+        """One usage event for the call's account (the usage sink prices it)."""
         if self.deps.usage_sink is None or not self.account:
             return  # nobody to bill: the number belongs to no account
         try:
@@ -207,7 +208,7 @@ class CallContext:
         if self.rerouted or not self.bills_reroute:
             return
         self.rerouted = True
-        self.emit(
+        self.record_usage(
             {
                 "id": f"{self.call_id}:reroute",
                 "kind": "reroute",
