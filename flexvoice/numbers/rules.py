@@ -60,21 +60,25 @@ def parse_e164(text: str, *, geographic: bool = False, field: str = "number") ->
 
 
 def check_flow_name(name: str, field: str = "flow") -> str:
-    if not FLOW_NAME_RE.match(name):
-        raise NumberError(
-            "invalid-field",
-            f"{field}: '{name}' is not a flow name; use lower-case letters, digits, '-' and '_' "
-            "(the file flows/NAME.yaml)",
-            field,
-        )
-    return name
+    return _checked(
+        FLOW_NAME_RE.match(name) is not None,
+        name,
+        field,
+        f"{field}: '{name}' is not a flow name; use lower-case letters, digits, '-' and '_' "
+        "(the file flows/NAME.yaml)",
+    )
 
 
 def check_prompt_name(name: str, field: str = "prompt") -> str:
-    if not PROMPT_NAME_RE.match(name) or ".." in name:
-        raise NumberError(
-            "invalid-field",
-            f"{field}: '{name}' is not a prompt name; name a file in ivr_prompts/ without .wav",
-            field,
-        )
+    return _checked(
+        PROMPT_NAME_RE.match(name) is not None and ".." not in name,
+        name,
+        field,
+        f"{field}: '{name}' is not a prompt name; name a file in ivr_prompts/ without .wav",
+    )
+
+
+def _checked(ok: bool, name: str, field: str, message: str) -> str:
+    if not ok:
+        raise NumberError("invalid-field", message, field)
     return name

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from flexvoice.callcontrol import CallStatus
 from flexvoice.metering.timing import check_month
 from flexvoice.numbers import FLOW_NAME_RE, NumberError, parse_e164
 
@@ -35,17 +36,8 @@ FlowName = Annotated[
         pattern=FLOW_NAME_RE.pattern, description="name of a flow in flows/", examples=["support"]
     ),
 ]
-CallStatusName = Literal[
-    "queued",
-    "ringing",
-    "in-progress",
-    "completed",
-    "busy",
-    "no-answer",
-    "failed",
-    "canceled",
-    "redirected",
-]
+# The statuses of a call (flexvoice.callcontrol holds the list).
+CallStatusName = CallStatus
 StatusEvent = Literal["initiated", "ringing", "answered", "completed"]
 Month = Annotated[
     str,
