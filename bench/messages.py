@@ -25,10 +25,11 @@ from pathlib import Path
 
 import smpp34
 
+from bench import REPO
 from flexvoice.appkeys import MESSAGING
 from flexvoice.system import free_port
 from tests.apikit import running_api
-from tests.conftest import REPO, cli_env
+from tests.conftest import cli_env
 from tests.smsctool import running_smsc, smpp_config
 
 CONCURRENCY = 32

@@ -12,37 +12,30 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-import yaml
 
 from flexvoice.system import free_port
-from tests.conftest import free_port_range, run_cli
-from tests.test_api_sip import api, node_with_trunk
-from tests.test_serve import http_port, session_processes, start_node, wait_http
+from tests.conftest import free_port_range
+from tests.nodekit import SHOP_LINE, api, launch_trunk_node, session_processes
 
 pytestmark = [pytest.mark.sip, pytest.mark.process, pytest.mark.xdist_group("sipnode")]
 
-NUMBER = "+3225551001"
+NUMBER = SHOP_LINE
 
 
 def test_messages_answered_201_survive_a_kill_9(tmp_path: Path) -> None:
-    config = node_with_trunk(tmp_path, free_port_range(1))
-    doc = yaml.safe_load(config.read_text())
     # No SMSC listens: every message stays queued, so what the database holds is what the
     # API accepted.
-    doc["messaging"] = {"gateway": "smpp", "smpp": {"host": "127.0.0.1", "port": free_port()}}
-    config.write_text(yaml.safe_dump(doc))
-    proc = start_node(config)
-    port = http_port(config)
+    smpp = {"host": "127.0.0.1", "port": free_port()}
+    node = launch_trunk_node(
+        tmp_path, free_port_range(1), settings={"messaging": {"gateway": "smpp", "smpp": smpp}}
+    )
+    assert node.proc is not None
+    proc = node.proc
+    port, key = node.port, node.key
     accepted: list[str] = []
     lock = threading.Lock()
     enough = threading.Event()
     try:
-        wait_http(port, "/healthz", proc, timeout=60)
-        made = run_cli(
-            "keys", "create", "--account", "shop", "--role", "developer",
-            "--db", str(tmp_path / "flexvoice.db"),
-        )  # fmt: skip
-        key = made.stdout.split()[0]
 
         def post(i: int) -> None:
             try:
@@ -70,7 +63,7 @@ def test_messages_answered_201_survive_a_kill_9(tmp_path: Path) -> None:
     with lock:
         ids = list(accepted)
     assert len(ids) >= 60
-    db = sqlite3.connect(tmp_path / "flexvoice.db")
+    db = sqlite3.connect(node.db)
     stored = {
         row[0]
         for row in db.execute(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from flexvoice.api.framework import PRINCIPAL, Resource, request_body, request_query
+from flexvoice.api.framework import Resource, request_body, request_query
 from flexvoice.api.models import MessageCreate, MessageList, MessageListQuery, MessageResource
-from flexvoice.api.owned import answer, not_found, running
 from flexvoice.api.problems import ProblemError
+from flexvoice.api.resources import account_of, answer, node_part, owned
 from flexvoice.appkeys import MESSAGING
 from flexvoice.messaging.service import MessageRefused, Messaging
+from flexvoice.messaging.store import MessageRow
 
 resource = Resource("messages", "SMS sent over REST or by flows, and SMS received")
 
@@ -18,7 +19,7 @@ READ = frozenset({"developer", "analyst"})
 
 
 def service(request: web.Request) -> Messaging:
-    return running(request, MESSAGING, "messaging")
+    return node_part(request, MESSAGING, "messaging is not running on this node", retry_after=30)
 
 
 def refused(exc: MessageRefused) -> ProblemError:
@@ -46,7 +47,7 @@ async def create_message(request: web.Request) -> web.Response:
     messaging = service(request)
     try:
         row = await messaging.accept(
-            request[PRINCIPAL].account,
+            account_of(request),
             body.from_,
             body.to,
             body.body,
@@ -54,7 +55,9 @@ async def create_message(request: web.Request) -> web.Response:
         )
     except MessageRefused as exc:
         raise refused(exc) from None
-    return answer(MessageResource, messaging.resource(row), 201, f"/v1/messages/{row.id}")
+    response = answer(MessageResource, messaging.resource(row), 201)
+    response.headers["Location"] = f"/v1/messages/{row.id}"
+    return response
 
 
 @resource.op(
@@ -71,7 +74,7 @@ async def list_messages(request: web.Request) -> web.Response:
     q = request_query(request, MessageListQuery)
     messaging = service(request)
     rows = messaging.store.list(
-        request[PRINCIPAL].account,
+        account_of(request),
         status=q.status,
         to=q.to,
         since=q.since.timestamp() if q.since else None,
@@ -90,9 +93,12 @@ async def list_messages(request: web.Request) -> web.Response:
 )
 async def get_message(request: web.Request) -> web.Response:
     """Status, segments, encoding, price and the error on failure."""
-    message_id = request.match_info["message_id"]
     messaging = service(request)
-    row = messaging.store.get(message_id, request[PRINCIPAL].account)
-    if row is None or row.origin == "verification":  # a code's SMS is the verification's
-        raise not_found("message_id", message_id, "message")
+
+    def lookup(message_id: str, account: str) -> MessageRow | None:
+        row = messaging.store.get(message_id, account)
+        # A code's SMS belongs to its verification: not listed, not readable here.
+        return None if row is None or row.origin == "verification" else row
+
+    row = owned(request, "message_id", "message", lookup)
     return answer(MessageResource, messaging.resource(row))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from aiohttp import web
 
 from flexvoice.api.framework import (
-    PRINCIPAL,
     Resource,
     request_body,
     retry_after_seconds,
@@ -17,8 +16,8 @@ from flexvoice.api.models import (
     VerificationResource,
     VerificationUpdate,
 )
-from flexvoice.api.owned import answer, running
 from flexvoice.api.problems import ProblemError
+from flexvoice.api.resources import account_of, answer, node_part
 from flexvoice.appkeys import VERIFIER
 from flexvoice.messaging.service import MessageRefused
 from flexvoice.verify.core import Refused
@@ -31,12 +30,14 @@ USE = frozenset({"developer"})
 
 
 def _verifier(request: web.Request) -> Verifier:
-    return running(request, VERIFIER, "verification")
+    return node_part(request, VERIFIER, "verification is not running on this node", retry_after=30)
 
 
 def _json(request: web.Request, row: VerificationRow, status: int = 200) -> web.Response:
-    location = f"/v1/verifications/{row.id}" if status == 201 else None
-    return answer(VerificationResource, _verifier(request).resource(row), status, location)
+    response = answer(VerificationResource, _verifier(request).resource(row), status)
+    if status == 201:
+        response.headers["Location"] = f"/v1/verifications/{row.id}"
+    return response
 
 
 def _not_found(verification_id: str) -> ProblemError:
@@ -68,7 +69,7 @@ async def create_verification(request: web.Request) -> web.Response:
     verifier = _verifier(request)
     try:
         row = await verifier.start(
-            request[PRINCIPAL].account, body.to, body.channel, body.code_length, body.locale
+            account_of(request), body.to, body.channel, body.code_length, body.locale
         )
     except Refused as exc:
         raise ProblemError("destination-refused", str(exc), field="to") from None
@@ -96,7 +97,7 @@ async def get_verification(request: web.Request) -> web.Response:
     """Its status, sends and checks left; never the code."""
     vid = request.match_info["verification_id"]
     try:
-        row = _verifier(request).get(request[PRINCIPAL].account, vid)
+        row = _verifier(request).get(account_of(request), vid)
     except NotFound:
         raise _not_found(vid) from None
     return _json(request, row)
@@ -118,7 +119,7 @@ async def check_verification(request: web.Request) -> web.Response:
     vid = request.match_info["verification_id"]
     body = request_body(request, VerificationCheck)
     try:
-        row = _verifier(request).check(request[PRINCIPAL].account, vid, body.code)
+        row = _verifier(request).check(account_of(request), vid, body.code)
     except NotFound:
         raise _not_found(vid) from None
     return _json(request, row)
@@ -138,7 +139,7 @@ async def update_verification(request: web.Request) -> web.Response:
     vid = request.match_info["verification_id"]
     request_body(request, VerificationUpdate)
     try:
-        row = _verifier(request).cancel(request[PRINCIPAL].account, vid)
+        row = _verifier(request).cancel(account_of(request), vid)
     except NotFound:
         raise _not_found(vid) from None
     return _json(request, row)
