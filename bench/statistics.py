@@ -34,7 +34,8 @@ from typing import Any
 
 from flexvoice.calls import CallRegistry
 from flexvoice.statistics.facts import CallFacts, call_facts
-from flexvoice.statistics.query import Question, ask, make_question
+from flexvoice.statistics.query import ask
+from flexvoice.statistics.question import Question, make_question
 from flexvoice.statistics.rollup import (
     CALLS,
     FLOWS,

@@ -17,7 +17,9 @@ from flexvoice.appkeys import CALLS, STATISTICS
 from flexvoice.calls import CallRegistry
 from flexvoice.statistics.facts import call_facts
 from flexvoice.statistics.live import LiveBoard, merge
-from flexvoice.statistics.query import QueryError, ask, make_question, offset_pieces
+from flexvoice.statistics.period import QueryError, offset_pieces
+from flexvoice.statistics.query import ask
+from flexvoice.statistics.question import make_question
 from flexvoice.statistics.rollup import Collector, differences, read_rows, recompute
 from flexvoice.storage.sqlite import connect
 from tests.apikit import running_api
