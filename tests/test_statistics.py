@@ -124,6 +124,21 @@ def test_late_march_call_is_april_in_brussels() -> None:
     assert [(r["hour"], r["dow"]) for r in ktm.rows] == [(5, "wed")]
 
 
+def test_number_by_quarter_hour_of_day_over_several_days() -> None:
+    """Which number rang at lunch time: the same local quarter hour adds up across days."""
+    w = world()
+    for day, minute, number in ((2, 5, "+3226001000"), (3, 14, "+3226001000"),
+                                (3, 20, "+3226001001"), (4, 50, "+3226001000")):  # fmt: skip
+        at = datetime(2026, 3, day, 11, minute, tzinfo=UTC)  # 12:xx in Brussels
+        w.call(abandoned_in_menu(), at=at, number=number)
+    q = make_question("acme", "2026-03-01", "2026-03-31", "Europe/Brussels", "number,quarter")
+    assert [(r["number"], r["quarter"], r["offered"]) for r in ask(w.conn, q).rows] == [
+        ("+3226001000", "12:00", 2),
+        ("+3226001000", "12:45", 1),
+        ("+3226001001", "12:15", 1),
+    ]
+
+
 def test_daylight_saving_change_is_cut_where_it_happens() -> None:
     pieces = offset_pieces(
         datetime(2026, 3, 28, 23, tzinfo=UTC), datetime(2026, 3, 30, 22, tzinfo=UTC),
@@ -151,7 +166,7 @@ def test_any_zone_and_grouping_matches_counting_call_by_call(seed: int) -> None:
         w.call(abandoned_in_menu(), at=at)
     for tz in ("Europe/Brussels", "Asia/Kathmandu", "America/St_Johns", "Australia/Lord_Howe"):
         zi = ZoneInfo(tz)
-        for group in ("date", "hour", "dow", "month", ""):
+        for group in ("date", "hour", "quarter", "dow", "month", ""):
             q = make_question("acme", "2026-02-01", "2026-06-30", tz, group)
             got = {r.get(group, "all"): r["offered"] for r in ask(w.conn, q).rows}
             want: dict[object, int] = {}
@@ -162,6 +177,7 @@ def test_any_zone_and_grouping_matches_counting_call_by_call(seed: int) -> None:
                 key = {
                     "date": local.date().isoformat(),
                     "hour": local.hour,
+                    "quarter": f"{local.hour:02d}:{local.minute // 15 * 15:02d}",
                     "dow": ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[local.weekday()],
                     "month": local.date().isoformat()[:7],
                     "": "all",
