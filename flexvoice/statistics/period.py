@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from flexvoice.statistics.rollup import GRAINS
+from flexvoice.statistics.rollup import DAY_QUARTERS, GRAINS, month_index
 
 STEP = 900
 
@@ -120,3 +120,33 @@ def grains_for(group_by: tuple[str, ...], offset: int) -> tuple[int, ...]:
         finest = 86400
     usable = [g for g in GRAINS if g <= finest and (finest > 86400 or offset % g == 0)]
     return tuple(sorted(usable, reverse=True))
+
+
+def plan(
+    a: int, b: int, group_by: tuple[str, ...], offset: int, forced: tuple[int, ...] | None = None
+) -> list[tuple[int, int, int]]:
+    """The (grain, first bucket, end bucket) pieces to read for [a, b), a span of one UTC
+    offset: the whole UTC months inside it from the day-quarter grain when the question asks
+    for the time of day only (hour or quarter, no date, weekday or month), the rest by
+    `cover`. `forced` reads only those grains (the benchmark's comparison)."""
+    if forced is not None:
+        return cover(a, b, forced)
+    grains = grains_for(group_by, offset)
+    dims = set(group_by)
+    if not dims & {"hour", "quarter"} or dims & {"date", "dow", "month"}:
+        return cover(a, b, grains)
+    first = datetime.fromtimestamp(a, UTC)
+    m0 = month_index(first) + (first != _month_start(month_index(first)))
+    m1 = month_index(datetime.fromtimestamp(b, UTC))
+    if m0 >= m1:
+        return cover(a, b, grains)
+    start, end = _ts(m0), _ts(m1)
+    return [*cover(a, start, grains), (DAY_QUARTERS, m0 * 96, m1 * 96), *cover(end, b, grains)]
+
+
+def _month_start(index: int) -> datetime:
+    return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
+
+
+def _ts(index: int) -> int:
+    return int(_month_start(index).timestamp())

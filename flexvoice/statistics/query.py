@@ -18,9 +18,9 @@ from typing import Any
 
 from flexvoice.statistics.facts import OUTCOMES
 from flexvoice.statistics.figures import call_figures, queue_figures, step_figures
-from flexvoice.statistics.period import cover, grains_for, offset_pieces, zone
+from flexvoice.statistics.period import offset_pieces, plan, zone
 from flexvoice.statistics.question import Question
-from flexvoice.statistics.rollup import CALLS, FLOWS, MENU, QUEUES, STEPS, Table
+from flexvoice.statistics.rollup import CALLS, DAY_QUARTERS, FLOWS, MENU, QUEUES, STEPS, Table
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -35,6 +35,9 @@ class Answer:
 
 # -- reading ----------------------------------------------------------------------------------
 def _dim_sql(dim: str, grain: int, offset: int) -> str:
+    if grain == DAY_QUARTERS:  # time of day only (period.plan): seconds into the local day
+        of_day = f"(((bucket % 96) * 900 + {offset} + 86400) % 86400)"
+        return {"quarter": f"({of_day} / 900)", "hour": f"({of_day} / 3600)"}.get(dim, dim)
     local = f"(bucket * {grain} + {offset})"
     return {
         "quarter": f"(({local} % 86400) / 900)",
@@ -61,7 +64,7 @@ def _table_rows(
     tz = zone(q.tz)
     sums = ", ".join(f"SUM({f})" for f in table.figures)
     for a, b, offset in offset_pieces(q.start, q.end, tz):
-        for grain, lo, hi in cover(a, b, grains or grains_for(q.group_by, offset)):
+        for grain, lo, hi in plan(a, b, q.group_by, offset, grains):
             exprs = [_dim_sql(d, grain, offset) for d in dims]
             select = ", ".join([*exprs, sums])
             sql = (
