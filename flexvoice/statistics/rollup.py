@@ -108,7 +108,7 @@ MIGRATIONS = [
 ]
 
 
-def _fill_day_quarters(table: Table) -> str:
+def fill_day_quarters(table: Table) -> str:
     """The day-quarter grain made from the 15-minute rows (a database kept before it)."""
     ts = "bucket * 900"
     month = (
@@ -125,7 +125,7 @@ def _fill_day_quarters(table: Table) -> str:
     )
 
 
-MIGRATIONS.append("\n".join(_fill_day_quarters(t) for t in TABLES))
+MIGRATIONS.append("\n".join(fill_day_quarters(t) for t in TABLES))
 
 
 def ensure_schema(conn: sqlite3.Connection) -> None:
