@@ -153,7 +153,7 @@ def generate(db: Path, calls: int, accounts: int, seed: int = 16) -> dict[str, A
     }
     flow_of = {n: f"flow{j % 4}" for a in names for j, n in enumerate(numbers[a])}
     shape_list = shapes(400, rng)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     _shape_tables(conn, shape_list)
     conn.execute(
         "CREATE TEMP TABLE gen_calls (account TEXT, number TEXT, flow TEXT, bucket INTEGER,"
@@ -201,10 +201,10 @@ def generate(db: Path, calls: int, accounts: int, seed: int = 16) -> dict[str, A
         conn.execute(fill_day_quarters(table))
     conn.execute("DROP TABLE gen_calls")
     conn.execute("COMMIT")
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     conn.execute("ANALYZE")
     conn.close()
-    return {"calls": sum(per_day), "seconds": seconds, "drawn": drawn, **summary(db)}
+    return {"calls": sum(per_day), "seconds": seconds, "cpu": cpu, "drawn": drawn, **summary(db)}
 
 
 Shape = list[tuple[str, tuple[Any, ...], dict[str, int]]]
@@ -396,8 +396,9 @@ def main(argv: list[str]) -> int:
         rate = g["calls"] / g["seconds"]
         mb = g["bytes"] / 1e6
         print(
-            f"  {g['calls']:,} calls in {g['seconds']:.0f} s ({rate:,.0f}/s; drawing them"
-            f" {g['drawn']:.0f} s), {mb:,.0f} MB; load average {os.getloadavg()[0]:.1f}",
+            f"  {g['calls']:,} calls in {g['seconds']:.0f} s ({rate:,.0f}/s; CPU {g['cpu']:.0f} s;"
+            f" drawing them {g['drawn']:.0f} s), {mb:,.0f} MB; load average"
+            f" {os.getloadavg()[0]:.1f}",
             flush=True,
         )
     print("  rows: " + ", ".join(f"{k} {v:,}" for k, v in g["rows"].items()), flush=True)

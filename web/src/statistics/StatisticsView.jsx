@@ -73,15 +73,22 @@ function hourLabel(row, perDay) {
   return perDay ? h : `${row.date.slice(5)} ${h}`;
 }
 
-function callsPerHourChart(doc, perDay) {
+function callsPerHourChart(doc, perDay, period) {
   const labels = [];
   const index = new Map();
   const keyOf = (r) => (perDay ? `${r.hour}` : `${r.date} ${r.hour}`);
   // Every hour of the period shows, calls or not: a gap is a figure too.
-  if (perDay) for (let h = 0; h < 24; h++) { index.set(`${h}`, labels.length); labels.push(hourLabel({ hour: h }, true)); }
+  const dates = perDay ? [null] : Array.from({ length: daysBetween(period.from, period.to) }, (_, i) => addDays(period.from, i));
+  for (const date of dates) {
+    for (let hour = 0; hour < 24; hour++) {
+      const r = { date, hour };
+      index.set(keyOf(r), labels.length);
+      labels.push(hourLabel(r, perDay || dates.length === 1));
+    }
+  }
   for (const r of doc.rows) {
     const k = keyOf(r);
-    if (!index.has(k)) { index.set(k, labels.length); labels.push(hourLabel(r, perDay)); }
+    if (!index.has(k)) { index.set(k, labels.length); labels.push(hourLabel(r, perDay || dates.length === 1)); }
   }
   const present = OUTCOMES.filter((o) => doc.rows.some((r) => r.outcome === o));
   const datasets = present.map((o) => {
@@ -128,7 +135,7 @@ function waitsChart(doc) {
       type: "bar",
       data: { labels, datasets },
       options: {
-        scales: { y: { beginAtZero: true, title: { display: true, text: "seconds" } } },
+        scales: { y: { beginAtZero: true, grace: "12%", title: { display: true, text: "seconds" } } },
         plugins: { legend: { position: "bottom" }, valueLabels: { enabled: true } },
       },
     },
@@ -151,7 +158,7 @@ function funnelChart(doc, allFlows) {
       data: { labels, datasets },
       options: {
         indexAxis: "y",
-        scales: { x: { beginAtZero: true, ticks: { precision: 0 }, title: { display: true, text: "callers" } } },
+        scales: { x: { beginAtZero: true, grace: "12%", ticks: { precision: 0 }, title: { display: true, text: "callers" } } },
         plugins: { legend: { position: "bottom" }, valueLabels: { enabled: true } },
       },
     },
@@ -236,9 +243,9 @@ export function StatisticsView({ flows }) {
       getJson("/calls", query(period, { group_by: "queue" })),
       getJson("/calls", query(period, { group_by: period.flow ? "step" : "flow,step" })),
       getJson("/calls", query(period, {})),
-    ]).then(([hours, queues, steps, totals]) => setDocs({ hours, queues, steps, totals }), (e) => setError(e.message));
+    ]).then(([hours, queues, steps, totals]) => setDocs({ hours, queues, steps, totals, period, perDay }), (e) => setError(e.message));
   }, [period, ended]);
-  const hours = useMemo(() => docs.hours && callsPerHourChart(docs.hours, perDay), [docs.hours]);
+  const hours = useMemo(() => docs.hours && callsPerHourChart(docs.hours, docs.perDay, docs.period), [docs.hours]);
   const waits = useMemo(() => docs.queues && waitsChart(docs.queues), [docs.queues]);
   const funnel = useMemo(() => docs.steps && funnelChart(docs.steps, !period.flow), [docs.steps]);
   const t = docs.totals && docs.totals.totals;
@@ -258,7 +265,7 @@ export function StatisticsView({ flows }) {
           </p>
         )}
         <div className="charts">
-          {hours && <ChartBox id="hours" title={perDay ? "Calls per hour of day, by outcome" : "Calls per hour, by outcome"} config={hours.config} summary={hours.summary} />}
+          {hours && <ChartBox id="hours" title={docs.perDay ? "Calls per hour of day, by outcome" : "Calls per hour, by outcome"} config={hours.config} summary={hours.summary} />}
           {waits && <ChartBox id="waits" title="Waiting in queues" config={waits.config} summary={waits.summary} />}
           {funnel && <ChartBox id="funnel" title="Steps of the call flow: where callers hang up" config={funnel.config} summary={funnel.summary} height={Math.max(200, 60 + 44 * docs.steps.rows.length)} />}
         </div>
