@@ -47,6 +47,8 @@ async def next_event(resp: aiohttp.ClientResponse, timeout: float = 10) -> tuple
     """The next named event (the `retry:` line is skipped)."""
     while True:
         raw = await asyncio.wait_for(resp.content.readuntil(b"\n\n"), timeout)
+        if not raw:
+            raise EOFError("the stream ended")
         fields = dict(
             line.split(": ", 1) for line in raw.decode().strip().split("\n") if ": " in line
         )
@@ -183,3 +185,32 @@ async def test_shutdown_ends_every_stream(d: Designer) -> None:
     finally:
         for resp in resps:
             resp.close()
+
+
+async def test_stopping_the_node_ends_an_open_stream_at_once(tmp_path: Path) -> None:
+    """aiohttp's shutdown waits for running handlers; the app's on_shutdown ends the streams
+    first, so a node with a page open still stops at once."""
+    session = aiohttp.ClientSession()
+    names: list[str] = []
+    try:
+        async with running_designer(tmp_path) as d:
+            resp = await session.get(
+                d.url + "/v1/statistics/live/stream",
+                headers=d.api.auth("acme:analyst"),
+                timeout=aiohttp.ClientTimeout(total=None),
+            )
+            names.append((await next_event(resp))[0])
+
+            async def rest() -> None:
+                with contextlib.suppress(EOFError, aiohttp.ClientError):
+                    while True:
+                        names.append((await next_event(resp, timeout=30))[0])
+
+            reader = asyncio.create_task(rest())
+            t0 = asyncio.get_running_loop().time()
+        stopped = asyncio.get_running_loop().time() - t0
+        await asyncio.wait_for(reader, 10)
+    finally:
+        await session.close()
+    assert stopped < 5, stopped
+    assert names[0] == "live" and names[-1] == "closed", names
