@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import yaml
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from flexvoice.accounts import set_designer
@@ -19,10 +18,9 @@ from flexvoice.storage.sqlite import connect
 from flexvoice.users import create_user
 from tests.conftest import free_port_range
 from tests.designerkit import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, PASSWORD, safe_name
+from tests.nodekit import TrunkNode, launch_trunk_node
 from tests.sipptool import Uas, run_uac_async
-from tests.test_serve import http_port, start_node, wait_http
-from tests.test_sip_node import stop, wait_workers
-from tests.test_statistics_sip import LINE, node_config
+from tests.test_statistics_sip import LINE, STATS_NODE
 
 pytestmark = [
     pytest.mark.sip,
@@ -61,18 +59,13 @@ async def log_in(browser: Browser, url: str, email: str, errors: list[str]) -> P
 
 async def test_statistics_page_follows_real_calls_and_is_not_for_agents(tmp_path: Path) -> None:
     trunk_port = free_port_range(1)
-    config = node_config(tmp_path, trunk_port)
-    edge = f"127.0.0.1:{yaml.safe_load(config.read_text())['sip']['edge']['port']}"
-    proc = start_node(config)
-    port = http_port(config)
-    url = f"http://127.0.0.1:{port}"
+    node: TrunkNode = await asyncio.to_thread(launch_trunk_node, tmp_path, trunk_port, **STATS_NODE)
+    edge, url = node.edge, f"http://127.0.0.1:{node.port}"
     errors: list[str] = []
     pages: list[Page] = []
     agents: Uas | None = None
     try:
-        await asyncio.to_thread(wait_http, port, "/healthz", proc, 60)
-        await asyncio.to_thread(wait_workers, port, proc, 2)
-        conn = connect(tmp_path / "flexvoice.db")
+        conn = connect(node.db)
         try:
             set_designer(conn, "shop", True)
             create_user(conn, ANALYST, "shop", "analyst", PASSWORD)
@@ -103,7 +96,7 @@ async def test_statistics_page_follows_real_calls_and_is_not_for_agents(tmp_path
     finally:
         if agents is not None:
             agents.stop()
-        await asyncio.to_thread(stop, proc)
+        await asyncio.to_thread(node.stop)
 
 
 async def follow(

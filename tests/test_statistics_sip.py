@@ -60,6 +60,18 @@ steps:
     hangup:
 """
 
+# trunk_node's arguments for the node these tests (and the statistics page's) run.
+STATS_NODE: dict[str, Any] = {
+    "flows": {"stats": STATS_FLOW},
+    "numbers": {
+        LINE: {"account": "shop", "flow": "stats"},
+        MOVED: {"account": "shop", "flow": "stats"},
+        BROKEN: {"account": "shop", "flow": "missing"},
+        OTHER: {"account": "other", "flow": "stats"},
+    },
+    "caller_id": {"default": LINE},
+}
+
 
 def csv_get(port: int, key_text: str, path: str) -> list[dict[str, str]]:
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
@@ -85,14 +97,7 @@ def test_scripted_calls_give_exactly_the_figures_they_imply(trunk_node: StartTru
     trunk_port = free_port_range(1)
     node = trunk_node(
         trunk_port,
-        flows={"stats": STATS_FLOW},
-        numbers={
-            LINE: {"account": "shop", "flow": "stats"},
-            MOVED: {"account": "shop", "flow": "stats"},
-            BROKEN: {"account": "shop", "flow": "missing"},
-            OTHER: {"account": "other", "flow": "stats"},
-        },
-        caller_id={"default": LINE},
+        **STATS_NODE,
     )
     edge, port, tmp_path = node.edge, node.port, node.tmp
     today = datetime.now(UTC).date()
