@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
@@ -105,9 +106,63 @@ class SipConfig(Section):
     numbers: str = "sip/numbers.yaml"
 
 
+def _database(value: object) -> str:
+    """A SQLite file path, or a postgresql:// URL (checked for shape here; reached at start)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a file path (SQLite) or a postgresql:// URL")
+    if "://" not in value:
+        return value
+    parts = urlsplit(value)
+    if parts.password is not None:
+        masked = value.replace(f":{parts.password}@", ":***@", 1)
+    else:
+        masked = value
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ValueError(
+            f"'{parts.scheme}://' is not a database FlexVoice can use (got {masked!r}); write a "
+            "file path (SQLite, one node) or postgresql://USER:PASSWORD@HOST:PORT/DATABASE "
+            "(PostgreSQL, shared by several nodes)"
+        )
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise ValueError(f"the port is not a number (got {masked!r})") from None
+    if not parts.path.strip("/") and "dbname=" not in parts.query:
+        raise ValueError(
+            f"names no database (got {masked!r}); add it after the host, e.g. "
+            "postgresql://flexvoice@127.0.0.1:5432/flexvoice"
+        )
+    return value
+
+
+Database = Annotated[str, PlainValidator(_database, json_schema_input_type=str)]
+
+
+def is_database_url(database: str) -> bool:
+    return "://" in database
+
+
 class StorageConfig(Section):
-    database: str = "var/flexvoice.db"
+    database: Database = Field(
+        "var/flexvoice.db",
+        description="SQLite file of one node, or postgresql://... shared by several nodes",
+    )
+    local: str = Field(
+        "var/flexvoice.db",
+        description="with a PostgreSQL database: this node's own SQLite file for the stores "
+        "not shared yet (numbers, calls, messages, recordings, statistics, flows, users)",
+    )
     recordings: str = "var/recordings"
+
+    @property
+    def shared_url(self) -> str | None:
+        """The PostgreSQL URL when the shared stores live there, else None."""
+        return self.database if is_database_url(self.database) else None
+
+    @property
+    def local_database(self) -> str:
+        """This node's SQLite file: `database` itself, or `local` beside a PostgreSQL URL."""
+        return self.local if is_database_url(self.database) else self.database
 
 
 class RedisConfig(Section):

@@ -15,14 +15,15 @@ from flexvoice.errors import UserError
 from flexvoice.metering.sink import StoreSink
 from flexvoice.metering.store import UsageStore
 from flexvoice.numbers import Number, NumberRegistry
+from flexvoice.storage.open import local_path
 from flexvoice.storage.sqlite import connect
 
 
 def open_registry(args: argparse.Namespace) -> NumberRegistry:
     cfg = config_from_args(args)
-    db = Path(args.db) if args.db else cfg.path(cfg.storage.database)
-    conn = connect(db)
-    # The number's monthly `number` usage starts and ends with it, in the same database.
+    db = Path(args.db) if args.db else None
+    conn = connect(db if db is not None else local_path(cfg))
+    # The number's monthly `number` usage starts and ends with it (the shared usage store).
     registry = NumberRegistry(conn, StoreSink(UsageStore.from_config(cfg, db)))
     numbers_file = Path(args.numbers_file) if args.numbers_file else cfg.path(cfg.sip.numbers)
     registry.sync_from_yaml(numbers_file)

@@ -18,6 +18,7 @@ from flexvoice.api.problems import ProblemError
 from flexvoice.appkeys import CONFIG, STATISTICS
 from flexvoice.statistics.query import GROUPS, QueryError, as_csv, as_json, ask, make_question
 from flexvoice.statistics.service import Statistics
+from flexvoice.storage.open import local_path
 from flexvoice.storage.sqlite import connect
 
 READ = frozenset({"analyst", "manager"})
@@ -117,7 +118,7 @@ async def get_call_statistics(request: web.Request) -> web.Response:
         field = str(exc).split(":", 1)[0] if ":" in str(exc) else None
         raise ProblemError("invalid-query-parameter", str(exc), field=field) from None
     cfg = request.config_dict[CONFIG]
-    database = cfg.path(cfg.storage.database)
+    database = local_path(cfg)
 
     def run() -> Any:
         # Its own connection in a thread: a long period must not hold the event loop.

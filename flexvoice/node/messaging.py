@@ -31,6 +31,7 @@ from flexvoice.messaging.service import AccountSettings, Messaging, Settings
 from flexvoice.messaging.sipmsg import SipMessageGateway
 from flexvoice.messaging.smpp import SmppGateway
 from flexvoice.numbers import NumberRegistry
+from flexvoice.storage.open import local_path
 from flexvoice.storage.sqlite import connect
 from flexvoice.verify.core import Policy
 from flexvoice.verify.service import Verifier, VerifySettings
@@ -82,7 +83,7 @@ async def sip_inbound(app: web.Application, from_user: str, to_user: str, text: 
 
 async def messaging_component(app: web.Application) -> AsyncIterator[None]:
     cfg = app[CONFIG]
-    conn = connect(cfg.path(cfg.storage.database))
+    conn = connect(local_path(cfg))
     tariffs = app.get(TARIFFS)
     gateways = gateways_from(cfg, app)
     service = Messaging(
@@ -138,7 +139,7 @@ def load_secret(path: Path) -> bytes:
 async def verify_component(app: web.Application) -> AsyncIterator[None]:
     cfg = app[CONFIG]
     v = cfg.verify
-    conn = connect(cfg.path(cfg.storage.database))
+    conn = connect(local_path(cfg))
     tariffs = app.get(TARIFFS)
     settings = VerifySettings(
         Policy(

@@ -17,6 +17,7 @@ from flexvoice.appkeys import CONFIG, DB, TARIFFS, TRUNKS
 from flexvoice.logs import get_logger
 from flexvoice.metering.tariffs import load_tariffs
 from flexvoice.sip.trunks import load_trunks
+from flexvoice.storage.open import local_path
 from flexvoice.storage.sqlite import connect
 
 log = get_logger(__name__)
@@ -24,7 +25,7 @@ log = get_logger(__name__)
 
 async def database_component(app: web.Application) -> AsyncIterator[None]:
     cfg = app[CONFIG]
-    conn = connect(cfg.path(cfg.storage.database))
+    conn = connect(local_path(cfg))
     app[DB] = conn
     try:
         yield
