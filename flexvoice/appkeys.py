@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from flexvoice.sip.pool import WorkerPool
     from flexvoice.sip.trunks import Trunks
     from flexvoice.statistics.service import Statistics
+    from flexvoice.storage.engine import Connection
     from flexvoice.verify.service import Verifier
 
 T = TypeVar("T")
@@ -49,6 +50,9 @@ STATUS: web.AppKey[NodeStatus] = web.AppKey("status")  # what /healthz reports
 
 # Shared data, loaded once (flexvoice/node/shared.py).
 DB: web.AppKey[sqlite3.Connection] = web.AppKey("db")  # the event loop's SQLite connection
+# Accounts, API keys and numbers: the same connection as DB on one node; with a PostgreSQL
+# storage.database, the event loop's connection to it (shared by every node).
+SHARED_DB: web.AppKey[Connection] = web.AppKey("shared_db")
 TARIFFS: web.AppKey[TariffBook] = web.AppKey("tariffs")
 TRUNKS: web.AppKey[Trunks] = web.AppKey("trunks")
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import builtins
 import re
-import sqlite3
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,7 +37,8 @@ from flexvoice.accounts import check_name, create_account, get_account
 from flexvoice.accounts import ensure_schema as ensure_accounts_schema
 from flexvoice.errors import Problem, ProblemList, UserError
 from flexvoice.logs import get_logger
-from flexvoice.storage.sqlite import migrate
+from flexvoice.storage.engine import Connection, write_transaction
+from flexvoice.storage.migrate import migrate
 from flexvoice.yamlsrc import YamlDoc, did_you_mean, explain_validation_error, load_yaml
 
 log = get_logger(__name__)
@@ -317,7 +317,7 @@ def _file_number(
 # ---- the registry -------------------------------------------------------------------------
 
 
-def ensure_schema(conn: sqlite3.Connection) -> None:
+def ensure_schema(conn: Connection) -> None:
     ensure_accounts_schema(conn)
     migrate(conn, "numbers", MIGRATIONS)
 
@@ -329,7 +329,7 @@ _SELECT = (
 )
 
 
-def _row(row: sqlite3.Row | tuple[Any, ...]) -> Number:
+def _row(row: Any) -> Number:
     return Number(
         e164=row[0],
         account=row[1],
@@ -344,10 +344,11 @@ def _row(row: sqlite3.Row | tuple[Any, ...]) -> Number:
 
 
 class NumberRegistry:
-    """Numbers in SQLite. Methods are synchronous and quick (one indexed query each), so the
-    asyncio control plane calls them directly."""
+    """Numbers, beside the accounts (SQLite, or PostgreSQL shared by several nodes). Methods
+    are synchronous and quick (one indexed query each), so the asyncio control plane calls
+    them directly."""
 
-    def __init__(self, conn: sqlite3.Connection, usage_sink: UsageSink | None = None):
+    def __init__(self, conn: Connection, usage_sink: UsageSink | None = None):
         self.conn = conn
         self.usage_sink = usage_sink
         ensure_schema(conn)
@@ -356,13 +357,8 @@ class NumberRegistry:
     def _tx(self) -> Iterator[list[dict[str, Any]]]:
         """One write transaction; usage events are recorded only once it committed."""
         events: list[dict[str, Any]] = []
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(self.conn, "flexvoice.numbers"):
             yield events
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
         if self.usage_sink is not None:
             for event in events:
                 self.usage_sink.record(event)

@@ -149,7 +149,7 @@ def test_two_nodes_importing_the_same_spool_at_once_count_each_event_once(
     # Both start on a database without a usage table: they also race to create it.
     procs = [_import(path, pg_url, "--batch-size", "500") for _ in range(2)]
     results = [p.communicate(timeout=300) for p in procs]
-    for proc, (out, err) in zip(procs, results, strict=True):
+    for proc, (_out, err) in zip(procs, results, strict=True):
         assert proc.returncode == 0, err
     counts = [_numbers(out) for out, _ in results]
     assert sum(c[0] for c in counts) == n, counts

@@ -40,7 +40,7 @@ from flexvoice.api.framework import (
     read_body,
 )
 from flexvoice.api.problems import ProblemError
-from flexvoice.appkeys import DB
+from flexvoice.appkeys import DB, SHARED_DB
 from flexvoice.errors import UserError
 from flexvoice.flows import revisions, yamledit
 from flexvoice.flows.schema import flow_schema
@@ -113,9 +113,8 @@ def designer_op(*, edit: bool = False) -> Callable[[Handler], Handler]:
                         "this change did not come from the designer page (CSRF check failed); "
                         "reload the page and try again",
                     )
-            conn = request.config_dict[DB]
             account = session.user.account
-            if not designer_enabled(conn, account):
+            if not designer_enabled(request.config_dict[SHARED_DB], account):
                 raise ProblemError(
                     "forbidden",
                     f"the visual designer is not switched on for account '{account}'; ask your "
@@ -221,8 +220,7 @@ async def designer_page(request: web.Request) -> web.StreamResponse:
     session = _session_of(request)
     if session is None:
         raise web.HTTPFound("/designer/login")
-    conn = request.config_dict[DB]
-    if not designer_enabled(conn, session.user.account):
+    if not designer_enabled(request.config_dict[SHARED_DB], session.user.account):
         return _html(
             MESSAGE_PAGE.format(
                 title="The designer is not switched on",
@@ -266,7 +264,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     except users.LoginRefused as exc:
         log.warning("designer.login_refused", email=email, locked=exc.locked)
         return _login_page(str(exc)[0].upper() + str(exc)[1:] + ".", email, status=401)
-    account = get_account(conn, user.account)
+    account = get_account(request.config_dict[SHARED_DB], user.account)
     if account is None or account.status != "active":
         return _login_page(
             f"Account '{user.account}' is suspended; contact the operator.", email, 403

@@ -18,6 +18,7 @@ from flexvoice.appkeys import (
     MESSAGE_TRANSPORT,
     MESSAGING,
     ORIGINATOR,
+    SHARED_DB,
     TARIFFS,
     USAGE_SINK,
     VERIFIER,
@@ -90,7 +91,7 @@ async def messaging_component(app: web.Application) -> AsyncIterator[None]:
         conn,
         gateways,
         settings_from(cfg),
-        numbers=NumberRegistry(conn),  # the node's numbers, read from the shared database
+        numbers=NumberRegistry(app[SHARED_DB]),  # the numbers live beside the accounts
         usage=app.get(USAGE_SINK),
         webhooks=app.get(WEBHOOKS),
         tariffs=tariffs,
