@@ -52,7 +52,8 @@ class PgServer:
 
 
 @contextlib.contextmanager
-def running_postgres() -> Iterator[PgServer]:
+def running_postgres(durable: bool = False) -> Iterator[PgServer]:
+    """The server; `durable` keeps PostgreSQL's default fsync settings (benchmarks)."""
     user = "postgres" if os.getuid() == 0 else None
     folder = Path(tempfile.mkdtemp(prefix="flexvoice-pg-"))
     data = folder / "data"
@@ -69,7 +70,8 @@ def running_postgres() -> Iterator[PgServer]:
             user=user,
             timeout=120,
         )
-        # The tests kill importers, never the server: durability settings only cost time here.
+        # The tests kill importers, never the server: durability settings only cost time there.
+        fast = [] if durable else ["-c", "fsync=off", "-c", "full_page_writes=off"]
         proc = subprocess.Popen(
             [
                 _bin("postgres"),
@@ -81,10 +83,7 @@ def running_postgres() -> Iterator[PgServer]:
                 "listen_addresses=127.0.0.1",
                 "-c",
                 f"unix_socket_directories={folder}",
-                "-c",
-                "fsync=off",
-                "-c",
-                "full_page_writes=off",
+                *fast,
                 "-c",
                 "max_connections=60",
             ],

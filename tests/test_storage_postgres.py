@@ -197,8 +197,26 @@ def test_an_unreachable_or_bad_database_is_named(tmp_path: Path) -> None:
     out = run_cli("--config", str(config), "accounts", "list")
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "storage.database: cannot reach the PostgreSQL database" in out.stderr
+    assert "(Connection refused); start the server" in out.stderr
     secret = "postgresql://flexvoice:hunter2@127.0.0.1:notaport/flexvoice"
     config.write_text(f"storage: {{database: '{secret}'}}\n")
     bad = run_cli("--config", str(config), "accounts", "list")
     assert bad.returncode == 2 and "storage.database" in bad.stderr
     assert "port is not a number" in bad.stderr and "hunter2" not in bad.stderr
+
+
+def test_a_connection_the_server_cut_is_made_again_before_the_next_statement(
+    pg_url: str,
+) -> None:
+    conn = postgres.connect(pg_url)
+    pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    # The statement in flight when the server cut the connection fails (never resent: it
+    # may have committed); the next one runs on a new connection.
+    with pytest.raises(psycopg.OperationalError):
+        conn.execute("SELECT 1")
+    assert conn.execute("SELECT pg_backend_pid()").fetchone()[0] != pid
+    conn.close()
+    with pytest.raises(psycopg.InterfaceError):
+        conn.execute("SELECT 1")

@@ -30,6 +30,15 @@ def is_postgres(conn: Connection) -> bool:
     return isinstance(conn, PgConnection)
 
 
+def reachable(conn: Connection) -> bool:
+    """Whether the database answers a trivial query now (for /healthz)."""
+    try:
+        conn.execute("SELECT 1").fetchone()
+    except (sqlite3.Error, psycopg.Error):
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class PerEngine:
     """A migration script whose SQL differs between the engines (types, mostly)."""

@@ -73,10 +73,21 @@ class PgConnection:
         self.url = url
         self.migrated: set[str] = set()  # components whose schema this connection checked
         self._lock = threading.RLock()
+        self._closed = False
+
+    def _cursor(self) -> psycopg.Cursor[tuple[Any, ...]]:
+        """A cursor; a connection found broken (the server restarted, a network cut) is made
+        again first. Only before a statement is sent: a statement cut short is never resent,
+        since it may have committed."""
+        if self._conn.broken or self._conn.closed:
+            if self._closed:
+                raise psycopg.InterfaceError("the connection is closed")
+            self._conn = connect(self.url)._conn
+        return self._conn.cursor()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> PgCursor:
         with self._lock:
-            cur = self._conn.cursor()
+            cur = self._cursor()
             # Without parameters psycopg sends the text as it is: nothing to translate.
             if params:
                 cur.execute(placeholders(sql), params)  # type: ignore[arg-type]
@@ -86,7 +97,7 @@ class PgConnection:
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> PgCursor:
         with self._lock:
-            cur = self._conn.cursor()
+            cur = self._cursor()
             cur.executemany(placeholders(sql), rows)  # type: ignore[arg-type]
             return PgCursor(cur)
 
@@ -95,6 +106,7 @@ class PgConnection:
         return self._conn.info.transaction_status != pq.TransactionStatus.IDLE
 
     def close(self) -> None:
+        self._closed = True
         self._conn.close()
 
 
@@ -112,7 +124,10 @@ def connect(url: str, where: str = "storage.database") -> PgConnection:
     try:
         conn = psycopg.connect(url, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        # psycopg says 'connection failed: connection to server at "h", port p failed: WHY'
+        # then a hint on a second line: WHY is what the operator needs.
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first.rsplit("failed: ", 1)[-1].strip()
         raise UserError(
             f"{where}: cannot reach the PostgreSQL database {shown(url)} ({reason}); start the "
             "server, create the database and its user, or fix the URL in flexvoice.yaml"
