@@ -18,7 +18,6 @@ from flexvoice.appkeys import (
     MESSAGE_TRANSPORT,
     MESSAGING,
     ORIGINATOR,
-    SHARED_DB,
     TARIFFS,
     USAGE_SINK,
     VERIFIER,
@@ -31,6 +30,7 @@ from flexvoice.messaging.gateway import Gateway, Inbound
 from flexvoice.messaging.service import AccountSettings, Messaging, Settings
 from flexvoice.messaging.sipmsg import SipMessageGateway
 from flexvoice.messaging.smpp import SmppGateway
+from flexvoice.node.shared import shared_or
 from flexvoice.numbers import NumberRegistry
 from flexvoice.storage.open import local_path
 from flexvoice.storage.sqlite import connect
@@ -91,7 +91,7 @@ async def messaging_component(app: web.Application) -> AsyncIterator[None]:
         conn,
         gateways,
         settings_from(cfg),
-        numbers=NumberRegistry(app[SHARED_DB]),  # the numbers live beside the accounts
+        numbers=NumberRegistry(shared_or(app, conn)),  # the numbers live beside the accounts
         usage=app.get(USAGE_SINK),
         webhooks=app.get(WEBHOOKS),
         tariffs=tariffs,
