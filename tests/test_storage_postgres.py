@@ -220,3 +220,19 @@ def test_a_connection_the_server_cut_is_made_again_before_the_next_statement(
     conn.close()
     with pytest.raises(psycopg.InterfaceError):
         conn.execute("SELECT 1")
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_db_check_and_migrate(tmp_path: Path, pg_url: str, engine: str) -> None:
+    db = pg_url if engine == "postgresql" else str(tmp_path / "shared.db")
+    fresh = run_cli("db", "check", "--db", db)
+    assert fresh.returncode == 1, fresh.stderr
+    assert "accounts: version 0 of 3 (3 to apply)" in fresh.stdout
+    assert "run 'flexvoice db migrate'" in fresh.stdout
+    done = run_cli("db", "migrate", "--db", db)
+    assert done.returncode == 0, done.stderr
+    assert "metering: version 1 of 1 (1 applied now)" in done.stdout
+    again = run_cli("db", "migrate", "--db", db)
+    assert "metering: version 1 of 1 (up to date)" in again.stdout
+    ok = run_cli("db", "check", "--db", db)
+    assert ok.returncode == 0 and f"shared store: {engine}, reachable" in ok.stdout
