@@ -12,10 +12,11 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from flexvoice import accounts, numbers
+from flexvoice import accounts
 from flexvoice.api import keys
 from flexvoice.config import config_from_args
 from flexvoice.metering import usage_table
+from flexvoice.numbers import table as number_table
 from flexvoice.storage.engine import Connection, Script, is_postgres
 from flexvoice.storage.migrate import ensure_migrations_table, migrate
 from flexvoice.storage.open import open_database, open_shared
@@ -25,7 +26,7 @@ from flexvoice.storage.postgres import PgConnection, shown
 SHARED: tuple[tuple[str, Sequence[Script]], ...] = (
     ("accounts", accounts.MIGRATIONS),
     ("api_keys", keys.MIGRATIONS),
-    ("numbers", numbers.MIGRATIONS),
+    ("numbers", number_table.MIGRATIONS),
     ("metering", usage_table.MIGRATIONS),
 )
 

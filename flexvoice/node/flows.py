@@ -25,7 +25,7 @@ from flexvoice.appkeys import (
     USAGE_SINK,
 )
 from flexvoice.flows.base import StepFailed
-from flexvoice.flows.interpreter import FlowDeps
+from flexvoice.flows.deps import FlowDeps
 from flexvoice.flows.runtime import FlowRuntime
 from flexvoice.messaging.service import MessageRefused
 from flexvoice.metering.tariffs import TariffBook
