@@ -191,6 +191,12 @@ class CallRegistry:
         ).fetchall()
         return [call_row(r) for r in rows]
 
+    def open_calls(self) -> builtins.list[CallRecord]:
+        """Calls not yet final (at a start: the ones a killed node left open)."""
+        final = ", ".join(f"'{s}'" for s in sorted(FINAL_STATUSES))
+        rows = self.conn.execute(f"SELECT {COLUMNS} FROM calls WHERE status NOT IN ({final})")
+        return [call_row(r) for r in rows.fetchall()]
+
     def events(self, call_id: str) -> builtins.list[dict[str, Any]]:
         rows = self.conn.execute(
             "SELECT seq, at, kind, data FROM call_events WHERE call_id = ? ORDER BY seq",

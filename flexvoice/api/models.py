@@ -170,7 +170,9 @@ class RecordingResource(Resource):
     url: str = Field(description="the audio (WAV, supports range requests)")
 
 
-EndedByName = Literal["caller", "callee", "api", "flow", "worker_lost", "node_shutdown"]
+EndedByName = Literal[
+    "caller", "callee", "api", "flow", "worker_lost", "node_shutdown", "node_lost"
+]
 
 
 class CallLegSummary(Resource):

@@ -14,6 +14,7 @@ from flexvoice.appkeys import (
     CONFIG,
     EDGE,
     FLOWS,
+    HEARTBEAT,
     MESSAGE_TRANSPORT,
     NUMBERS,
     OPTIONS,
@@ -112,6 +113,9 @@ async def pool_component(app: web.Application) -> AsyncIterator[None]:
             sink.record(event)
 
     pool.leg_ended_hooks.append(record_usage)
+    heartbeat = app.get(HEARTBEAT)
+    if heartbeat is not None:  # after the usage event is written: the row is no longer needed
+        pool.leg_ended_hooks.append(heartbeat.forget)
     if not edge:
         log.warning(
             "sip.no_edge",

@@ -1,0 +1,113 @@
+"""kill -9 of the whole node with a call up (issue 12, item 4): the call is closed at the next
+start with `ended_by: node_lost`, billed from its answer to the node's last heartbeat, one
+usage event for the leg; a second restart bills nothing again."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import run_cli, write_node_config
+from tests.sipptool import uac_args
+from tests.test_serve import http_port, start_node, wait_http
+from tests.test_sip_node import stop, wait_workers
+from tests.test_sip_pool import tone
+
+pytestmark = [pytest.mark.sip, pytest.mark.edge, pytest.mark.xdist_group("sipnode")]
+
+
+def long_call_node(tmp_path: Path) -> tuple[Path, int]:
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    tone(prompts / "long.wav", 40.0)
+    numbers = tmp_path / "numbers.yaml"
+    numbers.write_text(
+        "accounts:\n  bakery: {tariff: flexio-payu}\nnumbers:\n"
+        '  "+3225551003": {account: bakery, prompt: long}\n'
+    )
+    config = write_node_config(tmp_path, workers=1)
+    doc = yaml.safe_load(config.read_text())
+    doc["sip"]["numbers"] = str(numbers)
+    doc["paths"]["prompts"] = str(prompts)
+    doc["logging"] = {"level": "info"}
+    config.write_text(yaml.safe_dump(doc))
+    return config, int(doc["sip"]["edge"]["port"])
+
+
+def rows(db: Path, sql: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(db) as conn:
+        return list(conn.execute(sql))
+
+
+def test_kill_9_mid_call_bills_the_call_to_the_last_heartbeat_once(tmp_path: Path) -> None:
+    config, sip_port = long_call_node(tmp_path)
+    db = tmp_path / "flexvoice.db"
+    proc = start_node(config)
+    caller = None
+    try:
+        wait_http(http_port(config), "/healthz", proc, timeout=60)
+        wait_workers(http_port(config), proc, 1)
+        caller = subprocess.Popen(
+            uac_args("uac_until_bye.xml", f"127.0.0.1:{sip_port}", "+3225551003", timeout=60),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not rows(db, "SELECT call_id FROM live_legs"):
+            time.sleep(0.2)
+        [(call_id, answered_at)] = rows(db, "SELECT call_id, answered_at FROM live_legs")
+        time.sleep(5)  # talking: two or three heartbeats
+        os.killpg(proc.pid, signal.SIGKILL)
+        killed_at = time.time()
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        if caller is not None:
+            caller.kill()
+            caller.wait(timeout=10)
+    # Dead: the call is still in progress in the database, its leg noted live.
+    assert rows(db, f"SELECT status FROM calls WHERE id = '{call_id}'") == [("in-progress",)]
+
+    for run in (1, 2):  # the second restart must find nothing left to close
+        proc = start_node(config)
+        try:
+            wait_http(http_port(config), "/healthz", proc, timeout=60)
+            wait_workers(http_port(config), proc, 1)
+            time.sleep(1.5)  # the usage spool's import (every 0.5 s)
+        finally:
+            err = stop(proc)
+        closed = err.count(f"event=call.node_lost call_id={call_id}")
+        assert closed == (1 if run == 1 else 0), err[-3000:]
+
+    [(status, ended_by, cause, billed, ended_at)] = rows(
+        db,
+        "SELECT status, ended_by, cause, billable_seconds, ended_at FROM calls"
+        f" WHERE id = '{call_id}'",
+    )
+    assert (status, ended_by, cause) == ("completed", "node_lost", "node_lost")
+    talked = datetime.fromisoformat(str(ended_at)) - datetime.fromisoformat(str(answered_at))
+    # Billed to the last heartbeat: at most 2 s (one beat) before the kill, never after it.
+    lived = killed_at - datetime.fromisoformat(str(answered_at)).timestamp()
+    assert lived - 2.5 <= talked.total_seconds() <= lived, (talked, lived)
+    assert billed == 60  # one started minute, the tariff's increment
+    assert rows(db, "SELECT count(*) FROM live_legs") == [(0,)]
+    month = str(answered_at)[:7]
+    export = run_cli(
+        "usage", "export", "--month", month, "--detail", "--format", "json", "--db", str(db)
+    )
+    assert export.returncode == 0, export.stderr
+    legs = [row for row in json.loads(export.stdout) if row["event_id"] == f"{call_id}:leg"]
+    assert len(legs) == 1, legs
+    assert legs[0]["account"] == "bakery"
+    assert not (tmp_path / "usage-spool" / "rejected.jsonl").exists()
