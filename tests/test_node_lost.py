@@ -1,11 +1,13 @@
-"""kill -9 of the whole node with a call up (issue 12, item 4): the call is closed at the next
-start with `ended_by: node_lost`, billed from its answer to the node's last heartbeat, one
-usage event for the leg; a second restart bills nothing again."""
+"""Calls whose worker or node dies (issue 12, items 4 and 6). kill -9 of the whole node with a
+call up: the call is closed at the next start with `ended_by: node_lost`, billed from its
+answer to the node's last heartbeat, one usage event for the leg; a second restart bills
+nothing again. kill -9 of a worker: the edge sends the carrier a BYE at once."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -17,9 +19,9 @@ import pytest
 import yaml
 
 from tests.conftest import run_cli, write_node_config
-from tests.sipptool import uac_args
+from tests.sipptool import counts, uac_args
 from tests.test_serve import http_port, start_node, wait_http
-from tests.test_sip_node import stop, wait_workers
+from tests.test_sip_node import stop, wait_workers, worker_pids
 from tests.test_sip_pool import tone
 
 pytestmark = [pytest.mark.sip, pytest.mark.edge, pytest.mark.xdist_group("sipnode")]
@@ -111,3 +113,51 @@ def test_kill_9_mid_call_bills_the_call_to_the_last_heartbeat_once(tmp_path: Pat
     assert len(legs) == 1, legs
     assert legs[0]["account"] == "bakery"
     assert not (tmp_path / "usage-spool" / "rejected.jsonl").exists()
+
+
+def test_a_killed_workers_caller_gets_a_bye_from_the_edge_at_once(tmp_path: Path) -> None:
+    config, sip_port = long_call_node(tmp_path)
+    db = tmp_path / "flexvoice.db"
+    proc = start_node(config)
+    caller = None
+    try:
+        wait_http(http_port(config), "/healthz", proc, timeout=60)
+        wait_workers(http_port(config), proc, 1)
+        caller = subprocess.Popen(
+            uac_args("uac_until_bye.xml", f"127.0.0.1:{sip_port}", "+3225551003", timeout=60),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not rows(db, "SELECT call_id FROM live_legs"):
+            time.sleep(0.2)
+        [(call_id,)] = rows(db, "SELECT call_id FROM live_legs")
+        os.kill(worker_pids(proc.pid, config)[0], signal.SIGKILL)
+        killed = time.monotonic()
+        out, _ = caller.communicate(timeout=30)
+        took = time.monotonic() - killed
+        # The caller got the edge's BYE (its scenario waits for one, then answers 200).
+        assert counts(out) == (1, 0), out[-3000:]
+        assert took < 5, f"BYE after {took:.1f} s"
+        wait_workers(http_port(config), proc, 1)  # restarted
+        edge_loads = edge_load(tmp_path)
+        assert edge_loads == [0], f"worker slots still taken at the edge: {edge_loads}"
+    finally:
+        if caller is not None and caller.poll() is None:
+            caller.kill()
+        err = stop(proc)
+    assert f"event=call.ended call_id={call_id}" in err
+    assert "event=edge.worker_calls_ended worker=0 calls=1" in err
+    [(status, ended_by)] = rows(db, f"SELECT status, ended_by FROM calls WHERE id = '{call_id}'")
+    assert (status, ended_by) == ("completed", "worker_lost")
+
+
+def edge_load(state: Path) -> list[int]:
+    out = subprocess.run(
+        ["kamcmd", "-s", f"unix:{state}/kamailio-ctl.sock", "dispatcher.list"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    ).stdout
+    return [int(n) for n in re.findall(r"DLGLOAD: (\d+)", out)]

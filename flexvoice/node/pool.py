@@ -97,6 +97,7 @@ async def pool_component(app: web.Application) -> AsyncIterator[None]:
     edge_process = app.get(EDGE)
     if edge_process is not None:  # the edge started first (it stops after the pool drained)
         pool.on_worker_state.append(edge_process.set_worker_state)
+        pool.on_worker_lost.append(edge_process.worker_lost)  # BYE to their carriers
     elif edge:
         need(app, EDGE, "edge_component", "pool_component")
     status.workers_total = settings.count
