@@ -51,6 +51,10 @@ def rows(db: Path, sql: str) -> list[tuple[object, ...]]:
 
 
 def test_kill_9_mid_call_bills_the_call_to_the_last_heartbeat_once(tmp_path: Path) -> None:
+    """The node and its worker die together (kill -9 of both, as the OOM killer of a cgroup or
+    a power cut would): nobody is left to hang up. The edge, stopped by the kernel with the
+    node, wrote its dialogs down; at the next start it sends the caller a BYE, and the call is
+    billed to the last heartbeat."""
     config, sip_port = long_call_node(tmp_path)
     db = tmp_path / "flexvoice.db"
     proc = start_node(config)
@@ -59,15 +63,20 @@ def test_kill_9_mid_call_bills_the_call_to_the_last_heartbeat_once(tmp_path: Pat
         wait_http(http_port(config), "/healthz", proc, timeout=60)
         wait_workers(http_port(config), proc, 1)
         caller = subprocess.Popen(
-            uac_args("uac_until_bye.xml", f"127.0.0.1:{sip_port}", "+3225551003", timeout=60),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            uac_args("uac_until_bye.xml", f"127.0.0.1:{sip_port}", "+3225551003", timeout=90),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and not rows(db, "SELECT call_id FROM live_legs"):
             time.sleep(0.2)
         [(call_id, answered_at)] = rows(db, "SELECT call_id, answered_at FROM live_legs")
         time.sleep(5)  # talking: two or three heartbeats
+        workers = worker_pids(proc.pid, config)
+        os.killpg(proc.pid, signal.SIGSTOP)  # so the node cannot see its worker die
+        for pid in workers.values():
+            os.kill(pid, signal.SIGKILL)
         os.killpg(proc.pid, signal.SIGKILL)
         killed_at = time.time()
         proc.wait(timeout=10)
@@ -75,9 +84,8 @@ def test_kill_9_mid_call_bills_the_call_to_the_last_heartbeat_once(tmp_path: Pat
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
-        if caller is not None:
-            caller.kill()
-            caller.wait(timeout=10)
+        if caller is not None and caller.poll() is not None:
+            pytest.fail(f"the caller's call ended before the restart: {caller.communicate()[0]}")
     # Dead: the call is still in progress in the database, its leg noted live.
     assert rows(db, f"SELECT status FROM calls WHERE id = '{call_id}'") == [("in-progress",)]
 
@@ -86,11 +94,17 @@ def test_kill_9_mid_call_bills_the_call_to_the_last_heartbeat_once(tmp_path: Pat
         try:
             wait_http(http_port(config), "/healthz", proc, timeout=60)
             wait_workers(http_port(config), proc, 1)
+            if run == 1:  # the edge's BYE reached the caller, which answered it
+                out, _ = caller.communicate(timeout=20)
+                assert counts(out) == (1, 0), out[-3000:]
             time.sleep(1.5)  # the usage spool's import (every 0.5 s)
         finally:
+            if caller.poll() is None:
+                caller.kill()
             err = stop(proc)
         closed = err.count(f"event=call.node_lost call_id={call_id}")
         assert closed == (1 if run == 1 else 0), err[-3000:]
+        assert err.count("event=edge.left_calls_ended calls=1") == (1 if run == 1 else 0)
 
     [(status, ended_by, cause, billed, ended_at)] = rows(
         db,

@@ -43,6 +43,7 @@ from flexvoice.sip.edge_config import (
     MAX_SIP_BODY,
     MAX_SIP_MESSAGE,
     REPO_TEMPLATE,
+    ensure_dialog_db,
     render_config,
     render_dispatcher_list,
     template_path,
@@ -142,6 +143,7 @@ class Edge(EdgeRpc):
             ctl_socket=self.ctl_socket,
         )
         self.config_file.write_text(text)
+        ensure_dialog_db(self.dir)
         return self.config_file
 
     def check(self) -> None:
@@ -228,6 +230,26 @@ class Edge(EdgeRpc):
             await self._push_state(index, up)
         e = self.cfg.sip.edge
         log.info("edge.started", pid=self._proc.pid, sip=f"{e.host}:{e.port}", acl=e.acl)
+        if self.restarts == 0:
+            await self._end_left_dialogs()
+
+    async def _end_left_dialogs(self) -> None:
+        """At the node's start, the calls the last Kamailio held when it stopped (written to
+        var/edge/dialogs) belong to workers that are gone: each carrier gets a BYE now. (A
+        Kamailio the running node restarts keeps its dialogs: their workers live on.)"""
+        try:
+            left = [d for d in await self.dialogs() if d.state in (3, 4)]
+        except UserError as exc:
+            log.error("edge.left_dialogs_unknown", error=str(exc))
+            return
+        for dialog in left:
+            with contextlib.suppress(UserError):
+                await self.rpc(
+                    "dlg.end_dlg", dialog.h_entry, dialog.h_id,
+                    'Reason: SIP;cause=503;text="node restarted"\r\n',
+                )  # fmt: skip
+        if left:
+            log.warning("edge.left_calls_ended", calls=len(left))
 
     async def _wait_ready(self) -> None:
         assert self._proc is not None

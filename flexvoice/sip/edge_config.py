@@ -14,6 +14,35 @@ from flexvoice.sip.trunks import Trunks
 
 REPO_TEMPLATE = Path(__file__).resolve().parent.parent.parent / "sip" / "kamailio.cfg.tmpl"
 DISPATCHER_SET = 1
+# The dialog module's db_text tables (under the edge's state directory): the calls Kamailio
+# held when it was stopped, so a node killed with calls up ends them at its next start.
+DIALOG_DB = "dialogs"
+_DIALOG_TABLES = {
+    "version": "id(int,auto) table_name(string) table_version(int) \n0:dialog:7\n0:dialog_vars:1\n",
+    "dialog": (
+        "id(int,auto) hash_entry(int) hash_id(int) callid(string) from_uri(string) "
+        "from_tag(string) to_uri(string) to_tag(string) caller_cseq(string) "
+        "callee_cseq(string) caller_route_set(string,null) callee_route_set(string,null) "
+        "caller_contact(string) callee_contact(string) caller_sock(string) callee_sock(string) "
+        "state(int) start_time(int) timeout(int) sflags(int) iflags(int) "
+        "toroute_name(string,null) req_uri(string) xdata(string,null) \n"
+    ),
+    "dialog_vars": (
+        "id(int,auto) hash_entry(int) hash_id(int) dialog_key(string) dialog_value(string) \n"
+    ),
+}
+
+
+def ensure_dialog_db(runtime_dir: Path) -> Path:
+    """The db_text folder of the dialog module, with empty tables where there are none."""
+    folder = runtime_dir / DIALOG_DB
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in _DIALOG_TABLES.items():
+        table = folder / name
+        if not table.exists():
+            table.write_text(text)
+    return folder
+
 
 # Dispatcher destination flags (dispatcher module, ds.h).
 DS_INACTIVE = 1
@@ -104,6 +133,7 @@ def render_config(
         "CHILDREN": str(edge.children),
         "ALIASES": "\n".join(alias_lines),
         "RUNTIME_DIR": str(runtime_dir),
+        "DIALOG_DB": str(runtime_dir / DIALOG_DB),
         "LISTEN": "\n".join(listen),
         "CTL_SOCKET": str(ctl_socket),
         "PIKE_DENSITY": str(edge.flood_limit * 2),  # per 2 s sampling window
