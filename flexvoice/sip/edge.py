@@ -237,19 +237,14 @@ class Edge(EdgeRpc):
         """At the node's start, the calls the last Kamailio held when it stopped (written to
         var/edge/dialogs) belong to workers that are gone: each carrier gets a BYE now. (A
         Kamailio the running node restarts keeps its dialogs: their workers live on.)"""
-        try:
-            left = [d for d in await self.dialogs() if d.state in (3, 4)]
-        except UserError as exc:
-            log.error("edge.left_dialogs_unknown", error=str(exc))
-            return
-        for dialog in left:
-            with contextlib.suppress(UserError):
-                await self.rpc(
-                    "dlg.end_dlg", dialog.h_entry, dialog.h_id,
-                    'Reason: SIP;cause=503;text="node restarted"\r\n',
-                )  # fmt: skip
+        left = 0
+        for worker in self.workers:
+            try:
+                left += await self.end_dialogs(worker, "node restarted")
+            except UserError as exc:
+                log.error("edge.left_dialogs_unknown", worker=worker.index, error=str(exc))
         if left:
-            log.warning("edge.left_calls_ended", calls=len(left))
+            log.warning("edge.left_calls_ended", calls=left)
 
     async def _wait_ready(self) -> None:
         assert self._proc is not None
@@ -397,7 +392,7 @@ class Edge(EdgeRpc):
 
     async def _end_dialogs(self, worker: WorkerAddress) -> None:
         try:
-            ended = await self.end_dialogs(worker, 'SIP;cause=503;text="media worker lost"')
+            ended = await self.end_dialogs(worker, "media worker lost")
         except UserError as exc:
             log.error("edge.end_dialogs_failed", worker=worker.index, error=str(exc))
             return

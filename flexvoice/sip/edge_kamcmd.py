@@ -119,13 +119,15 @@ class EdgeDialog:
     h_id: str
     call_id: str
     state: int  # 1 unconfirmed, 2 early, 3 confirmed (no ACK yet), 4 confirmed, 5 deleted
-    contacts: tuple[str, str]  # the caller's and the callee's Contact URIs
+    cseq: str  # the caller's CSeq number (of the INVITE while unanswered)
 
-    def held_by(self, worker: WorkerAddress) -> bool:
-        """True when one side of the call is this worker (its Contact is the worker's port)."""
-        mark = f"@{worker.host}:{worker.port}"
-        bare = f"sip:{worker.host}:{worker.port}"
-        return any(c.split(";")[0].endswith(mark) or c.split(";")[0] == bare for c in self.contacts)
+    @property
+    def answered(self) -> bool:
+        return self.state in (3, 4)
+
+    @property
+    def ringing(self) -> bool:
+        return self.state in (1, 2)
 
 
 def dialogs_from(data: Any) -> list[EdgeDialog]:
@@ -140,10 +142,7 @@ def dialogs_from(data: Any) -> list[EdgeDialog]:
                 h_id=str(d.get("h_id", "")),
                 call_id=str(d.get("call-id", "")),
                 state=_int(d.get("state")),
-                contacts=(
-                    str(_get(d, "caller", "contact") or ""),
-                    str(_get(d, "callee", "contact") or ""),
-                ),
+                cseq=str(_get(d, "caller", "cseq") or "1"),
             )
         )
     return found

@@ -92,19 +92,29 @@ class EdgeRpc:
                 stats[name.strip()] = int(value)
         return stats
 
-    async def dialogs(self) -> list[EdgeDialog]:
-        """The calls the edge holds now (its dialog module's list)."""
-        return dialogs_from(parse_kamcmd(await self.rpc("dlg.list")))
+    async def dialogs(self, worker: WorkerAddress) -> list[EdgeDialog]:
+        """The calls the edge holds with one worker (the dialog profile `worker`; a short
+        list, where `dlg.list` of a busy edge is too big for one ctl-socket reply)."""
+        out = await self.rpc("dlg.profile_list", "worker", worker.uri)
+        return dialogs_from(parse_kamcmd(out))
 
-    async def end_dialogs(self, worker: WorkerAddress, reason: str) -> int:
-        """End every call one side of which is `worker`: the edge sends BYE both ways (the
-        carrier hears the call end; the worker's side, gone, times out). How many."""
+    async def end_dialogs(self, worker: WorkerAddress, why: str) -> int:
+        """End every call `worker` held, answered or not, toward the carrier: an answered
+        one with a BYE both ways (the worker's side, gone, times out), an unanswered one with
+        a 503 to the caller. Either frees the call's worker slot. How many."""
         ended = 0
-        for dialog in await self.dialogs():
-            if not dialog.held_by(worker) or dialog.state not in (3, 4):
-                continue  # an unconfirmed dialog ends with its INVITE's final answer
+        for dialog in await self.dialogs(worker):
             try:
-                await self.rpc("dlg.end_dlg", dialog.h_entry, dialog.h_id, f"Reason: {reason}\r\n")
+                if dialog.answered:
+                    reason = f'Reason: SIP;cause=503;text="{why}"\r\n'
+                    await self.rpc("dlg.end_dlg", dialog.h_entry, dialog.h_id, reason)
+                elif dialog.ringing:
+                    await self.rpc(
+                        "tm.reply_callid", "503", "Service Unavailable", dialog.call_id,
+                        f"{dialog.cseq} INVITE", "edge-lost", "Retry-After: 5\r\n",
+                    )  # fmt: skip
+                else:
+                    continue
             except UserError as exc:  # ended meanwhile: the other side hung up
                 log.info("edge.dialog_end_failed", call=dialog.call_id, error=str(exc))
                 continue

@@ -315,7 +315,10 @@ class WorkerPool:
         if self.stopping:
             return
         metrics.WORKER_RESTARTS.inc()
-        log.error("worker.died", worker=worker.index, rc=rc, calls_lost=len(lost))
+        log.error(
+            "worker.died", worker=worker.index, rc=rc, calls_lost=len(lost),
+            last_words=worker.last_stderr[-300:],
+        )  # fmt: skip
         for hook in self.on_worker_lost:
             hook(worker.index)
         self.spawn(self._restart(worker))
