@@ -18,7 +18,7 @@ class EdgeTarget:
     state: str  # "active", "inactive" (pings failed) or "disabled" (the pool took it out)
     probing: bool
     flags: str  # Kamailio's own letters, e.g. "AP"
-    load: int  # calls the dispatcher counts on it now (algorithm 10)
+    load: int  # calls on it now (its dialogs at the edge; see EdgeRpc.targets)
     maxload: int
 
 

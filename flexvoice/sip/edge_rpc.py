@@ -4,6 +4,7 @@ dispatcher sees them, statistics, and the calls (dialogs) it holds, which it can
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 from flexvoice.config import Config
@@ -79,8 +80,15 @@ class EdgeRpc:
             return 0
 
     async def targets(self) -> list[EdgeTarget]:
-        """The workers as the dispatcher sees them now."""
-        return targets_from(parse_kamcmd(await self.rpc("dispatcher.list")), self.workers)
+        """The workers as the dispatcher sees them now, each with its calls (its dialogs:
+        what the edge counts when it dispatches)."""
+        found = targets_from(parse_kamcmd(await self.rpc("dispatcher.list")), self.workers)
+        return [replace(t, load=await self.calls_on(t.uri)) for t in found]
+
+    async def calls_on(self, uri: str) -> int:
+        """How many calls (dialogs, answered or not) the edge holds with the worker `uri`."""
+        out = (await self.rpc("dlg.profile_get_size", "worker", uri)).strip()
+        return int(out) if out.isdigit() else 0
 
     async def counters(self) -> dict[str, int]:
         """Kamailio's statistics (`group:name` -> value), e.g. core:rcv_requests."""
