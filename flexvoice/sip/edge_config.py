@@ -58,9 +58,6 @@ _PLACEHOLDER = re.compile(r"\{\{([A-Z_]+)\}\}")
 MAX_REQUEST_URI = 256
 MAX_SIP_BODY = 2500
 MAX_SIP_MESSAGE = 3600
-# New calls a worker is given per second: a faster stream makes PJSIP abort (its 64 socket
-# slots, freed 500 ms after use, run out: sip/kamailio.cfg.tmpl, pipelimit).
-MAX_WORKER_CPS = 20
 
 
 def template_path(cfg: Config) -> Path:
@@ -147,7 +144,7 @@ def render_config(
         "WORKER_TIMEOUT_MS": str(max(100, round(edge.worker_timeout * 1000))),
         "TRUNK_TARGETS": "\n".join(trunk_targets) or "\t# (no trunks configured)",
         "MAX_CALLS": str(cfg.sip.workers.max_calls),
-        "WORKER_CPS": str(MAX_WORKER_CPS),
+        "WORKER_CPS": str(edge.worker_cps),
         "MAX_REQUEST_URI": str(MAX_REQUEST_URI),
         "MAX_BODY": str(MAX_SIP_BODY),
         "MAX_MESSAGE": str(MAX_SIP_MESSAGE),
