@@ -24,19 +24,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from flexvoice.conference.service import ConferenceService  # noqa: E402
-from flexvoice.flows.interpreter import FlowDeps  # noqa: E402
-from flexvoice.flows.runtime import FlowRuntime  # noqa: E402
-from flexvoice.sip.leg import SipLeg  # noqa: E402
-from flexvoice.sip.links import PoolLinker  # noqa: E402
-from flexvoice.sip.pool import PoolSettings, WorkerPool  # noqa: E402
-from tests.conftest import free_port_range  # noqa: E402
-from tests.fakeleg import Sink  # noqa: E402
-from tests.rtp_ears import ALAW, Ear, pcap_payloads, speak  # noqa: E402
-from tests.sipptool import run_uac_async  # noqa: E402
+from bench import REPO
+from flexvoice.conference.service import ConferenceService
+from flexvoice.flows.deps import FlowDeps
+from flexvoice.flows.runtime import FlowRuntime
+from flexvoice.sip.leg import SipLeg
+from flexvoice.sip.links import PoolLinker
+from flexvoice.sip.pool import PoolSettings, WorkerPool
+from tests.conftest import free_port_range
+from tests.fakeleg import Sink
+from tests.rtp_ears import ALAW, Ear, pcap_payloads, speak
+from tests.sipptool import run_uac_async
 
 FLOW = "flow: room\nstart: room\nsteps:\n  room:\n    conference: {room: bench, beep: false}\n"
 SPEECH = 500  # RMS of one packet that counts as speech
@@ -177,17 +175,17 @@ async def bench(args: argparse.Namespace) -> int:
         "speaker = g711a.pcap; delay = speaker's first speech packet sent -> first one heard"
     )
     print(f"targets: {TARGET_SIZE} participants, worst delay under {TARGET_MS} ms; {load()}")
-    print(f"{'room':>4} {'workers':>7} {'heard':>5} {'self':>5} {'depth':>5} "
+    print(f"{'room':>4} {'workers':>7} {'heard':>5} {'self (rms)':>9} {'depth':>5} "
           f"{'cpu %/participant':>17}  worst mouth-to-ear delay per depth (ms)")  # fmt: skip
     rc = 0
     with tempfile.TemporaryDirectory(prefix="flexvoice-bench-conf-") as tmp:
         for size in sizes:
             r = await one_room(size, Path(tmp), args.per_worker)
             delays = ", ".join(f"d{d}: {ms:.0f}" for d, ms in r.delays.items())
-            hears_self = "yes" if r.self_rms > 50 else "no"
+            hears_self = f"{'yes' if r.self_rms > 50 else 'no'} {r.self_rms:.0f}"
             worst = max(r.delays.values(), default=0.0)
             print(
-                f"{size:>4} {r.workers:>7} {r.heard:>5}/{size - 1:<3} {hears_self:>4} "
+                f"{size:>4} {r.workers:>7} {r.heard:>5}/{size - 1:<3} {hears_self:>8} "
                 f"{r.depth:>5} {r.cpu:>17.2f}  {delays}  (worst/target {worst / TARGET_MS:.2f}; "
                 f"{load()})",
                 flush=True,
