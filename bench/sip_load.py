@@ -483,6 +483,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--idle-seconds", type=int, default=10)
     parser.add_argument("--no-bare", action="store_true", help="skip the bare pjsua2 floor")
     parser.add_argument("--no-cps", action="store_true", help="skip the CPS steps")
+    parser.add_argument("--rates", default="", help="CPS steps: 50,100,200")
     args = parser.parse_args(argv)
     if args.quick:
         args.workers, args.max_calls, args.step, args.step_seconds = 10, 40, 20, 3
@@ -491,6 +492,8 @@ def main(argv: list[str]) -> int:
         print(f"bench sip_load: --workers at most {MAX_WORKERS}")
         return 2
     rates = [50, 100, 150, 200, 250, 300, 400] if not args.quick else [20, 40]
+    if args.rates:
+        rates = [int(r) for r in args.rates.split(",")]
     steps = list(range(args.step, args.max_calls + 1, args.step))
     if shutil.which("sipp") is None or shutil.which("kamailio") is None:
         print("bench sip_load: needs sipp and kamailio (./run installs them)")
