@@ -62,6 +62,12 @@ RECORDING_CLOSE_WAIT = 5.0  # seconds to wait for PJSIP to close a recording's f
 # The control plane decides within milliseconds (number lookup, then ring, answer or refuse);
 # past this, the worker refuses the INVITE itself (refuse_undecided).
 DECIDE_WITHIN = 10.0
+# pjsua reports a call's end before it frees the call's slot (a few ms later, its media torn
+# down): an originate in that gap fails with PJ_ETOOMANY although we hold fewer than
+# MAX_CALLS calls. It is tried again every RETRY_POLL_MS for up to ORIGINATE_RETRY_FOR.
+PJ_ETOOMANY = 70010
+ORIGINATE_RETRY_FOR = 0.5
+RETRY_POLL_MS = 5
 # Offered in this order; everything else the wheel has (speex, iLBC, GSM, ...) is disabled.
 CODECS = {"PCMA/8000": 250, "PCMU/8000": 240, "G722/16000": 230}
 
@@ -93,6 +99,8 @@ class Worker:
         self.finished_recordings: list[tuple[float, str, str, str, float]] = []
         self.running = True
         self.idle_ms = idle_ms
+        # (give-up time, call, URI, op) of originates waiting for a slot pjsua has not freed
+        self.waiting_originates: list[tuple[float, WorkerCall, str, Any]] = []
         # (To URI, body) -> [(message id, Buddy)] of MESSAGEs waiting for their answer
         self.pending_messages: dict[tuple[str, str], list[tuple[str, Any]]] = {}
 
@@ -190,10 +198,14 @@ class Worker:
                 self.refuse_undecided()
             if self.finished_recordings:
                 self.report_recordings()
+            if self.waiting_originates:
+                self.retry_originates()
         self.shutdown()
 
     def poll_ms(self) -> int:
         """How long the next libHandleEvents may block (see ACTIVE_POLL_MS)."""
+        if self.waiting_originates:
+            return RETRY_POLL_MS
         if self.finished_recordings:
             return ACTIVE_POLL_MS  # PJSIP's clock closes the files
         if self.calls:
@@ -299,11 +311,23 @@ class Worker:
         if caller_id:
             prm.txOption.localUri = f"<sip:{caller_id}@{self.host}>"
         self.calls[call_id] = call
+        self.make_call(time.monotonic() + ORIGINATE_RETRY_FOR, call, str(msg.get("uri")), prm)
+
+    def make_call(self, give_up: float, call: WorkerCall, uri: str, prm: Any) -> None:
         try:
-            call.makeCall(str(msg.get("uri")), prm)
+            call.makeCall(uri, prm)
         except pj.Error as exc:
-            del self.calls[call_id]
-            self.emit("state", call=call_id, state="disconnected", code=500, reason=exc.reason)
+            if exc.status == PJ_ETOOMANY and time.monotonic() < give_up:
+                self.waiting_originates.append((give_up, call, uri, prm))
+                return
+            self.calls.pop(call.id, None)
+            self.emit("state", call=call.id, state="disconnected", code=500, reason=exc.reason)
+
+    def retry_originates(self) -> None:
+        waiting, self.waiting_originates = self.waiting_originates, []
+        for give_up, call, uri, prm in waiting:
+            if not call.ended:  # else hung up while it waited (its end is reported)
+                self.make_call(give_up, call, uri, prm)
 
     # -- SIP MESSAGE (RFC 3428), outside any call ------------------------------------------
     def send_message(self, msg: Message) -> None:
