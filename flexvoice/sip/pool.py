@@ -374,7 +374,10 @@ class WorkerPool:
         if leg_or_none is None:
             if msg.t == "error":  # a leg already gone: its worker id means nothing outside
                 fields = {k: v for k, v in msg.fields.items() if k != "call"}
-                log.warning("worker.error", worker=worker.index, **fields)
+                # A command that crossed its call's end (the flow played to a caller who had
+                # just hung up) is no fault; a call id the worker never knew is one.
+                report = log.debug if msg.get("ended") else log.warning
+                report("worker.error", worker=worker.index, **fields)
             return
         leg_or_none.on_event(msg)
         if msg.t == "state" and msg.get("state") == "disconnected":

@@ -68,6 +68,8 @@ DECIDE_WITHIN = 10.0
 PJ_ETOOMANY = 70010
 ORIGINATE_RETRY_FOR = 0.5
 RETRY_POLL_MS = 5
+# Ended calls remembered, so that a command crossing a call's end is told from a bad call id.
+ENDED_CALLS_KEPT = 256
 # Offered in this order; everything else the wheel has (speex, iLBC, GSM, ...) is disabled.
 CODECS = {"PCMA/8000": 250, "PCMU/8000": 240, "G722/16000": 230}
 
@@ -91,6 +93,8 @@ class Worker:
         # Filled by the reader thread, drained by the main thread (deque: thread-safe ends).
         self.commands: collections.deque[Message | None] = collections.deque()
         self.calls: dict[str, WorkerCall] = {}
+        # Calls that ended lately (oldest first): a command for one of them crossed its end.
+        self.ended_calls: dict[str, None] = {}
         # Conference rooms on this worker: room key -> its members (calls mixed together).
         self.rooms: dict[str, list[WorkerCall]] = {}
         # Objects PJSIP may still call back into: dropped only from the main loop, later.
@@ -219,6 +223,11 @@ class Worker:
             return CLEANUP_POLL_MS
         return self.idle_ms
 
+    def call_ended(self, call_id: str) -> None:
+        self.ended_calls[call_id] = None
+        if len(self.ended_calls) > ENDED_CALLS_KEPT:
+            del self.ended_calls[next(iter(self.ended_calls))]
+
     def wake_address(self) -> tuple[str, int]:
         """Where the reader thread sends its wake-up: our own UDP SIP transport."""
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
@@ -287,7 +296,10 @@ class Worker:
             return
         call = self.calls.get(msg.call or "")
         if call is None:
-            self.emit("error", call=msg.call, cmd=msg.t, message="no such call on this worker")
+            if msg.call not in self.ended_calls:
+                self.emit("error", call=msg.call, cmd=msg.t, message="no such call on this worker")
+            elif msg.t != "hangup":  # a hangup of an ended call asks for what happened already
+                self.emit("error", call=msg.call, cmd=msg.t, message="call ended", ended=True)
             return
         handler: Callable[[Message], None] | None = getattr(call, f"cmd_{msg.t}", None)
         if handler is None:
@@ -791,6 +803,7 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
         self.bridged.clear()
         self.audio = None  # owned by the pjsua2 Call: not to be touched after this
         self.worker.calls.pop(self.id, None)
+        self.worker.call_ended(self.id)
 
 
 class Recording:
