@@ -10,24 +10,21 @@ import threading
 import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from flexvoice.calls import CallRegistry
 from flexvoice.statistics.rollup import differences, read_rows, recompute
 from flexvoice.storage.sqlite import connect
-from tests.conftest import REPO, free_port_range, run_cli, write_node_config
+from tests.conftest import free_port_range
+from tests.nodekit import StartTrunkNode, api
 from tests.sipptool import SippResult, Uas, run_uac
-from tests.test_api_sip import api
-from tests.test_serve import http_port, start_node, wait_http
-from tests.test_sip_node import stop, wait_workers
 
 pytestmark = [pytest.mark.sip, pytest.mark.edge, pytest.mark.xdist_group("sipnode")]
 
 LINE, MOVED, OTHER = "+3225551001", "+3225551002", "+3225552001"
+BROKEN = "+3225551003"  # its flow does not exist
 AGENT, BUSY, RINGS = "+3225559001", "+3225559002", "+3225559003"  # tests/sipp/uas_agents.xml
 
 STATS_FLOW = f"""\
@@ -63,43 +60,17 @@ steps:
     hangup:
 """
 
-
-def node_config(tmp_path: Path, trunk_port: int) -> Path:
-    flows = tmp_path / "flows"
-    flows.mkdir()
-    (flows / "stats.yaml").write_text(STATS_FLOW)
-    (tmp_path / "trunks.yaml").write_text(
-        f"""trunks:
-  carrier:
-    proxy: 127.0.0.1:{trunk_port}
-    source_addresses: [127.0.0.1]
-    caller_id: {{default: "{LINE}"}}
-default_outbound: carrier
-"""
-    )
-    (tmp_path / "numbers.yaml").write_text(
-        "accounts:\n  shop: {tariff: flexio-payu}\n  other: {tariff: flexio-payu}\n"
-        f'numbers:\n  "{LINE}": {{account: shop, flow: stats}}\n'
-        f'  "{MOVED}": {{account: shop, flow: stats}}\n'
-        f'  "{OTHER}": {{account: other, flow: stats}}\n'
-    )
-    config = write_node_config(tmp_path, workers=2)
-    doc = yaml.safe_load(config.read_text())
-    doc["sip"]["trunks"] = str(tmp_path / "trunks.yaml")
-    doc["sip"]["numbers"] = str(tmp_path / "numbers.yaml")
-    doc["paths"]["flows"] = str(flows)
-    doc["paths"]["prompts"] = str(REPO / "ivr_prompts")
-    config.write_text(yaml.safe_dump(doc))
-    return config
-
-
-def key(tmp_path: Path, account: str, role: str) -> str:
-    made = run_cli(
-        "keys", "create", "--account", account, "--role", role,
-        "--db", str(tmp_path / "flexvoice.db"),
-    )  # fmt: skip
-    assert made.returncode == 0, made.stderr
-    return made.stdout.split()[0]
+# trunk_node's arguments for the node these tests (and the statistics page's) run.
+STATS_NODE: dict[str, Any] = {
+    "flows": {"stats": STATS_FLOW},
+    "numbers": {
+        LINE: {"account": "shop", "flow": "stats"},
+        MOVED: {"account": "shop", "flow": "stats"},
+        BROKEN: {"account": "shop", "flow": "missing"},
+        OTHER: {"account": "other", "flow": "stats"},
+    },
+    "caller_id": {"default": LINE},
+}
 
 
 def csv_get(port: int, key_text: str, path: str) -> list[dict[str, str]]:
@@ -122,76 +93,75 @@ def wait_offered(port: int, key_text: str, path: str, want: int, timeout: float 
     raise AssertionError(f"statistics stayed at {doc}")
 
 
-def test_scripted_calls_give_exactly_the_figures_they_imply(tmp_path: Path) -> None:
+def test_scripted_calls_give_exactly_the_figures_they_imply(trunk_node: StartTrunkNode) -> None:
     trunk_port = free_port_range(1)
-    config = node_config(tmp_path, trunk_port)
-    edge = f"127.0.0.1:{yaml.safe_load(config.read_text())['sip']['edge']['port']}"
-    proc = start_node(config)
-    port = http_port(config)
+    node = trunk_node(
+        trunk_port,
+        **STATS_NODE,
+    )
+    edge, port, tmp_path = node.edge, node.port, node.tmp
     today = datetime.now(UTC).date()
     # Around today: a run that crosses midnight UTC still finds all its calls.
     period = f"from={today - timedelta(days=1)}&to={today + timedelta(days=1)}"
+    manager, analyst = node.new_key("shop", "manager"), node.new_key("other", "analyst")
+    admin = node.new_key("shop", "admin")
+    status, doc = api(
+        port, admin, "PUT", f"/v1/numbers/{MOVED}/continuity",
+        {"forward_to": "+3225557777", "active": True},
+    )  # fmt: skip
+    assert status == 200, doc
+
+    agents = Uas("uas_agents.xml", trunk_port, calls=6)
     try:
-        wait_http(port, "/healthz", proc, timeout=60)
-        wait_workers(port, proc, 2)
-        manager, analyst = key(tmp_path, "shop", "manager"), key(tmp_path, "other", "analyst")
-        admin = key(tmp_path, "shop", "admin")
-        status, doc = api(
-            port, admin, "PUT", f"/v1/numbers/{MOVED}/continuity",
-            {"forward_to": "+3225557777", "active": True},
-        )  # fmt: skip
-        assert status == 200, doc
-
-        agents = Uas("uas_agents.xml", trunk_port, calls=6)
-        try:
-            # Key 1: the desk answers, the caller talks 3 s and hangs up. Key 3: the desk is
-            # busy, no branch (busy). Key 5: busy, on_busy plays a message (rerouted). Key 4:
-            # nobody answers within 3 s (no answer).
-            for scenario, hold, digit in [
-                ("uac_key.xml", 3000, "1"),
-                ("uac_key_until_bye.xml", 1000, "3"),
-                ("uac_key_until_bye.xml", 1000, "5"),
-                ("uac_key_until_bye.xml", 1000, "4"),
-            ]:
-                result = run_uac(scenario, edge, LINE, hold_ms=hold, keys={"digit": digit})
-                assert result.successful == 1, (digit, result.output)
-            # Key 2: the caller waits in the queue and gives up after 7 s, seen live meanwhile.
-            queued: dict[str, SippResult] = {}
-            caller = threading.Thread(
-                target=lambda: queued.setdefault(
-                    "r", run_uac("uac_key.xml", edge, LINE, hold_ms=7000, keys={"digit": "2"})
-                )
-            )
-            caller.start()
-            live: Any = None
-            deadline = time.monotonic() + 6
-            while time.monotonic() < deadline:
-                _, live = api(port, manager, "GET", "/v1/statistics/live")
-                if live["queues"] and live["agents_ringing"]:
-                    break
-                time.sleep(0.2)
-            caller.join(30)
-            assert queued["r"].successful == 1, queued["r"].output
-        finally:
-            agents.stop()
-        # No agent needed: a caller leaves the menu after 3 s; the moved number redirects.
-        for scenario, number, hold in [
-            ("uac_call.xml", LINE, 3000),
-            ("uac_expect_302.xml", MOVED, 1000),
-            ("uac_call.xml", OTHER, 2000),
+        # Key 1: the desk answers, the caller talks 3 s and hangs up. Key 3: the desk is
+        # busy, no branch (busy). Key 5: busy, on_busy plays a message (rerouted). Key 4:
+        # nobody answers within 3 s (no answer).
+        for scenario, hold, digit in [
+            ("uac_key.xml", 3000, "1"),
+            ("uac_key_until_bye.xml", 1000, "3"),
+            ("uac_key_until_bye.xml", 1000, "5"),
+            ("uac_key_until_bye.xml", 1000, "4"),
         ]:
-            result = run_uac(scenario, edge, number, hold_ms=hold)
-            assert result.successful == 1, (scenario, result.output)
-
-        shop = wait_offered(port, manager, f"/v1/statistics/calls?{period}", 7)
-        steps_doc = api(port, manager, "GET", f"/v1/statistics/calls?{period}&group_by=step")[1]
-        path = f"/v1/statistics/calls?{period}&group_by=queue&queue=support"
-        queue_doc = api(port, manager, "GET", path)[1]
-        by_number = csv_get(port, manager, f"/v1/statistics/calls?{period}&group_by=number"
-                            "&tz=Europe/Brussels&format=csv")  # fmt: skip
-        other = wait_offered(port, analyst, f"/v1/statistics/calls?{period}&group_by=number", 1)
+            result = run_uac(scenario, edge, LINE, hold_ms=hold, keys={"digit": digit})
+            assert result.successful == 1, (digit, result.output)
+        # Key 2: the caller waits in the queue and gives up after 7 s, seen live meanwhile.
+        queued: dict[str, SippResult] = {}
+        caller = threading.Thread(
+            target=lambda: queued.setdefault(
+                "r", run_uac("uac_key.xml", edge, LINE, hold_ms=7000, keys={"digit": "2"})
+            )
+        )
+        caller.start()
+        live: Any = None
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline:
+            _, live = api(port, manager, "GET", "/v1/statistics/live")
+            if live["queues"] and live["agents_ringing"]:
+                break
+            time.sleep(0.2)
+        caller.join(30)
+        assert queued["r"].successful == 1, queued["r"].output
     finally:
-        stop(proc)
+        agents.stop()
+    # No agent needed: a caller leaves the menu after 3 s; the moved number redirects.
+    for scenario, number, hold in [
+        ("uac_call.xml", LINE, 3000),
+        ("uac_expect_302.xml", MOVED, 1000),
+        ("uac_call.xml", OTHER, 2000),
+        # Both workers would refuse it alike: the edge passes the 503 on, one failed call.
+        ("uac_expect_503.xml", BROKEN, 1000),
+    ]:
+        result = run_uac(scenario, edge, number, hold_ms=hold)
+        assert result.successful == 1, (scenario, result.output)
+
+    shop = wait_offered(port, manager, f"/v1/statistics/calls?{period}", 8)
+    steps_doc = api(port, manager, "GET", f"/v1/statistics/calls?{period}&group_by=step")[1]
+    path = f"/v1/statistics/calls?{period}&group_by=queue&queue=support"
+    queue_doc = api(port, manager, "GET", path)[1]
+    by_number = csv_get(port, manager, f"/v1/statistics/calls?{period}&group_by=number"
+                        "&tz=Europe/Brussels&format=csv")  # fmt: skip
+    other = wait_offered(port, analyst, f"/v1/statistics/calls?{period}&group_by=number", 1)
+    node.stop()
 
     # Live, while the queued caller waited: one call up, waiting in support, the agent ringing.
     assert live["calls_up"] == 1, live
@@ -201,8 +171,8 @@ def test_scripted_calls_give_exactly_the_figures_they_imply(tmp_path: Path) -> N
     assert live["calls_last_hour"] >= 5
 
     t = shop["totals"]
-    assert (t["offered"], t["answered"], t["abandoned"]) == (7, 1, 2), t
-    assert (t["busy"], t["no_answer"], t["failed"], t["redirected"]) == (1, 1, 0, 1), t
+    assert (t["offered"], t["answered"], t["abandoned"]) == (8, 1, 2), t
+    assert (t["busy"], t["no_answer"], t["failed"], t["redirected"]) == (1, 1, 1, 1), t
     assert (t["rerouted"], t["ended_in_flow"]) == (1, 1), t
     assert 1.0 <= t["talk_s"] <= 3.5, t  # the caller held 3 s after the key, minus the ringing
     assert t["queue_entered"] == 1 and t["queue_abandoned"] == 1, t
@@ -217,7 +187,7 @@ def test_scripted_calls_give_exactly_the_figures_they_imply(tmp_path: Path) -> N
     assert steps["menu"]["options"] == {"1": 1, "2": 1, "3": 1, "4": 1, "5": 1}
     assert (steps["line"]["entered"], steps["line"]["abandoned"]) == (1, 1)
     assert steps["continuity"]["entered"] == 1
-    assert {r["number"]: r["offered"] for r in by_number} == {LINE: "6", MOVED: "1"}
+    assert {r["number"]: r["offered"] for r in by_number} == {LINE: "6", MOVED: "1", BROKEN: "1"}
     # The other account sees only its own call, abandoned in the menu.
     assert [(r["number"], r["offered"], r["abandoned"]) for r in other["rows"]] == [(OTHER, 1, 1)]
 
@@ -229,10 +199,7 @@ def test_scripted_calls_give_exactly_the_figures_they_imply(tmp_path: Path) -> N
         assert not differences(read_rows(conn), recompute(conn, registry))
     finally:
         conn.close()
-    proc = start_node(config)
-    try:
-        wait_http(port, "/healthz", proc, timeout=60)
-        status, again = api(port, manager, "GET", f"/v1/statistics/calls?{period}")
-    finally:
-        stop(proc)
+    node.start()
+    status, again = api(port, manager, "GET", f"/v1/statistics/calls?{period}")
+    node.stop()
     assert status == 200 and again["totals"] == shop["totals"]

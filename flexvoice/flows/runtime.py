@@ -19,17 +19,12 @@ from typing import Any
 from flexvoice.callcontrol import CallEnded, CallLeg, CallObserver
 from flexvoice.continuity import continuity_target
 from flexvoice.errors import Problem
-from flexvoice.flows.interpreter import (
-    CallContext,
-    FlowDeps,
-    QueueBoard,
-    ended_by_words,
-    iso,
-    maybe_await,
-    run_call,
-)
+from flexvoice.flows.context import CallContext
+from flexvoice.flows.deps import FlowDeps, iso, maybe_await
+from flexvoice.flows.interpreter import ended_by_words, run_call
 from flexvoice.flows.model import Flow
 from flexvoice.flows.prompts import PromptResolver
+from flexvoice.flows.queues import QueueBoard
 from flexvoice.flows.validate import Validation, validate_file
 from flexvoice.flows.webhooks import AiohttpWebhooks
 from flexvoice.logs import bind_call, get_logger
@@ -38,6 +33,8 @@ from flexvoice.offloop import parse_off_loop
 log = get_logger("flexvoice.flows")
 
 FLOW_SUFFIXES = (".yaml", ".yml")
+# The SIP reason phrase of the 503 for a number whose flow is missing; the edge reads it.
+FLOW_UNKNOWN_PHRASE = "No Flow For This Number"
 
 
 @dataclass(frozen=True)
@@ -269,7 +266,9 @@ class FlowRuntime:
             log.error("flow.unknown", flow=flow_name, known=known)
             ctx.trace("flow_end", {"flow": flow_name, "reason": f"no flow named '{flow_name}'"})
             with contextlib.suppress(CallEnded):
-                await leg.hangup(sip_status=503, reason="flow_unknown")
+                # The edge passes this phrase on instead of trying another worker (which
+                # would refuse the same and count the caller twice): sip/kamailio.cfg.tmpl.
+                await leg.hangup(sip_status=503, reason=FLOW_UNKNOWN_PHRASE)
             return f"no flow named '{flow_name}'"
         log.info("flow.call", flow=flow.name, version=flow.digest[:12], account=account)
         return await run_call(ctx)
