@@ -39,7 +39,8 @@ from flexvoice.accounts import ensure_schema as ensure_accounts_schema
 from flexvoice.errors import Problem, ProblemList, UserError
 from flexvoice.logs import get_logger
 from flexvoice.storage.sqlite import migrate
-from flexvoice.yamlsrc import YamlDoc, did_you_mean, explain_validation_error, load_yaml
+from flexvoice.yamlsrc import YamlDoc, load_yaml
+from flexvoice.yamlwords import did_you_mean, explain_validation_error
 
 log = get_logger(__name__)
 

@@ -19,7 +19,8 @@ from flexvoice.errors import Problem, ProblemList
 from flexvoice.flows.base import BRANCH_NAMES, BRANCH_PREFIXES, STEP_NAME_RE, Verb
 from flexvoice.flows.model import Flow, FlowHeader
 from flexvoice.flows.verbs import VERBS
-from flexvoice.yamlsrc import YamlDoc, did_you_mean, explain_validation_error, parse_yaml
+from flexvoice.yamlsrc import YamlDoc, parse_yaml
+from flexvoice.yamlwords import did_you_mean, explain_validation_error
 
 # A flow is what anyone with a developer key may upload (PUT /v1/flows, flow_inline,
 # flow_url), so its bounds are tight: the demo flows are 1-4 KiB and under 300 values; a flow
