@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -42,8 +42,7 @@ class YamlTooLarge(Exception):
         self.column = column
 
 
-@dataclass(frozen=True)
-class Mark:
+class Mark(NamedTuple):
     line: int  # 1-based
     column: int  # 1-based
 
@@ -52,8 +51,10 @@ class Mark:
 class YamlDoc:
     source: str  # a file name as the user wrote it, or a label such as "<request body>"
     data: Any
-    value_marks: dict[PathKey, Mark] = field(default_factory=dict)
-    key_marks: dict[PathKey, Mark] = field(default_factory=dict)
+    # The parser's own marks (0-based), kept as they come: a 200-step flow has 10,000 values
+    # and making a Mark of each took longer than libyaml took to parse it.
+    value_marks: dict[PathKey, Any] = field(default_factory=dict)
+    key_marks: dict[PathKey, Any] = field(default_factory=dict)
 
     def mark(self, path: Sequence[str | int], *, key: bool = False) -> Mark:
         """Position of `path`, or of the nearest enclosing value that has one."""
@@ -61,9 +62,9 @@ class YamlDoc:
         while True:
             marks = self.key_marks if key else self.value_marks
             if p in marks:
-                return marks[p]
+                return Mark(marks[p].line + 1, marks[p].column + 1)
             if key and p in self.value_marks:
-                return self.value_marks[p]
+                return Mark(self.value_marks[p].line + 1, self.value_marks[p].column + 1)
             if not p:
                 return Mark(1, 1)
             p = p[:-1]
@@ -142,14 +143,25 @@ def _expanded_size(root: yaml.Node, limit: int) -> tuple[int, yaml.Node | None]:
     return sizes[id(root)], too_deep
 
 
-def _mark(node: yaml.Node) -> Mark:
-    return Mark(node.start_mark.line + 1, node.start_mark.column + 1)
+_STR = "tag:yaml.org,2002:str"
 
 
 def _walk(
-    loader: yaml.SafeLoader | yaml.CSafeLoader, node: yaml.Node, path: PathKey, doc: YamlDoc
+    loader: yaml.SafeLoader | yaml.CSafeLoader,
+    node: yaml.Node,
+    path: PathKey,
+    doc: YamlDoc,
+    depth: int = 1,
 ) -> Any:
-    doc.value_marks[path] = _mark(node)
+    # Without anchors the document is a tree: its size and depth are counted here, as it is
+    # walked, and refused before the recursion goes deeper than MAX_YAML_DEPTH.
+    if depth > MAX_YAML_DEPTH:
+        raise YamlTooLarge(
+            f"the document is nested more than {MAX_YAML_DEPTH} levels deep; flatten it",
+            node.start_mark.line + 1,
+            node.start_mark.column + 1,
+        )
+    doc.value_marks[path] = node.start_mark
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)
         out: dict[Any, Any] = {}
@@ -161,9 +173,12 @@ def _walk(
                     "a key must be a plain word or text, not a list or mapping",
                     key_node.start_mark,
                 )
-            key = loader.construct_object(key_node, deep=True)
-            if not isinstance(key, str | int | bool) or isinstance(key, bool):
-                key = str(key)
+            if key_node.tag == _STR:
+                key: Any = key_node.value
+            else:
+                key = loader.construct_object(key_node, deep=True)
+                if not isinstance(key, str | int | bool) or isinstance(key, bool):
+                    key = str(key)
             key_text = str(key)
             if key_text in out:
                 raise yaml.MarkedYAMLError(
@@ -173,11 +188,15 @@ def _walk(
                     key_node.start_mark,
                 )
             sub = (*path, key_text)
-            doc.key_marks[sub] = _mark(key_node)
-            out[key_text] = _walk(loader, value_node, sub, doc)
+            doc.key_marks[sub] = key_node.start_mark
+            out[key_text] = _walk(loader, value_node, sub, doc, depth + 1)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_walk(loader, item, (*path, i), doc) for i, item in enumerate(node.value)]
+        return [
+            _walk(loader, item, (*path, i), doc, depth + 1) for i, item in enumerate(node.value)
+        ]
+    if node.tag == _STR:
+        return node.value  # what SafeConstructor would build, without its bookkeeping
     try:
         return loader.construct_object(node, deep=True)
     except (ValueError, OverflowError) as exc:
@@ -225,20 +244,30 @@ def parse_yaml(
         # libyaml (C) first: about 20 times faster than PyYAML's own parser on a flow. A
         # document it refuses is read again by PyYAML, whose messages name the mistakes
         # people make (a tab, an unquoted ': ') and which _plain_syntax puts in plain words.
-        doc.data = _composed(yaml.CSafeLoader(text), (), doc, max_values)
+        doc.data = _composed(yaml.CSafeLoader(text), text, doc, max_values)
     except ProblemList:
         doc = YamlDoc(source=source, data=None)
-        doc.data = _composed(_Loader(text), (), doc, max_values)
+        doc.data = _composed(_Loader(text), text, doc, max_values)
     return doc
 
 
+def _too_many(max_values: int) -> str:
+    return (
+        f"the document expands to more than {max_values} values (anchors and aliases "
+        "(&name, *name) count once per use); write it out without aliases or split it"
+    )
+
+
 def _composed(
-    loader: yaml.SafeLoader | yaml.CSafeLoader, path: PathKey, doc: YamlDoc, max_values: int
+    loader: yaml.SafeLoader | yaml.CSafeLoader, text: str, doc: YamlDoc, max_values: int
 ) -> Any:
     source = doc.source
+    path: PathKey = ()
     try:
         node = loader.get_single_node()
-        if node is not None:
+        if node is not None and "&" in text:
+            # Anchors: aliases may repeat a node many times (a bomb); counted on the graph
+            # before anything walks it. A document without '&' is a tree, counted as walked.
             size, too_deep = _expanded_size(node, max_values)
             if too_deep is not None:
                 raise YamlTooLarge(
@@ -247,12 +276,11 @@ def _composed(
                     too_deep.start_mark.column + 1,
                 )
             if size > max_values:
-                raise YamlTooLarge(
-                    f"the document expands to more than {max_values} values (anchors and "
-                    "aliases (&name, *name) count once per use); write it out without aliases "
-                    "or split it"
-                )
-        return {} if node is None else _walk(loader, node, path, doc)
+                raise YamlTooLarge(_too_many(max_values))
+        data = {} if node is None else _walk(loader, node, path, doc)
+        if len(doc.value_marks) > max_values:
+            raise YamlTooLarge(_too_many(max_values))
+        return data
     except YamlTooLarge as exc:
         raise ProblemList([Problem(source, exc.line, exc.column, exc.what)]) from None
     except yaml.MarkedYAMLError as exc:
