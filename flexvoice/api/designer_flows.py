@@ -4,8 +4,6 @@ of what publishing changes), edit it, publish, revisions, simulate."""
 from __future__ import annotations
 
 import asyncio
-import functools
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -17,7 +15,7 @@ from flexvoice.api.framework import MAX_BODY_BYTES, parse_json_body, read_body
 from flexvoice.api.problems import ProblemError
 from flexvoice.appkeys import DB
 from flexvoice.errors import UserError
-from flexvoice.flows import revisions, yamledit
+from flexvoice.flows import designview, revisions, yamledit
 from flexvoice.flows.schema import flow_schema
 from flexvoice.flows.validate import validate_text
 from flexvoice.logs import get_logger
@@ -73,60 +71,21 @@ async def list_flows(request: web.Request) -> web.StreamResponse:
     return _json({"flows": out})
 
 
-Checked = tuple[Any, list[dict[str, Any]], list[dict[str, Any]]]
-
-
-def _annotated(text: str, source: str, prompts_dir: Path) -> Checked:
-    """The document as JSON (None when it is not YAML) and the validator's problems, each put
-    on its step and field by line. Cached by text: an edit's "before" is the last answer's
-    "after", and a 200-step flow takes tens of milliseconds to parse twice."""
-    return _annotated_cached(text, source, prompts_dir, flow_api.prompts_stamp(prompts_dir))
-
-
-@functools.lru_cache(maxsize=32)
-def _annotated_cached(text: str, source: str, prompts_dir: Path, stamp: tuple[int, ...]) -> Checked:
-    res = validate_text(text, source, prompts_dir)
-    try:
-        doc = yamledit.parsed(text)
-    except UserError:
-        doc = None
-    lines = yamledit.step_lines_of(text) if doc is not None else []
-    first_line = dict((name, line) for line, name in lines)
-    problems = []
-    for p in res.problems:
-        step = None
-        for first, name in lines:
-            if first <= p.line:
-                step = name
-        field = yamledit.field_on(text, first_line[step], p.line, p.column) if step else None
-        problems.append(
-            {
-                "line": p.line,
-                "column": p.column,
-                "severity": p.severity,
-                "message": p.message,
-                "text": str(p),  # exactly what `flexvoice flows validate` prints
-                "step": step,
-                "field": field,
-            }
-        )
-    shown = yamledit.plain(doc) if isinstance(doc, dict) else None
-    return shown, yamledit.steps_view(shown), problems
-
-
 async def _state(request: web.Request, entry: flow_api.Entry) -> dict[str, Any]:
     """What the page shows for one flow: the working text (the draft, else the file), its
-    ETag, problems, and the diff of what publishing would change."""
+    ETag, problems, and the diff of what publishing would change (one parse, off the loop)."""
     conn = request.config_dict[DB]
     _, prompts_dir = flow_api._dirs(request)
     draft = revisions.get_draft(conn, entry.name)
     text = draft.text if draft is not None else entry.text
-    doc, steps, problems = await parse_off_loop(
-        _annotated, text, f"flows/{entry.path.name}", prompts_dir
+    view = await parse_off_loop(
+        designview.flow_view,
+        text,
+        entry.text,
+        entry.path.name,
+        prompts_dir,
+        flow_api.prompts_stamp(prompts_dir),
     )
-    published_doc = _published_doc(entry.text)
-    steps_now = (doc or {}).get("steps") if isinstance((doc or {}).get("steps"), dict) else {}
-    steps_then = published_doc.get("steps") if isinstance(published_doc.get("steps"), dict) else {}
     return {
         "name": entry.name,
         "file": entry.path.name,
@@ -134,28 +93,8 @@ async def _state(request: web.Request, entry: flow_api.Entry) -> dict[str, Any]:
         "etag": revisions.etag(text),
         "published_etag": revisions.etag(entry.text),
         "draft": None if draft is None else {"author": draft.author, "at": draft.updated_at},
-        "doc": doc,
-        "steps": steps,
-        "problems": problems,
-        "errors": sum(1 for p in problems if p["severity"] == "error"),
-        "diff": revisions.text_diff(
-            entry.text, text, f"flows/{entry.path.name} (published)", "draft"
-        ),
-        "step_changes": revisions.step_diff(steps_then or {}, steps_now or {}),
+        **view,
     }
-
-
-@functools.lru_cache(maxsize=16)
-def _published_doc(text: str) -> dict[str, Any]:
-    doc = yamledit.plain(_safe_load(text))
-    return doc if isinstance(doc, dict) else {}
-
-
-def _safe_load(text: str) -> Any:
-    try:
-        return yamledit.load(text)
-    except UserError:
-        return None
 
 
 def _if_match(request: web.Request) -> str:
@@ -185,7 +124,15 @@ def _conflict(request: web.Request, current: dict[str, Any], yours: str | None) 
 async def get_flow(request: web.Request) -> web.StreamResponse:
     entry = await flow_api._find(request)
     state = await _state(request, entry)
+    # A structural edit (add, delete, rename, a new outcome) needs ruamel's tree of the text:
+    # read it now, in a parsing thread, rather than when the person makes the first one.
+    task = asyncio.create_task(parse_off_loop(yamledit.warm, state["text"]))
+    _WARMING.add(task)
+    task.add_done_callback(_WARMING.discard)
     return _json(state, etag=state["etag"])
+
+
+_WARMING: set[asyncio.Task[None]] = set()
 
 
 @routes.post("/designer/api/flows/{name}/edit")
@@ -321,18 +268,8 @@ def _revision(request: web.Request, entry: flow_api.Entry) -> revisions.Revision
 async def show_revision(request: web.Request) -> web.StreamResponse:
     entry = await flow_api._find(request)
     rev = _revision(request, entry)
-    old = yamledit.plain(_safe_load(rev.text)) or {}
-    new = yamledit.plain(_safe_load(entry.text)) or {}
-    return _json(
-        {
-            **rev.summary(),
-            "text": rev.text,
-            "diff": revisions.text_diff(
-                rev.text, entry.text, f"revision {rev.id}", "published now"
-            ),
-            "step_changes": revisions.step_diff(old.get("steps") or {}, new.get("steps") or {}),
-        }
-    )
+    view = await parse_off_loop(designview.revision_view, rev.text, entry.text, rev.id)
+    return _json({**rev.summary(), "text": rev.text, **view})
 
 
 @routes.post("/designer/api/flows/{name}/revisions/{rev}/restore")

@@ -34,6 +34,7 @@ class Validation:
     source: str
     flow: Flow | None
     problems: list[Problem] = field(default_factory=list)
+    data: Any = None  # the document as plain values, when it is YAML (for the designer)
 
     @property
     def errors(self) -> list[Problem]:
@@ -66,7 +67,7 @@ def validate_text(text: str, source: str, prompts_dir: Path | None) -> Validatio
     problems: list[Problem] = []
     if not isinstance(doc.data, dict) or not doc.data:
         msg = "a flow file is a mapping with flow:, start: and steps:"
-        return Validation(source, None, [doc.problem((), msg)])
+        return Validation(source, None, [doc.problem((), msg)], doc.data)
     header: FlowHeader | None = None
     try:
         header = FlowHeader.model_validate(doc.data)
@@ -94,7 +95,7 @@ def validate_text(text: str, source: str, prompts_dir: Path | None) -> Validatio
             problems=problems,
         )
     problems.sort(key=lambda p: (p.line, p.column))
-    return Validation(source, flow, problems)
+    return Validation(source, flow, problems, doc.data)
 
 
 def _text(value: object) -> str:

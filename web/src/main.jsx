@@ -521,12 +521,50 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
     return new Set(state.steps.map((s) => [score(s), s.name]).filter(([n]) => n < 9).sort((a, b) => a[0] - b[0]).map(([, name]) => name));
   }, [q, state]);
 
-  const nodes = useMemo(() => graph.nodes.map((n) => n.type !== "step" ? n : {
+  // A node or edge that did not change keeps its object: React Flow then leaves it alone, and
+  // an edit redraws the step it changed, not every step in view.
+  const kept = useRef(new Map());
+  const stable = (item) => {
+    const sig = JSON.stringify(item);
+    const old = kept.current.get(item.id);
+    if (old && old.sig === sig) return old.item;
+    kept.current.set(item.id, { sig, item });
+    return item;
+  };
+  const nodes = useMemo(() => graph.nodes.map((n) => stable(n.type !== "step" ? n : {
     ...n,
     selected: n.id === selected,
     data: { ...n.data, dim: q ? !matches.has(n.id) : false, match: q ? matches.has(n.id) : false, lit: lit[n.id] },
-  }), [graph, selected, q, matches, lit]);
-  const edges = useMemo(() => graph.edges.map((e) => ({ ...e, animated: !!(lit[e.source] && lit[e.target]), className: lit[e.source] && lit[e.target] ? "lit" : "" })), [graph, lit]);
+  })), [graph, selected, q, matches, lit]);
+  // Only the edges that touch a step in view (or near it) are drawn. React Flow's own culling
+  // keeps every edge whose box crosses the view, and in a big flow the outcomes that all go
+  // to one last step cross it from everywhere: 119 labelled edges drawn (each label measured
+  // with getBBox) for 14 steps in view, most of the time of opening a 200-step flow.
+  const canvasRef = useRef(null);
+  const [near, setNear] = useState(null); // ids of the steps in or near the view; null: all
+  const nearKey = useRef("");
+  // The canvas's size, kept by an observer: reading clientWidth while React Flow moves the
+  // view forces a layout of the whole page on every frame.
+  const canvasSize = useRef({ width: 1200, height: 800 });
+  useEffect(() => {
+    const box = canvasRef.current;
+    if (!box) return undefined;
+    canvasSize.current = { width: box.clientWidth, height: box.clientHeight };
+    const observer = new ResizeObserver(([entry]) => { canvasSize.current = { width: entry.contentRect.width, height: entry.contentRect.height }; });
+    observer.observe(box);
+    return () => observer.disconnect();
+  }, [state !== null]);
+  const updateNear = useCallback((vp) => {
+    if (graph.nodes.length <= 60) { if (nearKey.current !== "") { nearKey.current = ""; setNear(null); } return; }
+    const w = canvasSize.current.width / vp.zoom, h = canvasSize.current.height / vp.zoom;
+    const left = -vp.x / vp.zoom - w / 2, top = -vp.y / vp.zoom - h / 2;
+    const ids = graph.nodes.filter((n) => n.position.x + NODE_WIDTH >= left && n.position.x <= left + 2 * w && n.position.y + nodeHeight(n) >= top && n.position.y <= top + 2 * h).map((n) => n.id);
+    const key = ids.join("|");
+    if (key !== nearKey.current) { nearKey.current = key; setNear(new Set(ids)); }
+  }, [graph]);
+  const edges = useMemo(() => graph.edges
+    .filter((e) => !near || near.has(e.source) || near.has(e.target))
+    .map((e) => stable({ ...e, animated: !!(lit[e.source] && lit[e.target]), className: lit[e.source] && lit[e.target] ? "lit" : "" })), [graph, lit, near]);
 
   // A flow that fits readably is shown whole; a big one opens on its first steps (search,
   // scroll and "Fit to screen" reach the rest).
@@ -534,7 +572,8 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
     const whole = graph.nodes.length <= 30;
     const first = whole ? undefined : graph.nodes.slice().sort((a, b) => a.position.y - b.position.y).slice(0, 12).map((n) => ({ id: n.id }));
     flow.fitView({ padding: 0.1, nodes: first, minZoom: whole ? 0.2 : 0.5 });
-  }, [graph, flow]);
+    updateNear(flow.getViewport());
+  }, [graph, flow, updateNear]);
   useEffect(() => {
     if (state) requestAnimationFrame(() => { fitStart(); window.__designer = { ...(window.__designer || {}), laidOutAt: performance.now(), nodes: graph.nodes.length }; });
   }, [state && state.name, graph.nodes.length]);
@@ -647,7 +686,7 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
       {error && <div className="problem error banner" role="alert">{error} <button onClick={() => setError("")}>dismiss</button></div>}
       {notice && <div className="notice" role="status">{notice}</div>}
       <div className="workspace">
-        <div className="canvas" aria-label="flow canvas">
+        <div className="canvas" aria-label="flow canvas" ref={canvasRef}>
           <ReactFlow
             nodes={nodes}
             edges={edges}
@@ -661,6 +700,8 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
             nodesConnectable={me.can_edit}
             deleteKeyCode={me.can_edit ? ["Delete", "Backspace"] : null}
             minZoom={0.05}
+            onlyRenderVisibleElements
+            onMove={(_, vp) => updateNear(vp)}
             proOptions={{ hideAttribution: true }}
           >
             <Background gap={20} />
