@@ -49,8 +49,9 @@ class Designer:
 
 @contextlib.asynccontextmanager
 async def running_designer(tmp_path: Path, deps: FlowDeps | None = None) -> AsyncIterator[Designer]:
-    runtime = FlowRuntime(tmp_path / "flows", REPO / "ivr_prompts", deps)
-    async with running_api(tmp_path, flows=runtime) as api:
+    # Its own copy of the prompts: the designer uploads recordings into them.
+    runtime = FlowRuntime(tmp_path / "flows", tmp_path / "ivr_prompts", deps)
+    async with running_api(tmp_path, flows=runtime, own_prompts=True) as api:
         runtime.scan()
         conn = api.app[DB]
         set_designer(conn, "acme", True)

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from flexvoice.api import designer_flows, designer_pages
+from flexvoice.api import designer_call, designer_flows, designer_pages, designer_prompts
 
 
 def install(app: web.Application) -> None:
     app.router.add_routes(designer_pages.routes)
     app.router.add_routes(designer_flows.routes)
+    app.router.add_routes(designer_prompts.routes)
+    app.router.add_routes(designer_call.routes)
