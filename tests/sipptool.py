@@ -44,7 +44,7 @@ def uac_args(
     timeout: float = 30,
     keys: dict[str, str] | None = None,
 ) -> list[str]:
-    media_port = free_udp_pair(source_ip)
+    media_port = free_udp_pair(source_ip, span=4)
     keys = {"rtp_port": str(media_port), **(keys or {})}  # sipp's own media port by default
     args = [
         "sipp", "-sf", str(SCENARIOS / scenario), "-s", number, "-m", str(calls),
@@ -59,14 +59,27 @@ def uac_args(
     return args
 
 
-def free_udp_pair(host: str = "127.0.0.1") -> int:
-    """An even UDP port with the next one free too (RTP and RTCP)."""
+def free_udp_pair(host: str = "127.0.0.1", span: int = 2) -> int:
+    """An even UDP port with the next `span - 1` free too (RTP and RTCP; sipp's -mp also
+    binds its video pair two above: span 4). Checked by binding them all, then released."""
     for _ in range(100):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.bind((host, 0))
             port = s.getsockname()[1]
-        if port % 2 == 0 and port < 65000:
-            return port
+        if port % 2 or port + span > 65000:
+            continue
+        held: list[socket.socket] = []
+        try:
+            for n in range(1, span):
+                probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                held.append(probe)
+                probe.bind((host, port + n))
+        except OSError:
+            continue
+        finally:
+            for probe in held:
+                probe.close()
+        return port
     raise RuntimeError("no free UDP port pair")
 
 
@@ -115,7 +128,7 @@ class Uas:
                 "-p",
                 str(port),
                 "-mp",
-                str(free_udp_pair(host)),
+                str(free_udp_pair(host, span=4)),
                 "-m",
                 str(calls),
                 "-nostdin",

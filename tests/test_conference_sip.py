@@ -198,30 +198,35 @@ async def test_a_wrong_pin_is_refused_then_the_right_one_lets_the_caller_in(
     assert node.service.rooms_of("acme") == []  # the last one left: the room ended
 
 
-# Known defect, open in issue 13: since the merge with the idle-sleeping worker (issue 17) the
-# two listeners' sipp scenarios fail in about 2 runs of 3 (the room's audio checks pass when
-# they run); xfail keeps the test running and reported while it is fixed, not hidden.
-@pytest.mark.xfail(strict=False, reason="listeners' sipp calls fail intermittently (issue 13)")
 async def test_everyone_hears_the_speaker_until_muted_and_a_kick_ends_that_leg(
     conf_node: Callable[..., Awaitable[Node]],
 ) -> None:
     node = await conf_node()
     ears = [Ear(), Ear()]
+    listeners: list[asyncio.Future[Any]] = []
     try:
-        listeners = [
-            asyncio.ensure_future(
-                run_uac_async(
-                    scenario,
-                    node.target,
-                    "+3225551001",
-                    hold_ms=11000,
-                    timeout=60,
-                    keys={"rtp_port": str(ear.port)},
+        # One listener after the other: the legs' order must be the scenarios' order (the one
+        # kicked runs uac_until_bye.xml). Started together, either INVITE may arrive first, and
+        # kicking the caller that hangs up itself failed both sipp scenarios.
+        for scenario, ear in zip(("uac_call.xml", "uac_until_bye.xml"), ears, strict=True):
+            listeners.append(
+                asyncio.ensure_future(
+                    run_uac_async(
+                        scenario,
+                        node.target,
+                        "+3225551001",
+                        hold_ms=11000,
+                        timeout=60,
+                        keys={"rtp_port": str(ear.port)},
+                    )
                 )
             )
-            for scenario, ear in zip(("uac_call.xml", "uac_until_bye.xml"), ears, strict=True)
-        ]
-        await until(lambda: len(node.legs) == 2 and all(leg.answered for leg in node.legs.values()))
+            count = len(listeners)
+            await until(
+                lambda n=count: (
+                    len(node.legs) == n and all(leg.answered for leg in node.legs.values())
+                )
+            )
         speaker = asyncio.ensure_future(
             run_uac_async("uac_talk.xml", node.target, "+3225551001", hold_ms=9000, timeout=60)
         )
