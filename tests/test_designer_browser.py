@@ -425,3 +425,34 @@ async def test_a_new_flow_then_a_step_copied_into_it_from_another(
     # Pasted again: a second copy under a new name, never over the first.
     await page.get_by_role("button", name="Paste").click()
     await expect(node(page, "voicemail_copy")).to_be_visible()
+
+
+async def test_a_sticky_note_stays_beside_its_step_and_out_of_the_flow(
+    d: Designer, open_page: Opener
+) -> None:
+    before = (d.flows_dir / "bakery.yaml").read_text()
+    page = await open_page()
+    await node(page, "voicemail").click()
+    await page.get_by_role("button", name="Add note").click()
+    note = page.get_by_role("textbox", name="sticky note")
+    await note.fill("Marie checks these messages every morning")
+    await page.locator(".react-flow__pane").click(position={"x": 5, "y": 5})
+    layout = d.flows_dir / "bakery.layout.json"
+    for _ in range(100):
+        if layout.is_file() and "Marie" in layout.read_text():
+            break
+        await page.wait_for_timeout(100)
+    assert '"step": "voicemail"' in layout.read_text()
+    # Another person opening the flow sees it, beside the step.
+    other = await open_page()
+    shown = other.get_by_role("textbox", name="sticky note")
+    await expect(shown).to_have_value("Marie checks these messages every morning")
+    step_box = await node(other, "voicemail").bounding_box()
+    note_box = await shown.bounding_box()
+    assert step_box and note_box and note_box["x"] > step_box["x"] + step_box["width"] * 0.8
+    assert abs(note_box["y"] - step_box["y"]) < step_box["height"]
+    # The flow is not touched: no draft, the file as it was.
+    assert (d.flows_dir / "bakery.yaml").read_text() == before
+    await expect(other.locator(".status")).to_contain_text("published")
+    await other.get_by_role("button", name="remove the note").click()
+    await expect(shown).to_have_count(0)

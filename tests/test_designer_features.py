@@ -159,3 +159,49 @@ async def test_a_new_flow_is_created_valid_and_served(d: Designer, tab: Browser)
     await problem(r, 409, "conflict")
     r = await tab.post("/flows", {"name": "Bad name!"})
     await problem(r, 422, "invalid-field", "name")
+
+
+async def test_sticky_notes_live_beside_the_flow_never_in_it(d: Designer, tab: Browser) -> None:
+    before = (d.flows_dir / "bakery.yaml").read_text()
+    assert (await (await tab.get("/flows/bakery-main/notes")).json()) == {"notes": []}
+    notes = {
+        "notes": [
+            {"id": "n1", "text": "Ask Marie before changing the hours", "step": "check_hours"},
+            {"id": "n2", "text": "Free note", "x": 40, "y": -20},
+        ]
+    }
+    r = await tab.s.put(
+        tab.d.url + "/designer/api/flows/bakery-main/notes",
+        json=notes,
+        headers={"X-CSRF-Token": tab.csrf, "Origin": tab.d.url},
+    )
+    assert r.status == 200, await r.text()
+    saved = await (await tab.get("/flows/bakery-main/notes")).json()
+    assert [n["text"] for n in saved["notes"]] == [
+        "Ask Marie before changing the hours",
+        "Free note",
+    ]
+    assert saved["notes"][0]["step"] == "check_hours" and saved["notes"][1]["x"] == 40
+    assert "Ask Marie" in (d.flows_dir / "bakery.layout.json").read_text()
+    # The flow file, its draft and what the runtime serves are untouched.
+    assert (d.flows_dir / "bakery.yaml").read_text() == before
+    assert (await tab.state())["draft"] is None
+    assert "bakery-main" in d.runtime.flows
+    r = await tab.s.put(
+        tab.d.url + "/designer/api/flows/bakery-main/notes",
+        json={"notes": [{"id": "bad id!", "text": "x"}]},
+        headers={"X-CSRF-Token": tab.csrf, "Origin": tab.d.url},
+    )
+    await problem(r, 422, "invalid-field")
+    analyst = Browser(d)
+    try:
+        await analyst.login(ANALYST)
+        assert len((await (await analyst.get("/flows/bakery-main/notes")).json())["notes"]) == 2
+        r = await analyst.s.put(
+            d.url + "/designer/api/flows/bakery-main/notes",
+            json=notes,
+            headers={"X-CSRF-Token": analyst.csrf, "Origin": d.url},
+        )
+        await problem(r, 403, "forbidden")
+    finally:
+        await analyst.close()

@@ -19,7 +19,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from flexvoice.api import designer_call, designer_flows, designer_pages, designer_prompts
+from flexvoice.api import (
+    designer_call,
+    designer_flows,
+    designer_notes,
+    designer_pages,
+    designer_prompts,
+)
 
 
 def install(app: web.Application) -> None:
@@ -27,3 +33,4 @@ def install(app: web.Application) -> None:
     app.router.add_routes(designer_flows.routes)
     app.router.add_routes(designer_prompts.routes)
     app.router.add_routes(designer_call.routes)
+    app.router.add_routes(designer_notes.routes)

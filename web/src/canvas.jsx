@@ -2,6 +2,7 @@ import React from "react";
 import { Handle, Position } from "@xyflow/react";
 import { summary, NODE_WIDTH } from "./graph.js";
 import { VERB_WORDS } from "./words.js";
+import { NoteNode } from "./notes.jsx";
 
 // ---- canvas nodes ----------------------------------------------------------------------------
 
@@ -50,4 +51,4 @@ function StartNode({ data }) {
   );
 }
 
-export const NODE_TYPES = { step: StepNode, start: StartNode };
+export const NODE_TYPES = { step: StepNode, start: StartNode, note: NoteNode };

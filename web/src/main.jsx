@@ -7,6 +7,7 @@ import "./designer.css";
 import { buildGraph, applyLayout, nodeHeight, verbDefs, NODE_WIDTH } from "./graph.js";
 import { api, setCsrf } from "./api.js";
 import { NODE_TYPES } from "./canvas.jsx";
+import { NoteActions, useNotes, noteNodes } from "./notes.jsx";
 import { StepForm } from "./stepform.jsx";
 import { NewFlow, AddStep } from "./dialogs.jsx";
 import { Problems, Diff, Changes, Simulate, History, Prompts, CallMe } from "./panels.jsx";
@@ -27,6 +28,7 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
   const [busy, setBusy] = useState(false);
   const [notice, setNotice] = useState("");
   const [creating, setCreating] = useState(false);
+  const notes = useNotes(flowName, me.can_edit, setError);
   const undo = useRef([]);
   const redo = useRef([]);
   const stateRef = useRef(null);
@@ -141,7 +143,7 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
     ...n,
     selected: n.id === selected,
     data: { ...n.data, dim: q ? !matches.has(n.id) : false, match: q ? matches.has(n.id) : false, lit: lit[n.id] },
-  })), [graph, selected, q, matches, lit]);
+  })).concat(noteNodes(notes.notes, graph.nodes, me.can_edit).map(stable)), [graph, selected, q, matches, lit, notes.notes]);
   // Only the edges that touch a step in view (or near it) are drawn. React Flow's own culling
   // keeps every edge whose box crosses the view, and in a big flow the outcomes that all go
   // to one last step cross it from everywhere: 119 labelled edges drawn (each label measured
@@ -183,6 +185,11 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
   useEffect(() => {
     if (state) requestAnimationFrame(() => { fitStart(); window.__designer = { ...(window.__designer || {}), laidOutAt: performance.now(), nodes: graph.nodes.length }; });
   }, [state && state.name, graph.nodes.length]);
+
+  const addNote = () => {
+    const vp = flow.getViewport();
+    notes.add(selected, { x: (40 - vp.x) / vp.zoom, y: (40 - vp.y) / vp.zoom });
+  };
 
   const focusStep = (name) => {
     setSelected(name);
@@ -314,6 +321,7 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
         <button onClick={copyStep} disabled={!selected} title="Copy the selected step (Ctrl+C)">Copy</button>
         <button onClick={pasteSteps} disabled={!me.can_edit} title="Paste copied steps, from this flow or another (Ctrl+V)">Paste</button>
         <button onClick={() => setCreating(true)} disabled={!me.can_edit}>New flow</button>
+        <button onClick={addNote} disabled={!me.can_edit} title="A sticky note beside the selected step (or on the canvas): for people, never part of the flow">Add note</button>
         <button onClick={() => flow.fitView({ padding: 0.1 })}>Fit to screen</button>
         <span className={`status ${errors ? "bad" : "good"}`} aria-live="polite" data-errors={errors}>
           {errors ? `${errors} error${errors > 1 ? "s" : ""} to fix` : "No errors"}{warnings ? `, ${warnings} warning${warnings > 1 ? "s" : ""}` : ""}
@@ -325,6 +333,7 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
       {notice && <div className="notice" role="status">{notice}</div>}
       <div className="workspace">
         <div className="canvas" aria-label="flow canvas" ref={canvasRef}>
+          <NoteActions.Provider value={notes}>
           <ReactFlow
             nodes={nodes}
             edges={edges}
@@ -345,6 +354,7 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
             <Background gap={20} />
             <Controls showInteractive={false} />
           </ReactFlow>
+          </NoteActions.Provider>
         </div>
         <aside className="side">
           <div className="tabs" role="tablist">
