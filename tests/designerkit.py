@@ -29,6 +29,7 @@ CHROMIUM_ARGS = [
 ]
 PASSWORD = "correct horse battery"
 MANAGER = "manager@bakery.be"
+ADMIN = "owner@bakery.be"
 MANAGER2 = "second@bakery.be"
 ANALYST = "analyst@bakery.be"
 NO_DESIGNER = "someone@other.be"
@@ -56,6 +57,7 @@ async def running_designer(tmp_path: Path, deps: FlowDeps | None = None) -> Asyn
         conn = api.app[DB]
         set_designer(conn, "acme", True)
         create_user(conn, MANAGER, "acme", "manager", PASSWORD)
+        create_user(conn, ADMIN, "acme", "administrator", PASSWORD)
         create_user(conn, MANAGER2, "acme", "manager", PASSWORD)
         create_user(conn, ANALYST, "acme", "analyst", PASSWORD)
         create_user(conn, NO_DESIGNER, "other", "manager", PASSWORD)

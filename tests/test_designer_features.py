@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.apikit import ACME_NUMBER
-from tests.designerkit import ANALYST, MANAGER, Designer, running_designer
+from tests.designerkit import ADMIN, ANALYST, MANAGER, NO_DESIGNER, Designer, running_designer
 from tests.test_api import problem
 from tests.test_designer_api import Browser
 
@@ -205,3 +205,48 @@ async def test_sticky_notes_live_beside_the_flow_never_in_it(d: Designer, tab: B
         await problem(r, 403, "forbidden")
     finally:
         await analyst.close()
+
+
+async def test_an_administrator_manages_the_accounts_people(d: Designer) -> None:
+    admin = Browser(d)
+    try:
+        await admin.login(ADMIN)
+        listed = await (await admin.get("/users")).json()
+        emails = {u["email"] for u in listed["users"]}
+        assert {ADMIN, MANAGER, ANALYST} <= emails and NO_DESIGNER not in emails  # own account
+        r = await admin.post("/users", {"email": "Baker@Bakery.be", "role": "agent"})
+        assert r.status == 201, await r.text()
+        made = await r.json()
+        assert made["email"] == "baker@bakery.be" and len(made["password"]) >= 12
+        newcomer = Browser(d)
+        try:
+            assert (await newcomer.login("baker@bakery.be", made["password"])).status == 303
+            # An agent may read, not change (and not manage people).
+            await problem(await newcomer.get("/users"), 403, "forbidden")
+        finally:
+            await newcomer.close()
+        guesser = Browser(d)
+        try:
+            for attempt in range(5):  # five wrong passwords lock the manager out
+                await guesser.login(MANAGER, f"wrong {attempt}")
+        finally:
+            await guesser.close()
+        r = await admin.post(f"/users/{MANAGER}/unlock", {})
+        assert r.status == 200 and (await r.json())["locked"] is False
+        r = await admin.post(f"/users/{MANAGER}/reset", {})
+        fresh = (await r.json())["password"]
+        again = Browser(d)
+        try:
+            assert (await again.login(MANAGER, fresh)).status == 303
+        finally:
+            await again.close()
+        await problem(await admin.post("/users", {"email": "x@bakery.be", "role": "boss"}), 422,
+                      "invalid-field", "role")  # fmt: skip
+        await problem(await admin.post(f"/users/{NO_DESIGNER}/unlock", {}), 404, "not-found")
+    finally:
+        await admin.close()
+    stranger = Browser(d)
+    try:
+        await problem(await stranger.get("/users"), 401, "unauthenticated")
+    finally:
+        await stranger.close()

@@ -25,6 +25,7 @@ from flexvoice.api import (
     designer_notes,
     designer_pages,
     designer_prompts,
+    designer_users,
 )
 
 
@@ -34,3 +35,4 @@ def install(app: web.Application) -> None:
     app.router.add_routes(designer_prompts.routes)
     app.router.add_routes(designer_call.routes)
     app.router.add_routes(designer_notes.routes)
+    app.router.add_routes(designer_users.routes)

@@ -62,7 +62,9 @@ def session_of(request: web.Request) -> users.Session | None:
     return users.find_session(request.config_dict[DB], token)
 
 
-def designer_op(*, edit: bool = False, flow_lock: bool = True) -> Callable[[Handler], Handler]:
+def designer_op(
+    *, edit: bool = False, flow_lock: bool = True, admin: bool = False
+) -> Callable[[Handler], Handler]:
     """Session, designer option, role and (for changes) CSRF checks around a JSON handler."""
 
     def decorate(fn: Handler) -> Handler:
@@ -93,6 +95,12 @@ def designer_op(*, edit: bool = False, flow_lock: bool = True) -> Callable[[Hand
                     "forbidden",
                     f"your role ({session.user.role}) may read and try flows, not change them; "
                     "a manager or administrator can",
+                )
+            if admin and session.user.role != "administrator":
+                raise ProblemError(
+                    "forbidden",
+                    f"your role ({session.user.role}) may not manage users; an administrator "
+                    "of the account can",
                 )
             request[SESSION] = session
             if not edit or not flow_lock:

@@ -10,6 +10,7 @@ import { NODE_TYPES } from "./canvas.jsx";
 import { NoteActions, useNotes, noteNodes } from "./notes.jsx";
 import { StepForm } from "./stepform.jsx";
 import { NewFlow, AddStep } from "./dialogs.jsx";
+import { People } from "./people.jsx";
 import { Problems, Diff, Changes, Simulate, History, Prompts, CallMe } from "./panels.jsx";
 
 // ---- the editor for one flow -----------------------------------------------------------------
@@ -449,6 +450,7 @@ function App() {
     })().catch((e) => setError(e.message));
   }, []);
   const defs = useMemo(() => (schema ? verbDefs(schema) : {}), [schema]);
+  const [people, setPeople] = useState(false);
   if (error) return <div className="problem error" role="alert">{error}</div>;
   if (!me || !schema) return <p className="loading">Loading the designer...</p>;
   return (
@@ -456,8 +458,10 @@ function App() {
       <header>
         <span className="brand">FlexVoice · Call flow designer</span>
         <span className="who">{me.email} ({me.role}, account {me.account}){me.can_edit ? "" : " · read only"}</span>
+        {me.role === "administrator" && <button onClick={() => setPeople(true)}>People</button>}
         <form method="post" action="/designer/logout"><button type="submit">Log out</button></form>
       </header>
+      {people && <People onClose={() => setPeople(false)} />}
       {flowName ? (
         <ReactFlowProvider>
           <Editor key={flowName} me={me} schema={schema} defs={defs} flows={flows} flowName={flowName} setFlowName={setFlowName} reloadFlows={reloadFlows} />
