@@ -161,3 +161,20 @@ async def test_an_administrator_adds_someone_who_then_logs_in(
     finally:
         await other.close()
     assert PASSWORD not in password
+
+
+async def test_test_callers_are_listed_from_the_try_panel(d: Designer, open_page: Opener) -> None:
+    page = await open_page()
+    await page.get_by_role("tab", name="Try it").click()
+    await page.fill("#testers", "+32470111213, 0470 99 98 88")
+    await page.get_by_role("button", name="Save test callers").click()
+    await expect(page.locator(".testers [role=alert]")).to_contain_text("+32470999888")
+    await page.fill("#testers", "+32470111213, +32470999888")
+    await page.get_by_role("button", name="Save test callers").click()
+    await expect(page.locator(".testers [role=status]")).to_contain_text(
+        "+32470111213, +32470999888"
+    )
+    state = await page.evaluate(
+        "() => fetch('/designer/api/flows/bakery-main/testers').then(r => r.json())"
+    )
+    assert state["callers"] == ["+32470111213", "+32470999888"]

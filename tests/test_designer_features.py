@@ -3,6 +3,8 @@ originate path, and new flows, over HTTP against the real node app."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import subprocess
 import wave
 from collections.abc import AsyncIterator
@@ -11,8 +13,11 @@ from typing import Any
 
 import pytest
 
+from flexvoice.flows.interpreter import FlowDeps
+from flexvoice.flows.simulate import ScriptedLeg
 from tests.apikit import ACME_NUMBER
 from tests.designerkit import ADMIN, ANALYST, MANAGER, NO_DESIGNER, Designer, running_designer
+from tests.fakeleg import Observer
 from tests.test_api import problem
 from tests.test_designer_api import Browser
 
@@ -250,3 +255,51 @@ async def test_an_administrator_manages_the_accounts_people(d: Designer) -> None
         await problem(await stranger.get("/users"), 401, "unauthenticated")
     finally:
         await stranger.close()
+
+
+async def test_test_callers_hear_the_draft_and_everyone_else_the_published_flow(
+    tmp_path: Path,
+) -> None:
+    observer = Observer()
+    deps = FlowDeps(
+        observer=observer, recordings_dir=tmp_path / "rec", tts_cache_dir=tmp_path / "tts"
+    )
+    async with running_designer(tmp_path, deps) as d:
+        tab = Browser(d)
+        try:
+            await tab.login(MANAGER)
+            state = await tab.state()
+            r = await tab.post(
+                "/flows/bakery-main/edit",
+                {"ops": [{"op": "set_header", "key": "start", "value": "closed"}]},
+                state["etag"],
+            )
+            assert r.status == 200, await r.text()
+            headers = {"X-CSRF-Token": tab.csrf, "Origin": d.url}
+            testers = d.url + "/designer/api/flows/bakery-main/testers"
+            r = await tab.s.put(testers, json={"callers": ["0470 11 12 13"]}, headers=headers)
+            doc = await problem(r, 422, "invalid-number", "callers.0")
+            assert "+32470111213" in doc["detail"]  # the fix is named
+            callers = ["+32470999888", "+32470111213"]
+            r = await tab.s.put(testers, json={"callers": callers}, headers=headers)
+            assert r.status == 200, await r.text()
+            assert (await r.json())["callers"] == ["+32470111213", "+32470999888"]
+            shown = await (await tab.get("/flows/bakery-main/testers")).json()
+            assert shown["callers"] == ["+32470111213", "+32470999888"]
+        finally:
+            await tab.close()
+
+        async def first_step(caller: str, call_id: str) -> str:
+            leg = ScriptedLeg(caller=caller, callee=ACME_NUMBER, call_id=call_id)
+            task = d.runtime.start_call(leg, "bakery-main", account="acme")
+            for _ in range(200):
+                if observer.steps(call_id):
+                    break
+                await asyncio.sleep(0.02)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            return observer.steps(call_id)[0]
+
+        assert await first_step("+32470111213", "t-1") == "closed"  # a tester: the draft
+        assert await first_step("+32470555444", "t-2") == "check_hours"  # published

@@ -25,6 +25,7 @@ from flexvoice.api import (
     designer_notes,
     designer_pages,
     designer_prompts,
+    designer_testers,
     designer_users,
 )
 
@@ -36,3 +37,5 @@ def install(app: web.Application) -> None:
     app.router.add_routes(designer_call.routes)
     app.router.add_routes(designer_notes.routes)
     app.router.add_routes(designer_users.routes)
+    app.router.add_routes(designer_testers.routes)
+    designer_testers.wire_test_callers(app)  # the flows component is up before the API

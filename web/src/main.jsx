@@ -11,7 +11,7 @@ import { NoteActions, useNotes, noteNodes } from "./notes.jsx";
 import { StepForm } from "./stepform.jsx";
 import { NewFlow, AddStep } from "./dialogs.jsx";
 import { People } from "./people.jsx";
-import { Problems, Diff, Changes, Simulate, History, Prompts, CallMe } from "./panels.jsx";
+import { Problems, Diff, Changes, Simulate, History, Prompts, CallMe, TestCallers } from "./panels.jsx";
 
 // ---- the editor for one flow -----------------------------------------------------------------
 
@@ -376,7 +376,7 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
               </div>
             ))}
             {tab === "problems" && <Problems problems={state.problems} onPick={(p) => { if (p.step) { focusStep(p.step); setTab("step"); } else setTab("changes"); }} />}
-            {tab === "try" && <><Simulate flow={flowName} onResult={showSimulation} /><CallMe flow={flowName} canEdit={me.can_edit} /></>}
+            {tab === "try" && <><Simulate flow={flowName} onResult={showSimulation} /><CallMe flow={flowName} canEdit={me.can_edit} /><TestCallers flow={flowName} canEdit={me.can_edit} /></>}
             {tab === "prompts" && <Prompts canEdit={me.can_edit} onUploaded={() => load().catch(() => {})} />}
             {tab === "changes" && <Changes state={state} canEdit={me.can_edit} edit={edit} />}
             {tab === "history" && <History flow={flowName} etag={state.published_etag} canEdit={me.can_edit} onRestored={restore} />}

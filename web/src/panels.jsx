@@ -245,3 +245,33 @@ export function CallMe({ flow, canEdit }) {
     </div>
   );
 }
+
+// Test callers: these phones hear the draft when they call the account; others, the published flow.
+export function TestCallers({ flow, canEdit }) {
+  const [text, setText] = useState("");
+  const [saved, setSaved] = useState("");
+  const [error, setError] = useState("");
+  useEffect(() => { api(`/flows/${flow}/testers`).then((r) => setText(r.callers.join(", "))).catch(() => {}); }, [flow]);
+  const save = async () => {
+    setError(""); setSaved("");
+    try {
+      const callers = text.split(/[,\n]/).map((x) => x.trim()).filter(Boolean);
+      const r = await api(`/flows/${flow}/testers`, { method: "PUT", body: { callers } });
+      setText(r.callers.join(", "));
+      setSaved(r.callers.length ? `These phones now hear the draft when they call: ${r.callers.join(", ")}.` : "No test callers: everyone hears the published flow.");
+    } catch (e) {
+      setError(e.message);
+    }
+  };
+  return (
+    <div className="testers">
+      <h3>Test callers</h3>
+      <p className="help">Phones listed here hear this draft when they call your numbers; every other caller hears what is published.</p>
+      <label htmlFor="testers">Phone numbers (comma between)</label>
+      <input id="testers" value={text} readOnly={!canEdit} placeholder="+32470123456" onChange={(e) => setText(e.target.value)} />
+      {canEdit && <button onClick={save}>Save test callers</button>}
+      {saved && <div className="notice" role="status">{saved}</div>}
+      {error && <div className="problem error" role="alert">{error}</div>}
+    </div>
+  );
+}
