@@ -65,16 +65,17 @@ async def test_prompts_are_listed_played_and_uploaded_as_8khz_mono(
     assert r.status == 200 and r.headers["Content-Type"] == "audio/wav"
     assert (await r.read())[:4] == b"RIFF"
 
-    r = await put(tab, "/prompts/nl/holiday", recording(tmp_path, 1.5))
+    # 8 s of CD-quality stereo: 1.4 MB, past the API's 1 MiB body limit (uploads have their own).
+    r = await put(tab, "/prompts/nl/holiday", recording(tmp_path, 8.0))
     assert r.status == 201, await r.text()
     doc = await r.json()
-    assert doc["seconds"] == 1.5
+    assert doc["seconds"] == 8.0
     saved = d.flows_dir.parent / "ivr_prompts" / "nl" / "holiday.wav"
     with wave.open(str(saved)) as w:
         assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
     listing = await (await tab.get("/prompts")).json()
     listed = next(p for p in listing["prompts"] if p["name"] == "holiday")
-    assert (listed["language"], listed["seconds"]) == ("nl", 1.5)
+    assert (listed["language"], listed["seconds"]) == ("nl", 8.0)
     # A flow may now use it: the validator finds the file.
     state = await tab.state()
     r = await tab.post(

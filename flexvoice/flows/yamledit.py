@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import threading
 from collections import OrderedDict
 from typing import Any
 
@@ -280,11 +281,15 @@ _DOCS: OrderedDict[str, Any] = OrderedDict()
 _DOCS_KEPT = 8
 
 
+_DOCS_LOCK = threading.Lock()  # two parsing threads: an edit and a flow being opened
+
+
 def _remember(text: str, doc: Any) -> None:
-    _DOCS[text] = doc
-    _DOCS.move_to_end(text)
-    while len(_DOCS) > _DOCS_KEPT:
-        _DOCS.popitem(last=False)
+    with _DOCS_LOCK:
+        _DOCS[text] = doc
+        _DOCS.move_to_end(text)
+        while len(_DOCS) > _DOCS_KEPT:
+            _DOCS.popitem(last=False)
 
 
 def warm(text: str) -> None:
