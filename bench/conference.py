@@ -22,19 +22,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from flexvoice.conference.service import ConferenceService  # noqa: E402
-from flexvoice.flows.interpreter import FlowDeps  # noqa: E402
-from flexvoice.flows.runtime import FlowRuntime  # noqa: E402
-from flexvoice.sip.leg import SipLeg  # noqa: E402
-from flexvoice.sip.links import PoolLinker  # noqa: E402
-from flexvoice.sip.pool import PoolSettings, WorkerPool  # noqa: E402
-from tests.conftest import free_port_range  # noqa: E402
-from tests.fakeleg import Sink  # noqa: E402
-from tests.sipptool import run_uac_async  # noqa: E402
-from tests.test_conference_sip import ALAW, Ear, speak  # noqa: E402
+from bench import REPO
+from flexvoice.conference.service import ConferenceService
+from flexvoice.flows.deps import FlowDeps
+from flexvoice.flows.runtime import FlowRuntime
+from flexvoice.sip.leg import SipLeg
+from flexvoice.sip.links import PoolLinker
+from flexvoice.sip.pool import PoolSettings, WorkerPool
+from tests.conftest import free_port_range
+from tests.fakeleg import Sink
+from tests.sipptool import run_uac_async
+from tests.test_conference_sip import ALAW, Ear, speak
 
 FLOW = "flow: room\nstart: room\nsteps:\n  room:\n    conference: {room: bench, beep: false}\n"
 SPEECH = 500  # RMS of one packet that counts as speech

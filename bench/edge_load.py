@@ -25,12 +25,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import REPO
 from flexvoice.config import Config
 from flexvoice.sip.addresses import WorkerAddress
 from flexvoice.sip.edge import Edge, sip_ping
 from flexvoice.sip.trunks import NO_TRUNKS
 
-REPO = Path(__file__).resolve().parent.parent
 UAC = REPO / "tests" / "sipp" / "edge_uac.xml"
 UAS = REPO / "tests" / "sipp" / "edge_uas.xml"
 RATES = (50, 100, 200, 400, 800, 1600, 3200)

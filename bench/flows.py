@@ -9,12 +9,11 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from flexvoice.flows.interpreter import FlowDeps
+from bench import REPO
+from flexvoice.flows.deps import FlowDeps
 from flexvoice.flows.runtime import FlowRuntime
 from flexvoice.flows.simulate import Script, ScriptedLeg, VirtualClock
 from flexvoice.flows.validate import validate_file
-
-REPO = Path(__file__).resolve().parent.parent
 
 SCENARIOS = {
     # flow, digits, dial outcomes: a menu choice answered, and a failover to voicemail

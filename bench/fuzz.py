@@ -16,14 +16,12 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from bench.sipfuzz import send_corpus
+from tests.nodekit import http_port, start_node, wait_http, wait_workers
 from tests.sipptool import run_uac
 from tests.test_api_schemathesis import fuzz_api, serve_api
 from tests.test_hostile_sip import edge_loads
-from tests.test_serve import http_port, start_node, wait_http
-from tests.test_sip_node import edge_node, wait_workers
+from tests.test_sip_node import edge_node
 from tests.test_sip_robustness import metric
 
 

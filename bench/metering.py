@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import REPO
 from flexvoice.accounts import create_account
 from flexvoice.metering.destinations import BadNumber, classify
 from flexvoice.metering.export import write_export
@@ -27,7 +28,6 @@ from flexvoice.metering.store import UsageStore
 from flexvoice.metering.tariffs import load_tariffs
 from flexvoice.storage.sqlite import connect
 
-REPO = Path(__file__).resolve().parent.parent
 MONTH = "2024-03"
 BODY = "Your appointment is confirmed for tomorrow at 10:00. Reply STOP to opt out."
 

@@ -23,16 +23,13 @@ import tempfile
 import wave
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from flexvoice.recordings.service import RecordingService  # noqa: E402
-from flexvoice.recordings.store import RecordingStore  # noqa: E402
-from flexvoice.sip.leg import SipLeg  # noqa: E402
-from flexvoice.sip.pool import PoolSettings, WorkerPool  # noqa: E402
-from flexvoice.storage.sqlite import connect  # noqa: E402
-from tests.conftest import free_port_range  # noqa: E402
-from tests.sipptool import run_uac_async  # noqa: E402
+from flexvoice.recordings.service import RecordingService
+from flexvoice.recordings.store import RecordingStore
+from flexvoice.sip.leg import SipLeg
+from flexvoice.sip.pool import PoolSettings, WorkerPool
+from flexvoice.storage.sqlite import connect
+from tests.conftest import free_port_range
+from tests.sipptool import run_uac_async
 
 RATE = 8000
 

@@ -36,14 +36,12 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from flexvoice.sip.addresses import RTP_PORTS_PER_WORKER, rtp_ports  # noqa: E402
-from flexvoice.sip.pool import STABLE_AFTER  # noqa: E402
-from tests.conftest import free_port_range  # noqa: E402
-from tests.sipptool import SCENARIOS, free_udp_pair  # noqa: E402
-from tests.test_sip_pool import tone  # noqa: E402
+from bench import REPO
+from flexvoice.sip.addresses import RTP_PORTS_PER_WORKER, rtp_ports
+from flexvoice.sip.pool import STABLE_AFTER
+from tests.conftest import free_port_range
+from tests.sipptool import SCENARIOS, free_udp_pair
+from tests.test_sip_pool import tone
 
 IVR_FLOW = """\
 flow: bench-ivr

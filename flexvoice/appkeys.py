@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from flexvoice.calls import CallRegistry
     from flexvoice.conference.service import ConferenceService
     from flexvoice.config import Config
-    from flexvoice.flows.interpreter import FlowDeps
+    from flexvoice.flows.deps import FlowDeps
     from flexvoice.flows.runtime import FlowRuntime
     from flexvoice.messaging.service import Messaging
     from flexvoice.messaging.sipmsg import MessageTransport

@@ -2,7 +2,7 @@
 
 `LegMachine.handle(event, now)` takes what happened (the far end rang, answered, hung up; we
 asked to hang up; the worker holding the leg died) and the time, and returns what to do:
-trace events to report (`Emit`), a hang-up to send (`SendHangup`), the leg's children to
+trace events to report (`ReportEvent`), a hang-up to send (`SendHangup`), the leg's children to
 end (`EndTree`). The real SIP leg (flexvoice.sip.leg) and the scripted leg of the simulator
 and the tests (flexvoice.flows.simulate) both run it, so both report one `ringing`, one
 `answered` and one `ended` per leg, with the same status, reason and `ended_by`.
@@ -70,7 +70,9 @@ Event = Ringing | Answered | Disconnected | HangupAsked | Lost
 
 # -- commands -----------------------------------------------------------------------------
 @dataclass(frozen=True)
-class Emit:
+class ReportEvent:
+    """Tell the call's observer (trace, call registry, statistics) this happened."""
+
     kind: str  # "ringing", "answered", "ended"
     data: dict[str, object]
 
@@ -88,7 +90,7 @@ class EndTree:
     ended_by: EndedBy
 
 
-Command = Emit | SendHangup | EndTree
+Command = ReportEvent | SendHangup | EndTree
 
 
 @dataclass
@@ -133,13 +135,13 @@ class LegMachine:
             if self.state != "new":
                 return []
             self.state = "early"
-            return [Emit("ringing", {"sip_status": event.sip_status})]
+            return [ReportEvent("ringing", {"sip_status": event.sip_status})]
         if isinstance(event, Answered):
             if self.answered:
                 return []
             self.state = "answered"
             self.answered_at = now
-            return [Emit("answered", {"sip_status": event.sip_status, "at": _iso(now)})]
+            return [ReportEvent("answered", {"sip_status": event.sip_status, "at": _iso(now)})]
         if isinstance(event, HangupAsked):
             if self.ended_by is None:
                 self.ended_by = event.ended_by
@@ -187,7 +189,7 @@ class LegMachine:
             "talk_seconds": self.talk_seconds,
             "at": _iso(now),
         }
-        return [Emit("ended", data), EndTree(self.ended_by)]
+        return [ReportEvent("ended", data), EndTree(self.ended_by)]
 
 
 def _iso(moment: datetime) -> str:

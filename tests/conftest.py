@@ -18,6 +18,9 @@ from flexvoice.system import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 
+# A running node and its API (the `trunk_node` fixture), for the tests that start one.
+pytest_plugins = ["tests.nodekit"]
+
 
 def cli_env(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLEXVOICE_")}

@@ -12,7 +12,7 @@ from typing import Any
 
 from flexvoice.accounts import set_designer
 from flexvoice.appkeys import DB
-from flexvoice.flows.interpreter import FlowDeps
+from flexvoice.flows.deps import FlowDeps
 from flexvoice.flows.runtime import FlowRuntime
 from flexvoice.users import create_user
 from tests.apikit import Api, running_api

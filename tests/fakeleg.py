@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from flexvoice.callcontrol import DigitsResult
-from flexvoice.flows.interpreter import FlowDeps
+from flexvoice.flows.deps import FlowDeps
 from flexvoice.flows.runtime import FlowRuntime
 from flexvoice.flows.simulate import Script, ScriptedLeg, VirtualClock
 from flexvoice.metering.tariffs import load_tariffs

@@ -4,24 +4,18 @@ finance's export. One node serves the module's tests; each test starts its own s
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from tests.conftest import REPO, free_port_range, run_cli, write_node_config
+from tests.conftest import free_port_range
+from tests.nodekit import NOTIFY_FLOW, TrunkNode, launch_trunk_node
 from tests.sipptool import Uas, counts, run_uac, uac_args
-from tests.test_api_sip import NOTIFY_FLOW, api
-from tests.test_serve import http_port, start_node, wait_http
-from tests.test_sip_node import stop, wait_workers
 
 pytestmark = [pytest.mark.sip, pytest.mark.edge, pytest.mark.xdist_group("sipnode")]
 
@@ -51,104 +45,34 @@ steps:
 """
 
 
-@dataclass
-class Node:
-    tmp: Path
-    config: Path
-    proc: subprocess.Popen[str]
-    port: int
-    sip_port: int
-    trunk_port: int
-    key: str
-
-    def call(self, body: dict[str, Any]) -> tuple[int, Any]:
-        return api(self.port, self.key, "POST", "/v1/calls", body)
-
-    def get(self, path: str) -> Any:
-        status, doc = api(self.port, self.key, "GET", path)
-        assert status == 200, doc
-        return doc
-
-    def wait_call(self, call_id: str, until: Any, timeout: float = 30) -> Any:
-        deadline = time.monotonic() + timeout
-        call = self.get(f"/v1/calls/{call_id}")
-        while time.monotonic() < deadline and not until(call):
-            time.sleep(0.2)
-            call = self.get(f"/v1/calls/{call_id}")
-        return call
-
-    def active_calls(self) -> float:
-        _status, body = wait_http(self.port, "/metrics", self.proc)
-        found = re.search(rb"^flexvoice_active_calls (\S+)$", body, re.M)
-        assert found is not None, body[:500]
-        return float(found.group(1))
-
-    def export(self, month: str) -> list[dict[str, Any]]:
-        out = run_cli(
-            "usage", "export", "--month", month, "--detail", "--format", "json",
-            "--db", str(self.tmp / "flexvoice.db"),
-        )  # fmt: skip
-        assert out.returncode == 0, out.stderr
-        rows: list[dict[str, Any]] = json.loads(out.stdout)
-        return rows
-
-
 def ended(call: dict[str, Any]) -> bool:
     return call["status"] not in ("queued", "ringing", "in-progress")
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    tmp = tmp_path_factory.mktemp("calltree")
-    trunk_port = free_port_range(1)
-    flows = tmp / "flows"
-    flows.mkdir()
-    (flows / "connect.yaml").write_text(CONNECT_FLOW)
-    (flows / "notify.yaml").write_text(NOTIFY_FLOW)
-    (tmp / "trunks.yaml").write_text(
-        f"""trunks:
-  carrier:
-    proxy: 127.0.0.1:{trunk_port}
-    source_addresses: [127.0.0.1]
-    caller_id: {{default: "+3225551001", allowed: ["+3225551001", "+32255510*"]}}
-default_outbound: carrier
-"""
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrunkNode]:
+    shop = {"account": "shop", "flow": "notify"}
+    started = launch_trunk_node(
+        tmp_path_factory.mktemp("calltree"),
+        free_port_range(1),
+        flows={"connect": CONNECT_FLOW, "notify": NOTIFY_FLOW},
+        numbers={
+            "+3225551001": shop,
+            "+3216001100": shop,
+            "+3225551002": {"account": "shop", "flow": "connect"},
+        },
+        caller_id={"default": "+3225551001", "allowed": ["+3225551001", "+32255510*"]},
     )
-    (tmp / "numbers.yaml").write_text(
-        "accounts:\n  shop: {tariff: flexio-payu}\n"
-        "numbers:\n"
-        '  "+3225551001": {account: shop, flow: notify}\n'
-        '  "+3216001100": {account: shop, flow: notify}\n'
-        '  "+3225551002": {account: shop, flow: connect}\n'
-    )
-    config = write_node_config(tmp, workers=2)
-    doc = yaml.safe_load(config.read_text())
-    doc["sip"]["trunks"] = str(tmp / "trunks.yaml")
-    doc["sip"]["numbers"] = str(tmp / "numbers.yaml")
-    doc["paths"]["flows"] = str(flows)
-    doc["paths"]["prompts"] = str(REPO / "ivr_prompts")
-    config.write_text(yaml.safe_dump(doc))
-    proc = start_node(config)
-    port = http_port(config)
     try:
-        wait_http(port, "/healthz", proc, timeout=60)
-        wait_workers(port, proc, 2)
-        made = run_cli(
-            "keys", "create", "--account", "shop", "--role", "developer",
-            "--db", str(tmp / "flexvoice.db"),
-        )  # fmt: skip
-        assert made.returncode == 0, made.stderr
-        yield Node(
-            tmp, config, proc, port, int(doc["sip"]["edge"]["port"]), trunk_port,
-            made.stdout.split()[0],
-        )  # fmt: skip
+        started.new_key("shop", "developer")  # before the first test, as ever
+        yield started
     finally:
-        err = stop(proc)
+        err = started.stop()
         # No worker-internal id (w<index>.<pid>.<n>) in any log line about a call.
         assert not re.search(r"call_id=w\d+\.", err), err[-2000:]
 
 
-def test_rest_hangup_of_a_bridged_call_ends_both_legs_and_prices_the_tree(node: Node) -> None:
+def test_rest_hangup_of_a_bridged_call_ends_both_legs_and_prices_the_tree(node: TrunkNode) -> None:
     carrier = Uas("uas_answer.xml", node.trunk_port, calls=2)  # the callee and the mobile
     try:
         status, call = node.call(
@@ -161,9 +85,7 @@ def test_rest_hangup_of_a_bridged_call_ends_both_legs_and_prices_the_tree(node: 
         )
         assert bridged["legs"], bridged
         time.sleep(1.0)  # talking
-        status, hung = api(
-            node.port, node.key, "POST", f"/v1/calls/{call['id']}", {"status": "completed"}
-        )
+        status, hung = node.api("POST", f"/v1/calls/{call['id']}", {"status": "completed"})
         assert status == 200, hung
         t0 = time.monotonic()
         while node.active_calls() != 0 and time.monotonic() - t0 < 1.0:
@@ -216,7 +138,7 @@ def test_rest_hangup_of_a_bridged_call_ends_both_legs_and_prices_the_tree(node: 
     assert "API" in flow_end["reason"], flow_end
 
 
-def test_an_unknown_flow_is_refused_before_anything_rings(node: Node) -> None:
+def test_an_unknown_flow_is_refused_before_anything_rings(node: TrunkNode) -> None:
     carrier = Uas("uas_answer.xml", node.trunk_port, calls=1, timeout=4)
     try:
         status, problem = node.call({"to": "+32470123456", "from": "+3225551001", "flow": "conect"})
@@ -227,11 +149,11 @@ def test_an_unknown_flow_is_refused_before_anything_rings(node: Node) -> None:
     assert problem["type"].endswith(":unknown-flow") and problem["field"] == "flow"
     assert "did you mean 'connect'?" in problem["detail"], problem
     assert invites(carrier_log) == 0  # sipp saw nothing
-    listing = api(node.port, node.key, "GET", "/v1/calls?to=%2B32470123456&from=%2B3225551001")
+    listing = node.api("GET", "/v1/calls?to=%2B32470123456&from=%2B3225551001")
     assert all(c["flow"] != "conect" for c in listing[1]["calls"])
 
 
-def test_a_caller_id_the_trunk_does_not_allow_is_refused(node: Node) -> None:
+def test_a_caller_id_the_trunk_does_not_allow_is_refused(node: TrunkNode) -> None:
     carrier = Uas("uas_answer.xml", node.trunk_port, calls=1, timeout=4)
     try:
         status, problem = node.call({"to": "+32470123456", "from": "+3216001100", "flow": "notify"})
@@ -245,7 +167,7 @@ def test_a_caller_id_the_trunk_does_not_allow_is_refused(node: Node) -> None:
     assert invites(carrier_log) == 0
 
 
-def test_a_sequential_hunt_shows_three_children_with_their_outcomes(node: Node) -> None:
+def test_a_sequential_hunt_shows_three_children_with_their_outcomes(node: TrunkNode) -> None:
     carrier = Uas("uas_carrier_by_number.xml", node.trunk_port, calls=4)
     (node.tmp / "flows" / "hunt.yaml").write_text(HUNT_FLOW)
     try:
@@ -263,9 +185,7 @@ def test_a_sequential_hunt_shows_three_children_with_their_outcomes(node: Node) 
         parent = node.wait_call(
             call["id"], lambda c: len(c["legs"]) == 3 and c["legs"][2]["status"] == "in-progress"
         )
-        status, _ = api(
-            node.port, node.key, "POST", f"/v1/calls/{call['id']}", {"status": "completed"}
-        )
+        status, _ = node.api("POST", f"/v1/calls/{call['id']}", {"status": "completed"})
         parent = node.wait_call(call["id"], lambda c: ended(c) and all(map(ended, c["legs"])))
     finally:
         carrier_log = carrier.stop()
@@ -284,8 +204,8 @@ def test_a_sequential_hunt_shows_three_children_with_their_outcomes(node: Node) 
     ]
 
 
-def test_inbound_calls_get_call_ids_and_one_answered_and_ended(node: Node) -> None:
-    result = run_uac("uac_until_bye.xml", f"127.0.0.1:{node.sip_port}", "+3225551001")
+def test_inbound_calls_get_call_ids_and_one_answered_and_ended(node: TrunkNode) -> None:
+    result = run_uac("uac_until_bye.xml", node.edge, "+3225551001")
     assert result.successful == 1, result.output
     deadline = time.monotonic() + 10
     inbound: list[Any] = []
@@ -300,7 +220,7 @@ def test_inbound_calls_get_call_ids_and_one_answered_and_ended(node: Node) -> No
     assert kinds.count("answered") == 1 and kinds.count("ended") == 1, kinds
 
 
-def inbound_bridged(node: Node) -> dict[str, Any]:
+def inbound_bridged(node: TrunkNode) -> dict[str, Any]:
     """The newest inbound call to +3225551002 once its dialled leg is bridged."""
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -312,11 +232,11 @@ def inbound_bridged(node: Node) -> dict[str, Any]:
     raise AssertionError("no bridged inbound call")
 
 
-def test_the_caller_hanging_up_ends_the_dialled_leg(node: Node) -> None:
+def test_the_caller_hanging_up_ends_the_dialled_leg(node: TrunkNode) -> None:
     carrier = Uas("uas_answer.xml", node.trunk_port, calls=1)
     try:
         caller = subprocess.Popen(
-            uac_args("uac_call.xml", f"127.0.0.1:{node.sip_port}", "+3225551002", hold_ms=3000),
+            uac_args("uac_call.xml", node.edge, "+3225551002", hold_ms=3000),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         call = inbound_bridged(node)
@@ -334,17 +254,17 @@ def test_the_caller_hanging_up_ends_the_dialled_leg(node: Node) -> None:
     assert call["legs"][0]["ended_by"] == "caller"
 
 
-def test_rest_hangup_of_an_inbound_call_ends_the_caller_and_the_dialled_leg(node: Node) -> None:
+def test_rest_hangup_of_an_inbound_call_ends_the_caller_and_the_dialled_leg(
+    node: TrunkNode,
+) -> None:
     carrier = Uas("uas_answer.xml", node.trunk_port, calls=1)
     try:
         caller = subprocess.Popen(
-            uac_args("uac_until_bye.xml", f"127.0.0.1:{node.sip_port}", "+3225551002"),
+            uac_args("uac_until_bye.xml", node.edge, "+3225551002"),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         call = inbound_bridged(node)
-        status, hung = api(
-            node.port, node.key, "POST", f"/v1/calls/{call['id']}", {"status": "completed"}
-        )
+        status, hung = node.api("POST", f"/v1/calls/{call['id']}", {"status": "completed"})
         assert status == 200, hung
         out, _ = caller.communicate(timeout=30)
         call = node.wait_call(call["id"], lambda c: ended(c) and all(map(ended, c["legs"])))

@@ -15,11 +15,11 @@ from flexvoice.flows.simulate import dial_token
 from flexvoice.legstate import (
     Answered,
     Disconnected,
-    Emit,
     EndTree,
     HangupAsked,
     LegMachine,
     Lost,
+    ReportEvent,
     Ringing,
     SendHangup,
 )
@@ -34,14 +34,14 @@ def at(seconds: float) -> datetime:
 
 
 def ended(commands: list[Any]) -> dict[str, Any]:
-    [emit] = [c for c in commands if isinstance(c, Emit) and c.kind == "ended"]
-    return emit.data
+    [report] = [c for c in commands if isinstance(c, ReportEvent) and c.kind == "ended"]
+    return report.data
 
 
 def test_an_answered_leg_ends_with_normal_clearing_whatever_status_the_bye_echoes() -> None:
     m = LegMachine("inbound", T0)
     assert m.handle(Answered(), at(1)) == [
-        Emit("answered", {"sip_status": 200, "at": at(1).isoformat(timespec="milliseconds")})
+        ReportEvent("answered", {"sip_status": 200, "at": at(1).isoformat(timespec="milliseconds")})
     ]
     assert m.handle(Answered(), at(2)) == []  # one answered per leg
     assert m.handle(HangupAsked("flow", 480, "flow_end"), at(10)) == [SendHangup(480, "flow_end")]

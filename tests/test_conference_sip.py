@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from flexvoice.conference.service import ConferenceService
-from flexvoice.flows.interpreter import FlowDeps
+from flexvoice.flows.deps import FlowDeps
 from flexvoice.flows.runtime import FlowRuntime
 from flexvoice.sip.beep import beep_file
 from flexvoice.sip.leg import SipLeg

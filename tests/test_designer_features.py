@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from flexvoice.flows.interpreter import FlowDeps
+from flexvoice.flows.deps import FlowDeps
 from flexvoice.flows.simulate import ScriptedLeg
 from tests.apikit import ACME_NUMBER
 from tests.designerkit import ADMIN, ANALYST, MANAGER, NO_DESIGNER, Designer, running_designer

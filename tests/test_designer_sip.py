@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from flexvoice.flows.interpreter import FlowDeps
+from flexvoice.flows.deps import FlowDeps
 from flexvoice.sip.leg import SipLeg
 from flexvoice.sip.pool import PoolSettings, WorkerPool
 from tests.conftest import free_port_range

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from flexvoice.appkeys import FLOW_DEPS, FLOWS
 from flexvoice.config import load_config
-from flexvoice.flows.interpreter import FlowDeps
+from flexvoice.flows.deps import FlowDeps
 from flexvoice.node.assembly import build_app
 from flexvoice.node.flows import flows_component
 from tests.conftest import REPO, write_node_config

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from flexvoice.flows.interpreter import FlowDeps
+from flexvoice.flows.deps import FlowDeps
 from flexvoice.flows.runtime import FlowRuntime
 from flexvoice.flows.webhooks import AiohttpWebhooks
 from flexvoice.sip.leg import SipLeg

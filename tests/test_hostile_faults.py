@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_serve import http_port, session_processes, start_node, wait_http
-from tests.test_sip_node import edge_node, wait_workers
+from tests.nodekit import http_port, session_processes, start_node, wait_http, wait_workers
+from tests.test_sip_node import edge_node
 
 pytestmark = [pytest.mark.sip, pytest.mark.edge, pytest.mark.xdist_group("sipnode")]
 

@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, cli_env
+from tests.nodekit import http_port, start_node, stop, wait_http, wait_workers
 from tests.sipptool import run_uac
-from tests.test_serve import http_port, start_node, wait_http
-from tests.test_sip_node import edge_node, stop, wait_workers
+from tests.test_sip_node import edge_node
 
 pytestmark = [pytest.mark.sip, pytest.mark.edge, pytest.mark.xdist_group("sipnode")]
 

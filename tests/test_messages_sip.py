@@ -14,14 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from flexvoice.flows.simulate import wav_seconds
-from tests.conftest import REPO, free_port_range, run_cli
+from tests.conftest import REPO, free_port_range
+from tests.nodekit import StartTrunkNode, api, wait_for
 from tests.sipptool import SCENARIOS, free_udp_pair, wait_udp_bound
-from tests.test_api_sip import api, node_with_trunk
-from tests.test_serve import http_port, start_node, wait_http
-from tests.test_sip_node import stop, wait_workers
 
 pytestmark = [pytest.mark.sip, pytest.mark.edge, pytest.mark.xdist_group("sipnode")]
 
@@ -53,35 +50,17 @@ def bodies(log: Path) -> list[str]:
     return out
 
 
-def wait_for(check: Any, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError("timed out")
-
-
-def test_sms_and_verification_over_sip_message_through_the_edge(tmp_path: Path) -> None:
+def test_sms_and_verification_over_sip_message_through_the_edge(
+    tmp_path: Path, trunk_node: StartTrunkNode
+) -> None:
     trunk_port = free_port_range(1)
     log = tmp_path / "carrier.log"
     sipp = carrier(trunk_port, log, 3)
-    config = node_with_trunk(tmp_path, trunk_port)
-    doc = yaml.safe_load(config.read_text())
-    doc["messaging"] = {"gateway": "sip", "retry_base": "500ms"}
-    config.write_text(yaml.safe_dump(doc))
-    proc = start_node(config)
-    port = http_port(config)
-    node_log = ""
     try:
-        wait_http(port, "/healthz", proc, timeout=60)
-        wait_workers(port, proc, 2)
-        made = run_cli(
-            "keys", "create", "--account", "shop", "--role", "developer",
-            "--db", str(tmp_path / "flexvoice.db"),
-        )  # fmt: skip
-        key = made.stdout.split()[0]
+        node = trunk_node(
+            trunk_port, settings={"messaging": {"gateway": "sip", "retry_base": "500ms"}}
+        )
+        port, key = node.port, node.key
         text = "Your order is ready. " * 20  # 420 characters: 3 SMS segments, one MESSAGE
         status, message = api(port, key, "POST", "/v1/messages",
                               {"to": MOBILE, "from": NUMBER, "body": text})  # fmt: skip
@@ -109,11 +88,10 @@ def test_sms_and_verification_over_sip_message_through_the_edge(tmp_path: Path) 
         assert (status, checked["status"]) == (200, "approved")
 
         # The carrier sends an SMS to our number: it reaches the account as an inbound message.
-        edge_port = int(doc["sip"]["edge"]["port"])
         uac = subprocess.run(
             ["sipp", "-sf", str(SCENARIOS / "uac_message.xml"), "-i", "127.0.0.1",
              "-p", str(free_port_range(1)), "-m", "1", "-s", NUMBER, "-set", "text", "STOP",
-             "-nostdin", "-timeout", "20s", f"127.0.0.1:{edge_port}"],
+             "-nostdin", "-timeout", "20s", node.edge],
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert uac.returncode == 0, uac.stdout[-2000:]
@@ -128,15 +106,15 @@ def test_sms_and_verification_over_sip_message_through_the_edge(tmp_path: Path) 
         status, refused = api(port, key, "POST", "/v1/messages",
                               {"to": MOBILE, "from": NUMBER, "body": "hello"})  # fmt: skip
         assert status == 422 and refused["error_code"] == 21610
+        node_log = node.stop()
     finally:
-        node_log = stop(proc)
         sipp.kill()
         sipp.communicate(timeout=10)
     assert "sms.status" in node_log  # the node logged the messages ...
     assert code not in node_log  # ... and never the code
 
 
-def test_verification_by_voice_speaks_the_code_twice(tmp_path: Path) -> None:
+def test_verification_by_voice_speaks_the_code_twice(trunk_node: StartTrunkNode) -> None:
     """sipp answers the verification call; the RTP that reaches its media port lasts as long
     as the locale's prompts: intro, six digits, repeat, six digits, goodbye."""
     trunk_port = free_port_range(1)
@@ -162,17 +140,9 @@ def test_verification_by_voice_speaks_the_code_twice(tmp_path: Path) -> None:
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     wait_udp_bound("127.0.0.1", trunk_port, callee)
-    config = node_with_trunk(tmp_path, trunk_port)
-    proc = start_node(config)
-    port = http_port(config)
     try:
-        wait_http(port, "/healthz", proc, timeout=60)
-        wait_workers(port, proc, 2)
-        made = run_cli(
-            "keys", "create", "--account", "shop", "--role", "developer",
-            "--db", str(tmp_path / "flexvoice.db"),
-        )  # fmt: skip
-        key = made.stdout.split()[0]
+        node = trunk_node(trunk_port)
+        port, key = node.port, node.key
         status, verification = api(
             port,
             key,
@@ -184,11 +154,11 @@ def test_verification_by_voice_speaks_the_code_twice(tmp_path: Path) -> None:
         assert verification["call_id"].startswith("VC") and verification["message_id"] is None
         callee.wait(60)  # sipp ends after our BYE
         time.sleep(0.3)
+        node_log = node.stop()
     finally:
         done.set()
         reader.join()
         media.close()
-        node_log = stop(proc)
         if callee.poll() is None:
             callee.kill()
         out = callee.communicate(timeout=10)[0]

@@ -8,23 +8,18 @@ from __future__ import annotations
 import array
 import json
 import threading
-import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from flexvoice.api.keys import webhook_secret
 from flexvoice.api.webhooks import SIGNATURE_HEADER, verify_signature
 from flexvoice.storage.sqlite import connect
-from tests.conftest import REPO, free_port_range, run_cli, write_node_config
+from tests.conftest import free_port_range
+from tests.nodekit import SHOP_LINE, StartTrunkNode, api, wait_for
 from tests.sipptool import Uas
-from tests.test_api_sip import api
-from tests.test_serve import http_port, start_node, wait_http
-from tests.test_sip_node import stop, wait_workers
 
 pytestmark = [pytest.mark.sip, pytest.mark.edge, pytest.mark.xdist_group("sipnode")]
 
@@ -66,33 +61,6 @@ class Receiver:
         self.server.server_close()
 
 
-def node_config(tmp_path: Path, trunk_port: int) -> Path:
-    flows = tmp_path / "flows"
-    flows.mkdir()
-    (flows / "hold.yaml").write_text(HOLD_FLOW)
-    (tmp_path / "trunks.yaml").write_text(
-        f"""trunks:
-  carrier:
-    proxy: 127.0.0.1:{trunk_port}
-    source_addresses: [127.0.0.1]
-    caller_id: {{default: "+3225551001"}}
-default_outbound: carrier
-"""
-    )
-    (tmp_path / "numbers.yaml").write_text(
-        "accounts:\n  shop: {tariff: flexio-payu}\n"
-        'numbers:\n  "+3225551001": {account: shop, flow: hold}\n'
-    )
-    config = write_node_config(tmp_path, "api: {private_urls: true, webhook_retry_base: 50ms}\n")
-    doc = yaml.safe_load(config.read_text())
-    doc["sip"]["trunks"] = str(tmp_path / "trunks.yaml")
-    doc["sip"]["numbers"] = str(tmp_path / "numbers.yaml")
-    doc["paths"]["flows"] = str(flows)
-    doc["paths"]["prompts"] = str(REPO / "ivr_prompts")
-    config.write_text(yaml.safe_dump(doc))
-    return config
-
-
 def download(port: int, key: str, path: str, range_: str | None = None) -> tuple[int, bytes]:
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
     req.add_header("Authorization", f"Bearer {key}")
@@ -102,33 +70,19 @@ def download(port: int, key: str, path: str, range_: str | None = None) -> tuple
         return resp.status, resp.read()
 
 
-def until(check: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError("timed out")
-
-
 def test_a_recorded_rest_call_is_listed_priced_downloadable_and_announced(
-    tmp_path: Path,
+    trunk_node: StartTrunkNode,
 ) -> None:
     callee = Uas("uas_talk.xml", free_port_range(1), calls=1)
     receiver = Receiver()
-    config = node_config(tmp_path, callee.port)
-    proc = start_node(config)
-    port = http_port(config)
-    db = tmp_path / "flexvoice.db"
     try:
-        wait_http(port, "/healthz", proc, timeout=60)
-        wait_workers(port, proc, 2)
-        made = run_cli(
-            "keys", "create", "--account", "shop", "--role", "developer", "--db", str(db)
+        node = trunk_node(
+            callee.port,
+            flows={"hold": HOLD_FLOW},
+            numbers={SHOP_LINE: {"account": "shop", "flow": "hold"}},
+            settings={"api": {"private_urls": True, "webhook_retry_base": "50ms"}},
         )
-        assert made.returncode == 0, made.stderr
-        key = made.stdout.split()[0]
+        port, key, db = node.port, node.key, node.db
         status, call = api(
             port, key, "POST", "/v1/calls",
             {"to": "+32470123456", "from": "+3225551001", "flow": "hold", "record": True,
@@ -141,7 +95,7 @@ def test_a_recorded_rest_call_is_listed_priced_downloadable_and_announced(
             _, doc = api(port, key, "GET", f"/v1/recordings?call_id={call_id}")
             return doc["recordings"][0] if doc["recordings"] else None
 
-        live = until(recording_of_call)
+        live = wait_for(recording_of_call)
         assert live["status"] == "in-progress" and live["kind"] == "call"
         status, doc = api(port, key, "POST", f"/v1/calls/{call_id}", {"recording": "pause"})
         assert status == 200, doc
@@ -156,15 +110,15 @@ def test_a_recorded_rest_call_is_listed_priced_downloadable_and_announced(
             rec = recording_of_call()
             return rec if rec["status"] not in ("in-progress", "paused") else None
 
-        rec = until(closed)
+        rec = wait_for(closed)
         _, call = api(port, key, "GET", f"/v1/calls/{call_id}")
         status, wav = download(port, key, f"/v1/recordings/{rec['id']}.wav")
         assert status == 200
         status, part = download(port, key, f"/v1/recordings/{rec['id']}.wav", "bytes=0-43")
         assert status == 206 and part == wav[:44]
-        until(lambda: any(b"recording.completed" in body for body, _ in receiver.seen), 15)
+        wait_for(lambda: any(b"recording.completed" in body for body, _ in receiver.seen), 15)
+        node.stop()
     finally:
-        stop(proc)
         callee.stop()
         receiver.close()
     assert rec["status"] == "completed", rec
@@ -188,12 +142,7 @@ def test_a_recorded_rest_call_is_listed_priced_downloadable_and_announced(
     assert payload["event"] == "recording.completed"
     assert payload["recording"]["id"] == rec["id"]
     assert payload["recording"]["sha256"] == rec["sha256"]
-    export = run_cli(
-        "usage", "export", "--month", rec["started_at"][:7], "--detail", "--format", "json",
-        "--db", str(db),
-    )  # fmt: skip
-    assert export.returncode == 0, export.stderr
-    [line] = [row for row in json.loads(export.stdout) if row["event_id"] == rec["id"]]
+    [line] = [row for row in node.export(rec["started_at"][:7]) if row["event_id"] == rec["id"]]
     assert (line["account"], line["amount_eur"]) == ("shop", "0.002500"), line
 
 

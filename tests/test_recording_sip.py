@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from flexvoice.flows.interpreter import FlowDeps
+from flexvoice.flows.deps import FlowDeps
 from flexvoice.flows.runtime import FlowRuntime
 from flexvoice.recordings.service import RecordingService
 from flexvoice.recordings.store import RecordingRow, RecordingStore

@@ -7,60 +7,20 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.conftest import REPO, cli_env, write_node_config
+from tests.nodekit import http_port, session_processes, start_node, wait_http
 
 pytestmark = pytest.mark.process  # the CLI, a node or Redis as real processes
-
-
-def start_node(config: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "flexvoice", "--config", str(config), "serve", *args],
-        cwd=REPO,
-        env=cli_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
-
-
-def http_port(config: Path) -> int:
-    return int(yaml.safe_load(config.read_text())["http"]["port"])
-
-
-def wait_http(
-    port: int, path: str, proc: subprocess.Popen[str], timeout: float = 30
-) -> tuple[int, bytes]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"node exited early: {proc.communicate()[1]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
-                return r.status, r.read()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read()
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"no answer on {path} within {timeout}s")
 
 
 def children_of(pid: int) -> list[int]:
     out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
     return [int(x) for x in out.stdout.split()]
-
-
-def session_processes(sid: int) -> list[str]:
-    out = subprocess.run(["ps", "-eo", "sid=,pid=,comm="], capture_output=True, text=True)
-    return [line for line in out.stdout.splitlines() if line.split()[0] == str(sid)]
 
 
 def test_serve_answers_healthz_and_metrics_then_stops_on_sigterm(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flexvoice.digits import DigitCollector
+from flexvoice.digitcollector import DigitCollector
 from flexvoice.sip.leg import number_of, outcome_for
 from flexvoice.sip.protocol import COMMANDS, EVENTS, ProtocolError, decode, encode
 

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.conftest import write_node_config
+from tests.nodekit import http_port, start_node, stop, wait_http, wait_workers
 from tests.sipptool import run_uac
-from tests.test_serve import http_port, session_processes, start_node, wait_http
 from tests.test_sip_pool import tone
 
 pytestmark = [pytest.mark.sip, pytest.mark.edge, pytest.mark.xdist_group("sipnode")]
@@ -65,24 +63,6 @@ def worker_pids(node_pid: int, config: Path) -> dict[int, int]:
         if match and base <= port < base + count and int(match.group(1)) in descendants:
             found[port - base] = int(match.group(1))
     return found
-
-
-def wait_workers(port: int, proc: subprocess.Popen[str], up: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        _status, body = wait_http(port, "/healthz", proc)
-        if json.loads(body)["workers"]["up"] == up:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"workers up never reached {up}")
-
-
-def stop(proc: subprocess.Popen[str]) -> str:
-    proc.send_signal(signal.SIGTERM)
-    _out, err = proc.communicate(timeout=90)
-    assert proc.returncode == 0, err[-3000:]
-    assert session_processes(proc.pid) == []
-    return err
 
 
 def test_twenty_simultaneous_calls_spread_over_the_workers_through_the_edge(

@@ -16,10 +16,9 @@ import yaml
 
 from flexvoice.sip.edge import sip_ping
 from tests.conftest import write_node_config
+from tests.nodekit import http_port, start_node, stop, wait_http, wait_workers
 from tests.sipptool import run_uac
 from tests.test_edge_robustness import RFC4475, first_reply, torture_messages
-from tests.test_serve import http_port, start_node, wait_http
-from tests.test_sip_node import stop, wait_workers
 
 pytestmark = [pytest.mark.sip, pytest.mark.edge, pytest.mark.xdist_group("sipnode")]
 

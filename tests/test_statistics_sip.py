@@ -10,20 +10,16 @@ import threading
 import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from flexvoice.calls import CallRegistry
 from flexvoice.statistics.rollup import differences, read_rows, recompute
 from flexvoice.storage.sqlite import connect
-from tests.conftest import REPO, free_port_range, run_cli, write_node_config
+from tests.conftest import free_port_range
+from tests.nodekit import StartTrunkNode, api
 from tests.sipptool import SippResult, Uas, run_uac
-from tests.test_api_sip import api
-from tests.test_serve import http_port, start_node, wait_http
-from tests.test_sip_node import stop, wait_workers
 
 pytestmark = [pytest.mark.sip, pytest.mark.edge, pytest.mark.xdist_group("sipnode")]
 
@@ -64,44 +60,6 @@ steps:
 """
 
 
-def node_config(tmp_path: Path, trunk_port: int) -> Path:
-    flows = tmp_path / "flows"
-    flows.mkdir()
-    (flows / "stats.yaml").write_text(STATS_FLOW)
-    (tmp_path / "trunks.yaml").write_text(
-        f"""trunks:
-  carrier:
-    proxy: 127.0.0.1:{trunk_port}
-    source_addresses: [127.0.0.1]
-    caller_id: {{default: "{LINE}"}}
-default_outbound: carrier
-"""
-    )
-    (tmp_path / "numbers.yaml").write_text(
-        "accounts:\n  shop: {tariff: flexio-payu}\n  other: {tariff: flexio-payu}\n"
-        f'numbers:\n  "{LINE}": {{account: shop, flow: stats}}\n'
-        f'  "{MOVED}": {{account: shop, flow: stats}}\n'
-        f'  "{OTHER}": {{account: other, flow: stats}}\n'
-    )
-    config = write_node_config(tmp_path, workers=2)
-    doc = yaml.safe_load(config.read_text())
-    doc["sip"]["trunks"] = str(tmp_path / "trunks.yaml")
-    doc["sip"]["numbers"] = str(tmp_path / "numbers.yaml")
-    doc["paths"]["flows"] = str(flows)
-    doc["paths"]["prompts"] = str(REPO / "ivr_prompts")
-    config.write_text(yaml.safe_dump(doc))
-    return config
-
-
-def key(tmp_path: Path, account: str, role: str) -> str:
-    made = run_cli(
-        "keys", "create", "--account", account, "--role", role,
-        "--db", str(tmp_path / "flexvoice.db"),
-    )  # fmt: skip
-    assert made.returncode == 0, made.stderr
-    return made.stdout.split()[0]
-
-
 def csv_get(port: int, key_text: str, path: str) -> list[dict[str, str]]:
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
     req.add_header("Authorization", f"Bearer {key_text}")
@@ -122,76 +80,79 @@ def wait_offered(port: int, key_text: str, path: str, want: int, timeout: float 
     raise AssertionError(f"statistics stayed at {doc}")
 
 
-def test_scripted_calls_give_exactly_the_figures_they_imply(tmp_path: Path) -> None:
+def test_scripted_calls_give_exactly_the_figures_they_imply(trunk_node: StartTrunkNode) -> None:
     trunk_port = free_port_range(1)
-    config = node_config(tmp_path, trunk_port)
-    edge = f"127.0.0.1:{yaml.safe_load(config.read_text())['sip']['edge']['port']}"
-    proc = start_node(config)
-    port = http_port(config)
+    node = trunk_node(
+        trunk_port,
+        flows={"stats": STATS_FLOW},
+        numbers={
+            LINE: {"account": "shop", "flow": "stats"},
+            MOVED: {"account": "shop", "flow": "stats"},
+            OTHER: {"account": "other", "flow": "stats"},
+        },
+        caller_id={"default": LINE},
+    )
+    edge, port, tmp_path = node.edge, node.port, node.tmp
     today = datetime.now(UTC).date()
     # Around today: a run that crosses midnight UTC still finds all its calls.
     period = f"from={today - timedelta(days=1)}&to={today + timedelta(days=1)}"
+    manager, analyst = node.new_key("shop", "manager"), node.new_key("other", "analyst")
+    admin = node.new_key("shop", "admin")
+    status, doc = api(
+        port, admin, "PUT", f"/v1/numbers/{MOVED}/continuity",
+        {"forward_to": "+3225557777", "active": True},
+    )  # fmt: skip
+    assert status == 200, doc
+
+    agents = Uas("uas_agents.xml", trunk_port, calls=6)
     try:
-        wait_http(port, "/healthz", proc, timeout=60)
-        wait_workers(port, proc, 2)
-        manager, analyst = key(tmp_path, "shop", "manager"), key(tmp_path, "other", "analyst")
-        admin = key(tmp_path, "shop", "admin")
-        status, doc = api(
-            port, admin, "PUT", f"/v1/numbers/{MOVED}/continuity",
-            {"forward_to": "+3225557777", "active": True},
-        )  # fmt: skip
-        assert status == 200, doc
-
-        agents = Uas("uas_agents.xml", trunk_port, calls=6)
-        try:
-            # Key 1: the desk answers, the caller talks 3 s and hangs up. Key 3: the desk is
-            # busy, no branch (busy). Key 5: busy, on_busy plays a message (rerouted). Key 4:
-            # nobody answers within 3 s (no answer).
-            for scenario, hold, digit in [
-                ("uac_key.xml", 3000, "1"),
-                ("uac_key_until_bye.xml", 1000, "3"),
-                ("uac_key_until_bye.xml", 1000, "5"),
-                ("uac_key_until_bye.xml", 1000, "4"),
-            ]:
-                result = run_uac(scenario, edge, LINE, hold_ms=hold, keys={"digit": digit})
-                assert result.successful == 1, (digit, result.output)
-            # Key 2: the caller waits in the queue and gives up after 7 s, seen live meanwhile.
-            queued: dict[str, SippResult] = {}
-            caller = threading.Thread(
-                target=lambda: queued.setdefault(
-                    "r", run_uac("uac_key.xml", edge, LINE, hold_ms=7000, keys={"digit": "2"})
-                )
-            )
-            caller.start()
-            live: Any = None
-            deadline = time.monotonic() + 6
-            while time.monotonic() < deadline:
-                _, live = api(port, manager, "GET", "/v1/statistics/live")
-                if live["queues"] and live["agents_ringing"]:
-                    break
-                time.sleep(0.2)
-            caller.join(30)
-            assert queued["r"].successful == 1, queued["r"].output
-        finally:
-            agents.stop()
-        # No agent needed: a caller leaves the menu after 3 s; the moved number redirects.
-        for scenario, number, hold in [
-            ("uac_call.xml", LINE, 3000),
-            ("uac_expect_302.xml", MOVED, 1000),
-            ("uac_call.xml", OTHER, 2000),
+        # Key 1: the desk answers, the caller talks 3 s and hangs up. Key 3: the desk is
+        # busy, no branch (busy). Key 5: busy, on_busy plays a message (rerouted). Key 4:
+        # nobody answers within 3 s (no answer).
+        for scenario, hold, digit in [
+            ("uac_key.xml", 3000, "1"),
+            ("uac_key_until_bye.xml", 1000, "3"),
+            ("uac_key_until_bye.xml", 1000, "5"),
+            ("uac_key_until_bye.xml", 1000, "4"),
         ]:
-            result = run_uac(scenario, edge, number, hold_ms=hold)
-            assert result.successful == 1, (scenario, result.output)
-
-        shop = wait_offered(port, manager, f"/v1/statistics/calls?{period}", 7)
-        steps_doc = api(port, manager, "GET", f"/v1/statistics/calls?{period}&group_by=step")[1]
-        path = f"/v1/statistics/calls?{period}&group_by=queue&queue=support"
-        queue_doc = api(port, manager, "GET", path)[1]
-        by_number = csv_get(port, manager, f"/v1/statistics/calls?{period}&group_by=number"
-                            "&tz=Europe/Brussels&format=csv")  # fmt: skip
-        other = wait_offered(port, analyst, f"/v1/statistics/calls?{period}&group_by=number", 1)
+            result = run_uac(scenario, edge, LINE, hold_ms=hold, keys={"digit": digit})
+            assert result.successful == 1, (digit, result.output)
+        # Key 2: the caller waits in the queue and gives up after 7 s, seen live meanwhile.
+        queued: dict[str, SippResult] = {}
+        caller = threading.Thread(
+            target=lambda: queued.setdefault(
+                "r", run_uac("uac_key.xml", edge, LINE, hold_ms=7000, keys={"digit": "2"})
+            )
+        )
+        caller.start()
+        live: Any = None
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline:
+            _, live = api(port, manager, "GET", "/v1/statistics/live")
+            if live["queues"] and live["agents_ringing"]:
+                break
+            time.sleep(0.2)
+        caller.join(30)
+        assert queued["r"].successful == 1, queued["r"].output
     finally:
-        stop(proc)
+        agents.stop()
+    # No agent needed: a caller leaves the menu after 3 s; the moved number redirects.
+    for scenario, number, hold in [
+        ("uac_call.xml", LINE, 3000),
+        ("uac_expect_302.xml", MOVED, 1000),
+        ("uac_call.xml", OTHER, 2000),
+    ]:
+        result = run_uac(scenario, edge, number, hold_ms=hold)
+        assert result.successful == 1, (scenario, result.output)
+
+    shop = wait_offered(port, manager, f"/v1/statistics/calls?{period}", 7)
+    steps_doc = api(port, manager, "GET", f"/v1/statistics/calls?{period}&group_by=step")[1]
+    path = f"/v1/statistics/calls?{period}&group_by=queue&queue=support"
+    queue_doc = api(port, manager, "GET", path)[1]
+    by_number = csv_get(port, manager, f"/v1/statistics/calls?{period}&group_by=number"
+                        "&tz=Europe/Brussels&format=csv")  # fmt: skip
+    other = wait_offered(port, analyst, f"/v1/statistics/calls?{period}&group_by=number", 1)
+    node.stop()
 
     # Live, while the queued caller waited: one call up, waiting in support, the agent ringing.
     assert live["calls_up"] == 1, live
@@ -229,10 +190,7 @@ def test_scripted_calls_give_exactly_the_figures_they_imply(tmp_path: Path) -> N
         assert not differences(read_rows(conn), recompute(conn, registry))
     finally:
         conn.close()
-    proc = start_node(config)
-    try:
-        wait_http(port, "/healthz", proc, timeout=60)
-        status, again = api(port, manager, "GET", f"/v1/statistics/calls?{period}")
-    finally:
-        stop(proc)
+    node.start()
+    status, again = api(port, manager, "GET", f"/v1/statistics/calls?{period}")
+    node.stop()
     assert status == 200 and again["totals"] == shop["totals"]

@@ -16,6 +16,7 @@ from flexvoice.api.framework import PRINCIPAL, Resource, request_body
 from flexvoice.api.models import E164, CallResource, Request
 from flexvoice.api.models import Resource as Doc
 from flexvoice.api.problems import ProblemError
+from flexvoice.api.resources import account_of, answer, node_part
 from flexvoice.appkeys import CALLS, CONFERENCES, CONFIG, DIALER, FLOWS, NUMBERS, ORIGINATOR
 from flexvoice.conference.room import Room
 from flexvoice.conference.service import ConferenceService
@@ -66,15 +67,12 @@ class ParticipantUpdate(Request):
 
 
 def _service(request: web.Request) -> ConferenceService:
-    service = request.config_dict.get(CONFERENCES)
-    if service is None:
-        raise ProblemError("service-unavailable", "conferences are not available on this node")
-    return service
+    return node_part(request, CONFERENCES, "conferences are not available on this node")
 
 
 def _room(request: web.Request) -> Room:
     name = request.match_info["room"]
-    room = _service(request).get(request[PRINCIPAL].account, name)
+    room = _service(request).get(account_of(request), name)
     if room is None:
         raise ProblemError("not-found", f"no conference room '{name}' in progress", field="room")
     return room
@@ -89,9 +87,8 @@ def _room(request: web.Request) -> Room:
     errors=(401, 403, 429),
 )
 async def list_conferences(request: web.Request) -> web.Response:
-    rooms = _service(request).rooms_of(request[PRINCIPAL].account)
-    doc = ConferenceList.model_validate({"conferences": [r.resource() for r in rooms]})
-    return web.json_response(doc.model_dump())
+    rooms = _service(request).rooms_of(account_of(request))
+    return answer(ConferenceList, {"conferences": [r.resource() for r in rooms]})
 
 
 @resource.op(
@@ -103,8 +100,7 @@ async def list_conferences(request: web.Request) -> web.Response:
     errors=(401, 403, 404, 429),
 )
 async def get_conference(request: web.Request) -> web.Response:
-    doc = ConferenceDoc.model_validate(_room(request).resource())
-    return web.json_response(doc.model_dump())
+    return answer(ConferenceDoc, _room(request).resource())
 
 
 @resource.op(
@@ -203,4 +199,4 @@ async def update_participant(request: web.Request) -> web.Response:
         raise ProblemError(
             "not-found", f"call {call_id} is not in room '{room.name}'", field="call_id"
         ) from None
-    return web.json_response(ConferenceDoc.model_validate(room.resource()).model_dump())
+    return answer(ConferenceDoc, room.resource())

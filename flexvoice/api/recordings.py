@@ -8,9 +8,10 @@ from typing import Any
 
 from aiohttp import web
 
-from flexvoice.api.framework import PRINCIPAL, Resource, request_query
+from flexvoice.api.framework import Resource, request_query
 from flexvoice.api.models import RecordingList, RecordingListQuery, RecordingResource
 from flexvoice.api.problems import ProblemError
+from flexvoice.api.resources import account_of, answer, node_part, owned
 from flexvoice.appkeys import DIALER, POOL, RECORDINGS
 from flexvoice.calls import CallRecord
 from flexvoice.recordings.service import RecordableLeg, RecordingConflict, RecordingService
@@ -22,21 +23,12 @@ READ = frozenset({"developer"})
 DELETE = frozenset({"developer"})
 
 
-def _service(request: web.Request) -> RecordingService:
-    service = request.config_dict.get(RECORDINGS)
-    if service is None:
-        raise ProblemError("service-unavailable", "recordings are not available on this node")
-    return service
+def _service(where: web.Request | Mapping[Any, Any]) -> RecordingService:
+    return node_part(where, RECORDINGS, "recordings are not available on this node")
 
 
 def _find(request: web.Request) -> RecordingRow:
-    rec_id = request.match_info["recording_id"]
-    rec = _service(request).store.get(rec_id, request[PRINCIPAL].account)
-    if rec is None:
-        raise ProblemError(
-            "not-found", f"no recording '{rec_id}' in this account", field="recording_id"
-        )
-    return rec
+    return owned(request, "recording_id", "recording", _service(request).store.get)
 
 
 @resource.op(
@@ -51,11 +43,8 @@ def _find(request: web.Request) -> RecordingRow:
 async def list_recordings(request: web.Request) -> web.Response:
     """Newest first, deleted ones included (their status says so); filter by call_id."""
     q = request_query(request, RecordingListQuery)
-    rows = _service(request).store.list(
-        request[PRINCIPAL].account, call_id=q.call_id, limit=q.limit
-    )
-    doc = RecordingList.model_validate({"recordings": [r.resource() for r in rows]})
-    return web.json_response(doc.model_dump())
+    rows = _service(request).store.list(account_of(request), call_id=q.call_id, limit=q.limit)
+    return answer(RecordingList, {"recordings": [r.resource() for r in rows]})
 
 
 @resource.op(
@@ -96,8 +85,7 @@ async def recording_audio(request: web.Request) -> web.StreamResponse:
     errors=(401, 403, 404, 429),
 )
 async def get_recording(request: web.Request) -> web.Response:
-    doc = RecordingResource.model_validate(_find(request).resource())
-    return web.json_response(doc.model_dump())
+    return answer(RecordingResource, _find(request).resource())
 
 
 @resource.op(
@@ -138,9 +126,7 @@ def leg_of(app: Mapping[Any, Any], call_id: str) -> RecordableLeg | None:
 async def control(app: Mapping[Any, Any], call: CallRecord, action: str) -> None:
     """POST /v1/calls/{id} {"recording": ...}: start, pause, resume or stop the call's
     whole-call recording; a ProblemError says why not."""
-    service = app.get(RECORDINGS)
-    if service is None:
-        raise ProblemError("service-unavailable", "recordings are not available on this node")
+    service = _service(app)
     if call.status != "in-progress":
         raise ProblemError(
             "conflict",

@@ -19,7 +19,7 @@ from flexvoice import e164
 from flexvoice.e164 import E164_RE
 
 if TYPE_CHECKING:
-    from flexvoice.flows.interpreter import CallContext
+    from flexvoice.flows.context import CallContext
 
 DTMF_KEYS = "0123456789*#"
 SIP_URI_RE = re.compile(r"^sips?:([^@\s]+@)?[A-Za-z0-9.\-\[\]:]+(;[^\s]*)?$")

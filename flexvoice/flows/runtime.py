@@ -19,17 +19,12 @@ from typing import Any
 from flexvoice.callcontrol import CallEnded, CallLeg, CallObserver
 from flexvoice.continuity import continuity_target
 from flexvoice.errors import Problem
-from flexvoice.flows.interpreter import (
-    CallContext,
-    FlowDeps,
-    QueueBoard,
-    ended_by_words,
-    iso,
-    maybe_await,
-    run_call,
-)
+from flexvoice.flows.context import CallContext
+from flexvoice.flows.deps import FlowDeps, iso, maybe_await
+from flexvoice.flows.interpreter import ended_by_words, run_call
 from flexvoice.flows.model import Flow
 from flexvoice.flows.prompts import PromptResolver
+from flexvoice.flows.queues import QueueBoard
 from flexvoice.flows.validate import Validation, validate_file
 from flexvoice.flows.webhooks import AiohttpWebhooks
 from flexvoice.logs import bind_call, get_logger

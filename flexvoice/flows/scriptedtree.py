@@ -14,11 +14,11 @@ from flexvoice.callcontrol import CallObserver, DialAttempt, DialOutcome
 from flexvoice.legstate import (
     Answered,
     Disconnected,
-    Emit,
     EndTree,
     Event,
     HangupAsked,
     LegMachine,
+    ReportEvent,
     Ringing,
 )
 
@@ -41,7 +41,7 @@ class ScriptedTree:
 
     def _run(self, call_id: str, machine: LegMachine, event: Event) -> None:
         for command in machine.handle(event, self.clock()):
-            if isinstance(command, Emit) and self.observer is not None:
+            if isinstance(command, ReportEvent) and self.observer is not None:
                 data = {k: v for k, v in command.data.items() if k != "at"}
                 self.observer.call_event(call_id, command.kind, data)
             elif isinstance(command, EndTree):

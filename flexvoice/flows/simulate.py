@@ -27,7 +27,7 @@ from flexvoice.callcontrol import (
 )
 from flexvoice.conference.service import ConferenceService
 from flexvoice.errors import UserError
-from flexvoice.flows.interpreter import FlowDeps
+from flexvoice.flows.deps import FlowDeps
 from flexvoice.flows.model import Flow
 from flexvoice.flows.runtime import FlowRuntime
 from flexvoice.flows.scriptedtree import ScriptedTree

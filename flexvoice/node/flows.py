@@ -17,7 +17,7 @@ from aiohttp import web
 from flexvoice.accounts import get_account
 from flexvoice.appkeys import CONFIG, DB, FLOW_DEPS, FLOWS, MESSAGING, NUMBERS, TARIFFS, USAGE_SINK
 from flexvoice.flows.base import StepFailed
-from flexvoice.flows.interpreter import FlowDeps
+from flexvoice.flows.deps import FlowDeps
 from flexvoice.flows.runtime import FlowRuntime
 from flexvoice.messaging.service import MessageRefused
 from flexvoice.metering.tariffs import TariffBook

@@ -31,12 +31,12 @@ from flexvoice.legstate import (
     Answered,
     Command,
     Disconnected,
-    Emit,
     EndTree,
     Event,
     HangupAsked,
     LegMachine,
     Lost,
+    ReportEvent,
     Ringing,
     SendHangup,
 )
@@ -213,7 +213,7 @@ class SipLeg(LegMedia):
                 # Same cause for the whole tree: the child of a call the caller left was ended
                 # by the caller too. A child still ringing gets a CANCEL, an answered one a BYE.
                 child.end(command.ended_by, 487 if not child.answered else 200, "call ended")
-        elif isinstance(command, Emit):
+        elif isinstance(command, ReportEvent):
             if command.kind == "ended":
                 self._ended(command.data)
             elif command.kind == "answered":

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from flexvoice.callcontrol import CallEnded, DigitsResult, PlayResult, RecordResult
-from flexvoice.digits import DigitCollector
+from flexvoice.digitcollector import DigitCollector
 from flexvoice.legstate import LegMachine
 from flexvoice.sip.beep import beep_file
 

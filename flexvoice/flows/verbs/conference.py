@@ -15,7 +15,7 @@ from flexvoice.conference.service import RoomElsewhere
 from flexvoice.flows.base import Next, Prompts, StepFailed, StepRef, Text, Verb
 
 if TYPE_CHECKING:
-    from flexvoice.flows.interpreter import CallContext
+    from flexvoice.flows.context import CallContext
 
 PIN_SAY = "Please enter the conference PIN, then press the pound key."
 WRONG_PIN_SAY = "That PIN is not correct."

@@ -17,7 +17,7 @@ from flexvoice.flows.base import E164, DialTarget, Next, StepRef, Verb
 from flexvoice.units import Duration
 
 if TYPE_CHECKING:
-    from flexvoice.flows.interpreter import CallContext
+    from flexvoice.flows.context import CallContext
 
 # What an unanswered inbound call is refused with when no branch takes the outcome.
 REFUSAL_STATUS: dict[str, int] = {"busy": 486, "no-answer": 480, "failed": 503, "canceled": 487}

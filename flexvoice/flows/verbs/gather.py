@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 from pydantic import Field, field_validator, model_validator
 
 from flexvoice.flows.base import DTMF_KEYS, Next, Prompts, StepRef, Text, VarName, Verb, require_one
-from flexvoice.flows.digits import Verdict, judge_gather
 from flexvoice.flows.verbs.retries import ask_with_retries
+from flexvoice.flows.verdict import Verdict, judge_gather
 from flexvoice.units import Duration
 
 if TYPE_CHECKING:
-    from flexvoice.flows.interpreter import CallContext
+    from flexvoice.flows.context import CallContext
 
 
 class Gather(Verb):

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from flexvoice.flows.base import Branch, Next, StepRef, Verb
 
 if TYPE_CHECKING:
-    from flexvoice.flows.interpreter import CallContext
+    from flexvoice.flows.context import CallContext
 
 
 class Goto(Verb):

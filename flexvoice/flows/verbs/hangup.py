@@ -9,7 +9,7 @@ from pydantic import Field
 from flexvoice.flows.base import Next, Verb
 
 if TYPE_CHECKING:
-    from flexvoice.flows.interpreter import CallContext
+    from flexvoice.flows.context import CallContext
 
 
 class Hangup(Verb):

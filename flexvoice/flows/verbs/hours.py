@@ -17,7 +17,7 @@ from pydantic import BeforeValidator, Field, field_validator
 from flexvoice.flows.base import Finding, Next, StepRef, Verb
 
 if TYPE_CHECKING:
-    from flexvoice.flows.interpreter import CallContext
+    from flexvoice.flows.context import CallContext
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _RANGE_RE = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")

@@ -18,12 +18,12 @@ from flexvoice.flows.base import (
     Verb,
     require_one,
 )
-from flexvoice.flows.digits import Verdict, bad_dtmf_key, judge_menu
 from flexvoice.flows.verbs.retries import ask_with_retries
+from flexvoice.flows.verdict import Verdict, bad_dtmf_key, judge_menu
 from flexvoice.units import Duration
 
 if TYPE_CHECKING:
-    from flexvoice.flows.interpreter import CallContext
+    from flexvoice.flows.context import CallContext
 
 
 class Menu(Verb):

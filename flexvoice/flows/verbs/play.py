@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 from flexvoice.flows.base import Next, Prompts, StepRef, Text, Verb, prompt_names, require_one
 
 if TYPE_CHECKING:
-    from flexvoice.flows.interpreter import CallContext
+    from flexvoice.flows.context import CallContext
 
 
 class Play(Verb):

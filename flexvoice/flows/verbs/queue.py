@@ -13,7 +13,7 @@ from flexvoice.flows.base import E164, DialTarget, Next, Prompts, StepRef, Verb
 from flexvoice.units import Duration
 
 if TYPE_CHECKING:
-    from flexvoice.flows.interpreter import CallContext
+    from flexvoice.flows.context import CallContext
 
 POSITION_TEXT = {
     "nl": "U bent nummer {position} in de wachtrij.",

@@ -11,7 +11,7 @@ from flexvoice.flows.base import Next, Prompts, StepRef, Text, VarName, Verb, re
 from flexvoice.units import Duration
 
 if TYPE_CHECKING:
-    from flexvoice.flows.interpreter import CallContext
+    from flexvoice.flows.context import CallContext
 
 
 class Record(Verb):

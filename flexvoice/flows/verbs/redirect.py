@@ -10,7 +10,7 @@ from pydantic import Field
 from flexvoice.flows.base import DialTarget, Next, Verb
 
 if TYPE_CHECKING:
-    from flexvoice.flows.interpreter import CallContext
+    from flexvoice.flows.context import CallContext
 
 
 class Redirect(Verb):

@@ -7,10 +7,10 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol
 
 from flexvoice.flows.base import Prompts, Text
-from flexvoice.flows.digits import Verdict
+from flexvoice.flows.verdict import Verdict
 
 if TYPE_CHECKING:
-    from flexvoice.flows.interpreter import CallContext
+    from flexvoice.flows.context import CallContext
 
 
 class RetriedInput(Protocol):

@@ -9,7 +9,7 @@ from pydantic import Field
 from flexvoice.flows.base import VAR_NAME_RE, Finding, Lang, Next, StepRef, Verb
 
 if TYPE_CHECKING:
-    from flexvoice.flows.interpreter import CallContext
+    from flexvoice.flows.context import CallContext
 
 
 class Set(Verb):

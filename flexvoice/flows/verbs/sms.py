@@ -12,7 +12,7 @@ from flexvoice import e164
 from flexvoice.flows.base import Finding, Next, StepFailed, StepRef, Text, Verb
 
 if TYPE_CHECKING:
-    from flexvoice.flows.interpreter import CallContext
+    from flexvoice.flows.context import CallContext
 
 _VARIABLE_ONLY = re.compile(r"^\{[A-Za-z_][A-Za-z0-9_]*\}$")
 

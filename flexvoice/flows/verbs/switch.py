@@ -11,7 +11,7 @@ from pydantic import Field
 from flexvoice.flows.base import Branch, Next, StepRef, VarName, Verb
 
 if TYPE_CHECKING:
-    from flexvoice.flows.interpreter import CallContext
+    from flexvoice.flows.context import CallContext
 
 
 def choose(value: str, cases: dict[str, str], prefixes: dict[str, str]) -> tuple[str | None, str]:

@@ -12,7 +12,7 @@ from flexvoice.flows.base import LANG_RE, Branch, Next, StepFailed, StepRef, Ver
 from flexvoice.units import Duration
 
 if TYPE_CHECKING:
-    from flexvoice.flows.interpreter import CallContext
+    from flexvoice.flows.context import CallContext
 
 
 class Webhook(Verb):

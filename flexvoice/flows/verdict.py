@@ -1,4 +1,5 @@
-"""Digit logic shared by `menu` and `gather`, without I/O: what a collected input means."""
+"""The verdict on what a caller typed, shared by `menu` and `gather` (no I/O): no input, an
+invalid answer, or the digits; and whether a menu key is a key of a phone keypad."""
 
 from __future__ import annotations
 
