@@ -8,6 +8,7 @@ import { buildGraph, applyLayout, nodeHeight, verbDefs, NODE_WIDTH } from "./gra
 import { api, setCsrf } from "./api.js";
 import { NODE_TYPES } from "./canvas.jsx";
 import { NoteActions, useNotes, noteNodes } from "./notes.jsx";
+import { useClipboard } from "./clipboard.js";
 import { StepForm } from "./stepform.jsx";
 import { NewFlow, AddStep } from "./dialogs.jsx";
 import { People } from "./people.jsx";
@@ -219,33 +220,9 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
     if (ops.length && me.can_edit) edit(ops, "delete steps");
   };
 
-  // Copy and paste of steps, between flows too: the clipboard is the browser's local storage
-  // (a step is its verb and fields; outcomes keep the step names they name, and the checks
-  // flag those the other flow does not have).
-  const CLIPBOARD = "flexvoice.clipboard";
   const selectedRef = useRef(null);
   selectedRef.current = selected;
-  const copyStep = useCallback(() => {
-    const s = stateRef.current;
-    const step = s && s.steps.find((x) => x.name === selectedRef.current);
-    if (!step) return;
-    window.localStorage.setItem(CLIPBOARD, JSON.stringify({ flow: flowName, steps: [{ name: step.name, verb: step.verb, body: step.body }] }));
-    setNotice(`Copied step ${step.name}: paste it here or in another flow (Ctrl+V or Paste).`);
-  }, [flowName]);
-  const pasteSteps = useCallback(() => {
-    const s = stateRef.current;
-    let clip = null;
-    try { clip = JSON.parse(window.localStorage.getItem(CLIPBOARD) || "null"); } catch (e) { clip = null; }
-    if (!s || !clip || !Array.isArray(clip.steps) || !clip.steps.length) { setNotice("Nothing to paste: select a step and copy it first."); return; }
-    const taken = new Set(s.steps.map((x) => x.name));
-    const ops = clip.steps.map((step) => {
-      let name = step.name;
-      for (let i = 1; taken.has(name); i++) name = `${step.name}_copy${i > 1 ? i : ""}`;
-      taken.add(name);
-      return { op: "add_step", step: name, verb: step.verb, body: step.body };
-    });
-    edit(ops, "paste").then(() => { setSelected(ops[0].step); setTab("step"); });
-  }, [edit]);
+  const { copyStep, pasteSteps } = useClipboard({ flowName, stateRef, selectedRef, edit, setNotice, setSelected, setTab });
 
   useEffect(() => {
     const onKey = (e) => {
