@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import sqlite3
 import tempfile
 import time
 from collections.abc import Callable
@@ -34,17 +35,18 @@ from typing import Any
 
 from flexvoice.calls import CallRegistry
 from flexvoice.statistics.facts import CallFacts, call_facts
-from flexvoice.statistics.query import Question, ask, make_question
+from flexvoice.statistics.query import ask
+from flexvoice.statistics.question import Question, make_question
 from flexvoice.statistics.rollup import (
     CALLS,
     FLOWS,
     GRAINS,
     TABLES,
     Collector,
-    Rows,
+    Table,
     deltas,
     ensure_schema,
-    write_rows,
+    fill_day_quarters,
 )
 from flexvoice.storage.sqlite import connect
 
@@ -133,10 +135,16 @@ def shapes(
 
 # -- the year ----------------------------------------------------------------------------------
 def generate(db: Path, calls: int, accounts: int, seed: int = 16) -> dict[str, Any]:
+    """Python draws each call (account, number, flow, quarter hour, shape) into a scratch
+    table with executemany; SQLite then adds the shapes' rollup deltas up per bucket in C
+    (INSERT ... SELECT ... GROUP BY), at 15 minutes, then the coarser grains from those rows
+    (the day-quarter grain with the very migration that fills it on old databases)."""
     rng = random.Random(seed)
     conn = connect(db)
     ensure_schema(conn)
     conn.execute("PRAGMA synchronous=OFF")
+    conn.execute("PRAGMA temp_store=MEMORY")
+    conn.execute("PRAGMA cache_size=-1000000")  # 1 GB: the GROUP BY sorts stay in memory
     names = [f"acct{i:03d}" for i in range(accounts)]
     weights = [1 / (i + 1) for i in range(accounts)]
     numbers = {
@@ -145,55 +153,102 @@ def generate(db: Path, calls: int, accounts: int, seed: int = 16) -> dict[str, A
     }
     flow_of = {n: f"flow{j % 4}" for a in names for j, n in enumerate(numbers[a])}
     shape_list = shapes(400, rng)
+    t0, c0 = time.perf_counter(), time.process_time()
+    _shape_tables(conn, shape_list)
+    conn.execute(
+        "CREATE TEMP TABLE gen_calls (account TEXT, number TEXT, flow TEXT, bucket INTEGER,"
+        " shape INTEGER)"
+    )
     # Office hours weigh most (UTC+1): quarter hours of a day and their weights.
     quarter_w = [8 if 28 <= q < 72 else 3 if 24 <= q < 80 else 1 for q in range(96)]
     days = 365
-    t0 = time.perf_counter()
-    rows_written = 0
     # Weekends get a third of a weekday's calls; the year gets exactly `calls`.
     weight = [1 / 3 if (d + 2) % 7 >= 5 else 1.0 for d in range(days)]  # 2025-01-01: Wed
     per_day = [int(calls * w / sum(weight)) for w in weight]
     for d in range(calls - sum(per_day)):
         per_day[d] += 1
+    first = int(datetime(YEAR, 1, 1, tzinfo=UTC).timestamp()) // 900
+    pool = [(a, n, flow_of[n]) for a in names for n in numbers[a]]
+    # An account's calls spread evenly over its numbers: draw a (account, number) pair with
+    # the account's weight shared among its numbers.
+    pool_w = [weights[names.index(a)] / len(numbers[a]) for a, _, _ in pool]
+    conn.execute("BEGIN")
     for day in range(days):
         n = per_day[day]
-        day_start = int(datetime(YEAR, 1, 1, tzinfo=UTC).timestamp()) + day * 86400
-        accts = rng.choices(names, weights, k=n)
+        base = first + day * 96
+        who = rng.choices(pool, pool_w, k=n)
         quarters = rng.choices(range(96), quarter_w, k=n)
         picks = rng.choices(range(len(shape_list)), k=n)
-        fine: dict[tuple[str, tuple[Any, ...]], dict[str, int]] = {}
-        for account, quarter, pick in zip(accts, quarters, picks, strict=True):
-            number = rng.choice(numbers[account])
-            flow = flow_of[number]
-            bucket = (day_start + quarter * 900) // 900
-            for table, key, figures in shape_list[pick]:
-                if table == CALLS.name:  # (direction, number, flow)
-                    full = (account, 900, bucket, key[0], number, flow)
-                elif table == FLOWS.name:  # (direction, flow)
-                    full = (account, 900, bucket, key[0], flow)
-                else:  # (flow, ...)
-                    full = (account, 900, bucket, flow, *key[1:])
-                row = fine.get((table, full))
-                if row is None:
-                    fine[(table, full)] = dict(figures)
-                else:
-                    for name, value in figures.items():
-                        row[name] = row.get(name, 0) + value
-        rows: Rows = dict(fine)
+        conn.executemany(
+            "INSERT INTO gen_calls VALUES (?, ?, ?, ?, ?)",
+            [
+                (a, num, f, base + q, s)
+                for (a, num, f), q, s in zip(who, quarters, picks, strict=True)
+            ],
+        )
+    drawn = time.perf_counter() - t0
+    for table in TABLES:
+        conn.execute(_from_calls(table))
         for grain in GRAINS[1:]:
-            for (table, key), figures in fine.items():
-                coarse = (key[0], grain, key[2] * 900 // grain, *key[3:])
-                row = rows.setdefault((table, coarse), {})
-                for name, value in figures.items():
-                    row[name] = row.get(name, 0) + value
-        conn.execute("BEGIN")
-        write_rows(conn, rows)
-        conn.execute("COMMIT")
-        rows_written += len(rows)
-    seconds = time.perf_counter() - t0
+            dims = ", ".join(table.dims)
+            sums = ", ".join(f"SUM({f})" for f in table.figures)
+            coarse = f"bucket * 900 / {grain}"
+            conn.execute(
+                f"INSERT INTO {table.name} ({', '.join(table.columns)})"
+                f" SELECT account, {grain}, {coarse}, {dims}, {sums} FROM {table.name}"
+                f" WHERE grain = 900 GROUP BY account, {coarse}, {dims}"
+            )
+        conn.execute(fill_day_quarters(table))
+    conn.execute("DROP TABLE gen_calls")
+    conn.execute("COMMIT")
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     conn.execute("ANALYZE")
     conn.close()
-    return {"calls": sum(per_day), "seconds": seconds, **summary(db)}
+    return {"calls": sum(per_day), "seconds": seconds, "cpu": cpu, "drawn": drawn, **summary(db)}
+
+
+Shape = list[tuple[str, tuple[Any, ...], dict[str, int]]]
+
+
+def _shape_tables(conn: sqlite3.Connection, shape_list: list[Shape]) -> None:
+    """gen_<table>: each shape's rollup deltas, with the key columns the call does not fill
+    (the direction for calls and flows rows; queue, step, verb, option for the others)."""
+    for table in TABLES:
+        own = _own_dims(table)
+        cols = [
+            "shape INTEGER",
+            *(f"{d} TEXT" for d in own),
+            *(f"{f} INTEGER" for f in table.figures),
+        ]
+        conn.execute(f"CREATE TEMP TABLE gen_{table.name} ({', '.join(cols)})")
+        values = []
+        for i, shape in enumerate(shape_list):
+            for name, key, figures in shape:
+                if name != table.name:
+                    continue
+                mine = key[:1] if table in (CALLS, FLOWS) else key[1:]
+                values.append((i, *mine, *(figures.get(f, 0) for f in table.figures)))
+        marks = ", ".join("?" for _ in cols)
+        conn.executemany(f"INSERT INTO gen_{table.name} VALUES ({marks})", values)
+        conn.execute(f"CREATE INDEX gen_{table.name}_shape ON gen_{table.name} (shape)")
+
+
+def _own_dims(table: Table) -> tuple[str, ...]:
+    return table.dims[:1] if table in (CALLS, FLOWS) else table.dims[1:]
+
+
+def _from_calls(table: Table) -> str:
+    """The 15-minute rows of `table`: every drawn call joined with its shape's deltas."""
+    own = _own_dims(table)
+    pick = {d: f"d.{d}" for d in own} | {"number": "c.number", "flow": "c.flow"}
+    dims = ", ".join(pick[d] for d in table.dims)
+    sums = ", ".join(f"SUM(d.{f})" for f in table.figures)
+    return (
+        f"INSERT INTO {table.name} ({', '.join(table.columns)})"
+        f" SELECT c.account, 900, c.bucket, {dims}, {sums}"
+        f" FROM gen_calls c JOIN gen_{table.name} d ON d.shape = c.shape"
+        f" GROUP BY c.account, c.bucket, {dims}"
+    )
 
 
 def summary(db: Path) -> dict[str, Any]:
@@ -340,7 +395,12 @@ def main(argv: list[str]) -> int:
         g = generate(db, args.calls, args.accounts)
         rate = g["calls"] / g["seconds"]
         mb = g["bytes"] / 1e6
-        print(f"  {g['calls']:,} calls in {g['seconds']:.0f} s ({rate:,.0f}/s), {mb:,.0f} MB")
+        print(
+            f"  {g['calls']:,} calls in {g['seconds']:.0f} s ({rate:,.0f}/s; CPU {g['cpu']:.0f} s;"
+            f" drawing them {g['drawn']:.0f} s), {mb:,.0f} MB; load average"
+            f" {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
     print("  rows: " + ", ".join(f"{k} {v:,}" for k, v in g["rows"].items()), flush=True)
     ok = True
     for who, (account, offered) in (("biggest", g["biggest"]), ("middling", g["middle"])):

@@ -29,6 +29,8 @@ from flexvoice.storage.sqlite import migrate
 Role = Literal["administrator", "manager", "agent", "analyst"]
 ROLES: tuple[Role, ...] = ("administrator", "manager", "agent", "analyst")
 EDITORS = frozenset({"administrator", "manager"})
+# The console's Statistics view (an agent answers calls; the figures are the business's).
+STATISTICS_READERS = frozenset({"administrator", "manager", "analyst"})
 MAX_FAILURES = 5
 MIN_PASSWORD = 10
 SESSION_TTL_S = 12 * 3600
@@ -68,6 +70,10 @@ class User:
     @property
     def can_edit(self) -> bool:
         return self.role in EDITORS
+
+    @property
+    def can_read_statistics(self) -> bool:
+        return self.role in STATISTICS_READERS
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from tests.sipptool import SippResult, Uas, run_uac
 pytestmark = [pytest.mark.sip, pytest.mark.edge, pytest.mark.xdist_group("sipnode")]
 
 LINE, MOVED, OTHER = "+3225551001", "+3225551002", "+3225552001"
+BROKEN = "+3225551003"  # its flow does not exist
 AGENT, BUSY, RINGS = "+3225559001", "+3225559002", "+3225559003"  # tests/sipp/uas_agents.xml
 
 STATS_FLOW = f"""\
@@ -59,6 +60,18 @@ steps:
     hangup:
 """
 
+# trunk_node's arguments for the node these tests (and the statistics page's) run.
+STATS_NODE: dict[str, Any] = {
+    "flows": {"stats": STATS_FLOW},
+    "numbers": {
+        LINE: {"account": "shop", "flow": "stats"},
+        MOVED: {"account": "shop", "flow": "stats"},
+        BROKEN: {"account": "shop", "flow": "missing"},
+        OTHER: {"account": "other", "flow": "stats"},
+    },
+    "caller_id": {"default": LINE},
+}
+
 
 def csv_get(port: int, key_text: str, path: str) -> list[dict[str, str]]:
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
@@ -84,13 +97,7 @@ def test_scripted_calls_give_exactly_the_figures_they_imply(trunk_node: StartTru
     trunk_port = free_port_range(1)
     node = trunk_node(
         trunk_port,
-        flows={"stats": STATS_FLOW},
-        numbers={
-            LINE: {"account": "shop", "flow": "stats"},
-            MOVED: {"account": "shop", "flow": "stats"},
-            OTHER: {"account": "other", "flow": "stats"},
-        },
-        caller_id={"default": LINE},
+        **STATS_NODE,
     )
     edge, port, tmp_path = node.edge, node.port, node.tmp
     today = datetime.now(UTC).date()
@@ -141,11 +148,13 @@ def test_scripted_calls_give_exactly_the_figures_they_imply(trunk_node: StartTru
         ("uac_call.xml", LINE, 3000),
         ("uac_expect_302.xml", MOVED, 1000),
         ("uac_call.xml", OTHER, 2000),
+        # Both workers would refuse it alike: the edge passes the 503 on, one failed call.
+        ("uac_expect_503.xml", BROKEN, 1000),
     ]:
         result = run_uac(scenario, edge, number, hold_ms=hold)
         assert result.successful == 1, (scenario, result.output)
 
-    shop = wait_offered(port, manager, f"/v1/statistics/calls?{period}", 7)
+    shop = wait_offered(port, manager, f"/v1/statistics/calls?{period}", 8)
     steps_doc = api(port, manager, "GET", f"/v1/statistics/calls?{period}&group_by=step")[1]
     path = f"/v1/statistics/calls?{period}&group_by=queue&queue=support"
     queue_doc = api(port, manager, "GET", path)[1]
@@ -162,8 +171,8 @@ def test_scripted_calls_give_exactly_the_figures_they_imply(trunk_node: StartTru
     assert live["calls_last_hour"] >= 5
 
     t = shop["totals"]
-    assert (t["offered"], t["answered"], t["abandoned"]) == (7, 1, 2), t
-    assert (t["busy"], t["no_answer"], t["failed"], t["redirected"]) == (1, 1, 0, 1), t
+    assert (t["offered"], t["answered"], t["abandoned"]) == (8, 1, 2), t
+    assert (t["busy"], t["no_answer"], t["failed"], t["redirected"]) == (1, 1, 1, 1), t
     assert (t["rerouted"], t["ended_in_flow"]) == (1, 1), t
     assert 1.0 <= t["talk_s"] <= 3.5, t  # the caller held 3 s after the key, minus the ringing
     assert t["queue_entered"] == 1 and t["queue_abandoned"] == 1, t
@@ -178,7 +187,7 @@ def test_scripted_calls_give_exactly_the_figures_they_imply(trunk_node: StartTru
     assert steps["menu"]["options"] == {"1": 1, "2": 1, "3": 1, "4": 1, "5": 1}
     assert (steps["line"]["entered"], steps["line"]["abandoned"]) == (1, 1)
     assert steps["continuity"]["entered"] == 1
-    assert {r["number"]: r["offered"] for r in by_number} == {LINE: "6", MOVED: "1"}
+    assert {r["number"]: r["offered"] for r in by_number} == {LINE: "6", MOVED: "1", BROKEN: "1"}
     # The other account sees only its own call, abandoned in the menu.
     assert [(r["number"], r["offered"], r["abandoned"]) for r in other["rows"]] == [(OTHER, 1, 1)]
 

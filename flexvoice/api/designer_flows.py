@@ -36,6 +36,7 @@ async def me(request: web.Request) -> web.StreamResponse:
             "account": user.account,
             "role": user.role,
             "can_edit": user.can_edit,
+            "can_read_statistics": user.can_read_statistics,
             "csrf": session.csrf,
         }
     )

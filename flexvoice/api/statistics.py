@@ -12,11 +12,14 @@ from aiohttp import web
 from pydantic import Field
 
 from flexvoice.api.framework import PRINCIPAL, Resource, request_query
+from flexvoice.api.livestream import live_stream
 from flexvoice.api.models import Query
 from flexvoice.api.models import Resource as Model
 from flexvoice.api.problems import ProblemError
 from flexvoice.appkeys import CONFIG, STATISTICS
-from flexvoice.statistics.query import GROUPS, QueryError, as_csv, as_json, ask, make_question
+from flexvoice.statistics.period import QueryError
+from flexvoice.statistics.query import as_csv, as_json, ask
+from flexvoice.statistics.question import GROUPS, make_question
 from flexvoice.statistics.service import Statistics
 from flexvoice.storage.sqlite import connect
 
@@ -85,7 +88,7 @@ class LiveAnswer(Model):
     nodes: list[dict[str, Any]]
 
 
-def _service(request: web.Request) -> Statistics:
+def service(request: web.Request) -> Statistics:
     stats = request.config_dict.get(STATISTICS)
     if stats is None:
         raise ProblemError("service-unavailable", "the statistics are not running on this node")
@@ -107,8 +110,12 @@ async def get_call_statistics(request: web.Request) -> web.Response:
     `tz`, daylight saving time included), grouped as asked, with totals. Answered from the
     rollups kept as calls end, never by reading every call."""
     q = request_query(request, StatisticsQuery)
-    account = request[PRINCIPAL].account
-    _service(request)
+    return await answer_calls(request, request[PRINCIPAL].account, q)
+
+
+async def answer_calls(request: web.Request, account: str, q: StatisticsQuery) -> web.Response:
+    """The statistics of `account` as JSON or CSV (also the statistics page's)."""
+    service(request)
     try:
         question = make_question(
             account, q.from_, q.to, q.tz, q.group_by, q.number, q.flow, q.queue, q.direction
@@ -152,4 +159,20 @@ async def get_live_statistics(request: web.Request) -> web.Response:
     agents ringing or talking, calls started per minute over the last hour; across every node
     that shares this node's Redis, with each node's own figures in `nodes`."""
     account = request[PRINCIPAL].account
-    return web.json_response(await _service(request).live(account))
+    return web.json_response(await service(request).live(account))
+
+
+@resource.op(
+    "GET",
+    "/statistics/live/stream",
+    summary="Follow the account's live call figures as they change",
+    roles=READ,
+    produces="text/event-stream",
+    errors=(401, 403, 429, 503),
+)
+async def stream_live_statistics(request: web.Request) -> web.StreamResponse:
+    """Server-Sent Events: an `event: live` whose data is the same document as
+    GET /v1/statistics/live, sent when the figures change (at most twice a second) and at
+    least every 5 s; `event: closed` before the node ends the stream (shutdown). The stream
+    closes after an hour: clients reconnect (EventSource does so by itself)."""
+    return await live_stream(request, service(request), request[PRINCIPAL].account)

@@ -33,6 +33,8 @@ from flexvoice.offloop import parse_off_loop
 log = get_logger("flexvoice.flows")
 
 FLOW_SUFFIXES = (".yaml", ".yml")
+# The SIP reason phrase of the 503 for a number whose flow is missing; the edge reads it.
+FLOW_UNKNOWN_PHRASE = "No Flow For This Number"
 
 
 @dataclass(frozen=True)
@@ -270,7 +272,9 @@ class FlowRuntime:
             log.error("flow.unknown", flow=flow_name, known=known)
             ctx.trace("flow_end", {"flow": flow_name, "reason": f"no flow named '{flow_name}'"})
             with contextlib.suppress(CallEnded):
-                await leg.hangup(sip_status=503, reason="flow_unknown")
+                # The edge passes this phrase on instead of trying another worker (which
+                # would refuse the same and count the caller twice): sip/kamailio.cfg.tmpl.
+                await leg.hangup(sip_status=503, reason=FLOW_UNKNOWN_PHRASE)
             return f"no flow named '{flow_name}'"
         log.info("flow.call", flow=flow.name, version=flow.digest[:12], account=account)
         return await run_call(ctx)

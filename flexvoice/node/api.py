@@ -14,7 +14,7 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from flexvoice.api import designer
+from flexvoice.api import designer, statistics_page
 from flexvoice.api.app import RESOURCES
 from flexvoice.api.dialer import Dialer
 from flexvoice.api.framework import guarded, no_route
@@ -67,6 +67,14 @@ def install_routes(app: web.Application) -> None:
     app[SPEC] = build_spec(RESOURCES)
     app.router.add_routes(docs_routes)
     designer.install(app)  # the designer's page and its session-authenticated API
+    statistics_page.install(app)  # the console's Statistics view (same session)
+
+
+async def end_live_streams(app: web.Application) -> None:
+    """on_shutdown: open live streams end before aiohttp waits for running handlers."""
+    stats = app.get(STATISTICS)
+    if stats is not None:
+        stats.close_streams()
 
 
 async def api_component(app: web.Application) -> AsyncIterator[None]:

@@ -23,7 +23,7 @@ from flexvoice.appkeys import CONFIG, OPTIONS, STATUS
 from flexvoice.config import Config
 from flexvoice.logs import get_logger
 from flexvoice.looplag import loop_lag_component
-from flexvoice.node.api import api_component
+from flexvoice.node.api import api_component, end_live_streams
 from flexvoice.node.edge import edge_component
 from flexvoice.node.flows import flows_component
 from flexvoice.node.messaging import messaging_component, verify_component
@@ -68,6 +68,7 @@ def build_app(
     app[OPTIONS] = options
     app[STATUS] = NodeStatus(edge_enabled=options.edge and cfg.sip.edge.enabled)
     app.add_routes(health_routes)
+    app.on_shutdown.append(end_live_streams)
     app.cleanup_ctx.append(loop_lag_component)  # first in, last out: watches every stage
     for component in components:
         app.cleanup_ctx.append(component)

@@ -40,6 +40,7 @@ class LiveBoard:
         self.calls: dict[str, LiveCall] = {}
         self.started: dict[str, deque[datetime]] = {}  # account -> starts in the last hour
         self.changes = 0  # bumps on every change: the stream pushes only when it moved
+        self.versions: dict[str, int] = {}  # the same per account
 
     def listener(self, call_id: str, call: Any, kind: str, data: dict[str, object]) -> None:
         """flexvoice.calls.CallListener."""
@@ -56,12 +57,12 @@ class LiveBoard:
                 now,
             )
             self.started.setdefault(call.account, deque()).append(now)
-            self.changes += 1
+            self._changed(call.account)
             return
         live = self.calls.get(call_id)
         if live is None:
             return
-        self.changes += 1
+        self._changed(live.account)
         if kind == "ended":
             del self.calls[call_id]
         elif kind == "queue_enter":
@@ -79,6 +80,14 @@ class LiveBoard:
                 live.agents[answered] = ("talking", now)
         elif kind == "bridge_end":
             live.agents.clear()
+
+    def _changed(self, account: str) -> None:
+        self.changes += 1
+        self.versions[account] = self.versions.get(account, 0) + 1
+
+    def version(self, account: str) -> int:
+        """Moves whenever the account's board changed (a live stream compares it)."""
+        return self.versions.get(account, 0)
 
     def snapshot(self, account: str) -> dict[str, Any]:
         """The account's live figures now (also used as one node's part of a shared view)."""

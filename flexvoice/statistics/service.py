@@ -55,6 +55,10 @@ class Statistics:
         self.collector = Collector(conn, calls, clock=clock, on_added=[_measure])
         self.board = LiveBoard(clock)
         self._publisher: asyncio.Task[None] | None = None
+        # Live streams (flexvoice.api.livestream): open ones per account, and the flag that
+        # ends them all when the node shuts down.
+        self.streams: dict[str, int] = {}
+        self.closing = False
 
     def listen(self, listeners: list[Any]) -> None:
         """Attach to the call registry's listeners (flexvoice.calls.CallRegistry.listeners)."""
@@ -67,7 +71,12 @@ class Statistics:
         if self.redis is not None:
             self._publisher = asyncio.create_task(self._publish_forever(), name="stats-live")
 
+    def close_streams(self) -> None:
+        """Every live stream ends at its next tick (the node is shutting down)."""
+        self.closing = True
+
     async def stop(self) -> None:
+        self.close_streams()
         if self._publisher is not None:
             self._publisher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -4,6 +4,7 @@ import { createRoot } from "react-dom/client";
 import { ReactFlow, ReactFlowProvider, Background, Controls, useReactFlow } from "@xyflow/react";
 import "@xyflow/react/dist/style.css";
 import "./designer.css";
+import { StatisticsView } from "./statistics/StatisticsView.jsx";
 import { buildGraph, applyLayout, nodeHeight, verbDefs, NODE_WIDTH } from "./graph.js";
 import { api, setCsrf } from "./api.js";
 import { NODE_TYPES } from "./canvas.jsx";
@@ -409,10 +410,16 @@ function App() {
   const [flows, setFlows] = useState([]);
   const [flowName, setFlowNameState] = useState(null);
   const [error, setError] = useState("");
+  // The console's views: the designer, and (analyst, manager, administrator) the statistics.
+  const [view, setViewState] = useState(new URLSearchParams(window.location.search).get("view") === "statistics" ? "statistics" : "flows");
+  const setView = (v) => {
+    setViewState(v);
+    window.history.replaceState(null, "", v === "statistics" ? "/designer/?view=statistics" : `/designer/${flowName ? `#${flowName}` : ""}`);
+  };
   const reloadFlows = useCallback(() => api("/flows").then((r) => setFlows(r.flows)), []);
   const setFlowName = (name) => {
     setFlowNameState(name);
-    if (name) window.history.replaceState(null, "", `#${name}`);
+    if (name && view !== "statistics") window.history.replaceState(null, "", `#${name}`);
   };
   useEffect(() => {
     (async () => {
@@ -433,13 +440,21 @@ function App() {
   return (
     <div className="app">
       <header>
-        <span className="brand">FlexVoice · Call flow designer</span>
+        <span className="brand">FlexVoice · {view === "statistics" ? "Statistics" : "Call flow designer"}</span>
+        {me.can_read_statistics && (
+          <nav aria-label="console">
+            <button aria-current={view === "flows" ? "page" : undefined} onClick={() => setView("flows")}>Flows</button>
+            <button aria-current={view === "statistics" ? "page" : undefined} onClick={() => setView("statistics")}>Statistics</button>
+          </nav>
+        )}
         <span className="who">{me.email} ({me.role}, account {me.account}){me.can_edit ? "" : " · read only"}</span>
         {me.role === "administrator" && <button onClick={() => setPeople(true)}>People</button>}
         <form method="post" action="/designer/logout"><button type="submit">Log out</button></form>
       </header>
       {people && <People onClose={() => setPeople(false)} />}
-      {flowName ? (
+      {view === "statistics" && me.can_read_statistics ? (
+        <StatisticsView flows={flows} />
+      ) : flowName ? (
         <ReactFlowProvider>
           <Editor key={flowName} me={me} schema={schema} defs={defs} flows={flows} flowName={flowName} setFlowName={setFlowName} reloadFlows={reloadFlows} />
         </ReactFlowProvider>
