@@ -175,6 +175,8 @@ class WorkerPool:
         self.settings = settings
         self.on_incoming = on_incoming
         self.on_worker_state: list[WorkerStateHook] = []
+        # Told the index of a worker that died while the pool runs (its calls are gone).
+        self.on_worker_lost: list[Callable[[int], None]] = []
         # The trunk's caller-ID rule (allowed numbers, default) for calls to E.164 numbers.
         self.caller_id_for: Callable[[str | None], str | None] = lambda requested: requested
         # Called with every leg (inbound, dialled, originated) as it ends: usage, call records.
@@ -313,7 +315,12 @@ class WorkerPool:
         if self.stopping:
             return
         metrics.WORKER_RESTARTS.inc()
-        log.error("worker.died", worker=worker.index, rc=rc, calls_lost=len(lost))
+        log.error(
+            "worker.died", worker=worker.index, rc=rc, calls_lost=len(lost),
+            last_words=worker.last_stderr[-300:],
+        )  # fmt: skip
+        for hook in self.on_worker_lost:
+            hook(worker.index)
         self.spawn(self._restart(worker))
 
     def ready_pending(self, worker: WorkerProcess) -> bool:
