@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from flexvoice.errors import UserError
 from flexvoice.storage.sqlite import migrate
-from flexvoice.yamlsrc import did_you_mean
+from flexvoice.yamlwords import did_you_mean
 
 Status = Literal["active", "suspended"]
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")

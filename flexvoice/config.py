@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationErr
 
 from flexvoice.errors import Problem, ProblemList
 from flexvoice.units import Duration
-from flexvoice.yamlsrc import did_you_mean, explain_validation_error, load_yaml
+from flexvoice.yamlsrc import load_yaml
+from flexvoice.yamlwords import did_you_mean, explain_validation_error
 
 ENV_PREFIX = "FLEXVOICE_"
 ENV_CONFIG_FILE = "FLEXVOICE_CONFIG"  # names the file itself; not an override

@@ -159,6 +159,7 @@ async def running_api(
     originator: bool = True,
     flows: Any = None,
     usage: bool = False,
+    own_prompts: bool = False,
 ) -> AsyncIterator[Api]:
     config = write_node_config(tmp_path, extra_config)
     # PUT /v1/flows writes into the flows folder: a copy of the repository's, never the real one.
@@ -167,7 +168,11 @@ async def running_api(
         shutil.copytree(REPO / "flows", flows_dir)
     text = config.read_text()
     assert f"flows: {REPO}/flows" in text
-    config.write_text(text.replace(f"flows: {REPO}/flows", f"flows: {flows_dir}"))
+    text = text.replace(f"flows: {REPO}/flows", f"flows: {flows_dir}")
+    if own_prompts:  # a test that uploads prompts writes into a copy of ivr_prompts
+        shutil.copytree(REPO / "ivr_prompts", tmp_path / "ivr_prompts", dirs_exist_ok=True)
+        text = text.replace(f"prompts: {REPO}/ivr_prompts", f"prompts: {tmp_path}/ivr_prompts")
+    config.write_text(text)
     cfg = load_config(config, environ={})
     fake = FakeOriginator() if originator else None
     fake_flows = flows or FakeFlows()

@@ -22,7 +22,7 @@ from flexvoice.metering.store import BATCH_SIZE, UsageStore
 from flexvoice.metering.tariffs import load_tariffs
 from flexvoice.metering.timing import check_month
 from flexvoice.storage.sqlite import connect
-from flexvoice.yamlsrc import did_you_mean
+from flexvoice.yamlwords import did_you_mean
 
 EXIT_REJECTED = 1
 UNRATED_SHOWN = 20
