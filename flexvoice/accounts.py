@@ -20,7 +20,7 @@ from flexvoice.storage.engine import (
     write_transaction,
 )
 from flexvoice.storage.migrate import migrate
-from flexvoice.yamlsrc import did_you_mean
+from flexvoice.yamlwords import did_you_mean
 
 Status = Literal["active", "suspended"]
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from flexvoice.messaging.sipmsg import MessageTransport
     from flexvoice.metering.sink import UsageSink
     from flexvoice.metering.tariffs import TariffBook
+    from flexvoice.node.heartbeat import LegHeartbeat
     from flexvoice.node.status import NodeStatus, ServeOptions
     from flexvoice.numbers import NumberRegistry
     from flexvoice.recordings.service import RecordingService
@@ -76,6 +77,8 @@ CONFERENCES: web.AppKey[ConferenceService] = web.AppKey("conferences")
 EDGE: web.AppKey[Edge] = web.AppKey("sip_edge")
 POOL: web.AppKey[WorkerPool] = web.AppKey("sip_pool")
 ORIGINATOR: web.AppKey[Originator] = web.AppKey("originator")
+# Answered legs noted in the database, so a killed node bills them at its next start.
+HEARTBEAT: web.AppKey[LegHeartbeat] = web.AppKey("leg_heartbeat")
 # How to send a SIP MESSAGE (the pool publishes it; the SIP gateway looks it up per message).
 MESSAGE_TRANSPORT: web.AppKey[MessageTransport] = web.AppKey("message_transport")
 

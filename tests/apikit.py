@@ -160,6 +160,7 @@ async def running_api(
     flows: Any = None,
     usage: bool = False,
     database: str | None = None,
+    own_prompts: bool = False,
 ) -> AsyncIterator[Api]:
     """A node's API in-process; `database` (a postgresql:// URL) shares accounts, keys,
     numbers and usage with other nodes, the rest stays in tmp_path's SQLite file."""
@@ -177,7 +178,11 @@ async def running_api(
         shutil.copytree(REPO / "flows", flows_dir)
     text = config.read_text()
     assert f"flows: {REPO}/flows" in text
-    config.write_text(text.replace(f"flows: {REPO}/flows", f"flows: {flows_dir}"))
+    text = text.replace(f"flows: {REPO}/flows", f"flows: {flows_dir}")
+    if own_prompts:  # a test that uploads prompts writes into a copy of ivr_prompts
+        shutil.copytree(REPO / "ivr_prompts", tmp_path / "ivr_prompts", dirs_exist_ok=True)
+        text = text.replace(f"prompts: {REPO}/ivr_prompts", f"prompts: {tmp_path}/ivr_prompts")
+    config.write_text(text)
     cfg = load_config(config, environ={})
     fake = FakeOriginator() if originator else None
     fake_flows = flows or FakeFlows()

@@ -23,7 +23,7 @@ from flexvoice.metering.tariffs import load_tariffs
 from flexvoice.metering.timing import check_month
 from flexvoice.storage.engine import Connection
 from flexvoice.storage.open import open_shared
-from flexvoice.yamlsrc import did_you_mean
+from flexvoice.yamlwords import did_you_mean
 
 EXIT_REJECTED = 1
 UNRATED_SHOWN = 20
