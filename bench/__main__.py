@@ -16,6 +16,7 @@ BENCHMARKS: tuple[str, ...] = (
     "conference",
     "messages",
     "designer",
+    "shared_store",
 )
 
 

@@ -1,13 +1,15 @@
-"""Conference rooms across workers: one room, participants from sipp (two per worker, so the
-room is a tree of links between workers), one speaker whose RTP is the test's own (sipp's
-g711a.pcap payloads), every other participant's RTP received and decoded by the bench.
+"""Conference rooms across workers: one room, participants from sipp (two per worker by
+default, so the room is a tree of links between workers), one speaker whose RTP is the
+bench's own (sipp's g711a.pcap payloads, digital silence before the first loud one), every
+other participant's RTP received and decoded by the bench.
 
 For each room size it prints: participants that heard the speaker (target: all), whether the
 speaker heard itself (target: no), the tree's depth, the mouth-to-ear delay from the speaker
-to each depth (first speech packet sent -> first speech packet received; RTP packetising,
-jitter buffers and each link's bridge hop included) and worker CPU per participant.
+to each depth (the speaker's first speech packet sent -> the first packet that is not silence
+at the listener, both stamped by the kernel's clock; jitter buffers, bridge frames and each
+link's hop included, the speaker's own 30 ms packetising not) and worker CPU per participant.
 
-Run: ./run bench conference [--quick] [--max-participants N]
+Run: ./run bench conference [--quick] [--max-participants N] [--per-worker 1|2|3]
 Everything stays on 127.0.0.1, is bounded in calls and time, and stops by itself.
 """
 
@@ -31,11 +33,18 @@ from flexvoice.sip.links import PoolLinker
 from flexvoice.sip.pool import PoolSettings, WorkerPool
 from tests.conftest import free_port_range
 from tests.fakeleg import Sink
+from tests.rtp_ears import ALAW, Ear, pcap_payloads, speak
 from tests.sipptool import run_uac_async
-from tests.test_conference_sip import ALAW, Ear, speak
 
 FLOW = "flow: room\nstart: room\nsteps:\n  room:\n    conference: {room: bench, beep: false}\n"
 SPEECH = 500  # RMS of one packet that counts as speech
+HEARD = 100  # RMS of a received packet that is not silence (digital silence decodes to 8)
+TARGET_SIZE, TARGET_MS = 50, 150.0  # issue 13: 50 in one room, under 150 ms to every one
+
+
+def load() -> str:
+    one, five, _ = Path("/proc/loadavg").read_text().split()[:3]
+    return f"load {one} {five}"
 
 
 @dataclass
@@ -54,18 +63,31 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / 100.0
 
 
-def first_speech(packets: list[tuple[float, bytes]], after: float) -> float | None:
-    for at, payload in packets:
-        if at < after or not payload:
-            continue
-        values = [ALAW[b] for b in payload]
-        if (sum(v * v for v in values) / len(values)) ** 0.5 > SPEECH:
+def rms(payload: bytes) -> float:
+    values = [ALAW[b] for b in payload]
+    return (sum(v * v for v in values) / len(values)) ** 0.5 if values else 0.0
+
+
+# The capture with digital silence (A-law 0xD5) before its first loud packet: the onset.
+CAPTURE = pcap_payloads()
+ONSET = next(i for i, p in enumerate(CAPTURE) if rms(p) > SPEECH)
+SPOKEN = [b"\xd5" * len(p) for p in CAPTURE[:ONSET]] + CAPTURE[ONSET:]
+
+
+def first_speech(ear: Ear, after: float) -> float | None:
+    """When the first packet that is not silence reached the ear (kernel arrival time)."""
+    for at, (_, payload) in zip(ear.arrived, ear.packets, strict=True):
+        if at >= after and payload and rms(payload) > HEARD:
             return at
     return None
 
 
-async def one_room(size: int, tmp: Path) -> RoomResult:
-    workers = size // 2
+def target(pool: WorkerPool, index: int) -> str:
+    return f"127.0.0.1:{pool.workers[index].port}"
+
+
+async def one_room(size: int, tmp: Path, per_worker: int) -> RoomResult:
+    workers = -(-size // per_worker)
     flows = tmp / f"flows-{size}"
     flows.mkdir()
     (flows / "room.yaml").write_text(FLOW)
@@ -94,7 +116,7 @@ async def one_room(size: int, tmp: Path) -> RoomResult:
             callers.append(
                 asyncio.ensure_future(
                     run_uac_async(
-                        "uac_call.xml", f"127.0.0.1:{pool.workers[i // 2].port}", "+3225551001",
+                        "uac_call.xml", target(pool, i // per_worker), "+3225551001",
                         hold_ms=120000, timeout=150, keys={"rtp_port": str(ear.port)},
                     )
                 )
@@ -109,7 +131,7 @@ async def one_room(size: int, tmp: Path) -> RoomResult:
         depth_of = {p.placement: p.depth for p in live.parts.values()} if live else {}
         pids = [w.proc.pid for w in pool.workers if w.proc is not None]
         cpu0 = sum(cpu_seconds(p) for p in pids)
-        started = await speak(ears[0], 8.0, ears[1:])
+        started = await speak(ears[0], 8.0, ears[1:], payloads=SPOKEN)
         end = time.monotonic() + 0.5
         while time.monotonic() < end:
             for ear in ears:
@@ -123,15 +145,17 @@ async def one_room(size: int, tmp: Path) -> RoomResult:
         await pool.stop(grace=0)
         for ear in ears:
             ear.close()
-    # The speech in the capture starts 1.5 s in: the first packet sent after that is speech.
-    spoke = started + 1.45
+    # Mouth: when the first speech packet was really sent; ear: the first packet each listener
+    # got that is not silence (before its onset the speaker sends digital silence, and nothing
+    # else in the room makes a sound).
+    spoke = ears[0].sent[ONSET]
     heard, delays = 0, dict[int, list[float]]()
     for i, ear in enumerate(ears[1:], start=1):
-        at = first_speech(ear.packets, spoke)
+        at = first_speech(ear, spoke)
         if at is None or ear.rms(started + 2.0, started + 8.0) < 300:
             continue
         heard += 1
-        depth = depth_of.get(f"worker {i // 2}", -1)
+        depth = depth_of.get(f"worker {i // per_worker}", -1)
         delays.setdefault(depth, []).append((at - spoke) * 1000)
     return RoomResult(
         size,
@@ -145,19 +169,25 @@ async def one_room(size: int, tmp: Path) -> RoomResult:
 
 
 async def bench(args: argparse.Namespace) -> int:
-    sizes = [4] if args.quick else [n for n in (4, 8, 12, 16, 24) if n <= args.max_participants]
-    print("two participants per worker (4 calls each); links form a tree; speaker = g711a.pcap")
-    print(f"{'room':>4} {'workers':>7} {'heard':>5} {'self':>5} {'depth':>5} "
+    sizes = [4] if args.quick else [n for n in (4, 12, 24, 50) if n <= args.max_participants]
+    print(
+        f"{args.per_worker} participant(s) per worker (4 calls each); links form a tree; "
+        "speaker = g711a.pcap; delay = speaker's first speech packet sent -> first one heard"
+    )
+    print(f"targets: {TARGET_SIZE} participants, worst delay under {TARGET_MS} ms; {load()}")
+    print(f"{'room':>4} {'workers':>7} {'heard':>5} {'self (rms)':>9} {'depth':>5} "
           f"{'cpu %/participant':>17}  worst mouth-to-ear delay per depth (ms)")  # fmt: skip
     rc = 0
     with tempfile.TemporaryDirectory(prefix="flexvoice-bench-conf-") as tmp:
         for size in sizes:
-            r = await one_room(size, Path(tmp))
+            r = await one_room(size, Path(tmp), args.per_worker)
             delays = ", ".join(f"d{d}: {ms:.0f}" for d, ms in r.delays.items())
-            hears_self = "yes" if r.self_rms > 50 else "no"
+            hears_self = f"{'yes' if r.self_rms > 50 else 'no'} {r.self_rms:.0f}"
+            worst = max(r.delays.values(), default=0.0)
             print(
-                f"{size:>4} {r.workers:>7} {r.heard:>5}/{size - 1:<3} {hears_self:>4} "
-                f"{r.depth:>5} {r.cpu:>17.2f}  {delays}",
+                f"{size:>4} {r.workers:>7} {r.heard:>5}/{size - 1:<3} {hears_self:>8} "
+                f"{r.depth:>5} {r.cpu:>17.2f}  {delays}  (worst/target {worst / TARGET_MS:.2f}; "
+                f"{load()})",
                 flush=True,
             )
             if r.heard != size - 1 or r.self_rms > 50:
@@ -169,7 +199,11 @@ async def bench(args: argparse.Namespace) -> int:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="bench conference")
     parser.add_argument("--quick", action="store_true", help="one room of 4")
-    parser.add_argument("--max-participants", type=int, default=24)
+    parser.add_argument("--max-participants", type=int, default=TARGET_SIZE)
+    parser.add_argument(
+        "--per-worker", type=int, choices=(1, 2, 3), default=2,
+        help="participants per worker (1: as the edge spreads calls over idle workers)",
+    )  # fmt: skip
     args, _ = parser.parse_known_args(argv)
     return asyncio.run(bench(args))
 

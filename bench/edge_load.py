@@ -153,7 +153,13 @@ async def run(seconds: float, max_rate: int, workers: int, maxload: int) -> int:
     cfg = Config.model_validate(
         {
             "sip": {
-                "edge": {"port": edge_port, "ctl_socket": str(work / "ctl.sock"), "acl": False},
+                # sipp stand-ins have no PJSIP socket limit: no per-worker call rate cap.
+                "edge": {
+                    "port": edge_port,
+                    "ctl_socket": str(work / "ctl.sock"),
+                    "acl": False,
+                    "worker_cps": 10000,
+                },
                 "workers": {"count": workers, "base_port": ports[0], "max_calls": 4},
             },
             "base_dir": work,

@@ -321,23 +321,34 @@ class Rate:
     ok: bool
     p50: float
     p99: float
+    cpu_ms: float  # CPU per call above idle, all of the target's processes (nan: not measured)
 
 
-def cps_ceiling(t: Target, rates: list[int], seconds: int, tmp: Path) -> list[Rate]:
-    """Each rate for `seconds`, short calls with a prompt, until one has a failed call."""
+def cps_ceiling(
+    t: Target, rates: list[int], seconds: int, tmp: Path, pids: list[int], idle_cores: float
+) -> list[Rate]:
+    """Each rate for `seconds`, short calls with a prompt, until one has a failed call. CPU
+    per call (less what the processes burn idle) depends far less on what else runs on the
+    machine than set-up times do."""
     done: list[Rate] = []
     for rate in rates:
+        before = sum(cpu_seconds(p) for p in pids)
+        started = time.monotonic()
         ok, bad, _ = sipp(
             uac(t.scenario("uac_call.xml"), t.address, "+3225550002", calls=rate * seconds,
                 rate=rate, limit=rate * 2, hold_ms=500, trace_dir=tmp, inf=t.inf),
             timeout=seconds * 4 + 60,
         )  # fmt: skip
+        busy = sum(cpu_seconds(p) for p in pids) - before
+        busy -= idle_cores * (time.monotonic() - started)
+        cpu_ms = 1000 * busy / max(1, ok + bad) if pids else float("nan")
         times = setup_times_ms(tmp)
         good = bad == 0 and ok == rate * seconds
-        done.append(Rate(rate, good, pct(times, 0.5), pct(times, 0.99)))
+        done.append(Rate(rate, good, pct(times, 0.5), pct(times, 0.99), cpu_ms))
         print(
             f"  {t.name:6s} {rate:4d} CPS for {seconds}s: {ok} ok, {bad} failed; set-up p50 "
-            f"{done[-1].p50:.1f} ms, p99 {done[-1].p99:.1f} ms ({load()})",
+            f"{done[-1].p50:.1f} ms, p99 {done[-1].p99:.1f} ms; CPU {cpu_ms:.1f} ms per call "
+            f"({load()})",
             flush=True,
         )
         if not good:
@@ -481,6 +492,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--idle-seconds", type=int, default=10)
     parser.add_argument("--no-bare", action="store_true", help="skip the bare pjsua2 floor")
     parser.add_argument("--no-cps", action="store_true", help="skip the CPS steps")
+    parser.add_argument("--rates", default="", help="CPS steps: 50,100,200")
     args = parser.parse_args(argv)
     if args.quick:
         args.workers, args.max_calls, args.step, args.step_seconds = 10, 40, 20, 3
@@ -489,6 +501,8 @@ def main(argv: list[str]) -> int:
         print(f"bench sip_load: --workers at most {MAX_WORKERS}")
         return 2
     rates = [50, 100, 150, 200, 250, 300, 400] if not args.quick else [20, 40]
+    if args.rates:
+        rates = [int(r) for r in args.rates.split(",")]
     steps = list(range(args.step, args.max_calls + 1, args.step))
     if shutil.which("sipp") is None or shutil.which("kamailio") is None:
         print("bench sip_load: needs sipp and kamailio (./run installs them)")
@@ -522,7 +536,8 @@ def main(argv: list[str]) -> int:
         engine_rates: list[Rate] = []
         if not args.no_cps:
             engine_rates = cps_ceiling(Target("engine", f"127.0.0.1:{edge}", tmp), rates,
-                                       args.step_seconds, tmp)  # fmt: skip
+                                       args.step_seconds, tmp, tree(node.pid),
+                                       idle.cores)  # fmt: skip
     finally:
         stop_node(node)
     # 2. The floor: n bare pjsua2 processes of the same wheel, same scenarios.
@@ -545,7 +560,9 @@ def main(argv: list[str]) -> int:
             target = Target("bare", f"127.0.0.1:{base}", tmp, [base + i for i in range(n)])
             bare_steps = concurrency_ceiling(target, steps, pids, args.ramp)
             if not args.no_cps:
-                bare_rates = cps_ceiling(target, rates, args.step_seconds, tmp)
+                bare_rates = cps_ceiling(
+                    target, rates, args.step_seconds, tmp, pids, bare_idle.cores
+                )
         finally:
             stop_bare(bare)
     # 3. The signalling bound: sipp's own UAS.
@@ -560,7 +577,8 @@ def main(argv: list[str]) -> int:
         time.sleep(0.5)
         if not args.no_cps:
             sipp_rates = cps_ceiling(Target("sipp", f"127.0.0.1:{uas_port}", tmp),
-                                     [r * 2 for r in rates], args.step_seconds, tmp)  # fmt: skip
+                                     [r * 2 for r in rates], args.step_seconds, tmp, [],
+                                     0.0)  # fmt: skip
     finally:
         uas.kill()
         uas.wait()
@@ -633,6 +651,11 @@ def report(
               f"(goal >= 0.7): {mark(c_ratio >= 0.7 and r_ratio >= 0.7)}")  # fmt: skip
         print("  (the steps stop at the first failure or at the highest step: a ratio of 1.00 "
               "may mean both reached it)")  # fmt: skip
+        both = [(e, b) for e in engine_rates for b in bare_rates if e.cps == b.cps and e.ok]
+        if both:
+            e, b = both[-1]
+            print(f"CPU per call at {e.cps} CPS (above idle): engine {e.cpu_ms:.1f} ms, bare "
+                  f"pjsua2 {b.cpu_ms:.1f} ms; bare / engine {b.cpu_ms / e.cpu_ms:.2f}")  # fmt: skip
     s_rate = s_cps.cps if s_cps else 0
     print(f"sipp UAS alone (signalling bound): {s_rate} CPS; engine / sipp-UAS "
           f"{e_rate / s_rate if s_rate else float('nan'):.2f}")  # fmt: skip

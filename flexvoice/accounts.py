@@ -4,7 +4,6 @@ they may take calls (a suspended account's numbers answer 403)."""
 from __future__ import annotations
 
 import re
-import sqlite3
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,21 +12,30 @@ from pathlib import Path
 from typing import Any, Literal
 
 from flexvoice.errors import UserError
-from flexvoice.storage.sqlite import migrate
-from flexvoice.yamlsrc import did_you_mean
+from flexvoice.storage.engine import (
+    Connection,
+    IntegrityError,
+    PerEngine,
+    Script,
+    write_transaction,
+)
+from flexvoice.storage.migrate import migrate
+from flexvoice.yamlwords import did_you_mean
 
 Status = Literal["active", "suspended"]
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
-MIGRATIONS = [
-    """
+_TABLE = """
     CREATE TABLE accounts (
-        name TEXT PRIMARY KEY,
+        name TEXT{collate} PRIMARY KEY,
         tariff TEXT NOT NULL,
         status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'suspended')),
         created_at TEXT NOT NULL
     );
-    """,
+    """
+MIGRATIONS: list[Script] = [
+    # Names sort by byte on both engines (PostgreSQL's default collation follows the locale).
+    PerEngine(sqlite=_TABLE.format(collate=""), postgresql=_TABLE.format(collate=' COLLATE "C"')),
     # The visual designer option: the open `designer` usage period, when switched on.
     """
     ALTER TABLE accounts ADD COLUMN designer_usage_id TEXT;
@@ -46,7 +54,7 @@ class Account:
     created_at: str
 
 
-def ensure_schema(conn: sqlite3.Connection) -> None:
+def ensure_schema(conn: Connection) -> None:
     migrate(conn, "accounts", MIGRATIONS)
 
 
@@ -71,7 +79,7 @@ def check_tariff(tariff: str, tariffs_dir: Path) -> str:
 
 
 def create_account(
-    conn: sqlite3.Connection, name: str, tariff: str, tariffs_dir: Path | None = None
+    conn: Connection, name: str, tariff: str, tariffs_dir: Path | None = None
 ) -> Account:
     """Create; with `tariffs_dir` (cfg.path(cfg.paths.tariffs)) the tariff must exist there.
     Callers facing users (CLI, admin API) pass it; None is for tests and internal seeding."""
@@ -85,12 +93,12 @@ def create_account(
             "INSERT INTO accounts (name, tariff, status, created_at) VALUES (?, ?, 'active', ?)",
             (name, tariff, created),
         )
-    except sqlite3.IntegrityError:
+    except IntegrityError:
         raise UserError(f"account '{name}' already exists") from None
     return Account(name, tariff, "active", created)
 
 
-def get_account(conn: sqlite3.Connection, name: str) -> Account | None:
+def get_account(conn: Connection, name: str) -> Account | None:
     ensure_schema(conn)
     row = conn.execute(
         "SELECT name, tariff, status, created_at FROM accounts WHERE name = ?", (name,)
@@ -98,7 +106,7 @@ def get_account(conn: sqlite3.Connection, name: str) -> Account | None:
     return Account(*row) if row else None
 
 
-def list_accounts(conn: sqlite3.Connection) -> list[Account]:
+def list_accounts(conn: Connection) -> list[Account]:
     ensure_schema(conn)
     return [
         Account(*row)
@@ -108,7 +116,7 @@ def list_accounts(conn: sqlite3.Connection) -> list[Account]:
     ]
 
 
-def set_status(conn: sqlite3.Connection, name: str, status: Status) -> Account:
+def set_status(conn: Connection, name: str, status: Status) -> Account:
     ensure_schema(conn)
     cur = conn.execute("UPDATE accounts SET status = ? WHERE name = ?", (status, name))
     if cur.rowcount == 0:
@@ -118,14 +126,14 @@ def set_status(conn: sqlite3.Connection, name: str, status: Status) -> Account:
     return account
 
 
-def designer_enabled(conn: sqlite3.Connection, name: str) -> bool:
+def designer_enabled(conn: Connection, name: str) -> bool:
     ensure_schema(conn)
     row = conn.execute("SELECT designer_usage_id FROM accounts WHERE name = ?", (name,)).fetchone()
     return bool(row and row[0])
 
 
 def set_designer(
-    conn: sqlite3.Connection,
+    conn: Connection,
     name: str,
     on: bool,
     record: Callable[[dict[str, Any]], None] | None = None,
@@ -136,8 +144,8 @@ def set_designer(
     the change committed."""
     ensure_schema(conn)
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    event: dict[str, Any] | None = None
+    with write_transaction(conn, "accounts"):
         row = conn.execute(
             "SELECT designer_usage_id, designer_from FROM accounts WHERE name = ?", (name,)
         ).fetchone()
@@ -146,7 +154,6 @@ def set_designer(
                 f"no account '{name}'; create it with 'flexvoice accounts create {name}'"
             )
         usage_id, since = row[0], row[1]
-        event: dict[str, Any] | None = None
         if on and usage_id is None:
             # The random part keeps two periods opened within the same second apart.
             usage_id = f"designer:{name}:{now}:{uuid.uuid4().hex[:8]}"
@@ -164,10 +171,6 @@ def set_designer(
             # follow active_from); it is billed for its month either way.
             until = max(now, _next_second(since))
             event = _designer_event(usage_id, name, since, until)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     if event is not None and record is not None:
         record(event)
     return event is not None
@@ -203,7 +206,7 @@ def parse_retention(text: str) -> int:
     return int(match.group(1))
 
 
-def set_recording_retention(conn: sqlite3.Connection, name: str, days: int) -> None:
+def set_recording_retention(conn: Connection, name: str, days: int) -> None:
     ensure_schema(conn)
     cur = conn.execute(
         "UPDATE accounts SET recording_retention_days = ? WHERE name = ?", (days, name)
@@ -212,7 +215,7 @@ def set_recording_retention(conn: sqlite3.Connection, name: str, days: int) -> N
         raise UserError(f"no account '{name}'; create it with 'flexvoice accounts create {name}'")
 
 
-def recording_retention_days(conn: sqlite3.Connection, name: str) -> int | None:
+def recording_retention_days(conn: Connection, name: str) -> int | None:
     """The account's retention in days, or None for the default (or no such account)."""
     ensure_schema(conn)
     row = conn.execute(

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from flexvoice.messaging.sipmsg import MessageTransport
     from flexvoice.metering.sink import UsageSink
     from flexvoice.metering.tariffs import TariffBook
+    from flexvoice.node.heartbeat import LegHeartbeat
     from flexvoice.node.status import NodeStatus, ServeOptions
     from flexvoice.numbers import NumberRegistry
     from flexvoice.recordings.service import RecordingService
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from flexvoice.sip.pool import WorkerPool
     from flexvoice.sip.trunks import Trunks
     from flexvoice.statistics.service import Statistics
+    from flexvoice.storage.engine import Connection
     from flexvoice.verify.service import Verifier
 
 T = TypeVar("T")
@@ -49,6 +51,9 @@ STATUS: web.AppKey[NodeStatus] = web.AppKey("status")  # what /healthz reports
 
 # Shared data, loaded once (flexvoice/node/shared.py).
 DB: web.AppKey[sqlite3.Connection] = web.AppKey("db")  # the event loop's SQLite connection
+# Accounts, API keys and numbers: the same connection as DB on one node; with a PostgreSQL
+# storage.database, the event loop's connection to it (shared by every node).
+SHARED_DB: web.AppKey[Connection] = web.AppKey("shared_db")
 TARIFFS: web.AppKey[TariffBook] = web.AppKey("tariffs")
 TRUNKS: web.AppKey[Trunks] = web.AppKey("trunks")
 
@@ -72,6 +77,8 @@ CONFERENCES: web.AppKey[ConferenceService] = web.AppKey("conferences")
 EDGE: web.AppKey[Edge] = web.AppKey("sip_edge")
 POOL: web.AppKey[WorkerPool] = web.AppKey("sip_pool")
 ORIGINATOR: web.AppKey[Originator] = web.AppKey("originator")
+# Answered legs noted in the database, so a killed node bills them at its next start.
+HEARTBEAT: web.AppKey[LegHeartbeat] = web.AppKey("leg_heartbeat")
 # How to send a SIP MESSAGE (the pool publishes it; the SIP gateway looks it up per message).
 MESSAGE_TRANSPORT: web.AppKey[MessageTransport] = web.AppKey("message_transport")
 

@@ -1,6 +1,6 @@
 """The call registry's tables and rows: calls (every leg of every call tree is one row, a
-child pointing at its parent), their trace events, their recordings. Nothing here decides
-anything; flexvoice.calls does."""
+child pointing at its parent) and their trace events. Nothing here decides anything;
+flexvoice.calls does. (Recordings are flexvoice.recordings' table, `call_recordings`.)"""
 
 from __future__ import annotations
 
@@ -15,6 +15,10 @@ FINAL_STATUSES: frozenset[str] = frozenset(
 )
 
 MIGRATIONS = [
+    # Databases made before issue 13 also got a `recordings` table from this first script (id,
+    # account, call_id, path, started_at, duration_seconds, created_at). flexvoice.recordings
+    # owns recordings now: its second migration moves any such rows into call_recordings and
+    # drops the table, so old and new databases end with the same schema.
     """
     CREATE TABLE calls (
         id TEXT PRIMARY KEY,
@@ -45,17 +49,6 @@ MIGRATIONS = [
         data TEXT NOT NULL
     );
     CREATE INDEX call_events_call ON call_events (call_id, seq);
-    CREATE TABLE recordings (
-        id TEXT PRIMARY KEY,
-        account TEXT NOT NULL,
-        call_id TEXT NOT NULL,
-        path TEXT NOT NULL,
-        started_at TEXT,
-        duration_seconds REAL,
-        created_at TEXT NOT NULL
-    );
-    CREATE INDEX recordings_account ON recordings (account, created_at);
-    CREATE INDEX recordings_call ON recordings (call_id);
     """,
     # Why price_eur is null (an unpriced destination, no tariff): said, not left to guess.
     "ALTER TABLE calls ADD COLUMN price_note TEXT;",
@@ -79,27 +72,6 @@ class CallPrice:
     billable_seconds: int
     price_eur: Decimal | None
     unpriced_reason: str | None = None
-
-
-@dataclass(frozen=True)
-class Recording:
-    id: str
-    account: str
-    call_id: str
-    path: str
-    started_at: str | None
-    duration_seconds: float | None
-    created_at: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "call_id": self.call_id,
-            "started_at": self.started_at,
-            "duration_seconds": self.duration_seconds,
-            "created_at": self.created_at,
-            "url": f"/v1/recordings/{self.id}.wav",
-        }
 
 
 @dataclass(frozen=True)
@@ -137,7 +109,6 @@ COLUMNS = (
     " created_at, started_at, answered_at, ended_at, billable_seconds, price_eur,"
     " status_callback, status_events, record, price_note, parent_call_id, ended_by, reason"
 )
-RECORDING_COLUMNS = "id, account, call_id, path, started_at, duration_seconds, created_at"
 
 
 def call_row(row: Any) -> CallRecord:

@@ -6,13 +6,13 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from flexvoice.callrecords import CallRecord, Recording, seconds_between
+from flexvoice.callrecords import CallRecord, seconds_between
 
 PRICE_QUANTUM = Decimal("0.0001")
 
 
 def call_resource(
-    call: CallRecord, legs: list[CallRecord], recordings: list[Recording]
+    call: CallRecord, legs: list[CallRecord], recordings: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """The call as the API shows it (and webhooks carry it): its legs, and its price as
     its own plus its legs' (`price_breakdown` says which is which)."""
@@ -42,7 +42,7 @@ def call_resource(
         "price_breakdown": breakdown,
         "price_note": call.price_note,
         "legs": [leg_summary(leg) for leg in legs],
-        "recordings": [r.as_dict() for r in recordings],
+        "recordings": recordings,
         "events_url": f"/v1/calls/{call.id}/events",
     }
 

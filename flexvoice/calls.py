@@ -16,7 +16,6 @@ from __future__ import annotations
 import builtins
 import json
 import sqlite3
-import uuid
 from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Protocol
@@ -27,10 +26,8 @@ from flexvoice.callrecords import (
     COLUMNS,
     FINAL_STATUSES,
     MIGRATIONS,
-    RECORDING_COLUMNS,
     CallPrice,
     CallRecord,
-    Recording,
     call_row,
     now_iso,
     seconds_between,
@@ -42,7 +39,7 @@ from flexvoice.storage.sqlite import migrate
 
 log = get_logger(__name__)
 
-__all__ = ["FINAL_STATUSES", "CallPrice", "CallRecord", "CallRegistry", "Pricer", "Recording"]
+__all__ = ["FINAL_STATUSES", "CallPrice", "CallRecord", "CallRegistry", "Pricer"]
 
 _RANK = {"queued": 0, "ringing": 1, "in-progress": 2}
 STATUS_EVENTS = ("initiated", "ringing", "answered", "completed")
@@ -98,7 +95,7 @@ class CallRegistry:
         self.pricer = pricer
         self.clock = clock
         # The recordings of a call as the API shows them (flexvoice.recordings' rows, set by
-        # the recordings component); the legacy table below when it is not running.
+        # the recordings component); none when it is not running.
         self.recordings_for: Callable[[str, str], builtins.list[dict[str, Any]]] | None = None
         # Told every event once the registry has stored it, with the call as it now stands
         # for "queued" and "ended" (None otherwise, and for a leg that is not a call of its
@@ -191,6 +188,12 @@ class CallRegistry:
         ).fetchall()
         return [call_row(r) for r in rows]
 
+    def open_calls(self) -> builtins.list[CallRecord]:
+        """Calls not yet final (at a start: the ones a killed node left open)."""
+        final = ", ".join(f"'{s}'" for s in sorted(FINAL_STATUSES))
+        rows = self.conn.execute(f"SELECT {COLUMNS} FROM calls WHERE status NOT IN ({final})")
+        return [call_row(r) for r in rows.fetchall()]
+
     def events(self, call_id: str) -> builtins.list[dict[str, Any]]:
         rows = self.conn.execute(
             "SELECT seq, at, kind, data FROM call_events WHERE call_id = ? ORDER BY seq",
@@ -198,31 +201,12 @@ class CallRegistry:
         ).fetchall()
         return [{"seq": r[0], "at": r[1], "kind": r[2], "data": json.loads(r[3])} for r in rows]
 
-    def recordings(self, account: str, call_id: str | None = None) -> builtins.list[Recording]:
-        sql = f"SELECT {RECORDING_COLUMNS} FROM recordings WHERE account = ?"
-        args: tuple[str, ...] = (account,)
-        if call_id is not None:
-            sql += " AND call_id = ?"
-            args = (account, call_id)
-        rows = self.conn.execute(sql + " ORDER BY created_at DESC, id", args).fetchall()
-        return [Recording(*r) for r in rows]
-
-    def recording(self, recording_id: str, account: str) -> Recording | None:
-        row = self.conn.execute(
-            f"SELECT {RECORDING_COLUMNS} FROM recordings WHERE id = ? AND account = ?",
-            (recording_id, account),
-        ).fetchone()
-        return Recording(*row) if row else None
-
-    def delete_recording(self, recording_id: str) -> None:
-        self.conn.execute("DELETE FROM recordings WHERE id = ?", (recording_id,))
-
     # -- the observer
 
     def call_event(self, call_id: str, kind: str, data: dict[str, object]) -> None:
         """CallObserver: "leg" (a child was dialled), "ringing", "answered", "ended"
-        (sip_status, reason, cause, outcome, ended_by, usage) from the SIP layer; "step" and
-        "recording" from the flow runtime; anything else is kept in the trace only."""
+        (sip_status, reason, cause, outcome, ended_by, usage) from the SIP layer; "step" from the
+        flow runtime; anything else is kept in the trace only."""
         try:
             self._call_event(call_id, kind, data)
         except Exception:  # an observer must never break the call that reports to it
@@ -271,20 +255,6 @@ class CallRegistry:
                 (at, at, call_id),
             )
             self._notify(call_id, "answered")
-        elif kind == "recording" and data.get("path"):
-            duration = data.get("duration")
-            self.conn.execute(
-                f"INSERT INTO recordings ({RECORDING_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    "RE" + uuid.uuid4().hex,
-                    call.account,
-                    call_id,
-                    str(data["path"]),
-                    data.get("started_at"),
-                    float(duration) if isinstance(duration, int | float) else None,
-                    self.clock(),
-                ),
-            )
 
     def _seen(self, call: CallRecord, kind: str) -> bool:
         if kind == "ended":
@@ -434,7 +404,7 @@ class CallRegistry:
 
     def resource(self, call: CallRecord) -> dict[str, Any]:
         """The call as the API shows it (and webhooks carry it)."""
-        doc = call_resource(call, self.children(call.id), self.recordings(call.account, call.id))
-        if self.recordings_for is not None:  # the recordings component's rows
-            doc["recordings"] = self.recordings_for(call.account, call.id)
-        return doc
+        recordings = (
+            self.recordings_for(call.account, call.id) if self.recordings_for is not None else []
+        )
+        return call_resource(call, self.children(call.id), recordings)

@@ -19,7 +19,8 @@ from flexvoice.metering.tariffs import load_tariff
 from flexvoice.node.inbound_router import prompt_path
 from flexvoice.numbers import read_numbers_file
 from flexvoice.sip.trunks import load_trunks
-from flexvoice.yamlsrc import did_you_mean, load_yaml
+from flexvoice.yamlsrc import load_yaml
+from flexvoice.yamlwords import did_you_mean
 
 
 def check_node(cfg: Config) -> tuple[list[Problem], int]:

@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "flexvoice.flows.cli",
     "flexvoice.prompts_cli",
     "flexvoice.check_cli",
+    "flexvoice.db_cli",
 )
 
 log = get_logger(__name__)

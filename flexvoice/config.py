@@ -11,13 +11,15 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
 
 from flexvoice.errors import Problem, ProblemList
 from flexvoice.units import Duration
-from flexvoice.yamlsrc import did_you_mean, explain_validation_error, load_yaml
+from flexvoice.yamlsrc import load_yaml
+from flexvoice.yamlwords import did_you_mean, explain_validation_error
 
 ENV_PREFIX = "FLEXVOICE_"
 ENV_CONFIG_FILE = "FLEXVOICE_CONFIG"  # names the file itself; not an override
@@ -58,6 +60,11 @@ class EdgeConfig(Section):
     )
     worker_timeout: Duration = Field(
         1.5, description="no provisional reply from a worker within this: try the next one"
+    )
+    # PJSIP in a worker aborts when a fast stream of INVITEs uses up its 64 socket slots
+    # (measured at 200 INVITEs/s per worker); 20 leaves a wide margin (sip/kamailio.cfg.tmpl).
+    worker_cps: Annotated[int, Field(ge=1, le=10000)] = Field(
+        20, description="new calls the edge gives one worker per second before the next"
     )
     children: Annotated[int, Field(ge=1, le=64)] = 4
 
@@ -105,9 +112,63 @@ class SipConfig(Section):
     numbers: str = "sip/numbers.yaml"
 
 
+def _database(value: object) -> str:
+    """A SQLite file path, or a postgresql:// URL (checked for shape here; reached at start)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a file path (SQLite) or a postgresql:// URL")
+    if "://" not in value:
+        return value
+    parts = urlsplit(value)
+    if parts.password is not None:
+        masked = value.replace(f":{parts.password}@", ":***@", 1)
+    else:
+        masked = value
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ValueError(
+            f"'{parts.scheme}://' is not a database FlexVoice can use (got {masked!r}); write a "
+            "file path (SQLite, one node) or postgresql://USER:PASSWORD@HOST:PORT/DATABASE "
+            "(PostgreSQL, shared by several nodes)"
+        )
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise ValueError(f"the port is not a number (got {masked!r})") from None
+    if not parts.path.strip("/") and "dbname=" not in parts.query:
+        raise ValueError(
+            f"names no database (got {masked!r}); add it after the host, e.g. "
+            "postgresql://flexvoice@127.0.0.1:5432/flexvoice"
+        )
+    return value
+
+
+Database = Annotated[str, PlainValidator(_database, json_schema_input_type=str)]
+
+
+def is_database_url(database: str) -> bool:
+    return "://" in database
+
+
 class StorageConfig(Section):
-    database: str = "var/flexvoice.db"
+    database: Database = Field(
+        "var/flexvoice.db",
+        description="SQLite file of one node, or postgresql://... shared by several nodes",
+    )
+    local: str = Field(
+        "var/flexvoice.db",
+        description="with a PostgreSQL database: this node's own SQLite file for the stores "
+        "not shared yet (numbers, calls, messages, recordings, statistics, flows, users)",
+    )
     recordings: str = "var/recordings"
+
+    @property
+    def shared_url(self) -> str | None:
+        """The PostgreSQL URL when the shared stores live there, else None."""
+        return self.database if is_database_url(self.database) else None
+
+    @property
+    def local_database(self) -> str:
+        """This node's SQLite file: `database` itself, or `local` beside a PostgreSQL URL."""
+        return self.local if is_database_url(self.database) else self.database
 
 
 class RedisConfig(Section):

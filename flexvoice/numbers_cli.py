@@ -15,15 +15,15 @@ from flexvoice.errors import UserError
 from flexvoice.metering.sink import StoreSink
 from flexvoice.metering.store import UsageStore
 from flexvoice.numbers import Number, NumberRegistry
-from flexvoice.storage.sqlite import connect
+from flexvoice.storage.open import open_shared
 
 
 def open_registry(args: argparse.Namespace) -> NumberRegistry:
     cfg = config_from_args(args)
-    db = Path(args.db) if args.db else cfg.path(cfg.storage.database)
-    conn = connect(db)
-    # The number's monthly `number` usage starts and ends with it, in the same database.
-    registry = NumberRegistry(conn, StoreSink(UsageStore.from_config(cfg, db)))
+    db = args.db or None
+    # Numbers live beside the accounts, as does the usage their monthly `number` period makes
+    # (one SQLite file, or the PostgreSQL shared by several nodes).
+    registry = NumberRegistry(open_shared(cfg, db), StoreSink(UsageStore.from_config(cfg, db)))
     numbers_file = Path(args.numbers_file) if args.numbers_file else cfg.path(cfg.sip.numbers)
     registry.sync_from_yaml(numbers_file)
     return registry
@@ -78,7 +78,7 @@ def register(sub: Any) -> None:
     cmds.required = True
 
     def common(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--db", help="SQLite database (default: storage.database from the config)")
+        q.add_argument("--db", help="SQLite file or postgresql:// URL (default: storage.database)")
         q.add_argument(
             "--numbers-file", help="numbers file to sync first (default: sip.numbers from config)"
         )

@@ -12,8 +12,11 @@ from typing import Literal
 DialOutcome = Literal["completed", "busy", "no-answer", "failed", "canceled"]
 
 # Who ended a call; a call's legs all end with it and carry the same answer.
-EndedBy = Literal["caller", "callee", "api", "flow", "worker_lost", "node_shutdown"]
-ENDED_BY: tuple[EndedBy, ...] = ("caller", "callee", "api", "flow", "worker_lost", "node_shutdown")
+# `node_lost`: the control plane died with the call up; closed at its next start (node/heartbeat).
+EndedBy = Literal["caller", "callee", "api", "flow", "worker_lost", "node_shutdown", "node_lost"]
+ENDED_BY: tuple[EndedBy, ...] = (
+    "caller", "callee", "api", "flow", "worker_lost", "node_shutdown", "node_lost"
+)  # fmt: skip
 
 # The final status of an unanswered INVITE -> outcome. 603 Decline is reported as busy, as
 # Twilio reports a rejected call; 408 and 480 are the callee's phone not being answered.

@@ -20,7 +20,8 @@ from typing import Any
 from flexvoice.errors import Problem, ProblemList, UserError
 from flexvoice.flows.cli import prompts_dir_from
 from flexvoice.flows.prompts import SOX_FORMAT, synthesize
-from flexvoice.yamlsrc import YamlDoc, did_you_mean, load_yaml
+from flexvoice.yamlsrc import YamlDoc, load_yaml
+from flexvoice.yamlwords import did_you_mean
 
 
 def _texts(doc: YamlDoc) -> tuple[list[str], list[tuple[Path, str, Any]]]:

@@ -16,6 +16,7 @@ from typing import Any
 from flexvoice import users
 from flexvoice.config import config_from_args
 from flexvoice.errors import UserError
+from flexvoice.storage.open import local_path
 from flexvoice.storage.sqlite import connect
 
 
@@ -23,7 +24,7 @@ def _conn(args: argparse.Namespace) -> Any:
     if args.db:
         return connect(Path(args.db))
     cfg = config_from_args(args)
-    return connect(cfg.path(cfg.storage.database))
+    return connect(local_path(cfg))
 
 
 def _password(args: argparse.Namespace) -> tuple[str, bool]:

@@ -8,14 +8,12 @@ be validated with ordinary tools and errors mapped back to the text afterwards.
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
-from pydantic import BaseModel, ValidationError
 
 from flexvoice.errors import Problem, ProblemList
 
@@ -44,8 +42,7 @@ class YamlTooLarge(Exception):
         self.column = column
 
 
-@dataclass(frozen=True)
-class Mark:
+class Mark(NamedTuple):
     line: int  # 1-based
     column: int  # 1-based
 
@@ -54,8 +51,10 @@ class Mark:
 class YamlDoc:
     source: str  # a file name as the user wrote it, or a label such as "<request body>"
     data: Any
-    value_marks: dict[PathKey, Mark] = field(default_factory=dict)
-    key_marks: dict[PathKey, Mark] = field(default_factory=dict)
+    # The parser's own marks (0-based), kept as they come: a 200-step flow has 10,000 values
+    # and making a Mark of each took longer than libyaml took to parse it.
+    value_marks: dict[PathKey, Any] = field(default_factory=dict)
+    key_marks: dict[PathKey, Any] = field(default_factory=dict)
 
     def mark(self, path: Sequence[str | int], *, key: bool = False) -> Mark:
         """Position of `path`, or of the nearest enclosing value that has one."""
@@ -63,9 +62,9 @@ class YamlDoc:
         while True:
             marks = self.key_marks if key else self.value_marks
             if p in marks:
-                return marks[p]
+                return Mark(marks[p].line + 1, marks[p].column + 1)
             if key and p in self.value_marks:
-                return self.value_marks[p]
+                return Mark(self.value_marks[p].line + 1, self.value_marks[p].column + 1)
             if not p:
                 return Mark(1, 1)
             p = p[:-1]
@@ -111,11 +110,15 @@ class _Loader(yaml.SafeLoader):
             self._depth -= 1
 
 
-def _expanded_size(root: yaml.Node, limit: int) -> int:
+def _expanded_size(root: yaml.Node, limit: int) -> tuple[int, yaml.Node | None]:
     """How many values the document has once every alias is expanded, computed on the node
     graph with each shared node counted once per use (memoised, so a bomb costs what its text
-    costs); stops counting past the limit. Iterative: depth is bounded, but cheaply."""
+    costs); stops counting past the limit. Also the first node nested deeper than
+    MAX_YAML_DEPTH, if any (libyaml composes up to 1,000 levels before this is asked).
+    Iterative: nothing here recurses."""
     sizes: dict[int, int] = {}
+    depths: dict[int, int] = {}
+    too_deep: yaml.Node | None = None
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
         node, done = stack.pop()
@@ -130,18 +133,35 @@ def _expanded_size(root: yaml.Node, limit: int) -> int:
         if done or not children:
             total = 1 + sum(sizes[id(c)] for c in children)
             sizes[id(node)] = min(total, limit + 1)
+            depth = 1 + max((depths[id(c)] for c in children), default=0)
+            depths[id(node)] = depth
+            if depth > MAX_YAML_DEPTH and too_deep is None:
+                too_deep = node
             continue
         stack.append((node, True))
         stack += [(c, False) for c in children if id(c) not in sizes]
-    return sizes[id(root)]
+    return sizes[id(root)], too_deep
 
 
-def _mark(node: yaml.Node) -> Mark:
-    return Mark(node.start_mark.line + 1, node.start_mark.column + 1)
+_STR = "tag:yaml.org,2002:str"
 
 
-def _walk(loader: _Loader, node: yaml.Node, path: PathKey, doc: YamlDoc) -> Any:
-    doc.value_marks[path] = _mark(node)
+def _walk(
+    loader: yaml.SafeLoader | yaml.CSafeLoader,
+    node: yaml.Node,
+    path: PathKey,
+    doc: YamlDoc,
+    depth: int = 1,
+) -> Any:
+    # Without anchors the document is a tree: its size and depth are counted here, as it is
+    # walked, and refused before the recursion goes deeper than MAX_YAML_DEPTH.
+    if depth > MAX_YAML_DEPTH:
+        raise YamlTooLarge(
+            f"the document is nested more than {MAX_YAML_DEPTH} levels deep; flatten it",
+            node.start_mark.line + 1,
+            node.start_mark.column + 1,
+        )
+    doc.value_marks[path] = node.start_mark
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)
         out: dict[Any, Any] = {}
@@ -153,9 +173,12 @@ def _walk(loader: _Loader, node: yaml.Node, path: PathKey, doc: YamlDoc) -> Any:
                     "a key must be a plain word or text, not a list or mapping",
                     key_node.start_mark,
                 )
-            key = loader.construct_object(key_node, deep=True)
-            if not isinstance(key, str | int | bool) or isinstance(key, bool):
-                key = str(key)
+            if key_node.tag == _STR:
+                key: Any = key_node.value
+            else:
+                key = loader.construct_object(key_node, deep=True)
+                if not isinstance(key, str | int | bool) or isinstance(key, bool):
+                    key = str(key)
             key_text = str(key)
             if key_text in out:
                 raise yaml.MarkedYAMLError(
@@ -165,11 +188,15 @@ def _walk(loader: _Loader, node: yaml.Node, path: PathKey, doc: YamlDoc) -> Any:
                     key_node.start_mark,
                 )
             sub = (*path, key_text)
-            doc.key_marks[sub] = _mark(key_node)
-            out[key_text] = _walk(loader, value_node, sub, doc)
+            doc.key_marks[sub] = key_node.start_mark
+            out[key_text] = _walk(loader, value_node, sub, doc, depth + 1)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_walk(loader, item, (*path, i), doc) for i, item in enumerate(node.value)]
+        return [
+            _walk(loader, item, (*path, i), doc, depth + 1) for i, item in enumerate(node.value)
+        ]
+    if node.tag == _STR:
+        return node.value  # what SafeConstructor would build, without its bookkeeping
     try:
         return loader.construct_object(node, deep=True)
     except (ValueError, OverflowError) as exc:
@@ -213,16 +240,50 @@ def parse_yaml(
         column = nul - (text.rfind("\n", 0, nul) + 1) + 1
         msg = "a NUL character (byte 0) is in the text; save the file as plain UTF-8 text"
         raise ProblemList([Problem(source, line, column, msg)])
-    loader = _Loader(text)
+    try:
+        # libyaml (C) first: about 20 times faster than PyYAML's own parser on a flow. A
+        # document it refuses is read again by PyYAML, whose messages name the mistakes
+        # people make (a tab, an unquoted ': ') and which _plain_syntax puts in plain words.
+        doc.data = _composed(_FAST_LOADER(text), text, doc, max_values)
+    except ProblemList:
+        doc = YamlDoc(source=source, data=None)
+        doc.data = _composed(_Loader(text), text, doc, max_values)
+    return doc
+
+
+_FAST_LOADER: Any = yaml.CSafeLoader  # bench/designer.py swaps in _Loader: the old path
+
+
+def _too_many(max_values: int) -> str:
+    return (
+        f"the document expands to more than {max_values} values (anchors and aliases "
+        "(&name, *name) count once per use); write it out without aliases or split it"
+    )
+
+
+def _composed(
+    loader: yaml.SafeLoader | yaml.CSafeLoader, text: str, doc: YamlDoc, max_values: int
+) -> Any:
+    source = doc.source
+    path: PathKey = ()
     try:
         node = loader.get_single_node()
-        if node is not None and _expanded_size(node, max_values) > max_values:
-            raise YamlTooLarge(
-                f"the document expands to more than {max_values} values (anchors and "
-                "aliases (&name, *name) count once per use); write it out without aliases "
-                "or split it"
-            )
-        doc.data = {} if node is None else _walk(loader, node, (), doc)
+        if node is not None and "&" in text:
+            # Anchors: aliases may repeat a node many times (a bomb); counted on the graph
+            # before anything walks it. A document without '&' is a tree, counted as walked.
+            size, too_deep = _expanded_size(node, max_values)
+            if too_deep is not None:
+                raise YamlTooLarge(
+                    f"the document is nested more than {MAX_YAML_DEPTH} levels deep; flatten it",
+                    too_deep.start_mark.line + 1,
+                    too_deep.start_mark.column + 1,
+                )
+            if size > max_values:
+                raise YamlTooLarge(_too_many(max_values))
+        data = {} if node is None else _walk(loader, node, path, doc)
+        if len(doc.value_marks) > max_values:
+            raise YamlTooLarge(_too_many(max_values))
+        return data
     except YamlTooLarge as exc:
         raise ProblemList([Problem(source, exc.line, exc.column, exc.what)]) from None
     except yaml.MarkedYAMLError as exc:
@@ -233,8 +294,7 @@ def parse_yaml(
     except yaml.YAMLError as exc:
         raise ProblemList([Problem(source, 1, 1, f"YAML syntax: {exc}")]) from None
     finally:
-        loader.dispose()
-    return doc
+        loader.dispose()  # type: ignore[no-untyped-call]
 
 
 def _plain_syntax(problem: str) -> str:
@@ -262,192 +322,3 @@ def load_yaml(path: Path, source: str | None = None) -> YamlDoc:
     except OSError as exc:
         raise ProblemList([Problem(label, 0, 0, f"cannot read: {exc.strerror}")]) from None
     return parse_yaml(text, label)
-
-
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
-
-
-def _field_names(model: type[BaseModel] | None) -> list[str]:
-    if model is None:
-        return []
-    return [f.alias or name for name, f in model.model_fields.items()]
-
-
-def _model_at(root: type[BaseModel], loc: Sequence[str | int]) -> type[BaseModel] | None:
-    """The pydantic model class that owns the mapping at `loc` (for listing allowed keys)."""
-    model: Any = root
-    for part in loc:
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            return None
-        if isinstance(part, int):
-            return None
-        fld = model.model_fields.get(str(part))
-        if fld is None:
-            return None
-        model = fld.annotation
-        # Optional[Model] / Model | None
-        args = getattr(model, "__args__", ())
-        models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
-        if models:
-            model = models[0]
-    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
-
-
-_MEMBER_WORDS = {
-    "str": "text",
-    "int": "a whole number",
-    "float": "a number",
-    "bool": "true or false",
-    "list[str]": "a list of texts",
-    "dict[str,str]": "a mapping (key: value lines)",
-    "dict[str,any]": "a mapping (key: value lines)",
-}
-
-
-def _is_member_tag(part: object) -> bool:
-    """A union member or validator wrapper pydantic puts in an error's location ('str',
-    'list[str]', 'function-after[...]'): its own vocabulary, never a key of the document."""
-    if not isinstance(part, str):
-        return False
-    return (
-        part in _MEMBER_WORDS
-        or "[" in part
-        or part.startswith(("function-", "tagged-union", "union", "literal", "model-"))
-        or part in ("none", "dict", "list", "any", "date", "datetime", "decimal")
-    )
-
-
-def _member_word(tag: str) -> str:
-    return _MEMBER_WORDS.get(tag.replace(" ", "").lower(), "")
-
-
-def _looks_like_lost_plus(value: object) -> bool:
-    # An unquoted +3216001122 is read by YAML as the number 3216001122.
-    return isinstance(value, int) and not isinstance(value, bool) and 10**6 <= value < 10**15
-
-
-def explain_validation_error(
-    exc: ValidationError, doc: YamlDoc, root: type[BaseModel], prefix: PathKey = ()
-) -> list[Problem]:
-    """Turn pydantic's errors into positioned, human messages (no pydantic type names)."""
-    problems: list[Problem] = []
-    # A value that fits none of a union's forms gets one error per form from pydantic;
-    # they are said once, listing the forms in words.
-    unions: dict[PathKey, list[str]] = {}
-    union_input: dict[PathKey, Any] = {}
-    order: list[tuple[str, PathKey, Any]] = []
-    for err in exc.errors(include_url=False):
-        raw_loc = tuple(err["loc"])
-        tags = [p for p in raw_loc if _is_member_tag(p)]
-        loc = tuple(p for p in raw_loc if not _is_member_tag(p))
-        full = (*prefix, *loc)
-        kind = err["type"]
-        if tags and kind.endswith(("_type", "_parsing")) and raw_loc[-1] in tags:
-            # "must be X" for one member of a union: gather the members.
-            words = [w for w in (_member_word(str(t)) for t in tags[-1:]) if w]
-            if full not in unions:
-                order.append(("union", full, None))
-                unions[full] = []
-                union_input[full] = err.get("input")
-            unions[full] += [w for w in words if w not in unions[full]]
-            continue
-        order.append(("error", full, (err, loc)))
-    for what, full, payload in order:
-        dotted = ".".join(str(p) for p in full) or "(top level)"
-        if what == "union":
-            problems.append(
-                doc.problem(full, _union_message(dotted, full, unions[full], union_input[full]))
-            )
-            continue
-        err, loc = payload
-        kind = err["type"]
-        if kind == "extra_forbidden":
-            allowed = _field_names(_model_at(root, loc[:-1]))
-            hint = did_you_mean(str(loc[-1]), allowed)
-            listing = f" (allowed here: {', '.join(allowed)})" if allowed and not hint else ""
-            problems.append(doc.problem(full, f"{dotted}: unknown key{hint}{listing}", key=True))
-            continue
-        if kind == "missing":
-            problems.append(doc.problem(full[:-1], f"{dotted}: required key is missing"))
-            continue
-        value = err.get("input")
-        msg = _plain_message(kind, err.get("ctx") or {}, str(err["msg"]))
-        scalar = value is not None and not isinstance(value, dict | list)
-        shown = f" (got {value!r})" if scalar and "(got " not in msg else ""
-        if kind == "string_type" and _looks_like_lost_plus(value):
-            shown = (
-                f" (got {value}: YAML read it as a number and the + was lost; put the number "
-                f"in quotes, e.g. '+{value}')"
-            )
-        problems.append(doc.problem(full, f"{dotted}: {msg}{shown}"))
-    return problems
-
-
-def _union_message(dotted: str, path: PathKey, forms: list[str], value: Any) -> str:
-    key = str(path[-1]) if path else ""
-    is_prompt = key in ("prompt", "music") or key.endswith("_prompt")
-    if is_prompt and isinstance(value, dict) and "say" in value:
-        return (
-            f"{dotted}: give prompt file names here (a name or a list of names); spoken "
-            f"text goes in 'say:' beside '{key}:', e.g. say: \"{_short(value['say'])}\""
-        )
-    if is_prompt:
-        return (
-            f"{dotted}: must be a prompt name or a list of prompt names (for spoken text, "
-            f"write say: beside {key}:)"
-        )
-    if _looks_like_lost_plus(value) and "text" in forms:
-        return (
-            f"{dotted}: YAML read {value} as a number and the + was lost; put the number in "
-            f"quotes, e.g. '+{value}'"
-        )
-    words = " or ".join(forms) if forms else "another kind of value"
-    scalar = value is not None and not isinstance(value, dict | list)
-    shown = f" (got {value!r})" if scalar else ""
-    return f"{dotted}: must be {words}{shown}"
-
-
-def _short(value: Any) -> str:
-    text = (
-        value
-        if isinstance(value, str)
-        else next(iter(value.values()), "")
-        if isinstance(value, dict)
-        else str(value)
-    )
-    text = str(text)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _plain_message(kind: str, ctx: dict[str, Any], default: str) -> str:
-    """Pydantic's wording, said the way a business owner reads it."""
-    allowed = {
-        "greater_than_equal": "must be at least {ge}",
-        "greater_than": "must be more than {gt}",
-        "less_than_equal": "must be at most {le}",
-        "less_than": "must be less than {lt}",
-        "int_parsing": "must be a whole number",
-        "int_type": "must be a whole number",
-        "int_from_float": "must be a whole number",
-        "bool_parsing": "must be true or false",
-        "bool_type": "must be true or false",
-        "string_type": "must be text",
-        "dict_type": "must be a mapping (key: value lines)",
-        "list_type": "must be a list",
-        "model_type": "must be a mapping (key: value lines)",
-        "literal_error": "must be one of {expected}",
-        "enum": "must be one of {expected}",
-        "string_too_short": "must not be empty",
-        "too_short": "needs at least {min_length} item(s)",
-        "string_pattern_mismatch": "does not have the expected form ({pattern})",
-        "decimal_parsing": "must be a number written as text, e.g. '0.095'",
-    }
-    template = allowed.get(kind)
-    if template is None:
-        return default.removeprefix("Value error, ").removeprefix("Assertion failed, ")
-    try:
-        return template.format(**ctx)
-    except (KeyError, IndexError):
-        return default

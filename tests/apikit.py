@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from flexvoice.accounts import create_account, get_account
 from flexvoice.api.keys import create_key
-from flexvoice.appkeys import DB, FLOWS, NUMBERS, ORIGINATOR, RECORDINGS
+from flexvoice.appkeys import FLOWS, NUMBERS, ORIGINATOR, RECORDINGS, SHARED_DB
 from flexvoice.callcontrol import CallObserver, DialAttempt
 from flexvoice.config import load_config
 from flexvoice.node.api import api_component
@@ -159,15 +159,30 @@ async def running_api(
     originator: bool = True,
     flows: Any = None,
     usage: bool = False,
+    database: str | None = None,
+    own_prompts: bool = False,
 ) -> AsyncIterator[Api]:
+    """A node's API in-process; `database` (a postgresql:// URL) shares accounts, keys,
+    numbers and usage with other nodes, the rest stays in tmp_path's SQLite file."""
     config = write_node_config(tmp_path, extra_config)
+    if database is not None:
+        own = f"storage: {{database: {tmp_path}/flexvoice.db,"
+        text = config.read_text()
+        assert own in text
+        config.write_text(
+            text.replace(own, f"storage: {{database: '{database}', local: {tmp_path}/flexvoice.db,")
+        )
     # PUT /v1/flows writes into the flows folder: a copy of the repository's, never the real one.
     flows_dir = tmp_path / "flows"
     if not flows_dir.exists():
         shutil.copytree(REPO / "flows", flows_dir)
     text = config.read_text()
     assert f"flows: {REPO}/flows" in text
-    config.write_text(text.replace(f"flows: {REPO}/flows", f"flows: {flows_dir}"))
+    text = text.replace(f"flows: {REPO}/flows", f"flows: {flows_dir}")
+    if own_prompts:  # a test that uploads prompts writes into a copy of ivr_prompts
+        shutil.copytree(REPO / "ivr_prompts", tmp_path / "ivr_prompts", dirs_exist_ok=True)
+        text = text.replace(f"prompts: {REPO}/ivr_prompts", f"prompts: {tmp_path}/ivr_prompts")
+    config.write_text(text)
     cfg = load_config(config, environ={})
     fake = FakeOriginator() if originator else None
     fake_flows = flows or FakeFlows()
@@ -197,7 +212,7 @@ async def running_api(
     app = build_app(cfg, components, ServeOptions(edge=False))
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
-    conn = app[DB]
+    conn = app[SHARED_DB]
     keys: dict[str, str] = {}
     for account, number in (("acme", ACME_NUMBER), ("other", OTHER_NUMBER)):
         if get_account(conn, account) is None:  # a second node on the same database

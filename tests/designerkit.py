@@ -29,6 +29,7 @@ CHROMIUM_ARGS = [
 ]
 PASSWORD = "correct horse battery"
 MANAGER = "manager@bakery.be"
+ADMIN = "owner@bakery.be"
 MANAGER2 = "second@bakery.be"
 ANALYST = "analyst@bakery.be"
 NO_DESIGNER = "someone@other.be"
@@ -49,12 +50,14 @@ class Designer:
 
 @contextlib.asynccontextmanager
 async def running_designer(tmp_path: Path, deps: FlowDeps | None = None) -> AsyncIterator[Designer]:
-    runtime = FlowRuntime(tmp_path / "flows", REPO / "ivr_prompts", deps)
-    async with running_api(tmp_path, flows=runtime) as api:
+    # Its own copy of the prompts: the designer uploads recordings into them.
+    runtime = FlowRuntime(tmp_path / "flows", tmp_path / "ivr_prompts", deps)
+    async with running_api(tmp_path, flows=runtime, own_prompts=True) as api:
         runtime.scan()
         conn = api.app[DB]
         set_designer(conn, "acme", True)
         create_user(conn, MANAGER, "acme", "manager", PASSWORD)
+        create_user(conn, ADMIN, "acme", "administrator", PASSWORD)
         create_user(conn, MANAGER2, "acme", "manager", PASSWORD)
         create_user(conn, ANALYST, "acme", "analyst", PASSWORD)
         create_user(conn, NO_DESIGNER, "other", "manager", PASSWORD)

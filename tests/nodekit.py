@@ -39,15 +39,37 @@ steps:
 """
 
 
-def start_node(config: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+class NodeProcess(subprocess.Popen[str]):
+    """`flexvoice serve` writing its stdout and stderr to files beside its config: a pipe
+    nobody reads fills after about 64 KB and then blocks the node's logging (and the node).
+    `communicate()` waits and returns what the files hold, as with pipes."""
+
+    def __init__(self, cmd: list[str], out: Path, err: Path, **kwargs: Any) -> None:
+        self.out_file, self.err_file = out, err
+        with open(out, "w") as stdout, open(err, "w") as stderr:
+            super().__init__(cmd, stdout=stdout, stderr=stderr, text=True, **kwargs)
+
+    def communicate(  # type: ignore[override]
+        self, input: str | None = None, timeout: float | None = None
+    ) -> tuple[str, str]:
+        self.wait(timeout=timeout)
+        return self.output()
+
+    def output(self) -> tuple[str, str]:
+        """What the node wrote so far (stdout, stderr)."""
+        read = lambda p: p.read_text(errors="replace") if p.exists() else ""  # noqa: E731
+        return read(self.out_file), read(self.err_file)
+
+
+def start_node(config: Path, *args: str) -> NodeProcess:
+    n = len(list(config.parent.glob("node-*.stderr")))
+    return NodeProcess(
         [sys.executable, "-m", "flexvoice", "--config", str(config), "serve", *args],
+        config.parent / f"node-{n}.stdout",
+        config.parent / f"node-{n}.stderr",
         cwd=REPO,
         env=cli_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
-        text=True,
         start_new_session=True,
     )
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from flexvoice.appkeys import CALLS, DB, TARIFFS
+from flexvoice.appkeys import CALLS, SHARED_DB, TARIFFS
 from flexvoice.metering.store import UsageStore
 from tests.apikit import ACME_NUMBER, Api, running_api, wait_status
 from tests.test_api import problem
@@ -56,7 +56,7 @@ async def test_a_call_is_priced_as_metering_bills_it(api: Api) -> None:
     fixed = await place(api, "+3225551230")  # BE fixed, 0.095
     assert fixed["billable_seconds"] == 60 and fixed["price_eur"] == "0.0950", fixed
     # The same legs through metering's import give the same amounts.
-    store = UsageStore(api.app[DB], api.app[TARIFFS])
+    store = UsageStore(api.app[SHARED_DB], api.app[TARIFFS])
     report = store.ingest([call_event(mobile, "m:leg"), call_event(fixed, "f:leg")])
     assert report.imported == 2 and not report.unrated
     month = mobile["started_at"][:7]
@@ -94,7 +94,7 @@ async def test_a_long_call_counts_every_started_minute(api: Api) -> None:
 
 def seed_usage(api: Api) -> UsageStore:
     """March 2024: two calls and an SMS for acme, one call for other, one unpriced call."""
-    store = UsageStore(api.app[DB], api.app[TARIFFS])
+    store = UsageStore(api.app[SHARED_DB], api.app[TARIFFS])
 
     answered = datetime.fromisoformat("2024-03-05T10:00:05+01:00")
 

@@ -3,12 +3,20 @@ conference resources on a node without a pool (dial-in placed through the stand-
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
+from flexvoice.api.webhooks import SIGNATURE_HEADER, WebhookQueue, verify_signature
 from flexvoice.conference.room import Action, Member, Room, RoomFull
+from flexvoice.conference.service import ConferenceService
+from flexvoice.flows.simulate import ScriptedLeg
+from flexvoice.storage.sqlite import connect
 from tests.apikit import ACME_NUMBER, running_api
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -94,3 +102,44 @@ async def test_conference_resources_over_rest(tmp_path: Path) -> None:
             "/v1/conferences/team/participants/CA1", json={"action": "mute"}, headers=dev
         )
         assert r.status == 404
+
+
+async def test_conference_webhooks_reach_a_real_receiver_signed(tmp_path: Path) -> None:
+    """The service's events go through the node's webhook queue (SQLite, retried) over HTTP
+    to a local aiohttp receiver, signed with the account's secret."""
+    received: list[tuple[bytes, str]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append((await request.read(), request.headers[SIGNATURE_HEADER]))
+        return web.Response(status=204)
+
+    receiver = web.Application()
+    receiver.router.add_post("/hook", hook)
+    server = TestServer(receiver, host="127.0.0.1")
+    await server.start_server()
+    secret = "whsec_test_acme"
+    queue = WebhookQueue(connect(tmp_path / "hooks.db"), lambda account: secret)
+    service = ConferenceService(webhooks=queue)
+    leg = ScriptedLeg(call_id="CA1")  # stays a moment, then hangs up
+    try:
+        async with aiohttp.ClientSession() as session:
+            reason = await service.join(
+                leg, "acme", "team", Member("CA1"), beep=False,
+                callback=str(server.make_url("/hook")),
+            )  # fmt: skip
+            assert reason == "hangup"
+            await queue.deliver_due(session)
+    finally:
+        await server.close()
+    events = [json.loads(body) for body, _ in received]
+    assert [e["event"] for e in events] == [
+        "conference.started", "conference.joined", "conference.left", "conference.ended"
+    ]  # fmt: skip
+    for body, header in received:
+        assert verify_signature(secret, body, header), header
+        assert not verify_signature(secret, body + b" ", header)
+        assert not verify_signature("whsec_other", body, header)
+    assert {e["conference"]["room"] for e in events} == {"team"}
+    assert events[1]["call_id"] == events[2]["call_id"] == "CA1"
+    assert len({e["id"] for e in events}) == 4  # one event id each
+    assert queue.stats() == {"delivered": 4}

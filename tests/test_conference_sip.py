@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,8 @@ from flexvoice.sip.links import PoolLinker
 from flexvoice.sip.pool import PoolSettings, WorkerPool
 from tests.conftest import REPO, free_port_range
 from tests.fakeleg import Observer, Sink
-from tests.sipptool import free_udp_pair, run_uac_async
+from tests.rtp_ears import Ear, speak, until
+from tests.sipptool import run_uac_async
 
 pytestmark = pytest.mark.sip
 
@@ -60,48 +60,6 @@ steps:
     conference: {room: board, moderator: true, end_when_moderator_leaves: true}
 """,
 }
-
-
-def alaw_to_linear(byte: int) -> int:
-    """G.711 A-law to 16-bit linear (ITU-T G.711)."""
-    a = byte ^ 0x55
-    seg = (a & 0x70) >> 4
-    value = (a & 0x0F) << 4
-    value += 8 if seg == 0 else 0x108
-    if seg > 1:
-        value <<= seg - 1
-    return value if a & 0x80 else -value
-
-
-ALAW = [alaw_to_linear(b) for b in range(256)]
-
-
-class Ear:
-    """A UDP socket standing in for a participant's media port: keeps what arrives."""
-
-    def __init__(self) -> None:
-        self.port = free_udp_pair()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", self.port))
-        self.sock.setblocking(False)
-        self.packets: list[tuple[float, bytes]] = []
-        self.source: tuple[str, int] | None = None  # where the worker sends from
-
-    def drain(self) -> None:
-        while True:
-            try:
-                data, self.source = self.sock.recvfrom(2048)
-            except BlockingIOError:
-                return
-            if len(data) > 12 and data[1] & 0x7F == 8:  # PCMA
-                self.packets.append((time.monotonic(), data[12:]))
-
-    def rms(self, start: float, end: float) -> float:
-        values = [ALAW[b] for t, p in self.packets if start <= t < end for b in p]
-        return (sum(v * v for v in values) / len(values)) ** 0.5 if values else 0.0
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 class Node:
@@ -172,16 +130,6 @@ async def conf_node(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Nod
 
 def conference_events(node: Node) -> list[dict[str, Any]]:
     return [e for e in node.sink.events if e["kind"] == "conference"]
-
-
-async def until(check: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        await asyncio.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 async def test_a_wrong_pin_is_refused_then_the_right_one_lets_the_caller_in(
@@ -284,36 +232,6 @@ async def test_the_moderator_leaving_ends_the_room_for_everyone(
     assert room.ended and node.service.get("acme", "board") is None
     [setup] = conference_events(node)
     assert setup["room"] == "board"
-
-
-def pcap_payloads(path: str = "/usr/share/sip-tester/g711a.pcap") -> list[bytes]:
-    """The A-law RTP payloads of sipp's capture (Ethernet + IPv4 + UDP + RTP: 54 bytes)."""
-    data = Path(path).read_bytes()
-    pos, out = 24, []
-    while pos + 16 <= len(data):
-        length = int.from_bytes(data[pos + 8 : pos + 12], "little")
-        packet = data[pos + 16 : pos + 16 + length]
-        pos += 16 + length
-        out.append(packet[54:])
-    return out
-
-
-async def speak(ear: Ear, seconds: float, listeners: Sequence[Ear] = ()) -> float:
-    """Send the capture's speech as RTP from the ear's socket to where the worker sends
-    from (symmetric RTP), draining the listeners meanwhile; returns when it started."""
-    await until(lambda: (ear.drain(), ear.source)[1] is not None)
-    payloads = pcap_payloads()
-    started = time.monotonic()
-    seq, stamp, i = 1, 0, 0
-    while time.monotonic() < started + seconds:
-        payload = payloads[i % len(payloads)]
-        header = bytes([0x80, 8]) + seq.to_bytes(2, "big") + stamp.to_bytes(4, "big")
-        ear.sock.sendto(header + b"\x12\x34\x56\x78" + payload, ear.source)
-        seq, stamp, i = (seq + 1) & 0xFFFF, (stamp + len(payload)) & 0xFFFFFFFF, i + 1
-        for one in (ear, *listeners):
-            one.drain()
-        await asyncio.sleep(max(0.0, started + i * 0.03 - time.monotonic()))
-    return started
 
 
 async def test_a_room_of_12_across_6_workers_hears_the_speaker_and_nobody_hears_itself(

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from flexvoice.flows import yamledit
+from flexvoice.flows import steprefs, yamledit
 from tests.designerkit import (
     ARTIFACTS,
     CHROMIUM,
@@ -87,12 +87,12 @@ async def open_page(
 def expected_graph(text: str) -> tuple[list[str], set[tuple[str, str]]]:
     """Steps and (source, target) edges of a flow, computed here from the YAML and the schema,
     independently of the page's JavaScript."""
-    doc = yamledit.plain(yamledit.load(text))
-    steps = yamledit.steps_view(doc)
+    doc = steprefs.plain(yamledit.load(text))
+    steps = steprefs.steps_view(doc)
     names = [s["name"] for s in steps]
     edges = {("__start", doc["start"])}
     for s in steps:
-        for path in yamledit.step_refs(s["verb"], s["body"]):
+        for path in steprefs.step_refs(s["verb"], s["body"]):
             target = s["body"]
             for key in path:
                 target = target[key]

@@ -1,4 +1,5 @@
-"""The edge's dispatcher against real Kamailio and sipp stand-in workers (alg 10, maxload)."""
+"""The edge's dispatching against real Kamailio and sipp stand-in workers (round robin to a
+worker with room, counted by its dialogs; max_calls each)."""
 
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from flexvoice.accounts import create_account, recording_retention_days
+from flexvoice.calls import CallRegistry
 from flexvoice.recordings.service import RecordingConflict, RecordingService
 from flexvoice.recordings.store import RecordingStore
 from flexvoice.recordings.wav import WavError, read_info, repair, write_silence
@@ -208,3 +209,43 @@ def test_a_recording_of_no_account_stays_in_the_folder_and_bills_nobody(tmp_path
     write_silence(path, 1)
     assert svc.close(row.id).status == "completed"
     assert sink.events == []
+
+
+LEGACY_TABLE = """CREATE TABLE recordings (id TEXT PRIMARY KEY, account TEXT NOT NULL,
+    call_id TEXT NOT NULL, path TEXT NOT NULL, started_at TEXT, duration_seconds REAL,
+    created_at TEXT NOT NULL)"""
+
+
+def tables(conn: Any) -> set[str]:
+    return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+@pytest.mark.parametrize("calls_first", [True, False])
+def test_the_call_registrys_old_recordings_table_is_moved_then_dropped(
+    tmp_path: Path, calls_first: bool
+) -> None:
+    # A database from before issue 13: the call registry's first migration made `recordings`.
+    conn = connect(tmp_path / "old.db")
+    CallRegistry(conn)
+    conn.execute(LEGACY_TABLE)
+    conn.execute(
+        "INSERT INTO recordings VALUES ('RE1', 'acme', 'CA1', 'var/recordings/CA1-ask.wav',"
+        " '2026-11-30T10:00:00', 4.5, '2026-11-30T10:00:05')"
+    )
+    openers = [lambda: CallRegistry(conn), lambda: RecordingStore(conn)]
+    for open_component in openers if calls_first else openers[::-1]:
+        open_component()
+    assert "recordings" not in tables(conn) and "call_recordings" in tables(conn)
+    [row] = RecordingStore(conn).list("acme", call_id="CA1")
+    assert (row.id, row.status, row.kind, row.duration_seconds) == (
+        "RE1",
+        "completed",
+        "message",
+        4.5,
+    )
+    assert row.note and "moved" in row.note
+    # A new database never gets the table, whichever component opens it first.
+    fresh = connect(tmp_path / "new.db")
+    for open_component in (lambda: RecordingStore(fresh), lambda: CallRegistry(fresh)):
+        open_component()
+    assert "recordings" not in tables(fresh)

@@ -417,3 +417,32 @@ async def test_a_declined_transfer_is_reported_at_once_and_the_call_stays_ours(
     assert len(errors) == 1 and "603" in errors[0], errors
     assert float(errors[0].rsplit(" ", 1)[1].rstrip("s")) < 5
     assert h.legs[0].cause == "normal"
+
+
+async def test_a_slot_freed_by_a_call_end_takes_an_originate_at_once(
+    make_pool: Callable[..., Awaitable[PoolHarness]],
+) -> None:
+    # pjsua frees a call's slot a little after it reports the call's end; an originate sent
+    # in that gap must still ring (the worker retries it), not fail with "too many calls".
+    silent = Uas("uas_noanswer.xml", free_port_range(1), calls=20)
+    try:
+
+        async def never(leg: SipLeg) -> None:
+            await leg.hangup(404)
+
+        h = await make_pool(never)
+        ringing = [h.pool.originate(f"sip:+32260{n}@{silent.uri_host}", None) for n in range(4)]
+        for leg in ringing:
+            await leg.wait_until(lambda leg=leg: leg.machine.state == "early", 10)
+        for round_ in range(3):
+            await ringing[0].hangup(487)
+            ringing[0] = h.pool.originate(f"sip:+32261{round_}@{silent.uri_host}", None)
+            await ringing[0].wait_until(
+                lambda: ringing[0].ended or ringing[0].machine.state == "early", 10
+            )
+            assert not ringing[0].ended, ringing[0].machine.final_status
+        for leg in ringing:
+            await leg.hangup(487)
+        assert h.pool.active_calls == 0
+    finally:
+        silent.stop()

@@ -21,7 +21,6 @@ from flexvoice.api.framework import (
     Resource,
     request_body,
     request_query,
-    retry_after_seconds,
 )
 from flexvoice.api.models import (
     CallCreate,
@@ -31,8 +30,9 @@ from flexvoice.api.models import (
     CallResource,
     CallUpdate,
 )
+from flexvoice.api.originate import check_from_number, originate
 from flexvoice.api.problems import ProblemError
-from flexvoice.appkeys import CALLS, CONFIG, DIALER, FLOWS, NUMBERS, ORIGINATOR, RATE_LIMITER
+from flexvoice.appkeys import CALLS, CONFIG, DIALER, FLOWS, ORIGINATOR
 from flexvoice.calls import CallRecord
 from flexvoice.flows.model import Flow
 
@@ -82,13 +82,7 @@ async def create_call(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL]
     app = request.config_dict
     cfg = app[CONFIG]
-    number = app[NUMBERS].lookup(body.from_)
-    if number is None or number.account != principal.account:
-        raise ProblemError(
-            "invalid-field",
-            f"from: {body.from_} is not one of this account's numbers (GET /v1/numbers lists them)",
-            field="from",
-        )
+    check_from_number(app, principal.account, body.from_)
     if body.status_callback is not None and not cfg.api.private_urls:
         inner = await _private_address(str(body.status_callback))
         if inner is not None:
@@ -100,6 +94,7 @@ async def create_call(request: web.Request) -> web.Response:
                 field="status_callback",
             )
     document: Flow | None = None
+    source = None
     if body.flow_inline is not None or body.flow_url is not None:
         field = "flow_inline" if body.flow_inline is not None else "flow_url"
         if _flows(request) is None:
@@ -109,49 +104,23 @@ async def create_call(request: web.Request) -> web.Response:
                 field=field,
             )
         document = await _flow_document(request, body)
+        # The trace says which document ran: the flow is not a file anyone can look up later.
+        source = "inline" if body.flow_inline is not None else str(body.flow_url)
     if body.flow is not None:
         _check_flow_name(request, body.flow)
-    originator = app.get(ORIGINATOR)
-    if originator is None:
-        raise ProblemError(
-            "originator-unavailable",
-            "this node has no outbound calling configured (no SIP worker pool or trunk); "
-            "start it with 'flexvoice serve' and a trunk in sip/trunks.yaml",
-            headers={"Retry-After": "30"},
-        )
-    refusal = originator.caller_id_refusal(body.from_)
-    if refusal is not None:
-        raise ProblemError("caller-id-not-allowed", refusal, field="from")
-    wait = await app[RATE_LIMITER].hit(principal.account, cfg.api.rate_limit_cps)
-    if wait > 0:
-        raise ProblemError(
-            "rate-limited",
-            f"account '{principal.account}' may place {cfg.api.rate_limit_cps} calls per "
-            "second; retry after Retry-After seconds",
-            headers={"Retry-After": retry_after_seconds(wait)},
-        )
-    registry = app[CALLS]
-    call = registry.create(
-        account=principal.account,
-        direction="outbound",
-        from_number=body.from_,
-        to_number=body.to,
-        flow=body.flow or (document.name if document is not None else None),
+    call = await originate(
+        app,
+        principal.account,
+        from_=body.from_,
+        to=body.to,
+        flow=body.flow,
+        document=document,
+        document_source=source,
+        ring_timeout=float(body.ring_timeout),
+        variables=body.variables,
         status_callback=str(body.status_callback) if body.status_callback else None,
         status_events=tuple(body.status_events),
         record=body.record,
-    )
-    if document is not None:
-        # The trace says which document ran: the flow is not a file anyone can look up later.
-        source = "inline" if body.flow_inline is not None else str(body.flow_url)
-        registry.call_event(call.id, "flow_document", {"source": source, "digest": document.digest})
-    app[DIALER].place(
-        call,
-        originator,
-        _flows(request),
-        ring_timeout=float(body.ring_timeout),
-        variables=body.variables,
-        flow=document,
     )
     response = _json(request, call, 201)
     response.headers["Location"] = f"/v1/calls/{call.id}"

@@ -32,7 +32,7 @@ from flexvoice.api.guards import (
 )
 from flexvoice.api.keys import Principal, verify_key
 from flexvoice.api.problems import ProblemError, from_validation_error
-from flexvoice.appkeys import DB, IDEMPOTENCY, LOCKOUT
+from flexvoice.appkeys import IDEMPOTENCY, LOCKOUT, SHARED_DB
 from flexvoice.logs import get_logger
 
 log = get_logger(__name__)
@@ -343,7 +343,7 @@ def authenticated(fn: Handler) -> Handler:
                 field="Authorization",
                 headers={"WWW-Authenticate": 'Bearer realm="flexvoice"'},
             )
-        conn = request.config_dict[DB]
+        conn = request.config_dict[SHARED_DB]
         principal = verify_key(conn, token.strip()) if scheme.lower() == "bearer" else None
         if principal is None:
             locked = await lockout.failed(address)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, get_args
@@ -21,7 +20,8 @@ from typing import Literal, get_args
 from flexvoice.accounts import ensure_schema as ensure_accounts_schema
 from flexvoice.accounts import get_account
 from flexvoice.errors import UserError
-from flexvoice.storage.sqlite import migrate
+from flexvoice.storage.engine import Connection
+from flexvoice.storage.migrate import migrate
 
 Role = Literal["admin", "developer", "finance", "analyst", "manager"]
 ROLES: tuple[str, ...] = get_args(Role)
@@ -67,7 +67,7 @@ class Principal:
     key_id: str
 
 
-def ensure_schema(conn: sqlite3.Connection) -> None:
+def ensure_schema(conn: Connection) -> None:
     ensure_accounts_schema(conn)
     migrate(conn, "api_keys", MIGRATIONS)
 
@@ -81,7 +81,7 @@ def _digest(secret: str) -> str:
 
 
 def create_key(
-    conn: sqlite3.Connection, account: str, role: str, label: str | None = None
+    conn: Connection, account: str, role: str, label: str | None = None
 ) -> tuple[ApiKey, str]:
     """Returns the stored key and the full key text (shown once)."""
     ensure_schema(conn)
@@ -102,7 +102,7 @@ def create_key(
     return ApiKey(key_id, account, role, label, created, None), f"{KEY_PREFIX}{key_id}_{secret}"
 
 
-def verify_key(conn: sqlite3.Connection, text: str) -> Principal | None:
+def verify_key(conn: Connection, text: str) -> Principal | None:
     """The principal for a presented key, or None when it is unknown, wrong or revoked."""
     if not text.startswith(KEY_PREFIX):
         return None
@@ -120,7 +120,7 @@ def verify_key(conn: sqlite3.Connection, text: str) -> Principal | None:
     return Principal(account=row[0], role=row[1], key_id=key_id)
 
 
-def list_keys(conn: sqlite3.Connection, account: str | None = None) -> list[ApiKey]:
+def list_keys(conn: Connection, account: str | None = None) -> list[ApiKey]:
     ensure_schema(conn)
     sql = "SELECT id, account, role, label, created_at, revoked_at FROM api_keys"
     rows = (
@@ -131,7 +131,7 @@ def list_keys(conn: sqlite3.Connection, account: str | None = None) -> list[ApiK
     return [ApiKey(*r) for r in rows]
 
 
-def revoke_key(conn: sqlite3.Connection, key_id: str) -> None:
+def revoke_key(conn: Connection, key_id: str) -> None:
     ensure_schema(conn)
     key_id = key_id.removeprefix(KEY_PREFIX).partition("_")[0]
     cur = conn.execute(
@@ -141,7 +141,7 @@ def revoke_key(conn: sqlite3.Connection, key_id: str) -> None:
         raise UserError(f"no active key with id '{key_id}' (see 'flexvoice keys list')")
 
 
-def webhook_secret(conn: sqlite3.Connection, account: str, *, rotate: bool = False) -> str:
+def webhook_secret(conn: Connection, account: str, *, rotate: bool = False) -> str:
     """The account's webhook signing secret (made on first use)."""
     ensure_schema(conn)
     fresh = "whsec_" + secrets.token_urlsafe(32)
@@ -153,9 +153,10 @@ def webhook_secret(conn: sqlite3.Connection, account: str, *, rotate: bool = Fal
             (account, fresh, _now()),
         )
     else:
-        # OR IGNORE: two first uses at once must agree on one secret.
+        # DO NOTHING: two first uses at once must agree on one secret.
         conn.execute(
-            "INSERT OR IGNORE INTO webhook_secrets (account, secret, created_at) VALUES (?, ?, ?)",
+            "INSERT INTO webhook_secrets (account, secret, created_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (account) DO NOTHING",
             (account, fresh, _now()),
         )
     row = conn.execute(

@@ -14,14 +14,21 @@ from flexvoice.api.guards import unlock_redis, unlock_sqlite
 from flexvoice.api.keys import ROLES, create_key, list_keys, revoke_key, webhook_secret
 from flexvoice.config import config_from_args
 from flexvoice.errors import UserError
+from flexvoice.storage.engine import Connection
+from flexvoice.storage.open import local_path, open_database, open_shared
 from flexvoice.storage.sqlite import connect
 
 
-def _conn(args: argparse.Namespace) -> Any:
+def _conn(args: argparse.Namespace) -> Connection:
+    """Keys and webhook secrets: the shared store (a SQLite file or PostgreSQL)."""
     if args.db:
-        return connect(Path(args.db))
-    cfg = config_from_args(args)
-    return connect(cfg.path(cfg.storage.database))
+        return open_database(args.db)
+    return open_shared(config_from_args(args))
+
+
+def _local(args: argparse.Namespace) -> Any:
+    """Lockouts without Redis: this node's own SQLite file."""
+    return connect(Path(args.db) if args.db else local_path(config_from_args(args)))
 
 
 def _create(args: argparse.Namespace) -> int:
@@ -77,7 +84,7 @@ def _unlock(args: argparse.Namespace) -> int:
         raise UserError(
             f"--address: '{args.address}' is not an IP address (e.g. 203.0.113.7 or ::1)"
         ) from None
-    lifted = unlock_sqlite(_conn(args), address)
+    lifted = unlock_sqlite(_local(args), address)
     if not args.db:
         cfg = config_from_args(args)
         if cfg.redis.enabled:
@@ -92,7 +99,7 @@ def register(sub: Any) -> None:
     cmds.required = True
 
     def common(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--db", help="SQLite database (default: storage.database from the config)")
+        q.add_argument("--db", help="SQLite file or postgresql:// URL (default: storage.database)")
 
     q = cmds.add_parser("create", help="create a key; it is printed once and stored hashed")
     q.add_argument("--account", required=True)

@@ -74,7 +74,9 @@ _DESCRIPTION = (
     "**A call is a tree.** The call placed over REST (or an inbound one) is the first leg; "
     "every phone its flow dials is a leg of its own: a call resource with `parent_call_id`, "
     "listed in the parent's `legs`. Whatever ends the call ends every leg, and `ended_by` "
-    "says who: `caller`, `callee`, `api`, `flow`, `worker_lost` or `node_shutdown`. The "
+    "says who: `caller`, `callee`, `api`, `flow`, `worker_lost`, `node_shutdown` or "
+    "`node_lost` (the node died with the call up; closed and billed to its last heartbeat "
+    "when the node started again). The "
     "parent's `price_eur` is its own plus its legs' (`price_breakdown`).\n\n"
     "**Errors** are RFC 9457 problem documents (`application/problem+json`) naming the "
     "field at fault. Their types:\n\n" + _problem_table()

@@ -8,7 +8,6 @@ sees on the call is the amount finance's export shows for the same event.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from flexvoice.accounts import get_account
@@ -16,13 +15,14 @@ from flexvoice.calls import CallPrice
 from flexvoice.metering.events import EventError, parse_event
 from flexvoice.metering.rating import Unrated, rate
 from flexvoice.metering.tariffs import TariffBook
+from flexvoice.storage.engine import Connection
 
 
 class TariffPricer:
     """`Pricer` for the call registry: the account's tariff, read per call (a tariff change
     with `flexvoice accounts` applies to the next call)."""
 
-    def __init__(self, conn: sqlite3.Connection, tariffs: TariffBook):
+    def __init__(self, conn: Connection, tariffs: TariffBook):
         self.conn = conn
         self.tariffs = tariffs
 

@@ -44,6 +44,8 @@ PROBLEM_TYPES: dict[str, tuple[int, str]] = {
     "managed-by-file": (409, "The number is managed in sip/numbers.yaml"),
     "precondition-failed": (412, "The resource changed since it was read (If-Match)"),
     "body-too-large": (413, "The body is larger than 1 MiB"),
+    "audio-too-large": (413, "The recording is larger than the upload limit"),
+    "invalid-audio": (422, "The recording is not audio the node can play"),
     "malformed-request": (400, "The request is not valid HTTP"),
     "uri-too-long": (414, "The URL is too long"),
     "headers-too-large": (431, "The headers are too large"),

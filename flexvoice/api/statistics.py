@@ -21,6 +21,7 @@ from flexvoice.statistics.period import QueryError
 from flexvoice.statistics.query import as_csv, as_json, ask
 from flexvoice.statistics.question import GROUPS, make_question
 from flexvoice.statistics.service import Statistics
+from flexvoice.storage.open import local_path
 from flexvoice.storage.sqlite import connect
 
 READ = frozenset({"analyst", "manager"})
@@ -124,7 +125,7 @@ async def answer_calls(request: web.Request, account: str, q: StatisticsQuery) -
         field = str(exc).split(":", 1)[0] if ":" in str(exc) else None
         raise ProblemError("invalid-query-parameter", str(exc), field=field) from None
     cfg = request.config_dict[CONFIG]
-    database = cfg.path(cfg.storage.database)
+    database = local_path(cfg)
 
     def run() -> Any:
         # Its own connection in a thread: a long period must not hold the event loop.

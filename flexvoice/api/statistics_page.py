@@ -7,7 +7,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from flexvoice import users
-from flexvoice.api.designer import COOKIE, SESSION, designer_op
+from flexvoice.api.designer_session import COOKIE, SESSION, designer_op
 from flexvoice.api.framework import parse_query
 from flexvoice.api.livestream import live_stream
 from flexvoice.api.problems import ProblemError

@@ -16,7 +16,7 @@ from flexvoice.api.problems import ProblemError
 from flexvoice.appkeys import CONFIG, TARIFFS
 from flexvoice.metering.export import summary_rows
 from flexvoice.metering.store import UsageStore
-from flexvoice.storage.sqlite import connect
+from flexvoice.storage.open import open_shared
 
 resource = Resource("usage", "Monthly usage statements and finance exports (metering)")
 
@@ -37,10 +37,9 @@ async def _with_store(request: web.Request, work: Callable[[UsageStore], T]) -> 
             headers={"Retry-After": "60"},
         )
     cfg = app[CONFIG]
-    database = cfg.path(cfg.storage.database)
 
     def run() -> T:
-        conn = connect(database)
+        conn = open_shared(cfg)
         try:
             return work(UsageStore(conn, tariffs))
         finally:

@@ -57,12 +57,15 @@ class FlowDeps:
 
     Lookups may be plain functions or coroutines: `account_for(number) -> account | None`,
     `prices_for(account, kind) -> whether the account's tariff prices usage of that kind`,
-    `continuity_for(e164) -> (forward_to, active) | None`."""
+    `continuity_for(e164) -> (forward_to, active) | None`,
+    `draft_for(flow name, caller) -> a validated Flow to run instead | None` (the designer's
+    test callers hear the draft)."""
 
     usage_sink: UsageSink | None = None
     account_for: Callable[[str], Any] | None = None
     prices_for: Callable[[str, str], Any] | None = None
     continuity_for: Callable[[str], Any] | None = None
+    draft_for: Callable[[str, str], Any] | None = None
     webhooks: WebhookClient | None = None
     sms: SmsSender | None = None
     observer: CallObserver | None = None

@@ -101,6 +101,7 @@ def ended_by_words(who: str) -> str:
         "flow": "ended by the flow",
         "worker_lost": "the media worker holding the call was lost",
         "node_shutdown": "the node shut down",
+        "node_lost": "the node stopped unexpectedly (closed at its restart)",
     }.get(who, f"call ended ({who})")
 
 

@@ -39,7 +39,15 @@ MIGRATIONS = [
         created_at TEXT NOT NULL
     );
     CREATE INDEX flow_revisions_flow ON flow_revisions (flow, id);
+    """,
+    # Test callers: these numbers, calling the account, hear the flow's draft.
     """
+    CREATE TABLE flow_testers (
+        flow TEXT NOT NULL,
+        caller TEXT NOT NULL,
+        PRIMARY KEY (flow, caller)
+    );
+    """,
 ]
 
 
@@ -166,3 +174,18 @@ def step_diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, list[str]]:
         "removed": [s for s in old if s not in new],
         "changed": [s for s in new if s in old and old[s] != new[s]],
     }
+
+
+def testers(conn: sqlite3.Connection, flow: str) -> list[str]:
+    ensure_schema(conn)
+    rows = conn.execute("SELECT caller FROM flow_testers WHERE flow = ? ORDER BY caller", (flow,))
+    return [row[0] for row in rows]
+
+
+def set_testers(conn: sqlite3.Connection, flow: str, callers: list[str]) -> None:
+    ensure_schema(conn)
+    conn.execute("DELETE FROM flow_testers WHERE flow = ?", (flow,))
+    conn.executemany(
+        "INSERT OR IGNORE INTO flow_testers (flow, caller) VALUES (?, ?)",
+        [(flow, c) for c in callers],
+    )

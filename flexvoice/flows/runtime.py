@@ -246,6 +246,12 @@ class FlowRuntime:
                 await _lookup(lambda a: prices_for(a, "reroute"), account, "prices_for")
             )
         flow = given or self.flows.get(flow_name)
+        if given is None and leg.direction == "inbound" and self.deps.draft_for is not None:
+            draft_for = self.deps.draft_for
+            draft = await _lookup(lambda caller: draft_for(flow_name, caller), leg.caller, "draft")
+            if isinstance(draft, Flow):
+                log.info("flow.draft_for_tester", flow=flow_name, digest=draft.digest[:12])
+                flow = draft
         stub = flow or _stub_flow(flow_name)
         ctx = self.make_context(
             stub,

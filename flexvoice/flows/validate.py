@@ -19,7 +19,8 @@ from flexvoice.errors import Problem, ProblemList
 from flexvoice.flows.base import BRANCH_NAMES, BRANCH_PREFIXES, STEP_NAME_RE, Verb
 from flexvoice.flows.model import Flow, FlowHeader
 from flexvoice.flows.verbs import VERBS
-from flexvoice.yamlsrc import YamlDoc, did_you_mean, explain_validation_error, parse_yaml
+from flexvoice.yamlsrc import YamlDoc, parse_yaml
+from flexvoice.yamlwords import did_you_mean, explain_validation_error
 
 # A flow is what anyone with a developer key may upload (PUT /v1/flows, flow_inline,
 # flow_url), so its bounds are tight: the demo flows are 1-4 KiB and under 300 values; a flow
@@ -33,6 +34,7 @@ class Validation:
     source: str
     flow: Flow | None
     problems: list[Problem] = field(default_factory=list)
+    data: Any = None  # the document as plain values, when it is YAML (for the designer)
 
     @property
     def errors(self) -> list[Problem]:
@@ -65,7 +67,7 @@ def validate_text(text: str, source: str, prompts_dir: Path | None) -> Validatio
     problems: list[Problem] = []
     if not isinstance(doc.data, dict) or not doc.data:
         msg = "a flow file is a mapping with flow:, start: and steps:"
-        return Validation(source, None, [doc.problem((), msg)])
+        return Validation(source, None, [doc.problem((), msg)], doc.data)
     header: FlowHeader | None = None
     try:
         header = FlowHeader.model_validate(doc.data)
@@ -93,7 +95,7 @@ def validate_text(text: str, source: str, prompts_dir: Path | None) -> Validatio
             problems=problems,
         )
     problems.sort(key=lambda p: (p.line, p.column))
-    return Validation(source, flow, problems)
+    return Validation(source, flow, problems, doc.data)
 
 
 def _text(value: object) -> str:

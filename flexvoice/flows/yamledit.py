@@ -11,11 +11,10 @@ and cleaned up with no change here, as the page draws them with no change there.
 
 from __future__ import annotations
 
+import contextlib
 import io
-import re
+import threading
 from collections import OrderedDict
-from collections.abc import Iterator
-from functools import cache
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -23,12 +22,10 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
 from flexvoice.errors import UserError
+from flexvoice.flows import yamlsplice
 from flexvoice.flows.base import STEP_NAME_RE
-from flexvoice.flows.schema import flow_schema
+from flexvoice.flows.steprefs import Path_, step_refs
 from flexvoice.flows.verbs import VERBS
-
-STEP_REF = "the name of a step in this flow"
-Path_ = tuple[str | int, ...]
 
 
 def _yaml() -> YAML:
@@ -50,77 +47,6 @@ def dump(doc: Any) -> str:
     out = io.StringIO()
     _yaml().dump(doc, out)
     return out.getvalue()
-
-
-def plain(value: Any) -> Any:
-    """ruamel's node types as plain JSON values (for the page)."""
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    return str(value)
-
-
-# ---- step references, from the schema -------------------------------------------------------
-
-
-@cache
-def _schema() -> dict[str, Any]:
-    return flow_schema()
-
-
-def _resolve(node: dict[str, Any]) -> dict[str, Any]:
-    ref = node.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/$defs/"):
-        resolved: dict[str, Any] = _schema()["$defs"][ref.rsplit("/", 1)[1]]
-        return resolved
-    return node
-
-
-def _is_ref(node: dict[str, Any]) -> bool:
-    node = _resolve(node)
-    if node.get("description") == STEP_REF and node.get("type") == "string":
-        return True
-    return any(_is_ref(o) for o in node.get("anyOf", []) if o.get("type") == "string")
-
-
-def _refs_in(node: dict[str, Any], value: Any, path: Path_) -> Iterator[Path_]:
-    node = _resolve(node)
-    if _is_ref(node):
-        if isinstance(value, str):
-            yield path
-        return
-    for option in node.get("anyOf", []):
-        yield from _refs_in(option, value, path)
-    if isinstance(value, dict):
-        props = node.get("properties", {})
-        extra = node.get("additionalProperties")
-        for key, item in value.items():
-            if key in props:
-                yield from _refs_in(props[key], item, (*path, key))
-            elif isinstance(extra, dict):
-                yield from _refs_in(extra, item, (*path, key))
-    elif isinstance(value, list) and isinstance(node.get("items"), dict):
-        for i, item in enumerate(value):
-            yield from _refs_in(node["items"], item, (*path, i))
-
-
-def verb_schema(verb: str) -> dict[str, Any]:
-    cls = VERBS[verb]
-    return _resolve({"$ref": f"#/$defs/{cls.__name__}"})
-
-
-def step_refs(verb: str, body: Any) -> list[Path_]:
-    """Paths inside a verb's mapping whose value names a step."""
-    if verb not in VERBS or not isinstance(body, dict):
-        return []
-    return list(_refs_in(verb_schema(verb), body, ()))
 
 
 # ---- edits ----------------------------------------------------------------------------------
@@ -308,6 +234,19 @@ def apply(text: str, ops: list[dict[str, Any]]) -> str:
         if len(ops) != 1 or not isinstance(replaced[0].get("text"), str):
             raise UserError("'replace' comes alone, with the whole text")
         return str(replaced[0]["text"])
+    spliced = yamlsplice.set_scalars(text, ops)
+    if spliced is not None:
+        # The tree of the old text (if kept) gets the same change, for the next structural
+        # edit; its dump may quote the new value its own way, which is still the same value.
+        kept = _DOCS.pop(text, None)
+        if isinstance(kept, CommentedMap):
+            try:
+                for op in ops:
+                    set_field(kept, str(op["step"]), tuple(op["path"]), op["value"])
+                _remember(spliced, kept)
+            except UserError:
+                pass
+        return spliced
     doc = _DOCS.pop(text, None)  # ours to change: no other text maps to it any more
     if doc is None:
         doc = load(text)
@@ -342,128 +281,20 @@ _DOCS: OrderedDict[str, Any] = OrderedDict()
 _DOCS_KEPT = 8
 
 
+_DOCS_LOCK = threading.Lock()  # two parsing threads: an edit and a flow being opened
+
+
 def _remember(text: str, doc: Any) -> None:
-    _DOCS[text] = doc
-    _DOCS.move_to_end(text)
-    while len(_DOCS) > _DOCS_KEPT:
-        _DOCS.popitem(last=False)
+    with _DOCS_LOCK:
+        _DOCS[text] = doc
+        _DOCS.move_to_end(text)
+        while len(_DOCS) > _DOCS_KEPT:
+            _DOCS.popitem(last=False)
 
 
-def parsed(text: str) -> Any:
-    """The document of `text` (from the last edit when it made this text; else parsed and
-    kept for the next edit). Its line numbers may be stale: use step_lines_of(text)."""
-    doc = _DOCS.get(text)
-    if doc is None:
-        doc = load(text)
-        _remember(text, doc)
-    return doc
-
-
-def step_lines(doc: Any) -> list[tuple[int, str]]:
-    """(first line, 1-based, of each step) in file order: to put a problem on its step."""
-    steps = doc.get("steps") if isinstance(doc, CommentedMap) else None
-    if not isinstance(steps, CommentedMap):
-        return []
-    out = []
-    for name in steps:
-        line, _col = steps.lc.key(name)
-        out.append((line + 1, str(name)))
-    return out
-
-
-def field_at(doc: Any, step: str, line: int, column: int = 0) -> str | None:
-    """The verb field of `step` at `line`:`column` (1-based), if any."""
-    steps = doc.get("steps")
-    verb_map = steps.get(step) if isinstance(steps, CommentedMap) else None
-    if not isinstance(verb_map, CommentedMap) or len(verb_map) != 1:
-        return None
-    body = next(iter(verb_map.values()))
-    if not isinstance(body, CommentedMap):
-        return None
-    best = None
-    for key in body:
-        key_line, key_col = body.lc.key(key)
-        # Inline mappings put several keys on one line: the column tells them apart.
-        if (key_line + 1, key_col + 1) <= (line, max(column, 1)):
-            best = str(key)
-    return best
-
-
-def steps_view(doc: Any) -> list[dict[str, Any]]:
-    """Each step as {name, verb, body} with shorthands made mappings (for the page)."""
-    steps = doc.get("steps") if isinstance(doc, dict) else None
-    if not isinstance(steps, dict):
-        return []
-    out = []
-    for name, step in steps.items():
-        if isinstance(step, dict) and len(step) == 1:
-            verb, raw = next(iter(step.items()))
-            body: Any = raw
-            if verb in VERBS:
-                try:
-                    body = VERBS[verb].coerce(raw)
-                except (TypeError, ValueError, AttributeError):
-                    body = raw
-            out.append(
-                {
-                    "name": str(name),
-                    "verb": str(verb),
-                    "body": plain(body) if isinstance(body, dict) else {},
-                }
-            )
-        else:
-            out.append({"name": str(name), "verb": "?", "body": {}})
-    return out
-
-
-_KEY = re.compile(r"""^( *)(?:"([^"]*)"|'([^']*)'|([^\s#'"{\[\]][^:#]*?))\s*:(?:\s|$)""")
-_INLINE_KEY = re.compile(r"([A-Za-z_][\w-]*)\s*:")
-
-
-def step_lines_of(text: str) -> list[tuple[int, str]]:
-    """(first line, 1-based, of each step) read from the text itself, as written."""
-    out: list[tuple[int, str]] = []
-    indent = None
-    inside = False
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        m = _KEY.match(line)
-        if not line.startswith((" ", "\t")):
-            inside = m is not None and (m.group(4) or m.group(2) or m.group(3)) == "steps"
-            continue
-        if not inside or m is None:
-            continue
-        width = len(m.group(1))
-        if indent is None:
-            indent = width
-        if width == indent:
-            out.append((number, m.group(2) or m.group(3) or m.group(4) or ""))
-    return out
-
-
-def field_on(text: str, step_line: int, line: int, column: int) -> str | None:
-    """The verb field written at line:column of the step starting on `step_line`."""
-    lines = text.splitlines()
-    if not 0 < step_line < line <= len(lines):
-        return None
-    verb_line = step_line + 1
-    current = lines[line - 1]
-    if "{" in current:  # an inline mapping: the last key starting before the column
-        best = None
-        for found in _INLINE_KEY.finditer(current, current.index("{")):
-            if found.start() + 1 <= column:
-                best = found.group(1)
-        if best is not None:
-            return best
-    body_indent = None
-    for text_line in lines[verb_line:line]:
-        first = _KEY.match(text_line)
-        if first:
-            body_indent = len(first.group(1))
-            break
-    for number in range(line, verb_line, -1):
-        key = _KEY.match(lines[number - 1])
-        if key and len(key.group(1)) == body_indent:
-            return key.group(4) or key.group(2) or key.group(3)
-    return None
+def warm(text: str) -> None:
+    """Read `text` into a tree now (in a parsing thread, after a flow is opened) so that the
+    first structural edit does not pay ruamel's read."""
+    if text not in _DOCS:
+        with contextlib.suppress(UserError):
+            _remember(text, load(text))

@@ -26,10 +26,19 @@ class NumberOwner(Protocol):
 
 
 class Lookups:
-    def __init__(self, conn: sqlite3.Connection, store: MessageStore, numbers: NumberOwner | None):
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        store: MessageStore,
+        numbers: NumberOwner | None,
+        cache_numbers: bool = True,
+    ):
         self.conn = conn
         self.store = store
         self.numbers = numbers
+        # False when the numbers live in another store (a shared PostgreSQL): this
+        # connection's data_version does not see their changes, so they are read each time.
+        self.cache_numbers = cache_numbers
         self._version: int | None = None
         self._owners: dict[str, str | None] = {}
         self._accounts: dict[str, Account | None] = {}
@@ -48,7 +57,7 @@ class Lookups:
 
     def owner(self, e164: str) -> str | None:
         """The account that owns this number of ours, or None."""
-        if e164 in self._owners:
+        if self.cache_numbers and e164 in self._owners:
             self.hits += 1
             return self._owners[e164]
         self.misses += 1

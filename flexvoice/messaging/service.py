@@ -40,11 +40,12 @@ class Messaging(Receiving, Accepting):
         webhooks: WebhookSender | None = None,
         tariffs: TariffBook | None = None,
         clock: Callable[[], float] = time.time,
+        cache_numbers: bool = True,
     ):
         self.conn = conn
         self.store = MessageStore(conn)
         self.commits = GroupCommit(conn, after=self._flush)
-        self.lookups = Lookups(conn, self.store, numbers)
+        self.lookups = Lookups(conn, self.store, numbers, cache_numbers)
         self.gateways = dict(gateways)
         self.settings = settings
         self.numbers = numbers

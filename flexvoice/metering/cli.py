@@ -21,8 +21,9 @@ from flexvoice.metering.sink import StoreSink
 from flexvoice.metering.store import BATCH_SIZE, UsageStore
 from flexvoice.metering.tariffs import load_tariffs
 from flexvoice.metering.timing import check_month
-from flexvoice.storage.sqlite import connect
-from flexvoice.yamlsrc import did_you_mean
+from flexvoice.storage.engine import Connection
+from flexvoice.storage.open import open_shared
+from flexvoice.yamlwords import did_you_mean
 
 EXIT_REJECTED = 1
 UNRATED_SHOWN = 20
@@ -32,8 +33,8 @@ def _config(args: Any) -> Config:
     return config_from_args(args)
 
 
-def _conn(args: Any, cfg: Config) -> sqlite3.Connection:
-    return connect(args.db if args.db else cfg.path(cfg.storage.database))
+def _conn(args: Any, cfg: Config) -> Connection:
+    return open_shared(cfg, args.db)
 
 
 def open_store(args: Any) -> UsageStore:
@@ -231,7 +232,9 @@ def _usage_rerate(args: Any) -> int:
 
 def _db_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--db", type=Path, default=None, help="SQLite database (default: storage.database)"
+        "--db",
+        default=None,
+        help="SQLite file or postgresql:// URL (default: storage.database)",
     )
 
 

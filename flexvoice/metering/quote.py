@@ -3,7 +3,6 @@ under the account's tariff, so what a resource shows is what the statement charg
 
 from __future__ import annotations
 
-import sqlite3
 from decimal import Decimal
 from typing import Any
 
@@ -11,10 +10,11 @@ from flexvoice.accounts import Account, get_account
 from flexvoice.metering.events import EventError, parse_event
 from flexvoice.metering.rating import Unrated, rate
 from flexvoice.metering.tariffs import TariffBook
+from flexvoice.storage.engine import Connection
 
 
 def quote(
-    conn: sqlite3.Connection,
+    conn: Connection,
     tariffs: TariffBook | None,
     event: dict[str, Any],
     account: Account | None = None,

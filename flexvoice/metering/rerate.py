@@ -8,7 +8,8 @@ from typing import Any
 from flexvoice.metering.events import parse_event
 from flexvoice.metering.records import BATCH_SIZE, RerateReport, charge_columns
 from flexvoice.metering.timing import check_month
-from flexvoice.metering.usage_table import UsageTable
+from flexvoice.metering.usage_table import USAGE_LOCK, UsageTable
+from flexvoice.storage.engine import write_transaction
 
 
 class Rerating(UsageTable):
@@ -24,10 +25,10 @@ class Rerating(UsageTable):
         conn = self.conn
         after = ("", "")
         while True:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with write_transaction(conn, USAGE_LOCK):
                 cur = conn.execute(
-                    "SELECT account, id, payload, service, units, divisor, unit, unit_price, "
+                    "SELECT account, id, payload, service, units, divisor, unit, "
+                    "CAST(unit_price AS TEXT), "
                     "tariff_version, unrated FROM usage_events "
                     "WHERE month = ? AND (account, id) > (?, ?) ORDER BY account, id LIMIT ?",
                     (month, *after, chunk),
@@ -47,10 +48,6 @@ class Rerating(UsageTable):
                     "unit_price = ?, tariff_version = ?, unrated = ? WHERE id = ?",
                     updates,
                 )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
             report.events += len(rows)
             report.changed += len(updates)
             if len(rows) < chunk:

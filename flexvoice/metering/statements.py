@@ -44,7 +44,8 @@ class Statements(UsageTable):
     def _point_lines(self, month: str, account: str | None) -> Iterator[RawDetail]:
         sql = (
             "SELECT account, id, coalesce(service, ''), units, divisor, coalesce(unit, ''), "
-            "unit_price, coalesce(tariff_version, ''), coalesce(unrated, '') FROM usage_events "
+            "CAST(unit_price AS TEXT), coalesce(tariff_version, ''), coalesce(unrated, '') "
+            "FROM usage_events "
             "WHERE month = ? AND kind NOT IN ('number', 'designer')"
         )
         args: list[str] = [month]
@@ -138,7 +139,8 @@ class Statements(UsageTable):
             args.append(account)
         # Whole units add up exactly in SQL (integers); prices are applied per group here.
         for row in self.conn.execute(
-            "SELECT account, service, unit, unit_price, divisor, sum(units) FROM usage_events "
+            "SELECT account, service, unit, CAST(unit_price AS TEXT), divisor, sum(units) "
+            "FROM usage_events "
             f"WHERE {where} AND unrated IS NULL "
             "GROUP BY account, service, unit, unit_price, divisor",
             args,

@@ -1,5 +1,5 @@
-"""The usage store: `UsageStore` imports usage events into SQLite (idempotent by event id,
-on a writer thread, or in worker processes for big files) and, through its bases, makes
+"""The usage store: `UsageStore` imports usage events into SQLite or PostgreSQL (idempotent by
+event id, on a writer thread, or in worker processes for big files) and, through its bases, makes
 statements (metering/statements.py) and rerates (metering/rerate.py).
 
 One row per event holds the event as received (the audit record and the input of a rerate)
@@ -11,7 +11,9 @@ statement asks for that month, since an open period has no last month to store c
 
 Each import batch is one transaction; an id already stored is found by the unique index
 (and its content compared), so a re-run after a crash counts the committed batches as
-duplicates and stores nothing twice.
+duplicates and stores nothing twice. Importers take turns per batch (SQLite's write lock, or
+an advisory lock on PostgreSQL), so several nodes importing the same events at once store
+each id once and agree on which of them were duplicates.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import queue
-import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -46,6 +47,11 @@ from flexvoice.metering.rerate import Rerating
 from flexvoice.metering.statements import Statements
 from flexvoice.metering.tariffs import TariffBook, load_tariffs
 from flexvoice.metering.timing import last_month_touched
+from flexvoice.metering.usage_table import USAGE_LOCK
+from flexvoice.storage.engine import Connection, write_transaction
+from flexvoice.storage.open import open_shared
+from flexvoice.storage.postgres import PgConnection
+from flexvoice.storage.postgres import connect as postgres_connect
 from flexvoice.storage.sqlite import connect
 
 __all__ = [
@@ -66,10 +72,9 @@ _LOOKUP_CHUNK = 500
 
 class UsageStore(Statements, Rerating):
     @classmethod
-    def from_config(cls, cfg: Config, database: Path | None = None) -> UsageStore:
+    def from_config(cls, cfg: Config, database: Path | str | None = None) -> UsageStore:
         """The node's store: `storage.database` (or `database`), tariffs of `paths.tariffs`."""
-        db = database if database is not None else cfg.path(cfg.storage.database)
-        return cls(connect(db), load_tariffs(cfg.path(cfg.paths.tariffs)))
+        return cls(open_shared(cfg, database), load_tariffs(cfg.path(cfg.paths.tariffs)))
 
     # ---- import -------------------------------------------------------------------------
 
@@ -87,10 +92,10 @@ class UsageStore(Statements, Rerating):
     def ingest_file(self, path: Path, jobs: int = 1, batch_size: int = BATCH_SIZE) -> ImportReport:
         """Import a JSON Lines file. With jobs > 1, worker processes each take chunks of
         `batch_size` lines, parse and rate them and store each chunk in one transaction of
-        their own (SQLite lets one write at a time; the others parse meanwhile). Every chunk
-        is committed whole or not at all, as in a single-process import, so a crash loses
+        their own (one writes at a time; the others parse meanwhile). Every chunk is
+        committed whole or not at all, as in a single-process import, so a crash loses
         nothing reported and a re-run doubles nothing. For commands: it forks."""
-        database = database_file(self.conn)
+        database = reopen_target(self.conn)
         if jobs <= 1 or database is None:
             with path.open("rb") as lines:
                 return self.ingest_jsonl(lines, batch_size)
@@ -180,30 +185,18 @@ class UsageStore(Statements, Rerating):
         as imported what was not stored."""
         conn = self.conn
         # Fast path: no id of the batch is stored yet (the usual case for new usage); the
-        # unique index makes INSERT OR IGNORE skip any that is, and then the batch is
-        # redone the careful way, comparing contents.
-        if len({row[_ID] for _, row, _ in batch}) == len(batch):
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                before = conn.total_changes
-                conn.executemany(_INSERT_OR_IGNORE, [row for _, row, _ in batch])
-                if conn.total_changes - before == len(batch):
-                    conn.execute("COMMIT")
-                    report.imported += len(batch)
-                    report.unrated += [notice for _, _, notice in batch if notice is not None]
-                    return
-                conn.execute("ROLLBACK")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+        # unique index makes DO NOTHING skip any that is, and then the batch is redone the
+        # careful way, comparing contents.
+        if len({row[_ID] for _, row, _ in batch}) == len(batch) and self._insert_all_new(batch):
+            report.imported += len(batch)
+            report.unrated += [notice for _, _, notice in batch if notice is not None]
+            return
         rows: list[tuple[Any, ...]] = []
         closings: list[tuple[Any, ...]] = []
         unrated: list[Rejection] = []
         rejected: list[Rejection] = []
         duplicates = 0
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(conn, USAGE_LOCK):
             # Under the write lock, so no other importer can store one of these ids meanwhile.
             stored = self._stored_payloads([row[_ID] for _, row, _ in batch])
             for line, row, notice in batch:
@@ -230,15 +223,22 @@ class UsageStore(Statements, Rerating):
                     unrated.append(notice)
             conn.executemany(_INSERT, rows)
             conn.executemany(_CLOSE_PERIOD, closings)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         report.imported += len(rows) + len(closings)
         report.closed += len(closings)
         report.duplicates += duplicates
         report.rejected += rejected
         report.unrated += unrated
+
+    def _insert_all_new(self, batch: list[_Ready]) -> bool:
+        """Store the whole batch when none of its ids is stored yet; else store nothing."""
+        try:
+            with write_transaction(self.conn, USAGE_LOCK):
+                cur = self.conn.executemany(_INSERT_NEW, [row for _, row, _ in batch])
+                if cur.rowcount != len(batch):
+                    raise _NotAllNew
+        except _NotAllNew:
+            return False
+        return True
 
     def _stored_payloads(self, ids: list[str]) -> dict[str, str]:
         found: dict[str, str] = {}
@@ -257,9 +257,14 @@ _INSERT = (
     "service, units, divisor, unit, unit_price, tariff_version, unrated) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_INSERT_OR_IGNORE = _INSERT.replace("INSERT", "INSERT OR IGNORE", 1)
+_INSERT_NEW = _INSERT + " ON CONFLICT (id) DO NOTHING"
 _ID, _LAST, _PAYLOAD = 2, 4, 5  # positions in a row of _INSERT
 _CLOSE_PERIOD = "UPDATE usage_events SET last_month = ?, payload = ? WHERE id = ?"
+
+
+class _NotAllNew(Exception):
+    """Some id of a batch is stored already: roll back and compare contents."""
+
 
 # (line, row for _INSERT, unrated notice or None)
 _Ready = tuple[int, tuple[Any, ...], Rejection | None]
@@ -323,18 +328,26 @@ def read_jsonl(lines: Iterable[bytes | str], start: int = 1) -> Iterator[Parsed]
 _worker: tuple[UsageStore, dict[str, str]] | None = None
 
 
-def database_file(conn: sqlite3.Connection) -> Path | None:
-    """The file of the connection's main database; None for an in-memory one."""
+def database_file(conn: Connection) -> Path | None:
+    """The file of the connection's main database; None for an in-memory or PostgreSQL one."""
+    if isinstance(conn, PgConnection):
+        return None
     for row in conn.execute("PRAGMA database_list"):
         if row[1] == "main":
             return Path(row[2]) if row[2] else None
     return None
 
 
-def _init_worker(database: Path, tariffs: TariffBook, tariff_of: dict[str, str]) -> None:
+def reopen_target(conn: Connection) -> Path | str | None:
+    """What another process opens to reach the same store: a file, a URL, or None."""
+    return conn.url if isinstance(conn, PgConnection) else database_file(conn)
+
+
+def _init_worker(database: Path | str, tariffs: TariffBook, tariff_of: dict[str, str]) -> None:
     global _worker
     # A connection of its own: one inherited through fork must never be used.
-    _worker = (UsageStore(connect(database), tariffs), tariff_of)
+    conn = postgres_connect(database) if isinstance(database, str) else connect(database)
+    _worker = (UsageStore(conn, tariffs), tariff_of)
 
 
 def _chunks(lines: Iterable[bytes], size: int) -> Iterator[tuple[int, list[bytes]]]:

@@ -30,7 +30,8 @@ from pydantic import (
 from flexvoice.errors import Problem, ProblemList, UserError
 from flexvoice.metering.money import parse_price
 from flexvoice.metering.timing import BRUSSELS
-from flexvoice.yamlsrc import did_you_mean, explain_validation_error, load_yaml
+from flexvoice.yamlsrc import load_yaml
+from flexvoice.yamlwords import did_you_mean, explain_validation_error
 
 AppliesTo = Literal[
     "outbound_call",

@@ -44,6 +44,7 @@ from flexvoice.appkeys import (
     LOCKOUT,
     NUMBERS,
     RATE_LIMITER,
+    SHARED_DB,
     STATISTICS,
     TARIFFS,
     WEBHOOKS,
@@ -82,6 +83,7 @@ async def api_component(app: web.Application) -> AsyncIterator[None]:
     cfg = app[CONFIG]
     api = cfg.api
     conn = need(app, DB, "database_component", "api_component")
+    shared = app[SHARED_DB]  # accounts, keys, webhook secrets and tariffs of accounts
     tariffs = need(app, TARIFFS, "tariffs_component", "api_component")
     need(app, NUMBERS, "numbers_component", "api_component")  # the /v1/numbers handlers
     ensure_keys_schema(conn)
@@ -107,14 +109,14 @@ async def api_component(app: web.Application) -> AsyncIterator[None]:
 
     webhooks = WebhookQueue(
         conn,
-        lambda account: webhook_secret(conn, account),
+        lambda account: webhook_secret(shared, account),
         retry_base_s=api.webhook_retry_base,
         retry_max_s=api.webhook_retry_max,
         max_age_s=api.webhook_max_age,
         timeout_s=api.webhook_timeout,
     )
     app[WEBHOOKS] = webhooks
-    registry_calls = CallRegistry(conn, webhooks=webhooks, pricer=TariffPricer(conn, tariffs))
+    registry_calls = CallRegistry(conn, webhooks=webhooks, pricer=TariffPricer(shared, tariffs))
     app[CALLS] = registry_calls
     # Statistics listen to the registry: rollups as calls end, the live board as they move.
     stats = Statistics(

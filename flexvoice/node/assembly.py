@@ -26,6 +26,7 @@ from flexvoice.looplag import loop_lag_component
 from flexvoice.node.api import api_component, end_live_streams
 from flexvoice.node.edge import edge_component
 from flexvoice.node.flows import flows_component
+from flexvoice.node.heartbeat import heartbeat_component
 from flexvoice.node.messaging import messaging_component, verify_component
 from flexvoice.node.numbers import numbers_component
 from flexvoice.node.pool import pool_component
@@ -53,6 +54,7 @@ DEFAULT_COMPONENTS: tuple[Component, ...] = (
     messaging_component,  # after the API (its webhook queue), before the pool (SIP MESSAGE)
     verify_component,
     edge_component,  # before the pool: it stops after the drain, so late BYEs still arrive
+    heartbeat_component,  # closes what a killed node left open; notes the pool's live legs
     pool_component,
 )
 

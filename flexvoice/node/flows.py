@@ -8,20 +8,29 @@ may publish its own FlowDeps under FLOW_DEPS first, and the runtime fills in onl
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 from aiohttp import web
 
 from flexvoice.accounts import get_account
-from flexvoice.appkeys import CONFIG, DB, FLOW_DEPS, FLOWS, MESSAGING, NUMBERS, TARIFFS, USAGE_SINK
+from flexvoice.appkeys import (
+    CONFIG,
+    FLOW_DEPS,
+    FLOWS,
+    MESSAGING,
+    NUMBERS,
+    SHARED_DB,
+    TARIFFS,
+    USAGE_SINK,
+)
 from flexvoice.flows.base import StepFailed
 from flexvoice.flows.deps import FlowDeps
 from flexvoice.flows.runtime import FlowRuntime
 from flexvoice.messaging.service import MessageRefused
 from flexvoice.metering.tariffs import TariffBook
 from flexvoice.numbers import NumberRegistry
+from flexvoice.storage.engine import Connection
 
 
 async def flows_component(app: web.Application) -> AsyncIterator[None]:
@@ -34,8 +43,8 @@ async def flows_component(app: web.Application) -> AsyncIterator[None]:
     if numbers is not None:
         deps.continuity_for = deps.continuity_for or numbers.continuity_for
         deps.account_for = deps.account_for or _account_of(numbers)
-        if DB in app and TARIFFS in app:
-            deps.prices_for = deps.prices_for or _prices_of(app[DB], app[TARIFFS])
+        if SHARED_DB in app and TARIFFS in app:
+            deps.prices_for = deps.prices_for or _prices_of(app[SHARED_DB], app[TARIFFS])
     deps.sms = deps.sms or NodeSms(app)
     deps.recordings_dir = cfg.path(cfg.storage.recordings)
     deps.tts_cache_dir = cfg.path("var/tts")
@@ -76,7 +85,7 @@ def _account_of(numbers: NumberRegistry) -> Callable[[str], str | None]:
     return account_for
 
 
-def _prices_of(conn: sqlite3.Connection, tariffs: TariffBook) -> Callable[[str, str], bool]:
+def _prices_of(conn: Connection, tariffs: TariffBook) -> Callable[[str, str], bool]:
     """Whether the account's tariff prices a usage kind (e.g. `reroute`), read per call."""
 
     def prices_for(account: str, kind: str) -> bool:

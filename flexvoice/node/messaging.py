@@ -31,7 +31,9 @@ from flexvoice.messaging.gateway import Gateway, Inbound
 from flexvoice.messaging.service import AccountSettings, Messaging, Settings
 from flexvoice.messaging.sipmsg import SipMessageGateway
 from flexvoice.messaging.smpp import SmppGateway
+from flexvoice.node.shared import shared_or
 from flexvoice.numbers import NumberRegistry
+from flexvoice.storage.open import local_path
 from flexvoice.storage.sqlite import connect
 from flexvoice.verify.core import Policy
 from flexvoice.verify.service import Verifier, VerifySettings
@@ -83,17 +85,19 @@ async def sip_inbound(app: web.Application, from_user: str, to_user: str, text: 
 
 async def messaging_component(app: web.Application) -> AsyncIterator[None]:
     cfg = app[CONFIG]
-    conn = connect(cfg.path(cfg.storage.database))
+    conn = connect(local_path(cfg))
     tariffs = app.get(TARIFFS)
     gateways = gateways_from(cfg, app)
+    numbers_store = shared_or(app, conn)
     service = Messaging(
         conn,
         gateways,
         settings_from(cfg),
-        numbers=NumberRegistry(conn),  # the node's numbers, read from the shared database
+        numbers=NumberRegistry(numbers_store),  # the numbers live beside the accounts
         usage=app.get(USAGE_SINK),
         webhooks=app.get(WEBHOOKS),
         tariffs=tariffs,
+        cache_numbers=numbers_store is conn,  # cached only where data_version sees changes
     )
     for gateway in gateways.values():
         await gateway.start(service)
@@ -140,7 +144,7 @@ def load_secret(path: Path) -> bytes:
 async def verify_component(app: web.Application) -> AsyncIterator[None]:
     cfg = app[CONFIG]
     v = cfg.verify
-    conn = connect(cfg.path(cfg.storage.database))
+    conn = connect(local_path(cfg))
     tariffs = app.get(TARIFFS)
     settings = VerifySettings(
         Policy(

@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from flexvoice.appkeys import CONFIG, DB, NUMBERS, USAGE_SINK, need
+from flexvoice.appkeys import CONFIG, NUMBERS, SHARED_DB, USAGE_SINK, need
 from flexvoice.numbers import NumberRegistry
 
 
 async def numbers_component(app: web.Application) -> AsyncIterator[None]:
     cfg = app[CONFIG]
-    conn = need(app, DB, "database_component", "numbers_component")
+    conn = need(app, SHARED_DB, "database_component", "numbers_component")
     # Optional: a node built without metering (API tests) records no number usage.
     registry = NumberRegistry(conn, usage_sink=app.get(USAGE_SINK))
     registry.sync_from_yaml(cfg.path(cfg.sip.numbers))

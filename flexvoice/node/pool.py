@@ -14,6 +14,7 @@ from flexvoice.appkeys import (
     CONFIG,
     EDGE,
     FLOWS,
+    HEARTBEAT,
     MESSAGE_TRANSPORT,
     NUMBERS,
     OPTIONS,
@@ -96,6 +97,7 @@ async def pool_component(app: web.Application) -> AsyncIterator[None]:
     edge_process = app.get(EDGE)
     if edge_process is not None:  # the edge started first (it stops after the pool drained)
         pool.on_worker_state.append(edge_process.set_worker_state)
+        pool.on_worker_lost.append(edge_process.worker_lost)  # BYE to their carriers
     elif edge:
         need(app, EDGE, "edge_component", "pool_component")
     status.workers_total = settings.count
@@ -112,6 +114,9 @@ async def pool_component(app: web.Application) -> AsyncIterator[None]:
             sink.record(event)
 
     pool.leg_ended_hooks.append(record_usage)
+    heartbeat = app.get(HEARTBEAT)
+    if heartbeat is not None:  # after the usage event is written: the row is no longer needed
+        pool.leg_ended_hooks.append(heartbeat.forget)
     if not edge:
         log.warning(
             "sip.no_edge",

@@ -22,6 +22,7 @@ from flexvoice.appkeys import (
     FLOWS,
     POOL,
     RECORDINGS,
+    SHARED_DB,
     TARIFFS,
     USAGE_SINK,
     WEBHOOKS,
@@ -44,6 +45,7 @@ RETENTION_INTERVAL_S = 3600.0  # how often old recordings are looked for
 async def recordings_component(app: web.Application) -> AsyncIterator[None]:
     cfg = app[CONFIG]
     conn = need(app, DB, "database_component", "recordings_component")
+    shared = app[SHARED_DB]  # accounts (retention) and tariffs live there
     store = RecordingStore(conn)
     calls = app.get(CALLS)
     tariffs = app.get(TARIFFS)
@@ -58,8 +60,8 @@ async def recordings_component(app: web.Application) -> AsyncIterator[None]:
         usage_sink=app.get(USAGE_SINK),
         webhooks=app.get(WEBHOOKS),
         callback_for=callback_for,
-        price_usage=_pricing(TariffPricer(conn, tariffs)) if tariffs is not None else None,
-        retention_days_for=lambda account: recording_retention_days(conn, account),
+        price_usage=_pricing(TariffPricer(shared, tariffs)) if tariffs is not None else None,
+        retention_days_for=lambda account: recording_retention_days(shared, account),
     )
     repaired = service.repair_open()
     if repaired:

@@ -1,5 +1,6 @@
-"""Components for what several parts of the node share, loaded once: the SQLite connection of
-the event loop, the tariff book and the SIP trunks.
+"""Components for what several parts of the node share, loaded once: the database connections
+of the event loop (this node's SQLite file, and the shared store: the same file on one node,
+PostgreSQL for several), the tariff book and the SIP trunks.
 
 The connection is used by the number registry, the flow runtime's tariff lookups and the API,
 all on the event loop thread and never across an await inside a transaction. Work done on
@@ -9,14 +10,18 @@ statements), as SQLite wants.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from flexvoice.appkeys import CONFIG, DB, TARIFFS, TRUNKS
+from flexvoice.appkeys import CONFIG, DB, SHARED_DB, TARIFFS, TRUNKS
 from flexvoice.logs import get_logger
 from flexvoice.metering.tariffs import load_tariffs
 from flexvoice.sip.trunks import load_trunks
+from flexvoice.storage import postgres
+from flexvoice.storage.engine import Connection, is_postgres
+from flexvoice.storage.open import local_path
 from flexvoice.storage.sqlite import connect
 
 log = get_logger(__name__)
@@ -24,12 +29,26 @@ log = get_logger(__name__)
 
 async def database_component(app: web.Application) -> AsyncIterator[None]:
     cfg = app[CONFIG]
-    conn = connect(cfg.path(cfg.storage.database))
+    url = cfg.storage.shared_url
+    # The shared store first: an unreachable PostgreSQL stops start-up with one line.
+    shared = postgres.connect(url) if url is not None else None
+    conn = connect(local_path(cfg))
     app[DB] = conn
+    app[SHARED_DB] = shared if shared is not None else conn
     try:
         yield
     finally:
         conn.close()
+        if shared is not None:
+            shared.close()
+
+
+def shared_or(app: web.Application, own: sqlite3.Connection) -> Connection:
+    """The shared store's connection when it is PostgreSQL; else `own`, the component's own
+    connection to the one SQLite file (a component working off the event loop keeps its own,
+    as SQLite wants)."""
+    shared = app[SHARED_DB]
+    return shared if is_postgres(shared) else own
 
 
 async def tariffs_component(app: web.Application) -> AsyncIterator[None]:

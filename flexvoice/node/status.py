@@ -8,7 +8,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from flexvoice import __version__
-from flexvoice.appkeys import STATUS
+from flexvoice.appkeys import SHARED_DB, STATUS
+from flexvoice.storage.engine import is_postgres, reachable
 
 
 @dataclass
@@ -39,14 +40,24 @@ health_routes = web.RouteTableDef()
 @health_routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
     status = request.app[STATUS]
+    healthy = status.healthy
+    storage: dict[str, object] = {}
+    shared = request.app.get(SHARED_DB)
+    if shared is not None:
+        # Accounts, keys and numbers live there: without it no call is routed, no key checked.
+        ok = reachable(shared)
+        storage = {"storage": {"shared": "postgresql" if is_postgres(shared) else "sqlite",
+                               "reachable": ok}}  # fmt: skip
+        healthy = healthy and ok
     body = {
-        "status": "ok" if status.healthy else ("draining" if status.draining else "degraded"),
+        "status": "ok" if healthy else ("draining" if status.draining else "degraded"),
         "version": __version__,
         "workers": {"up": status.workers_up, "total": status.workers_total},
         "edge": {"enabled": status.edge_enabled, "up": status.edge_up},
+        **storage,
         **status.extra,
     }
-    return web.json_response(body, status=200 if status.healthy else 503)
+    return web.json_response(body, status=200 if healthy else 503)
 
 
 @health_routes.get("/metrics")

@@ -9,16 +9,17 @@ from aiohttp import web
 from flexvoice.appkeys import CONFIG, TARIFFS, USAGE_SINK, need
 from flexvoice.metering.sink import UsageSink
 from flexvoice.metering.store import UsageStore
-from flexvoice.storage.sqlite import connect
+from flexvoice.storage.open import local_path, open_shared
 
 
 async def usage_component(app: web.Application) -> AsyncIterator[None]:
-    """The usage sink, spooling under the database's folder; it imports on a worker thread,
-    with a connection of its own."""
+    """The usage sink, spooling beside this node's own database file; it imports into the
+    shared store (SQLite, or PostgreSQL for several nodes) on a worker thread, with a
+    connection of its own."""
     cfg = app[CONFIG]
     tariffs = need(app, TARIFFS, "tariffs_component", "usage_component")
-    db = cfg.path(cfg.storage.database)
-    sink = UsageSink(db.parent / "usage-spool", lambda: UsageStore(connect(db), tariffs))
+    spool = local_path(cfg).parent / "usage-spool"
+    sink = UsageSink(spool, lambda: UsageStore(open_shared(cfg), tariffs))
     await sink.start()
     app[USAGE_SINK] = sink
     try:

@@ -4,7 +4,6 @@ CLI's writes (put, delete, Voice Continuity), with the reasons a write is refuse
 from __future__ import annotations
 
 import builtins
-import sqlite3
 from pathlib import Path
 
 from flexvoice import e164 as e164_rule
@@ -23,15 +22,17 @@ from flexvoice.numbers.table import (
     transaction,
 )
 from flexvoice.numbers.usage import UsageSink
+from flexvoice.storage.engine import Connection
 
 log = get_logger("flexvoice.numbers")
 
 
 class NumberRegistry:
-    """Numbers in SQLite. Methods are synchronous and quick (one indexed query each), so the
-    asyncio control plane calls them directly."""
+    """Numbers, beside the accounts (SQLite, or PostgreSQL shared by several nodes). Methods
+    are synchronous and quick (one indexed query each), so the asyncio control plane calls
+    them directly."""
 
-    def __init__(self, conn: sqlite3.Connection, usage_sink: UsageSink | None = None):
+    def __init__(self, conn: Connection, usage_sink: UsageSink | None = None):
         self.conn = conn
         self.usage_sink = usage_sink
         ensure_schema(conn)

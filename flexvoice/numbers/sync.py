@@ -3,7 +3,6 @@ so the sync adds, updates and removes them to match it, and leaves the API's num
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 from flexvoice.accounts import create_account
@@ -12,11 +11,12 @@ from flexvoice.logs import get_logger
 from flexvoice.numbers.table import insert, now, remove, transaction
 from flexvoice.numbers.usage import UsageSink
 from flexvoice.numbers.yamlfile import read_numbers_file
+from flexvoice.storage.engine import Connection
 
 log = get_logger("flexvoice.numbers")
 
 
-def sync_from_yaml(conn: sqlite3.Connection, sink: UsageSink | None, path: Path) -> dict[str, int]:
+def sync_from_yaml(conn: Connection, sink: UsageSink | None, path: Path) -> dict[str, int]:
     """Make the file-owned numbers match `path`; returns counts of what changed.
     Raises ProblemList (positioned) and changes nothing when the file is invalid."""
     ensure_accounts_schema(conn)

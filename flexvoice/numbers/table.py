@@ -3,7 +3,6 @@ the numbers.yaml sync make (one transaction, whose usage events are recorded onc
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,7 +11,8 @@ from typing import Any
 
 from flexvoice.accounts import ensure_schema as ensure_accounts_schema
 from flexvoice.numbers.usage import UsageSink, number_event, usage_id
-from flexvoice.storage.sqlite import migrate
+from flexvoice.storage.engine import Connection, write_transaction
+from flexvoice.storage.migrate import migrate
 
 MIGRATIONS = [
     """
@@ -72,7 +72,7 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def ensure_schema(conn: sqlite3.Connection) -> None:
+def ensure_schema(conn: Connection) -> None:
     ensure_accounts_schema(conn)
     migrate(conn, "numbers", MIGRATIONS)
 
@@ -84,7 +84,7 @@ SELECT = (
 )
 
 
-def row_number(row: sqlite3.Row | tuple[Any, ...]) -> Number:
+def row_number(row: Any) -> Number:
     return Number(
         e164=row[0],
         account=row[1],
@@ -99,24 +99,19 @@ def row_number(row: sqlite3.Row | tuple[Any, ...]) -> Number:
 
 
 @contextmanager
-def transaction(conn: sqlite3.Connection, sink: UsageSink | None) -> Iterator[list[dict[str, Any]]]:
+def transaction(conn: Connection, sink: UsageSink | None) -> Iterator[list[dict[str, Any]]]:
     """One write transaction; the usage events appended to the list it gives are recorded only
     once it committed."""
     events: list[dict[str, Any]] = []
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with write_transaction(conn, "flexvoice.numbers"):
         yield events
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     if sink is not None:
         for event in events:
             sink.record(event)
 
 
 def insert(
-    conn: sqlite3.Connection,
+    conn: Connection,
     e164: str,
     account: str,
     flow: str | None,
@@ -134,7 +129,7 @@ def insert(
     return number_event(period, account, e164, when, None)
 
 
-def remove(conn: sqlite3.Connection, e164: str) -> dict[str, Any]:
+def remove(conn: Connection, e164: str) -> dict[str, Any]:
     """Delete inside a transaction; returns the usage event that closes the period."""
     row = conn.execute(
         "SELECT account, active_from, usage_id FROM numbers WHERE e164 = ?", (e164,)

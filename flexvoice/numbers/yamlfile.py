@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from flexvoice.accounts import check_name
 from flexvoice.errors import Problem, ProblemList, UserError
 from flexvoice.numbers.rules import NumberError, check_flow_name, check_prompt_name, parse_e164
-from flexvoice.yamlsrc import YamlDoc, did_you_mean, explain_validation_error, load_yaml
+from flexvoice.yamlsrc import YamlDoc, load_yaml
+from flexvoice.yamlwords import did_you_mean, explain_validation_error
 
 
 class _FileModel(BaseModel):

@@ -45,7 +45,29 @@ MIGRATIONS = [
     CREATE INDEX call_recordings_account ON call_recordings (account, created_at);
     CREATE INDEX call_recordings_call ON call_recordings (call_id);
     CREATE INDEX call_recordings_status ON call_recordings (status);
+    """,
+    # The call registry's first table of recordings (flexvoice.callrecords' first migration
+    # made it before this component existed): its rows become completed messages here, with
+    # a note, and the table goes. Created first when missing, so the script runs anywhere.
     """
+    CREATE TABLE IF NOT EXISTS recordings (
+        id TEXT PRIMARY KEY,
+        account TEXT NOT NULL,
+        call_id TEXT NOT NULL,
+        path TEXT NOT NULL,
+        started_at TEXT,
+        duration_seconds REAL,
+        created_at TEXT NOT NULL
+    );
+    INSERT OR IGNORE INTO call_recordings
+        (id, account, call_id, kind, path, status, channels, started_at, duration_seconds,
+         note, created_at)
+        SELECT id, account, call_id, 'message', path, 'completed', 1,
+               COALESCE(started_at, created_at), duration_seconds,
+               'moved from the call registry''s first recordings table', created_at
+        FROM recordings;
+    DROP TABLE recordings;
+    """,
 ]
 
 _COLUMNS = (

@@ -173,3 +173,11 @@ def edge_proxy_uri(cfg: Config) -> str:
     sip.edge.host is a public address or 0.0.0.0.
     """
     return f"sip:127.0.0.1:{cfg.sip.edge.port};lr"
+
+
+def edge_source(proxy: str | None) -> str | None:
+    """'127.0.0.1:5060' from the edge's proxy URI 'sip:127.0.0.1:5060;lr': the address the
+    edge's requests come from (it relays to workers over UDP from its own port)."""
+    if not proxy:
+        return None
+    return proxy.removeprefix("sip:").split(";", 1)[0]

@@ -13,246 +13,86 @@ Worker states: the pool is the authority. `set_worker_state(n, False)` disables 
 the dispatcher (pings do not bring a disabled worker back), `set_worker_state(n, True)`
 makes it active again. OPTIONS pinging is only the safety net for a worker that hangs without
 the pool noticing; a worker taken out by pings comes back by pings. The wanted states survive a
-restart of Kamailio.
+restart of Kamailio. `worker_lost(n)` ends, toward the carrier, every call worker n held.
+
+The jobs live in their own modules, re-exported here: edge_config (rendering kamailio.cfg),
+edge_kamcmd (reading kamcmd's output), edge_rpc (the ctl socket), edge_proc (process helpers).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
-import re
 import signal
 import socket
+import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from flexvoice.config import Config
 from flexvoice.errors import UserError
 from flexvoice.logs import get_logger
 from flexvoice.sip.addresses import WorkerAddress
+from flexvoice.sip.edge_config import (
+    DISPATCHER_SET,
+    DS_DISABLED,
+    DS_INACTIVE,
+    DS_PROBING,
+    MAX_REQUEST_URI,
+    MAX_SIP_BODY,
+    MAX_SIP_MESSAGE,
+    REPO_TEMPLATE,
+    ensure_dialog_db,
+    render_config,
+    render_dispatcher_list,
+    template_path,
+)
+from flexvoice.sip.edge_kamcmd import EdgeDialog, EdgeTarget, parse_kamcmd
+from flexvoice.sip.edge_proc import (
+    LOG_KEEP_BYTES,
+    complaint,
+    die_with_parent,
+    rotate_log,
+    sip_ping,
+)
+from flexvoice.sip.edge_rpc import RPC_TIMEOUT, EdgeRpc
 from flexvoice.sip.trunks import Trunks
-from flexvoice.system import port_in_use_error, require_binary
+from flexvoice.system import port_in_use_error
+
+__all__ = [
+    "DISPATCHER_SET",
+    "DS_DISABLED",
+    "DS_INACTIVE",
+    "DS_PROBING",
+    "LOG_KEEP_BYTES",
+    "MAX_REQUEST_URI",
+    "MAX_SIP_BODY",
+    "MAX_SIP_MESSAGE",
+    "REPO_TEMPLATE",
+    "RPC_TIMEOUT",
+    "Edge",
+    "EdgeDialog",
+    "EdgeTarget",
+    "complaint",
+    "die_with_parent",
+    "parse_kamcmd",
+    "render_config",
+    "render_dispatcher_list",
+    "rotate_log",
+    "sip_ping",
+    "template_path",
+]
 
 log = get_logger(__name__)
 
-REPO_TEMPLATE = Path(__file__).resolve().parent.parent.parent / "sip" / "kamailio.cfg.tmpl"
-DISPATCHER_SET = 1
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 5.0
-RPC_TIMEOUT = 5.0
 # AF_UNIX paths are limited to 108 bytes including the terminating NUL.
 MAX_SOCKET_PATH = 100
 
-# Dispatcher destination flags (dispatcher module, ds.h).
-DS_INACTIVE = 1
-DS_DISABLED = 4
-DS_PROBING = 8
 
-_PLACEHOLDER = re.compile(r"\{\{([A-Z_]+)\}\}")
-
-
-@dataclass(frozen=True)
-class EdgeTarget:
-    """One worker as the dispatcher sees it."""
-
-    index: int
-    uri: str
-    state: str  # "active", "inactive" (pings failed) or "disabled" (the pool took it out)
-    probing: bool
-    flags: str  # Kamailio's own letters, e.g. "AP"
-    load: int  # calls the dispatcher counts on it now (algorithm 10)
-    maxload: int
-
-
-# What the media workers can read, measured on the pjsua2 2.15.1 wheel: a message over 4,000
-# bytes is dropped without an answer (PJSIP_MAX_PKT_LEN), a URI over 256 characters prints as
-# "-error" (PJSIP_MAX_URL_SIZE). The edge adds about 250 bytes (its Via and two
-# Record-Routes) before a request reaches a worker, so it refuses larger ones itself.
-MAX_REQUEST_URI = 256
-MAX_SIP_BODY = 2500
-MAX_SIP_MESSAGE = 3600
-
-
-_PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent() -> None:
-    """In a child before exec (Linux): SIGTERM when the process that started it dies."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-
-
-def template_path(cfg: Config) -> Path:
-    """sip/kamailio.cfg.tmpl next to the trunks file, else the one shipped in the repository."""
-    beside = cfg.path(cfg.sip.trunks).parent / "kamailio.cfg.tmpl"
-    return beside if beside.exists() else REPO_TEMPLATE
-
-
-def _sip_host(host: str) -> str:
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
-
-
-def render_config(
-    cfg: Config,
-    workers: list[WorkerAddress],
-    trunks: Trunks,
-    *,
-    runtime_dir: Path,
-    dispatcher_list: Path,
-    ctl_socket: Path,
-    template: Path | None = None,
-) -> str:
-    """The Kamailio configuration text for this node (pure: writes nothing)."""
-    edge = cfg.sip.edge
-    template = template or template_path(cfg)
-    try:
-        text = template.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"cannot read the edge template {template}: {exc.strerror}") from None
-
-    host, port = edge.host, edge.port
-    wildcard = host in ("0.0.0.0", "::")
-    loopback_only = host == "127.0.0.1"
-    advertise = f" advertise {edge.advertise}" if edge.advertise else ""
-    listen = [
-        f"listen=udp:{_sip_host(host)}:{port}{advertise}",
-        f"listen=tcp:{_sip_host(host)}:{port}{advertise}",
-    ]
-    worker_socket = "# one listen address: replies to workers leave from it"
-    if not (wildcard or loopback_only):
-        # Workers reach the edge on loopback (their outbound proxy is 127.0.0.1:port).
-        listen += [f"listen=udp:127.0.0.1:{port}", f"listen=tcp:127.0.0.1:{port}"]
-        worker_socket = f'$fs = "udp:127.0.0.1:{port}";  # the loopback side, towards workers'
-
-    aliases = [a for a in edge.aliases]
-    if edge.advertise:
-        aliases.append(edge.advertise)
-    alias_lines = [f'alias="{a}"' for a in aliases] or ["# (no aliases configured)"]
-
-    trunk_sources: list[str] = []
-    for trunk in trunks:
-        for net in trunk.source_networks:
-            trunk_sources.append(
-                f"\tif (src_ip == {net.with_prefixlen}) {{  # trunk {trunk.name}\n"
-                f'\t\t$var(peer) = "trunk";\n\t\treturn;\n\t}}'
-            )
-    trunk_targets: list[str] = []
-    for trunk in trunks:
-        carrier_socket = ""
-        dest = f"sip:{_sip_host(trunk.address)}:{trunk.port};transport={trunk.transport}"
-        if not (wildcard or loopback_only):
-            carrier_socket = f'\t\t$fs = "{trunk.transport}:{_sip_host(host)}:{port}";\n'
-        trunk_targets.append(
-            f'\tif ($rd == "{trunk.address}" && $rp == {trunk.port}) {{  # trunk {trunk.name}\n'
-            f"\t\trecord_route();\n"
-            f'\t\t$du = "{dest}";\n'
-            f"{carrier_socket}"
-            f"\t\tt_set_fr(120000, 5000);\n"
-            f"\t\troute(RELAY);\n\t}}"
-        )
-
-    values = {
-        "CHILDREN": str(edge.children),
-        "ALIASES": "\n".join(alias_lines),
-        "RUNTIME_DIR": str(runtime_dir),
-        "LISTEN": "\n".join(listen),
-        "CTL_SOCKET": str(ctl_socket),
-        "PIKE_DENSITY": str(edge.flood_limit * 2),  # per 2 s sampling window
-        "DISPATCHER_LIST": str(dispatcher_list),
-        "PING_INTERVAL": str(edge.ping_interval),
-        "TRUNK_SOURCES": "\n".join(trunk_sources) or "\t# (no trunks configured)",
-        "WORKER_SOCKET": worker_socket,
-        "WORKER_TIMEOUT_MS": str(max(100, round(edge.worker_timeout * 1000))),
-        "TRUNK_TARGETS": "\n".join(trunk_targets) or "\t# (no trunks configured)",
-        "MAX_REQUEST_URI": str(MAX_REQUEST_URI),
-        "MAX_BODY": str(MAX_SIP_BODY),
-        "MAX_MESSAGE": str(MAX_SIP_MESSAGE),
-    }
-    unknown = sorted({m for m in _PLACEHOLDER.findall(text) if m not in values})
-    if unknown:
-        raise UserError(
-            f"{template}: unknown placeholder(s) {', '.join('{{' + u + '}}' for u in unknown)}; "
-            f"known: {', '.join(sorted(values))}"
-        )
-    body = _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
-    defines = ["#!define WITH_ACL"] if edge.acl else ["# ACL off (sip.edge.acl: false)"]
-    first, _, rest = body.partition("\n")
-    if first.strip() != "#!KAMAILIO":
-        raise UserError(f"{template}: the first line must be '#!KAMAILIO'")
-    header = "# GENERATED FILE: edit sip/kamailio.cfg.tmpl or flexvoice.yaml instead."
-    return "\n".join([first, header, *defines, rest])
-
-
-def render_dispatcher_list(
-    workers: list[WorkerAddress], max_calls: int, down: set[int] | None = None
-) -> str:
-    lines = ["# setid destination flags priority attrs (generated: one line per media worker)"]
-    for w in workers:
-        flags = DS_DISABLED if down and w.index in down else 0
-        lines.append(f"{DISPATCHER_SET} {w.uri} {flags} 0 duid={w.duid};maxload={max_calls}")
-    return "\n".join(lines) + "\n"
-
-
-def parse_kamcmd(text: str) -> Any:
-    """kamcmd's printed structures ({ KEY: value ... }) as dicts; repeated keys become lists."""
-    # Every key collects a list while parsing; single values are unwrapped at the end.
-    stack: list[dict[str, list[Any]]] = [{}]
-    keys: list[str] = ["ROOT"]
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line:
-            continue
-        if line.endswith("{"):
-            key = line[:-1].strip().rstrip(":").strip() or "ITEM"
-            stack.append({})
-            keys.append(key)
-            continue
-        if line == "}":
-            if len(stack) > 1:
-                done, key = stack.pop(), keys.pop()
-                stack[-1].setdefault(key, []).append(_unwrap(done))
-            continue
-        key, sep, value = line.partition(":")
-        if sep:
-            stack[-1].setdefault(key.strip(), []).append(value.strip())
-        else:
-            stack[-1].setdefault("VALUE", []).append(line)
-    while len(stack) > 1:
-        done, key = stack.pop(), keys.pop()
-        stack[-1].setdefault(key, []).append(_unwrap(done))
-    root = _unwrap(stack[0])
-    return root.get("ITEM", root) if isinstance(root, dict) else root
-
-
-def _unwrap(d: dict[str, list[Any]]) -> dict[str, Any]:
-    return {k: v[0] if len(v) == 1 else v for k, v in d.items()}
-
-
-def _get(d: Any, *keys: str) -> Any:
-    for k in keys:
-        d = d.get(k) if isinstance(d, dict) else None
-    return d
-
-
-def _int(value: Any) -> int:
-    try:
-        return int(str(value))
-    except ValueError:
-        return 0
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
-
-
-class Edge:
+class Edge(EdgeRpc):
     """One Kamailio process: configured from the node's config, run and stopped by us."""
 
     def __init__(
@@ -274,23 +114,12 @@ class Edge:
         self._proc: asyncio.subprocess.Process | None = None
         self._wanted: dict[int, bool] = {}
         self._pushes: set[asyncio.Task[None]] = set()
+        self._endings: set[asyncio.Task[None]] = set()
         self._stopping = False
         self.started_at = 0.0
         self.restarts = 0
 
     # -- configuration ----------------------------------------------------------------------
-    @property
-    def kamailio(self) -> str:
-        e = self.cfg.sip.edge
-        return require_binary(e.kamailio, "kamailio", "the SIP edge", "sip.edge.kamailio")
-
-    @property
-    def kamcmd(self) -> str:
-        beside = Path(self.kamailio).with_name("kamcmd")
-        if beside.exists():
-            return str(beside)
-        return require_binary("kamcmd", "kamailio", "talking to the SIP edge")
-
     def write_config(self) -> Path:
         """Write kamailio.cfg and dispatcher.list under the state directory; return the cfg."""
         sock = str(self.ctl_socket)
@@ -314,12 +143,11 @@ class Edge:
             ctl_socket=self.ctl_socket,
         )
         self.config_file.write_text(text)
+        ensure_dialog_db(self.dir)
         return self.config_file
 
     def check(self) -> None:
         """Write the config and have Kamailio parse it (`kamailio -c`); UserError if it fails."""
-        import subprocess
-
         path = self.write_config()
         proc = subprocess.run(
             [self.kamailio, "-c", "-f", str(path)],
@@ -402,6 +230,21 @@ class Edge:
             await self._push_state(index, up)
         e = self.cfg.sip.edge
         log.info("edge.started", pid=self._proc.pid, sip=f"{e.host}:{e.port}", acl=e.acl)
+        if self.restarts == 0:
+            await self._end_left_dialogs()
+
+    async def _end_left_dialogs(self) -> None:
+        """At the node's start, the calls the last Kamailio held when it stopped (written to
+        var/edge/dialogs) belong to workers that are gone: each carrier gets a BYE now. (A
+        Kamailio the running node restarts keeps its dialogs: their workers live on.)"""
+        left = 0
+        for worker in self.workers:
+            try:
+                left += await self.end_dialogs(worker, "node restarted")
+            except UserError as exc:
+                log.error("edge.left_dialogs_unknown", worker=worker.index, error=str(exc))
+        if left:
+            log.warning("edge.left_calls_ended", calls=left)
 
     async def _wait_ready(self) -> None:
         assert self._proc is not None
@@ -439,7 +282,7 @@ class Edge:
     async def stop(self) -> None:
         """SIGTERM to the whole process group, SIGKILL after STOP_TIMEOUT; no orphans."""
         self._stopping = True
-        for task in list(self._pushes):
+        for task in [*self._pushes, *self._endings]:
             task.cancel()
         if self._proc is None:
             return
@@ -520,8 +363,9 @@ class Edge:
 
     async def settled(self) -> None:
         """Wait until every state change asked for so far has reached Kamailio."""
-        if self._pushes:
-            await asyncio.gather(*self._pushes, return_exceptions=True)
+        pending = [*self._pushes, *self._endings]
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def _push_state(self, index: int, up: bool) -> None:
         worker = next(w for w in self.workers if w.index == index)
@@ -533,135 +377,23 @@ class Edge:
             return
         log.info("edge.worker_state", worker=index, up=up)
 
-    # -- ctl socket -------------------------------------------------------------------------
-    async def rpc(self, *args: str) -> str:
-        """Run one `kamcmd` command over the ctl socket; its output."""
-        proc = await asyncio.create_subprocess_exec(
-            self.kamcmd,
-            "-s",
-            f"unix:{self.ctl_socket}",
-            *args,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+    # -- calls of a lost worker -------------------------------------------------------------
+    def worker_lost(self, index: int) -> None:
+        """Worker `index` died with calls (or may have): every dialog it held is ended toward
+        the carrier (BYE) at once. Returns at once; `await edge.settled()` waits for it."""
+        if not self.up or self._stopping:
+            return
+        worker = next((w for w in self.workers if w.index == index), None)
+        if worker is None:
+            raise ValueError(f"no worker {index} behind this edge")
+        task = asyncio.get_running_loop().create_task(self._end_dialogs(worker))
+        self._endings.add(task)
+        task.add_done_callback(self._endings.discard)
+
+    async def _end_dialogs(self, worker: WorkerAddress) -> None:
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), RPC_TIMEOUT)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            raise UserError(
-                f"the SIP edge did not answer '{args[0]}' within {RPC_TIMEOUT}s"
-            ) from None
-        if proc.returncode != 0:
-            why = (err or out).decode("utf-8", "replace").strip().splitlines()
-            raise UserError(
-                f"the SIP edge refused '{' '.join(args)}': {why[-1] if why else 'no answer'} "
-                f"(ctl socket {self.ctl_socket})"
-            )
-        return out.decode("utf-8", "replace")
-
-    async def uptime(self) -> int:
-        """Seconds Kamailio has been running (asks it over the ctl socket)."""
-        data = parse_kamcmd(await self.rpc("core.uptime"))
-        return _int(data.get("uptime")) if isinstance(data, dict) else 0
-
-    async def targets(self) -> list[EdgeTarget]:
-        """The workers as the dispatcher sees them now."""
-        data = parse_kamcmd(await self.rpc("dispatcher.list"))
-        by_uri = {w.uri: w for w in self.workers}
-        found: list[EdgeTarget] = []
-        for record in _as_list(data.get("RECORDS")):
-            for set_ in _as_list(record.get("SET")):
-                targets = set_.get("TARGETS", {})
-                for dest in _as_list(targets.get("DEST") if isinstance(targets, dict) else None):
-                    uri = str(dest.get("URI", ""))
-                    flags = str(dest.get("FLAGS", ""))
-                    worker = by_uri.get(uri)
-                    state = (
-                        "disabled"
-                        if "D" in flags
-                        else "inactive"
-                        if "I" in flags
-                        else "active"
-                        if "A" in flags
-                        else "trying"
-                    )
-                    found.append(
-                        EdgeTarget(
-                            index=worker.index if worker else -1,
-                            uri=uri,
-                            state=state,
-                            probing="P" in flags,
-                            flags=flags,
-                            load=_int(_get(dest, "RUNTIME", "DLGLOAD")),
-                            maxload=_int(_get(dest, "ATTRS", "MAXLOAD")),
-                        )
-                    )
-        return sorted(found, key=lambda t: t.index)
-
-    async def counters(self) -> dict[str, int]:
-        """Kamailio's statistics (`group:name` -> value), e.g. core:rcv_requests."""
-        out = await self.rpc("stats.get_statistics", "all")
-        stats: dict[str, int] = {}
-        for line in out.splitlines():
-            name, sep, value = line.strip().partition(" = ")
-            if sep and value.strip().lstrip("-").isdigit():
-                stats[name.strip()] = int(value)
-        return stats
-
-
-LOG_KEEP_BYTES = 10 * 1024 * 1024
-
-
-def rotate_log(path: Path, limit: int = LOG_KEEP_BYTES) -> None:
-    """At each (re)start, a log over `limit` becomes <name>.1 (replacing the older one), so
-    restarts and long lives do not fill the disk. (Within one run Kamailio appends.)"""
-    try:
-        if path.stat().st_size > limit:
-            path.replace(path.with_name(path.name + ".1"))
-    except FileNotFoundError:
-        pass
-
-
-def complaint(output: str) -> str:
-    """Kamailio's reason for refusing to start, in one line."""
-    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
-    for pattern in (r"parse error in config file", r"bind\(", r"ERROR", r"CRITICAL", r"error"):
-        for ln in lines:
-            if re.search(pattern, ln):
-                return _tidy(ln)
-    return _tidy(lines[-1]) if lines else "no output"
-
-
-def _tidy(line: str) -> str:
-    # " 0(123) CRITICAL: <core> [core/cfg.y:3613]: yyerror_at(): parse error in ..." -> message
-    line = re.sub(r"^\s*\d+\(\d+\)\s+", "", line)
-    line = re.sub(r"^(\w+):\s+<[^>]+>\s+\[[^\]]+\]:\s+(\w+\(\):\s+)?", r"\1: ", line)
-    return line
-
-
-def sip_ping(host: str, port: int, timeout: float) -> bool:
-    """True when something answers a SIP OPTIONS on host:port (UDP) within `timeout`."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as s:
-        s.settimeout(timeout)
-        try:
-            s.bind(("127.0.0.1" if family == socket.AF_INET and host.startswith("127.") else "", 0))
-            local_port = s.getsockname()[1]
-            tag = os.urandom(4).hex()
-            msg = (
-                f"OPTIONS sip:{_sip_host(host)}:{port} SIP/2.0\r\n"
-                f"Via: SIP/2.0/UDP 127.0.0.1:{local_port};branch=z9hG4bK{tag};rport\r\n"
-                "Max-Forwards: 70\r\n"
-                f"From: <sip:ping@flexvoice.invalid>;tag={tag}\r\n"
-                f"To: <sip:{_sip_host(host)}:{port}>\r\n"
-                f"Call-ID: ping-{tag}@flexvoice\r\n"
-                "CSeq: 1 OPTIONS\r\n"
-                "Content-Length: 0\r\n\r\n"
-            )
-            s.sendto(msg.encode(), (host, port))
-            data = s.recv(65535)
-        except OSError:
-            return False
-    return data.startswith(b"SIP/2.0 ")
+            ended = await self.end_dialogs(worker, "media worker lost")
+        except UserError as exc:
+            log.error("edge.end_dialogs_failed", worker=worker.index, error=str(exc))
+            return
+        log.info("edge.worker_calls_ended", worker=worker.index, calls=ended)

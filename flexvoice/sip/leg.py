@@ -237,7 +237,8 @@ class SipLeg(LegMedia):
             self._finish(str(msg.get("rec")), (str(msg.get("path")), float(msg.get("seconds"))))
         elif msg.t == "error":
             fields = {k: v for k, v in msg.fields.items() if k != "call"}
-            log.warning("call.command_failed", call_id=self.call_id, **fields)
+            report = log.debug if msg.get("ended") else log.warning  # see WorkerPool.on_event
+            report("call.command_failed", call_id=self.call_id, **fields)
             if msg.get("cmd") == "transfer":
                 self.transfer_error = str(msg.get("message"))
             for key, fut in list(self._done.items()):

@@ -175,6 +175,8 @@ class WorkerPool:
         self.settings = settings
         self.on_incoming = on_incoming
         self.on_worker_state: list[WorkerStateHook] = []
+        # Told the index of a worker that died while the pool runs (its calls are gone).
+        self.on_worker_lost: list[Callable[[int], None]] = []
         # The trunk's caller-ID rule (allowed numbers, default) for calls to E.164 numbers.
         self.caller_id_for: Callable[[str | None], str | None] = lambda requested: requested
         # Called with every leg (inbound, dialled, originated) as it ends: usage, call records.
@@ -192,6 +194,9 @@ class WorkerPool:
         self.starting = asyncio.Semaphore(STARTS_PER_CORE * (os.cpu_count() or 1))
         self.template: Template | None = None
         metrics.SLOTS_TOTAL.set(settings.count * settings.max_calls)
+        # Counted when /metrics is read, not on every call event (a sum over every worker).
+        metrics.ACTIVE_CALLS.set_function(lambda: self.active_calls)
+        metrics.SLOTS_USED.set_function(lambda: sum(w.used for w in self.workers))
 
     # -- life cycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -247,10 +252,6 @@ class WorkerPool:
             (leg for w in self.workers for leg in w.legs.values() if leg.call_id == call_id), None
         )
 
-    def count_calls(self) -> None:
-        metrics.ACTIVE_CALLS.set(self.active_calls)
-        metrics.SLOTS_USED.set(sum(w.used for w in self.workers))
-
     async def stop(self, grace: float) -> None:
         """Drain: take no new calls, let calls end for up to `grace` seconds, hang up the
         rest, then stop the workers."""
@@ -303,7 +304,6 @@ class WorkerPool:
         lost = [*worker.legs.values(), *worker.closing.values()]
         worker.legs.clear()
         worker.closing.clear()
-        self.count_calls()
         for leg in lost:
             leg.lost("worker_lost")
         if self.ready_pending(worker):
@@ -313,7 +313,12 @@ class WorkerPool:
         if self.stopping:
             return
         metrics.WORKER_RESTARTS.inc()
-        log.error("worker.died", worker=worker.index, rc=rc, calls_lost=len(lost))
+        log.error(
+            "worker.died", worker=worker.index, rc=rc, calls_lost=len(lost),
+            last_words=worker.last_stderr[-300:],
+        )  # fmt: skip
+        for hook in self.on_worker_lost:
+            hook(worker.index)
         self.spawn(self._restart(worker))
 
     def ready_pending(self, worker: WorkerProcess) -> bool:
@@ -358,7 +363,6 @@ class WorkerPool:
             assert call is not None
             leg = SipLeg.inbound(self, worker, call, msg)
             worker.legs[call] = leg
-            self.count_calls()
             if self.draining:
                 leg.end("node_shutdown", 503, "Service Unavailable")
                 return
@@ -374,7 +378,10 @@ class WorkerPool:
         if leg_or_none is None:
             if msg.t == "error":  # a leg already gone: its worker id means nothing outside
                 fields = {k: v for k, v in msg.fields.items() if k != "call"}
-                log.warning("worker.error", worker=worker.index, **fields)
+                # A command that crossed its call's end (the flow played to a caller who had
+                # just hung up) is no fault; a call id the worker never knew is one.
+                report = log.debug if msg.get("ended") else log.warning
+                report("worker.error", worker=worker.index, **fields)
             return
         leg_or_none.on_event(msg)
         if msg.t == "state" and msg.get("state") == "disconnected":
@@ -382,7 +389,6 @@ class WorkerPool:
             if leg_or_none.recordings_pending:
                 # Its slot is free; its record_done events still come (file being closed).
                 worker.closing[key] = leg_or_none
-            self.count_calls()
         elif msg.t == "record_done" and not leg_or_none.recordings_pending:
             worker.closing.pop(key, None)
 
@@ -432,7 +438,6 @@ class WorkerPool:
         worker_call = f"w{worker.index}.{os.getpid()}.o{next(_counter)}"
         leg = SipLeg.outbound(self, worker, worker_call, uri, call_id, caller_id or "")
         worker.legs[worker_call] = leg
-        self.count_calls()
         worker.send("originate", call=worker_call, uri=uri, caller_id=caller_id or "")
         return leg
 

@@ -33,7 +33,9 @@ Events (worker -> control plane)
   dtmf        call, digit, method (rfc4733|info)
   play_done   call, play, stopped (eof|dtmf|stopped|hangup)
   record_done call, rec, path, seconds
-  error       call, cmd, message (a command the worker could not carry out)
+  error       call, cmd, message[, ended] (a command the worker could not carry out; `ended`:
+              the call had ended before the command arrived, a race rather than a fault; a
+              hangup for such a call gets no answer at all: its end was reported already)
   message_status  id, code, reason, sip_call_id (the final answer to a `message`; the
               Call-ID is empty when PJSIP itself gave up)
   message_in  from, to, body, content_type (a MESSAGE that reached the worker)

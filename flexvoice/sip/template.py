@@ -17,6 +17,7 @@ import json
 import os
 import socket
 import sys
+from pathlib import Path
 from typing import Protocol
 
 from flexvoice.logs import get_logger
@@ -63,10 +64,14 @@ class ForkedProcess:
         return self.exited.result() if self.exited.done() else None
 
     async def wait(self) -> int:
-        rc = await asyncio.shield(self.exited)
+        while not self.exited.done():
+            if not self.template.alive and not running(self.pid):
+                self.exited.set_result(-1)  # its parent, the template, is gone: no exit code
+                break
+            await asyncio.wait([self.exited], timeout=0.05)
         if self.stdin is not None:
             self.stdin.close()
-        return rc
+        return self.exited.result()
 
     def kill(self) -> None:
         if not self.exited.done():
@@ -106,8 +111,6 @@ class Template:
         fut = self.exits.get(pid)
         if fut is None:
             fut = self.exits[pid] = asyncio.get_running_loop().create_future()
-            if not self.alive:
-                fut.set_result(-1)  # no one left to report it
         return fut
 
     async def _read(self) -> None:
@@ -133,9 +136,8 @@ class Template:
         log.warning("worker.template_gone")
         while self.pending:
             self.pending.popleft().set_exception(ConnectionError("the worker template is gone"))
-        for fut in self.exits.values():
-            if not fut.done():
-                fut.set_result(-1)
+        # Its workers live on (reparented): each one's end shows when its output closes, and
+        # ForkedProcess.wait() then finds the process gone.
 
     async def spawn(self, argv: list[str], env: dict[str, str]) -> ForkedProcess:
         """Fork a worker with these arguments; its environment is the template's plus `env`."""
@@ -187,6 +189,15 @@ class Template:
                 with contextlib.suppress(ProcessLookupError):
                     self.proc.kill()
                 await self.proc.wait()
+
+
+def running(pid: int) -> bool:
+    """The process exists and is not a zombie (exited, waiting to be reaped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 async def _reader(loop: asyncio.AbstractEventLoop, fd: int) -> asyncio.StreamReader:

@@ -26,7 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from flexvoice import e164
 from flexvoice.errors import Problem, ProblemList
-from flexvoice.yamlsrc import YamlDoc, explain_validation_error, load_yaml
+from flexvoice.yamlsrc import YamlDoc, load_yaml
+from flexvoice.yamlwords import explain_validation_error
 
 Codec = Literal["PCMA", "PCMU", "G722"]
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

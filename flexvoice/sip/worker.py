@@ -1,11 +1,15 @@
 """A media worker: one process, one pjsua2 Endpoint, at most 4 calls (the wheel's limit).
 
-This is the only module that imports pjsua2. The process's main thread owns the Endpoint and
-polls `libHandleEvents()`; with `threadCnt = 0` and `mainThreadOnly` every PJSIP callback runs
-on that thread too. A reader thread turns standard-input lines into commands on a queue that
-the main thread drains between polls, so pjsua2 is never touched from another thread; after
-each command it sends a CRLF keep-alive to the worker's own SIP port, which ends the poll at
-once, so an idle worker can block for seconds and costs no CPU.
+This is the only module that imports pjsua2: the thin adapter between PJSIP and what has no
+pjsua2 in it (how long to sleep: wakes; which command goes where: dispatch; the pipes to the
+control plane: workerio; WAV headers: wavfile; the fork server: forkserver).
+
+The process's main thread owns the Endpoint and polls `libHandleEvents()`; with
+`threadCnt = 0` and `mainThreadOnly` every PJSIP callback runs on that thread too. A reader
+thread turns standard-input lines into commands on a queue that the main thread drains between
+polls, so pjsua2 is never touched from another thread; after each command it sends a CRLF
+keep-alive to the worker's own SIP port, which ends the poll at once, so an idle worker can
+block for seconds and costs no CPU.
 Events go out on standard output (see flexvoice.sip.protocol); logs on standard error.
 
 Attack surface (PJSIP 2.15.1 advisories fixed only in 2.17): no ICE, no STUN/TURN, no
@@ -16,7 +20,7 @@ otherwise.
 Run: python -m flexvoice.sip.worker --index 0 --host 127.0.0.1 --port 5070 [--proxy URI]
  or: python -m flexvoice.sip.worker --template (standard input: a Unix SEQPACKET socket), a
      pre-forked template that has imported pjsua2 and this module once and forks a worker per
-     request (see `template`); the pool starts its workers that way.
+     request (see flexvoice.sip.forkserver); the pool starts its workers that way.
 """
 
 from __future__ import annotations
@@ -24,12 +28,9 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-import gc
-import json
 import os
 import re
 import signal
-import socket
 import sys
 import threading
 import time
@@ -39,26 +40,18 @@ from typing import Any
 
 import pjsua2 as pj
 
-from flexvoice.sip.protocol import COMMANDS, Message, ProtocolError, decode, encode
+from flexvoice.sip import forkserver, wakes
+from flexvoice.sip.addresses import edge_source
+from flexvoice.sip.dispatch import WORKER_COMMANDS, EndedCalls, handler_name, no_call_answer
+from flexvoice.sip.protocol import Message, encode
+from flexvoice.sip.wavfile import silence_file, wav_closed, wav_seconds
+from flexvoice.sip.workerio import read_commands, take_stdout
 
 MAX_CALLS = 4
 # pjmedia/stream.h flags of OnDtmfEventParam (not exported by the wheel)
 DTMF_IS_UPDATE = 1
 DTMF_IS_END = 2
-POLL_MS = 10  # while shutting down
-# How long the main thread blocks in libHandleEvents (see Worker.poll_ms). SIP and RTP packets
-# and commands (read_commands follows each with a CRLF keep-alive to our own SIP port) end the
-# wait at once. The one callback that comes from another PJSIP thread, the end of a prompt
-# (the conference bridge's clock), waits in a queue for this thread's next wake: so a worker
-# wakes when a prompt is due to end and every frame (20 ms) from then until it has, and
-# otherwise sleeps. Waking every 10 ms cost 1.9 % of a core per idle worker, and 0.7 % more
-# per worker with calls up than sleeping.
-ACTIVE_POLL_MS = 20
-CALL_POLL_MS = 1000  # calls up, no prompt about to end
-CLEANUP_POLL_MS = 250  # retired players/recorders waiting to be dropped
-IDLE_POLL_MS = 5000
-# RFC 5626 keep-alive: PJSIP reads and ignores it, and its poll returns.
-WAKE = b"\r\n\r\n"
+PJ_ETOOMANY = 70010  # pjlib's "too many": no call slot free in pjsua
 _CALL_ID = re.compile(r"^(?:Call-ID|i)\s*:(.*)$", re.IGNORECASE | re.MULTILINE)
 RECORDING_CLOSE_WAIT = 5.0  # seconds to wait for PJSIP to close a recording's file
 # The control plane decides within milliseconds (number lookup, then ring, answer or refuse);
@@ -78,7 +71,7 @@ class Worker:
         rtp_port: int,
         media_host: str | None = None,
         rtp_ports: int = 16,
-        idle_ms: int = IDLE_POLL_MS,
+        idle_ms: int = wakes.IDLE_POLL_MS,
     ):
         self.index = index
         self.prefix = f"w{index}.{os.getpid()}."
@@ -87,6 +80,8 @@ class Worker:
         # Filled by the reader thread, drained by the main thread (deque: thread-safe ends).
         self.commands: collections.deque[Message | None] = collections.deque()
         self.calls: dict[str, WorkerCall] = {}
+        # Calls that ended lately: a command for one of them crossed its end (see dispatch).
+        self.ended_calls = EndedCalls()
         # Conference rooms on this worker: room key -> its members (calls mixed together).
         self.rooms: dict[str, list[WorkerCall]] = {}
         # Objects PJSIP may still call back into: dropped only from the main loop, later.
@@ -95,6 +90,8 @@ class Worker:
         self.finished_recordings: list[tuple[float, str, str, str, float]] = []
         self.running = True
         self.idle_ms = idle_ms
+        # (give-up time, call, URI, op) of originates waiting for a slot pjsua has not freed
+        self.waiting_originates: list[tuple[float, WorkerCall, str, Any]] = []
         # the Buddy's address (the request's user data) -> (message id, Buddy) of MESSAGEs
         # waiting for their final answer
         self.pending_messages: dict[int, tuple[str, Any]] = {}
@@ -193,22 +190,24 @@ class Worker:
                 self.refuse_undecided()
             if self.finished_recordings:
                 self.report_recordings()
+            if self.waiting_originates:
+                self.retry_originates()
         self.shutdown()
 
     def poll_ms(self) -> int:
-        """How long the next libHandleEvents may block (see ACTIVE_POLL_MS)."""
-        if self.finished_recordings:
-            return ACTIVE_POLL_MS  # PJSIP's clock closes the files
-        if self.calls:
-            now = time.monotonic()
-            soonest = CALL_POLL_MS / 1000
-            for call in self.calls.values():
-                if call.play_ends is not None:
-                    soonest = min(soonest, call.play_ends - now)
-            return max(ACTIVE_POLL_MS, int(soonest * 1000))
-        if self.graveyard:
-            return CLEANUP_POLL_MS
-        return self.idle_ms
+        """How long the next libHandleEvents may block (see flexvoice.sip.wakes)."""
+        return wakes.wait_ms(
+            time.monotonic(),
+            calls=bool(self.calls),
+            play_ends=(call.play_ends for call in self.calls.values()),
+            closing_files=bool(self.finished_recordings),
+            retrying=bool(self.waiting_originates),
+            graveyard=bool(self.graveyard),
+            idle_ms=self.idle_ms,
+        )
+
+    def call_ended(self, call_id: str) -> None:
+        self.ended_calls.add(call_id)
 
     def wake_address(self) -> tuple[str, int]:
         """Where the reader thread sends its wake-up: our own UDP SIP transport."""
@@ -237,13 +236,13 @@ class Worker:
         for call in list(self.calls.values()):
             call.end(503, "Service Unavailable")
         for _ in range(50):
-            self.ep.libHandleEvents(POLL_MS)
+            self.ep.libHandleEvents(wakes.SHUTDOWN_POLL_MS)
             if not self.calls:
                 break
         self.calls.clear()
         self.bury(force=True)
         for _ in range(100):
-            self.ep.libHandleEvents(POLL_MS)
+            self.ep.libHandleEvents(wakes.SHUTDOWN_POLL_MS)
             self.report_recordings()
             if not self.finished_recordings:
                 break
@@ -265,22 +264,20 @@ class Worker:
                 call.end(500, "No Decision")
 
     def dispatch(self, msg: Message) -> None:
-        if msg.t == "shutdown":
-            self.running = False
-            return
         if msg.call:
             self.undecided.pop(msg.call, None)
-        if msg.t == "originate":
-            self.originate(msg)
-            return
-        if msg.t == "message":
-            self.send_message(msg)
+        if msg.t in WORKER_COMMANDS:
+            {"shutdown": self.stop, "originate": self.originate, "message": self.send_message}[
+                msg.t
+            ](msg)
             return
         call = self.calls.get(msg.call or "")
         if call is None:
-            self.emit("error", call=msg.call, cmd=msg.t, message="no such call on this worker")
+            answer = no_call_answer(msg.t, msg.call, self.ended_calls)
+            if answer is not None:
+                self.emit("error", **answer)
             return
-        handler: Callable[[Message], None] | None = getattr(call, f"cmd_{msg.t}", None)
+        handler: Callable[[Message], None] | None = getattr(call, handler_name(msg.t), None)
         if handler is None:
             self.emit("error", call=msg.call, cmd=msg.t, message="unknown command")
             return
@@ -290,6 +287,9 @@ class Worker:
             self.emit("error", call=msg.call, cmd=msg.t, message=exc.info(False))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             self.emit("error", call=msg.call, cmd=msg.t, message=str(exc))
+
+    def stop(self, msg: Message) -> None:
+        self.running = False
 
     def originate(self, msg: Message) -> None:
         call_id = msg.get("call") or self.new_call_id()
@@ -302,11 +302,23 @@ class Worker:
         if caller_id:
             prm.txOption.localUri = f"<sip:{caller_id}@{self.host}>"
         self.calls[call_id] = call
+        self.make_call(time.monotonic() + wakes.ORIGINATE_RETRY_FOR, call, str(msg.get("uri")), prm)
+
+    def make_call(self, give_up: float, call: WorkerCall, uri: str, prm: Any) -> None:
         try:
-            call.makeCall(str(msg.get("uri")), prm)
+            call.makeCall(uri, prm)
         except pj.Error as exc:
-            del self.calls[call_id]
-            self.emit("state", call=call_id, state="disconnected", code=500, reason=exc.reason)
+            if exc.status == PJ_ETOOMANY and time.monotonic() < give_up:
+                self.waiting_originates.append((give_up, call, uri, prm))
+                return
+            self.calls.pop(call.id, None)
+            self.emit("state", call=call.id, state="disconnected", code=500, reason=exc.reason)
+
+    def retry_originates(self) -> None:
+        waiting, self.waiting_originates = self.waiting_originates, []
+        for give_up, call, uri, prm in waiting:
+            if not call.ended:  # else hung up while it waited (its end is reported)
+                self.make_call(give_up, call, uri, prm)
 
     # -- SIP MESSAGE (RFC 3428), outside any call ------------------------------------------
     def send_message(self, msg: Message) -> None:
@@ -343,44 +355,6 @@ class Worker:
         msg_id, buddy = found
         self.retire(buddy)
         return msg_id
-
-
-def edge_source(proxy: str | None) -> str | None:
-    """'127.0.0.1:5060' from the edge's proxy URI 'sip:127.0.0.1:5060;lr': the address the
-    edge's requests come from (it relays to workers over UDP from its own port)."""
-    if not proxy:
-        return None
-    return proxy.removeprefix("sip:").split(";", 1)[0]
-
-
-def wav_seconds(path: str) -> float:
-    """A WAV file's length from its header (any encoding); 0 when unreadable, which makes the
-    worker watch for the prompt's end every frame from the start."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4096)
-    except OSError:
-        return 0.0
-    pos, byte_rate, data = 12, 0, 0
-    while pos + 8 <= len(head):
-        chunk, size = head[pos : pos + 4], int.from_bytes(head[pos + 4 : pos + 8], "little")
-        if chunk == b"fmt " and pos + 20 <= len(head):
-            byte_rate = int.from_bytes(head[pos + 16 : pos + 20], "little")
-        elif chunk == b"data":
-            data = size
-            break
-        pos += 8 + size + (size & 1)
-    return data / byte_rate if byte_rate and head[:4] == b"RIFF" else 0.0
-
-
-def wav_closed(path: str) -> bool:
-    """True once the WAV writer filled in the RIFF size (it is 0 while the file is open)."""
-    try:
-        with open(path, "rb") as f:
-            header = f.read(8)
-    except OSError:
-        return True  # nothing to wait for
-    return len(header) == 8 and header[4:8] != b"\0\0\0\0"
 
 
 class WorkerAccount(pj.Account):  # type: ignore[misc]
@@ -777,6 +751,7 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
         self.bridged.clear()
         self.audio = None  # owned by the pjsua2 Call: not to be touched after this
         self.worker.calls.pop(self.id, None)
+        self.worker.call_ended(self.id)
 
 
 class Recording:
@@ -815,26 +790,6 @@ class Recording:
             self.silence = None
 
 
-_silence: Path | None = None
-
-
-def silence_file() -> Path:
-    """One second of 8 kHz silence (looped while a recording is paused)."""
-    global _silence
-    if _silence is None or not _silence.exists():
-        import tempfile
-        import wave
-
-        path = Path(tempfile.gettempdir()) / f"flexvoice-silence-8k-{os.getpid()}.wav"
-        with wave.open(str(path), "wb") as out:
-            out.setnchannels(1)
-            out.setsampwidth(2)
-            out.setframerate(8000)
-            out.writeframes(b"\0\0" * 8000)
-        _silence = path
-    return _silence
-
-
 class PromptPlayer(pj.AudioMediaPlayer):  # type: ignore[misc]
     def __init__(self, call: WorkerCall, play_id: str):
         super().__init__()
@@ -845,37 +800,6 @@ class PromptPlayer(pj.AudioMediaPlayer):  # type: ignore[misc]
         # mainThreadOnly: this runs on the main thread, from libHandleEvents.
         if self.call is not None:
             self.call.player_eof(self)
-
-
-def read_commands(worker: Worker) -> None:
-    """Standard input to the command queue, then a wake-up for the main thread, which may be
-    blocked in libHandleEvents for seconds (IDLE_POLL_MS)."""
-    wake = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    wake.connect(worker.wake_address())
-
-    def wake_up() -> None:
-        with contextlib.suppress(OSError):  # the socket buffer is full: it is awake anyway
-            wake.send(WAKE)
-
-    for line in sys.stdin.buffer:
-        if not line.strip():
-            continue
-        try:
-            worker.commands.append(decode(line, COMMANDS))
-        except ProtocolError as exc:
-            print(f"worker: bad command line: {exc}", file=sys.stderr, flush=True)
-            continue
-        wake_up()
-    worker.commands.append(None)
-    wake_up()
-
-
-def _take_stdout() -> Any:
-    """Keep the real standard output for events only: PJSIP (C code) logs to fd 1 too, and a
-    stray line there would corrupt the protocol. From here on fd 1 goes to standard error."""
-    events = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
-    return events
 
 
 EVENTS_OUT: Any = None
@@ -892,13 +816,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--proxy", default=None, help="outbound proxy (the edge), e.g. sip:..;lr")
     parser.add_argument("--media-host", default=None, help="address RTP binds to (default --host)")
     parser.add_argument(
-        "--idle-ms", type=int, default=IDLE_POLL_MS, help="longest wait in PJSIP with no call"
+        "--idle-ms", type=int, default=wakes.IDLE_POLL_MS, help="longest wait in PJSIP with no call"
     )
     args = parser.parse_args(argv)
     # The control plane stops us with the "shutdown" command; signals meant for the whole
     # process group (Ctrl-C) must not kill calls before it has drained them.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    EVENTS_OUT = _take_stdout()
+    EVENTS_OUT = take_stdout()
     rtp_port = args.rtp_port or 20000 + args.index * args.rtp_ports
     try:
         worker = Worker(
@@ -914,75 +838,16 @@ def main(argv: list[str] | None = None) -> int:
     except pj.Error as exc:
         print(f"worker {args.index}: cannot start: {exc.reason}", file=sys.stderr)
         return 1
-    threading.Thread(target=read_commands, args=(worker,), daemon=True).start()
+    threading.Thread(
+        target=read_commands, args=(worker.commands.append, worker.wake_address()), daemon=True
+    ).start()
     worker.run()
     EVENTS_OUT.flush()
     # The stdin reader thread may sit in read(): leave without the interpreter's teardown.
     os._exit(0)
 
 
-def template() -> int:
-    """Fork workers on request: pjsua2 and the worker's code are imported once, here, and
-    shared copy-on-write by every worker (a fork costs milliseconds where a fresh interpreter
-    costs a fifth of a CPU-second, and the imported modules' memory is not paid per worker).
-    Nothing of PJSIP is created before the fork (libCreate runs in the child).
-
-    Standard input is a SEQPACKET socket from the pool. A request is JSON {"argv": [...],
-    "env": {...}} with three file descriptors, the worker's standard input, output and error;
-    the answer is {"pid": N}. When a worker exits, {"exit": N, "rc": code} follows. The
-    template stops when the pool closes its end."""
-    sock = socket.socket(fileno=0)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    def reap(_signum: int, _frame: Any) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            rc = os.waitstatus_to_exitcode(status)
-            with contextlib.suppress(OSError):
-                sock.send(json.dumps({"exit": pid, "rc": rc}).encode())
-
-    signal.signal(signal.SIGCHLD, reap)
-    gc.freeze()  # the collector leaves the shared objects (and their pages) alone
-    while True:
-        try:
-            data, fds, _flags, _addr = socket.recv_fds(sock, 65536, 3)
-        except OSError:
-            return 1
-        if not data:
-            return 0  # the pool is gone
-        request = json.loads(data)
-        # The exit report of a worker that dies at once must follow its pid, not precede it.
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
-        pid = os.fork()
-        if pid == 0:
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
-            sock.detach()  # fd 0 becomes the worker's standard input below
-            os.setsid()
-            for target, fd in enumerate(fds):
-                os.dup2(fd, target)
-            for fd in fds:
-                if fd > 2:
-                    os.close(fd)
-            os.environ.update(request.get("env") or {})
-            rc = 1
-            try:
-                rc = main([str(a) for a in request["argv"]])
-            finally:
-                os._exit(rc)
-        for fd in fds:
-            os.close(fd)
-        with contextlib.suppress(OSError):
-            sock.send(json.dumps({"pid": pid}).encode())
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
-
-
 if __name__ == "__main__":
     if sys.argv[1:] == ["--template"]:
-        raise SystemExit(template())
+        raise SystemExit(forkserver.serve(main))
     raise SystemExit(main())

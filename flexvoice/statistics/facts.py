@@ -210,7 +210,7 @@ def call_facts(call: CallLike, events: Sequence[dict[str, Any]]) -> CallFacts:
     # -- the outcome
     status = call.status
     cause = str(ended_data.get("cause") or "")
-    lost = cause == "worker_lost" or ended_data.get("reason") == "worker lost"
+    lost = cause in ("worker_lost", "node_lost") or ended_data.get("reason") == "worker lost"
     if not inbound:
         outcome: Outcome = _STATUS_OUTCOME.get(status, "failed")
         if outcome == "answered" and call.answered_at:

@@ -2,7 +2,6 @@
 // Outcomes (handles) come from the schema: a field whose schema says "the name of a step in
 // this flow" is an outcome, and so is each key of a mapping of such fields (menu options,
 // switch cases). A new verb thus appears on the canvas with no change here.
-import { Graph, layout } from "@dagrejs/dagre";
 
 export const STEP_REF = "the name of a step in this flow";
 export const NODE_WIDTH = 230;
@@ -160,40 +159,109 @@ export function nodeHeight(node) {
   return 74 + Math.ceil(n / 3) * 22;
 }
 
-// The edges that place the steps: a breadth-first tree from the call's start. Every other
-// edge (back to the menu, down to a shared "goodbye" step) is drawn but does not pull the
-// layout: given to dagre, each long one becomes a chain of dummy nodes, and a 200-step flow
-// whose steps all end at one hang-up step took a minute to lay out instead of milliseconds.
+// The edges that place the steps: each step hangs under one step of the row above it. Rows
+// are the longest way down from the call's start (loops back to a menu do not count), so a
+// step that many outcomes end at ("goodbye") sits below all of them, not at the top with its
+// edges crossing the whole canvas. Every other edge is drawn but does not pull the layout.
 export function treeEdges(nodes, edges) {
   const out = new Map();
   for (const e of edges) {
     if (!out.has(e.source)) out.set(e.source, []);
     out.get(e.source).push(e);
   }
-  const seen = new Set(["__start"]);
-  const queue = ["__start"];
-  const tree = [];
-  for (let i = 0; i < queue.length; i++) {
-    for (const e of out.get(queue[i]) || []) {
-      if (seen.has(e.target)) continue;
-      seen.add(e.target);
-      queue.push(e.target);
-      tree.push(e);
+  // Depth-first from the start, iteratively: an edge to a step still being walked loops back.
+  const state = new Map([["__start", 1]]);
+  const stack = [["__start", 0]];
+  const post = [];
+  const forward = [];
+  while (stack.length) {
+    const top = stack[stack.length - 1];
+    const list = out.get(top[0]) || [];
+    if (top[1] >= list.length) {
+      state.set(top[0], 2);
+      post.push(top[0]);
+      stack.pop();
+      continue;
+    }
+    const e = list[top[1]++];
+    const s = state.get(e.target);
+    if (s === 1) continue; // a loop back
+    forward.push(e);
+    if (s === undefined) {
+      state.set(e.target, 1);
+      stack.push([e.target, 0]);
     }
   }
-  return tree;
+  const isForward = new Set(forward);
+  const rank = new Map([["__start", 0]]);
+  const incoming = new Map();
+  for (const e of forward) {
+    if (!incoming.has(e.target)) incoming.set(e.target, []);
+    incoming.get(e.target).push(e);
+  }
+  const order = post.reverse(); // a topological order of the forward edges
+  for (const id of order) {
+    for (const e of out.get(id) || []) {
+      if (isForward.has(e)) rank.set(e.target, Math.max(rank.get(e.target) || 0, rank.get(id) + 1));
+    }
+  }
+  const tree = new Set();
+  for (const id of order) {
+    if (id === "__start") continue;
+    const parent = (incoming.get(id) || []).find((e) => rank.get(e.source) === rank.get(id) - 1);
+    if (parent) tree.add(parent);
+  }
+  return edges.filter((e) => tree.has(e)); // in the outcomes' order: children left to right
 }
 
+// A tidy tree (each leaf its own column, a parent centred over its children, one row per
+// depth) over the breadth-first tree above: linear in the steps. dagre laid the same tree out
+// in 240-700 ms for 200 steps on this machine (its ranking and crossing minimisation are
+// for general graphs; a tree has no crossings to minimise); this takes about a millisecond.
+const COLUMN = NODE_WIDTH + 40;
+const ROW_GAP = 70;
+
 export function applyLayout(nodes, edges) {
-  const g = new Graph();
-  g.setGraph({ rankdir: "TB", nodesep: 40, ranksep: 70 });
-  g.setDefaultEdgeLabel(() => ({}));
-  for (const n of nodes) g.setNode(n.id, { width: n.type === "start" ? 160 : NODE_WIDTH, height: nodeHeight(n) });
-  for (const e of treeEdges(nodes, edges)) g.setEdge(e.source, e.target);
-  layout(g);
+  const children = new Map();
+  for (const e of treeEdges(nodes, edges)) {
+    if (!children.has(e.source)) children.set(e.source, []);
+    children.get(e.source).push(e.target);
+  }
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const depth = new Map();
+  const x = new Map();
+  let column = 0;
+  // Steps no call reaches hang beside the tree, as their own roots.
+  const reached = new Set();
+  const roots = ["__start", ...nodes.map((n) => n.id).filter((id) => id !== "__start")];
+  for (const root of roots) {
+    if (reached.has(root) || !byId.has(root)) continue;
+    // Iterative post-order: a 2,000-step chain must not overflow the stack.
+    const stack = [[root, 0, false]];
+    while (stack.length) {
+      const [id, d, done] = stack.pop();
+      const kids = (children.get(id) || []).filter((k) => byId.has(k));
+      if (!done) {
+        reached.add(id);
+        depth.set(id, d);
+        stack.push([id, d, true]);
+        for (let i = kids.length - 1; i >= 0; i--) if (!reached.has(kids[i])) stack.push([kids[i], d + 1, false]);
+        continue;
+      }
+      const placed = kids.filter((k) => x.has(k) && depth.get(k) === d + 1);
+      x.set(id, placed.length ? (x.get(placed[0]) + x.get(placed[placed.length - 1])) / 2 : column++);
+    }
+  }
+  const rowHeight = [];
+  for (const n of nodes) {
+    const d = depth.get(n.id) || 0;
+    rowHeight[d] = Math.max(rowHeight[d] || 0, nodeHeight(n));
+  }
+  const rowY = [0];
+  for (let d = 1; d < rowHeight.length; d++) rowY[d] = rowY[d - 1] + (rowHeight[d - 1] || 0) + ROW_GAP;
   return nodes.map((n) => {
-    const p = g.node(n.id);
     const w = n.type === "start" ? 160 : NODE_WIDTH;
-    return { ...n, position: { x: p.x - w / 2, y: p.y - nodeHeight(n) / 2 } };
+    const d = depth.get(n.id) || 0;
+    return { ...n, position: { x: x.get(n.id) * COLUMN + (NODE_WIDTH - w) / 2, y: rowY[d] } };
   });
 }

@@ -1,412 +1,19 @@
 // The FlexVoice call flow designer: one page, talking to /designer/api on the node.
 import React, { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { createRoot } from "react-dom/client";
-import { ReactFlow, ReactFlowProvider, Background, Controls, Handle, Position, useReactFlow } from "@xyflow/react";
+import { ReactFlow, ReactFlowProvider, Background, Controls, useReactFlow } from "@xyflow/react";
 import "@xyflow/react/dist/style.css";
 import "./designer.css";
 import { StatisticsView } from "./statistics/StatisticsView.jsx";
-import { buildGraph, applyLayout, nodeHeight, verbDefs, isRef, isRefMap, isRefList, resolve, summary, outcomeWords, NODE_WIDTH } from "./graph.js";
-
-// ---- talking to the node ---------------------------------------------------------------------
-
-let CSRF = "";
-
-class ApiError extends Error {
-  constructor(status, doc) {
-    super((doc && doc.detail) || `the node answered ${status}`);
-    this.status = status;
-    this.doc = doc || {};
-  }
-}
-
-async function api(path, { method = "GET", body, etag } = {}) {
-  const headers = { Accept: "application/json" };
-  if (method !== "GET") {
-    headers["Content-Type"] = "application/json";
-    headers["X-CSRF-Token"] = CSRF;
-  }
-  if (etag) headers["If-Match"] = `"${etag}"`;
-  const r = await fetch(`/designer/api${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: "same-origin" });
-  if (r.status === 401) {
-    window.location.href = "/designer/login";
-    throw new ApiError(401, { detail: "logged out" });
-  }
-  const doc = await r.json().catch(() => null);
-  if (!r.ok) throw new ApiError(r.status, doc);
-  return doc;
-}
-
-const VERB_WORDS = {
-  answer: "Answer the call", play: "Play a message", menu: "Menu (press a key)", gather: "Collect digits",
-  dial: "Ring phones", queue: "Wait in a queue", hours: "Opening hours", switch: "Choose by value",
-  record: "Voicemail / record", redirect: "Forward elsewhere", goto: "Go to a step", hangup: "Hang up",
-  set: "Set a variable", webhook: "Ask your system (webhook)",
-};
-
-// ---- canvas nodes ----------------------------------------------------------------------------
-
-function StepNode({ data, selected }) {
-  const errors = data.problems.filter((p) => p.severity === "error");
-  const warnings = data.problems.filter((p) => p.severity !== "error");
-  const cls = ["step", `verb-${data.verb}`, selected ? "selected" : "", data.dim ? "dim" : "", data.match ? "match" : "", data.lit ? "lit" : ""].join(" ");
-  return (
-    <div className={cls} data-step={data.name} style={{ width: NODE_WIDTH }}>
-      <Handle type="target" position={Position.Top} />
-      <div className="step-head">
-        <span className="step-name">{data.name}</span>
-        <span className="verb">{data.verb}</span>
-        {errors.length > 0 && (
-          <span className="badge error" title={errors.map((p) => p.message).join("\n")} data-badge="error">{errors.length}</span>
-        )}
-        {warnings.length > 0 && errors.length === 0 && (
-          <span className="badge warning" title={warnings.map((p) => p.message).join("\n")} data-badge="warning">!</span>
-        )}
-        {data.lit && <span className="lit-order">{data.lit}</span>}
-      </div>
-      <div className="step-words">{VERB_WORDS[data.verb] || data.verb}</div>
-      {summary(data.body).map((line) => (
-        <div className="step-field" key={line}>{line}</div>
-      ))}
-      <div className="outcomes">
-        {data.slots.map((slot) => (
-          // The outcome's chip is its handle: a large target to drag from.
-          <Handle key={slot.id} type="source" position={Position.Bottom} id={slot.id}
-            className={`outcome-handle ${slot.target ? "set" : ""}`} data-handle={slot.path.join(".")}
-            title={slot.target ? `${slot.label}: goes to ${slot.target} (drag to change)` : `${slot.label}: drag to a step`}>
-            {slot.label}
-          </Handle>
-        ))}
-      </div>
-    </div>
-  );
-}
-
-function StartNode({ data }) {
-  return (
-    <div className="start-node">
-      {data.label}
-      <Handle type="source" position={Position.Bottom} />
-    </div>
-  );
-}
-
-const NODE_TYPES = { step: StepNode, start: StartNode };
-
-// ---- forms generated from the schema ---------------------------------------------------------
-
-function kindOf(schema, ps) {
-  const node = resolve(schema, ps);
-  if (isRef(schema, node)) return "ref";
-  if (isRefMap(schema, node)) return "refmap";
-  if (isRefList(schema, node)) return "list";
-  const options = node.anyOf ? node.anyOf.map((o) => resolve(schema, o)).filter((o) => o.type !== "null") : [node];
-  const types = options.map((o) => o.type);
-  if (options.length === 1) {
-    const o = options[0];
-    if (o.enum) return "enum";
-    if (o.type === "boolean") return "bool";
-    if (o.type === "integer" || o.type === "number") return "number";
-    if (o.type === "string") return "text";
-    if (o.type === "array" && o.items && ["string", "integer"].includes(resolve(schema, o.items).type)) return resolve(schema, o.items).type === "integer" ? "intlist" : "list";
-  }
-  if (types.every((t) => t === "string" || t === "array")) return "textlist"; // prompt names
-  return "json";
-}
-
-function fieldText(value, kind) {
-  if (value === undefined || value === null) return "";
-  if (Array.isArray(value)) return value.join(", ");
-  if (kind === "json" || typeof value === "object") return JSON.stringify(value);
-  return String(value);
-}
-
-function parseField(text, kind) {
-  const t = text.trim();
-  if (t === "") return null;
-  if (kind === "number") return Number(t);
-  if (kind === "list") return t.split(",").map((x) => x.trim()).filter(Boolean);
-  if (kind === "intlist") return t.split(",").map((x) => Number(x.trim())).filter((x) => !Number.isNaN(x));
-  if (kind === "textlist") {
-    const items = t.split(",").map((x) => x.trim()).filter(Boolean);
-    return items.length === 1 ? items[0] : items;
-  }
-  if (kind === "json") return JSON.parse(t);
-  return t;
-}
-
-function rank(schema, prop, ps) {
-  if (prop === "on_error") return 3;
-  return isRef(schema, ps) || isRefMap(schema, ps) || isRefList(schema, ps) ? 2 : 1;
-}
-
-function TextField({ id, value, kind, onCommit, invalid }) {
-  const [text, setText] = useState(fieldText(value, kind));
-  useEffect(() => setText(fieldText(value, kind)), [JSON.stringify(value)]);
-  const commit = () => {
-    if (text === fieldText(value, kind)) return;
-    try {
-      onCommit(parseField(text, kind));
-    } catch (e) {
-      alert(`This is not valid: ${e.message}`);
-    }
-  };
-  return (
-    <input id={id} value={text} aria-invalid={invalid ? "true" : "false"} onChange={(e) => setText(e.target.value)} onBlur={commit}
-      onKeyDown={(e) => { if (e.key === "Enter") { e.preventDefault(); commit(); } }} />
-  );
-}
-
-function StepForm({ schema, defs, step, stepNames, problems, canEdit, edit, onClose }) {
-  const def = defs[step.verb] || { properties: {} };
-  const [newName, setNewName] = useState(step.name);
-  const [newKey, setNewKey] = useState("");
-  useEffect(() => setNewName(step.name), [step.name]);
-  const set = (path, value) => edit([{ op: "set", step: step.name, path, value }], `change ${step.name}.${path.join(".")}`);
-  // Fields first, then the outcomes ("what happens next"), "if it fails" last.
-  const all = def.properties || {};
-  const order = Object.keys(all).sort((a, b) => rank(schema, a, all[a]) - rank(schema, b, all[b]));
-  const props = Object.fromEntries(order.map((k) => [k, all[k]]));
-  const required = new Set(def.required || []);
-  const stepProblems = problems.filter((p) => p.step === step.name);
-  return (
-    <div className="form" aria-label={`step ${step.name}`}>
-      <div className="form-head">
-        <h2>{step.name} <span className="verb">{step.verb}</span></h2>
-        <button onClick={onClose} aria-label="close the step form">x</button>
-      </div>
-      <p className="help">{VERB_WORDS[step.verb]}{def.description ? `: ${def.description}` : ""}</p>
-      {stepProblems.filter((p) => !p.field).map((p, i) => (
-        <div key={i} className={`problem ${p.severity}`} role="alert">{p.message}</div>
-      ))}
-      <label htmlFor="f-name">Step name</label>
-      <div className="row">
-        <input id="f-name" value={newName} disabled={!canEdit} onChange={(e) => setNewName(e.target.value)}
-          onKeyDown={(e) => { if (e.key === "Enter" && newName !== step.name) edit([{ op: "rename_step", step: step.name, to: newName }], `rename ${step.name}`); }} />
-        <button disabled={!canEdit || newName === step.name} onClick={() => edit([{ op: "rename_step", step: step.name, to: newName }], `rename ${step.name}`)}>Rename</button>
-      </div>
-      <fieldset disabled={!canEdit}>
-        {Object.entries(props).map(([prop, ps]) => {
-          const kind = kindOf(schema, ps);
-          const r = resolve(schema, ps);
-          const id = `f-${prop}`;
-          const value = step.body[prop];
-          const fieldProblems = stepProblems.filter((p) => p.field === prop);
-          const words = kind === "ref" ? `Next when ${outcomeWords(prop)}` : r.title || prop;
-          const title = (prop === "then" ? "Next step" : prop === "on_error" ? "If this step fails" : words) + (required.has(prop) ? " *" : "");
-          let input;
-          if (kind === "ref") {
-            input = (
-              <select id={id} value={value || ""} onChange={(e) => set([prop], e.target.value || null)}>
-                <option value="">{prop === "on_error" ? "(apologise and end the call)" : "(not set: end the call)"}</option>
-                {stepNames.map((n) => <option key={n} value={n}>{n}</option>)}
-                {value && !stepNames.includes(value) && <option value={value}>{value} (missing)</option>}
-              </select>
-            );
-          } else if (kind === "refmap") {
-            const map = value && typeof value === "object" ? value : {};
-            input = (
-              <div className="refmap" id={id}>
-                {Object.entries(map).map(([key, target]) => (
-                  <div className="row" key={key}>
-                    <span className="key">{key}</span>
-                    <select aria-label={`${prop} ${key}`} value={target || ""} onChange={(e) => set([prop, key], e.target.value || null)}>
-                      <option value="">(remove)</option>
-                      {stepNames.map((n) => <option key={n} value={n}>{n}</option>)}
-                      {target && !stepNames.includes(target) && <option value={target}>{target} (missing)</option>}
-                    </select>
-                  </div>
-                ))}
-                <div className="row">
-                  <input aria-label={`new ${prop} key`} placeholder={prop === "options" ? "key, e.g. 3" : "value"} value={newKey} onChange={(e) => setNewKey(e.target.value)} />
-                  <button disabled={!newKey || !stepNames.length} onClick={() => { set([prop, newKey], stepNames[0]); setNewKey(""); }}>Add</button>
-                </div>
-              </div>
-            );
-          } else if (kind === "enum") {
-            input = (
-              <select id={id} value={value ?? ""} onChange={(e) => set([prop], e.target.value || null)}>
-                <option value="">(default{r.default !== undefined ? `: ${r.default}` : ""})</option>
-                {r.enum.map((v) => <option key={v} value={v}>{v}</option>)}
-              </select>
-            );
-          } else if (kind === "bool") {
-            input = <input id={id} type="checkbox" checked={!!value} onChange={(e) => set([prop], e.target.checked)} />;
-          } else {
-            input = <TextField id={id} value={value} kind={kind} invalid={fieldProblems.length > 0} onCommit={(v) => set([prop], v)} />;
-          }
-          const placeholder = r.examples ? `e.g. ${r.examples.join(", ")}` : "";
-          return (
-            <div className={`field ${fieldProblems.length ? "has-problem" : ""}`} key={prop} data-field={prop}>
-              <label htmlFor={id}>{title}</label>
-              {input}
-              {(r.description || placeholder) && <div className="help">{r.description || ""} {placeholder}</div>}
-              {fieldProblems.map((p, i) => <div key={i} className={`problem ${p.severity}`} role="alert">{p.message}</div>)}
-            </div>
-          );
-        })}
-      </fieldset>
-      {canEdit && (
-        <button className="danger" onClick={() => { if (confirm(`Delete step ${step.name}? Outcomes going to it are removed.`)) edit([{ op: "delete_step", step: step.name }], `delete ${step.name}`); }}>
-          Delete this step
-        </button>
-      )}
-    </div>
-  );
-}
-
-// ---- side panels -----------------------------------------------------------------------------
-
-function Problems({ problems, onPick }) {
-  if (!problems.length) return <p className="ok">No problems: this flow is ready to publish.</p>;
-  return (
-    <ul className="problems" aria-label="problems">
-      {problems.map((p, i) => (
-        <li key={i}>
-          <button className={`problem-item ${p.severity}`} onClick={() => onPick(p)}>
-            <span className="sev">{p.severity === "error" ? "Error" : "Warning"}</span>
-            {p.step ? <b> {p.step}</b> : null} line {p.line}: {p.message}
-          </button>
-        </li>
-      ))}
-    </ul>
-  );
-}
-
-function Diff({ text }) {
-  if (!text) return <p className="ok">No changes: the draft is what is published.</p>;
-  return (
-    <pre className="diff" aria-label="changes to publish">
-      {text.split("\n").map((line, i) => (
-        <div key={i} className={line.startsWith("+") && !line.startsWith("+++") ? "add" : line.startsWith("-") && !line.startsWith("---") ? "del" : ""}>{line || " "}</div>
-      ))}
-    </pre>
-  );
-}
-
-function Changes({ state, canEdit, edit }) {
-  const [text, setText] = useState(state.text);
-  useEffect(() => setText(state.text), [state.text]);
-  const ch = state.step_changes || { added: [], removed: [], changed: [] };
-  return (
-    <div>
-      <h3>What publishing will change</h3>
-      <p className="help">
-        Steps added: {ch.added.join(", ") || "none"}; removed: {ch.removed.join(", ") || "none"}; changed: {ch.changed.join(", ") || "none"}.
-      </p>
-      <Diff text={state.diff} />
-      <h3>The flow as YAML ({state.file})</h3>
-      <textarea className="yaml" aria-label="flow YAML" value={text} readOnly={!canEdit} spellCheck={false} onChange={(e) => setText(e.target.value)} rows={18} />
-      {canEdit && <button disabled={text === state.text} onClick={() => edit([{ op: "replace", text }], "edit the YAML")}>Apply the YAML text</button>}
-    </div>
-  );
-}
-
-function sundayAt11() {
-  const d = new Date();
-  d.setDate(d.getDate() + ((7 - d.getDay()) % 7 || 7));
-  d.setHours(11, 0, 0, 0);
-  return d;
-}
-function weekdayAt10() {
-  const d = new Date();
-  do d.setDate(d.getDate() + 1); while (d.getDay() === 0 || d.getDay() === 6);
-  d.setHours(10, 0, 0, 0);
-  return d;
-}
-function localIso(d) {
-  const pad = (n) => String(n).padStart(2, "0");
-  const off = -d.getTimezoneOffset();
-  const sign = off >= 0 ? "+" : "-";
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:00${sign}${pad(Math.floor(Math.abs(off) / 60))}:${pad(Math.abs(off) % 60)}`;
-}
-
-function Simulate({ flow, onResult }) {
-  const [at, setAt] = useState(localIso(new Date()));
-  const [caller, setCaller] = useState("+32470000000");
-  const [digits, setDigits] = useState("");
-  const [dial, setDial] = useState("");
-  const [webhook, setWebhook] = useState("");
-  const [result, setResult] = useState(null);
-  const [error, setError] = useState("");
-  const run = async () => {
-    setError("");
-    try {
-      const body = { at, caller, digits: digits ? digits.split(",").map((d) => d.trim()) : [], dial: dial ? dial.split(",").map((d) => d.trim()) : [] };
-      if (webhook.trim()) body.webhook_answer = JSON.parse(webhook);
-      const r = await api(`/flows/${flow}/simulate`, { method: "POST", body });
-      setResult(r);
-      onResult(r);
-    } catch (e) {
-      setResult(null);
-      onResult(null);
-      setError(e.message);
-    }
-  };
-  return (
-    <div className="simulate">
-      <p className="help">Try the flow without a phone: say when someone calls and what they do. The steps taken light up on the canvas.</p>
-      <label htmlFor="sim-at">When the call happens</label>
-      <input id="sim-at" value={at} onChange={(e) => setAt(e.target.value)} />
-      <div className="row">
-        <button onClick={() => setAt(localIso(new Date()))}>Now</button>
-        <button onClick={() => setAt(localIso(weekdayAt10()))}>Weekday 10:00</button>
-        <button onClick={() => setAt(localIso(sundayAt11()))}>Sunday 11:00</button>
-      </div>
-      <label htmlFor="sim-caller">Caller's number</label>
-      <input id="sim-caller" value={caller} onChange={(e) => setCaller(e.target.value)} />
-      <label htmlFor="sim-digits">Keys the caller presses (one entry per question, comma between)</label>
-      <input id="sim-digits" placeholder="e.g. 1 or 2,1" value={digits} onChange={(e) => setDigits(e.target.value)} />
-      <label htmlFor="sim-dial">How each phone rung answers (answered, busy, no-answer, failed)</label>
-      <input id="sim-dial" placeholder="e.g. busy,no-answer" value={dial} onChange={(e) => setDial(e.target.value)} />
-      <label htmlFor="sim-webhook">Your system's answer to webhooks (JSON, optional)</label>
-      <input id="sim-webhook" value={webhook} onChange={(e) => setWebhook(e.target.value)} />
-      <button className="primary" onClick={run}>Simulate a call</button>
-      {error && <div className="problem error" role="alert">{error}</div>}
-      {result && (
-        <div className="trace" aria-label="simulation">
-          <p><b>The call ended:</b> {result.ended}{result.failed ? " (a step failed)" : ""}</p>
-          <ul>
-            {result.trace.map((t, i) => (
-              <li key={i} className={`t-${t.kind}`}>
-                <span className="t">{t.at}</span>{" "}
-                {t.kind === "step" ? <><span className="n">{result.trace.slice(0, i + 1).filter((x) => x.kind === "step").length}</span> <b>{t.step}</b> ({t.verb}) because {t.why}</> : t.kind === "failed" ? <><b>{t.step} failed:</b> {t.why}</> : <span className="action">{t.text}</span>}
-              </li>
-            ))}
-          </ul>
-        </div>
-      )}
-    </div>
-  );
-}
-
-function History({ flow, etag, canEdit, onRestored }) {
-  const [items, setItems] = useState(null);
-  const [shown, setShown] = useState(null);
-  useEffect(() => { api(`/flows/${flow}/revisions`).then((r) => setItems(r.revisions)); }, [flow, etag]);
-  if (!items) return <p>Loading...</p>;
-  if (!items.length) return <p className="help">No revisions yet: the first publication starts the history.</p>;
-  return (
-    <div>
-      <ul className="revisions">
-        {items.map((r) => (
-          <li key={r.id}>
-            <button onClick={() => api(`/flows/${flow}/revisions/${r.id}`).then(setShown)}>
-              #{r.id} {r.created_at.replace("T", " ").slice(0, 16)} {r.author}: {r.message}
-            </button>
-          </li>
-        ))}
-      </ul>
-      {shown && (
-        <div>
-          <h3>Revision {shown.id} compared with what is published</h3>
-          <p className="help">Steps added since: {shown.step_changes.added.join(", ") || "none"}; removed since: {shown.step_changes.removed.join(", ") || "none"}; changed: {shown.step_changes.changed.join(", ") || "none"}</p>
-          <Diff text={shown.diff} />
-          {canEdit && <button onClick={() => onRestored(shown.id)}>Restore revision {shown.id}</button>}
-        </div>
-      )}
-    </div>
-  );
-}
+import { buildGraph, applyLayout, nodeHeight, verbDefs, NODE_WIDTH } from "./graph.js";
+import { api, setCsrf } from "./api.js";
+import { NODE_TYPES } from "./canvas.jsx";
+import { NoteActions, useNotes, noteNodes } from "./notes.jsx";
+import { useClipboard } from "./clipboard.js";
+import { StepForm } from "./stepform.jsx";
+import { NewFlow, AddStep } from "./dialogs.jsx";
+import { People } from "./people.jsx";
+import { Problems, Diff, Changes, Simulate, History, Prompts, CallMe, TestCallers } from "./panels.jsx";
 
 // ---- the editor for one flow -----------------------------------------------------------------
 
@@ -422,6 +29,9 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
   const [message, setMessage] = useState("");
   const [adding, setAdding] = useState(false);
   const [busy, setBusy] = useState(false);
+  const [notice, setNotice] = useState("");
+  const [creating, setCreating] = useState(false);
+  const notes = useNotes(flowName, me.can_edit, setError);
   const undo = useRef([]);
   const redo = useRef([]);
   const stateRef = useRef(null);
@@ -522,12 +132,50 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
     return new Set(state.steps.map((s) => [score(s), s.name]).filter(([n]) => n < 9).sort((a, b) => a[0] - b[0]).map(([, name]) => name));
   }, [q, state]);
 
-  const nodes = useMemo(() => graph.nodes.map((n) => n.type !== "step" ? n : {
+  // A node or edge that did not change keeps its object: React Flow then leaves it alone, and
+  // an edit redraws the step it changed, not every step in view.
+  const kept = useRef(new Map());
+  const stable = (item) => {
+    const sig = JSON.stringify(item);
+    const old = kept.current.get(item.id);
+    if (old && old.sig === sig) return old.item;
+    kept.current.set(item.id, { sig, item });
+    return item;
+  };
+  const nodes = useMemo(() => graph.nodes.map((n) => stable(n.type !== "step" ? n : {
     ...n,
     selected: n.id === selected,
     data: { ...n.data, dim: q ? !matches.has(n.id) : false, match: q ? matches.has(n.id) : false, lit: lit[n.id] },
-  }), [graph, selected, q, matches, lit]);
-  const edges = useMemo(() => graph.edges.map((e) => ({ ...e, animated: !!(lit[e.source] && lit[e.target]), className: lit[e.source] && lit[e.target] ? "lit" : "" })), [graph, lit]);
+  })).concat(noteNodes(notes.notes, graph.nodes, me.can_edit).map(stable)), [graph, selected, q, matches, lit, notes.notes]);
+  // Only the edges that touch a step in view (or near it) are drawn. React Flow's own culling
+  // keeps every edge whose box crosses the view, and in a big flow the outcomes that all go
+  // to one last step cross it from everywhere: 119 labelled edges drawn (each label measured
+  // with getBBox) for 14 steps in view, most of the time of opening a 200-step flow.
+  const canvasRef = useRef(null);
+  const [near, setNear] = useState(null); // ids of the steps in or near the view; null: all
+  const nearKey = useRef("");
+  // The canvas's size, kept by an observer: reading clientWidth while React Flow moves the
+  // view forces a layout of the whole page on every frame.
+  const canvasSize = useRef({ width: 1200, height: 800 });
+  useEffect(() => {
+    const box = canvasRef.current;
+    if (!box) return undefined;
+    canvasSize.current = { width: box.clientWidth, height: box.clientHeight };
+    const observer = new ResizeObserver(([entry]) => { canvasSize.current = { width: entry.contentRect.width, height: entry.contentRect.height }; });
+    observer.observe(box);
+    return () => observer.disconnect();
+  }, [state !== null]);
+  const updateNear = useCallback((vp) => {
+    if (graph.nodes.length <= 60) { if (nearKey.current !== "") { nearKey.current = ""; setNear(null); } return; }
+    const w = canvasSize.current.width / vp.zoom, h = canvasSize.current.height / vp.zoom;
+    const left = -vp.x / vp.zoom - w / 2, top = -vp.y / vp.zoom - h / 2;
+    const ids = graph.nodes.filter((n) => n.position.x + NODE_WIDTH >= left && n.position.x <= left + 2 * w && n.position.y + nodeHeight(n) >= top && n.position.y <= top + 2 * h).map((n) => n.id);
+    const key = ids.join("|");
+    if (key !== nearKey.current) { nearKey.current = key; setNear(new Set(ids)); }
+  }, [graph]);
+  const edges = useMemo(() => graph.edges
+    .filter((e) => !near || near.has(e.source) || near.has(e.target))
+    .map((e) => stable({ ...e, animated: !!(lit[e.source] && lit[e.target]), className: lit[e.source] && lit[e.target] ? "lit" : "" })), [graph, lit, near]);
 
   // A flow that fits readably is shown whole; a big one opens on its first steps (search,
   // scroll and "Fit to screen" reach the rest).
@@ -535,10 +183,16 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
     const whole = graph.nodes.length <= 30;
     const first = whole ? undefined : graph.nodes.slice().sort((a, b) => a.position.y - b.position.y).slice(0, 12).map((n) => ({ id: n.id }));
     flow.fitView({ padding: 0.1, nodes: first, minZoom: whole ? 0.2 : 0.5 });
-  }, [graph, flow]);
+    updateNear(flow.getViewport());
+  }, [graph, flow, updateNear]);
   useEffect(() => {
     if (state) requestAnimationFrame(() => { fitStart(); window.__designer = { ...(window.__designer || {}), laidOutAt: performance.now(), nodes: graph.nodes.length }; });
   }, [state && state.name, graph.nodes.length]);
+
+  const addNote = () => {
+    const vp = flow.getViewport();
+    notes.add(selected, { x: (40 - vp.x) / vp.zoom, y: (40 - vp.y) / vp.zoom });
+  };
 
   const focusStep = (name) => {
     setSelected(name);
@@ -567,16 +221,22 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
     if (ops.length && me.can_edit) edit(ops, "delete steps");
   };
 
+  const selectedRef = useRef(null);
+  selectedRef.current = selected;
+  const { copyStep, pasteSteps } = useClipboard({ flowName, stateRef, selectedRef, edit, setNotice, setSelected, setTab });
+
   useEffect(() => {
     const onKey = (e) => {
       const typing = ["INPUT", "TEXTAREA"].includes(document.activeElement?.tagName);
       if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "z" && !typing) { e.preventDefault(); e.shiftKey ? doRedo() : doUndo(); }
       else if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "y" && !typing) { e.preventDefault(); doRedo(); }
       else if (e.key === "/" && !typing) { e.preventDefault(); searchRef.current?.focus(); }
+      else if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "c" && !typing && selectedRef.current) { e.preventDefault(); copyStep(); }
+      else if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "v" && !typing && me.can_edit) { e.preventDefault(); pasteSteps(); }
     };
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
-  }, [doUndo, doRedo]);
+  }, [doUndo, doRedo, copyStep, pasteSteps]);
 
   const showSimulation = (r) => {
     setLit({});
@@ -604,7 +264,6 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
       else setError(`Publishing refused: ${e.message}`);
     }
   };
-  const [notice, setNotice] = useState("");
   useEffect(() => { if (notice) { const t = setTimeout(() => setNotice(""), 6000); return () => clearTimeout(t); } }, [notice]);
 
   const restore = async (id) => {
@@ -638,6 +297,10 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
         <button onClick={doUndo} disabled={!me.can_edit || busy} title="Undo (Ctrl+Z)">Undo</button>
         <button onClick={doRedo} disabled={!me.can_edit || busy} title="Redo (Ctrl+Y)">Redo</button>
         <button onClick={() => setAdding(true)} disabled={!me.can_edit}>Add step</button>
+        <button onClick={copyStep} disabled={!selected} title="Copy the selected step (Ctrl+C)">Copy</button>
+        <button onClick={pasteSteps} disabled={!me.can_edit} title="Paste copied steps, from this flow or another (Ctrl+V)">Paste</button>
+        <button onClick={() => setCreating(true)} disabled={!me.can_edit}>New flow</button>
+        <button onClick={addNote} disabled={!me.can_edit} title="A sticky note beside the selected step (or on the canvas): for people, never part of the flow">Add note</button>
         <button onClick={() => flow.fitView({ padding: 0.1 })}>Fit to screen</button>
         <span className={`status ${errors ? "bad" : "good"}`} aria-live="polite" data-errors={errors}>
           {errors ? `${errors} error${errors > 1 ? "s" : ""} to fix` : "No errors"}{warnings ? `, ${warnings} warning${warnings > 1 ? "s" : ""}` : ""}
@@ -648,7 +311,8 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
       {error && <div className="problem error banner" role="alert">{error} <button onClick={() => setError("")}>dismiss</button></div>}
       {notice && <div className="notice" role="status">{notice}</div>}
       <div className="workspace">
-        <div className="canvas" aria-label="flow canvas">
+        <div className="canvas" aria-label="flow canvas" ref={canvasRef}>
+          <NoteActions.Provider value={notes}>
           <ReactFlow
             nodes={nodes}
             edges={edges}
@@ -662,15 +326,18 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
             nodesConnectable={me.can_edit}
             deleteKeyCode={me.can_edit ? ["Delete", "Backspace"] : null}
             minZoom={0.05}
+            onlyRenderVisibleElements
+            onMove={(_, vp) => updateNear(vp)}
             proOptions={{ hideAttribution: true }}
           >
             <Background gap={20} />
             <Controls showInteractive={false} />
           </ReactFlow>
+          </NoteActions.Provider>
         </div>
         <aside className="side">
           <div className="tabs" role="tablist">
-            {[["step", "Step"], ["problems", `Problems (${state.problems.length})`], ["try", "Try it"], ["changes", "Changes & YAML"], ["history", "History"]].map(([id, label]) => (
+            {[["step", "Step"], ["problems", `Problems (${state.problems.length})`], ["try", "Try it"], ["prompts", "Prompts"], ["changes", "Changes & YAML"], ["history", "History"]].map(([id, label]) => (
               <button key={id} role="tab" aria-selected={tab === id} className={tab === id ? "active" : ""} onClick={() => setTab(id)}>{label}</button>
             ))}
           </div>
@@ -687,12 +354,14 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
               </div>
             ))}
             {tab === "problems" && <Problems problems={state.problems} onPick={(p) => { if (p.step) { focusStep(p.step); setTab("step"); } else setTab("changes"); }} />}
-            {tab === "try" && <Simulate flow={flowName} onResult={showSimulation} />}
+            {tab === "try" && <><Simulate flow={flowName} onResult={showSimulation} /><CallMe flow={flowName} canEdit={me.can_edit} /><TestCallers flow={flowName} canEdit={me.can_edit} /></>}
+            {tab === "prompts" && <Prompts canEdit={me.can_edit} onUploaded={() => load().catch(() => {})} />}
             {tab === "changes" && <Changes state={state} canEdit={me.can_edit} edit={edit} />}
             {tab === "history" && <History flow={flowName} etag={state.published_etag} canEdit={me.can_edit} onRestored={restore} />}
           </div>
         </aside>
       </div>
+      {creating && <NewFlow onCancel={() => setCreating(false)} onCreated={(name) => { setCreating(false); reloadFlows().then(() => setFlowName(name)); }} />}
       {adding && <AddStep defs={defs} stepNames={stepNames} onCancel={() => setAdding(false)} onAdd={(name, verb) => { setAdding(false); edit([{ op: "add_step", step: name, verb, body: {} }], `add ${name}`).then(() => { setSelected(name); setTab("step"); }); }} />}
       {publishing && (
         <div className="modal" role="dialog" aria-modal="true" aria-label="publish">
@@ -733,31 +402,6 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
   );
 }
 
-function AddStep({ defs, stepNames, onCancel, onAdd }) {
-  const [verb, setVerb] = useState("play");
-  const [name, setName] = useState("");
-  const taken = stepNames.includes(name);
-  return (
-    <div className="modal" role="dialog" aria-modal="true" aria-label="add a step">
-      <div className="modal-box">
-        <h2>Add a step</h2>
-        <label htmlFor="add-verb">What should happen</label>
-        <select id="add-verb" value={verb} onChange={(e) => setVerb(e.target.value)} autoFocus>
-          {Object.keys(defs).map((v) => <option key={v} value={v}>{VERB_WORDS[v] || v} ({v})</option>)}
-        </select>
-        <label htmlFor="add-name">Step name (letters, digits, _ and -)</label>
-        <input id="add-name" value={name} onChange={(e) => setName(e.target.value.replace(/\s+/g, "_"))}
-          onKeyDown={(e) => { if (e.key === "Enter" && name && !taken) onAdd(name, verb); if (e.key === "Escape") onCancel(); }} />
-        {taken && <p className="problem error">A step with this name exists.</p>}
-        <div className="row">
-          <button className="primary" disabled={!name || taken} onClick={() => onAdd(name, verb)}>Add</button>
-          <button onClick={onCancel}>Cancel</button>
-        </div>
-      </div>
-    </div>
-  );
-}
-
 // ---- the page --------------------------------------------------------------------------------
 
 function App() {
@@ -780,7 +424,7 @@ function App() {
   useEffect(() => {
     (async () => {
       const m = await api("/me");
-      CSRF = m.csrf;
+      setCsrf(m.csrf);
       setMe(m);
       setSchema(await api("/schema"));
       const r = await api("/flows");
@@ -790,6 +434,7 @@ function App() {
     })().catch((e) => setError(e.message));
   }, []);
   const defs = useMemo(() => (schema ? verbDefs(schema) : {}), [schema]);
+  const [people, setPeople] = useState(false);
   if (error) return <div className="problem error" role="alert">{error}</div>;
   if (!me || !schema) return <p className="loading">Loading the designer...</p>;
   return (
@@ -803,8 +448,10 @@ function App() {
           </nav>
         )}
         <span className="who">{me.email} ({me.role}, account {me.account}){me.can_edit ? "" : " · read only"}</span>
+        {me.role === "administrator" && <button onClick={() => setPeople(true)}>People</button>}
         <form method="post" action="/designer/logout"><button type="submit">Log out</button></form>
       </header>
+      {people && <People onClose={() => setPeople(false)} />}
       {view === "statistics" && me.can_read_statistics ? (
         <StatisticsView flows={flows} />
       ) : flowName ? (

@@ -93,7 +93,9 @@ class CallListQuery(Query):
     limit: int = Field(100, ge=1, le=1000)
 
 
-EndedByName = Literal["caller", "callee", "api", "flow", "worker_lost", "node_shutdown"]
+EndedByName = Literal[
+    "caller", "callee", "api", "flow", "worker_lost", "node_shutdown", "node_lost"
+]
 
 
 class CallLegSummary(Resource):

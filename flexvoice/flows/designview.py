@@ -1,0 +1,90 @@
+"""What the designer's page shows for a flow, computed in one go off the event loop: the
+document as plain values, each step with its verb, the validator's problems put on their step
+and field, and what publishing would change (a text diff and the steps added, removed and
+changed). No I/O; cached by text, so an edit's "before" is the last answer's "after"."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+from flexvoice.errors import ProblemList
+from flexvoice.flows import revisions
+from flexvoice.flows.steprefs import plain, steps_view
+from flexvoice.flows.validate import MAX_FLOW_BYTES, validate_text
+from flexvoice.flows.yamllines import field_on, step_lines_of
+from flexvoice.yamlsrc import parse_yaml
+
+
+def plain_load(text: str) -> dict[str, Any]:
+    """A published or old text as plain values, read as the validator reads a draft (so that
+    the two compare), for diffs ({} when it is not a YAML mapping)."""
+    try:
+        doc = plain(parse_yaml(text, "flow", max_bytes=MAX_FLOW_BYTES).data)
+    except ProblemList:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _steps_of(doc: Any) -> dict[str, Any]:
+    steps = doc.get("steps") if isinstance(doc, dict) else None
+    return steps if isinstance(steps, dict) else {}
+
+
+@functools.lru_cache(maxsize=32)
+def checked(
+    text: str, source: str, prompts_dir: Path, stamp: tuple[int, ...]
+) -> tuple[Any, list[dict[str, Any]], list[dict[str, Any]]]:
+    """(document or None, steps, problems); `stamp` tells when prompt files changed."""
+    res = validate_text(text, source, prompts_dir)
+    doc = plain(res.data) if isinstance(res.data, dict) else None  # dates as text, for JSON
+    lines = step_lines_of(text) if doc is not None else []
+    first_line = {name: line for line, name in lines}
+    problems = []
+    for p in res.problems:
+        step = None
+        for first, name in lines:
+            if first <= p.line:
+                step = name
+        field = field_on(text, first_line[step], p.line, p.column) if step else None
+        problems.append(
+            {
+                "line": p.line,
+                "column": p.column,
+                "severity": p.severity,
+                "message": p.message,
+                "text": str(p),  # exactly what `flexvoice flows validate` prints
+                "step": step,
+                "field": field,
+            }
+        )
+    return doc, steps_view(doc), problems
+
+
+@functools.lru_cache(maxsize=16)
+def _published(text: str) -> dict[str, Any]:
+    return plain_load(text)
+
+
+def flow_view(
+    text: str, published: str, file: str, prompts_dir: Path, stamp: tuple[int, ...]
+) -> dict[str, Any]:
+    doc, steps, problems = checked(text, f"flows/{file}", prompts_dir, stamp)
+    return {
+        "doc": doc,
+        "steps": steps,
+        "problems": problems,
+        "errors": sum(1 for p in problems if p["severity"] == "error"),
+        "diff": revisions.text_diff(published, text, f"flows/{file} (published)", "draft"),
+        "step_changes": revisions.step_diff(_steps_of(_published(published)), _steps_of(doc)),
+    }
+
+
+def revision_view(old: str, published: str, rev_id: int) -> dict[str, Any]:
+    return {
+        "diff": revisions.text_diff(old, published, f"revision {rev_id}", "published now"),
+        "step_changes": revisions.step_diff(
+            _steps_of(plain_load(old)), _steps_of(_published(published))
+        ),
+    }

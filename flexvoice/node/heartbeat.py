@@ -1,0 +1,245 @@
+"""Answered legs survive a killed control plane (issue 12): none is lost, none billed twice.
+
+While a leg is answered, the node keeps a row for it in its database (`live_legs`: who, what
+number, when it was answered), and every HEARTBEAT_SECONDS it writes the time it last knew
+the node alive (`node_alive`). A clean stop ends every leg, and each leg's end deletes its
+row. So the rows found at the next start are the legs that were up when the node died
+(kill -9, a power cut, the OOM killer): each is closed with `ended_by: node_lost`, billed
+from its answer to the last heartbeat (at most HEARTBEAT_SECONDS of talk lost), its one
+`call` usage event written to the usage feed and the same event priced by the call registry.
+The row goes only after both; a crash in between repeats the close, which changes nothing
+(the usage event's id is the leg's, the registry ends a call once). Calls the registry still
+shows live without a row (ringing, or answered after the last heartbeat) end the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from flexvoice.appkeys import CALLS, DB, HEARTBEAT, POOL, USAGE_SINK, need
+from flexvoice.callevent import call_event
+from flexvoice.calls import CallRegistry
+from flexvoice.logs import get_logger
+from flexvoice.metering.sink import UsageSink
+from flexvoice.sip.leg import SipLeg
+from flexvoice.storage.sqlite import migrate
+
+log = get_logger(__name__)
+
+HEARTBEAT_SECONDS = 2.0
+
+MIGRATIONS = [
+    """
+    CREATE TABLE live_legs (
+        call_id TEXT PRIMARY KEY,
+        account TEXT,
+        direction TEXT NOT NULL,
+        caller TEXT NOT NULL,
+        callee TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        answered_at TEXT NOT NULL,
+        parent_call_id TEXT
+    );
+    CREATE TABLE node_alive (id INTEGER PRIMARY KEY CHECK (id = 1), at TEXT NOT NULL);
+    """,
+]
+_LEG_COLUMNS = (
+    "call_id, account, direction, caller, callee, started_at, answered_at, parent_call_id"
+)
+
+
+@dataclass(frozen=True)
+class LiveLeg:
+    call_id: str
+    account: str | None
+    direction: str
+    caller: str
+    callee: str
+    started_at: str
+    answered_at: str
+    parent_call_id: str | None
+
+
+# -- the core: what a lost leg becomes (no I/O) ---------------------------------------------
+def lost_leg_end(
+    leg: LiveLeg, alive_at: str | None
+) -> tuple[dict[str, Any] | None, dict[str, object]]:
+    """The leg's `call` usage event (None when not billable) and its `ended` event, billed
+    from its answer to the last moment the node was known alive."""
+    ended_at = max(leg.answered_at, alive_at or leg.answered_at, key=datetime.fromisoformat)
+    usage = None
+    if leg.account:
+        usage = call_event(
+            call_id=leg.call_id,
+            account=leg.account,
+            direction=leg.direction,
+            caller=leg.caller,
+            callee=leg.callee,
+            started_at=leg.started_at,
+            answered_at=leg.answered_at,
+            ended_at=ended_at,
+            parent_call_id=leg.parent_call_id,
+        )
+    seconds = datetime.fromisoformat(ended_at) - datetime.fromisoformat(leg.answered_at)
+    ended: dict[str, object] = {
+        "sip_status": 200,
+        "reason": "node lost",
+        "outcome": "completed",
+        "cause": "node_lost",
+        "ended_by": "node_lost",
+        "talk_seconds": max(0, -int(-seconds.total_seconds() // 1)),
+        "at": ended_at,
+        "usage": usage,
+    }
+    return usage, ended
+
+
+def unanswered_end(alive_at: str | None, fallback: str) -> dict[str, object]:
+    """The `ended` event of a call that was ringing (or queued) when the node died."""
+    return {
+        "sip_status": 503,
+        "reason": "node lost",
+        "outcome": "failed",
+        "cause": "node_lost",
+        "ended_by": "node_lost",
+        "at": alive_at or fallback,
+    }
+
+
+# -- the store ------------------------------------------------------------------------------
+class LegHeartbeat:
+    """The live_legs / node_alive tables on the event loop's connection (a few rows a beat)."""
+
+    def __init__(self, conn: sqlite3.Connection, clock: Callable[[], datetime] | None = None):
+        self.conn = conn
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.known: set[str] = set()
+        migrate(conn, "heartbeat", MIGRATIONS)
+
+    def beat(self, answered: Iterable[SipLeg]) -> None:
+        """Note the answered legs not yet known and the node alive now; one transaction."""
+        rows = []
+        for leg in answered:
+            if leg.call_id in self.known or leg.answered_at is None:
+                continue
+            self.known.add(leg.call_id)
+            rows.append((
+                leg.call_id, leg.account, leg.direction, leg.caller, leg.callee,
+                leg.started_at.isoformat(), leg.answered_at.isoformat(), leg.parent_call_id,
+            ))  # fmt: skip
+        with self.conn:
+            if rows:
+                self.conn.executemany(
+                    f"INSERT OR REPLACE INTO live_legs ({_LEG_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
+                    rows,
+                )
+            self.conn.execute(
+                "INSERT OR REPLACE INTO node_alive (id, at) VALUES (1, ?)",
+                (self.clock().isoformat(),),
+            )
+
+    def forget(self, leg: SipLeg) -> None:
+        """The leg ended (its usage event is already written): no longer live."""
+        if leg.call_id not in self.known:
+            return
+        self.known.discard(leg.call_id)
+        with self.conn:
+            self.conn.execute("DELETE FROM live_legs WHERE call_id = ?", (leg.call_id,))
+
+    def left_behind(self) -> tuple[list[LiveLeg], str | None]:
+        """The legs a dead node left, and the last time it was known alive."""
+        legs = [
+            LiveLeg(*row)
+            for row in self.conn.execute(f"SELECT {_LEG_COLUMNS} FROM live_legs ORDER BY rowid")
+        ]
+        alive = self.conn.execute("SELECT at FROM node_alive WHERE id = 1").fetchone()
+        return legs, alive[0] if alive else None
+
+    def closed(self, call_id: str) -> None:
+        with self.conn:
+            self.conn.execute("DELETE FROM live_legs WHERE call_id = ?", (call_id,))
+
+
+def close_lost_legs(
+    heartbeat: LegHeartbeat, sink: UsageSink, calls: CallRegistry | None, now: str
+) -> int:
+    """At start: close every leg and call a killed node left open; how many."""
+    legs, alive_at = heartbeat.left_behind()
+    closed = 0
+    for leg in legs:
+        usage, ended = lost_leg_end(leg, alive_at)
+        if usage is not None:
+            sink.record(usage)  # durable once written; the store counts its id once
+        if calls is not None:
+            calls.call_event(leg.call_id, "ended", ended)
+        heartbeat.closed(leg.call_id)
+        log.warning(
+            "call.node_lost",
+            call_id=leg.call_id,
+            answered_at=leg.answered_at,
+            billed_to=ended["at"],
+            seconds=ended["talk_seconds"],
+        )
+        closed += 1
+    if calls is not None:
+        for call in calls.open_calls():
+            if call.answered_at is not None:
+                live = LiveLeg(
+                    call.id, call.account, call.direction, call.from_number, call.to_number,
+                    call.started_at or call.answered_at, call.answered_at, call.parent_call_id,
+                )  # fmt: skip
+                usage, ended = lost_leg_end(live, alive_at)
+                if usage is not None:
+                    sink.record(usage)
+            else:
+                ended = unanswered_end(alive_at, now)
+            calls.call_event(call.id, "ended", ended)
+            log.warning("call.node_lost", call_id=call.id, status=call.status)
+            closed += 1
+    return closed
+
+
+# -- the node component ---------------------------------------------------------------------
+async def heartbeat_component(app: web.Application) -> AsyncIterator[None]:
+    """Closes what a killed node left open, then beats for the pool (which wires itself to
+    `app[HEARTBEAT]`); placed after the usage sink and the API, before the pool."""
+    heartbeat = LegHeartbeat(app[DB])
+    sink = need(app, USAGE_SINK, "usage_component", "heartbeat_component")
+    closed = close_lost_legs(heartbeat, sink, app.get(CALLS), datetime.now(UTC).isoformat())
+    if closed:
+        log.warning("node.lost_calls_closed", calls=closed)
+    app[HEARTBEAT] = heartbeat
+    task = asyncio.create_task(_beat(app, heartbeat))
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def answered_legs(app: web.Application) -> list[SipLeg]:
+    from_pool = app.get(POOL)
+    if from_pool is None:
+        return []
+    return [
+        leg
+        for worker in from_pool.workers
+        for leg in worker.legs.values()
+        if leg.answered and not leg.machine.ended
+    ]
+
+
+async def _beat(app: web.Application, heartbeat: LegHeartbeat) -> None:
+    while True:
+        try:
+            heartbeat.beat(answered_legs(app))
+        except sqlite3.Error:
+            log.exception("heartbeat.failed")
+        await asyncio.sleep(HEARTBEAT_SECONDS)

@@ -1,0 +1,76 @@
+"""What the shared stores (accounts, API keys, usage) need from either engine: one connection
+type, a write transaction, the integrity error, and SQL that differs between the two.
+
+SQLite is the embedded default (one node, one file); PostgreSQL is the shared store of
+several nodes. A write transaction on SQLite takes the database's write lock (BEGIN
+IMMEDIATE); on PostgreSQL it takes a transaction-scoped advisory lock named by the caller, so
+two writers of the same kind (two nodes importing usage) take turns just as on SQLite, while
+other writers go on.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import psycopg
+
+from flexvoice.storage.postgres import PgConnection
+
+Connection = sqlite3.Connection | PgConnection
+
+# Catch this where a unique key may be taken already, whichever the engine.
+IntegrityError = (sqlite3.IntegrityError, psycopg.IntegrityError)
+
+
+def is_postgres(conn: Connection) -> bool:
+    return isinstance(conn, PgConnection)
+
+
+def reachable(conn: Connection) -> bool:
+    """Whether the database answers a trivial query now (for /healthz)."""
+    try:
+        conn.execute("SELECT 1").fetchone()
+    except (sqlite3.Error, psycopg.Error):
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class PerEngine:
+    """A migration script whose SQL differs between the engines (types, mostly)."""
+
+    sqlite: str
+    postgresql: str
+
+    def for_(self, conn: Connection) -> str:
+        return self.postgresql if is_postgres(conn) else self.sqlite
+
+
+Script = str | PerEngine
+
+
+def lock_key(name: str) -> int:
+    """A stable 63-bit advisory lock key for a name (every node computes the same)."""
+    return zlib.crc32(name.encode()) | (0x5F56 << 32)
+
+
+@contextmanager
+def write_transaction(conn: Connection, lock: str) -> Iterator[None]:
+    """BEGIN ... COMMIT, rolled back on any error; writers of the same `lock` take turns."""
+    if is_postgres(conn):
+        conn.execute("BEGIN")
+    else:
+        conn.execute("BEGIN IMMEDIATE")
+    try:
+        if is_postgres(conn):
+            conn.execute("SELECT pg_advisory_xact_lock(?)", (lock_key(lock),))
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise

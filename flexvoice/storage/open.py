@@ -1,0 +1,33 @@
+"""Which database each store opens, from `storage.database` (and `storage.local`).
+
+The shared stores (accounts, API keys, usage events and their charges) open `storage.database`:
+a SQLite file on one node, or PostgreSQL shared by several. The stores not shared yet open this
+node's own SQLite file (`storage.local_database`), whichever engine the shared ones use.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flexvoice.config import Config, is_database_url
+from flexvoice.storage import postgres, sqlite
+from flexvoice.storage.engine import Connection
+
+
+def open_database(target: Path | str, where: str = "--db") -> Connection:
+    """A command's --db: a SQLite file path or a postgresql:// URL."""
+    text = str(target)
+    return postgres.connect(text, where) if is_database_url(text) else sqlite.connect(text)
+
+
+def open_shared(cfg: Config, override: Path | str | None = None) -> Connection:
+    """The store of accounts, keys and usage; `override` is a command's --db (path or URL)."""
+    if override is not None:
+        return open_database(override)
+    url = cfg.storage.shared_url
+    return postgres.connect(url) if url is not None else sqlite.connect(local_path(cfg))
+
+
+def local_path(cfg: Config) -> Path:
+    """This node's own SQLite file (the stores not shared yet, and the usage spool beside it)."""
+    return cfg.path(cfg.storage.local_database)

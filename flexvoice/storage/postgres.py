@@ -1,0 +1,140 @@
+"""PostgreSQL through psycopg 3, behind the small part of sqlite3's interface the stores use.
+
+The stores keep their hand-written SQL with `?` placeholders and explicit transactions, as on
+SQLite; this adapter turns the placeholders into psycopg's, runs in autocommit (a statement
+outside BEGIN commits by itself, as sqlite3 with isolation_level=None does) and returns plain
+tuples. Money columns are `numeric` and come back as `Decimal`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+from psycopg import pq
+
+from flexvoice.errors import UserError
+
+_translated: dict[str, str] = {}
+
+
+def placeholders(sql: str) -> str:
+    """`?` outside quotes becomes `%s`; a literal `%` is doubled for psycopg."""
+    done = _translated.get(sql)
+    if done is not None:
+        return done
+    out: list[str] = []
+    quote = ""
+    for ch in sql:
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "?":
+            out.append("%s")
+            continue
+        out.append("%%" if ch == "%" else ch)
+    done = _translated[sql] = "".join(out)
+    return done
+
+
+class PgCursor:
+    """What the stores read from a statement: rows (tuples), one row, all rows, rowcount."""
+
+    def __init__(self, cur: psycopg.Cursor[tuple[Any, ...]]):
+        self._cur = cur
+        self.row_factory: object = None  # sqlite3 code sets it for plain tuples: always so here
+
+    @property
+    def rowcount(self) -> int:
+        return self._cur.rowcount
+
+    def fetchone(self) -> Any:  # as sqlite3: a tuple or None
+        return self._cur.fetchone() if self._cur.description else None
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self._cur.fetchall() if self._cur.description else []
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self._cur) if self._cur.description else iter(())
+
+
+class PgConnection:
+    """One psycopg connection used like the stores use sqlite3 (thread-safe: one lock)."""
+
+    dialect = "postgresql"
+
+    def __init__(self, conn: psycopg.Connection[tuple[Any, ...]], url: str):
+        self._conn = conn
+        self.url = url
+        self.migrated: set[str] = set()  # components whose schema this connection checked
+        self._lock = threading.RLock()
+        self._closed = False
+
+    def _cursor(self) -> psycopg.Cursor[tuple[Any, ...]]:
+        """A cursor; a connection found broken (the server restarted, a network cut) is made
+        again first. Only before a statement is sent: a statement cut short is never resent,
+        since it may have committed."""
+        if self._conn.broken or self._conn.closed:
+            if self._closed:
+                raise psycopg.InterfaceError("the connection is closed")
+            self._conn = connect(self.url)._conn
+        return self._conn.cursor()
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> PgCursor:
+        with self._lock:
+            cur = self._cursor()
+            # Without parameters psycopg sends the text as it is: nothing to translate.
+            if params:
+                cur.execute(placeholders(sql), params)  # type: ignore[arg-type]
+            else:
+                cur.execute(sql)  # type: ignore[arg-type]
+            return PgCursor(cur)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> PgCursor:
+        with self._lock:
+            cur = self._cursor()
+            cur.executemany(placeholders(sql), rows)  # type: ignore[arg-type]
+            return PgCursor(cur)
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._conn.info.transaction_status != pq.TransactionStatus.IDLE
+
+    def close(self) -> None:
+        self._closed = True
+        self._conn.close()
+
+
+def shown(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def connect(url: str, where: str = "storage.database") -> PgConnection:
+    """Connect, or a UserError naming the setting, the server and the fix."""
+    try:
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        # psycopg says 'connection failed: connection to server at "h", port p failed: WHY'
+        # then a hint on a second line: WHY is what the operator needs.
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first.rsplit("failed: ", 1)[-1].strip()
+        raise UserError(
+            f"{where}: cannot reach the PostgreSQL database {shown(url)} ({reason}); start the "
+            "server, create the database and its user, or fix the URL in flexvoice.yaml"
+        ) from None
+    except psycopg.ProgrammingError as exc:
+        raise UserError(
+            f"{where}: '{shown(url)}' is not a usable PostgreSQL URL ({exc}); write e.g. "
+            "postgresql://flexvoice:PASSWORD@127.0.0.1:5432/flexvoice"
+        ) from None
+    return PgConnection(conn, url)

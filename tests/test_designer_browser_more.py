@@ -1,0 +1,180 @@
+"""The designer's prompts, "Call me", new flows, copy and paste, sticky notes and people in a
+real browser (Playwright driving Debian's chromium) against the real node app. Failures leave
+screenshots in test-artifacts/ (the fixtures of test_designer_browser)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from playwright.async_api import expect
+
+from tests import test_designer_browser as base
+from tests.apikit import ACME_NUMBER
+from tests.designerkit import ADMIN, PASSWORD, Designer
+from tests.test_designer_browser import Opener, node, wait_flow
+
+pytestmark = [pytest.mark.xdist_group("designer-browser"), pytest.mark.process]
+
+# The same fixtures as the first browser tests: a node app, a chromium, logged-in pages.
+d = base.d
+browser = base.browser
+open_page = base.open_page
+
+
+async def test_prompts_play_and_a_recording_is_uploaded(
+    d: Designer, open_page: Opener, tmp_path: Path
+) -> None:
+    page = await open_page()
+    await page.get_by_role("tab", name="Prompts").click()
+    beep = page.locator('[data-prompt="all/beep"] audio')
+    await expect(beep).to_have_count(1)
+    # The player gets the file from the node: its length is known once loaded.
+    seconds = await beep.evaluate(
+        """a => new Promise((ok, fail) => { a.onloadedmetadata = () => ok(a.duration);
+             a.onerror = () => fail('cannot load ' + a.src); a.preload = 'metadata'; a.load(); })"""
+    )
+    assert 0 < seconds < 5
+    wav = tmp_path / "closed.wav"
+    subprocess.run(
+        ["sox", "-n", "-r", "44100", "-c", "2", "-b", "16", str(wav), "synth", "2", "sine", "300"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    await page.fill("#up-name", "closed_for_holidays")
+    await page.select_option("#up-lang", "nl")
+    await page.set_input_files("#up-file", str(wav))
+    await page.get_by_role("button", name="Upload").click()
+    await expect(page.get_by_role("status")).to_contain_text("Saved closed_for_holidays (nl, 2 s)")
+    await expect(page.locator('[data-prompt="nl/closed_for_holidays"]')).to_have_count(1)
+    assert (d.flows_dir.parent / "ivr_prompts" / "nl" / "closed_for_holidays.wav").is_file()
+    # A text file is refused with words, not a stack trace.
+    (tmp_path / "notes.wav").write_text("not audio")
+    await page.fill("#up-name", "notes")
+    await page.set_input_files("#up-file", str(tmp_path / "notes.wav"))
+    await page.get_by_role("button", name="Upload").click()
+    await expect(page.get_by_role("alert")).to_contain_text("not a WAV file")
+
+
+async def test_call_me_rings_the_phone_with_the_draft(d: Designer, open_page: Opener) -> None:
+    page = await open_page()
+    await page.get_by_role("tab", name="Try it").click()
+    await page.fill("#call-to", "+32470123456")
+    await expect(page.locator("#call-from")).to_have_value(ACME_NUMBER)
+    await page.get_by_role("button", name="Call me").click()
+    await expect(page.get_by_role("status")).to_contain_text(
+        f"Calling +32470123456 from {ACME_NUMBER}"
+    )
+    assert d.api.originator is not None
+    assert d.api.originator.calls[-1]["to"] == "+32470123456"
+    # The number is remembered for the next time.
+    assert await page.evaluate("() => localStorage.getItem('flexvoice.phone')") == "+32470123456"
+
+
+async def test_a_new_flow_then_a_step_copied_into_it_from_another(
+    d: Designer, open_page: Opener
+) -> None:
+    page = await open_page()
+    await page.get_by_role("button", name="New flow").click()
+    await page.fill("#new-name", "holiday-line")
+    await page.fill("#new-desc", "Closed for the holidays")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("select[aria-label=flow]")).to_have_value("holiday-line")
+    await expect(node(page, "welcome")).to_be_visible()
+    await expect(node(page, "goodbye")).to_be_visible()
+    assert (d.flows_dir / "holiday-line.yaml").is_file()
+
+    # Copy the bakery's voicemail step with the keyboard, paste it into the new flow.
+    await page.select_option("select[aria-label=flow]", "bakery-main")
+    await wait_flow(page, d, "bakery-main")
+    await node(page, "voicemail").click()
+    await page.locator(".react-flow__pane").focus()
+    await page.keyboard.press("Control+c")
+    await expect(page.get_by_role("status")).to_contain_text("Copied step voicemail")
+    await page.select_option("select[aria-label=flow]", "holiday-line")
+    await expect(node(page, "welcome")).to_be_visible()
+    await page.keyboard.press("Control+v")
+    await expect(node(page, "voicemail")).to_be_visible()
+    state = await page.evaluate(
+        "() => fetch('/designer/api/flows/holiday-line').then(r => r.json())"
+    )
+    assert "voicemail:" in state["text"] and state["draft"] is not None
+    # Pasted again: a second copy under a new name, never over the first.
+    await page.get_by_role("button", name="Paste").click()
+    await expect(node(page, "voicemail_copy")).to_be_visible()
+
+
+async def test_a_sticky_note_stays_beside_its_step_and_out_of_the_flow(
+    d: Designer, open_page: Opener
+) -> None:
+    before = (d.flows_dir / "bakery.yaml").read_text()
+    page = await open_page()
+    await node(page, "voicemail").click()
+    await page.get_by_role("button", name="Add note").click()
+    note = page.get_by_role("textbox", name="sticky note")
+    await note.fill("Marie checks these messages every morning")
+    await page.locator(".react-flow__pane").click(position={"x": 5, "y": 5})
+    layout = d.flows_dir / "bakery.layout.json"
+    for _ in range(100):
+        if layout.is_file() and "Marie" in layout.read_text():
+            break
+        await page.wait_for_timeout(100)
+    assert '"step": "voicemail"' in layout.read_text()
+    # Another person opening the flow sees it, beside the step.
+    other = await open_page()
+    shown = other.get_by_role("textbox", name="sticky note")
+    await expect(shown).to_have_value("Marie checks these messages every morning")
+    step_box = await node(other, "voicemail").bounding_box()
+    note_box = await shown.bounding_box()
+    assert step_box and note_box and note_box["x"] > step_box["x"] + step_box["width"] * 0.8
+    assert abs(note_box["y"] - step_box["y"]) < step_box["height"]
+    # The flow is not touched: no draft, the file as it was.
+    assert (d.flows_dir / "bakery.yaml").read_text() == before
+    await expect(other.locator(".status")).to_contain_text("published")
+    await other.get_by_role("button", name="remove the note").click()
+    await expect(shown).to_have_count(0)
+
+
+async def test_an_administrator_adds_someone_who_then_logs_in(
+    d: Designer, open_page: Opener, browser: base.Browser
+) -> None:
+    page = await open_page(ADMIN)
+    await page.get_by_role("button", name="People").click()
+    dialog = page.get_by_role("dialog", name="people")
+    await expect(dialog.locator('[data-user="manager@bakery.be"]')).to_contain_text("manager")
+    await dialog.get_by_label("new person's e-mail").fill("baker@bakery.be")
+    await dialog.get_by_label("new person's role").select_option("agent")
+    await dialog.get_by_role("button", name="Add", exact=True).click()
+    said = dialog.get_by_role("status")
+    await expect(said).to_contain_text("Added baker@bakery.be: the password is ")
+    password = (await said.inner_text()).split("the password is ")[1].split(" ")[0]
+    await expect(dialog.locator('[data-user="baker@bakery.be"]')).to_contain_text("agent")
+    # The new person logs in with it, read only; a manager sees no People button.
+    other = await browser.new_page()
+    try:
+        await other.goto(d.url + "/designer/")
+        await other.fill("#email", "baker@bakery.be")
+        await other.fill("#password", password)
+        await other.click("button[type=submit]")
+        await expect(other.locator("header")).to_contain_text("read only")
+        await expect(other.get_by_role("button", name="People")).to_have_count(0)
+    finally:
+        await other.close()
+    assert PASSWORD not in password
+
+
+async def test_test_callers_are_listed_from_the_try_panel(d: Designer, open_page: Opener) -> None:
+    page = await open_page()
+    await page.get_by_role("tab", name="Try it").click()
+    await page.fill("#testers", "+32470111213, 0470 99 98 88")
+    await page.get_by_role("button", name="Save test callers").click()
+    await expect(page.locator(".testers [role=alert]")).to_contain_text("+32470999888")
+    await page.fill("#testers", "+32470111213, +32470999888")
+    await page.get_by_role("button", name="Save test callers").click()
+    await expect(page.locator(".testers [role=status]")).to_contain_text(
+        "+32470111213, +32470999888"
+    )
+    state = await page.evaluate(
+        "() => fetch('/designer/api/flows/bakery-main/testers').then(r => r.json())"
+    )
+    assert state["callers"] == ["+32470111213", "+32470999888"]
