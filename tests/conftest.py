@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 # A running node and its API (the `trunk_node` fixture), for the tests that start one, and a
 # pool of real pjsua2 workers (the `make_pool` fixture).
-pytest_plugins = ["tests.nodekit", "tests.poolkit"]
+pytest_plugins = ["tests.poolkit", "tests.nodekit"]  # poolkit first: nodekit imports it
 
 
 def cli_env(**overrides: str) -> dict[str, str]:
