@@ -17,12 +17,17 @@ import time
 from pathlib import Path
 
 from bench.sipfuzz import send_corpus
-from tests.nodekit import http_port, start_node, wait_http, wait_workers
+from tests.fuzzkit import fuzz_api, serve_api
+from tests.nodekit import (
+    edge_loads,
+    edge_node,
+    http_port,
+    metric,
+    start_node,
+    wait_http,
+    wait_workers,
+)
 from tests.sipptool import run_uac
-from tests.test_api_schemathesis import fuzz_api, serve_api
-from tests.test_hostile_sip import edge_loads
-from tests.test_sip_node import edge_node
-from tests.test_sip_robustness import metric
 
 
 def fuzz_sip(tmp: Path, workers: int) -> dict[str, int]:

@@ -40,8 +40,8 @@ from bench import REPO
 from flexvoice.sip.addresses import RTP_PORTS_PER_WORKER, rtp_ports
 from flexvoice.sip.pool import STABLE_AFTER
 from tests.conftest import free_port_range
+from tests.poolkit import tone
 from tests.sipptool import SCENARIOS, free_udp_pair
-from tests.test_sip_pool import tone
 
 IVR_FLOW = """\
 flow: bench-ivr

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -244,3 +245,18 @@ async def wait_status(api: Api, who: str, call_id: str, want: set[str], timeout:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"call stayed {doc['status']}, wanted {want}: {doc}")
         await asyncio.sleep(0.02)
+
+
+P = "urn:flexvoice:problem:"
+
+
+async def problem(resp: Any, status: int, slug: str, field: str | None = None) -> dict[str, Any]:
+    text = await resp.text()
+    assert resp.status == status, text
+    assert resp.headers["Content-Type"].startswith("application/problem+json"), text
+    doc: dict[str, Any] = json.loads(text)
+    assert doc["type"] == P + slug, doc
+    assert doc["status"] == status and doc["detail"] and doc["title"]
+    if field is not None:
+        assert doc.get("field") == field, doc
+    return doc

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,8 +21,9 @@ from tests.pgkit import PgServer, running_postgres
 
 REPO = Path(__file__).resolve().parent.parent
 
-# A running node and its API (the `trunk_node` fixture), for the tests that start one.
-pytest_plugins = ["tests.nodekit"]
+# A running node and its API (the `trunk_node` fixture), for the tests that start one, and a
+# pool of real pjsua2 workers (the `make_pool` fixture).
+pytest_plugins = ["tests.poolkit", "tests.nodekit"]  # poolkit first: nodekit imports it
 
 
 def cli_env(**overrides: str) -> dict[str, str]:
@@ -175,3 +178,40 @@ def pg_server() -> Iterator[PgServer]:
 def pg_url(pg_server: PgServer) -> str:
     """A fresh database on the test session's PostgreSQL server."""
     return pg_server.new_database()
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is missing: './run' installs it (Debian package redis-server)"
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        import socket
+
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                break
+            except OSError:
+                time.sleep(0.02)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

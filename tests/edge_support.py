@@ -10,6 +10,7 @@ import signal
 import socket
 import tempfile
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,3 +201,45 @@ def send_raw(
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind((src, 0))
         s.sendto(data, (host, port))
+
+
+def outcomes(lines: list[str]) -> Counter[str]:
+    return Counter(" ".join(ln.split()[:-1]) for ln in lines)
+
+
+def calls_per_worker(uas_logs: dict[int, list[str]]) -> dict[int, int]:
+    return {i: sum(1 for ln in lines if ln.startswith("call ")) for i, lines in uas_logs.items()}
+
+
+async def wait_for_state(edge: Edge, index: int, state: str, timeout: float = 15) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        targets = {t.index: t for t in await edge.targets()}
+        if targets[index].state == state:
+            return time.monotonic() - start
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"worker {index} not {state} after {timeout}s: {await edge.targets()}")
+
+
+RFC4475 = REPO / "tests" / "data" / "rfc4475"
+
+
+def torture_messages() -> list[tuple[str, str]]:
+    rows = []
+    for line in (RFC4475 / "index.tsv").read_text().splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        name, _section, _title, kind, _expected = line.split("\t")
+        rows.append((name, kind))
+    return rows
+
+
+def first_reply(data: bytes, port: int, src: str) -> str | None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((src, 0))
+        s.settimeout(0.5)
+        s.sendto(data, ("127.0.0.1", port))
+        try:
+            return s.recv(65535).split(b"\r\n", 1)[0].decode("utf-8", "replace")
+        except TimeoutError:
+            return None

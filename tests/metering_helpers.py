@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from flexvoice.accounts import create_account
+from flexvoice.metering.sink import UsageSink
 from flexvoice.metering.store import StatementLine, UsageStore
 from flexvoice.metering.tariffs import load_tariffs
 from flexvoice.storage.sqlite import connect
@@ -80,3 +82,16 @@ def lines(statement: list[StatementLine]) -> dict[tuple[str, str], StatementLine
 
 def amount(statement: list[StatementLine], account: str, service: str) -> Decimal | None:
     return lines(statement)[(account, service)].amount
+
+
+def usage_events(tmp_path: Path) -> list[dict[str, Any]]:
+    store = UsageStore(connect(tmp_path / "flexvoice.db"), load_tariffs(REPO / "metering/tariffs"))
+    rows = store.conn.execute("SELECT payload FROM usage_events ORDER BY id").fetchall()
+    return [json.loads(r[0]) for r in rows]
+
+
+def make_sink(tmp_path: Path) -> UsageSink:
+    db = tmp_path / "usage.db"
+    return UsageSink(
+        tmp_path / "spool", lambda: UsageStore(connect(db), load_tariffs(TARIFFS)), interval=60
+    )

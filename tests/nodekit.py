@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, cli_env, run_cli, write_node_config
+from tests.poolkit import tone
 
 # What the trunk presents as caller id unless a test says otherwise: the shop's first number.
 SHOP_LINE = "+3225551001"
@@ -309,3 +310,69 @@ def trunk_node(tmp_path: Path) -> Iterator[StartTrunkNode]:
     yield start
     for node in started:
         node.stop()
+
+
+def edge_node(tmp_path: Path, workers: int) -> tuple[Path, int]:
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    tone(prompts / "welcome.wav", 3.0)  # then the node hangs up
+    numbers = tmp_path / "numbers.yaml"
+    numbers.write_text(
+        "accounts:\n  bakery: {tariff: flexio-payu}\nnumbers:\n"
+        '  "+3225551003": {account: bakery, prompt: welcome}\n'
+    )
+    config = write_node_config(tmp_path, workers=workers)
+    doc = yaml.safe_load(config.read_text())
+    doc["sip"]["numbers"] = str(numbers)
+    doc["paths"]["prompts"] = str(prompts)
+    doc["logging"] = {"level": "info"}
+    config.write_text(yaml.safe_dump(doc))
+    return config, int(doc["sip"]["edge"]["port"])
+
+
+def worker_pids(node_pid: int, config: Path) -> dict[int, int]:
+    """index -> pid of the node's media workers: whoever of the node's descendants (workers
+    are forked from a template process) holds UDP port base_port + index."""
+    workers = yaml.safe_load(config.read_text())["sip"]["workers"]
+    base, count = int(workers["base_port"]), int(workers["count"])
+    out = subprocess.run(["ps", "-eo", "pid=,ppid="], capture_output=True, text=True).stdout
+    children: dict[int, list[int]] = {}
+    for line in out.splitlines():
+        pid, ppid = (int(x) for x in line.split())
+        children.setdefault(ppid, []).append(pid)
+    descendants, todo = set(), [node_pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            descendants.add(child)
+            todo.append(child)
+    found: dict[int, int] = {}
+    listening = subprocess.run(["ss", "-ulpnH"], capture_output=True, text=True).stdout
+    for line in listening.splitlines():
+        fields = line.split()
+        port = int(fields[3].rsplit(":", 1)[1])
+        match = re.search(r"pid=(\d+)", line)
+        if match and base <= port < base + count and int(match.group(1)) in descendants:
+            found[port - base] = int(match.group(1))
+    return found
+
+
+def metric(port: int, name: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    match = re.search(rf"^{name} ([0-9.e+]+)$", text, re.M)
+    assert match, name
+    return float(match.group(1))
+
+
+def edge_loads(config: Path) -> list[str]:
+    """The `calls` column of `flexvoice edge status`, one entry per worker ('0/4')."""
+    out = subprocess.run(
+        [sys.executable, "-m", "flexvoice", "--config", str(config), "edge", "status"],
+        cwd=REPO,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 0, out.stderr
+    return [line.split()[-1] for line in out.stdout.splitlines() if line[:2] in ("w0", "w1")]

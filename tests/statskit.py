@@ -191,3 +191,55 @@ def random_script(rng: random.Random) -> list[tuple[float, str, dict[str, Any]]]
     if kind == 5:
         return rerouted_then_answered()
     return continuity()
+
+
+# The node of the SIP statistics tests (and the statistics page's): its lines, the agents
+# behind tests/sipp/uas_agents.xml, and its flow.
+LINE, MOVED, OTHER = "+3225551001", "+3225551002", "+3225552001"
+BROKEN = "+3225551003"  # its flow does not exist
+AGENT, BUSY, RINGS = "+3225559001", "+3225559002", "+3225559003"  # tests/sipp/uas_agents.xml
+
+STATS_FLOW = f"""\
+flow: stats
+description: A menu whose keys lead to every way a call can end
+start: menu
+steps:
+  menu:
+    menu:
+      say: Press 1 for the desk, 2 to wait for an agent.
+      options: {{"1": desk, "2": line, "3": busy_desk, "4": slow_desk, "5": backup}}
+      timeout: 10s
+      retries: 0
+  desk:
+    dial: {{targets: ["{AGENT}"], ring_timeout: 10s}}
+  busy_desk:
+    dial: {{targets: ["{BUSY}"], ring_timeout: 10s}}
+  slow_desk:
+    dial: {{targets: ["{RINGS}"], ring_timeout: 3s}}
+  backup:
+    dial: {{targets: ["{BUSY}"], ring_timeout: 10s, on_busy: sorry}}
+  line:
+    queue:
+      name: support
+      targets: ["{RINGS}"]
+      ring_timeout: 30s
+      max_wait: 60s
+      announce_position: false
+      service_level: 15s
+  sorry:
+    play: {{say: "Sorry, nobody is free.", then: bye}}
+  bye:
+    hangup:
+"""
+
+# trunk_node's arguments for the node these tests (and the statistics page's) run.
+STATS_NODE: dict[str, Any] = {
+    "flows": {"stats": STATS_FLOW},
+    "numbers": {
+        LINE: {"account": "shop", "flow": "stats"},
+        MOVED: {"account": "shop", "flow": "stats"},
+        BROKEN: {"account": "shop", "flow": "missing"},
+        OTHER: {"account": "other", "flow": "stats"},
+    },
+    "caller_id": {"default": LINE},
+}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -19,11 +18,11 @@ from tests.apikit import (
     OTHER_NUMBER,
     Api,
     add_recording,
+    problem,
     running_api,
     wait_status,
 )
 
-P = "urn:flexvoice:problem:"
 CALL = {"to": "+32475123450", "from": ACME_NUMBER, "flow": "support"}
 
 
@@ -31,18 +30,6 @@ CALL = {"to": "+32475123450", "from": ACME_NUMBER, "flow": "support"}
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
     async with running_api(tmp_path) as a:
         yield a
-
-
-async def problem(resp: Any, status: int, slug: str, field: str | None = None) -> dict[str, Any]:
-    text = await resp.text()
-    assert resp.status == status, text
-    assert resp.headers["Content-Type"].startswith("application/problem+json"), text
-    doc: dict[str, Any] = json.loads(text)
-    assert doc["type"] == P + slug, doc
-    assert doc["status"] == status and doc["detail"] and doc["title"]
-    if field is not None:
-        assert doc.get("field") == field, doc
-    return doc
 
 
 async def test_call_lifecycle_and_trace(api: Api) -> None:

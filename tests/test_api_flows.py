@@ -14,9 +14,8 @@ from aiohttp.test_utils import TestServer
 from flexvoice.appkeys import CALLS
 from flexvoice.flows.runtime import FlowRuntime
 from flexvoice.flows.validate import validate_file
-from tests.apikit import ACME_NUMBER, Api, running_api, wait_status
+from tests.apikit import ACME_NUMBER, Api, problem, running_api, wait_status
 from tests.conftest import REPO
-from tests.test_api import problem
 
 HELLO = """# A comment that must survive the round trip
 flow: hello

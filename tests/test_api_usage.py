@@ -14,8 +14,7 @@ import pytest
 
 from flexvoice.appkeys import CALLS, SHARED_DB, TARIFFS
 from flexvoice.metering.store import UsageStore
-from tests.apikit import ACME_NUMBER, Api, running_api, wait_status
-from tests.test_api import problem
+from tests.apikit import ACME_NUMBER, Api, problem, running_api, wait_status
 
 
 @pytest.fixture

@@ -7,26 +7,24 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import pytest
 
 from flexvoice import users
 from flexvoice.accounts import create_account, designer_enabled, set_designer
 from flexvoice.flows import revisions, yamledit
 from flexvoice.storage.sqlite import connect
+from tests.apikit import problem
 from tests.conftest import REPO, run_cli
 from tests.designerkit import (
     ANALYST,
     MANAGER,
     MANAGER2,
     NO_DESIGNER,
-    PASSWORD,
+    Browser,
     Designer,
     running_designer,
 )
-from tests.test_api import problem
 
 pytestmark = pytest.mark.xdist_group("designer")
 
@@ -35,47 +33,6 @@ pytestmark = pytest.mark.xdist_group("designer")
 async def d(tmp_path: Path) -> AsyncIterator[Designer]:
     async with running_designer(tmp_path) as designer:
         yield designer
-
-
-class Browser:
-    """A cookie-keeping client, as a browser tab would be."""
-
-    def __init__(self, d: Designer):
-        self.d = d
-        self.s = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-        self.csrf = ""
-
-    async def login(self, email: str, password: str = PASSWORD) -> aiohttp.ClientResponse:
-        r = await self.s.post(
-            self.d.url + "/designer/login",
-            data={"email": email, "password": password},
-            allow_redirects=False,
-            headers={"Origin": self.d.url},
-        )
-        me = await self.get("/me")
-        if r.status == 303 and me.status == 200:
-            self.csrf = (await me.json())["csrf"]
-        return r
-
-    async def get(self, path: str) -> aiohttp.ClientResponse:
-        return await self.s.get(self.d.url + "/designer/api" + path)
-
-    async def post(
-        self, path: str, body: Any, etag: str | None = None, csrf: str | None = None
-    ) -> aiohttp.ClientResponse:
-        headers = {"X-CSRF-Token": self.csrf if csrf is None else csrf, "Origin": self.d.url}
-        if etag:
-            headers["If-Match"] = f'"{etag}"'
-        return await self.s.post(self.d.url + "/designer/api" + path, json=body, headers=headers)
-
-    async def state(self, flow: str = "bakery-main") -> dict[str, Any]:
-        r = await self.get(f"/flows/{flow}")
-        assert r.status == 200, await r.text()
-        doc: dict[str, Any] = await r.json()
-        return doc
-
-    async def close(self) -> None:
-        await self.s.close()
 
 
 @pytest.fixture

@@ -4,14 +4,13 @@ real node app over HTTP. A failing test leaves screenshots in test-artifacts/.""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from flexvoice.flows import steprefs, yamledit
 from tests.designerkit import (
     ARTIFACTS,
     CHROMIUM,
@@ -20,14 +19,17 @@ from tests.designerkit import (
     MANAGER2,
     PASSWORD,
     Designer,
+    Opener,
+    expected_graph,
+    node,
     running_designer,
     safe_name,
+    wait_flow,
 )
 
 # Chromium and Playwright's driver are processes: the full lane.
 pytestmark = [pytest.mark.xdist_group("designer-browser"), pytest.mark.process]
 
-Opener = Callable[..., Awaitable[Page]]
 # Generous: the suite shares two cores with SIP tests; a waiting assertion returns as soon as
 # it holds, so this only bounds how long a real failure takes to report.
 TIMEOUT_MS = 30000
@@ -82,33 +84,6 @@ async def open_page(
             name = safe_name(f"{request.node.name}-{i}.png")
             await page.screenshot(path=str(ARTIFACTS / name), full_page=True)
     assert not errors, f"JavaScript errors on the page: {errors}"
-
-
-def expected_graph(text: str) -> tuple[list[str], set[tuple[str, str]]]:
-    """Steps and (source, target) edges of a flow, computed here from the YAML and the schema,
-    independently of the page's JavaScript."""
-    doc = steprefs.plain(yamledit.load(text))
-    steps = steprefs.steps_view(doc)
-    names = [s["name"] for s in steps]
-    edges = {("__start", doc["start"])}
-    for s in steps:
-        for path in steprefs.step_refs(s["verb"], s["body"]):
-            target = s["body"]
-            for key in path:
-                target = target[key]
-            if target in names:
-                edges.add((s["name"], target))
-    return names, edges
-
-
-async def wait_flow(page: Page, d: Designer, flow: str) -> None:
-    state = await page.evaluate("f => fetch('/designer/api/flows/' + f).then(r => r.json())", flow)
-    names, _ = expected_graph(state["text"])
-    await page.wait_for_selector(f'.react-flow__node[data-id="{names[-1]}"]')
-
-
-def node(page: Page, step: str) -> Any:
-    return page.locator(f'.react-flow__node[data-id="{step}"]')
 
 
 async def test_login_then_five_wrong_passwords_lock_the_user(d: Designer, browser: Browser) -> None:

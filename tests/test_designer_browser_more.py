@@ -12,8 +12,7 @@ from playwright.async_api import expect
 
 from tests import test_designer_browser as base
 from tests.apikit import ACME_NUMBER
-from tests.designerkit import ADMIN, PASSWORD, Designer
-from tests.test_designer_browser import Opener, node, wait_flow
+from tests.designerkit import ADMIN, PASSWORD, Designer, Opener, node, wait_flow
 
 pytestmark = [pytest.mark.xdist_group("designer-browser"), pytest.mark.process]
 

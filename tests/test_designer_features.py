@@ -15,11 +15,17 @@ import pytest
 
 from flexvoice.flows.deps import FlowDeps
 from flexvoice.flows.simulate import ScriptedLeg
-from tests.apikit import ACME_NUMBER
-from tests.designerkit import ADMIN, ANALYST, MANAGER, NO_DESIGNER, Designer, running_designer
+from tests.apikit import ACME_NUMBER, problem
+from tests.designerkit import (
+    ADMIN,
+    ANALYST,
+    MANAGER,
+    NO_DESIGNER,
+    Browser,
+    Designer,
+    running_designer,
+)
 from tests.fakeleg import Observer
-from tests.test_api import problem
-from tests.test_designer_api import Browser
 
 pytestmark = pytest.mark.xdist_group("designer")
 

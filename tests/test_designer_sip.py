@@ -13,10 +13,9 @@ from flexvoice.flows.deps import FlowDeps
 from flexvoice.sip.leg import SipLeg
 from flexvoice.sip.pool import PoolSettings, WorkerPool
 from tests.conftest import free_port_range
-from tests.designerkit import MANAGER, running_designer
+from tests.designerkit import MANAGER, Browser, running_designer
 from tests.fakeleg import Observer, Sink
 from tests.sipptool import run_uac_async
-from tests.test_designer_api import Browser
 
 pytestmark = [pytest.mark.sip, pytest.mark.xdist_group("designer")]
 

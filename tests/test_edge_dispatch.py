@@ -3,35 +3,21 @@ worker with room, counted by its dialogs; max_calls each)."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from flexvoice.sip.edge import Edge
-from tests.edge_support import edge_config, run_uac, running_edge, start_uas
+from tests.edge_support import (
+    calls_per_worker,
+    edge_config,
+    outcomes,
+    run_uac,
+    running_edge,
+    start_uas,
+    wait_for_state,
+)
 
 pytestmark = [pytest.mark.edge, pytest.mark.xdist_group("edge")]
-
-
-def outcomes(lines: list[str]) -> Counter[str]:
-    return Counter(" ".join(ln.split()[:-1]) for ln in lines)
-
-
-def calls_per_worker(uas_logs: dict[int, list[str]]) -> dict[int, int]:
-    return {i: sum(1 for ln in lines if ln.startswith("call ")) for i, lines in uas_logs.items()}
-
-
-async def wait_for_state(edge: Edge, index: int, state: str, timeout: float = 15) -> float:
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        targets = {t.index: t for t in await edge.targets()}
-        if targets[index].state == state:
-            return time.monotonic() - start
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"worker {index} not {state} after {timeout}s: {await edge.targets()}")
 
 
 async def test_calls_spread_up_to_maxload_then_503(tmp_path: Path) -> None:

@@ -12,35 +12,21 @@ from pathlib import Path
 import pytest
 
 from flexvoice.sip.edge import sip_ping
-from tests.conftest import REPO
-from tests.edge_support import edge_config, run_uac, running_edge, send_raw, start_uas
+from tests.edge_support import (
+    RFC4475,
+    edge_config,
+    first_reply,
+    run_uac,
+    running_edge,
+    send_raw,
+    start_uas,
+    torture_messages,
+)
 
 pytestmark = [pytest.mark.edge, pytest.mark.xdist_group("edge")]
 
-RFC4475 = REPO / "tests" / "data" / "rfc4475"
 # Framing cases the RFC asks to be tried over a stream transport as well.
 TCP_TOO = {"clerr.dat", "ncl.dat", "mcl01.dat"}
-
-
-def torture_messages() -> list[tuple[str, str]]:
-    rows = []
-    for line in (RFC4475 / "index.tsv").read_text().splitlines():
-        if line.startswith("#") or not line.strip():
-            continue
-        name, _section, _title, kind, _expected = line.split("\t")
-        rows.append((name, kind))
-    return rows
-
-
-def first_reply(data: bytes, port: int, src: str) -> str | None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((src, 0))
-        s.settimeout(0.5)
-        s.sendto(data, ("127.0.0.1", port))
-        try:
-            return s.recv(65535).split(b"\r\n", 1)[0].decode("utf-8", "replace")
-        except TimeoutError:
-            return None
 
 
 async def test_rfc4475_torture_messages_leave_the_edge_up(tmp_path: Path) -> None:

@@ -10,8 +10,16 @@ import pytest
 
 from flexvoice.system import free_port
 from tests.conftest import free_port_range
-from tests.edge_support import edge_config, run_uac, running_edge, start_uas, trunks_file
-from tests.test_edge_dispatch import calls_per_worker, outcomes, wait_for_state
+from tests.edge_support import (
+    calls_per_worker,
+    edge_config,
+    outcomes,
+    run_uac,
+    running_edge,
+    start_uas,
+    trunks_file,
+    wait_for_state,
+)
 
 pytestmark = [pytest.mark.edge, pytest.mark.xdist_group("edge")]
 

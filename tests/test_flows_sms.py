@@ -14,8 +14,8 @@ from flexvoice.system import free_port
 from tests.apikit import ACME_NUMBER, running_api
 from tests.conftest import run_cli
 from tests.fakeleg import harness
+from tests.metering_helpers import usage_events
 from tests.smsctool import running_smsc, smpp_config
-from tests.test_messages_api import usage_events
 
 FLOW = """
 flow: sms-demo

@@ -18,9 +18,8 @@ from flexvoice.api.httperrors import answer_with_problems
 from flexvoice.flows.validate import MAX_FLOW_BYTES
 from flexvoice.looplag import LOOP_LAG
 from flexvoice.storage.sqlite import connect
-from tests.apikit import running_api
+from tests.apikit import problem, running_api
 from tests.conftest import run_cli
-from tests.test_api import problem
 
 YAML = {"Content-Type": "application/yaml"}
 

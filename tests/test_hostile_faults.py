@@ -13,8 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.nodekit import http_port, session_processes, start_node, wait_http, wait_workers
-from tests.test_sip_node import edge_node
+from tests.nodekit import (
+    edge_node,
+    http_port,
+    session_processes,
+    start_node,
+    wait_http,
+    wait_workers,
+)
 
 pytestmark = [pytest.mark.sip, pytest.mark.edge, pytest.mark.xdist_group("sipnode")]
 

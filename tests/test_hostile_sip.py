@@ -7,8 +7,6 @@ crashed, and a real call is answered right after it."""
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,27 +14,19 @@ import pytest
 import yaml
 
 from bench.sipfuzz import representative, send_corpus
-from tests.conftest import REPO, cli_env
-from tests.nodekit import http_port, start_node, stop, wait_http, wait_workers
+from tests.nodekit import (
+    edge_loads,
+    edge_node,
+    http_port,
+    metric,
+    start_node,
+    stop,
+    wait_http,
+    wait_workers,
+)
 from tests.sipptool import run_uac
-from tests.test_sip_node import edge_node
-from tests.test_sip_robustness import metric
 
 pytestmark = [pytest.mark.sip, pytest.mark.edge, pytest.mark.xdist_group("sipnode")]
-
-
-def edge_loads(config: Path) -> list[str]:
-    """The `calls` column of `flexvoice edge status`, one entry per worker ('0/4')."""
-    out = subprocess.run(
-        [sys.executable, "-m", "flexvoice", "--config", str(config), "edge", "status"],
-        cwd=REPO,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert out.returncode == 0, out.stderr
-    return [line.split()[-1] for line in out.stdout.splitlines() if line[:2] in ("w0", "w1")]
 
 
 def long_invite(sip_port: int, local_port: int, n: int, length: int = 4096) -> bytes:

@@ -4,19 +4,15 @@ PyPI smpp34's server): receipts, long messages by segments, restart safety, opt-
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from flexvoice.appkeys import USAGE_SINK
-from flexvoice.metering.store import UsageStore
-from flexvoice.metering.tariffs import load_tariffs
-from flexvoice.storage.sqlite import connect
 from flexvoice.system import free_port
 from tests.apikit import ACME_NUMBER, OTHER_NUMBER, Api, running_api
-from tests.conftest import REPO
+from tests.metering_helpers import usage_events
 from tests.smsctool import running_smsc, smpp_config
 
 MOBILE = "+32475123456"
@@ -41,12 +37,6 @@ async def wait_message(api: Api, message_id: str, want: set[str], timeout: float
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"message stayed {doc['status']}, wanted {want}: {doc}")
         await asyncio.sleep(0.05)
-
-
-def usage_events(tmp_path: Path) -> list[dict[str, Any]]:
-    store = UsageStore(connect(tmp_path / "flexvoice.db"), load_tariffs(REPO / "metering/tariffs"))
-    rows = store.conn.execute("SELECT payload FROM usage_events ORDER BY id").fetchall()
-    return [json.loads(r[0]) for r in rows]
 
 
 async def test_sms_through_smpp_with_delivery_receipt(tmp_path: Path) -> None:

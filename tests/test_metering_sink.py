@@ -15,7 +15,6 @@ from aiohttp import web
 from flexvoice.accounts import create_account
 from flexvoice.appkeys import USAGE_SINK
 from flexvoice.config import Config, PathsConfig, StorageConfig
-from flexvoice.metering.sink import UsageSink
 from flexvoice.metering.store import UsageStore
 from flexvoice.metering.tariffs import load_tariffs
 from flexvoice.node.assembly import build_app
@@ -23,14 +22,7 @@ from flexvoice.node.shared import tariffs_component
 from flexvoice.node.usage import usage_component
 from flexvoice.storage.sqlite import connect
 from tests.conftest import REPO, cli_env
-from tests.metering_helpers import TARIFFS, amount, call, make_store
-
-
-def _sink(tmp_path: Path) -> UsageSink:
-    db = tmp_path / "usage.db"
-    return UsageSink(
-        tmp_path / "spool", lambda: UsageStore(connect(db), load_tariffs(TARIFFS)), interval=60
-    )
+from tests.metering_helpers import TARIFFS, amount, call, make_sink, make_store
 
 
 def _count(tmp_path: Path) -> int:
@@ -40,7 +32,7 @@ def _count(tmp_path: Path) -> int:
 
 async def test_record_then_flush_imports_in_a_batch(tmp_path: Path) -> None:
     make_store(tmp_path)  # creates the accounts
-    sink = _sink(tmp_path)
+    sink = make_sink(tmp_path)
     await sink.start()
     for i in range(50):
         sink.record(call(f"c{i}", 61))
@@ -64,7 +56,7 @@ async def test_record_then_flush_imports_in_a_batch(tmp_path: Path) -> None:
 
 async def test_malformed_event_is_kept_aside_without_failing_the_caller(tmp_path: Path) -> None:
     make_store(tmp_path)
-    sink = _sink(tmp_path)
+    sink = make_sink(tmp_path)
     await sink.start()
     sink.record({k: v for k, v in call("x", 5).items() if k != "ended_at"})
     sink.record({**call("y", 5), "to": "+15550000000"})
@@ -83,9 +75,8 @@ CHILD = """
 import os, sys
 from pathlib import Path
 sys.path.insert(0, {repo!r})
-from tests.test_metering_sink import _sink
-from tests.metering_helpers import call
-sink = _sink(Path({tmp!r}))
+from tests.metering_helpers import call, make_sink
+sink = make_sink(Path({tmp!r}))
 sink.open()
 for i in range(1000):
     sink.record(call(f"k{{i}}", 61))
@@ -113,7 +104,7 @@ async def test_crash_loses_nothing_and_doubles_nothing(tmp_path: Path) -> None:
     (spool / "batch-00000000000000000001.jsonl").write_text(
         "".join(json.dumps(call(f"k{i}", 61)) + "\n" for i in range(490, 510))
     )
-    sink = _sink(tmp_path)
+    sink = make_sink(tmp_path)
     report = await asyncio.to_thread(sink.open)
     assert (report.imported, report.duplicates, report.rejected) == (500, 20, [])
     await sink.stop()
@@ -137,14 +128,14 @@ async def test_node_component_flushes_on_shutdown(tmp_path: Path) -> None:
 
 async def test_events_recorded_while_closed_wait_in_the_spool(tmp_path: Path) -> None:
     make_store(tmp_path)
-    sink = _sink(tmp_path)
+    sink = make_sink(tmp_path)
     sink.record(call("early", 61))  # before start: kept in the spool
     await sink.start()
     assert _count(tmp_path) == 1  # imported when the sink opened
     await sink.stop()
     sink.record(call("late", 61))  # after stop: kept for the next start
     assert _count(tmp_path) == 1
-    again = _sink(tmp_path)
+    again = make_sink(tmp_path)
     await again.start()
     await again.stop()
     assert _count(tmp_path) == 2

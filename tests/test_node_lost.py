@@ -18,11 +18,17 @@ import pytest
 import yaml
 
 from tests.conftest import run_cli, write_node_config
-from tests.nodekit import http_port, start_node, stop, wait_http, wait_workers
+from tests.nodekit import (
+    edge_loads,
+    http_port,
+    start_node,
+    stop,
+    wait_http,
+    wait_workers,
+    worker_pids,
+)
+from tests.poolkit import tone
 from tests.sipptool import counts, uac_args
-from tests.test_hostile_sip import edge_loads
-from tests.test_sip_node import worker_pids
-from tests.test_sip_pool import tone
 
 pytestmark = [pytest.mark.sip, pytest.mark.edge, pytest.mark.xdist_group("sipnode")]
 

@@ -14,8 +14,8 @@ import yaml
 
 from tests.conftest import run_cli, write_node_config
 from tests.nodekit import http_port, session_processes, start_node, wait_http
+from tests.poolkit import tone
 from tests.sipptool import run_uac
-from tests.test_sip_pool import tone
 
 pytestmark = pytest.mark.sip
 

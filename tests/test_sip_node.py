@@ -7,62 +7,24 @@ import os
 import re
 import signal
 import socket
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.conftest import write_node_config
-from tests.nodekit import http_port, start_node, stop, wait_http, wait_workers
+from tests.nodekit import (
+    edge_node,
+    http_port,
+    start_node,
+    stop,
+    wait_http,
+    wait_workers,
+    worker_pids,
+)
 from tests.sipptool import run_uac
-from tests.test_sip_pool import tone
 
 pytestmark = [pytest.mark.sip, pytest.mark.edge, pytest.mark.xdist_group("sipnode")]
-
-
-def edge_node(tmp_path: Path, workers: int) -> tuple[Path, int]:
-    prompts = tmp_path / "prompts"
-    prompts.mkdir()
-    tone(prompts / "welcome.wav", 3.0)  # then the node hangs up
-    numbers = tmp_path / "numbers.yaml"
-    numbers.write_text(
-        "accounts:\n  bakery: {tariff: flexio-payu}\nnumbers:\n"
-        '  "+3225551003": {account: bakery, prompt: welcome}\n'
-    )
-    config = write_node_config(tmp_path, workers=workers)
-    doc = yaml.safe_load(config.read_text())
-    doc["sip"]["numbers"] = str(numbers)
-    doc["paths"]["prompts"] = str(prompts)
-    doc["logging"] = {"level": "info"}
-    config.write_text(yaml.safe_dump(doc))
-    return config, int(doc["sip"]["edge"]["port"])
-
-
-def worker_pids(node_pid: int, config: Path) -> dict[int, int]:
-    """index -> pid of the node's media workers: whoever of the node's descendants (workers
-    are forked from a template process) holds UDP port base_port + index."""
-    workers = yaml.safe_load(config.read_text())["sip"]["workers"]
-    base, count = int(workers["base_port"]), int(workers["count"])
-    out = subprocess.run(["ps", "-eo", "pid=,ppid="], capture_output=True, text=True).stdout
-    children: dict[int, list[int]] = {}
-    for line in out.splitlines():
-        pid, ppid = (int(x) for x in line.split())
-        children.setdefault(ppid, []).append(pid)
-    descendants, todo = set(), [node_pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            descendants.add(child)
-            todo.append(child)
-    found: dict[int, int] = {}
-    listening = subprocess.run(["ss", "-ulpnH"], capture_output=True, text=True).stdout
-    for line in listening.splitlines():
-        fields = line.split()
-        port = int(fields[3].rsplit(":", 1)[1])
-        match = re.search(r"pid=(\d+)", line)
-        if match and base <= port < base + count and int(match.group(1)) in descendants:
-            found[port - base] = int(match.group(1))
-    return found
 
 
 def test_twenty_simultaneous_calls_spread_over_the_workers_through_the_edge(

@@ -6,9 +6,7 @@ edge-only test in test_edge_robustness.py checks what it answers to each.)"""
 
 from __future__ import annotations
 
-import re
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -16,19 +14,11 @@ import yaml
 
 from flexvoice.sip.edge import sip_ping
 from tests.conftest import write_node_config
-from tests.nodekit import http_port, start_node, stop, wait_http, wait_workers
+from tests.edge_support import RFC4475, first_reply, torture_messages
+from tests.nodekit import http_port, metric, start_node, stop, wait_http, wait_workers
 from tests.sipptool import run_uac
-from tests.test_edge_robustness import RFC4475, first_reply, torture_messages
 
 pytestmark = [pytest.mark.sip, pytest.mark.edge, pytest.mark.xdist_group("sipnode")]
-
-
-def metric(port: int, name: str) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    match = re.search(rf"^{name} ([0-9.e+]+)$", text, re.M)
-    assert match, name
-    return float(match.group(1))
 
 
 def test_torture_messages_through_the_edge_leave_workers_up_and_slots_free(

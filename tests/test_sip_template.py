@@ -13,9 +13,8 @@ import pytest
 
 from flexvoice.sip.leg import SipLeg
 from flexvoice.sip.template import Template
+from tests.poolkit import PoolHarness, stay
 from tests.sipptool import run_uac_async
-from tests.test_sip_pool import PoolHarness, stay
-from tests.test_sip_pool import make_pool as make_pool  # the fixture
 
 pytestmark = pytest.mark.sip
 

@@ -27,8 +27,8 @@ from flexvoice.sip.addresses import (
     worker_count,
 )
 from tests.conftest import free_port_range
+from tests.poolkit import tone
 from tests.sipptool import Uas
-from tests.test_sip_pool import tone
 
 REPO = Path(__file__).resolve().parent.parent
 # Far longer than any test waits: a command is acted on only if it wakes the worker.

@@ -13,7 +13,7 @@ from flexvoice.sip.dispatch import EndedCalls, no_call_answer
 from flexvoice.sip.protocol import Message
 from flexvoice.sip.wavfile import silence_file, wav_closed, wav_seconds
 from flexvoice.sip.workerio import WAKE, read_commands
-from tests.test_sip_pool import tone
+from tests.poolkit import tone
 
 
 def test_wav_length_comes_from_the_header_and_unreadable_files_count_as_zero(

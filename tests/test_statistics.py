@@ -43,7 +43,6 @@ from tests.statskit import (
     rerouted_then_answered,
     world,
 )
-from tests.test_api_redis import redis_url  # noqa: F401
 
 DAY = "2026-03-02"
 
@@ -355,7 +354,7 @@ async def test_api_roles_accounts_json_and_csv(tmp_path: Path) -> None:
 @pytest.mark.process  # two nodes share a real redis-server
 async def test_nodes_sharing_redis_see_each_others_live_calls(
     tmp_path: Path,
-    redis_url: str,  # noqa: F811  (the fixture of tests.test_api_redis)
+    redis_url: str,
 ) -> None:
     extra = f"redis: {{enabled: true, url: '{redis_url}'}}\n"
     (tmp_path / "a").mkdir()

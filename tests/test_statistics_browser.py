@@ -20,7 +20,7 @@ from tests.conftest import free_port_range
 from tests.designerkit import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, PASSWORD, safe_name
 from tests.nodekit import TrunkNode, launch_trunk_node
 from tests.sipptool import Uas, run_uac_async
-from tests.test_statistics_sip import LINE, STATS_NODE
+from tests.statskit import LINE, STATS_NODE
 
 pytestmark = [
     pytest.mark.sip,

@@ -20,57 +20,9 @@ from flexvoice.storage.sqlite import connect
 from tests.conftest import free_port_range
 from tests.nodekit import StartTrunkNode, api
 from tests.sipptool import SippResult, Uas, run_uac
+from tests.statskit import BROKEN, LINE, MOVED, OTHER, STATS_NODE
 
 pytestmark = [pytest.mark.sip, pytest.mark.edge, pytest.mark.xdist_group("sipnode")]
-
-LINE, MOVED, OTHER = "+3225551001", "+3225551002", "+3225552001"
-BROKEN = "+3225551003"  # its flow does not exist
-AGENT, BUSY, RINGS = "+3225559001", "+3225559002", "+3225559003"  # tests/sipp/uas_agents.xml
-
-STATS_FLOW = f"""\
-flow: stats
-description: A menu whose keys lead to every way a call can end
-start: menu
-steps:
-  menu:
-    menu:
-      say: Press 1 for the desk, 2 to wait for an agent.
-      options: {{"1": desk, "2": line, "3": busy_desk, "4": slow_desk, "5": backup}}
-      timeout: 10s
-      retries: 0
-  desk:
-    dial: {{targets: ["{AGENT}"], ring_timeout: 10s}}
-  busy_desk:
-    dial: {{targets: ["{BUSY}"], ring_timeout: 10s}}
-  slow_desk:
-    dial: {{targets: ["{RINGS}"], ring_timeout: 3s}}
-  backup:
-    dial: {{targets: ["{BUSY}"], ring_timeout: 10s, on_busy: sorry}}
-  line:
-    queue:
-      name: support
-      targets: ["{RINGS}"]
-      ring_timeout: 30s
-      max_wait: 60s
-      announce_position: false
-      service_level: 15s
-  sorry:
-    play: {{say: "Sorry, nobody is free.", then: bye}}
-  bye:
-    hangup:
-"""
-
-# trunk_node's arguments for the node these tests (and the statistics page's) run.
-STATS_NODE: dict[str, Any] = {
-    "flows": {"stats": STATS_FLOW},
-    "numbers": {
-        LINE: {"account": "shop", "flow": "stats"},
-        MOVED: {"account": "shop", "flow": "stats"},
-        BROKEN: {"account": "shop", "flow": "missing"},
-        OTHER: {"account": "other", "flow": "stats"},
-    },
-    "caller_id": {"default": LINE},
-}
 
 
 def csv_get(port: int, key_text: str, path: str) -> list[dict[str, str]]:

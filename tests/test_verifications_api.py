@@ -15,8 +15,8 @@ import pytest
 from flexvoice.appkeys import USAGE_SINK
 from flexvoice.system import free_port
 from tests.apikit import Api, running_api
+from tests.metering_helpers import usage_events
 from tests.smsctool import Smsc, running_smsc, smpp_config
-from tests.test_messages_api import usage_events
 
 MOBILE = "+32475123456"
 DEV = "acme:developer"

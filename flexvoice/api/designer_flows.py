@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from flexvoice.api import flows as flow_api
+from flexvoice.api import flowsim
 from flexvoice.api.designer_session import SESSION, designer_op, json_body
 from flexvoice.api.designer_session import json_response as _json
 from flexvoice.api.framework import MAX_BODY_BYTES, parse_json_body, read_body
@@ -295,7 +296,7 @@ async def restore_revision(request: web.Request) -> web.StreamResponse:
 @designer_op()
 async def simulate(request: web.Request) -> web.StreamResponse:
     """The simulator over the working version (the draft when there is one)."""
-    body = parse_json_body(await read_body(request), flow_api.SimulateRequest)
+    body = parse_json_body(await read_body(request), flowsim.SimulateRequest)
     entry = await flow_api._find(request)
     _, prompts_dir = flow_api._dirs(request)
     current = await _state(request, entry)
@@ -304,5 +305,5 @@ async def simulate(request: web.Request) -> web.StreamResponse:
     )
     if res.flow is None:
         raise flow_api.invalid_flow(res, "text", "the draft")
-    result = await flow_api.simulate(res.flow, prompts_dir, body)
+    result = await flowsim.simulate(res.flow, prompts_dir, body)
     return _json(result.model_dump())

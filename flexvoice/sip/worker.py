@@ -1,7 +1,8 @@
 """A media worker: one process, one pjsua2 Endpoint, at most 4 calls (the wheel's limit).
 
-This is the only module that imports pjsua2: the thin adapter between PJSIP and what has no
-pjsua2 in it (how long to sleep: wakes; which command goes where: dispatch; the pipes to the
+One job, which is why it is longer than the 450 lines of issue 11: it is the only module that
+imports pjsua2, the thin adapter between PJSIP and what has no pjsua2 in it, whose pure parts
+live elsewhere (how long to sleep: wakes; which command goes where: dispatch; the pipes to the
 control plane: workerio; WAV headers: wavfile; the fork server: forkserver).
 
 The process's main thread owns the Endpoint and polls `libHandleEvents()`; with
