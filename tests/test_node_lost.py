@@ -56,6 +56,25 @@ def rows(db: Path, sql: str) -> list[tuple[object, ...]]:
         return list(conn.execute(sql))
 
 
+def answered_caller(
+    config: Path, proc: subprocess.Popen[str], sip_port: int, db: Path, timeout: int
+) -> subprocess.Popen[str]:
+    """Once the node is up, a sipp caller that stays until it gets a BYE; returned once its
+    leg has a heartbeat row (or after 20 s, and the test's look-up fails)."""
+    wait_http(http_port(config), "/healthz", proc, timeout=60)
+    wait_workers(http_port(config), proc, 1)
+    caller = subprocess.Popen(
+        uac_args("uac_until_bye.xml", f"127.0.0.1:{sip_port}", "+3225551003", timeout=timeout),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not rows(db, "SELECT call_id FROM live_legs"):
+        time.sleep(0.2)
+    return caller
+
+
 def test_kill_9_mid_call_bills_the_call_to_the_last_heartbeat_once(tmp_path: Path) -> None:
     """The node and its worker die together (kill -9 of both, as the OOM killer of a cgroup or
     a power cut would): nobody is left to hang up. The edge, stopped by the kernel with the
@@ -66,17 +85,7 @@ def test_kill_9_mid_call_bills_the_call_to_the_last_heartbeat_once(tmp_path: Pat
     proc = start_node(config)
     caller = None
     try:
-        wait_http(http_port(config), "/healthz", proc, timeout=60)
-        wait_workers(http_port(config), proc, 1)
-        caller = subprocess.Popen(
-            uac_args("uac_until_bye.xml", f"127.0.0.1:{sip_port}", "+3225551003", timeout=90),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not rows(db, "SELECT call_id FROM live_legs"):
-            time.sleep(0.2)
+        caller = answered_caller(config, proc, sip_port, db, timeout=90)
         [(call_id, answered_at)] = rows(db, "SELECT call_id, answered_at FROM live_legs")
         time.sleep(5)  # talking: two or three heartbeats
         workers = worker_pids(proc.pid, config)
@@ -141,17 +150,7 @@ def test_a_killed_workers_caller_gets_a_bye_from_the_edge_at_once(tmp_path: Path
     proc = start_node(config)
     caller = None
     try:
-        wait_http(http_port(config), "/healthz", proc, timeout=60)
-        wait_workers(http_port(config), proc, 1)
-        caller = subprocess.Popen(
-            uac_args("uac_until_bye.xml", f"127.0.0.1:{sip_port}", "+3225551003", timeout=60),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not rows(db, "SELECT call_id FROM live_legs"):
-            time.sleep(0.2)
+        caller = answered_caller(config, proc, sip_port, db, timeout=60)
         [(call_id,)] = rows(db, "SELECT call_id FROM live_legs")
         os.kill(worker_pids(proc.pid, config)[0], signal.SIGKILL)
         killed = time.monotonic()
