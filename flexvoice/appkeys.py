@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from flexvoice.api.webhooks import WebhookQueue
     from flexvoice.callcontrol import Originator
     from flexvoice.calls import CallRegistry
+    from flexvoice.cluster.member import Member
     from flexvoice.conference.service import ConferenceService
     from flexvoice.config import Config
     from flexvoice.flows.deps import FlowDeps
@@ -79,6 +80,8 @@ POOL: web.AppKey[WorkerPool] = web.AppKey("sip_pool")
 ORIGINATOR: web.AppKey[Originator] = web.AppKey("originator")
 # Answered legs noted in the database, so a killed node bills them at its next start.
 HEARTBEAT: web.AppKey[LegHeartbeat] = web.AppKey("leg_heartbeat")
+# This node in the cluster (flexvoice/node/cluster.py); absent on a node on its own.
+CLUSTER: web.AppKey[Member] = web.AppKey("cluster")
 # How to send a SIP MESSAGE (the pool publishes it; the SIP gateway looks it up per message).
 MESSAGE_TRANSPORT: web.AppKey[MessageTransport] = web.AppKey("message_transport")
 

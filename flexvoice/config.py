@@ -176,6 +176,26 @@ class RedisConfig(Section):
     url: str = "redis://127.0.0.1:6379/0"
 
 
+class ClusterConfig(Section):
+    """Several nodes as one service (README, "Several nodes"): live legs and node membership
+    in Redis, what must last in PostgreSQL, one edge in front."""
+
+    enabled: bool = Field(
+        False, description="join the cluster: needs redis.enabled and a PostgreSQL database"
+    )
+    node: str = Field(
+        "", description="this node's name, unique in the cluster (default: host-httpport)"
+    )
+    url: str = Field(
+        "", description="where the other nodes reach this node's API (default: from http)"
+    )
+    edge: Literal["own", "shared"] = Field(
+        "own",
+        description="own: this node runs its Kamailio; shared: 'flexvoice edge serve' runs "
+        "one edge for every node and this node registers its workers with it through Redis",
+    )
+
+
 class PathsConfig(Section):
     flows: str = "flows"
     prompts: str = "ivr_prompts"
@@ -261,6 +281,7 @@ class Config(Section):
     sip: SipConfig = SipConfig()
     storage: StorageConfig = StorageConfig()
     redis: RedisConfig = RedisConfig()
+    cluster: ClusterConfig = ClusterConfig()
     paths: PathsConfig = PathsConfig()
     api: ApiConfig = ApiConfig()
     messaging: MessagingConfig = MessagingConfig()

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
-from flexvoice.api import recordings
+from flexvoice.api import recordings, remote
 from flexvoice.api.dialer import FlowStarter
 from flexvoice.api.flows import checked_flow
 from flexvoice.api.framework import (
@@ -62,6 +62,17 @@ def _find(request: web.Request) -> CallRecord:
     if call is None:  # another account's call is "not found" too: no existence oracle
         raise ProblemError("not-found", f"no call '{call_id}' in this account", field="call_id")
     return call
+
+
+async def _here_or_owner(request: web.Request) -> CallRecord | web.Response:
+    """The call from this node's registry, or the answer of the node that holds it."""
+    try:
+        return _find(request)
+    except ProblemError:
+        answer = await remote.to_owner(request, request.match_info["call_id"])
+        if answer is None:
+            raise
+        return answer
 
 
 @resource.op(
@@ -231,6 +242,7 @@ async def list_calls(request: web.Request) -> web.Response:
     """Newest first; filter by status, from, to and since."""
     q = request_query(request, CallListQuery)
     registry = request.config_dict[CALLS]
+    others, missing = await remote.other_nodes_calls(request)
     calls = registry.list(
         request[PRINCIPAL].account,
         status=q.status,
@@ -239,8 +251,12 @@ async def list_calls(request: web.Request) -> web.Response:
         since=q.since.isoformat() if q.since else None,
         limit=q.limit,
     )
-    doc = CallList.model_validate({"calls": [registry.resource(c) for c in calls]})
-    return web.json_response(doc.model_dump(by_alias=True))
+    own = [registry.resource(c) for c in calls]
+    doc = CallList.model_validate({"calls": remote.merged(own, others, q.limit)})
+    response = web.json_response(doc.model_dump(by_alias=True))
+    if missing:  # a partial list says so
+        response.headers[remote.MISSING_HEADER] = ", ".join(missing)
+    return response
 
 
 @resource.op(
@@ -253,7 +269,8 @@ async def list_calls(request: web.Request) -> web.Response:
 )
 async def get_call(request: web.Request) -> web.Response:
     """Status, SIP status, cause, times, billable seconds and price in one place."""
-    return _json(request, _find(request))
+    call = await _here_or_owner(request)
+    return call if isinstance(call, web.Response) else _json(request, call)
 
 
 @resource.op(
@@ -271,7 +288,9 @@ async def update_call(request: web.Request) -> web.Response:
     `{"flow": "name"}` moves an answered call to another flow;
     `{"recording": "start"|"pause"|"resume"|"stop"}` controls its whole-call recording."""
     body = request_body(request, CallUpdate)
-    call = _find(request)
+    call = await _here_or_owner(request)
+    if isinstance(call, web.Response):
+        return call
     app = request.config_dict
     if call.final:
         raise ProblemError(
@@ -283,6 +302,8 @@ async def update_call(request: web.Request) -> web.Response:
         ended = await dialer.hangup(call.id)
         if not ended and originator is not None:
             ended = await originator.hangup(call.id, "api")  # inbound, or a dialled leg
+        if not ended and (answer := await remote.to_owner(request, call.id)) is not None:
+            return answer  # the calls store is shared, the call held by another node
         if not ended:
             raise ProblemError(
                 "conflict",
@@ -315,7 +336,9 @@ async def update_call(request: web.Request) -> web.Response:
 )
 async def call_events(request: web.Request) -> web.Response:
     """Every SIP outcome and flow step of the call, in order, to debug a flow."""
-    call = _find(request)
+    call = await _here_or_owner(request)
+    if isinstance(call, web.Response):
+        return call
     events = request.config_dict[CALLS].events(call.id)
     doc = CallEvents.model_validate({"call_id": call.id, "events": events})
     return web.json_response(doc.model_dump(by_alias=True))

@@ -55,6 +55,7 @@ PROBLEM_TYPES: dict[str, tuple[int, str]] = {
     "destination-refused": (422, "Verification codes may not go to this destination"),
     "send-rate-limited": (429, "Too many codes sent to this destination for now"),
     "originator-unavailable": (503, "Outbound calling is not available on this node"),
+    "owner-node-unavailable": (503, "The node holding this call is not answering"),
     "service-unavailable": (503, "A part of the node this needs is not running"),
     "internal-error": (500, "Internal error"),
 }

@@ -24,6 +24,7 @@ from flexvoice.config import Config
 from flexvoice.logs import get_logger
 from flexvoice.looplag import loop_lag_component
 from flexvoice.node.api import api_component, end_live_streams
+from flexvoice.node.cluster import cluster_component
 from flexvoice.node.edge import edge_component
 from flexvoice.node.flows import flows_component
 from flexvoice.node.heartbeat import heartbeat_component
@@ -55,6 +56,7 @@ DEFAULT_COMPONENTS: tuple[Component, ...] = (
     verify_component,
     edge_component,  # before the pool: it stops after the drain, so late BYEs still arrive
     heartbeat_component,  # closes what a killed node left open; notes the pool's live legs
+    cluster_component,  # with cluster.enabled: live calls and workers in Redis, lost nodes
     pool_component,
 )
 

@@ -35,7 +35,8 @@ STABLE_AFTER = 60.0  # a Kamailio that ran this long resets the back-off
 async def edge_component(app: web.Application) -> AsyncIterator[None]:
     cfg = app[CONFIG]
     status = app[STATUS]
-    if not (app[OPTIONS].edge and cfg.sip.edge.enabled):
+    if not (app[OPTIONS].edge and cfg.sip.edge.enabled) or cfg.cluster.edge == "shared":
+        # With a shared edge (`flexvoice edge serve`), the cluster component reports it.
         status.edge_up = False
         yield
         return

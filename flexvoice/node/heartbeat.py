@@ -16,22 +16,23 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import astuple
 from datetime import UTC, datetime
-from typing import Any
 
 from aiohttp import web
 
 from flexvoice.appkeys import CALLS, DB, HEARTBEAT, POOL, USAGE_SINK, need
-from flexvoice.callevent import call_event
 from flexvoice.calls import CallRegistry
 from flexvoice.logs import get_logger
+from flexvoice.lostlegs import LiveLeg, lost_leg_end, unanswered_end
 from flexvoice.metering.sink import UsageSink
 from flexvoice.sip.leg import SipLeg
 from flexvoice.storage.sqlite import migrate
 
 log = get_logger(__name__)
+
+__all__ = ["HEARTBEAT_SECONDS", "LegHeartbeat", "LiveLeg", "lost_leg_end", "unanswered_end"]
 
 HEARTBEAT_SECONDS = 2.0
 
@@ -55,62 +56,11 @@ _LEG_COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
-class LiveLeg:
-    call_id: str
-    account: str | None
-    direction: str
-    caller: str
-    callee: str
-    started_at: str
-    answered_at: str
-    parent_call_id: str | None
-
-
-# -- the core: what a lost leg becomes (no I/O) ---------------------------------------------
-def lost_leg_end(
-    leg: LiveLeg, alive_at: str | None
-) -> tuple[dict[str, Any] | None, dict[str, object]]:
-    """The leg's `call` usage event (None when not billable) and its `ended` event, billed
-    from its answer to the last moment the node was known alive."""
-    ended_at = max(leg.answered_at, alive_at or leg.answered_at, key=datetime.fromisoformat)
-    usage = None
-    if leg.account:
-        usage = call_event(
-            call_id=leg.call_id,
-            account=leg.account,
-            direction=leg.direction,
-            caller=leg.caller,
-            callee=leg.callee,
-            started_at=leg.started_at,
-            answered_at=leg.answered_at,
-            ended_at=ended_at,
-            parent_call_id=leg.parent_call_id,
-        )
-    seconds = datetime.fromisoformat(ended_at) - datetime.fromisoformat(leg.answered_at)
-    ended: dict[str, object] = {
-        "sip_status": 200,
-        "reason": "node lost",
-        "outcome": "completed",
-        "cause": "node_lost",
-        "ended_by": "node_lost",
-        "talk_seconds": max(0, -int(-seconds.total_seconds() // 1)),
-        "at": ended_at,
-        "usage": usage,
-    }
-    return usage, ended
-
-
-def unanswered_end(alive_at: str | None, fallback: str) -> dict[str, object]:
-    """The `ended` event of a call that was ringing (or queued) when the node died."""
-    return {
-        "sip_status": 503,
-        "reason": "node lost",
-        "outcome": "failed",
-        "cause": "node_lost",
-        "ended_by": "node_lost",
-        "at": alive_at or fallback,
-    }
+def live_leg(leg: SipLeg, answered_at: datetime) -> LiveLeg:
+    return LiveLeg(
+        leg.call_id, leg.account, leg.direction, leg.caller, leg.callee,
+        leg.started_at.isoformat(), answered_at.isoformat(), leg.parent_call_id,
+    )  # fmt: skip
 
 
 # -- the store ------------------------------------------------------------------------------
@@ -121,29 +71,30 @@ class LegHeartbeat:
         self.conn = conn
         self.clock = clock or (lambda: datetime.now(UTC))
         self.known: set[str] = set()
+        # Told, after each beat, the legs it newly noted (the cluster mirrors them in Redis).
+        self.listeners: list[Callable[[list[LiveLeg]], Awaitable[None]]] = []
         migrate(conn, "heartbeat", MIGRATIONS)
 
-    def beat(self, answered: Iterable[SipLeg]) -> None:
-        """Note the answered legs not yet known and the node alive now; one transaction."""
-        rows = []
+    def beat(self, answered: Iterable[SipLeg]) -> list[LiveLeg]:
+        """Note the answered legs not yet known and the node alive now, in one transaction;
+        the legs newly noted (the cluster keeps them in Redis as well)."""
+        legs = []
         for leg in answered:
             if leg.call_id in self.known or leg.answered_at is None:
                 continue
             self.known.add(leg.call_id)
-            rows.append((
-                leg.call_id, leg.account, leg.direction, leg.caller, leg.callee,
-                leg.started_at.isoformat(), leg.answered_at.isoformat(), leg.parent_call_id,
-            ))  # fmt: skip
+            legs.append(live_leg(leg, leg.answered_at))
         with self.conn:
-            if rows:
+            if legs:
                 self.conn.executemany(
                     f"INSERT OR REPLACE INTO live_legs ({_LEG_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
-                    rows,
+                    [astuple(leg) for leg in legs],
                 )
             self.conn.execute(
                 "INSERT OR REPLACE INTO node_alive (id, at) VALUES (1, ?)",
                 (self.clock().isoformat(),),
             )
+        return legs
 
     def forget(self, leg: SipLeg) -> None:
         """The leg ended (its usage event is already written): no longer live."""
@@ -239,7 +190,13 @@ def answered_legs(app: web.Application) -> list[SipLeg]:
 async def _beat(app: web.Application, heartbeat: LegHeartbeat) -> None:
     while True:
         try:
-            heartbeat.beat(answered_legs(app))
+            legs = heartbeat.beat(answered_legs(app))
         except sqlite3.Error:
             log.exception("heartbeat.failed")
+            legs = []
+        for listener in heartbeat.listeners:
+            try:
+                await listener(legs)
+            except Exception:  # Redis away: the next beat tries again; calls go on
+                log.exception("heartbeat.listener_failed")
         await asyncio.sleep(HEARTBEAT_SECONDS)

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from flexvoice.appkeys import (
     CALLS,
+    CLUSTER,
     CONFIG,
     EDGE,
     FLOWS,
@@ -29,7 +30,7 @@ from flexvoice.config import Config
 from flexvoice.logs import get_logger
 from flexvoice.node.inbound_router import InboundRouter
 from flexvoice.node.messaging import sip_inbound
-from flexvoice.sip.addresses import edge_proxy_uri, worker_count
+from flexvoice.sip.addresses import edge_proxy_uri, worker_addresses, worker_count
 from flexvoice.sip.leg import SipLeg
 from flexvoice.sip.messages import SipMessenger
 from flexvoice.sip.originate import PoolOriginator
@@ -95,11 +96,17 @@ async def pool_component(app: web.Application) -> AsyncIterator[None]:
     if trunk is not None:
         pool.caller_id_for = trunk.caller_id_for
     edge_process = app.get(EDGE)
+    cluster = app.get(CLUSTER)
     if edge_process is not None:  # the edge started first (it stops after the pool drained)
         pool.on_worker_state.append(edge_process.set_worker_state)
         pool.on_worker_lost.append(edge_process.worker_lost)  # BYE to their carriers
-    elif edge:
+    elif edge and not (cluster is not None and cluster.shared_edge):
         need(app, EDGE, "edge_component", "pool_component")
+    if cluster is not None:  # the shared edge learns the workers' states through Redis
+        uris = {w.index: w.uri for w in worker_addresses(cfg)}
+        pool.on_worker_state.append(lambda i, up: cluster.worker_state(uris[i], up))
+        if cluster.shared_edge:
+            pool.on_worker_lost.append(lambda i: cluster.worker_lost(uris[i]))
     status.workers_total = settings.count
 
     def track(_index: int, _up: bool) -> None:
@@ -141,5 +148,9 @@ async def pool_component(app: web.Application) -> AsyncIterator[None]:
             # New INVITEs get 503 at the edge; in-dialog requests still reach their worker.
             for worker in pool.workers:
                 edge_process.set_worker_state(worker.index, False)
+        if cluster is not None:
+            for worker in pool.workers:
+                cluster.worker_state(uris[worker.index], False)
+            await cluster.settled()
         await pool.stop(grace=cfg.sip.workers.drain_grace)
         status.workers_up = 0

@@ -361,6 +361,15 @@ class Edge(EdgeRpc):
         self._pushes.add(task)
         task.add_done_callback(self._pushes.discard)
 
+    async def set_workers(self, workers: list[WorkerAddress], up: dict[int, bool]) -> None:
+        """A new set of workers (a shared edge's nodes came or went): the dispatcher list is
+        rewritten and reloaded; calls stay counted (per worker, by the dialog module)."""
+        self.workers = list(workers)
+        self._wanted = dict(up)
+        self.write_config()
+        if self.up:
+            await self.rpc("dispatcher.reload")
+
     async def settled(self) -> None:
         """Wait until every state change asked for so far has reached Kamailio."""
         pending = [*self._pushes, *self._endings]

@@ -1,0 +1,213 @@
+"""Several nodes as one service on this machine, for the cluster test and `./run bench cluster`:
+a real redis-server, the shared edge (`flexvoice cluster edge`) and nodes (`flexvoice serve`)
+on one PostgreSQL, each a subprocess on its own loopback ports, stopped by its PID."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from flexvoice.system import free_port
+from tests.conftest import REPO, cli_env, free_port_range, run_cli
+from tests.nodekit import NodeProcess, start_node, stop, wait_http, wait_workers, worker_pids
+from tests.poolkit import tone
+
+LONG_LINE = "+3225551003"  # a 40 s prompt: the call stays up until someone hangs up
+
+
+@contextlib.contextmanager
+def running_redis(folder: Path) -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is missing: './run' installs it (Debian package redis-server)"
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+         "no", "--dir", str(folder)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        for _ in range(250):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                break
+            except OSError:
+                time.sleep(0.02)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def shared_files(folder: Path) -> dict[str, str]:
+    """The numbers and prompts every node of the test cluster serves."""
+    prompts = folder / "prompts"
+    prompts.mkdir(exist_ok=True)
+    tone(prompts / "long.wav", 40.0)
+    numbers = folder / "numbers.yaml"
+    numbers.write_text(
+        f'accounts:\n  bakery: {{tariff: flexio-payu}}\nnumbers:\n  "{LONG_LINE}": '
+        "{account: bakery, prompt: long}\n"
+    )
+    return {"numbers": str(numbers), "prompts": str(prompts)}
+
+
+@dataclass
+class ClusterNode:
+    name: str
+    folder: Path
+    config: Path
+    port: int
+    workers: int
+    proc: NodeProcess | None = None
+    log: str = ""
+
+    @property
+    def db(self) -> Path:
+        return self.folder / "flexvoice.db"
+
+    def worker_uris(self) -> list[str]:
+        base = int(yaml.safe_load(self.config.read_text())["sip"]["workers"]["base_port"])
+        return [f"sip:127.0.0.1:{base + n}" for n in range(self.workers)]
+
+    def start(self) -> ClusterNode:
+        self.proc = start_node(self.config)
+        wait_http(self.port, "/healthz", self.proc, timeout=90)
+        wait_workers(self.port, self.proc, self.workers, timeout=60)
+        return self
+
+    def kill(self) -> None:
+        """kill -9 of the node and its workers at once (as a power cut would)."""
+        assert self.proc is not None
+        workers = worker_pids(self.proc.pid, self.config)
+        os.killpg(self.proc.pid, signal.SIGSTOP)  # so it cannot see its workers die
+        for pid in workers.values():
+            os.kill(pid, signal.SIGKILL)
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> str:
+        if self.proc is not None and self.proc.returncode is None:
+            self.log = stop(self.proc)
+        elif self.proc is not None:
+            self.log = self.proc.output()[1]
+        return self.log
+
+
+@dataclass
+class Cluster:
+    folder: Path
+    redis: str
+    database: str
+    edge_port: int
+    edge_config: Path
+    files: dict[str, str]
+    edge: NodeProcess | None = None
+    nodes: dict[str, ClusterNode] = field(default_factory=dict)
+    key: str = ""
+
+    @property
+    def edge_address(self) -> str:
+        return f"127.0.0.1:{self.edge_port}"
+
+    def start_edge(self) -> None:
+        self.edge = NodeProcess(
+            [sys.executable, "-m", "flexvoice", "--config", str(self.edge_config), "cluster",
+             "edge"],
+            self.folder / "edge.stdout",
+            self.folder / "edge.stderr",
+            cwd=REPO, env=cli_env(), stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while "shared_edge.started" not in self.edge.output()[1]:
+            assert self.edge.poll() is None, self.edge.output()[1][-3000:]
+            assert time.monotonic() < deadline, "the shared edge did not start"
+            time.sleep(0.1)
+
+    def add_node(self, name: str, workers: int = 2) -> ClusterNode:
+        folder = self.folder / name
+        folder.mkdir()
+        http = free_port()
+        base = free_port_range(workers + 1)
+        doc = {
+            "http": {"host": "127.0.0.1", "port": http},
+            "sip": {
+                "edge": {"port": self.edge_port, "ctl_socket": str(folder / "ctl.sock")},
+                "workers": {"count": workers, "base_port": base, "drain_grace": "2s",
+                            "rtp_base": free_port_range(16 * workers)},
+                "trunks": str(REPO / "sip" / "trunks.yaml"),
+                "numbers": self.files["numbers"],
+            },
+            "storage": {"database": self.database, "local": str(folder / "flexvoice.db"),
+                        "recordings": str(folder / "recordings")},
+            "redis": {"enabled": True, "url": self.redis},
+            "cluster": {"enabled": True, "node": name, "edge": "shared"},
+            "paths": {"flows": str(REPO / "flows"), "prompts": self.files["prompts"],
+                      "tariffs": str(REPO / "metering" / "tariffs")},
+            "logging": {"level": "info"},
+        }  # fmt: skip
+        config = folder / "flexvoice.yaml"
+        config.write_text(yaml.safe_dump(doc))
+        node = ClusterNode(name, folder, config, http, workers)
+        self.nodes[name] = node
+        return node
+
+    def new_key(self) -> str:
+        made = run_cli(
+            "keys", "create", "--account", "bakery", "--role", "developer", "--db", self.database
+        )
+        assert made.returncode == 0, made.stderr
+        self.key = made.stdout.split()[0]
+        return self.key
+
+    def dispatcher(self) -> list[str]:
+        """The worker URIs in the edge's dispatcher list now (active or not)."""
+        out = subprocess.run(
+            ["kamcmd", "-s", f"unix:{self.folder / 'edge-ctl.sock'}", "dispatcher.list"],
+            capture_output=True, text=True, timeout=10,
+        )  # fmt: skip
+        return [
+            line.split("URI:", 1)[1].strip() for line in out.stdout.splitlines() if "URI:" in line
+        ]
+
+    def stop(self) -> None:
+        for node in self.nodes.values():
+            with contextlib.suppress(Exception):
+                node.stop()
+        if self.edge is not None and self.edge.returncode is None:
+            self.edge.send_signal(signal.SIGTERM)
+            try:
+                self.edge.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.edge.pid, signal.SIGKILL)
+                self.edge.wait(timeout=10)
+
+
+def make_cluster(folder: Path, redis: str, database: str) -> Cluster:
+    files = shared_files(folder)
+    edge_port = free_port_range(1)
+    edge_config = folder / "edge.yaml"
+    edge_config.write_text(
+        yaml.safe_dump(
+            {
+                "sip": {
+                    "edge": {"port": edge_port, "ctl_socket": str(folder / "edge-ctl.sock")},
+                    "trunks": str(REPO / "sip" / "trunks.yaml"),
+                },
+                "redis": {"enabled": True, "url": redis},
+                "logging": {"level": "info"},
+            }
+        )
+    )
+    return Cluster(folder, redis, database, edge_port, edge_config, files)

@@ -1,0 +1,144 @@
+"""Two nodes as one service (issue 18): one PostgreSQL, one Redis, one shared edge, two nodes
+on their own ports, real sipp callers. The tests run in order on one start-up (the module's
+fixture): calls spread over both nodes' workers; a call up on node A is listed, traced and
+hung up through node B's API; then A is killed with calls up: its callers get a BYE from the
+edge, its calls are billed to its last heartbeat by B (node_lost), and new calls all go to B."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.clusterkit import LONG_LINE, Cluster, make_cluster, running_redis
+from tests.nodekit import api, wait_for
+from tests.pgkit import PgServer
+from tests.sipptool import counts, uac_args
+
+pytestmark = [pytest.mark.sip, pytest.mark.edge, pytest.mark.process]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, pg_server: PgServer) -> Iterator[Cluster]:
+    folder = tmp_path_factory.mktemp("cluster")
+    with running_redis(folder) as redis:
+        c = make_cluster(folder, redis, pg_server.new_database())
+        try:
+            c.start_edge()
+            for name in ("a", "b"):
+                c.add_node(name).start()
+            c.new_key()
+            wait_for(lambda: len(c.dispatcher()) == 4, timeout=20)
+            yield c
+        finally:
+            c.stop()
+
+
+def callers(c: Cluster, count: int, timeout: int = 60) -> subprocess.Popen[str]:
+    """`count` callers to the long line, each staying until it gets a BYE."""
+    return subprocess.Popen(
+        uac_args("uac_until_bye.xml", c.edge_address, LONG_LINE, calls=count, rate=20,
+                 limit=count, timeout=timeout),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+def live(db: Path) -> list[str]:
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT id FROM calls WHERE status = 'in-progress' ORDER BY id")
+        return [r[0] for r in rows]
+
+
+def row(db: Path, call_id: str) -> tuple[str, str | None]:
+    with sqlite3.connect(db) as conn:
+        found = conn.execute("SELECT status, ended_by FROM calls WHERE id = ?", (call_id,))
+        return found.fetchone()  # type: ignore[no-any-return]
+
+
+ONE: list[subprocess.Popen[str]] = []  # the first callers, up across the tests
+
+
+def test_calls_spread_over_both_nodes_workers(cluster: Cluster) -> None:
+    a, b = cluster.nodes["a"], cluster.nodes["b"]
+    assert sorted(cluster.dispatcher()) == sorted(a.worker_uris() + b.worker_uris())
+    ONE.append(callers(cluster, 8))
+    wait_for(lambda: len(live(a.db)) + len(live(b.db)) == 8, timeout=30)
+    # Round robin over the four workers: each node carries its share.
+    assert len(live(a.db)) >= 2 and len(live(b.db)) >= 2, (live(a.db), live(b.db))
+    status, health = api(b.port, cluster.key, "GET", "/healthz")
+    assert status == 200, health
+    assert health["cluster"]["nodes"] == {"a": "up", "b": "up"}
+    assert health["cluster"]["redis"] is True and health["edge"]["up"] is True
+    assert health["storage"] == {"shared": "postgresql", "reachable": True}
+
+
+def test_a_call_on_a_is_listed_traced_and_hung_up_through_b(cluster: Cluster) -> None:
+    a, b = cluster.nodes["a"], cluster.nodes["b"]
+    on_a = live(a.db)
+    status, doc = api(b.port, cluster.key, "GET", "/v1/calls?status=in-progress")
+    assert status == 200, doc
+    listed = {c["id"] for c in doc["calls"]}
+    assert set(on_a) <= listed and set(live(b.db)) <= listed
+    target = on_a[0]
+    status, trace = api(b.port, cluster.key, "GET", f"/v1/calls/{target}/events")
+    assert status == 200, trace
+    assert "answered" in [e["kind"] for e in trace["events"]]
+    status, doc = api(b.port, cluster.key, "POST", f"/v1/calls/{target}", {"status": "completed"})
+    assert status == 200, doc
+    assert wait_for(lambda: row(a.db, target) == ("completed", "api"), timeout=10)
+    status, doc = api(b.port, cluster.key, "GET", f"/v1/calls/{target}")
+    assert status == 200 and doc["status"] == "completed", doc
+    status, doc = api(b.port, cluster.key, "GET", "/v1/calls/CA" + "0" * 32)
+    assert status == 404, doc
+
+
+def test_kill_9_of_a_ends_its_calls_node_lost_and_b_takes_every_new_call(
+    cluster: Cluster,
+) -> None:
+    a, b = cluster.nodes["a"], cluster.nodes["b"]
+    lost = live(a.db)
+    assert lost, "node A holds no call to lose"
+    a.kill()
+    killed = time.monotonic()
+    # The edge stops sending to A's workers as soon as their Redis connection is gone.
+    wait_for(lambda: sorted(cluster.dispatcher()) == sorted(b.worker_uris()), timeout=5)
+    took = time.monotonic() - killed
+    assert took < 1.0, f"the edge still listed A's workers {took:.2f} s after the kill"
+    status, doc = api(b.port, cluster.key, "GET", f"/v1/calls/{lost[0]}")
+    assert status in (503, 404), doc  # 503 until the owner's entry expires
+    if status == 503:
+        assert doc["type"].endswith("owner-node-unavailable"), doc
+    before = set(live(b.db))
+    more = callers(cluster, 4)
+    try:
+        new = wait_for(lambda: set(live(b.db)) - before if len(live(b.db)) >= len(before) + 4
+                       else None, timeout=20)  # fmt: skip
+        assert len(new) == 4
+    finally:
+        more.kill()
+        more.communicate()
+    # B closes A's calls once A's heartbeat expired and it holds no Redis connection.
+    ids = [f"{call_id}:leg" for call_id in lost]
+
+    def billed() -> list[tuple[str, str]]:
+        with psycopg.connect(cluster.database) as conn:
+            rows = conn.execute(
+                "SELECT id, payload FROM usage_events WHERE id = ANY(%s)", (ids,)
+            ).fetchall()
+        return [(str(r[0]), r[1] if isinstance(r[1], str) else json.dumps(r[1])) for r in rows]
+
+    rows = wait_for(lambda: (found := billed()) and len(found) == len(lost) and found, 30)
+    for _id, payload in rows:
+        event = json.loads(payload)
+        assert event["account"] == "bakery" and event["answered_at"] < event["ended_at"]
+    log = b.stop()  # its drain hangs up its own callers
+    out, _ = ONE.pop().communicate(timeout=60)
+    # Every first caller got a BYE: through B's API, from the edge (A's), from B's drain.
+    assert counts(out) == (8, 0), out[-3000:]
+    assert f"event=cluster.node_lost node=a calls={len(lost)}" in log, log[-3000:]
