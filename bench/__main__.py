@@ -17,6 +17,7 @@ BENCHMARKS: tuple[str, ...] = (
     "messages",
     "designer",
     "shared_store",
+    "cluster",
 )
 
 
