@@ -8,13 +8,21 @@ FLEXVOICE_SIP__WORKERS__COUNT=4; the value is read as a YAML scalar (8081, true,
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    field_validator,
+)
 
 from flexvoice.errors import Problem, ProblemList
 from flexvoice.units import Duration
@@ -184,8 +192,21 @@ class ClusterConfig(Section):
         False, description="join the cluster: needs redis.enabled and a PostgreSQL database"
     )
     node: str = Field(
-        "", description="this node's name, unique in the cluster (default: host-httpport)"
+        "",
+        description="this node's name, unique in the cluster (default: host-httpport): "
+        "letters, digits, '.', '_' or '-', at most 63",
     )
+
+    @field_validator("node")
+    @classmethod
+    def _node_name(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", value):
+            raise ValueError(
+                "a node's name is 1-63 letters, digits, '.', '_' or '-', starting with a "
+                "letter or digit (e.g. node-a)"
+            )
+        return value
+
     url: str = Field(
         "", description="where the other nodes reach this node's API (default: from http)"
     )

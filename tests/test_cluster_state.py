@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
+from pydantic import ValidationError
 
 from flexvoice.api.remote import merged
 from flexvoice.cluster.forward import OwnerGone, forward
@@ -143,3 +144,9 @@ def test_a_node_on_every_address_must_say_where_others_reach_it() -> None:
     with pytest.raises(UserError, match=r"cluster\.url"):
         node_url(cfg)
     assert node_url(Config.model_validate({"http": {"port": 8081}})) == "http://127.0.0.1:8081"
+
+
+def test_a_node_name_redis_cannot_carry_is_refused() -> None:
+    with pytest.raises(ValidationError, match="a node's name is 1-63 letters"):
+        Config.model_validate({"cluster": {"node": "a b"}})
+    assert Config.model_validate({"cluster": {"node": "node-a.eu_1"}}).cluster.node
