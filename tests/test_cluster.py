@@ -21,7 +21,12 @@ from tests.nodekit import api, wait_for
 from tests.pgkit import PgServer
 from tests.sipptool import counts, uac_args
 
-pytestmark = [pytest.mark.sip, pytest.mark.edge, pytest.mark.process]
+pytestmark = [
+    pytest.mark.sip,
+    pytest.mark.edge,
+    pytest.mark.process,
+    pytest.mark.xdist_group("cluster"),  # one start-up, tests in order
+]
 
 
 @pytest.fixture(scope="module")
