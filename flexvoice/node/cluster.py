@@ -94,6 +94,7 @@ async def cluster_component(app: web.Application) -> AsyncIterator[None]:
         try:
             await member.on_beat(legs)
         finally:
+            status.shared_state_ok = member.redis_ok
             if shared_edge:
                 status.edge_up = member.edge_up
             status.extra["cluster"] = {

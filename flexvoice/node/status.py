@@ -26,12 +26,14 @@ class NodeStatus:
     edge_enabled: bool = False
     edge_up: bool = False
     draining: bool = False
+    shared_state_ok: bool = True  # in a cluster: Redis (which node holds what) answers
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
     def healthy(self) -> bool:
         edge_ok = self.edge_up or not self.edge_enabled
-        return edge_ok and self.workers_up == self.workers_total and not self.draining
+        workers_ok = self.workers_up == self.workers_total
+        return edge_ok and workers_ok and self.shared_state_ok and not self.draining
 
 
 health_routes = web.RouteTableDef()
