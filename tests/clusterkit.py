@@ -23,7 +23,7 @@ from tests.conftest import REPO, cli_env, free_port_range, run_cli
 from tests.nodekit import NodeProcess, start_node, stop, wait_http, wait_workers, worker_pids
 from tests.poolkit import tone
 
-LONG_LINE = "+3225551003"  # a 40 s prompt: the call stays up until someone hangs up
+LONG_LINE = "+3225551003"  # the call stays up until someone hangs up (10 minutes at most)
 
 
 @contextlib.contextmanager
@@ -50,17 +50,31 @@ def running_redis(folder: Path) -> Iterator[str]:
         proc.wait(timeout=10)
 
 
+HOLD_FLOW = """\
+flow: hold
+description: Keeps the caller on the line (a 10 s tone, 60 times) until someone hangs up
+start: hold
+steps:
+  hold:
+    play: {prompt: long, loop: 60}
+"""
+
+
 def shared_files(folder: Path) -> dict[str, str]:
-    """The numbers and prompts every node of the test cluster serves."""
+    """The numbers, flow and prompts every node of the test cluster serves: the long line
+    holds a call ten minutes (a test's calls must outlive a loaded machine's slow steps)."""
     prompts = folder / "prompts"
     prompts.mkdir(exist_ok=True)
-    tone(prompts / "long.wav", 40.0)
+    tone(prompts / "long.wav", 10.0)
+    flows = folder / "flows"
+    flows.mkdir(exist_ok=True)
+    (flows / "hold.yaml").write_text(HOLD_FLOW)
     numbers = folder / "numbers.yaml"
     numbers.write_text(
         f'accounts:\n  bakery: {{tariff: flexio-payu}}\nnumbers:\n  "{LONG_LINE}": '
-        "{account: bakery, prompt: long}\n"
+        "{account: bakery, flow: hold}\n"
     )
-    return {"numbers": str(numbers), "prompts": str(prompts)}
+    return {"numbers": str(numbers), "prompts": str(prompts), "flows": str(flows)}
 
 
 @dataclass
@@ -153,7 +167,7 @@ class Cluster:
                         "recordings": str(folder / "recordings")},
             "redis": {"enabled": True, "url": self.redis},
             "cluster": {"enabled": True, "node": name, "edge": "shared"},
-            "paths": {"flows": str(REPO / "flows"), "prompts": self.files["prompts"],
+            "paths": {"flows": self.files["flows"], "prompts": self.files["prompts"],
                       "tariffs": str(REPO / "metering" / "tariffs")},
             "logging": {"level": "info"},
         }  # fmt: skip

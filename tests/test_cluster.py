@@ -45,8 +45,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, pg_server: PgServer) -> It
             c.stop()
 
 
-def callers(c: Cluster, count: int, timeout: int = 150) -> subprocess.Popen[str]:
-    """`count` callers to the long line, each staying until it gets a BYE (2 min at most)."""
+def callers(c: Cluster, count: int, timeout: int = 330) -> subprocess.Popen[str]:
+    """`count` callers to the long line, each staying until it gets a BYE (5 min at most)."""
     return subprocess.Popen(
         uac_args("uac_until_bye_long.xml", c.edge_address, LONG_LINE, calls=count, rate=20,
                  limit=count, timeout=timeout),

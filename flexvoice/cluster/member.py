@@ -57,7 +57,7 @@ class Member:
         self.nodes: list[NodeInfo] = []
         self.session: aiohttp.ClientSession | None = None  # requests to other nodes' APIs
         # Ownership changes in the order the registry told them, written by one task.
-        self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[str, str | LiveLeg]] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -71,28 +71,43 @@ class Member:
     def on_call_event(
         self, call_id: str, call: CallRecord | None, kind: str, data: dict[str, object]
     ) -> None:
-        """CallListener: own a call (a dialled leg is created `queued` too) until `ended`."""
+        """CallListener: own a call (a dialled leg is created `queued` too) until `ended`;
+        an answered one's billing fields go to Redis at once (not at the next heartbeat), so a
+        node killed a moment after the answer still has the leg billed by another."""
         if kind == "queued":
             self._queue.put_nowait(("own", call_id))
+        elif kind == "answered" and self.calls is not None:
+            record = self.calls.get(call_id)
+            if record is not None and record.answered_at:
+                self._queue.put_nowait(("answered", LiveLeg(
+                    record.id, record.account, record.direction, record.from_number,
+                    record.to_number, record.started_at or record.answered_at,
+                    record.answered_at, record.parent_call_id,
+                )))  # fmt: skip
         elif kind == "ended":
             self._queue.put_nowait(("release", call_id))
 
     async def write_ownership(self) -> None:
-        """Forever: the queued ownership changes, a batch at a time."""
+        """Forever: the queued ownership changes, a batch at a time, in order."""
         while True:
             batch = [await self._queue.get()]
             while not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            own, release = [], []
-            for what, call_id in batch:
-                if what == "own":
-                    self.owned.add(call_id)
-                    own.append(call_id)
-                else:
-                    self.owned.discard(call_id)
-                    release.append(call_id)
+            own: list[str] = []
+            answered: list[LiveLeg] = []
+            release: list[str] = []
+            for what, item in batch:
+                if what == "own" and isinstance(item, str):
+                    self.owned.add(item)
+                    own.append(item)
+                elif what == "answered" and isinstance(item, LiveLeg):
+                    answered.append(item)
+                elif isinstance(item, str):
+                    self.owned.discard(item)
+                    release.append(item)
             try:
                 await self.state.own(own)
+                await self.state.answered([leg for leg in answered if leg.call_id not in release])
                 await self.state.release(release)
             except Exception:  # Redis away: the calls go on; the API of other nodes
                 log.exception("cluster.ownership_failed", own=len(own), release=len(release))
