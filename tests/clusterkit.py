@@ -186,14 +186,21 @@ class Cluster:
         return self.key
 
     def dispatcher(self) -> list[str]:
-        """The worker URIs in the edge's dispatcher list now (active or not)."""
+        """The worker URIs the edge sends new calls to now (listed and active)."""
         out = subprocess.run(
             ["kamcmd", "-s", f"unix:{self.folder / 'edge-ctl.sock'}", "dispatcher.list"],
             capture_output=True, text=True, timeout=10,
         )  # fmt: skip
-        return [
-            line.split("URI:", 1)[1].strip() for line in out.stdout.splitlines() if "URI:" in line
-        ]
+        active, uri = [], ""
+        for line in out.stdout.splitlines():
+            key, _, value = line.strip().partition(":")
+            if key == "URI":
+                uri = value.strip()
+            elif key == "FLAGS" and uri:
+                if "A" in value and "D" not in value and "I" not in value:
+                    active.append(uri)
+                uri = ""
+        return active
 
     def stop(self) -> None:
         for node in self.nodes.values():

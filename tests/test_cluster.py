@@ -143,7 +143,8 @@ def test_kill_9_of_a_ends_its_calls_node_lost_and_b_takes_every_new_call(
     rows = wait_for(lambda: (found := billed()) and len(found) == len(lost) and found, 40)
     for _id, payload in rows:
         event = json.loads(payload)
-        assert event["account"] == "bakery" and event["answered_at"] < event["ended_at"]
+        # Billed from the answer to A's last heartbeat (0 s for a call answered after it).
+        assert event["account"] == "bakery" and event["answered_at"] <= event["ended_at"]
     log = b.stop()  # its drain hangs up its own callers
     out, _ = ONE.pop().communicate(timeout=60)
     # Every first caller got a BYE: through B's API, from the edge (A's), from B's drain.

@@ -27,6 +27,7 @@ from flexvoice.errors import UserError
 from flexvoice.logs import get_logger
 from flexvoice.sip.addresses import WorkerAddress
 from flexvoice.sip.edge import Edge
+from flexvoice.sip.edge_kamcmd import parse_kamcmd, targets_from
 
 log = get_logger(__name__)
 
@@ -47,6 +48,9 @@ class SharedEdge:
         self.by_uri: dict[str, WorkerAddress] = {w.uri: w for w in edge.workers}
         self.node_of: dict[str, str] = {}
         self.up: dict[str, bool] = {}
+        # Kamailio refuses a reload within 5 s of the last one ("ongoing reload"): the list
+        # is loaded again at the next poll until it holds what it should.
+        self.stale = False
         self._index = itertools.count(max((w.index for w in edge.workers), default=-1) + 1)
 
     async def run(self) -> None:
@@ -79,9 +83,10 @@ class SharedEdge:
             self.by_uri[uri] = WorkerAddress(next(self._index), host, port)
             self.node_of[uri] = wanted[uri][0]
             self.up[uri] = wanted[uri][1]
-        if gone or new:
+        if gone or new or self.stale:
             await self._reload()
-            log.info("shared_edge.workers", added=len(new), removed=len(gone), total=len(wanted))
+            log.info("shared_edge.workers", added=len(new), removed=len(gone), total=len(wanted),
+                     loaded=not self.stale)  # fmt: skip
         for uri, (owner, up) in wanted.items():
             if self.up.get(uri) != up:
                 self.up[uri] = up
@@ -114,6 +119,9 @@ class SharedEdge:
     async def _reload(self) -> None:
         workers = sorted(self.by_uri.values(), key=lambda w: w.index)
         await self.edge.set_workers(workers, {w.index: self.up.get(w.uri, True) for w in workers})
+        listed = {t.uri for t in targets_from(parse_kamcmd(await self.edge.rpc("dispatcher.list")),
+                                               workers)}  # fmt: skip
+        self.stale = listed != set(self.by_uri)
 
     async def _end_lost_workers(self) -> None:
         """A node's worker died (the node restarts it): the calls it held end here."""
