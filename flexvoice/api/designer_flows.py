@@ -20,7 +20,7 @@ from flexvoice.flows import designview, revisions, yamledit
 from flexvoice.flows.schema import flow_schema
 from flexvoice.flows.validate import validate_text
 from flexvoice.logs import get_logger
-from flexvoice.offloop import parse_off_loop
+from flexvoice.offloop import check_off_loop, parse_off_loop
 
 log = get_logger(__name__)
 routes = web.RouteTableDef()
@@ -73,21 +73,9 @@ async def list_flows(request: web.Request) -> web.StreamResponse:
     return _json({"flows": out})
 
 
-async def _state(request: web.Request, entry: flow_api.Entry) -> dict[str, Any]:
-    """What the page shows for one flow: the working text (the draft, else the file), its
-    ETag, problems, and the diff of what publishing would change (one parse, off the loop)."""
-    conn = request.config_dict[DB]
-    _, prompts_dir = flow_api._dirs(request)
-    draft = revisions.get_draft(conn, entry.name)
-    text = draft.text if draft is not None else entry.text
-    view = await parse_off_loop(
-        designview.flow_view,
-        text,
-        entry.text,
-        entry.path.name,
-        prompts_dir,
-        flow_api.prompts_stamp(prompts_dir),
-    )
+def _shown(
+    entry: flow_api.Entry, text: str, draft: revisions.Draft | None, view: dict[str, Any]
+) -> dict[str, Any]:
     return {
         "name": entry.name,
         "file": entry.path.name,
@@ -97,6 +85,25 @@ async def _state(request: web.Request, entry: flow_api.Entry) -> dict[str, Any]:
         "draft": None if draft is None else {"author": draft.author, "at": draft.updated_at},
         **view,
     }
+
+
+async def _state(request: web.Request, entry: flow_api.Entry) -> dict[str, Any]:
+    """What the page shows for one flow: the working text (the draft, else the file), its
+    ETag, problems, and the diff of what publishing would change (one parse, off the loop)."""
+    conn = request.config_dict[DB]
+    _, prompts_dir = flow_api._dirs(request)
+    draft = revisions.get_draft(conn, entry.name)
+    text = draft.text if draft is not None else entry.text
+    view = await check_off_loop(
+        len(text) + len(entry.text),
+        designview.flow_view,
+        text,
+        entry.text,
+        entry.path.name,
+        prompts_dir,
+        flow_api.prompts_stamp(prompts_dir),
+    )
+    return _shown(entry, text, draft, view)
 
 
 def _if_match(request: web.Request) -> str:
@@ -150,18 +157,31 @@ async def edit_flow(request: web.Request) -> web.StreamResponse:
     entry = await flow_api._find(request)
     conn = request.config_dict[DB]
     # designer_op holds the node's flow write lock: two edits cannot interleave.
-    current = await _state(request, entry)
-    if current["etag"] != wanted:
+    draft = revisions.get_draft(conn, entry.name)
+    working = draft.text if draft is not None else entry.text
+    if revisions.etag(working) != wanted:
+        current = await _state(request, entry)
         base = data.get("base")
         yours = None
         if isinstance(base, str):
             try:
-                yours = await parse_off_loop(yamledit.apply, base, ops)
+                yours = await check_off_loop(len(base), yamledit.apply, base, ops)
             except UserError:
                 yours = None
         raise _conflict(request, current, yours)
+    _, prompts_dir = flow_api._dirs(request)
     try:
-        text = await parse_off_loop(yamledit.apply, current["text"], ops)
+        # The edit and the check of its result in one trip to a checking thread.
+        text, view = await check_off_loop(
+            len(working) + len(entry.text),
+            designview.edited,
+            working,
+            ops,
+            entry.text,
+            entry.path.name,
+            prompts_dir,
+            flow_api.prompts_stamp(prompts_dir),
+        )
     except UserError as exc:
         raise ProblemError("invalid-field", str(exc), field="ops") from None
     if len(text.encode()) > MAX_BODY_BYTES:
@@ -169,9 +189,10 @@ async def edit_flow(request: web.Request) -> web.StreamResponse:
     author = request[SESSION].user.email
     if text == entry.text:
         revisions.drop_draft(conn, entry.name)  # back to what is published: no draft
+        draft = None
     else:
-        revisions.save_draft(conn, entry.name, text, author)
-    state = await _state(request, entry)
+        draft = revisions.save_draft(conn, entry.name, text, author)
+    state = _shown(entry, text, draft, view)
     return _json(state, etag=state["etag"])
 
 

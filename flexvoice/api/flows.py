@@ -115,12 +115,43 @@ def _entries(flows_dir: Path, prompts_dir: Path) -> list[Entry]:
     ]
 
 
+# The last reading of each flows folder, by what a directory listing tells of its files (and
+# the prompts' stamp): a request naming a flow then finds it without a trip to a parsing
+# thread, which on a loaded machine waits for a core longer than the work takes.
+_FOLDERS: dict[tuple[Path, Path], tuple[tuple[Any, ...], list[Entry]]] = {}
+
+
+def _folder_key(flows_dir: Path, prompts_dir: Path) -> tuple[Any, ...] | None:
+    try:
+        with os.scandir(flows_dir) as listing:
+            files = sorted(
+                (e.name, s.st_ino, s.st_mtime_ns, s.st_size)
+                for e in listing
+                if Path(e.name).suffix in FLOW_SUFFIXES and e.is_file()
+                for s in [e.stat()]
+            )
+    except OSError:
+        return None
+    return (tuple(files), prompts_stamp(prompts_dir))
+
+
+async def entries(flows_dir: Path, prompts_dir: Path) -> list[Entry]:
+    """Every flow of the folder, read and validated (off the loop when a file changed)."""
+    key = _folder_key(flows_dir, prompts_dir)
+    known = _FOLDERS.get((flows_dir, prompts_dir))
+    if key is not None and known is not None and known[0] == key:
+        return known[1]
+    found = await parse_off_loop(_entries, flows_dir, prompts_dir)
+    if key is not None:
+        _FOLDERS[flows_dir, prompts_dir] = (key, found)
+    return found
+
+
 async def _find(request: web.Request) -> Entry:
     name = request.match_info["name"]
     flows_dir, prompts_dir = _dirs(request)
     if FLOW_NAME_RE.match(name):
-        # Reading and validating every file is parsing: off the event loop.
-        for entry in await parse_off_loop(_entries, flows_dir, prompts_dir):
+        for entry in await entries(flows_dir, prompts_dir):
             if entry.name == name:
                 return entry
     raise ProblemError("not-found", f"no flow '{name}' (GET /v1/flows lists them)", field="name")
