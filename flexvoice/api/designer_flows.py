@@ -8,8 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
+from flexvoice.api import flowfiles, flowsim
 from flexvoice.api import flows as flow_api
-from flexvoice.api import flowsim
 from flexvoice.api.designer_session import SESSION, designer_op, json_body
 from flexvoice.api.designer_session import json_response as _json
 from flexvoice.api.framework import MAX_BODY_BYTES, parse_json_body, read_body
@@ -52,8 +52,8 @@ async def schema(request: web.Request) -> web.StreamResponse:
 @routes.get("/designer/api/flows")
 @designer_op()
 async def list_flows(request: web.Request) -> web.StreamResponse:
-    flows_dir, prompts_dir = flow_api._dirs(request)
-    entries = await asyncio.to_thread(flow_api._entries, flows_dir, prompts_dir)
+    flows_dir, prompts_dir = flowfiles.flow_dirs(request)
+    entries = await flowfiles.entries(flows_dir, prompts_dir)
     pending = revisions.drafts(request.config_dict[DB])
     out = []
     for e in entries:
@@ -74,7 +74,7 @@ async def list_flows(request: web.Request) -> web.StreamResponse:
 
 
 def _shown(
-    entry: flow_api.Entry, text: str, draft: revisions.Draft | None, view: dict[str, Any]
+    entry: flowfiles.Entry, text: str, draft: revisions.Draft | None, view: dict[str, Any]
 ) -> dict[str, Any]:
     return {
         "name": entry.name,
@@ -87,11 +87,11 @@ def _shown(
     }
 
 
-async def _state(request: web.Request, entry: flow_api.Entry) -> dict[str, Any]:
+async def _state(request: web.Request, entry: flowfiles.Entry) -> dict[str, Any]:
     """What the page shows for one flow: the working text (the draft, else the file), its
     ETag, problems, and the diff of what publishing would change (one parse, off the loop)."""
     conn = request.config_dict[DB]
-    _, prompts_dir = flow_api._dirs(request)
+    _, prompts_dir = flowfiles.flow_dirs(request)
     draft = revisions.get_draft(conn, entry.name)
     text = draft.text if draft is not None else entry.text
     view = await check_off_loop(
@@ -101,7 +101,7 @@ async def _state(request: web.Request, entry: flow_api.Entry) -> dict[str, Any]:
         entry.text,
         entry.path.name,
         prompts_dir,
-        flow_api.prompts_stamp(prompts_dir),
+        flowfiles.prompts_stamp(prompts_dir),
     )
     return _shown(entry, text, draft, view)
 
@@ -131,7 +131,7 @@ def _conflict(request: web.Request, current: dict[str, Any], yours: str | None) 
 @routes.get("/designer/api/flows/{name}")
 @designer_op()
 async def get_flow(request: web.Request) -> web.StreamResponse:
-    entry = await flow_api._find(request)
+    entry = await flowfiles.find_flow(request)
     state = await _state(request, entry)
     # A structural edit (add, delete, rename, a new outcome) needs ruamel's tree of the text:
     # read it now, in a parsing thread, rather than when the person makes the first one.
@@ -154,7 +154,7 @@ async def edit_flow(request: web.Request) -> web.StreamResponse:
     if not isinstance(ops, list) or not ops or not all(isinstance(o, dict) for o in ops):
         raise ProblemError("invalid-body", "send {'ops': [...]}, at least one edit", field="ops")
     wanted = _if_match(request)
-    entry = await flow_api._find(request)
+    entry = await flowfiles.find_flow(request)
     conn = request.config_dict[DB]
     # designer_op holds the node's flow write lock: two edits cannot interleave.
     draft = revisions.get_draft(conn, entry.name)
@@ -169,7 +169,7 @@ async def edit_flow(request: web.Request) -> web.StreamResponse:
             except UserError:
                 yours = None
         raise _conflict(request, current, yours)
-    _, prompts_dir = flow_api._dirs(request)
+    _, prompts_dir = flowfiles.flow_dirs(request)
     try:
         # The edit and the check of its result in one trip to a checking thread.
         text, view = await check_off_loop(
@@ -180,7 +180,7 @@ async def edit_flow(request: web.Request) -> web.StreamResponse:
             entry.text,
             entry.path.name,
             prompts_dir,
-            flow_api.prompts_stamp(prompts_dir),
+            flowfiles.prompts_stamp(prompts_dir),
         )
     except UserError as exc:
         raise ProblemError("invalid-field", str(exc), field="ops") from None
@@ -200,7 +200,7 @@ async def edit_flow(request: web.Request) -> web.StreamResponse:
 @designer_op(edit=True)
 async def discard_draft(request: web.Request) -> web.StreamResponse:
     wanted = _if_match(request)
-    entry = await flow_api._find(request)
+    entry = await flowfiles.find_flow(request)
     current = await _state(request, entry)
     if current["etag"] != wanted:
         raise _conflict(request, current, None)
@@ -210,10 +210,10 @@ async def discard_draft(request: web.Request) -> web.StreamResponse:
 
 
 async def _publish(
-    request: web.Request, entry: flow_api.Entry, text: str, message: str
+    request: web.Request, entry: flowfiles.Entry, text: str, message: str
 ) -> revisions.Revision:
     """Validate, write atomically, reload, record the revision. Errors refuse it (422)."""
-    _, prompts_dir = flow_api._dirs(request)
+    _, prompts_dir = flowfiles.flow_dirs(request)
     res = await parse_off_loop(validate_text, text, f"flows/{entry.path.name}", prompts_dir)
     if res.flow is None:
         raise flow_api.invalid_flow(res, "text", "the draft")
@@ -229,8 +229,8 @@ async def _publish(
     if not revisions.revisions(conn, entry.name):
         # The history starts with the file as it was, so the first publication can be undone.
         revisions.record(conn, entry.name, entry.text, "file", "as found in the flows folder")
-    flow_api._write_atomically(entry.path, text.encode())
-    runtime = flow_api._runtime(request)
+    flowfiles.write_atomically(entry.path, text.encode())
+    runtime = flowfiles.runtime_of(request)
     if runtime is not None:
         runtime.load_file(entry.path, res)  # validated above: not parsed again on the loop
     revision = revisions.record(conn, entry.name, text, author, message)
@@ -252,14 +252,14 @@ async def publish(request: web.Request) -> web.StreamResponse:
     data = await json_body(request)
     message = _message(data, "published from the designer")
     wanted = _if_match(request)
-    entry = await flow_api._find(request)
+    entry = await flowfiles.find_flow(request)
     current = await _state(request, entry)
     if current["etag"] != wanted:
         raise _conflict(request, current, None)
     if current["draft"] is None:
         raise ProblemError("conflict", "nothing to publish: the draft is the published flow")
     revision = await _publish(request, entry, current["text"], message)
-    entry = await flow_api._find(request)
+    entry = await flowfiles.find_flow(request)
     state = await _state(request, entry)
     state["revision"] = revision.summary()
     return _json(state, etag=state["etag"])
@@ -268,12 +268,12 @@ async def publish(request: web.Request) -> web.StreamResponse:
 @routes.get("/designer/api/flows/{name}/revisions")
 @designer_op()
 async def list_revisions(request: web.Request) -> web.StreamResponse:
-    entry = await flow_api._find(request)
+    entry = await flowfiles.find_flow(request)
     rows = revisions.revisions(request.config_dict[DB], entry.name)
     return _json({"revisions": [r.summary() for r in rows]})
 
 
-def _revision(request: web.Request, entry: flow_api.Entry) -> revisions.Revision:
+def _revision(request: web.Request, entry: flowfiles.Entry) -> revisions.Revision:
     try:
         rev_id = int(request.match_info["rev"])
     except ValueError:
@@ -289,7 +289,7 @@ def _revision(request: web.Request, entry: flow_api.Entry) -> revisions.Revision
 @routes.get("/designer/api/flows/{name}/revisions/{rev}")
 @designer_op()
 async def show_revision(request: web.Request) -> web.StreamResponse:
-    entry = await flow_api._find(request)
+    entry = await flowfiles.find_flow(request)
     rev = _revision(request, entry)
     view = await parse_off_loop(designview.revision_view, rev.text, entry.text, rev.id)
     return _json({**rev.summary(), "text": rev.text, **view})
@@ -301,14 +301,14 @@ async def restore_revision(request: web.Request) -> web.StreamResponse:
     """Publish an old revision's text again, as a new revision (history is kept)."""
     data = await json_body(request)
     wanted = _if_match(request)
-    entry = await flow_api._find(request)
+    entry = await flowfiles.find_flow(request)
     rev = _revision(request, entry)
     current = await _state(request, entry)
     if current["etag"] != wanted:
         raise _conflict(request, current, None)
     message = _message(data, f"restored revision {rev.id}")
     revision = await _publish(request, entry, rev.text, message)
-    state = await _state(request, await flow_api._find(request))
+    state = await _state(request, await flowfiles.find_flow(request))
     state["revision"] = revision.summary()
     return _json(state, etag=state["etag"])
 
@@ -318,8 +318,8 @@ async def restore_revision(request: web.Request) -> web.StreamResponse:
 async def simulate(request: web.Request) -> web.StreamResponse:
     """The simulator over the working version (the draft when there is one)."""
     body = parse_json_body(await read_body(request), flowsim.SimulateRequest)
-    entry = await flow_api._find(request)
-    _, prompts_dir = flow_api._dirs(request)
+    entry = await flowfiles.find_flow(request)
+    _, prompts_dir = flowfiles.flow_dirs(request)
     current = await _state(request, entry)
     res = await parse_off_loop(
         validate_text, current["text"], f"flows/{entry.path.name}", prompts_dir
