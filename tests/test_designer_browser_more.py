@@ -82,10 +82,15 @@ async def test_a_new_flow_then_a_step_copied_into_it_from_another(
     await expect(node(page, "welcome")).to_be_visible()
     await page.keyboard.press("Control+v")
     await expect(node(page, "voicemail")).to_be_visible()
+    # Its `then: bye` names a step this flow lacks: left open, and the person is told.
+    await expect(page.get_by_role("status")).to_contain_text(
+        "This flow has no step for next -> bye: left open, connect it on the canvas"
+    )
     state = await page.evaluate(
         "() => fetch('/designer/api/flows/holiday-line').then(r => r.json())"
     )
     assert "voicemail:" in state["text"] and state["draft"] is not None
+    assert "bye" not in state["text"].split("voicemail:")[1].replace("goodbye", "")
     # Pasted again: a second copy under a new name, never over the first.
     await page.get_by_role("button", name="Paste").click()
     await expect(node(page, "voicemail_copy")).to_be_visible()
@@ -118,6 +123,17 @@ async def test_a_sticky_note_stays_beside_its_step_and_out_of_the_flow(
     # The flow is not touched: no draft, the file as it was.
     assert (d.flows_dir / "bakery.yaml").read_text() == before
     await expect(other.locator(".status")).to_contain_text("published")
+    # Renamed, the step keeps its note beside it.
+    await node(other, "voicemail").click()
+    await other.fill("#f-name", "messages")
+    await other.press("#f-name", "Enter")
+    await expect(node(other, "messages")).to_be_visible()
+    assert '"step": "messages"' in layout.read_text()
+    await expect(shown).to_have_value("Marie checks these messages every morning")
+    step_box = await node(other, "messages").bounding_box()
+    note_box = await shown.bounding_box()
+    assert step_box and note_box and note_box["x"] > step_box["x"] + step_box["width"] * 0.8
+    assert abs(note_box["y"] - step_box["y"]) < step_box["height"]
     await other.get_by_role("button", name="remove the note").click()
     await expect(shown).to_have_count(0)
 

@@ -205,6 +205,16 @@ async def test_sticky_notes_live_beside_the_flow_never_in_it(d: Designer, tab: B
         await problem(r, 403, "forbidden")
     finally:
         await analyst.close()
+    # Renaming the step takes its note along (the free note stays where it was put).
+    state = await tab.state()
+    r = await tab.post(
+        "/flows/bakery-main/edit",
+        {"ops": [{"op": "rename_step", "step": "check_hours", "to": "opening_hours"}]},
+        state["etag"],
+    )
+    assert r.status == 200, await r.text()
+    saved = await (await tab.get("/flows/bakery-main/notes")).json()
+    assert [(n["id"], n["step"]) for n in saved["notes"]] == [("n1", "opening_hours"), ("n2", None)]
 
 
 async def test_an_administrator_manages_the_accounts_people(d: Designer) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from flexvoice.api import flowfiles, flowsim
+from flexvoice.api import designer_notes, flowfiles, flowsim
 from flexvoice.api import flows as flow_api
 from flexvoice.api.designer_session import SESSION, designer_op, json_body
 from flexvoice.api.designer_session import json_response as _json
@@ -192,6 +192,9 @@ async def edit_flow(request: web.Request) -> web.StreamResponse:
         draft = None
     else:
         draft = revisions.save_draft(conn, entry.name, text, author)
+    renames = [(str(op["step"]), str(op["to"])) for op in ops if op.get("op") == "rename_step"]
+    if renames:
+        designer_notes.follow_renames(entry.path, renames)
     state = _shown(entry, text, draft, view)
     return _json(state, etag=state["etag"])
 

@@ -49,6 +49,20 @@ def _read(path: Path) -> list[dict[str, Any]]:
         return []  # no file yet, or one a person broke by hand: no notes, never an error
 
 
+def follow_renames(flow_file: Path, renames: list[tuple[str, str]]) -> None:
+    """A note beside a step stays beside it when the step is renamed (in the order given)."""
+    path = layout_file(flow_file)
+    notes = _read(path)
+    moved = False
+    for old, new in renames:
+        for note in notes:
+            if note["step"] == old:
+                note["step"], moved = new, True
+    if moved:
+        data = json.dumps({"notes": notes}, indent=2, ensure_ascii=False) + "\n"
+        flowfiles.write_atomically(path, data.encode())
+
+
 @routes.get("/designer/api/flows/{name}/notes")
 @designer_op()
 async def get_notes(request: web.Request) -> web.StreamResponse:
