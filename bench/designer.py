@@ -184,18 +184,25 @@ def _node_work(rounds: int) -> None:
     def parse() -> object:
         return validate_text(text, "flows/big.yaml", prompts)
 
+    # Each edit starts from the text the one before made, as the page's edits do.
+    chain = {"text": text, "n": 0}
+
     def edit() -> object:
-        return yamledit.apply(text, op)
+        chain["n"] += 1
+        ops = [{**op[0], "value": f"{30 + chain['n'] % 50}s"}]
+        chain["text"] = yamledit.apply(chain["text"], ops)
+        return chain["text"]
 
     def warm() -> None:
         yamledit._DOCS.clear()
-        yamledit.warm(text)  # the page's open reads the tree before the first edit
+        yamledit.warm(chain["text"])  # the page's open reads the tree before the first edit
 
     new_parse, new_edit = _cpu_ms(parse, rounds), _cpu_ms(edit, rounds, warm)
     with (
         mock.patch.object(yamlsrc, "_FAST_LOADER", yamlsrc._Loader),
         mock.patch.object(yamlsplice, "set_scalars", lambda text, ops: None),
     ):
+        yamlsplice._TREES.clear()
         old_parse, old_edit = _cpu_ms(parse, rounds), _cpu_ms(edit, rounds, warm)
     read = _cpu_ms(lambda: yamledit.load(text), rounds)
     print(f"node      one edit of the {STEPS}-step flow, CPU ms      old path   new path   ratio")
