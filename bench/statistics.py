@@ -30,6 +30,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +40,13 @@ from flexvoice.statistics.query import ask
 from flexvoice.statistics.question import Question, make_question
 from flexvoice.statistics.rollup import (
     CALLS,
+    DAY_QUARTERS,
     FLOWS,
-    GRAINS,
     TABLES,
     Collector,
     Table,
     deltas,
     ensure_schema,
-    fill_day_quarters,
 )
 from flexvoice.storage.sqlite import connect
 
@@ -134,17 +134,23 @@ def shapes(
 
 
 # -- the year ----------------------------------------------------------------------------------
-def generate(db: Path, calls: int, accounts: int, seed: int = 16) -> dict[str, Any]:
-    """Python draws each call (account, number, flow, quarter hour, shape) into a scratch
-    table with executemany; SQLite then adds the shapes' rollup deltas up per bucket in C
-    (INSERT ... SELECT ... GROUP BY), at 15 minutes, then the coarser grains from those rows
-    (the day-quarter grain with the very migration that fills it on old databases)."""
+def generate(
+    db: Path, calls: int, accounts: int, seed: int = 16, progress: bool = False
+) -> dict[str, Any]:
+    """Python draws each call (an account's number with its flow, a quarter hour, a shape) as
+    three integers into a scratch table, a month at a time; SQLite then joins the month's
+    calls with their shapes' rollup deltas and adds them up per 15-minute bucket in C
+    (INSERT ... SELECT ... GROUP BY), and the coarser grains from those rows. A month per
+    transaction keeps every sort small, appends each account's rows in key order, and leaves a
+    whole number of months behind if the run is stopped."""
     rng = random.Random(seed)
     conn = connect(db)
     ensure_schema(conn)
+    # A scratch database: no rollback journal, no fsync (the run is redone if it dies).
+    conn.execute("PRAGMA journal_mode=OFF")
     conn.execute("PRAGMA synchronous=OFF")
     conn.execute("PRAGMA temp_store=MEMORY")
-    conn.execute("PRAGMA cache_size=-1000000")  # 1 GB: the GROUP BY sorts stay in memory
+    conn.execute("PRAGMA cache_size=-1000000")  # 1 GB: the month's sorts stay in memory
     names = [f"acct{i:03d}" for i in range(accounts)]
     weights = [1 / (i + 1) for i in range(accounts)]
     numbers = {
@@ -155,12 +161,18 @@ def generate(db: Path, calls: int, accounts: int, seed: int = 16) -> dict[str, A
     shape_list = shapes(400, rng)
     t0, c0 = time.perf_counter(), time.process_time()
     _shape_tables(conn, shape_list)
-    conn.execute(
-        "CREATE TEMP TABLE gen_calls (account TEXT, number TEXT, flow TEXT, bucket INTEGER,"
-        " shape INTEGER)"
+    pool = [(a, n, flow_of[n]) for a in names for n in numbers[a]]
+    conn.execute("CREATE TEMP TABLE gen_pool (id INTEGER PRIMARY KEY, account, number, flow)")
+    conn.executemany(
+        "INSERT INTO gen_pool VALUES (?, ?, ?, ?)", [(i, *p) for i, p in enumerate(pool)]
     )
-    # Office hours weigh most (UTC+1): quarter hours of a day and their weights.
-    quarter_w = [8 if 28 <= q < 72 else 3 if 24 <= q < 80 else 1 for q in range(96)]
+    conn.execute("CREATE TEMP TABLE gen_calls (pool INTEGER, bucket INTEGER, shape INTEGER)")
+    # An account's calls spread evenly over its numbers: a number weighs its account's weight
+    # shared among the account's numbers. Office hours weigh most (UTC+1).
+    pool_cum = list(accumulate(weights[names.index(a)] / len(numbers[a]) for a, _, _ in pool))
+    quarter_cum = list(
+        accumulate(8 if 28 <= q < 72 else 3 if 24 <= q < 80 else 1 for q in range(96))
+    )
     days = 365
     # Weekends get a third of a weekday's calls; the year gets exactly `calls`.
     weight = [1 / 3 if (d + 2) % 7 >= 5 else 1.0 for d in range(days)]  # 2025-01-01: Wed
@@ -168,43 +180,47 @@ def generate(db: Path, calls: int, accounts: int, seed: int = 16) -> dict[str, A
     for d in range(calls - sum(per_day)):
         per_day[d] += 1
     first = int(datetime(YEAR, 1, 1, tzinfo=UTC).timestamp()) // 900
-    pool = [(a, n, flow_of[n]) for a in names for n in numbers[a]]
-    # An account's calls spread evenly over its numbers: draw a (account, number) pair with
-    # the account's weight shared among its numbers.
-    pool_w = [weights[names.index(a)] / len(numbers[a]) for a, _, _ in pool]
+    rows = {t.name: 0 for t in TABLES}
+    drawn, done = 0.0, 0
     conn.execute("BEGIN")
-    for day in range(days):
-        n = per_day[day]
-        base = first + day * 96
-        who = rng.choices(pool, pool_w, k=n)
-        quarters = rng.choices(range(96), quarter_w, k=n)
-        picks = rng.choices(range(len(shape_list)), k=n)
-        conn.executemany(
-            "INSERT INTO gen_calls VALUES (?, ?, ?, ?, ?)",
-            [
-                (a, num, f, base + q, s)
-                for (a, num, f), q, s in zip(who, quarters, picks, strict=True)
-            ],
-        )
-    drawn = time.perf_counter() - t0
-    for table in TABLES:
-        conn.execute(_from_calls(table))
-        for grain in GRAINS[1:]:
-            dims = ", ".join(table.dims)
-            sums = ", ".join(f"SUM({f})" for f in table.figures)
-            coarse = f"bucket * 900 / {grain}"
-            conn.execute(
-                f"INSERT INTO {table.name} ({', '.join(table.columns)})"
-                f" SELECT account, {grain}, {coarse}, {dims}, {sums} FROM {table.name}"
-                f" WHERE grain = 900 GROUP BY account, {coarse}, {dims}"
+    for month in range(1, 13):
+        t1 = time.perf_counter()
+        month_days = [
+            d for d in range(days) if (datetime(YEAR, 1, 1) + timedelta(days=d)).month == month
+        ]
+        for day in month_days:
+            n, base = per_day[day], first + day * 96
+            who = rng.choices(range(len(pool)), cum_weights=pool_cum, k=n)
+            quarters = rng.choices(range(base, base + 96), cum_weights=quarter_cum, k=n)
+            picks = rng.choices(range(len(shape_list)), k=n)
+            conn.executemany(
+                "INSERT INTO gen_calls VALUES (?, ?, ?)", zip(who, quarters, picks, strict=True)
             )
-        conn.execute(fill_day_quarters(table))
+            done += n
+        drawn += time.perf_counter() - t1
+        for table in TABLES:
+            for sql in _month_rows(table, (YEAR * 12 + month - 1) * 96):
+                rows[table.name] += max(0, conn.execute(sql).rowcount)
+            conn.execute("DROP TABLE gen_rows")
+        conn.execute("DELETE FROM gen_calls")
+        conn.execute("COMMIT")
+        conn.execute("BEGIN")
+        if progress:
+            print(
+                f"  {YEAR}-{month:02d}: {done:,} calls, {sum(rows.values()):,} rows,"
+                f" {time.perf_counter() - t0:.0f} s, CPU {time.process_time() - c0:.0f} s,"
+                f" load {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
     conn.execute("DROP TABLE gen_calls")
     conn.execute("COMMIT")
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    conn.execute("PRAGMA analysis_limit=1000")  # a sample is enough for the planner
     conn.execute("ANALYZE")
+    conn.execute("PRAGMA journal_mode=WAL")
     conn.close()
-    return {"calls": sum(per_day), "seconds": seconds, "cpu": cpu, "drawn": drawn, **summary(db)}
+    out = {"calls": done, "seconds": seconds, "cpu": cpu, "drawn": drawn}
+    return out | summary(db, rows)
 
 
 Shape = list[tuple[str, tuple[Any, ...], dict[str, int]]]
@@ -237,23 +253,43 @@ def _own_dims(table: Table) -> tuple[str, ...]:
     return table.dims[:1] if table in (CALLS, FLOWS) else table.dims[1:]
 
 
-def _from_calls(table: Table) -> str:
-    """The 15-minute rows of `table`: every drawn call joined with its shape's deltas."""
+def _month_rows(table: Table, quarters_base: int) -> list[str]:
+    """The month's rows of `table`: every drawn call joined with its shape's deltas, added up
+    per 15-minute bucket into a scratch table, then the rollup rows at each grain from it (the
+    day-quarter grain's bucket is the month's index * 96 plus the quarter hour of the day)."""
     own = _own_dims(table)
-    pick = {d: f"d.{d}" for d in own} | {"number": "c.number", "flow": "c.flow"}
-    dims = ", ".join(pick[d] for d in table.dims)
-    sums = ", ".join(f"SUM(d.{f})" for f in table.figures)
-    return (
-        f"INSERT INTO {table.name} ({', '.join(table.columns)})"
-        f" SELECT c.account, 900, c.bucket, {dims}, {sums}"
-        f" FROM gen_calls c JOIN gen_{table.name} d ON d.shape = c.shape"
-        f" GROUP BY c.account, c.bucket, {dims}"
-    )
+    pick = {d: f"d.{d}" for d in own} | {"number": "p.number", "flow": "p.flow"}
+    dims = ", ".join(table.dims)
+    sums = ", ".join(f"SUM({f})" for f in table.figures)
+    cols = ", ".join(table.columns)
+    out = [
+        f"CREATE TEMP TABLE gen_rows AS SELECT p.account AS account, c.bucket AS bucket,"
+        f" {', '.join(f'{pick[d]} AS {d}' for d in table.dims)},"
+        f" {', '.join(f'SUM(d.{f}) AS {f}' for f in table.figures)}"
+        f" FROM gen_calls c JOIN gen_pool p ON p.id = c.pool"
+        f" JOIN gen_{table.name} d ON d.shape = c.shape"
+        f" GROUP BY p.account, c.bucket, {', '.join(pick[d] for d in table.dims)}",
+        f"INSERT INTO {table.name} ({cols}) SELECT account, 900, bucket, {dims},"
+        f" {', '.join(table.figures)} FROM gen_rows",
+    ]
+    for grain, bucket in (
+        (3600, "bucket / 4"),
+        (86400, "bucket / 96"),
+        (DAY_QUARTERS, f"{quarters_base} + bucket % 96"),
+    ):
+        out.append(
+            f"INSERT INTO {table.name} ({cols}) SELECT account, {grain}, {bucket}, {dims},"
+            f" {sums} FROM gen_rows GROUP BY account, {bucket}, {dims}"
+        )
+    return out
 
 
-def summary(db: Path) -> dict[str, Any]:
+def summary(db: Path, sizes: dict[str, int] | None = None) -> dict[str, Any]:
     conn = connect(db)
-    sizes = {t.name: conn.execute(f"SELECT COUNT(*) FROM {t.name}").fetchone()[0] for t in TABLES}
+    if sizes is None:
+        sizes = {
+            t.name: conn.execute(f"SELECT COUNT(*) FROM {t.name}").fetchone()[0] for t in TABLES
+        }
     big = conn.execute(
         "SELECT account, SUM(offered) FROM stats_flows WHERE grain = 86400 GROUP BY account"
         " ORDER BY 2 DESC"
@@ -381,6 +417,11 @@ def main(argv: list[str]) -> int:
     p.add_argument("--per-call", type=int, default=3000)
     p.add_argument("--keep", type=Path, default=None, help="keep the database in this folder")
     p.add_argument("--reuse", action="store_true", help="with --keep: ask the kept year again")
+    p.add_argument(
+        "--generate-only",
+        action="store_true",
+        help="with --keep: stop after generating (run it under nice, ask with --reuse later)",
+    )
     args = p.parse_args(argv)
     folder = args.keep or Path(tempfile.mkdtemp(prefix="flexvoice-stats-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -392,7 +433,7 @@ def main(argv: list[str]) -> int:
         for old in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
             old.unlink(missing_ok=True)
         print(f"generating {args.calls:,} calls over {YEAR}, {args.accounts} accounts", flush=True)
-        g = generate(db, args.calls, args.accounts)
+        g = generate(db, args.calls, args.accounts, progress=True)
         rate = g["calls"] / g["seconds"]
         mb = g["bytes"] / 1e6
         print(
@@ -402,6 +443,8 @@ def main(argv: list[str]) -> int:
             flush=True,
         )
     print("  rows: " + ", ".join(f"{k} {v:,}" for k, v in g["rows"].items()), flush=True)
+    if args.generate_only and args.keep is not None:
+        return 0
     ok = True
     for who, (account, offered) in (("biggest", g["biggest"]), ("middling", g["middle"])):
         print(
