@@ -15,6 +15,7 @@ import pytest
 
 from flexvoice.appkeys import CALLS, STATISTICS
 from flexvoice.calls import CallRegistry
+from flexvoice.statistics.collector import Collector
 from flexvoice.statistics.facts import call_facts
 from flexvoice.statistics.live import LiveBoard, merge
 from flexvoice.statistics.period import QueryError, offset_pieces, plan
@@ -22,7 +23,6 @@ from flexvoice.statistics.query import ask
 from flexvoice.statistics.question import make_question
 from flexvoice.statistics.rollup import (
     DAY_QUARTERS,
-    Collector,
     differences,
     ensure_schema,
     read_rows,
