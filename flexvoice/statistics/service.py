@@ -28,7 +28,7 @@ OUTCOMES = Counter(
 )
 ROLLUP_SECONDS = Histogram(
     "flexvoice_statistics_rollup_seconds",
-    "Time to add one ended call to the statistics rollups",
+    "Time to add one ended call to the statistics rollups (with its share of its batch's write)",
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05),
 )
 PUBLISH_EVERY = 2.0  # seconds between two publications of a node's board in Redis
