@@ -1,23 +1,26 @@
 """Call statistics: a year of calls in the rollups, then the grouped questions' p50/p99 and the
 cost the rollups add to each ended call.
 
-    ./run bench statistics [--calls N] [--accounts N] [--repeat N] [--per-call N]
-                           [--keep DIR [--reuse]]
+    ./run bench statistics [--calls N] [--accounts N] [--workers N] [--repeat N]
+                           [--per-call N] [--keep DIR [--reuse | --generate-only]]
+                           [--skip-questions]
 
 1. A year (2025) of N calls (default 10 million) for N accounts (sizes fall off as 1/rank, so
    the biggest has about a fifth), each account with numbers, flows, a menu, queues and
    agents. Every call is one of a few hundred call shapes whose rollup rows come from the real
    code (`call_facts` on a scripted trace, then `deltas`), placed at a random moment weighted
-   to office hours. Rows are added up day by day in memory and written with the real upsert,
-   at the three grains; the per-call path is measured in step 3, not here.
+   to office hours. A month at a time, the calls are drawn as integers and SQLite adds their
+   shapes' rows up per bucket at every grain; `--workers` processes share the months out and
+   their rows are copied into one database. The per-call path is measured in step 3.
 2. Each question (the API's: a year by number and hour in Brussels, by date, by step, by
-   queue, by outcome and weekday, Kathmandu and India by hour - 15-minute buckets - a month
-   by date ...) asked `repeat` times for the biggest account and a middling one: p50 and p99.
-   Side by side, the same question read from the 15-minute buckets only (what one fine grain
-   would cost), and the ratio.
-3. The real path for `per-call` calls on that database: the call registry writes each call's
-   events, the statistics listener turns the ended call into facts and rollup rows: the time
-   with the listener minus the time without it, per call, and p50/p99 of the listener alone.
+   queue, by outcome and weekday, Kathmandu by hour, Kolkata by flow and date, a month by
+   date and hour ...) asked `repeat` times for the biggest account and a middling one: p50
+   and p99. Side by side, the same question read from the 15-minute buckets only (what one
+   fine grain would cost), and the ratio.
+3. The real path for `per-call` calls on that database, in time order as a node sees them: the
+   call registry writes each call's events; a third of the calls without statistics, a third
+   with a collector writing each call as it ends, a third with one writing batches as a node
+   does: the time each adds per call, and p50/p99 of the collector's own share.
 """
 
 from __future__ import annotations
