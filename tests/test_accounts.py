@@ -42,9 +42,12 @@ def test_schema_checked_once_per_connection(tmp_path: Path) -> None:
     create_account(conn, "bakery", "flexio-payu")
     conn.execute("DELETE FROM schema_migrations WHERE component = 'accounts' AND version = 3")
     assert get_account(conn, "bakery") is not None  # no second look on this connection
-    assert conn.execute(
-        "SELECT count(*) FROM schema_migrations WHERE component = 'accounts'"
-    ).fetchone()[0] == 2
+    assert (
+        conn.execute(
+            "SELECT count(*) FROM schema_migrations WHERE component = 'accounts'"
+        ).fetchone()[0]
+        == 2
+    )
     other = connect(tmp_path / "db.sqlite")
     with pytest.raises(Exception, match="duplicate column"):
         get_account(other, "bakery")  # it looked, and tried version 3 again

@@ -52,7 +52,7 @@ class Settings:
     retry_base: float = 2.0
     retry_max: float = 300.0
     validity: float = 86400.0
-    window: int = 32  # parts in flight per pass
+    window: int = 32  # parts in flight at once
     accounts: Mapping[str, AccountSettings] = field(default_factory=dict)
 
     def account(self, name: str) -> AccountSettings:
@@ -83,6 +83,7 @@ class Context:
     tariffs: TariffBook | None
     clock: Callable[[], float]
     _wake: asyncio.Event
+    _in_flight: dict[tuple[str, int], asyncio.Task[None]]  # parts being submitted now
     _down: dict[str, tuple[int, float]]  # gateway -> (failures, retry at)
     _secret_bodies: dict[str, str]  # message id -> body with a code, memory only
     _concat: dict[tuple[str, str, int], dict[int, str]]

@@ -73,13 +73,20 @@ class PartQueue:
         ).fetchone()
         return None if row[0] is None else float(row[0])
 
-    def claim(self, parts: Iterable[DuePart]) -> None:
+    def claim(self, parts: Iterable[DuePart]) -> list[DuePart]:
+        """Move due parts to `sending`; the ones this call moved (a part another node
+        claimed first is not sent from here)."""
+        claimed = []
         with self.tx():
-            self.conn.executemany(
-                "UPDATE message_parts SET status = 'sending', attempts = attempts + 1"
-                " WHERE message_id = ? AND seq = ? AND status = 'queued'",
-                [(p.message_id, p.seq) for p in parts],
-            )
+            for p in parts:
+                cur = self.conn.execute(
+                    "UPDATE message_parts SET status = 'sending', attempts = attempts + 1"
+                    " WHERE message_id = ? AND seq = ? AND status = 'queued'",
+                    (p.message_id, p.seq),
+                )
+                if cur.rowcount == 1:
+                    claimed.append(p)
+        return claimed
 
     def part_sent(self, part: DuePart, gateway_id: str) -> None:
         with self.tx():

@@ -45,7 +45,7 @@ class Messaging(Receiving, Accepting):
         self.conn = conn
         self.store = MessageStore(conn)
         self.commits = GroupCommit(conn, after=self._flush)
-        self.lookups = Lookups(conn, self.store, numbers, cache_numbers)
+        self.lookups = Lookups(conn, self.store, numbers, cache_numbers, tariffs)
         self.gateways = dict(gateways)
         self.settings = settings
         self.numbers = numbers
@@ -54,6 +54,7 @@ class Messaging(Receiving, Accepting):
         self.tariffs = tariffs
         self.clock = clock
         self._wake = asyncio.Event()
+        self._in_flight = {}
         self._down = {}
         self._secret_bodies = {}
         self._concat = {}
