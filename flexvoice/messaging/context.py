@@ -5,7 +5,6 @@ here, set by `Messaging.__init__`)."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from flexvoice.messaging.lookups import Lookups, NumberOwner
 from flexvoice.messaging.store import MessageRow, MessageStore
 from flexvoice.messaging.text import DATA_CODING, Part, split
 from flexvoice.metering.tariffs import TariffBook
+from flexvoice.storage.engine import Connection
 
 MASK = "#"  # stands for the digits of a verification code in what is stored
 
@@ -71,7 +71,7 @@ def iso(ts: float | None) -> str | None:
 class Context:
     """The state the jobs (accept, queue, incoming) share; `Messaging` sets it."""
 
-    conn: sqlite3.Connection
+    conn: Connection
     store: MessageStore
     commits: GroupCommit
     lookups: Lookups

@@ -6,11 +6,12 @@ Invalidation: `PRAGMA data_version` changes on this connection whenever another 
 commits (the numbers API, an admin changing a tariff, the CLI, a second node on the same
 database); it is checked once per message, far cheaper than the look-ups it saves. Opt-outs
 are written through this connection (the inbound path): they update the cache themselves.
+PostgreSQL has no such counter: there every check forgets everything (the look-ups are read
+per message; other nodes' changes count at once).
 """
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
@@ -20,6 +21,7 @@ from flexvoice.messaging.store import MessageStore
 from flexvoice.metering.destinations import BadNumber, classify
 from flexvoice.metering.quote import quote
 from flexvoice.metering.tariffs import TariffBook
+from flexvoice.storage.engine import Connection, is_postgres
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -33,7 +35,7 @@ class NumberOwner(Protocol):
 class Lookups:
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         store: MessageStore,
         numbers: NumberOwner | None,
         cache_numbers: bool = True,
@@ -57,8 +59,10 @@ class Lookups:
 
     def fresh(self) -> None:
         """Forget everything when another connection has committed since the last call."""
-        version = self.conn.execute("PRAGMA data_version").fetchone()[0]
-        if version != self._version:
+        version = None
+        if not is_postgres(self.conn):
+            version = int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+        if version is None or version != self._version:
             self._version = version
             self._owners.clear()
             self._accounts.clear()
