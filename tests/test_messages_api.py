@@ -11,7 +11,7 @@ import pytest
 
 from flexvoice.appkeys import USAGE_SINK
 from flexvoice.system import free_port
-from tests.apikit import ACME_NUMBER, OTHER_NUMBER, Api, running_api
+from tests.apikit import ACME_NUMBER, OTHER_NUMBER, Api, running_api, wait_resource
 from tests.metering_helpers import usage_events
 from tests.smsctool import running_smsc, smpp_config
 
@@ -28,15 +28,7 @@ async def send(api: Api, who: str = DEV, **fields: Any) -> Any:
 
 
 async def wait_message(api: Api, message_id: str, want: set[str], timeout: float = 10) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        r = await api.client.get(f"/v1/messages/{message_id}", headers=api.auth(DEV))
-        doc = await r.json()
-        if doc["status"] in want:
-            return doc
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"message stayed {doc['status']}, wanted {want}: {doc}")
-        await asyncio.sleep(0.05)
+    return await wait_resource(api, DEV, f"/v1/messages/{message_id}", want, timeout)
 
 
 async def test_sms_through_smpp_with_delivery_receipt(tmp_path: Path) -> None:
