@@ -297,3 +297,20 @@ async def test_a_slow_submit_holds_back_only_its_own_slot(tmp_path: Path) -> Non
             with contextlib.suppress(asyncio.CancelledError):
                 await queue
             await gateway.stop()
+
+
+async def test_a_failure_after_the_gateway_took_a_part_never_sends_it_again(
+    tmp_path: Path,
+) -> None:
+    class BrokenSink:
+        def record(self, event: dict[str, Any]) -> None:
+            raise RuntimeError("the usage sink failed")
+
+    gateway = FakeGateway()
+    service, clock = make(tmp_path, gateway)
+    service.usage = BrokenSink()
+    row = service.send("acme", "+3226001000", MOBILE, "hello")
+    for _ in range(5):
+        clock.now += await service.pump() or 1
+    assert len(gateway.submitted) == 1
+    assert service.store.part_statuses(row.id) == ["sent"]

@@ -184,7 +184,14 @@ class Sending(Context):
                 if not self._apply_receipt(part.gateway, receipt):
                     self._unmatched(part.gateway, receipt)
 
-        await self.commits.write(sent)
+        try:
+            await self.commits.write(sent)
+        except Exception:
+            # The gateway has the part: whatever failed after that (a bug, the usage sink),
+            # it must never go back to the queue and out a second time. Record it as sent
+            # alone; if even that fails it stays `sending` (never resent but at a restart).
+            log.exception("sms.record_error", message_id=part.message_id, part=part.seq + 1)
+            await self.commits.write(lambda: self.store.part_sent(part, gateway_id))
 
     def _apply_receipt(self, gateway: str, receipt: Receipt) -> bool:
         """Move the part a receipt names on; False when no recorded part has its id."""
@@ -244,15 +251,25 @@ class Sending(Context):
         billable = row.segments if accepted == len(parts) else accepted
         if settled and accepted and row.sent_at is None:
             fields["sent_at"] = now
+        event: dict[str, Any] | None = None
         if settled:
             self._secret_bodies.pop(message_id, None)
-            if accepted and self.store.mark_billed(message_id):
-                fields.update(self._bill(row, billable, now))
+            if accepted and row.billed == 0:
+                event, price = self._bill(row, billable, now)
+                fields.update(price, billed=1)
             elif not accepted and row.billed == 0:
                 fields.update(price_eur="0", billed=1)
         if fields:
             fields["updated_at"] = now
-            self.store.update_message(message_id, **fields)
+            # One UPDATE flips `billed` and writes the rest; whoever flips it records the
+            # usage event (once, even with two nodes on one database).
+            if not self.store.update_message(message_id, unbilled=event is not None, **fields):
+                for name in ("billed", "price_eur", "price_note"):
+                    fields.pop(name, None)
+                event = None
+                self.store.update_message(message_id, **fields)
+        if event is not None:
+            self._record(message_id, event)
         if "status" in fields:
             updated = dataclasses.replace(row, **fields)
             log.info(
@@ -260,8 +277,10 @@ class Sending(Context):
             )
             self._after_commit.append(updated)  # called back once committed
 
-    def _bill(self, row: MessageRow, segments: int, now: float) -> dict[str, Any]:
-        """Record the one `sms` usage event of the message; its price for the message."""
+    def _bill(
+        self, row: MessageRow, segments: int, now: float
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The one `sms` usage event of the message, and its price for the message."""
         sent_at = iso(now) or ""
         event = {
             "id": f"sms:{row.id}",
@@ -272,13 +291,17 @@ class Sending(Context):
             "sent_at": sent_at,
             "segments": segments,
         }
-        # The price of the event recorded below, by the same rating (kept since the accept).
+        # The price of that event, by the same rating (kept since the accept).
         unit, note = self.lookups.sms_price(row.account, row.from_addr, row.to_addr, sent_at, now)
         price = unit * segments if unit is not None else None
+        return event, {"price_eur": str(price) if price is not None else None, "price_note": note}
+
+    def _record(self, message_id: str, event: dict[str, Any]) -> None:
         if self.usage is not None:
             self.usage.record(event)
         else:
             log.warning(
-                "sms.usage_not_recorded", message_id=row.id, reason="no usage sink on this node"
+                "sms.usage_not_recorded",
+                message_id=message_id,
+                reason="no usage sink on this node",
             )
-        return {"price_eur": str(price) if price is not None else None, "price_note": note}

@@ -279,18 +279,15 @@ class MessageStore(PartQueue):
         assert row is not None
         return row
 
-    def update_message(self, message_id: str, **fields: Any) -> None:
+    def update_message(self, message_id: str, *, unbilled: bool = False, **fields: Any) -> bool:
+        """Write `fields`; with `unbilled`, only while the message is not billed yet. True
+        when the row was written."""
         names = [k for k in fields if k in _FIELDS]  # column names only, never input
         assigns = ", ".join(f"{k} = ?" for k in names)
-        self.conn.execute(
-            f"UPDATE messages SET {assigns} WHERE id = ?",
-            (*(fields[k] for k in names), message_id),
-        )
-
-    def mark_billed(self, message_id: str) -> bool:
-        """True once: whoever flips the flag records the usage event."""
+        guard = " AND billed = 0" if unbilled else ""
         cur = self.conn.execute(
-            "UPDATE messages SET billed = 1 WHERE id = ? AND billed = 0", (message_id,)
+            f"UPDATE messages SET {assigns} WHERE id = ?{guard}",
+            (*(fields[k] for k in names), message_id),
         )
         return cur.rowcount > 0
 
