@@ -60,6 +60,12 @@ def live(db: Path) -> list[str]:
         return [r[0] for r in rows]
 
 
+def table(db: Path) -> list[tuple[str, str, str | None, str | None]]:
+    """Every call of a node, for a failure's message."""
+    with sqlite3.connect(db) as conn:
+        return list(conn.execute("SELECT id, status, ended_by, cause FROM calls"))
+
+
 def row(db: Path, call_id: str) -> tuple[str, str | None]:
     with sqlite3.connect(db) as conn:
         found = conn.execute("SELECT status, ended_by FROM calls WHERE id = ?", (call_id,))
@@ -86,6 +92,7 @@ def test_calls_spread_over_both_nodes_workers(cluster: Cluster) -> None:
 def test_a_call_on_a_is_listed_traced_and_hung_up_through_b(cluster: Cluster) -> None:
     a, b = cluster.nodes["a"], cluster.nodes["b"]
     on_a = live(a.db)
+    assert on_a, f"node A holds no call: {table(a.db)}"
     status, doc = api(b.port, cluster.key, "GET", "/v1/calls?status=in-progress")
     assert status == 200, doc
     listed = {c["id"] for c in doc["calls"]}
@@ -108,7 +115,7 @@ def test_kill_9_of_a_ends_its_calls_node_lost_and_b_takes_every_new_call(
 ) -> None:
     a, b = cluster.nodes["a"], cluster.nodes["b"]
     lost = live(a.db)
-    assert lost, "node A holds no call to lose"
+    assert lost, f"node A holds no call to lose: {table(a.db)}"
     a.kill()
     killed = time.monotonic()
     # The edge stops sending to A's workers as soon as their Redis connection is gone.
