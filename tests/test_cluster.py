@@ -1,8 +1,8 @@
 """Two nodes as one service (issue 18): one PostgreSQL, one Redis, one shared edge, two nodes
-on their own ports, real sipp callers. The tests run in order on one start-up (the module's
-fixture): calls spread over both nodes' workers; a call up on node A is listed, traced and
-hung up through node B's API; then A is killed with calls up: its callers get a BYE from the
-edge, its calls are billed to its last heartbeat by B (node_lost), and new calls all go to B."""
+on their own ports, real sipp callers. One test, its phases in order on one start-up: calls
+spread over both nodes' workers; a call up on node A is listed, traced and hung up through
+node B's API; then A is killed with calls up: its callers get a BYE from the edge, its calls
+are billed to its last heartbeat by B (node_lost), and new calls all go to B."""
 
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ pytestmark = [
     pytest.mark.sip,
     pytest.mark.edge,
     pytest.mark.process,
-    pytest.mark.xdist_group("cluster"),  # one start-up, tests in order
 ]
 
 
@@ -72,10 +71,23 @@ def row(db: Path, call_id: str) -> tuple[str, str | None]:
         return found.fetchone()  # type: ignore[no-any-return]
 
 
-ONE: list[subprocess.Popen[str]] = []  # the first callers, up across the tests
+ONE: list[subprocess.Popen[str]] = []  # the first callers, up across the phases
 
 
-def test_calls_spread_over_both_nodes_workers(cluster: Cluster) -> None:
+def test_two_nodes_behind_one_edge_act_as_one_service(cluster: Cluster) -> None:
+    """One test in three phases, in order, on one start-up (xdist cannot split them)."""
+    try:
+        calls_spread_over_both_nodes_workers(cluster)
+        a_call_on_a_is_listed_traced_and_hung_up_through_b(cluster)
+        kill_9_of_a_ends_its_calls_node_lost_and_b_takes_every_new_call(cluster)
+    finally:
+        for caller in ONE:
+            caller.kill()
+            caller.communicate()
+        ONE.clear()
+
+
+def calls_spread_over_both_nodes_workers(cluster: Cluster) -> None:
     a, b = cluster.nodes["a"], cluster.nodes["b"]
     assert sorted(cluster.dispatcher()) == sorted(a.worker_uris() + b.worker_uris())
     ONE.append(callers(cluster, 8))
@@ -89,7 +101,7 @@ def test_calls_spread_over_both_nodes_workers(cluster: Cluster) -> None:
     assert health["storage"] == {"shared": "postgresql", "reachable": True}
 
 
-def test_a_call_on_a_is_listed_traced_and_hung_up_through_b(cluster: Cluster) -> None:
+def a_call_on_a_is_listed_traced_and_hung_up_through_b(cluster: Cluster) -> None:
     a, b = cluster.nodes["a"], cluster.nodes["b"]
     on_a = live(a.db)
     assert on_a, f"node A holds no call: {table(a.db)}"
@@ -110,9 +122,7 @@ def test_a_call_on_a_is_listed_traced_and_hung_up_through_b(cluster: Cluster) ->
     assert status == 404, doc
 
 
-def test_kill_9_of_a_ends_its_calls_node_lost_and_b_takes_every_new_call(
-    cluster: Cluster,
-) -> None:
+def kill_9_of_a_ends_its_calls_node_lost_and_b_takes_every_new_call(cluster: Cluster) -> None:
     a, b = cluster.nodes["a"], cluster.nodes["b"]
     lost = live(a.db)
     assert lost, f"node A holds no call to lose: {table(a.db)}"
