@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import builtins
 import json
-import sqlite3
 from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Protocol
@@ -35,7 +34,8 @@ from flexvoice.callrecords import (
 from flexvoice.callresource import call_resource
 from flexvoice.logs import get_logger
 from flexvoice.outcomes import outcome_for
-from flexvoice.storage.sqlite import migrate
+from flexvoice.storage.engine import Connection
+from flexvoice.storage.migrate import migrate
 
 log = get_logger(__name__)
 
@@ -79,18 +79,22 @@ def outcome_status(data: dict[str, object], answered: bool) -> CallStatus:
 
 
 class CallRegistry:
-    """Calls in SQLite; implements CallObserver. Writes are one short SQLite transaction, and
-    webhooks are queued, so `call_event` never blocks a call for long."""
+    """Calls in the store (this node's SQLite file, or the PostgreSQL several nodes share);
+    implements CallObserver. Writes are short statements, and webhooks are queued, so
+    `call_event` never blocks a call for long. `node` names the node that carries the calls
+    this registry creates (Config.node_name)."""
 
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         *,
         webhooks: WebhookSender | None = None,
         pricer: Pricer | None = None,
         clock: Callable[[], str] = now_iso,
+        node: str | None = None,
     ):
         self.conn = conn
+        self.node = node
         self.webhooks = webhooks
         self.pricer = pricer
         self.clock = clock
@@ -123,9 +127,9 @@ class CallRegistry:
         call_id = call_id or new_call_id()
         now = self.clock()
         self.conn.execute(
-            f"INSERT INTO calls ({COLUMNS}) VALUES"
+            f"INSERT INTO calls ({COLUMNS}, node) VALUES"
             " (?, ?, ?, ?, ?, 'queued', NULL, NULL, ?, ?, NULL, NULL, NULL, NULL, NULL, ?, ?, ?,"
-            " NULL, ?, NULL, NULL)",
+            " NULL, ?, NULL, NULL, ?)",
             (
                 call_id,
                 account,
@@ -138,6 +142,7 @@ class CallRegistry:
                 json.dumps(list(status_events)),
                 int(record),
                 parent_call_id,
+                self.node,
             ),
         )
         self._trace(call_id, "queued", {"flow": flow, "parent_call_id": parent_call_id})
@@ -188,11 +193,15 @@ class CallRegistry:
         ).fetchall()
         return [call_row(r) for r in rows]
 
-    def open_calls(self) -> builtins.list[CallRecord]:
-        """Calls not yet final (at a start: the ones a killed node left open)."""
+    def open_calls(self, node: str | None = None) -> builtins.list[CallRecord]:
+        """Calls not yet final (at a start: the ones a killed node left open); only those of
+        `node` when given (a store several nodes share holds the others' live calls)."""
         final = ", ".join(f"'{s}'" for s in sorted(FINAL_STATUSES))
-        rows = self.conn.execute(f"SELECT {COLUMNS} FROM calls WHERE status NOT IN ({final})")
-        return [call_row(r) for r in rows.fetchall()]
+        sql = f"SELECT {COLUMNS} FROM calls WHERE status NOT IN ({final})"
+        if node is None:
+            return [call_row(r) for r in self.conn.execute(sql).fetchall()]
+        rows = self.conn.execute(sql + " AND node = ?", (node,)).fetchall()
+        return [call_row(r) for r in rows]
 
     def events(self, call_id: str) -> builtins.list[dict[str, Any]]:
         rows = self.conn.execute(

@@ -8,6 +8,7 @@ FLEXVOICE_SIP__WORKERS__COUNT=4; the value is read as a YAML scalar (8081, true,
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -273,6 +274,12 @@ class Config(Section):
     def path(self, relative: str) -> Path:
         p = Path(relative)
         return p if p.is_absolute() else (self.base_dir / p)
+
+    @property
+    def node_name(self) -> str:
+        """This node among several sharing one store: its host's name and HTTP port (the
+        calls it carries say it, and its live statistics board is published under it)."""
+        return f"{socket.gethostname()}-{self.http.port}"
 
 
 def _env_overrides(

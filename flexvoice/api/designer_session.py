@@ -16,7 +16,7 @@ from flexvoice.accounts import designer_enabled
 from flexvoice.api import flows as flow_api
 from flexvoice.api.framework import guarded, parse_json, read_body
 from flexvoice.api.problems import ProblemError
-from flexvoice.appkeys import DB, SHARED_DB
+from flexvoice.appkeys import SHARED_DB
 
 COOKIE = "fv_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -59,7 +59,7 @@ def session_of(request: web.Request) -> users.Session | None:
     token = request.cookies.get(COOKIE)
     if not token:
         return None
-    return users.find_session(request.config_dict[DB], token)
+    return users.find_session(request.config_dict[SHARED_DB], token)
 
 
 def designer_op(

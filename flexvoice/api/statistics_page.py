@@ -12,7 +12,7 @@ from flexvoice.api.framework import parse_query
 from flexvoice.api.livestream import live_stream
 from flexvoice.api.problems import ProblemError
 from flexvoice.api.statistics import StatisticsQuery, answer_calls, service
-from flexvoice.appkeys import DB
+from flexvoice.appkeys import SHARED_DB
 
 routes = web.RouteTableDef()
 
@@ -47,7 +47,7 @@ async def page_live(request: web.Request) -> web.StreamResponse:
 @designer_op()
 async def page_live_stream(request: web.Request) -> web.StreamResponse:
     account = _reader(request)
-    conn = request.config_dict[DB]
+    conn = request.config_dict[SHARED_DB]
     token = request.cookies.get(COOKIE, "")
 
     async def still_logged_in() -> bool:

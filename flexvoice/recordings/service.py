@@ -314,7 +314,7 @@ class RecordingService:
         """At start: recordings a previous run left open (its worker or the whole node died)
         are closed from what is on disk."""
         closed = []
-        for row in self.store.with_status(OPEN_STATUSES):
+        for row in self.store.with_status(OPEN_STATUSES, mine=True):
             if row.call_id in self.live:
                 continue
             closed.append(self.close(row.id, note="left open by a node that stopped; recovered"))

@@ -18,6 +18,7 @@ from flexvoice.logs import get_logger
 from flexvoice.statistics.facts import CallFacts
 from flexvoice.statistics.live import LiveBoard, merge
 from flexvoice.statistics.rollup import CallSource, Collector
+from flexvoice.storage.engine import Connection
 
 log = get_logger(__name__)
 
@@ -48,11 +49,15 @@ class Statistics:
         node: str = "node",
         redis: Any = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        calls_db: Connection | None = None,
     ):
+        """`calls_db`: the call registry's store when it is not `conn` (PostgreSQL)."""
         self.conn = conn
         self.node = node
         self.redis = redis
-        self.collector = Collector(conn, calls, clock=clock, on_added=[_measure])
+        self.collector = Collector(
+            conn, calls, clock=clock, on_added=[_measure], calls=calls_db, node=node
+        )
         self.board = LiveBoard(clock)
         self._publisher: asyncio.Task[None] | None = None
         # Live streams (flexvoice.api.livestream): open ones per account, and the flag that
