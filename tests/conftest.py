@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from flexvoice.storage import postgres, sqlite
+from flexvoice.storage.engine import Connection
 from flexvoice.system import free_port
 from tests.pgkit import PgServer, running_postgres
 
@@ -178,6 +180,20 @@ def pg_server() -> Iterator[PgServer]:
 def pg_url(pg_server: PgServer) -> str:
     """A fresh database on the test session's PostgreSQL server."""
     return pg_server.new_database()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.process)])
+def store_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Connection]:
+    """The store on each engine: a SQLite file (unit lane), and a fresh database on the test
+    session's PostgreSQL server (full lane: a server process)."""
+    if request.param == "sqlite":
+        conn: Connection = sqlite.connect(tmp_path / "store.db")
+    else:
+        conn = postgres.connect(request.getfixturevalue("pg_server").new_database())
+    try:
+        yield conn
+    finally:
+        conn.close()
 
 
 @pytest.fixture

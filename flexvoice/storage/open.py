@@ -31,3 +31,9 @@ def open_shared(cfg: Config, override: Path | str | None = None) -> Connection:
 def local_path(cfg: Config) -> Path:
     """This node's own SQLite file (the stores not shared yet, and the usage spool beside it)."""
     return cfg.path(cfg.storage.local_database)
+
+
+def spool_dir(cfg: Config) -> Path:
+    """This node's usage spool (and its rejected.jsonl): beside its own SQLite file, whichever
+    engine the shared store is."""
+    return local_path(cfg).parent / "usage-spool"
