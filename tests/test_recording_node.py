@@ -16,7 +16,7 @@ import pytest
 
 from flexvoice.api.keys import webhook_secret
 from flexvoice.api.webhooks import SIGNATURE_HEADER, verify_signature
-from flexvoice.storage.sqlite import connect
+from flexvoice.storage.open import open_database
 from tests.conftest import free_port_range
 from tests.nodekit import SHOP_LINE, StartTrunkNode, api, wait_for
 from tests.sipptool import Uas
@@ -135,7 +135,7 @@ def test_a_recorded_rest_call_is_listed_priced_downloadable_and_announced(
     samples.frombytes(wav[44:])
     speech = samples[2 * 8000 : 4 * 8000]  # the callee talks from 1.5 s after its answer
     assert (sum(x * x for x in speech) / len(speech)) ** 0.5 > 300
-    secret = webhook_secret(connect(db), "shop")
+    secret = webhook_secret(open_database(db), "shop")
     [(body, header)] = [(b, h) for b, h in receiver.seen if b"recording.completed" in b]
     assert verify_signature(secret, body, header)
     payload = json.loads(body)

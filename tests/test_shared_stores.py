@@ -15,11 +15,15 @@ from flexvoice.api.webhooks import WebhookQueue
 from flexvoice.calls import CallRegistry
 from flexvoice.errors import UserError
 from flexvoice.flows import revisions
+from flexvoice.metering.sink import StoreSink
+from flexvoice.metering.store import UsageStore
+from flexvoice.metering.tariffs import load_tariffs
 from flexvoice.recordings.store import RecordingRow, RecordingStore
 from flexvoice.statistics.rollup import Collector
 from flexvoice.storage import sqlite
-from flexvoice.storage.engine import Connection
+from flexvoice.storage.engine import Connection, both, is_postgres
 from flexvoice.storage.migrate import migrate
+from tests.metering_helpers import TARIFFS
 
 CALLER, NUMBER = "+32470000001", "+3225551001"
 
@@ -182,8 +186,6 @@ def test_statistics_catch_up_reads_this_nodes_calls_from_the_shared_store(
 
 
 def test_a_migration_script_runs_on_both_engines(store_db: Connection) -> None:
-    from flexvoice.storage.engine import both
-
     migrate(
         store_db, "probe", [both("CREATE TABLE probe (n INTEGER PRIMARY KEY, at REAL, b BLOB)")]
     )
@@ -193,3 +195,19 @@ def test_a_migration_script_runs_on_both_engines(store_db: Connection) -> None:
         1_800_000_000.125,
         b"\x00\xff",
     )
+
+
+def test_a_refused_event_of_a_one_shot_command_is_kept_in_the_given_spool(
+    store_db: Connection, tmp_path: Path
+) -> None:
+    """`flexvoice numbers add` on PostgreSQL: the node's spool, not ./var/usage-spool."""
+    sink = StoreSink(UsageStore(store_db, load_tariffs(TARIFFS)), tmp_path / "node" / "spool")
+    event = {"id": "n1", "account": "ghost", "kind": "reroute", "number": NUMBER, "at": "x"}
+    with pytest.raises(UserError) as refused:
+        sink.record(event)
+    kept = sink.spool / "rejected.jsonl"
+    assert str(sink.spool) in str(refused.value) and '"n1"' in kept.read_text()
+    if is_postgres(store_db):
+        assert sink.spool == tmp_path / "node" / "spool"
+    else:  # beside the SQLite file the event was refused by
+        assert sink.spool == tmp_path / "usage-spool"
