@@ -19,7 +19,7 @@ from aiohttp import web
 from flexvoice.storage import postgres, sqlite
 from flexvoice.storage.engine import Connection
 from flexvoice.system import free_port
-from tests.pgkit import PgServer, running_postgres
+from tests.pgkit import LANE, PgServer, lane_database, running_postgres, shared_server
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -82,8 +82,16 @@ def free_port_range(count: int) -> int:
     raise RuntimeError("no free port range")
 
 
-def write_node_config(tmp_path: Path, extra: str = "", workers: int = 2) -> Path:
-    """A flexvoice.yaml on free ports with state under tmp_path; repo data folders by path."""
+def write_node_config(
+    tmp_path: Path, extra: str = "", workers: int = 2, database: str | None = None
+) -> Path:
+    """A flexvoice.yaml on free ports with state under tmp_path; repo data folders by path.
+    `database`: a postgresql:// URL for the shared stores (in the PostgreSQL lane, a fresh
+    one by default); the node's own SQLite file stays under tmp_path."""
+    database = database or lane_database()
+    storage = f"database: {tmp_path}/flexvoice.db"
+    if database is not None:
+        storage = f"database: '{database}', local: {tmp_path}/flexvoice.db"
     http = free_port()
     edge = free_port_range(1)
     base = free_port_range(workers + 1)
@@ -94,7 +102,7 @@ sip:
   workers: {{count: {workers}, base_port: {base}, drain_grace: 2s}}
   trunks: {REPO}/sip/trunks.yaml
   numbers: {REPO}/sip/numbers.yaml
-storage: {{database: {tmp_path}/flexvoice.db, recordings: {tmp_path}/recordings}}
+storage: {{{storage}, recordings: {tmp_path}/recordings}}
 paths: {{flows: {REPO}/flows, prompts: {REPO}/ivr_prompts, tariffs: {REPO}/metering/tariffs}}
 """
     path = tmp_path / "flexvoice.yaml"
@@ -172,8 +180,19 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
     """One real PostgreSQL server per test process (tests marked `process` use it)."""
+    if LANE:
+        yield shared_server()
+        return
     with running_postgres() as server:
         yield server
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _postgres_lane() -> None:
+    """In the PostgreSQL lane the server starts before any test (a unit test may not start
+    processes, but its node config gets a database on it)."""
+    if LANE:
+        shared_server()
 
 
 @pytest.fixture
