@@ -156,8 +156,8 @@ class StorageConfig(Section):
     )
     local: str = Field(
         "var/flexvoice.db",
-        description="with a PostgreSQL database: this node's own SQLite file for the stores "
-        "not shared yet (numbers, calls, messages, recordings, statistics, flows, users)",
+        description="with a PostgreSQL database: this node's own SQLite file (its usage spool "
+        "beside it, messages, verifications, statistics' rollups, heartbeat)",
     )
     recordings: str = "var/recordings"
 

@@ -101,7 +101,7 @@ async def designer_root(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/designer/")
 async def designer_page(request: web.Request) -> web.StreamResponse:
-    session = session_of(request)
+    session = await session_of(request)
     if session is None:
         raise web.HTTPFound("/designer/login")
     if not designer_enabled(request.config_dict[SHARED_DB], session.user.account):
@@ -128,7 +128,7 @@ async def designer_page(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/designer/login")
 async def login_form(request: web.Request) -> web.StreamResponse:
-    if session_of(request) is not None:
+    if await session_of(request) is not None:
         raise web.HTTPFound("/designer/")
     return _login_page()
 
