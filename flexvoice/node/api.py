@@ -85,7 +85,7 @@ async def api_component(app: web.Application) -> AsyncIterator[None]:
     shared = app[SHARED_DB]  # accounts, keys, webhook secrets and tariffs of accounts
     tariffs = need(app, TARIFFS, "tariffs_component", "api_component")
     need(app, NUMBERS, "numbers_component", "api_component")  # the /v1/numbers handlers
-    ensure_keys_schema(conn)
+    ensure_keys_schema(shared)
 
     redis_client: Any = None
     policy = LockoutPolicy(api.lockout_failures, api.lockout_window, api.lockout_time)
