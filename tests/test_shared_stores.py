@@ -19,7 +19,7 @@ from flexvoice.metering.sink import StoreSink
 from flexvoice.metering.store import UsageStore
 from flexvoice.metering.tariffs import load_tariffs
 from flexvoice.recordings.store import RecordingRow, RecordingStore
-from flexvoice.statistics.rollup import Collector
+from flexvoice.statistics.collector import Collector
 from flexvoice.storage import sqlite
 from flexvoice.storage.engine import Connection, both, is_postgres
 from flexvoice.storage.migrate import migrate
@@ -180,7 +180,7 @@ def test_statistics_catch_up_reads_this_nodes_calls_from_the_shared_store(
         reg.call_event(call, "answered", {})
         reg.call_event(call, "ended", {"sip_status": 200})
     own = sqlite.connect(tmp_path / "node-a.db")
-    collector = Collector(own, _Registry(a), calls=store_db, node="node-a")
+    collector = Collector(own, _Registry(a), calls_db=store_db, node="node-a")
     assert collector.catch_up() == 1  # node A's call only: B adds its own
     assert collector.catch_up() == 0  # once
 
