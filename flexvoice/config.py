@@ -157,7 +157,7 @@ class StorageConfig(Section):
     local: str = Field(
         "var/flexvoice.db",
         description="with a PostgreSQL database: this node's own SQLite file (its usage spool "
-        "beside it, messages, verifications, statistics' rollups, heartbeat)",
+        "beside it, statistics' rollups, heartbeat)",
     )
     recordings: str = "var/recordings"
 
