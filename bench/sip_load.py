@@ -147,16 +147,35 @@ class Idle:
     cores: float  # the whole tree, in cores
     worker_pct: float  # one worker on average, in % of a core
     pss_kb: int
+    parts: dict[str, float] = field(default_factory=dict)  # cores per part (engine only)
+
+
+def parts_of(root_pid: int) -> dict[str, list[int]]:
+    """The engine's processes by job: the control plane (the node's own process, with its
+    threads), the edge (Kamailio), and the media workers with their template."""
+    found: dict[str, list[int]] = {"control plane": [root_pid], "edge": [], "workers": []}
+    for pid in tree(root_pid)[1:]:
+        try:
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:
+            continue
+        found["edge" if name.startswith("kamailio") else "workers"].append(pid)
+    return found
 
 
 def measure_idle(root_pid: int, workers: list[int], seconds: float) -> Idle:
     pids = tree(root_pid)
+    parts = parts_of(root_pid)
     before = {p: cpu_seconds(p) for p in pids}
     time.sleep(seconds)
     after = {p: cpu_seconds(p) for p in pids}
     total = sum(after[p] - before[p] for p in pids)
     per_worker = sum(after[p] - before[p] for p in workers) / max(1, len(workers))
-    return Idle(total / seconds, 100 * per_worker / seconds, pss_kb(pids))
+    cores = {
+        part: sum(after.get(p, 0.0) - before.get(p, 0.0) for p in ps) / seconds
+        for part, ps in parts.items()
+    }
+    return Idle(total / seconds, 100 * per_worker / seconds, pss_kb(pids), cores)
 
 
 def load() -> str:
@@ -322,33 +341,51 @@ class Rate:
     p50: float
     p99: float
     cpu_ms: float  # CPU per call above idle, all of the target's processes (nan: not measured)
+    parts_ms: dict[str, float] = field(default_factory=dict)  # the same, per part of the engine
 
 
 def cps_ceiling(
-    t: Target, rates: list[int], seconds: int, tmp: Path, pids: list[int], idle_cores: float
+    t: Target,
+    rates: list[int],
+    seconds: int,
+    tmp: Path,
+    pids: list[int],
+    idle_cores: float,
+    parts: tuple[dict[str, list[int]], dict[str, float]] | None = None,
 ) -> list[Rate]:
     """Each rate for `seconds`, short calls with a prompt, until one has a failed call. CPU
     per call (less what the processes burn idle) depends far less on what else runs on the
-    machine than set-up times do."""
+    machine than set-up times do. `parts`: the engine's processes by job and their idle cores,
+    to say which of them spends the CPU."""
     done: list[Rate] = []
     for rate in rates:
         before = sum(cpu_seconds(p) for p in pids)
+        part_before = {
+            k: sum(cpu_seconds(p) for p in ps) for k, ps in (parts or ({}, {}))[0].items()
+        }
         started = time.monotonic()
         ok, bad, _ = sipp(
             uac(t.scenario("uac_call.xml"), t.address, "+3225550002", calls=rate * seconds,
                 rate=rate, limit=rate * 2, hold_ms=500, trace_dir=tmp, inf=t.inf),
             timeout=seconds * 4 + 60,
         )  # fmt: skip
-        busy = sum(cpu_seconds(p) for p in pids) - before
-        busy -= idle_cores * (time.monotonic() - started)
-        cpu_ms = 1000 * busy / max(1, ok + bad) if pids else float("nan")
+        elapsed = time.monotonic() - started
+        busy = sum(cpu_seconds(p) for p in pids) - before - idle_cores * elapsed
+        calls = max(1, ok + bad)
+        cpu_ms = 1000 * busy / calls if pids else float("nan")
+        parts_ms = {}
+        if parts:
+            for part, ps in parts[0].items():
+                spent = sum(cpu_seconds(p) for p in ps) - part_before[part]
+                parts_ms[part] = 1000 * (spent - parts[1].get(part, 0.0) * elapsed) / calls
         times = setup_times_ms(tmp)
         good = bad == 0 and ok == rate * seconds
-        done.append(Rate(rate, good, pct(times, 0.5), pct(times, 0.99), cpu_ms))
+        done.append(Rate(rate, good, pct(times, 0.5), pct(times, 0.99), cpu_ms, parts_ms))
+        split = ", ".join(f"{k} {v:.1f}" for k, v in parts_ms.items())
         print(
             f"  {t.name:6s} {rate:4d} CPS for {seconds}s: {ok} ok, {bad} failed; set-up p50 "
-            f"{done[-1].p50:.1f} ms, p99 {done[-1].p99:.1f} ms; CPU {cpu_ms:.1f} ms per call "
-            f"({load()})",
+            f"{done[-1].p50:.1f} ms, p99 {done[-1].p99:.1f} ms; CPU {cpu_ms:.1f} ms per call"
+            f"{f' ({split})' if split else ''} ({load()})",
             flush=True,
         )
         if not good:
@@ -365,8 +402,16 @@ def start_node(tmp: Path, workers: int) -> tuple[subprocess.Popen[bytes], int, i
     cfg, http, edge, base = write_node(tmp, workers)
     # SIP_LOAD_NODE_CODE: another checkout's code for the node (e.g. main), to compare.
     code = Path(os.environ.get("SIP_LOAD_NODE_CODE", REPO))
+    command = [sys.executable, "-m", "flexvoice", "--config", str(cfg), "serve"]
+    # SIP_LOAD_PROFILE=FILE: the control plane sampled by py-spy (pip install py-spy; it runs
+    # the node as its child, as attaching needs ptrace rights a container may not give),
+    # written as collapsed stacks when the node stops.
+    profile = os.environ.get("SIP_LOAD_PROFILE")
+    if profile:
+        spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        command = [spy, "record", "-r", "200", "-f", "raw", "-o", profile, "--", *command]
     node = subprocess.Popen(
-        [sys.executable, "-m", "flexvoice", "--config", str(cfg), "serve"],
+        command,
         cwd=code,
         env={**os.environ, "PYTHONPATH": str(code)},
         stdout=subprocess.DEVNULL,
@@ -406,8 +451,19 @@ def replace_time(http: int, node: subprocess.Popen[bytes], count: int, base: int
     return time.monotonic() - killed
 
 
+def control_plane(node: subprocess.Popen[bytes]) -> int:
+    """The node's own process (under SIP_LOAD_PROFILE, py-spy's child)."""
+    if not os.environ.get("SIP_LOAD_PROFILE"):
+        return node.pid
+    for child in Path(f"/proc/{node.pid}/task/{node.pid}/children").read_text().split():
+        if "flexvoice" in Path(f"/proc/{child}/cmdline").read_text(errors="replace"):
+            return int(child)
+    raise SystemExit("bench: no node under py-spy")
+
+
 def stop_node(node: subprocess.Popen[bytes]) -> None:
-    node.send_signal(signal.SIGTERM)
+    # The node itself is told to stop: py-spy writes its profile when its child exits.
+    os.kill(control_plane(node), signal.SIGTERM)
     try:
         node.wait(60)
     except subprocess.TimeoutExpired:
@@ -518,7 +574,8 @@ def main(argv: list[str]) -> int:
         print(f"engine: {n} workers up in {up_s:.1f}s ({load()})", flush=True)
         time.sleep(3)
         workers = list(workers_by_port(sip_base, n).values())
-        idle = measure_idle(node.pid, workers, args.idle_seconds)
+        root = control_plane(node)
+        idle = measure_idle(root, workers, args.idle_seconds)
         print(
             f"engine idle: node {idle.cores:.3f} cores, one worker {idle.worker_pct:.3f} % of "
             f"a core, PSS {idle.pss_kb / 1024:.0f} MB ({load()})",
@@ -529,15 +586,15 @@ def main(argv: list[str]) -> int:
         replaced = replace_time(http, node, n, sip_base)
         print(f"engine: a killed worker replaced in {replaced:.2f}s", flush=True)
         print("concurrent IVR calls (prompt, DTMF), stepping up:", flush=True)
-        pids = tree(node.pid)
+        pids = tree(root)
         engine_steps = concurrency_ceiling(Target("engine", f"127.0.0.1:{edge}", tmp), steps,
                                            pids, args.ramp)  # fmt: skip
         print("CPS with media (answer, prompt, hang-up after 0.5 s), stepping up:", flush=True)
         engine_rates: list[Rate] = []
         if not args.no_cps:
             engine_rates = cps_ceiling(Target("engine", f"127.0.0.1:{edge}", tmp), rates,
-                                       args.step_seconds, tmp, tree(node.pid),
-                                       idle.cores)  # fmt: skip
+                                       args.step_seconds, tmp, tree(root), idle.cores,
+                                       (parts_of(root), idle.parts))  # fmt: skip
     finally:
         stop_node(node)
     # 2. The floor: n bare pjsua2 processes of the same wheel, same scenarios.
@@ -656,6 +713,9 @@ def report(
             e, b = both[-1]
             print(f"CPU per call at {e.cps} CPS (above idle): engine {e.cpu_ms:.1f} ms, bare "
                   f"pjsua2 {b.cpu_ms:.1f} ms; bare / engine {b.cpu_ms / e.cpu_ms:.2f}")  # fmt: skip
+            split = ", ".join(f"{k} {v:.1f} ms" for k, v in e.parts_ms.items())
+            if split:
+                print(f"  engine's CPU per call by part: {split}")
     s_rate = s_cps.cps if s_cps else 0
     print(f"sipp UAS alone (signalling bound): {s_rate} CPS; engine / sipp-UAS "
           f"{e_rate / s_rate if s_rate else float('nan'):.2f}")  # fmt: skip
