@@ -38,6 +38,7 @@ from flexvoice.callresource import call_resource
 from flexvoice.livecalls import LiveCalls
 from flexvoice.logs import get_logger
 from flexvoice.outcomes import outcome_for
+from flexvoice.storage.engine import is_postgres
 from flexvoice.storage.sqlite import migrate
 
 log = get_logger(__name__)
@@ -119,7 +120,10 @@ class CallRegistry:
         if self.conn.in_transaction:
             yield
             return
-        self.conn.execute("BEGIN")
+        # SQLite: the write lock first (waiting for it as any write does); a deferred BEGIN
+        # that reads (the pricer's account) before it writes fails at once, not waiting,
+        # when another connection committed in between.
+        self.conn.execute("BEGIN" if is_postgres(self.conn) else "BEGIN IMMEDIATE")
         try:
             yield
             self.conn.execute("COMMIT")
@@ -234,17 +238,26 @@ class CallRegistry:
         """CallObserver: "leg" (a child was dialled), "ringing", "answered", "ended"
         (sip_status, reason, cause, outcome, ended_by, usage) from the SIP layer; "step" from the
         flow runtime; anything else is kept in the trace only."""
-        ended: CallRecord | None = None
         try:
             with self._transaction(call_id):
                 ended = self._call_event(call_id, kind, data)
+                # What listeners write (the statistics' rollup of an ended call) commits with
+                # the event: one commit per event.
+                self._tell_event(call_id, kind, data, ended)
+            return
         except Exception:  # an observer must never break the call that reports to it
             log.exception("calls.event_failed", call_id=call_id, kind=kind)
-        if self.listeners:
-            # The record is given only where listeners need it: at the call's end.
-            if kind == "ended" and ended is None:
-                ended = self.get(call_id)  # a repeated end, or one that failed
-            self._tell(ended if kind == "ended" else None, kind, data, call_id)
+        self._tell_event(call_id, kind, data, None)
+
+    def _tell_event(
+        self, call_id: str, kind: str, data: dict[str, object], ended: CallRecord | None
+    ) -> None:
+        if not self.listeners:
+            return
+        # The record is given only where listeners need it: at the call's end.
+        if kind == "ended" and ended is None:
+            ended = self.get(call_id)  # a repeated end, or one that failed
+        self._tell(ended if kind == "ended" else None, kind, data, call_id)
 
     def _tell(
         self, call: CallRecord | None, kind: str, data: dict[str, object], call_id: str = ""

@@ -4,9 +4,9 @@ store has not changed, so a call does not query for what the previous call just 
 When a cached row may have changed, the cache is emptied:
 - a write made by this process through the module that owns the row (numbers, accounts)
   calls `changed()`;
-- on SQLite, `PRAGMA data_version` (one cheap statement, no table read) tells when another
-  connection committed: the command line (`flexvoice accounts suspend ...`), another
-  process, the usage importer's thread;
+- on SQLite, `PRAGMA data_version` (a statement that reads no table, asked at most every
+  `CHECK_SECONDS`) tells when another connection committed: the command line (`flexvoice
+  accounts suspend ...`), another process, the usage importer's thread;
 - on PostgreSQL, shared by several nodes that cannot tell each other, an entry lives at most
   `ttl` seconds (one second): a change made on another node applies to calls within it.
 The `ttl` also bounds what a write that forgot `changed()` could leave stale.
@@ -24,6 +24,7 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 TTL_SECONDS = 1.0
+CHECK_SECONDS = 0.05  # a change made elsewhere on one node applies to calls within this
 MAX_ENTRIES = 10_000  # numbers called, accounts priced: emptied when full
 
 _generation = 0
@@ -49,15 +50,17 @@ class ReadCache(Generic[K, V]):
         self.ttl = ttl
         self.clock = clock
         self._values: dict[K, tuple[float, V]] = {}
-        self._seen: tuple[int, int] = (-1, -1)
+        self._generation = -1
+        self._data_version = -1
+        self._checked = float("-inf")
         self.hits = self.misses = 0
 
     def get(self, key: K, load: Callable[[K], V]) -> V:
-        version = self._version()
-        if version != self._seen:
-            self._values.clear()
-            self._seen = version
         now = self.clock()
+        elsewhere = self._changed_elsewhere(now)
+        if elsewhere or self._generation != _generation:
+            self._values.clear()
+            self._generation = _generation
         found = self._values.get(key)
         if found is not None and found[0] > now:
             self.hits += 1
@@ -72,8 +75,11 @@ class ReadCache(Generic[K, V]):
     def clear(self) -> None:
         self._values.clear()
 
-    def _version(self) -> tuple[int, int]:
-        if is_postgres(self.conn):
-            return _generation, 0
-        row = self.conn.execute("PRAGMA data_version").fetchone()
-        return _generation, int(row[0])
+    def _changed_elsewhere(self, now: float) -> bool:
+        if is_postgres(self.conn) or now - self._checked < CHECK_SECONDS:
+            return False
+        self._checked = now
+        version = int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+        changed = version != self._data_version and self._data_version != -1
+        self._data_version = version
+        return changed
