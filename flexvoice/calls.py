@@ -7,8 +7,12 @@ status callbacks.
 Status moves only forward: queued -> ringing -> in-progress -> one final status (completed,
 busy, no-answer, failed, canceled, redirected). The trace keeps one `ringing`, one
 `answered` and one `ended` per leg: a repeated one is dropped, not stored. A leg is priced
-from its `call` usage event - the one the SIP layer wrote to the usage feed, or, for a leg
-no SIP layer reported (a test's stand-in), one built by the same function.
+from its `call` usage event (flexvoice/callprice.py).
+
+Each event is one transaction, and the calls in progress are also kept in memory
+(flexvoice/livecalls.py, written after the database): a crash loses at most the event being
+stored (all of it, never half), and nothing that bills: the usage event reaches the usage
+spool from the SIP layer, which remains what billing counts.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Protocol
 
 from flexvoice.callcontrol import CallStatus, new_call_id
-from flexvoice.callevent import call_event as build_call_event
+from flexvoice.callprice import Pricer, leg_price
 from flexvoice.callrecords import (
     COLUMNS,
     FINAL_STATUSES,
@@ -32,7 +36,6 @@ from flexvoice.callrecords import (
     CallRecord,
     call_row,
     now_iso,
-    seconds_between,
 )
 from flexvoice.callresource import call_resource
 from flexvoice.livecalls import LiveCalls
@@ -49,13 +52,6 @@ _RANK = {"queued": 0, "ringing": 1, "in-progress": 2}
 STATUS_EVENTS = ("initiated", "ringing", "answered", "completed")
 PRICE_QUANTUM = Decimal("0.0001")
 _ONCE = ("ringing", "answered", "ended")  # kinds a leg's trace holds at most once
-
-
-class Pricer(Protocol):
-    """Rates one leg's `call` usage event under the account's tariff (flexvoice.api.pricing,
-    built on the metering module's rating)."""
-
-    def price_usage(self, event: dict[str, Any]) -> CallPrice: ...
 
 
 class CallListener(Protocol):
@@ -356,11 +352,9 @@ class CallRegistry:
         sip = data.get("sip_status")
         sip_status = sip if isinstance(sip, int) else None
         cause = str(data.get("cause") or data.get("reason") or status)
-        usage = data.get("usage")
         priced = CallPrice(0, Decimal(0))  # never answered: nothing is billed
         if answered_at is not None:
-            event = usage if isinstance(usage, dict) else self._usage_of(call, answered_at, at)
-            priced = self._price(call, event, answered_at, at)
+            priced = leg_price(self.pricer, call, data.get("usage"), answered_at, at)
         price = priced.price_eur
         ended_by = data.get("ended_by")
         reason = data.get("reason")
@@ -415,33 +409,6 @@ class CallRegistry:
             return
         self.live.completed(call_id)
         self._notify(call_id, "completed", call)
-
-    def _usage_of(self, call: CallRecord, answered_at: str, ended_at: str) -> dict[str, Any] | None:
-        return build_call_event(
-            call_id=call.id,
-            account=call.account,
-            direction=call.direction,
-            caller=call.from_number,
-            callee=call.to_number,
-            started_at=call.started_at or answered_at,
-            answered_at=answered_at,
-            ended_at=ended_at,
-            parent_call_id=call.parent_call_id,
-        )
-
-    def _price(
-        self, call: CallRecord, event: dict[str, Any] | None, answered_at: str, ended_at: str
-    ) -> CallPrice:
-        seconds = seconds_between(answered_at, ended_at)
-        if event is None:
-            return CallPrice(seconds, None, "not billed: a SIP address does not cross the trunk")
-        if self.pricer is None:
-            return CallPrice(seconds, None, "no tariffs are loaded on this node")
-        try:
-            return self.pricer.price_usage(event)
-        except Exception as exc:  # a pricing bug must not lose the call's outcome
-            log.exception("calls.price_failed", call_id=call.id)
-            return CallPrice(seconds, None, f"pricing failed: {exc}")
 
     def _trace(self, call_id: str, kind: str, data: dict[str, object]) -> None:
         self.conn.execute(
