@@ -409,7 +409,11 @@ def start_node(tmp: Path, workers: int) -> tuple[subprocess.Popen[bytes], int, i
     profile = os.environ.get("SIP_LOAD_PROFILE")
     if profile:
         spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-        command = [spy, "record", "-r", "200", "-f", "raw", "-o", profile, "--", *command]
+        # SIP_LOAD_PROFILE_WORKERS=1: the workers too (one stack per process; fewer samples).
+        workers = (
+            ["--subprocesses", "-r", "50"] if os.environ.get("SIP_LOAD_PROFILE_WORKERS") else []
+        )
+        command = [spy, "record", "-r", "200", *workers, "-f", "raw", "-o", profile, "--", *command]
     node = subprocess.Popen(
         command,
         cwd=code,
