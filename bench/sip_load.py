@@ -410,10 +410,11 @@ def start_node(tmp: Path, workers: int) -> tuple[subprocess.Popen[bytes], int, i
     if profile:
         spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
         # SIP_LOAD_PROFILE_WORKERS=1: the workers too (one stack per process; fewer samples).
-        workers = (
-            ["--subprocesses", "-r", "50"] if os.environ.get("SIP_LOAD_PROFILE_WORKERS") else []
-        )
-        command = [spy, "record", "-r", "200", *workers, "-f", "raw", "-o", profile, "--", *command]
+        rate = "200"
+        children: list[str] = []
+        if os.environ.get("SIP_LOAD_PROFILE_WORKERS"):
+            rate, children = "50", ["--subprocesses"]
+        command = [spy, "record", "-r", rate, *children, "-f", "raw", "-o", profile, "--", *command]
     node = subprocess.Popen(
         command,
         cwd=code,
@@ -466,6 +467,8 @@ def control_plane(node: subprocess.Popen[bytes]) -> int:
 
 
 def stop_node(node: subprocess.Popen[bytes]) -> None:
+    if node.poll() is not None:
+        return
     # The node itself is told to stop: py-spy writes its profile when its child exits.
     os.kill(control_plane(node), signal.SIGTERM)
     try:
