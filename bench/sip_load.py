@@ -409,12 +409,7 @@ def start_node(tmp: Path, workers: int) -> tuple[subprocess.Popen[bytes], int, i
     profile = os.environ.get("SIP_LOAD_PROFILE")
     if profile:
         spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-        # SIP_LOAD_PROFILE_WORKERS=1: the workers too (one stack per process; fewer samples).
-        rate = "200"
-        children: list[str] = []
-        if os.environ.get("SIP_LOAD_PROFILE_WORKERS"):
-            rate, children = "50", ["--subprocesses"]
-        command = [spy, "record", "-r", rate, *children, "-f", "raw", "-o", profile, "--", *command]
+        command = [spy, "record", "-r", "200", "-f", "raw", "-o", profile, "--", *command]
     node = subprocess.Popen(
         command,
         cwd=code,
