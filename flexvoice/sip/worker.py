@@ -742,6 +742,12 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
         if self.ended:
             return
         self.ended = True
+        # Owned by the pjsua2 Call, whose bridge port PJSIP removes with every connection to
+        # and from it. Forgotten first, so nothing below disconnects it: stopTransmit calls
+        # naming the ending call's port, made here, cut every connection of the other
+        # members of its conference room (measured: a room went silent when one of its links
+        # ended; the bridge seems to read a disconnect naming a removed port as "all").
+        self.audio = None
         self.stop_player("hangup")
         self.conf_leave()
         for rec_id in list(self.recorders):
@@ -750,7 +756,6 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
             if self in other.bridged:
                 other.bridged.remove(self)
         self.bridged.clear()
-        self.audio = None  # owned by the pjsua2 Call: not to be touched after this
         self.worker.calls.pop(self.id, None)
         self.worker.call_ended(self.id)
 
