@@ -146,6 +146,10 @@ class CallLeg(Protocol):
 
     async def conf_mute(self, muted: bool) -> None: ...
 
+    def talk_time(self) -> tuple[float, bool]:
+        """Seconds the leg has spoken in its conference room (its media worker's measure, the
+        spurt going on counted up to now), and whether it speaks now."""
+
     async def wait_ended(self) -> None:
         """Return once the leg has ended (however it ended)."""
 

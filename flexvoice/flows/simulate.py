@@ -264,6 +264,9 @@ class ScriptedLeg:
     async def conf_leave(self) -> None:
         self.act("leave the conference room")
 
+    def talk_time(self) -> tuple[float, bool]:
+        return 0.0, False  # a simulated caller's speech is not measured
+
     async def stop_recording(self) -> RecordResult | None:
         if self.recording is None:
             return None

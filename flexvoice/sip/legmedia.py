@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -34,6 +35,20 @@ class LegMedia:
         self._waiters = []
         self._done = {}
         self._last_digit = None
+        self._talk: tuple[float, float | None] = (
+            0.0,
+            None,
+        )  # (talking time so far, since when it talks: monotonic)
+
+    def talk_heard(self, talking: bool, seconds: float) -> None:
+        """The worker's `talk` event: this leg starts or stops speaking in its room."""
+        self._talk = (seconds, time.monotonic() if talking else None)
+
+    def talk_time(self) -> tuple[float, bool]:
+        seconds, since = self._talk
+        if since is None:
+            return seconds, False
+        return seconds + time.monotonic() - since, True
 
     @property
     def ended(self) -> bool:

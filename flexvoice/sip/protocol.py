@@ -33,6 +33,8 @@ Events (worker -> control plane)
   dtmf        call, digit, method (rfc4733|info)
   play_done   call, play, stopped (eof|dtmf|stopped|hangup)
   record_done call, rec, path, seconds
+  talk        call, talking, seconds (a member of a conference room starts or stops speaking;
+              seconds: its talking time in the room so far, see flexvoice.sip.talk)
   error       call, cmd, message[, ended] (a command the worker could not carry out; `ended`:
               the call had ended before the command arrived, a race rather than a fault; a
               hangup for such a call gets no answer at all: its end was reported already)
@@ -80,6 +82,7 @@ EVENTS = frozenset(
         "dtmf",
         "play_done",
         "record_done",
+        "talk",
         "error",
         "message_status",
         "message_in",

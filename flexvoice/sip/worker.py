@@ -41,7 +41,7 @@ from typing import Any
 
 import pjsua2 as pj
 
-from flexvoice.sip import forkserver, wakes
+from flexvoice.sip import forkserver, talk, wakes
 from flexvoice.sip.addresses import edge_source
 from flexvoice.sip.dispatch import WORKER_COMMANDS, EndedCalls, handler_name, no_call_answer
 from flexvoice.sip.protocol import Message, encode
@@ -85,6 +85,7 @@ class Worker:
         self.ended_calls = EndedCalls()
         # Conference rooms on this worker: room key -> its members (calls mixed together).
         self.rooms: dict[str, list[WorkerCall]] = {}
+        self.next_talk_sample = 0.0  # when the members' levels are read next (talk.py)
         # Objects PJSIP may still call back into: dropped only from the main loop, later.
         self.graveyard: list[tuple[float, Any]] = []
         # (give-up time, call, rec, path, seconds) of recordings whose file is being closed
@@ -193,6 +194,8 @@ class Worker:
                 self.report_recordings()
             if self.waiting_originates:
                 self.retry_originates()
+            if self.rooms:
+                self.sample_talk()
         self.shutdown()
 
     def poll_ms(self) -> int:
@@ -206,6 +209,21 @@ class Worker:
             graveyard=bool(self.graveyard),
             idle_ms=self.idle_ms,
         )
+
+    def sample_talk(self) -> None:
+        """Each room member's speech level into its talk meter. RTP wakes the loop every frame
+        while calls are up, so sampling needs no wake of its own."""
+        now = time.monotonic()
+        if now < self.next_talk_sample:
+            return
+        self.next_talk_sample = now + talk.SAMPLE_EVERY
+        for members in self.rooms.values():
+            for call in members:
+                if call.audio is not None:
+                    with contextlib.suppress(pj.Error):
+                        # pjsua2's "tx" level of a call's port: what the call sends into the
+                        # bridge (its "rx" level is what the bridge sends it: measured).
+                        call.report_talk(call.talk.sample(now, call.audio.getTxLevel()))
 
     def call_ended(self, call_id: str) -> None:
         self.ended_calls.add(call_id)
@@ -437,6 +455,7 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
         self.room: str | None = None  # the conference room this call is in
         self.pending_room: tuple[str, bool] | None = None  # joined before its media was up
         self.muted = False
+        self.talk = talk.TalkMeter()  # talking time in its conference room
         self.ended = False
 
     # -- PJSIP callbacks (main thread) ------------------------------------------------------
@@ -651,6 +670,11 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
                 other.audio.startTransmit(self.audio)
         members.append(self)
         self.room = room
+        self.talk = talk.TalkMeter(seconds=self.talk.seconds)  # rejoined: the total goes on
+
+    def report_talk(self, change: talk.TalkChange | None) -> None:
+        if change is not None:
+            self.worker.emit("talk", call=self.id, talking=change.talking, seconds=change.seconds)
 
     def cmd_conf_mute(self, msg: Message) -> None:
         muted = bool(msg.get("muted"))
@@ -675,6 +699,7 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
         room, self.room = self.room, None
         if room is None:
             return
+        self.report_talk(self.talk.stop())
         members = self.worker.rooms.get(room, [])
         if self in members:
             members.remove(self)
