@@ -125,8 +125,10 @@ class CallLeg(Protocol):
     ) -> RecordResult:
         """Record what the caller says into a WAV file until a digit, max_length or hangup."""
 
-    async def start_recording(self, path: Path) -> None:
-        """Whole-call recording in the background (both directions mixed)."""
+    async def start_recording(self, path: Path, second: Path | None = None) -> None:
+        """Whole-call recording in the background: both directions mixed into `path`, or
+        with `second` this leg's party into `path` and what it hears into `second` (dual
+        channel, interleaved by the recording service)."""
 
     async def pause_recording(self) -> None:
         """Silence goes into the whole-call recording until resumed."""

@@ -178,8 +178,9 @@ class LegMedia:
             return RecordResult(Path(path), 0.0, "hangup")
         return RecordResult(Path(rec_path), seconds, stopped_by)
 
-    async def start_recording(self, path: Path) -> None:
-        key, fut = await self._command_done("rec", "record", path=str(path), mix=True)
+    async def start_recording(self, path: Path, second: Path | None = None) -> None:
+        parts: dict[str, Any] = {"path2": str(second)} if second is not None else {}
+        key, fut = await self._command_done("rec", "record", path=str(path), mix=True, **parts)
         self.recording = (key, fut)
 
     async def pause_recording(self) -> None:

@@ -10,7 +10,8 @@ Commands (control plane -> worker)
   answer      call
   play        call, play (id chosen by the sender), files, loop, stop_on_dtmf
   stop_play   call
-  record      call, rec (id), path, mix (also record what we send: whole-call recording)
+  record      call, rec (id), path, mix (also record what we send: whole-call recording),
+              path2 (dual channel: the call's party into path, what it hears into path2)
   stop_record call, rec
   pause_record call, rec (silence is written until resumed: the file keeps the call's length)
   resume_record call, rec
