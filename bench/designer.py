@@ -18,13 +18,14 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 from playwright.async_api import Page, async_playwright
 
 from bench.designer_flow import generated_flow
-from flexvoice import yamlsrc
-from flexvoice.flows import yamledit, yamlsplice
+from flexvoice import offloop, yamlsrc
+from flexvoice.flows import designview, yamledit, yamlsplice
 from flexvoice.flows.validate import validate_text
 from tests.conftest import REPO
 from tests.designerkit import CHROMIUM, CHROMIUM_ARGS, MANAGER, PASSWORD, running_designer
@@ -71,6 +72,23 @@ async def _edit(page: Page, step: str, value: str, want_badge: bool) -> tuple[fl
     return took, server, cpu_ms
 
 
+class _Checks:
+    """Wall and CPU time of the node's checking thread per edit (apply and check)."""
+
+    def __init__(self) -> None:
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+        self.real = designview.edited
+
+    def __call__(self, *args: Any) -> Any:
+        started, cpu = time.perf_counter(), time.thread_time()
+        try:
+            return self.real(*args)
+        finally:
+            self.wall.append((time.perf_counter() - started) * 1000)
+            self.cpu.append((time.thread_time() - cpu) * 1000)
+
+
 async def _run(rounds: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         async with running_designer(Path(tmp)) as d, async_playwright() as p:
@@ -97,12 +115,23 @@ async def _run(rounds: int) -> None:
             edits: list[float] = []
             server: list[float] = []
             cpu: list[float] = []
+            low: list[float] = []
+            checks, low_checks = _Checks(), _Checks()
             for i in range(rounds):
-                for value, bad in (("soon", True), (f"{20 + i}s", False)):
-                    took, fetch, cpu_ms = await _edit(page, "s2", value, bad)
-                    edits.append(took)
-                    server.append(fetch)
-                    cpu.append(cpu_ms)
+                # Each round also edits the old way, checks in the nice-10 parsing threads
+                # (no document counts as small), for the figure beside it in the same run.
+                with (
+                    mock.patch.object(offloop, "INTERACTIVE_MAX_BYTES", -1),
+                    mock.patch.object(designview, "edited", low_checks),
+                ):
+                    for value, bad in (("soon", True), (f"{40 + i}s", False)):
+                        low.append((await _edit(page, "s2", value, bad))[0])
+                with mock.patch.object(designview, "edited", checks):
+                    for value, bad in (("soon", True), (f"{20 + i}s", False)):
+                        took, fetch, cpu_ms = await _edit(page, "s2", value, bad)
+                        edits.append(took)
+                        server.append(fetch)
+                        cpu.append(cpu_ms)
             await browser.close()
     o_small, o_big = statistics.median(small), statistics.median(big)
     lay = statistics.median(layout)
@@ -121,6 +150,14 @@ async def _run(rounds: int) -> None:
         f"{e / EDIT_BUDGET_MS:4.2f} of the 100 ms budget (request alone {s:.0f} ms, "
         f"node CPU {c:.0f} ms)"
     )
+    med = statistics.median
+    print(
+        f"          the node's check of an edit: {med(checks.wall):.0f} ms in its thread for "
+        f"{med(checks.cpu):.0f} ms of CPU at the loop's priority; old, nice 10: "
+        f"{med(low_checks.wall):.0f} ms for {med(low_checks.cpu):.0f} ms "
+        f"(edit -> badge {med(low):.0f} ms, {med(low) / e:.2f}x the new)"
+    )
+    print(f"          in the browser (after the answer, until the badge is seen): {e - s:.0f} ms")
     load = os.getloadavg()[0]
     print(
         f"          medians of {rounds} opens each and {2 * rounds} edits, headless chromium; "
@@ -147,18 +184,25 @@ def _node_work(rounds: int) -> None:
     def parse() -> object:
         return validate_text(text, "flows/big.yaml", prompts)
 
+    # Each edit starts from the text the one before made, as the page's edits do.
+    chain = {"text": text, "n": 0}
+
     def edit() -> object:
-        return yamledit.apply(text, op)
+        chain["n"] += 1
+        ops = [{**op[0], "value": f"{30 + chain['n'] % 50}s"}]
+        chain["text"] = yamledit.apply(chain["text"], ops)
+        return chain["text"]
 
     def warm() -> None:
         yamledit._DOCS.clear()
-        yamledit.warm(text)  # the page's open reads the tree before the first edit
+        yamledit.warm(chain["text"])  # the page's open reads the tree before the first edit
 
     new_parse, new_edit = _cpu_ms(parse, rounds), _cpu_ms(edit, rounds, warm)
     with (
         mock.patch.object(yamlsrc, "_FAST_LOADER", yamlsrc._Loader),
         mock.patch.object(yamlsplice, "set_scalars", lambda text, ops: None),
     ):
+        yamlsplice._TREES.clear()
         old_parse, old_edit = _cpu_ms(parse, rounds), _cpu_ms(edit, rounds, warm)
     read = _cpu_ms(lambda: yamledit.load(text), rounds)
     print(f"node      one edit of the {STEPS}-step flow, CPU ms      old path   new path   ratio")

@@ -1,23 +1,26 @@
 """Call statistics: a year of calls in the rollups, then the grouped questions' p50/p99 and the
 cost the rollups add to each ended call.
 
-    ./run bench statistics [--calls N] [--accounts N] [--repeat N] [--per-call N]
-                           [--keep DIR [--reuse]]
+    ./run bench statistics [--calls N] [--accounts N] [--workers N] [--repeat N]
+                           [--per-call N] [--keep DIR [--reuse | --generate-only]]
+                           [--skip-questions]
 
 1. A year (2025) of N calls (default 10 million) for N accounts (sizes fall off as 1/rank, so
    the biggest has about a fifth), each account with numbers, flows, a menu, queues and
    agents. Every call is one of a few hundred call shapes whose rollup rows come from the real
    code (`call_facts` on a scripted trace, then `deltas`), placed at a random moment weighted
-   to office hours. Rows are added up day by day in memory and written with the real upsert,
-   at the three grains; the per-call path is measured in step 3, not here.
+   to office hours. A month at a time, the calls are drawn as integers and SQLite adds their
+   shapes' rows up per bucket at every grain; `--workers` processes share the months out and
+   their rows are copied into one database. The per-call path is measured in step 3.
 2. Each question (the API's: a year by number and hour in Brussels, by date, by step, by
-   queue, by outcome and weekday, Kathmandu and India by hour - 15-minute buckets - a month
-   by date ...) asked `repeat` times for the biggest account and a middling one: p50 and p99.
-   Side by side, the same question read from the 15-minute buckets only (what one fine grain
-   would cost), and the ratio.
-3. The real path for `per-call` calls on that database: the call registry writes each call's
-   events, the statistics listener turns the ended call into facts and rollup rows: the time
-   with the listener minus the time without it, per call, and p50/p99 of the listener alone.
+   queue, by outcome and weekday, Kathmandu by hour, Kolkata by flow and date, a month by
+   date and hour ...) asked `repeat` times for the biggest account and a middling one: p50
+   and p99. Side by side, the same question read from the 15-minute buckets only (what one
+   fine grain would cost), and the ratio.
+3. The real path for `per-call` calls on that database, in time order as a node sees them: the
+   call registry writes each call's events; a third of the calls without statistics, a third
+   with a collector writing each call as it ends, a third with one writing batches as a node
+   does: the time each adds per call, and p50/p99 of the collector's own share.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import sqlite3
 import tempfile
 import time
 from collections.abc import Callable
@@ -33,243 +35,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.statistics_year import YEAR, generate, script, summary
 from flexvoice.calls import CallRegistry
-from flexvoice.statistics.facts import CallFacts, call_facts
+from flexvoice.statistics.collector import BATCH, Collector
 from flexvoice.statistics.query import ask
 from flexvoice.statistics.question import Question, make_question
-from flexvoice.statistics.rollup import (
-    CALLS,
-    FLOWS,
-    GRAINS,
-    TABLES,
-    Collector,
-    Table,
-    deltas,
-    ensure_schema,
-    fill_day_quarters,
-)
 from flexvoice.storage.sqlite import connect
 
-YEAR = 2025
 TARGET_QUERY_S = 1.0
 TARGET_CALL_MS = 1.0
-
-Event = tuple[float, str, dict[str, Any]]
-
-
-# -- call shapes: scripted traces as the registry stores them ---------------------------------
-def _step(name: str, verb: str) -> Event:
-    return (0.5, "step", {"step": name, "verb": verb, "why": "", "from": None})
-
-
-def _ended(after: float) -> Event:
-    return (after, "ended", {"sip_status": 200, "cause": "normal", "outcome": "completed"})
-
-
-def script(rng: random.Random) -> list[Event]:
-    """One call: welcome, menu (1 sales desk, 2 support queue, 3 shop info), as callers do."""
-    s: list[Event] = [(0.1, "answered", {"sip_status": 200}), _step("welcome", "play")]
-    r = rng.random()
-    if r < 0.08:
-        return [*s, _ended(rng.uniform(1, 8))]  # left during the welcome
-    s += [_step("menu", "menu")]
-    if r < 0.16:
-        return [*s, _ended(rng.uniform(1, 10))]  # left in the menu
-    option = rng.choice("1122223")
-    s += [(rng.uniform(1, 6), "menu", {"step": "menu", "option": option})]
-    if option == "3":
-        s += [_step("info", "play"), _step("bye", "hangup")]
-        return [*s, (8, "hangup", {"step": "bye", "by": "flow"}), _ended(0.1)]
-    if option == "1":
-        s += [_step("sales", "dial"), (0, "dial_start", {"step": "sales", "targets": ["+1"]})]
-        outcome = rng.choice(["completed"] * 6 + ["busy", "no-answer"])
-        answered = "+1" if outcome == "completed" else None
-        s += [(rng.uniform(2, 20), "dial_end", {"step": "sales", "outcome": outcome,
-                                                "answered_target": answered})]  # fmt: skip
-        if answered:
-            return [*s, _ended(rng.expovariate(1 / 180))]
-        s += [(0, "reroute", {"step": "sales", "why": "dial busy"}), _step("vm", "record")]
-        return [*s, (30, "hangup", {"step": "vm", "by": "flow"}), _ended(0.1)]
-    queue = rng.choice(["support", "support", "billing"])
-    s += [_step("queue", "queue"), (0, "queue_enter", {"queue": queue, "sl": 20.0})]
-    wait = rng.expovariate(1 / 45)
-    if rng.random() < 0.25:
-        return [*s, _ended(wait)]  # abandoned in the queue
-    if wait > 240:
-        s += [(240, "queue_leave", {"queue": queue, "result": "overflow"}),
-              (0, "reroute", {"step": "queue", "why": "queue overflow"}),
-              _step("vm", "record"), (20, "hangup", {"step": "vm", "by": "flow"})]  # fmt: skip
-        return [*s, _ended(0.1)]
-    s += [(wait, "dial_end", {"step": "queue", "outcome": "completed", "answered_target": "+2"}),
-          (0, "queue_leave", {"queue": queue, "result": "answered"})]  # fmt: skip
-    return [*s, _ended(rng.expovariate(1 / 240))]
-
-
-class _Record:
-    """A call registry record for the shapes (only what `call_facts` reads)."""
-
-    def __init__(self, ended: str) -> None:
-        self.id, self.account, self.direction = "c", "a", "inbound"
-        self.from_number, self.to_number, self.status = "+3225550100", "+n", "completed"
-        self.flow, self.created_at = "f", "2025-01-01T00:00:00+00:00"
-        self.answered_at: str | None = "2025-01-01T00:00:00.100000+00:00"
-        self.ended_at: str | None = ended
-
-
-def shapes(
-    count: int, rng: random.Random
-) -> list[list[tuple[str, tuple[Any, ...], dict[str, int]]]]:
-    """Call shapes as rollup deltas; a calls row's key holds the number and flow as
-    placeholders, the others the flow, filled in per call."""
-    out = []
-    start = datetime(YEAR, 1, 1, tzinfo=UTC)
-    for _ in range(count):
-        now, events = start, []
-        for delay, kind, data in script(rng):
-            now += timedelta(seconds=delay)
-            events.append({"at": now.isoformat(), "kind": kind, "data": data})
-        facts: CallFacts = call_facts(_Record(now.isoformat()), events)  # type: ignore[arg-type]
-        out.append([(t.name, key, fig) for t, key, fig in deltas(facts)])
-    return out
-
-
-# -- the year ----------------------------------------------------------------------------------
-def generate(db: Path, calls: int, accounts: int, seed: int = 16) -> dict[str, Any]:
-    """Python draws each call (account, number, flow, quarter hour, shape) into a scratch
-    table with executemany; SQLite then adds the shapes' rollup deltas up per bucket in C
-    (INSERT ... SELECT ... GROUP BY), at 15 minutes, then the coarser grains from those rows
-    (the day-quarter grain with the very migration that fills it on old databases)."""
-    rng = random.Random(seed)
-    conn = connect(db)
-    ensure_schema(conn)
-    conn.execute("PRAGMA synchronous=OFF")
-    conn.execute("PRAGMA temp_store=MEMORY")
-    conn.execute("PRAGMA cache_size=-1000000")  # 1 GB: the GROUP BY sorts stay in memory
-    names = [f"acct{i:03d}" for i in range(accounts)]
-    weights = [1 / (i + 1) for i in range(accounts)]
-    numbers = {
-        a: [f"+32{2 + i % 8}{rng.randrange(10**7):07d}" for _ in range(max(2, 60 // (i + 1)))]
-        for i, a in enumerate(names)
-    }
-    flow_of = {n: f"flow{j % 4}" for a in names for j, n in enumerate(numbers[a])}
-    shape_list = shapes(400, rng)
-    t0, c0 = time.perf_counter(), time.process_time()
-    _shape_tables(conn, shape_list)
-    conn.execute(
-        "CREATE TEMP TABLE gen_calls (account TEXT, number TEXT, flow TEXT, bucket INTEGER,"
-        " shape INTEGER)"
-    )
-    # Office hours weigh most (UTC+1): quarter hours of a day and their weights.
-    quarter_w = [8 if 28 <= q < 72 else 3 if 24 <= q < 80 else 1 for q in range(96)]
-    days = 365
-    # Weekends get a third of a weekday's calls; the year gets exactly `calls`.
-    weight = [1 / 3 if (d + 2) % 7 >= 5 else 1.0 for d in range(days)]  # 2025-01-01: Wed
-    per_day = [int(calls * w / sum(weight)) for w in weight]
-    for d in range(calls - sum(per_day)):
-        per_day[d] += 1
-    first = int(datetime(YEAR, 1, 1, tzinfo=UTC).timestamp()) // 900
-    pool = [(a, n, flow_of[n]) for a in names for n in numbers[a]]
-    # An account's calls spread evenly over its numbers: draw a (account, number) pair with
-    # the account's weight shared among its numbers.
-    pool_w = [weights[names.index(a)] / len(numbers[a]) for a, _, _ in pool]
-    conn.execute("BEGIN")
-    for day in range(days):
-        n = per_day[day]
-        base = first + day * 96
-        who = rng.choices(pool, pool_w, k=n)
-        quarters = rng.choices(range(96), quarter_w, k=n)
-        picks = rng.choices(range(len(shape_list)), k=n)
-        conn.executemany(
-            "INSERT INTO gen_calls VALUES (?, ?, ?, ?, ?)",
-            [
-                (a, num, f, base + q, s)
-                for (a, num, f), q, s in zip(who, quarters, picks, strict=True)
-            ],
-        )
-    drawn = time.perf_counter() - t0
-    for table in TABLES:
-        conn.execute(_from_calls(table))
-        for grain in GRAINS[1:]:
-            dims = ", ".join(table.dims)
-            sums = ", ".join(f"SUM({f})" for f in table.figures)
-            coarse = f"bucket * 900 / {grain}"
-            conn.execute(
-                f"INSERT INTO {table.name} ({', '.join(table.columns)})"
-                f" SELECT account, {grain}, {coarse}, {dims}, {sums} FROM {table.name}"
-                f" WHERE grain = 900 GROUP BY account, {coarse}, {dims}"
-            )
-        conn.execute(fill_day_quarters(table))
-    conn.execute("DROP TABLE gen_calls")
-    conn.execute("COMMIT")
-    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    conn.execute("ANALYZE")
-    conn.close()
-    return {"calls": sum(per_day), "seconds": seconds, "cpu": cpu, "drawn": drawn, **summary(db)}
-
-
-Shape = list[tuple[str, tuple[Any, ...], dict[str, int]]]
-
-
-def _shape_tables(conn: sqlite3.Connection, shape_list: list[Shape]) -> None:
-    """gen_<table>: each shape's rollup deltas, with the key columns the call does not fill
-    (the direction for calls and flows rows; queue, step, verb, option for the others)."""
-    for table in TABLES:
-        own = _own_dims(table)
-        cols = [
-            "shape INTEGER",
-            *(f"{d} TEXT" for d in own),
-            *(f"{f} INTEGER" for f in table.figures),
-        ]
-        conn.execute(f"CREATE TEMP TABLE gen_{table.name} ({', '.join(cols)})")
-        values = []
-        for i, shape in enumerate(shape_list):
-            for name, key, figures in shape:
-                if name != table.name:
-                    continue
-                mine = key[:1] if table in (CALLS, FLOWS) else key[1:]
-                values.append((i, *mine, *(figures.get(f, 0) for f in table.figures)))
-        marks = ", ".join("?" for _ in cols)
-        conn.executemany(f"INSERT INTO gen_{table.name} VALUES ({marks})", values)
-        conn.execute(f"CREATE INDEX gen_{table.name}_shape ON gen_{table.name} (shape)")
-
-
-def _own_dims(table: Table) -> tuple[str, ...]:
-    return table.dims[:1] if table in (CALLS, FLOWS) else table.dims[1:]
-
-
-def _from_calls(table: Table) -> str:
-    """The 15-minute rows of `table`: every drawn call joined with its shape's deltas."""
-    own = _own_dims(table)
-    pick = {d: f"d.{d}" for d in own} | {"number": "c.number", "flow": "c.flow"}
-    dims = ", ".join(pick[d] for d in table.dims)
-    sums = ", ".join(f"SUM(d.{f})" for f in table.figures)
-    return (
-        f"INSERT INTO {table.name} ({', '.join(table.columns)})"
-        f" SELECT c.account, 900, c.bucket, {dims}, {sums}"
-        f" FROM gen_calls c JOIN gen_{table.name} d ON d.shape = c.shape"
-        f" GROUP BY c.account, c.bucket, {dims}"
-    )
-
-
-def summary(db: Path) -> dict[str, Any]:
-    conn = connect(db)
-    sizes = {t.name: conn.execute(f"SELECT COUNT(*) FROM {t.name}").fetchone()[0] for t in TABLES}
-    big = conn.execute(
-        "SELECT account, SUM(offered) FROM stats_flows WHERE grain = 86400 GROUP BY account"
-        " ORDER BY 2 DESC"
-    ).fetchall()
-    conn.close()
-    return {
-        "rows": sizes,
-        "bytes": db.stat().st_size + _size(Path(str(db) + "-wal")),
-        "biggest": (big[0][0], big[0][1]),
-        "middle": (big[len(big) // 2][0], big[len(big) // 2][1]),
-        "offered": sum(b[1] for b in big),
-    }
-
-
-def _size(path: Path) -> int:
-    return path.stat().st_size if path.exists() else 0
 
 
 # -- questions ---------------------------------------------------------------------------------
@@ -320,57 +94,68 @@ def run_questions(db: Path, account: str, repeat: int) -> Timings:
 
 
 # -- the per-call path -------------------------------------------------------------------------
-def per_call(db: Path, n: int, account: str, seed: int = 7) -> dict[str, float]:
-    """Play n calls into a registry on `db`, every other one with the statistics listener
-    (interleaved, so that a shared machine's load falls on both alike): wall and CPU time."""
+MODES = ("without", "each", "batched")
+
+
+def per_call(db: Path, n: int, account: str, seed: int = 7) -> dict[str, dict[str, float]]:
+    """Play n calls into a registry on `db`, in turn without statistics, with a collector
+    writing each call as it ends, and with one batching as a node does (interleaved, so that a
+    shared machine's load falls on all alike): wall and CPU time per call."""
     rng = random.Random(seed)
     scripts = [script(rng) for _ in range(n)]
-    times = [
-        datetime(YEAR, 1, 1, tzinfo=UTC) + timedelta(seconds=rng.randrange(365 * 86400))
-        for _ in range(n)
-    ]
+    # Calls come as they do on a node: one after another (about one every 3 s, the biggest
+    # account's busy hours), from a Tuesday's morning on, to a dozen numbers and their flows.
+    times, at = [], datetime(YEAR, 6, 3, 7, tzinfo=UTC)
+    for _ in range(n):
+        at += timedelta(seconds=rng.expovariate(1 / 3))
+        times.append(at)
+    numbers = [f"+322555{1000 + i}" for i in range(12)]
     clock = [datetime(YEAR, 1, 1, tzinfo=UTC)]
-    costs: list[float] = []
+    costs: dict[str, list[float]] = {m: [] for m in MODES}
 
     def now() -> str:
         return clock[0].isoformat(timespec="milliseconds")
 
-    def cost(_facts: CallFacts, seconds: float) -> None:
-        costs.append(seconds)
-
     conn = connect(db)
     registry = CallRegistry(conn, clock=now)
-    collector = Collector(conn, registry, on_added=[cost])
-    spent = {"with": [0.0, 0.0], "without": [0.0, 0.0]}  # wall, CPU
+    collectors = {
+        "each": Collector(conn, registry, on_added=[lambda _f, s: costs["each"].append(s)]),
+        "batched": Collector(
+            conn, registry, on_added=[lambda _f, s: costs["batched"].append(s)], batch=BATCH
+        ),
+    }
+    spent = {m: [0.0, 0.0] for m in MODES}  # wall, CPU
     for i, (events, at) in enumerate(zip(scripts, times, strict=True)):
-        label = "with" if i % 2 else "without"
-        registry.listeners[:] = [collector.listener] if label == "with" else []
+        mode = MODES[i % len(MODES)]
+        registry.listeners[:] = [collectors[mode].listener] if mode in collectors else []
         wall, cpu = time.perf_counter(), time.process_time()
         clock[0] = at
         call = registry.create(
             account=account,
             direction="inbound",
             from_number="+3225550100",
-            to_number="+3225551001",
-            flow="flow0",
+            to_number=numbers[i % len(numbers)],
+            flow=f"flow{i % len(numbers) % 4}",
         )
         for delay, kind, data in events:
             clock[0] += timedelta(seconds=delay)
             if kind in ("answered", "ended"):
                 data = {**data, "at": clock[0].isoformat()}
             registry.call_event(call.id, kind, data)
-        spent[label][0] += time.perf_counter() - wall
-        spent[label][1] += time.process_time() - cpu
+        spent[mode][0] += time.perf_counter() - wall
+        spent[mode][1] += time.process_time() - cpu
+    wall, cpu = time.perf_counter(), time.process_time()
+    collectors["batched"].flush()  # the last batch's write belongs to the batched calls
+    spent["batched"][0] += time.perf_counter() - wall
+    spent["batched"][1] += time.process_time() - cpu
     conn.close()
-    half = n / 2
-    return {
-        "without": spent["without"][0] / half,
-        "with": spent["with"][0] / half,
-        "without_cpu": spent["without"][1] / half,
-        "with_cpu": spent["with"][1] / half,
-        "p50": pct(costs, 50),
-        "p99": pct(costs, 99),
-    }
+    out: dict[str, dict[str, float]] = {}
+    for mode in MODES:
+        played = len(range(MODES.index(mode), n, len(MODES)))
+        out[mode] = {"wall": spent[mode][0] / played, "cpu": spent[mode][1] / played}
+        if costs[mode]:
+            out[mode] |= {"p50": pct(costs[mode], 50), "p99": pct(costs[mode], 99)}
+    return out
 
 
 def main(argv: list[str]) -> int:
@@ -381,6 +166,13 @@ def main(argv: list[str]) -> int:
     p.add_argument("--per-call", type=int, default=3000)
     p.add_argument("--keep", type=Path, default=None, help="keep the database in this folder")
     p.add_argument("--reuse", action="store_true", help="with --keep: ask the kept year again")
+    p.add_argument("--workers", type=int, default=2, help="processes generating the year")
+    p.add_argument("--skip-questions", action="store_true", help="only the per-call cost")
+    p.add_argument(
+        "--generate-only",
+        action="store_true",
+        help="with --keep: stop after generating (run it under nice, ask with --reuse later)",
+    )
     args = p.parse_args(argv)
     folder = args.keep or Path(tempfile.mkdtemp(prefix="flexvoice-stats-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -392,18 +184,22 @@ def main(argv: list[str]) -> int:
         for old in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
             old.unlink(missing_ok=True)
         print(f"generating {args.calls:,} calls over {YEAR}, {args.accounts} accounts", flush=True)
-        g = generate(db, args.calls, args.accounts)
+        g = generate(db, args.calls, args.accounts, workers=args.workers, progress=True)
         rate = g["calls"] / g["seconds"]
         mb = g["bytes"] / 1e6
         print(
-            f"  {g['calls']:,} calls in {g['seconds']:.0f} s ({rate:,.0f}/s; CPU {g['cpu']:.0f} s;"
+            f"  {g['calls']:,} calls in {g['seconds']:.0f} s ({rate:,.0f}/s;"
+            f" CPU {g['cpu']:.0f} s in {g['workers']} processes;"
             f" drawing them {g['drawn']:.0f} s), {mb:,.0f} MB; load average"
             f" {os.getloadavg()[0]:.1f}",
             flush=True,
         )
     print("  rows: " + ", ".join(f"{k} {v:,}" for k, v in g["rows"].items()), flush=True)
+    if args.generate_only and args.keep is not None:
+        return 0
     ok = True
-    for who, (account, offered) in (("biggest", g["biggest"]), ("middling", g["middle"])):
+    accounts = (("biggest", g["biggest"]), ("middling", g["middle"]))
+    for who, (account, offered) in () if args.skip_questions else accounts:
         print(
             f"the {who} account ({account}, {offered:,} calls in the year), {args.repeat} times"
             " each: wall p50 / p99 | CPU p50 | 15-minute buckets only (wall p50) | ratio",
@@ -418,19 +214,23 @@ def main(argv: list[str]) -> int:
                 flush=True,
             )
     r = per_call(db, args.per_call, g["biggest"][0])
-    added = (r["with"] - r["without"]) * 1000
-    added_cpu = (r["with_cpu"] - r["without_cpu"]) * 1000
-    ok &= added_cpu < TARGET_CALL_MS
-    print(f"per ended call ({args.per_call:,} calls through the call registry, that database):")
-    for what, a, b, d in (
-        ("wall", r["without"], r["with"], added),
-        ("CPU ", r["without_cpu"], r["with_cpu"], added_cpu),
-    ):
+    base = r["without"]
+    print(
+        f"per ended call ({args.per_call:,} calls through the call registry on that database,"
+        f" a third each way): registry alone wall {base['wall'] * 1000:.3f} ms,"
+        f" CPU {base['cpu'] * 1000:.3f} ms"
+    )
+    for mode, label in (("each", "written as each call ends"), ("batched", f"batches of {BATCH}")):
+        wall = (r[mode]["wall"] - base["wall"]) * 1000
+        cpu = (r[mode]["cpu"] - base["cpu"]) * 1000
+        if mode == "batched":
+            ok &= cpu < TARGET_CALL_MS
+            ratio = (r["each"]["cpu"] - base["cpu"]) / max(1e-9, r[mode]["cpu"] - base["cpu"])
         print(
-            f"  {what}: registry alone {a * 1000:.3f} ms | with statistics {b * 1000:.3f} ms"
-            f" | added {d:.3f} ms (target < {TARGET_CALL_MS:g} ms)"
+            f"  statistics {label:<26} added wall {wall:6.3f} ms | CPU {cpu:6.3f} ms"
+            f" | collector p50 {r[mode]['p50'] * 1000:.3f} ms p99 {r[mode]['p99'] * 1000:.3f} ms"
         )
-    print(f"  the listener alone: p50 {r['p50'] * 1000:.3f} ms, p99 {r['p99'] * 1000:.3f} ms")
+    print(f"  batched vs each call: x{ratio:.1f} less CPU (target < {TARGET_CALL_MS:g} ms)")
     verdict = "met" if ok else "NOT met"
     print(
         f"targets (p99 < {TARGET_QUERY_S:g} s per question, < {TARGET_CALL_MS:g} ms per call):"

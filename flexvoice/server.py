@@ -1,30 +1,17 @@
-"""`flexvoice serve`: run one engine node (flexvoice/node/assembly.py) until SIGINT/SIGTERM."""
+"""`flexvoice serve`: run one engine node until SIGINT/SIGTERM (flexvoice/node/serve.py)."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-
-from flexvoice.config import Config, config_from_args
-from flexvoice.logs import setup_logging
-from flexvoice.node.assembly import run_node
-from flexvoice.node.status import ServeOptions
-from flexvoice.system import require_binary
-
-
-def preflight(cfg: Config, options: ServeOptions) -> None:
-    """Check what the node needs from the machine before anything starts."""
-    if options.edge and cfg.sip.edge.enabled:
-        require_binary(cfg.sip.edge.kamailio, "kamailio", "the SIP edge", "sip.edge.kamailio")
 
 
 def _serve(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args)
-    setup_logging(cfg.logging.level, cfg.logging.format)
-    options = ServeOptions(edge=not args.no_edge)
-    preflight(cfg, options)
-    asyncio.run(run_node(cfg, options))
-    return 0
+    # Imported here, not at the top: the whole node (API, flows, SIP, stores) costs about
+    # 2 s of CPU to import, and every other command (numbers, keys, usage export...) would
+    # pay it at each start if the command table imported it.
+    from flexvoice.node.serve import serve
+
+    return serve(args)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

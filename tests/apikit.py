@@ -236,14 +236,19 @@ def add_recording(api: Api, account: str, call_id: str, seconds: float = 1.5) ->
 
 
 async def wait_status(api: Api, who: str, call_id: str, want: set[str], timeout: float = 5) -> Any:
+    return await wait_resource(api, who, f"/v1/calls/{call_id}", want, timeout)
+
+
+async def wait_resource(api: Api, who: str, path: str, want: set[str], timeout: float = 5) -> Any:
+    """GET `path` until its `status` is one of `want` (a call, a message, ...)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        r = await api.client.get(f"/v1/calls/{call_id}", headers=api.auth(who))
+        r = await api.client.get(path, headers=api.auth(who))
         doc = await r.json()
         if doc["status"] in want:
             return doc
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"call stayed {doc['status']}, wanted {want}: {doc}")
+            raise AssertionError(f"{path} stayed {doc['status']}, wanted {want}: {doc}")
         await asyncio.sleep(0.02)
 
 

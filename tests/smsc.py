@@ -7,7 +7,8 @@ Every submit_sm is accepted with a message id in hexadecimal, written as one JSO
 --log (flushed at once), and answered later with a delivery receipt whose text names the id
 in DECIMAL, as many SMSCs do. `--receipts undelivered` makes every receipt UNDELIV;
 `--fail-part N` makes the N-th part of every long message UNDELIV; `--reject-to NUMBER` refuses
-submits to NUMBER with ESME_RINVDSTADR. JSON lines on standard input inject mobile-originated
+submits to NUMBER with ESME_RINVDSTADR; `--slow-to NUMBER` answers submits to NUMBER only after
+--slow-seconds (a slow route). JSON lines on standard input inject mobile-originated
 messages: {"from": "+32475...", "to": "+3226...", "text": "STOP"}.
 """
 
@@ -80,7 +81,6 @@ async def main(args: argparse.Namespace) -> None:
                 traceback.print_exc()
 
     async def handle(ev: Any) -> None:
-        nonlocal counter
         if isinstance(ev, smpp34.Esme):
             sessions[ev.session_id] = ev
         elif isinstance(ev, smpp34.Unbound):
@@ -89,33 +89,47 @@ async def main(args: argparse.Namespace) -> None:
             if args.reject_to and ev.destination_addr == args.reject_to.lstrip("+"):
                 ev.reject(smpp34.ESME_RINVDSTADR)
                 return
-            counter += 1
-            message_id = format(counter, "x")
-            text, concat = decode(ev.short_message, ev.data_coding, ev.esm_class)
-            ev.accept(message_id=message_id)
-            record = {
-                "message_id": message_id,
-                "from": ev.source_addr,
-                "from_ton": ev.source_addr_ton,
-                "to": ev.destination_addr,
-                "esm_class": ev.esm_class,
-                "data_coding": ev.data_coding,
-                "registered_delivery": ev.registered_delivery,
-                "text": text,
-                "concat": list(concat) if concat else None,
-                "octets": len(ev.short_message),
-            }
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
-            out.flush()
-            if args.receipts != "none" and ev.registered_delivery & 0x01:
-                stat = "DELIVRD" if args.receipts == "delivered" else "UNDELIV"
-                if concat and concat[2] == args.fail_part:
-                    stat = "UNDELIV"
-                task = asyncio.create_task(
-                    receipt(ev.session_id, ev.source_addr, ev.destination_addr, message_id, stat)
-                )
+            if args.slow_to and ev.destination_addr == args.slow_to.lstrip("+"):
+                args.slow_to = ""  # the first one only (its retry, if any, goes through)
+                task = asyncio.create_task(slow(ev))
                 pending.add(task)
                 task.add_done_callback(pending.discard)
+                return
+            accept(ev)
+
+    async def slow(ev: Any) -> None:
+        await asyncio.sleep(args.slow_seconds)
+        accept(ev)
+
+    def accept(ev: Any) -> None:
+        nonlocal counter
+        counter += 1
+        message_id = format(counter, "x")
+        text, concat = decode(ev.short_message, ev.data_coding, ev.esm_class)
+        ev.accept(message_id=message_id)
+        record = {
+            "message_id": message_id,
+            "from": ev.source_addr,
+            "from_ton": ev.source_addr_ton,
+            "to": ev.destination_addr,
+            "esm_class": ev.esm_class,
+            "data_coding": ev.data_coding,
+            "registered_delivery": ev.registered_delivery,
+            "text": text,
+            "concat": list(concat) if concat else None,
+            "octets": len(ev.short_message),
+        }
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        out.flush()
+        if args.receipts != "none" and ev.registered_delivery & 0x01:
+            stat = "DELIVRD" if args.receipts == "delivered" else "UNDELIV"
+            if concat and concat[2] == args.fail_part:
+                stat = "UNDELIV"
+            task = asyncio.create_task(
+                receipt(ev.session_id, ev.source_addr, ev.destination_addr, message_id, stat)
+            )
+            pending.add(task)
+            task.add_done_callback(pending.discard)
 
     async def mobile_originated() -> None:
         reader = asyncio.StreamReader()
@@ -157,5 +171,7 @@ if __name__ == "__main__":
     parser.add_argument("--receipt-delay", type=float, default=0.05)
     parser.add_argument("--fail-part", type=int, default=0)
     parser.add_argument("--reject-to", default="")
+    parser.add_argument("--slow-to", default="")
+    parser.add_argument("--slow-seconds", type=float, default=5.0)
     parser.add_argument("--stdin", action="store_true", help="read mobile-originated messages")
     asyncio.run(main(parser.parse_args()))

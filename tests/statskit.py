@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flexvoice.calls import CallRegistry
-from flexvoice.statistics.rollup import Collector
+from flexvoice.statistics.collector import Collector
 from flexvoice.storage.sqlite import connect
 
 

@@ -33,3 +33,21 @@ def test_migrations_apply_once_and_roll_back_on_error(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="syntax error"):
         migrate(conn, "demo", broken)
     assert conn.execute("SELECT count(*) FROM t").fetchone()[0] == 2
+
+
+def test_schema_checked_once_per_connection(tmp_path: Path) -> None:
+    """The hot paths (an account read per API request) do not re-read schema_migrations;
+    another connection (a restart) still finds and applies what is missing."""
+    conn = connect(tmp_path / "db.sqlite")
+    create_account(conn, "bakery", "flexio-payu")
+    conn.execute("DELETE FROM schema_migrations WHERE component = 'accounts' AND version = 3")
+    assert get_account(conn, "bakery") is not None  # no second look on this connection
+    assert (
+        conn.execute(
+            "SELECT count(*) FROM schema_migrations WHERE component = 'accounts'"
+        ).fetchone()[0]
+        == 2
+    )
+    other = connect(tmp_path / "db.sqlite")
+    with pytest.raises(Exception, match="duplicate column"):
+        get_account(other, "bakery")  # it looked, and tried version 3 again

@@ -1,9 +1,11 @@
 """A call is one tree (issue 10), through a running node: the Kamailio edge, pjsua2 workers,
 sipp as the carrier behind the trunk and as the dialled phones, the REST API over HTTP and
-finance's export. One node serves the module's tests; each test starts its own sipp peers."""
+finance's export; also the designer's "Call me" (issue 15), whose call is one such tree. One
+node serves the module's tests; each test starts its own sipp peers."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import time
@@ -12,8 +14,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from playwright.sync_api import sync_playwright
 
+from flexvoice.accounts import set_designer
+from flexvoice.storage.sqlite import connect
+from flexvoice.users import create_user
 from tests.conftest import free_port_range
+from tests.designerkit import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, PASSWORD
 from tests.nodekit import NOTIFY_FLOW, TrunkNode, launch_trunk_node
 from tests.sipptool import Uas, counts, run_uac, uac_args
 
@@ -280,3 +287,109 @@ def invites(sipp_output: str) -> int:
     found = re.search(r"Incoming calls created\s*\|\s*\d+\s*\|\s*(\d+)", sipp_output)
     assert found is not None, sipp_output[-1500:]
     return int(found.group(1))
+
+
+# What the shop's manager drafts in the designer (not published): a menu that waits for 4.
+CALL_ME_DRAFT = """\
+flow: notify
+description: Asks the callee to confirm with 4 (a draft, not published)
+start: ask
+steps:
+  ask:
+    menu: {prompt: beep, options: {"4": confirmed}, timeout: 6s, retries: 0, on_failure: bye}
+  confirmed:
+    play: {prompt: beep, then: bye}
+  bye:
+    hangup: {}
+"""
+
+
+def test_designer_call_me_rings_the_phone_which_hears_the_draft(node: TrunkNode) -> None:
+    """The designer's "Call me" button, in chromium, places a real call: the node's
+    originator, the Kamailio edge, the carrier's sipp answering and pressing 4 in the
+    draft's menu; the call, its trace and its price are the API's and finance's as ever."""
+    manager = "manager@shop.be"
+    conn = connect(node.db)
+    try:
+        set_designer(conn, "shop", True)
+        create_user(conn, manager, "shop", "manager", PASSWORD)
+    finally:
+        conn.close()
+    phone = Uas("uas_dtmf.xml", node.trunk_port, calls=1)
+    url = f"http://127.0.0.1:{node.port}"
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(30000)
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            try:
+                page.goto(url + "/designer/")
+                page.fill("#email", manager)
+                page.fill("#password", PASSWORD)
+                page.click("button[type=submit]")
+                page.wait_for_selector("select[aria-label=flow]")
+                # The draft, saved as the page saves an edit of the YAML text.
+                saved = page.evaluate(
+                    """async (text) => {
+                      const me = await (await fetch('/designer/api/me')).json();
+                      const flow = await (await fetch('/designer/api/flows/notify')).json();
+                      const r = await fetch('/designer/api/flows/notify/edit', {method: 'POST',
+                        headers: {'Content-Type': 'application/json', 'X-CSRF-Token': me.csrf,
+                                  'If-Match': '"' + flow.etag + '"'},
+                        body: JSON.stringify({ops: [{op: 'replace', text}]})});
+                      return r.status; }""",
+                    CALL_ME_DRAFT,
+                )
+                assert saved == 200
+                page.select_option("select[aria-label=flow]", "notify")
+                page.wait_for_selector('.react-flow__node[data-id="confirmed"]')
+                page.get_by_role("tab", name="Try it").click()
+                page.fill("#call-to", "+32470123456")
+                page.select_option("#call-from", "+3225551001")
+                page.get_by_role("button", name="Call me").click()
+                status = page.get_by_role("status").filter(has_text="Calling +32470123456")
+                said = status.inner_text()
+                # The number is remembered for the next time.
+                assert page.evaluate("() => localStorage.getItem('flexvoice.phone')") == (
+                    "+32470123456"
+                )
+            except BaseException:
+                ARTIFACTS.mkdir(exist_ok=True)
+                page.screenshot(path=str(ARTIFACTS / "call_me_real.png"), full_page=True)
+                raise
+            finally:
+                browser.close()
+        assert not errors, errors
+        found = re.search(r"\(call (CA[0-9a-f]{32})\)", said)
+        assert found, said
+        call = node.wait_call(found.group(1), ended, timeout=40)
+    finally:
+        phone_log = phone.stop()
+    # The phone rang (180), answered, pressed 4 and got the node's BYE.
+    assert counts(phone_log) == (1, 0), phone_log[-2000:]
+    assert invites(phone_log) == 1
+    assert (call["direction"], call["from"], call["to"]) == (
+        "outbound",
+        "+3225551001",
+        "+32470123456",
+    )
+    assert (call["status"], call["sip_status"], call["flow"]) == ("completed", 200, "notify")
+    events = node.get(f"/v1/calls/{call['id']}/events")["events"]
+    kinds = [e["kind"] for e in events]
+    assert kinds.index("ringing") < kinds.index("answered") < kinds.index("ended"), kinds
+    # The draft ran (the published flow would have said "tell"), named in the trace.
+    steps = [e["data"]["step"] for e in events if e["kind"] == "step"]
+    assert steps == ["ask", "confirmed", "bye"], json.dumps(events)[-3000:]
+    [document] = [e["data"] for e in events if e["kind"] == "flow_document"]
+    assert document["source"].startswith("designer draft of notify"), document
+    # Billed as any call: a mobile, one started minute, the same 0.37 in finance's export.
+    assert (call["billable_seconds"], call["price_eur"]) == (60, "0.3700")
+    rows = {r["event_id"]: r for r in node.export(call["started_at"][:7])}
+    leg = rows[f"{call['id']}:leg"]
+    assert (leg["account"], leg["service"], leg["amount_eur"]) == (
+        "shop",
+        "voice_out_mobile",
+        "0.370000",
+    )

@@ -1,4 +1,4 @@
-"""The designer's prompts, "Call me", new flows, copy and paste, sticky notes and people in a
+"""The designer's prompts, new flows, copy and paste, sticky notes and people in a
 real browser (Playwright driving Debian's chromium) against the real node app. Failures leave
 screenshots in test-artifacts/ (the fixtures of test_designer_browser)."""
 
@@ -11,7 +11,6 @@ import pytest
 from playwright.async_api import expect
 
 from tests import test_designer_browser as base
-from tests.apikit import ACME_NUMBER
 from tests.designerkit import ADMIN, PASSWORD, Designer, Opener, node, wait_flow
 
 pytestmark = [pytest.mark.xdist_group("designer-browser"), pytest.mark.process]
@@ -55,19 +54,8 @@ async def test_prompts_play_and_a_recording_is_uploaded(
     await expect(page.get_by_role("alert")).to_contain_text("not a WAV file")
 
 
-async def test_call_me_rings_the_phone_with_the_draft(d: Designer, open_page: Opener) -> None:
-    page = await open_page()
-    await page.get_by_role("tab", name="Try it").click()
-    await page.fill("#call-to", "+32470123456")
-    await expect(page.locator("#call-from")).to_have_value(ACME_NUMBER)
-    await page.get_by_role("button", name="Call me").click()
-    await expect(page.get_by_role("status")).to_contain_text(
-        f"Calling +32470123456 from {ACME_NUMBER}"
-    )
-    assert d.api.originator is not None
-    assert d.api.originator.calls[-1]["to"] == "+32470123456"
-    # The number is remembered for the next time.
-    assert await page.evaluate("() => localStorage.getItem('flexvoice.phone')") == "+32470123456"
+# "Call me" in the page places a real call through the edge to a sipp phone: tests/test_call_tree.py
+# (it shares that module's node start-up).
 
 
 async def test_a_new_flow_then_a_step_copied_into_it_from_another(
@@ -94,10 +82,15 @@ async def test_a_new_flow_then_a_step_copied_into_it_from_another(
     await expect(node(page, "welcome")).to_be_visible()
     await page.keyboard.press("Control+v")
     await expect(node(page, "voicemail")).to_be_visible()
+    # Its `then: bye` names a step this flow lacks: left open, and the person is told.
+    await expect(page.get_by_role("status")).to_contain_text(
+        "This flow has no step for next -> bye: left open, connect it on the canvas"
+    )
     state = await page.evaluate(
         "() => fetch('/designer/api/flows/holiday-line').then(r => r.json())"
     )
     assert "voicemail:" in state["text"] and state["draft"] is not None
+    assert "bye" not in state["text"].split("voicemail:")[1].replace("goodbye", "")
     # Pasted again: a second copy under a new name, never over the first.
     await page.get_by_role("button", name="Paste").click()
     await expect(node(page, "voicemail_copy")).to_be_visible()
@@ -130,6 +123,17 @@ async def test_a_sticky_note_stays_beside_its_step_and_out_of_the_flow(
     # The flow is not touched: no draft, the file as it was.
     assert (d.flows_dir / "bakery.yaml").read_text() == before
     await expect(other.locator(".status")).to_contain_text("published")
+    # Renamed, the step keeps its note beside it.
+    await node(other, "voicemail").click()
+    await other.fill("#f-name", "messages")
+    await other.press("#f-name", "Enter")
+    await expect(node(other, "messages")).to_be_visible()
+    assert '"step": "messages"' in layout.read_text()
+    await expect(shown).to_have_value("Marie checks these messages every morning")
+    step_box = await node(other, "messages").bounding_box()
+    note_box = await shown.bounding_box()
+    assert step_box and note_box and note_box["x"] > step_box["x"] + step_box["width"] * 0.8
+    assert abs(note_box["y"] - step_box["y"]) < step_box["height"]
     await other.get_by_role("button", name="remove the note").click()
     await expect(shown).to_have_count(0)
 

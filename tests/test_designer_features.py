@@ -1,5 +1,5 @@
-"""The designer's prompts (list, play, upload converted by sox), "Call me" through the node's
-originate path, and new flows, over HTTP against the real node app."""
+"""The designer's prompts (list, play, upload converted by sox), what "Call me" refuses
+before anything rings, and new flows, over HTTP against the real node app."""
 
 from __future__ import annotations
 
@@ -123,39 +123,27 @@ async def test_bad_uploads_get_named_errors(d: Designer, tab: Browser, tmp_path:
     assert not (d.flows_dir.parent / "ivr_prompts" / "nl" / "big.wav").exists()
 
 
-async def test_call_me_places_a_call_running_the_draft(d: Designer, tab: Browser) -> None:
+async def test_call_me_refuses_a_wrong_number_before_anything_rings(
+    d: Designer, tab: Browser
+) -> None:
+    """What "Call me" refuses with words. The call it places is tested for real (the edge and
+    a sipp phone) in tests/test_call_tree.py."""
     numbers = await (await tab.get("/numbers")).json()
-    assert ACME_NUMBER in numbers["numbers"]
-    state = await tab.state()
-    r = await tab.post(
-        "/flows/bakery-main/edit",
-        {"ops": [{"op": "set", "step": "check_hours", "path": ["when_open"], "value": "closed"}]},
-        state["etag"],
-    )
-    draft = await r.json()
-    r = await tab.post("/flows/bakery-main/call", {"to": "+32470123456"})
-    assert r.status == 201, await r.text()
-    doc = await r.json()
-    assert doc["from"] == ACME_NUMBER and doc["to"] == "+32470123456"
-    assert d.api.originator is not None
-    placed = d.api.originator.calls[-1]
-    assert placed["to"] == "+32470123456" and placed["account"] == "acme"
-    # The call record is the API's, with the draft named in its trace.
-    r = await d.api.client.get(f"/v1/calls/{doc['call']}", headers=d.api.auth("acme:developer"))
-    assert r.status == 200, await r.text()
-    assert (
-        draft["etag"][:12]
-        in await (
-            await d.api.client.get(
-                f"/v1/calls/{doc['call']}/events", headers=d.api.auth("acme:developer")
-            )
-        ).text()
-    )
+    assert numbers["numbers"] == [ACME_NUMBER]
     r = await tab.post("/flows/bakery-main/call", {"to": "hello"})
     await problem(r, 422, "invalid-number")
     r = await tab.post("/flows/bakery-main/call", {"to": "+32470123456", "from": "+3226002000"})
     doc = await problem(r, 422, "invalid-field", "from")
     assert "not one of this account's numbers" in doc["detail"]
+    analyst = Browser(d)
+    try:
+        await analyst.login(ANALYST)
+        r = await analyst.post("/flows/bakery-main/call", {"to": "+32470123456"})
+        await problem(r, 403, "forbidden")
+    finally:
+        await analyst.close()
+    r = await d.api.client.get("/v1/calls", headers=d.api.auth("acme:developer"))
+    assert (await r.json())["calls"] == []  # nothing was placed
 
 
 async def test_a_new_flow_is_created_valid_and_served(d: Designer, tab: Browser) -> None:
@@ -217,6 +205,16 @@ async def test_sticky_notes_live_beside_the_flow_never_in_it(d: Designer, tab: B
         await problem(r, 403, "forbidden")
     finally:
         await analyst.close()
+    # Renaming the step takes its note along (the free note stays where it was put).
+    state = await tab.state()
+    r = await tab.post(
+        "/flows/bakery-main/edit",
+        {"ops": [{"op": "rename_step", "step": "check_hours", "to": "opening_hours"}]},
+        state["etag"],
+    )
+    assert r.status == 200, await r.text()
+    saved = await (await tab.get("/flows/bakery-main/notes")).json()
+    assert [(n["id"], n["step"]) for n in saved["notes"]] == [("n1", "opening_hours"), ("n2", None)]
 
 
 async def test_an_administrator_manages_the_accounts_people(d: Designer) -> None:

@@ -9,9 +9,12 @@ from typing import Any
 
 import pytest
 
-from flexvoice.appkeys import USAGE_SINK
+from flexvoice.accounts import set_status
+from flexvoice.appkeys import CONFIG, USAGE_SINK
+from flexvoice.storage.open import local_path
+from flexvoice.storage.sqlite import connect
 from flexvoice.system import free_port
-from tests.apikit import ACME_NUMBER, OTHER_NUMBER, Api, running_api
+from tests.apikit import ACME_NUMBER, OTHER_NUMBER, Api, running_api, wait_resource
 from tests.metering_helpers import usage_events
 from tests.smsctool import running_smsc, smpp_config
 
@@ -28,15 +31,7 @@ async def send(api: Api, who: str = DEV, **fields: Any) -> Any:
 
 
 async def wait_message(api: Api, message_id: str, want: set[str], timeout: float = 10) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        r = await api.client.get(f"/v1/messages/{message_id}", headers=api.auth(DEV))
-        doc = await r.json()
-        if doc["status"] in want:
-            return doc
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"message stayed {doc['status']}, wanted {want}: {doc}")
-        await asyncio.sleep(0.05)
+    return await wait_resource(api, DEV, f"/v1/messages/{message_id}", want, timeout)
 
 
 async def test_sms_through_smpp_with_delivery_receipt(tmp_path: Path) -> None:
@@ -181,6 +176,18 @@ async def test_messages_are_per_account(tmp_path: Path) -> None:
         assert [m["id"] for m in (await r.json())["messages"]] == [doc["id"]]
         status, _ = await send(api, who="acme:analyst")
         assert status == 403
+        # What another connection changes (the CLI, another node) counts for the next
+        # message at once, cached or not: a suspension, then a tariff without SMS prices.
+        admin = connect(local_path(api.app[CONFIG]))
+        set_status(admin, "acme", "suspended")
+        status, doc = await send(api)
+        assert (status, doc["type"].rsplit(":", 1)[-1]) == (403, "account-suspended"), doc
+        set_status(admin, "acme", "active")
+        assert (await send(api))[0] == 201
+        admin.execute("UPDATE accounts SET tariff = 'vms-smart-routing' WHERE name = 'acme'")
+        status, doc = await send(api)
+        assert (status, doc["field"]) == (422, "to"), doc
+        assert "cannot be priced" in doc["detail"], doc
 
 
 async def test_status_callbacks_are_signed(tmp_path: Path, crm: Any) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -14,8 +16,10 @@ from flexvoice.accounts import create_account
 from flexvoice.messaging.commit import GroupCommit
 from flexvoice.messaging.lookups import Lookups
 from flexvoice.messaging.store import MessageStore
+from flexvoice.metering.tariffs import load_tariffs
 from flexvoice.numbers import NumberRegistry
 from flexvoice.storage.sqlite import connect
+from tests.conftest import REPO
 
 
 async def test_writes_of_one_turn_share_a_commit_and_fail_alone(tmp_path: Path) -> None:
@@ -67,3 +71,40 @@ def test_lookups_forget_what_another_connection_committed(tmp_path: Path) -> Non
     assert lookups.owner("+3226009999") == "other"  # ... which sees the other commit
     lookups.set_opted_out("+3226001000", "+32475123456", True, 0.0)  # through this connection
     assert lookups.opted_out("+3226001000", "+32475123456")
+
+
+def test_sms_price_kept_per_tariff_version_and_destination(tmp_path: Path) -> None:
+    """The accept and the bill read one price (metering's quote, once per tariff, version
+    and destination class); a new version in force, or another tariff given to the account
+    by another connection, prices the next message anew."""
+    folder = tmp_path / "tariffs"
+    folder.mkdir()
+    text = (REPO / "metering" / "tariffs" / "flexio-payu.yaml").read_text()
+    versions = text[text.index("  - valid_from: 2024-01-01") :]
+    later = versions.replace("2024-01-01", "2030-01-01").replace('price: "0.095"', 'price: "0.2"')
+    (folder / "flexio-payu.yaml").write_text(text + later)
+    (folder / "dear.yaml").write_text(
+        text.replace("name: flexio-payu", "name: dear").replace('"0.095"', '"0.5"')
+    )
+    conn = connect(tmp_path / "p.db")
+    create_account(conn, "acme", "flexio-payu")
+    lookups = Lookups(conn, MessageStore(conn), None, tariffs=load_tariffs(folder))
+    now = datetime(2029, 6, 1, tzinfo=UTC).timestamp()
+    lookups.fresh()
+
+    def price(to: str, at: float) -> Decimal | None:
+        return lookups.sms_price("acme", "+3226001000", to, "2029-06-01T00:00:00Z", at)[0]
+
+    assert price("+32475000001", now) == Decimal("0.095")
+    misses = lookups.misses
+    assert price("+32475999999", now) == Decimal("0.095")  # another BE mobile: kept
+    assert lookups.misses == misses
+    later_price = lookups.sms_price(
+        "acme", "+3226001000", "+32475000001", "2030-01-02T00:00:00Z",
+        datetime(2030, 1, 2, tzinfo=UTC).timestamp(),
+    )[0]  # fmt: skip
+    assert later_price == Decimal("0.2")  # the version in force then
+    connect(tmp_path / "p.db").execute("UPDATE accounts SET tariff = 'dear' WHERE name = 'acme'")
+    assert price("+32475000001", now) == Decimal("0.095")  # until the next check ...
+    lookups.fresh()
+    assert price("+32475000001", now) == Decimal("0.5")  # ... which sees the other commit

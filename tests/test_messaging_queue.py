@@ -4,6 +4,8 @@ gateway of the unit tests to the SMPP gateway against the real SMSC."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from pathlib import Path
 from typing import Any
 
@@ -252,3 +254,63 @@ async def test_sip_message_outcome_is_the_last_hops_answer(
     assert service.store.get(row.id).status == status  # type: ignore[union-attr]
     if status != "failed":
         assert service.store.find_part("sip", "call-1@trunk") == (row.id, 0)
+
+
+@pytest.mark.process  # the SMSC runs as its own process
+async def test_a_slow_submit_holds_back_only_its_own_slot(tmp_path: Path) -> None:
+    """Sending is continuous: while the real SMSC takes 4 s to answer one submit, messages
+    accepted after it go out at once through the other slots of the window; each reaches
+    the SMSC exactly once."""
+    port = free_port()
+    slow = "+32475000999"
+    with running_smsc(tmp_path, port, "--slow-to", slow, "--slow-seconds", "4") as smsc:
+        conn = connect(tmp_path / "q.db")
+        create_account(conn, "acme", "flexio-payu")
+        gateway = SmppGateway("smpp", "127.0.0.1", port, "flexvoice", "")
+        service = Messaging(
+            conn,
+            {"smpp": gateway},
+            Settings(default_gateway="smpp", window=4),
+            numbers=Numbers(),
+            tariffs=load_tariffs(REPO / "metering" / "tariffs"),
+        )
+        await gateway.start(service)
+        queue = asyncio.create_task(service.run())
+        try:
+            first = service.send("acme", "+3226001000", slow, "slow one")
+            await asyncio.sleep(0.5)  # its submit is out, unanswered
+            assert service.store.part_statuses(first.id) == ["sending"]
+            started = time.monotonic()
+            rows = [service.send("acme", "+3226001000", MOBILE, f"next {i}") for i in range(12)]
+            await smsc.wait_received(12, timeout=10)
+            took = time.monotonic() - started
+            assert took < 2.5, took  # not after the slow one's 4 s
+            assert service.store.part_statuses(first.id) == ["sending"]
+            for _ in range(100):
+                if all(service.store.get(r.id).status == "sent" for r in [first, *rows]):  # type: ignore[union-attr]
+                    break
+                await asyncio.sleep(0.1)
+            texts = sorted(m["text"] for m in smsc.received())
+            assert texts == sorted(["slow one", *(f"next {i}" for i in range(12))])
+        finally:
+            queue.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await queue
+            await gateway.stop()
+
+
+async def test_a_failure_after_the_gateway_took_a_part_never_sends_it_again(
+    tmp_path: Path,
+) -> None:
+    class BrokenSink:
+        def record(self, event: dict[str, Any]) -> None:
+            raise RuntimeError("the usage sink failed")
+
+    gateway = FakeGateway()
+    service, clock = make(tmp_path, gateway)
+    service.usage = BrokenSink()
+    row = service.send("acme", "+3226001000", MOBILE, "hello")
+    for _ in range(5):
+        clock.now += await service.pump() or 1
+    assert len(gateway.submitted) == 1
+    assert service.store.part_statuses(row.id) == ["sent"]

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from flexvoice.api import flowfiles
 from flexvoice.api import flows as flow_api
 from flexvoice.api.designer_flows import _state
 from flexvoice.api.designer_session import SESSION, designer_op
@@ -56,9 +57,9 @@ async def call_me(request: web.Request) -> web.StreamResponse:
     """Ring the person's phone and run the working version (the draft when there is one)."""
     body = parse_json_body(await read_body(request), CallMe)
     account = request[SESSION].user.account
-    entry = await flow_api._find(request)
+    entry = await flowfiles.find_flow(request)
     current = await _state(request, entry)
-    _, prompts_dir = flow_api._dirs(request)
+    _, prompts_dir = flowfiles.flow_dirs(request)
     res = await parse_off_loop(
         validate_text, current["text"], f"flows/{entry.path.name}", prompts_dir
     )
@@ -116,8 +117,8 @@ async def new_flow(request: web.Request) -> web.StreamResponse:
             "e.g. holiday-line",
             field="name",
         )
-    flows_dir, prompts_dir = flow_api._dirs(request)
-    entries = await parse_off_loop(flow_api._entries, flows_dir, prompts_dir)
+    flows_dir, prompts_dir = flowfiles.flow_dirs(request)
+    entries = await flowfiles.entries(flows_dir, prompts_dir)
     path = flows_dir / f"{name}.yaml"
     if any(e.name == name for e in entries) or path.exists():
         raise ProblemError(
@@ -125,12 +126,12 @@ async def new_flow(request: web.Request) -> web.StreamResponse:
         )
     text = _skeleton(name, body.description)
     res = await parse_off_loop(validate_text, text, f"flows/{path.name}", prompts_dir)
-    flow_api._write_atomically(path, text.encode())
-    runtime = flow_api._runtime(request)
+    flowfiles.write_atomically(path, text.encode())
+    runtime = flowfiles.runtime_of(request)
     if runtime is not None:
         runtime.load_file(path, res)
     log.info("designer.flow_created", flow=name, by=request[SESSION].user.email)
-    entry = next(e for e in await parse_off_loop(flow_api._entries, flows_dir, prompts_dir)
+    entry = next(e for e in await flowfiles.entries(flows_dir, prompts_dir)
                  if e.name == name)  # fmt: skip
     state: dict[str, Any] = await _state(request, entry)
     return _json(state, 201, etag=state["etag"])

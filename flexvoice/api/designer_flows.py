@@ -8,8 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
+from flexvoice.api import designer_notes, flowfiles, flowsim
 from flexvoice.api import flows as flow_api
-from flexvoice.api import flowsim
 from flexvoice.api.designer_session import SESSION, designer_op, json_body
 from flexvoice.api.designer_session import json_response as _json
 from flexvoice.api.framework import MAX_BODY_BYTES, parse_json_body, read_body
@@ -20,7 +20,7 @@ from flexvoice.flows import designview, revisions, yamledit
 from flexvoice.flows.schema import flow_schema
 from flexvoice.flows.validate import validate_text
 from flexvoice.logs import get_logger
-from flexvoice.offloop import parse_off_loop
+from flexvoice.offloop import check_off_loop, parse_off_loop
 
 log = get_logger(__name__)
 routes = web.RouteTableDef()
@@ -52,8 +52,8 @@ async def schema(request: web.Request) -> web.StreamResponse:
 @routes.get("/designer/api/flows")
 @designer_op()
 async def list_flows(request: web.Request) -> web.StreamResponse:
-    flows_dir, prompts_dir = flow_api._dirs(request)
-    entries = await asyncio.to_thread(flow_api._entries, flows_dir, prompts_dir)
+    flows_dir, prompts_dir = flowfiles.flow_dirs(request)
+    entries = await flowfiles.entries(flows_dir, prompts_dir)
     pending = revisions.drafts(request.config_dict[DB])
     out = []
     for e in entries:
@@ -73,21 +73,9 @@ async def list_flows(request: web.Request) -> web.StreamResponse:
     return _json({"flows": out})
 
 
-async def _state(request: web.Request, entry: flow_api.Entry) -> dict[str, Any]:
-    """What the page shows for one flow: the working text (the draft, else the file), its
-    ETag, problems, and the diff of what publishing would change (one parse, off the loop)."""
-    conn = request.config_dict[DB]
-    _, prompts_dir = flow_api._dirs(request)
-    draft = revisions.get_draft(conn, entry.name)
-    text = draft.text if draft is not None else entry.text
-    view = await parse_off_loop(
-        designview.flow_view,
-        text,
-        entry.text,
-        entry.path.name,
-        prompts_dir,
-        flow_api.prompts_stamp(prompts_dir),
-    )
+def _shown(
+    entry: flowfiles.Entry, text: str, draft: revisions.Draft | None, view: dict[str, Any]
+) -> dict[str, Any]:
     return {
         "name": entry.name,
         "file": entry.path.name,
@@ -97,6 +85,25 @@ async def _state(request: web.Request, entry: flow_api.Entry) -> dict[str, Any]:
         "draft": None if draft is None else {"author": draft.author, "at": draft.updated_at},
         **view,
     }
+
+
+async def _state(request: web.Request, entry: flowfiles.Entry) -> dict[str, Any]:
+    """What the page shows for one flow: the working text (the draft, else the file), its
+    ETag, problems, and the diff of what publishing would change (one parse, off the loop)."""
+    conn = request.config_dict[DB]
+    _, prompts_dir = flowfiles.flow_dirs(request)
+    draft = revisions.get_draft(conn, entry.name)
+    text = draft.text if draft is not None else entry.text
+    view = await check_off_loop(
+        len(text) + len(entry.text),
+        designview.flow_view,
+        text,
+        entry.text,
+        entry.path.name,
+        prompts_dir,
+        flowfiles.prompts_stamp(prompts_dir),
+    )
+    return _shown(entry, text, draft, view)
 
 
 def _if_match(request: web.Request) -> str:
@@ -124,7 +131,7 @@ def _conflict(request: web.Request, current: dict[str, Any], yours: str | None) 
 @routes.get("/designer/api/flows/{name}")
 @designer_op()
 async def get_flow(request: web.Request) -> web.StreamResponse:
-    entry = await flow_api._find(request)
+    entry = await flowfiles.find_flow(request)
     state = await _state(request, entry)
     # A structural edit (add, delete, rename, a new outcome) needs ruamel's tree of the text:
     # read it now, in a parsing thread, rather than when the person makes the first one.
@@ -147,21 +154,34 @@ async def edit_flow(request: web.Request) -> web.StreamResponse:
     if not isinstance(ops, list) or not ops or not all(isinstance(o, dict) for o in ops):
         raise ProblemError("invalid-body", "send {'ops': [...]}, at least one edit", field="ops")
     wanted = _if_match(request)
-    entry = await flow_api._find(request)
+    entry = await flowfiles.find_flow(request)
     conn = request.config_dict[DB]
     # designer_op holds the node's flow write lock: two edits cannot interleave.
-    current = await _state(request, entry)
-    if current["etag"] != wanted:
+    draft = revisions.get_draft(conn, entry.name)
+    working = draft.text if draft is not None else entry.text
+    if revisions.etag(working) != wanted:
+        current = await _state(request, entry)
         base = data.get("base")
         yours = None
         if isinstance(base, str):
             try:
-                yours = await parse_off_loop(yamledit.apply, base, ops)
+                yours = await check_off_loop(len(base), yamledit.apply, base, ops)
             except UserError:
                 yours = None
         raise _conflict(request, current, yours)
+    _, prompts_dir = flowfiles.flow_dirs(request)
     try:
-        text = await parse_off_loop(yamledit.apply, current["text"], ops)
+        # The edit and the check of its result in one trip to a checking thread.
+        text, view = await check_off_loop(
+            len(working) + len(entry.text),
+            designview.edited,
+            working,
+            ops,
+            entry.text,
+            entry.path.name,
+            prompts_dir,
+            flowfiles.prompts_stamp(prompts_dir),
+        )
     except UserError as exc:
         raise ProblemError("invalid-field", str(exc), field="ops") from None
     if len(text.encode()) > MAX_BODY_BYTES:
@@ -169,9 +189,13 @@ async def edit_flow(request: web.Request) -> web.StreamResponse:
     author = request[SESSION].user.email
     if text == entry.text:
         revisions.drop_draft(conn, entry.name)  # back to what is published: no draft
+        draft = None
     else:
-        revisions.save_draft(conn, entry.name, text, author)
-    state = await _state(request, entry)
+        draft = revisions.save_draft(conn, entry.name, text, author)
+    renames = [(str(op["step"]), str(op["to"])) for op in ops if op.get("op") == "rename_step"]
+    if renames:
+        designer_notes.follow_renames(entry.path, renames)
+    state = _shown(entry, text, draft, view)
     return _json(state, etag=state["etag"])
 
 
@@ -179,7 +203,7 @@ async def edit_flow(request: web.Request) -> web.StreamResponse:
 @designer_op(edit=True)
 async def discard_draft(request: web.Request) -> web.StreamResponse:
     wanted = _if_match(request)
-    entry = await flow_api._find(request)
+    entry = await flowfiles.find_flow(request)
     current = await _state(request, entry)
     if current["etag"] != wanted:
         raise _conflict(request, current, None)
@@ -189,10 +213,10 @@ async def discard_draft(request: web.Request) -> web.StreamResponse:
 
 
 async def _publish(
-    request: web.Request, entry: flow_api.Entry, text: str, message: str
+    request: web.Request, entry: flowfiles.Entry, text: str, message: str
 ) -> revisions.Revision:
     """Validate, write atomically, reload, record the revision. Errors refuse it (422)."""
-    _, prompts_dir = flow_api._dirs(request)
+    _, prompts_dir = flowfiles.flow_dirs(request)
     res = await parse_off_loop(validate_text, text, f"flows/{entry.path.name}", prompts_dir)
     if res.flow is None:
         raise flow_api.invalid_flow(res, "text", "the draft")
@@ -208,8 +232,8 @@ async def _publish(
     if not revisions.revisions(conn, entry.name):
         # The history starts with the file as it was, so the first publication can be undone.
         revisions.record(conn, entry.name, entry.text, "file", "as found in the flows folder")
-    flow_api._write_atomically(entry.path, text.encode())
-    runtime = flow_api._runtime(request)
+    flowfiles.write_atomically(entry.path, text.encode())
+    runtime = flowfiles.runtime_of(request)
     if runtime is not None:
         runtime.load_file(entry.path, res)  # validated above: not parsed again on the loop
     revision = revisions.record(conn, entry.name, text, author, message)
@@ -231,14 +255,14 @@ async def publish(request: web.Request) -> web.StreamResponse:
     data = await json_body(request)
     message = _message(data, "published from the designer")
     wanted = _if_match(request)
-    entry = await flow_api._find(request)
+    entry = await flowfiles.find_flow(request)
     current = await _state(request, entry)
     if current["etag"] != wanted:
         raise _conflict(request, current, None)
     if current["draft"] is None:
         raise ProblemError("conflict", "nothing to publish: the draft is the published flow")
     revision = await _publish(request, entry, current["text"], message)
-    entry = await flow_api._find(request)
+    entry = await flowfiles.find_flow(request)
     state = await _state(request, entry)
     state["revision"] = revision.summary()
     return _json(state, etag=state["etag"])
@@ -247,12 +271,12 @@ async def publish(request: web.Request) -> web.StreamResponse:
 @routes.get("/designer/api/flows/{name}/revisions")
 @designer_op()
 async def list_revisions(request: web.Request) -> web.StreamResponse:
-    entry = await flow_api._find(request)
+    entry = await flowfiles.find_flow(request)
     rows = revisions.revisions(request.config_dict[DB], entry.name)
     return _json({"revisions": [r.summary() for r in rows]})
 
 
-def _revision(request: web.Request, entry: flow_api.Entry) -> revisions.Revision:
+def _revision(request: web.Request, entry: flowfiles.Entry) -> revisions.Revision:
     try:
         rev_id = int(request.match_info["rev"])
     except ValueError:
@@ -268,7 +292,7 @@ def _revision(request: web.Request, entry: flow_api.Entry) -> revisions.Revision
 @routes.get("/designer/api/flows/{name}/revisions/{rev}")
 @designer_op()
 async def show_revision(request: web.Request) -> web.StreamResponse:
-    entry = await flow_api._find(request)
+    entry = await flowfiles.find_flow(request)
     rev = _revision(request, entry)
     view = await parse_off_loop(designview.revision_view, rev.text, entry.text, rev.id)
     return _json({**rev.summary(), "text": rev.text, **view})
@@ -280,14 +304,14 @@ async def restore_revision(request: web.Request) -> web.StreamResponse:
     """Publish an old revision's text again, as a new revision (history is kept)."""
     data = await json_body(request)
     wanted = _if_match(request)
-    entry = await flow_api._find(request)
+    entry = await flowfiles.find_flow(request)
     rev = _revision(request, entry)
     current = await _state(request, entry)
     if current["etag"] != wanted:
         raise _conflict(request, current, None)
     message = _message(data, f"restored revision {rev.id}")
     revision = await _publish(request, entry, rev.text, message)
-    state = await _state(request, await flow_api._find(request))
+    state = await _state(request, await flowfiles.find_flow(request))
     state["revision"] = revision.summary()
     return _json(state, etag=state["etag"])
 
@@ -297,8 +321,8 @@ async def restore_revision(request: web.Request) -> web.StreamResponse:
 async def simulate(request: web.Request) -> web.StreamResponse:
     """The simulator over the working version (the draft when there is one)."""
     body = parse_json_body(await read_body(request), flowsim.SimulateRequest)
-    entry = await flow_api._find(request)
-    _, prompts_dir = flow_api._dirs(request)
+    entry = await flowfiles.find_flow(request)
+    _, prompts_dir = flowfiles.flow_dirs(request)
     current = await _state(request, entry)
     res = await parse_off_loop(
         validate_text, current["text"], f"flows/{entry.path.name}", prompts_dir

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from flexvoice.api import flows as flow_api
+from flexvoice.api import flowfiles
 from flexvoice.api.designer_session import designer_op
 from flexvoice.api.designer_session import json_response as _json
 from flexvoice.api.framework import parse_json_body, read_body
@@ -49,10 +49,24 @@ def _read(path: Path) -> list[dict[str, Any]]:
         return []  # no file yet, or one a person broke by hand: no notes, never an error
 
 
+def follow_renames(flow_file: Path, renames: list[tuple[str, str]]) -> None:
+    """A note beside a step stays beside it when the step is renamed (in the order given)."""
+    path = layout_file(flow_file)
+    notes = _read(path)
+    moved = False
+    for old, new in renames:
+        for note in notes:
+            if note["step"] == old:
+                note["step"], moved = new, True
+    if moved:
+        data = json.dumps({"notes": notes}, indent=2, ensure_ascii=False) + "\n"
+        flowfiles.write_atomically(path, data.encode())
+
+
 @routes.get("/designer/api/flows/{name}/notes")
 @designer_op()
 async def get_notes(request: web.Request) -> web.StreamResponse:
-    entry = await flow_api._find(request)
+    entry = await flowfiles.find_flow(request)
     return _json({"notes": _read(layout_file(entry.path))})
 
 
@@ -63,8 +77,8 @@ async def put_notes(request: web.Request) -> web.StreamResponse:
     for note in body.notes:
         if note.step is not None and not STEP_NAME_RE.match(note.step):
             note.step = None  # a note beside a step that cannot exist floats free
-    entry = await flow_api._find(request)
+    entry = await flowfiles.find_flow(request)
     doc = {"notes": [n.model_dump() for n in body.notes]}
     data = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
-    flow_api._write_atomically(layout_file(entry.path), data.encode())
+    flowfiles.write_atomically(layout_file(entry.path), data.encode())
     return _json(doc)

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from flexvoice.api import flows as flow_api
+from flexvoice.api import flowfiles
 from flexvoice.api.designer_session import SESSION, designer_op
 from flexvoice.api.designer_session import json_response as _json
 from flexvoice.api.problems import ProblemError
@@ -80,7 +80,7 @@ def _where(request: web.Request) -> Path:
             f"or '{EVERY_LANGUAGE}' for a prompt played in every language",
             field="language",
         )
-    _, prompts_dir = flow_api._dirs(request)
+    _, prompts_dir = flowfiles.flow_dirs(request)
     folder = prompts_dir if language == EVERY_LANGUAGE else prompts_dir / language
     return folder / f"{name}.wav"
 
@@ -88,7 +88,7 @@ def _where(request: web.Request) -> Path:
 @routes.get("/designer/api/prompts")
 @designer_op()
 async def list_prompts(request: web.Request) -> web.StreamResponse:
-    _, prompts_dir = flow_api._dirs(request)
+    _, prompts_dir = flowfiles.flow_dirs(request)
     return _json(await asyncio.to_thread(_listing, prompts_dir))
 
 

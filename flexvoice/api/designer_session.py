@@ -13,7 +13,7 @@ from aiohttp import web
 
 from flexvoice import users
 from flexvoice.accounts import designer_enabled
-from flexvoice.api import flows as flow_api
+from flexvoice.api import flowfiles
 from flexvoice.api.framework import guarded, parse_json, read_body
 from flexvoice.api.problems import ProblemError
 from flexvoice.appkeys import DB, SHARED_DB
@@ -106,7 +106,7 @@ def designer_op(
                 return security_headers(await fn(request))
             # Changes read the draft, parse off the event loop and write: one at a time per
             # node, together with PUT /v1/flows (the same files).
-            async with flow_api._write_lock(request.app):
+            async with flowfiles.write_lock(request.app):
                 return security_headers(await fn(request))
 
         handler.__name__ = fn.__name__

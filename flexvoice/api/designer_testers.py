@@ -12,7 +12,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from flexvoice import e164
-from flexvoice.api import flows as flow_api
+from flexvoice.api import flowfiles
 from flexvoice.api.designer_session import designer_op
 from flexvoice.api.designer_session import json_response as _json
 from flexvoice.api.framework import parse_json_body, read_body
@@ -36,7 +36,7 @@ class Testers(BaseModel):
 @routes.get("/designer/api/flows/{name}/testers")
 @designer_op()
 async def get_testers(request: web.Request) -> web.StreamResponse:
-    entry = await flow_api._find(request)
+    entry = await flowfiles.find_flow(request)
     return _json({"callers": revisions.testers(request.config_dict[DB], entry.name)})
 
 
@@ -44,7 +44,7 @@ async def get_testers(request: web.Request) -> web.StreamResponse:
 @designer_op(edit=True, flow_lock=False)
 async def put_testers(request: web.Request) -> web.StreamResponse:
     body = parse_json_body(await read_body(request), Testers)
-    entry = await flow_api._find(request)
+    entry = await flowfiles.find_flow(request)
     callers = sorted({e164.from_network(c) or c for c in body.callers})
     revisions.set_testers(request.config_dict[DB], entry.name, callers)
     return _json({"callers": callers})
@@ -62,16 +62,16 @@ def draft_lookup(conn: sqlite3.Connection, flows_dir: Path, prompts_dir: Path) -
         draft = revisions.get_draft(conn, flow)
         if draft is None:
             return None
-        entries = await parse_off_loop(flow_api._entries, flows_dir, prompts_dir)
+        entries = await flowfiles.entries(flows_dir, prompts_dir)
         entry = next((e for e in entries if e.name == flow), None)
         if entry is None:
             return None
         res = await parse_off_loop(
-            flow_api._validated,
+            flowfiles.validated,
             draft.text,
             f"flows/{entry.path.name}",
             prompts_dir,
-            flow_api.prompts_stamp(prompts_dir),
+            flowfiles.prompts_stamp(prompts_dir),
         )
         if res.flow is None:
             log.warning("designer.tester_draft_invalid", flow=flow, errors=len(res.errors))

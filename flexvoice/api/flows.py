@@ -1,6 +1,7 @@
 """/v1/flows: the node's YAML call flows: list, read, replace (validated first), draw, simulate,
-list revisions. One job, the HTTP resource /v1/flows (its handlers and the file writes they
-need); the simulation it answers with lives in flexvoice.api.flowsim.
+list revisions. One job, the HTTP resource /v1/flows (its handlers, and the 422 an invalid
+flow document gets, here and in POST /v1/calls); the flows folder they read and write is
+flexvoice.api.flowfiles, the simulation they answer with flexvoice.api.flowsim.
 
 Flows are files in the node's flows folder (`paths.flows`), and a flow file names no owner:
 every account's developers (and admins) see and edit the same set, as `flexvoice flows` does on
@@ -16,32 +17,25 @@ its line and column, and the file on disk is not touched; a valid one is written
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
 import hashlib
-import os
-import re
 import shutil
-import uuid
-import weakref
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from pydantic import Field
 
+from flexvoice.api import flowfiles
 from flexvoice.api.flowsim import SimulateRequest, SimulateResult, simulate
 from flexvoice.api.framework import PRINCIPAL, Resource, read_body, request_body
 from flexvoice.api.models import FlowList, FlowResource
 from flexvoice.api.models import Resource as ResourceModel
 from flexvoice.api.problems import TYPE_PREFIX, ProblemError
-from flexvoice.appkeys import CONFIG, DB, FLOWS
+from flexvoice.appkeys import DB
 from flexvoice.errors import Problem
 from flexvoice.flows import revisions
 from flexvoice.flows.model import Flow
 from flexvoice.flows.render import to_dot
-from flexvoice.flows.runtime import FLOW_SUFFIXES, FlowRuntime
 from flexvoice.flows.validate import Validation, validate_text
 from flexvoice.numbers import FLOW_NAME_RE
 from flexvoice.offloop import parse_off_loop
@@ -51,83 +45,11 @@ resource = Resource("flows", "YAML call flows: list, read, validate and replace,
 READ = frozenset({"developer"})
 WRITE = frozenset({"developer"})
 YAML_TYPES = ("application/yaml", "text/yaml", "application/x-yaml", "text/x-yaml")
-_DECLARED = re.compile(r"^flow:\s*['\"]?([a-z0-9][a-z0-9_\-]*)['\"]?\s*(#.*)?$", re.MULTILINE)
 RENDER_TIMEOUT_S = 10.0
 
 
-@dataclass
-class Entry:
-    path: Path
-    name: str
-    text: str
-    validation: Validation
-
-
-def _dirs(request: web.Request) -> tuple[Path, Path]:
-    cfg = request.config_dict[CONFIG]
-    return cfg.path(cfg.paths.flows), cfg.path(cfg.paths.prompts)
-
-
-def _runtime(request: web.Request) -> FlowRuntime | None:
-    runtime: Any = request.config_dict.get(FLOWS)
-    return runtime if isinstance(runtime, FlowRuntime) else None
-
-
-def _read(path: Path, prompts_dir: Path) -> Entry:
-    label = f"flows/{path.name}"  # the folder's place on the node is not the client's business
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        problem = Problem(label, 0, 0, f"cannot read the file: {exc}")
-        return Entry(path, path.stem, "", Validation(label, None, [problem]))
-    res = _validated(text, label, prompts_dir, prompts_stamp(prompts_dir))
-    if res.flow is not None:
-        name = res.flow.name
-    else:  # an invalid file still says which flow it means to be, most of the time
-        declared = _DECLARED.search(text)
-        name = declared.group(1) if declared else path.stem
-    return Entry(path, name, text, res)
-
-
-def prompts_stamp(prompts_dir: Path) -> tuple[int, ...]:
-    """Changes when a prompt file is added or removed (the language folders' mtimes): part of
-    the cache key of a validation, which checks that prompt files exist."""
-    try:
-        return tuple(p.stat().st_mtime_ns for p in sorted(prompts_dir.iterdir()) if p.is_dir())
-    except OSError:
-        return ()
-
-
-@functools.lru_cache(maxsize=64)
-def _validated(text: str, label: str, prompts_dir: Path, stamp: tuple[int, ...]) -> Validation:
-    """Every request that names a flow reads the whole folder to find it by name: the files
-    that did not change are not validated again (a 200-step flow takes tens of ms)."""
-    return validate_text(text, label, prompts_dir)
-
-
-def _entries(flows_dir: Path, prompts_dir: Path) -> list[Entry]:
-    if not flows_dir.is_dir():
-        return []
-    return [
-        _read(path, prompts_dir)
-        for path in sorted(flows_dir.iterdir())
-        if path.suffix in FLOW_SUFFIXES and path.is_file()
-    ]
-
-
-async def _find(request: web.Request) -> Entry:
-    name = request.match_info["name"]
-    flows_dir, prompts_dir = _dirs(request)
-    if FLOW_NAME_RE.match(name):
-        # Reading and validating every file is parsing: off the event loop.
-        for entry in await parse_off_loop(_entries, flows_dir, prompts_dir):
-            if entry.name == name:
-                return entry
-    raise ProblemError("not-found", f"no flow '{name}' (GET /v1/flows lists them)", field="name")
-
-
-def _resource(request: web.Request, entry: Entry) -> FlowResource:
-    runtime = _runtime(request)
+def _resource(request: web.Request, entry: flowfiles.Entry) -> FlowResource:
+    runtime = flowfiles.runtime_of(request)
     serving = runtime.flows.get(entry.name) if runtime is not None else None
     flow = entry.validation.flow
     return FlowResource.model_validate(
@@ -195,8 +117,8 @@ async def checked_flow(text: str, source: str, prompts_dir: Path, field: str, wh
 async def list_flows(request: web.Request) -> web.Response:
     """Every flow file of the node, validated as `flexvoice flows validate` does, with the
     version calls run now (an invalid edit keeps the last valid version serving)."""
-    flows_dir, prompts_dir = _dirs(request)
-    entries = await parse_off_loop(_entries, flows_dir, prompts_dir)
+    flows_dir, prompts_dir = flowfiles.flow_dirs(request)
+    entries = await flowfiles.entries(flows_dir, prompts_dir)
     doc = FlowList(flows=[_resource(request, e) for e in entries])
     return web.json_response(doc.model_dump())
 
@@ -211,7 +133,7 @@ async def list_flows(request: web.Request) -> web.Response:
 )
 async def get_flow(request: web.Request) -> web.Response:
     """The flow file as it is on disk (what PUT wrote, comments included)."""
-    entry = await _find(request)
+    entry = await flowfiles.find_flow(request)
     response = web.Response(text=entry.text, content_type="application/yaml", charset="utf-8")
     response.headers["ETag"] = f'"{revisions.etag(entry.text)}"'
     return response
@@ -255,19 +177,19 @@ async def put_flow(request: web.Request) -> web.Response:
         raise ProblemError(
             "invalid-flow", f"the flow is not UTF-8 text (byte {exc.start})", field="body"
         ) from None
-    flows_dir, prompts_dir = _dirs(request)
+    flows_dir, prompts_dir = flowfiles.flow_dirs(request)
     # Parsing and validating run in a thread (the event loop keeps serving calls and other
     # requests meanwhile); one PUT at a time per node, so two cannot interleave their checks
     # and renames.
-    async with _write_lock(request.app):
+    async with flowfiles.write_lock(request.app):
         target, created, current, res = await parse_off_loop(
-            _check_put, flows_dir, prompts_dir, name, text
+            flowfiles.check_put, flows_dir, prompts_dir, name, text
         )
         check_if_match(request, current)
         if res.flow is None:
             raise invalid_flow(res, "body", "the flow")
         if res.flow.name != name:
-            line = next((p for p in _DECLARED.finditer(text)), None)
+            line = next((p for p in flowfiles.DECLARED.finditer(text)), None)
             where = f" (line {text[: line.start()].count(chr(10)) + 1})" if line else ""
             raise ProblemError(
                 "invalid-flow",
@@ -275,8 +197,8 @@ async def put_flow(request: web.Request) -> web.Response:
                 f"'{name}'; make them the same (to rename a flow, PUT it under its new name)",
                 field="flow",
             )
-        await asyncio.to_thread(_write_atomically, target, raw)
-        runtime = _runtime(request)
+        await asyncio.to_thread(flowfiles.write_atomically, target, raw)
+        runtime = flowfiles.runtime_of(request)
         if runtime is not None:
             runtime.load_file(target, res)  # the next call runs it, without waiting for the poll
         principal = request[PRINCIPAL]
@@ -287,33 +209,13 @@ async def put_flow(request: web.Request) -> web.Response:
             f"key {principal.key_id} ({principal.account})",
             "PUT /v1/flows",
         )
-    entry = Entry(target, name, text, res)
+    entry = flowfiles.Entry(target, name, text, res)
     response = web.json_response(
         _resource(request, entry).model_dump(), status=201 if created else 200
     )
     response.headers["Location"] = f"/v1/flows/{name}"
     response.headers["ETag"] = f'"{revisions.etag(text)}"'
     return response
-
-
-_LOCKS: weakref.WeakKeyDictionary[web.Application, asyncio.Lock] = weakref.WeakKeyDictionary()
-
-
-def _write_lock(app: web.Application) -> asyncio.Lock:
-    lock = _LOCKS.get(app)
-    if lock is None:
-        lock = _LOCKS[app] = asyncio.Lock()
-    return lock
-
-
-def _check_put(
-    flows_dir: Path, prompts_dir: Path, name: str, text: str
-) -> tuple[Path, bool, str | None, Validation]:
-    """The file a PUT replaces, whether it is new, its text now (for If-Match), and the
-    validation of the new text."""
-    target, created = _target(flows_dir, prompts_dir, name)
-    current = None if created else target.read_text(encoding="utf-8")
-    return target, created, current, validate_text(text, f"flows/{target.name}", prompts_dir)
 
 
 def check_if_match(request: web.Request, current: str | None) -> None:
@@ -333,38 +235,6 @@ def check_if_match(request: web.Request, current: str | None) -> None:
         )
 
 
-def _target(flows_dir: Path, prompts_dir: Path, name: str) -> tuple[Path, bool]:
-    """The file that holds flow `name` (whatever its file name), else `<name>.yaml`."""
-    for entry in _entries(flows_dir, prompts_dir):
-        if entry.name == name:
-            return entry.path, False
-    path = flows_dir / f"{name}.yaml"
-    if path.exists():  # the file name is taken by a flow of another name
-        other = _read(path, prompts_dir).name
-        raise ProblemError(
-            "conflict",
-            f"flows/{path.name} holds flow '{other}'; PUT it under that name, or choose "
-            "another name for this flow",
-            field="name",
-        )
-    return path, True
-
-
-def _write_atomically(target: Path, data: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # A dot name and no .yaml suffix: the runtime's scan never reads the temporary file.
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with tmp.open("wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-
-
 @resource.op(
     "GET",
     "/flows/{name}/diagram.svg",
@@ -376,9 +246,9 @@ def _write_atomically(target: Path, data: bytes) -> None:
 async def flow_diagram(request: web.Request) -> web.Response:
     """The flow as a Graphviz diagram (as `flexvoice flows render`), every branch labelled.
     When the file has errors, the version calls run now is drawn; with none, 409."""
-    entry = await _find(request)
+    entry = await flowfiles.find_flow(request)
     flow = entry.validation.flow
-    runtime = _runtime(request)
+    runtime = flowfiles.runtime_of(request)
     if flow is None and runtime is not None:
         flow = runtime.flows.get(entry.name)
     if flow is None:
@@ -431,10 +301,10 @@ async def simulate_call(request: web.Request) -> web.Response:
     """A dry run of the flow on disk, as `flexvoice flows simulate`: no SIP and no charge, the
     clock jumps instead of waiting. Say when the call happens (`at`), what the caller presses
     and how each dial ends; the answer lists every step taken with the reason."""
-    entry = await _find(request)
+    entry = await flowfiles.find_flow(request)
     if entry.validation.flow is None:
         raise invalid_flow(entry.validation, "name", f"flows/{entry.path.name}")
-    _, prompts_dir = _dirs(request)
+    _, prompts_dir = flowfiles.flow_dirs(request)
     result = await simulate(
         entry.validation.flow, prompts_dir, request_body(request, SimulateRequest)
     )
@@ -467,7 +337,7 @@ class RevisionList(ResourceModel):
 )
 async def list_revisions(request: web.Request) -> web.Response:
     """Every publication of the flow, newest first: from the designer, a restore, or a PUT."""
-    entry = await _find(request)
+    entry = await flowfiles.find_flow(request)
     rows = revisions.revisions(request.config_dict[DB], entry.name)
     doc = RevisionList.model_validate({"revisions": [r.summary() for r in rows]})
     return web.json_response(doc.model_dump())

@@ -116,7 +116,9 @@ async def get_call_statistics(request: web.Request) -> web.Response:
 
 async def answer_calls(request: web.Request, account: str, q: StatisticsQuery) -> web.Response:
     """The statistics of `account` as JSON or CSV (also the statistics page's)."""
-    service(request)
+    # The calls that ended in the last second are still in the collector's batch: written
+    # first, so that an answer counts every ended call.
+    service(request).flush()
     try:
         question = make_question(
             account, q.from_, q.to, q.tz, q.group_by, q.number, q.flow, q.queue, q.direction

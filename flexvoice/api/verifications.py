@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 
 from flexvoice.api.framework import (
@@ -40,13 +42,22 @@ def _json(request: web.Request, row: VerificationRow, status: int = 200) -> web.
     return response
 
 
-def _not_found(verification_id: str) -> ProblemError:
-    return ProblemError(
-        "not-found",
-        f"no pending verification '{verification_id}' in this account (it may have been "
-        "approved, canceled, expired or used up its checks: start a new one)",
-        field="verification_id",
-    )
+def _on_path(
+    request: web.Request, action: Callable[[Verifier, str, str], VerificationRow]
+) -> web.Response:
+    """`action(verifier, account, id)` on the verification the path names, answered as the
+    resource; 404 on that parameter when there is nothing (left) to act on."""
+    vid = request.match_info["verification_id"]
+    try:
+        row = action(_verifier(request), account_of(request), vid)
+    except NotFound:
+        raise ProblemError(
+            "not-found",
+            f"no pending verification '{vid}' in this account (it may have been "
+            "approved, canceled, expired or used up its checks: start a new one)",
+            field="verification_id",
+        ) from None
+    return _json(request, row)
 
 
 @resource.op(
@@ -95,12 +106,7 @@ async def create_verification(request: web.Request) -> web.Response:
 )
 async def get_verification(request: web.Request) -> web.Response:
     """Its status, sends and checks left; never the code."""
-    vid = request.match_info["verification_id"]
-    try:
-        row = _verifier(request).get(account_of(request), vid)
-    except NotFound:
-        raise _not_found(vid) from None
-    return _json(request, row)
+    return _on_path(request, Verifier.get)
 
 
 @resource.op(
@@ -116,13 +122,8 @@ async def check_verification(request: web.Request) -> web.Response:
     """`approved` for the right code; `pending` for a wrong one while checks are left;
     `max_attempts_reached` at the fifth wrong code. Then, and once approved, expired or
     canceled, checks answer 404."""
-    vid = request.match_info["verification_id"]
-    body = request_body(request, VerificationCheck)
-    try:
-        row = _verifier(request).check(account_of(request), vid, body.code)
-    except NotFound:
-        raise _not_found(vid) from None
-    return _json(request, row)
+    code = request_body(request, VerificationCheck).code
+    return _on_path(request, lambda verifier, account, vid: verifier.check(account, vid, code))
 
 
 @resource.op(
@@ -136,10 +137,5 @@ async def check_verification(request: web.Request) -> web.Response:
 )
 async def update_verification(request: web.Request) -> web.Response:
     """`{"status": "canceled"}`: the code stops working at once."""
-    vid = request.match_info["verification_id"]
     request_body(request, VerificationUpdate)
-    try:
-        row = _verifier(request).cancel(account_of(request), vid)
-    except NotFound:
-        raise _not_found(vid) from None
-    return _json(request, row)
+    return _on_path(request, Verifier.cancel)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from flexvoice.errors import ProblemList
-from flexvoice.flows import revisions
+from flexvoice.flows import revisions, yamledit
 from flexvoice.flows.steprefs import plain, steps_view
 from flexvoice.flows.validate import MAX_FLOW_BYTES, validate_text
 from flexvoice.flows.yamllines import field_on, step_lines_of
@@ -79,6 +79,19 @@ def flow_view(
         "diff": revisions.text_diff(published, text, f"flows/{file} (published)", "draft"),
         "step_changes": revisions.step_diff(_steps_of(_published(published)), _steps_of(doc)),
     }
+
+
+def edited(
+    text: str,
+    ops: list[dict[str, Any]],
+    published: str,
+    file: str,
+    prompts_dir: Path,
+    stamp: tuple[int, ...],
+) -> tuple[str, dict[str, Any]]:
+    """The page's edit applied to `text`, and the view of the result (a bad op: UserError)."""
+    new = yamledit.apply(text, ops)
+    return new, flow_view(new, published, file, prompts_dir, stamp)
 
 
 def revision_view(old: str, published: str, rev_id: int) -> dict[str, Any]:

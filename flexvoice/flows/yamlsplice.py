@@ -12,12 +12,32 @@ from __future__ import annotations
 
 import json
 import math
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import yaml
 
 Scalar = str | int | float | bool
 _NULL = "tag:yaml.org,2002:null"
+
+# The node trees of the last texts read back: the next edit starts from the text the last one
+# made, and then finds its tree here instead of parsing the flow again (half an edit's parsing).
+_TREES: OrderedDict[str, yaml.Node | None] = OrderedDict()
+_TREES_KEPT = 4
+_TREES_LOCK = threading.Lock()
+
+
+def _compose(text: str) -> yaml.Node | None:
+    with _TREES_LOCK:
+        if text in _TREES:
+            return _TREES[text]
+    root = yaml.compose(text, Loader=yaml.CSafeLoader)
+    with _TREES_LOCK:
+        _TREES[text] = root
+        while len(_TREES) > _TREES_KEPT:
+            _TREES.popitem(last=False)
+    return root
 
 
 def _node_at(root: yaml.Node, keys: list[str | int]) -> yaml.Node | None:
@@ -80,7 +100,7 @@ def set_scalars(text: str, ops: list[dict[str, Any]]) -> str | None:
         if not all(isinstance(p, str | int) and not isinstance(p, bool) for p in path):
             return None
         try:
-            root = yaml.compose(out, Loader=yaml.CSafeLoader)
+            root = _compose(out)
         except yaml.YAMLError:
             return None
         verb_path = _verb_path(root, step) if root is not None else None
@@ -100,7 +120,7 @@ def set_scalars(text: str, ops: list[dict[str, Any]]) -> str | None:
 def _holds(text: str, ops: list[dict[str, Any]]) -> bool:
     """The new text reads back with each value where it was put (else ruamel does the edit)."""
     try:
-        root = yaml.compose(text, Loader=yaml.CSafeLoader)
+        root = _compose(text)
     except yaml.YAMLError:
         return False
     for op in ops:

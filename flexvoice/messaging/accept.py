@@ -15,7 +15,6 @@ from flexvoice.messaging.model import OPTED_OUT
 from flexvoice.messaging.store import MessageRow, new_id
 from flexvoice.messaging.text import MAX_BODY
 from flexvoice.metering.destinations import BadNumber, classify
-from flexvoice.metering.quote import quote
 
 log = get_logger(__name__)
 
@@ -49,20 +48,8 @@ class Accepting(Context):
         self.lookups.fresh()
         if not trusted_sender:
             self._check_sender(account, from_addr)
-        price, note = quote(
-            self.conn,
-            self.tariffs,
-            {
-                "id": "quote",
-                "account": account,
-                "kind": "sms",
-                "from": from_addr,
-                "to": to_addr,
-                "sent_at": iso(self.clock()),
-                "segments": 1,
-            },
-            self.lookups.account(account),
-        )
+        now = self.clock()
+        price, note = self.lookups.sms_price(account, from_addr, to_addr, iso(now) or "", now)
         if price is None:
             raise MessageRefused(
                 "to", f"to: SMS to {to_addr} cannot be priced for this account ({note})"

@@ -10,15 +10,16 @@ the last commits: synchronous=FULL would be needed for that, at an fsync per com
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+from flexvoice.storage.engine import Connection, is_postgres
 
 T = TypeVar("T")
 
 
 class GroupCommit:
-    def __init__(self, conn: sqlite3.Connection, after: Callable[[], None] = lambda: None):
+    def __init__(self, conn: Connection, after: Callable[[], None] = lambda: None):
         self.conn = conn
         self.after = after  # run after each commit (status callbacks)
         self._pending: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
@@ -53,7 +54,7 @@ class GroupCommit:
                     try:
                         value = fn()
                     except Exception as exc:
-                        self.conn.execute("ROLLBACK TO one_write")
+                        self.conn.execute("ROLLBACK TO SAVEPOINT one_write")
                         self.conn.execute("RELEASE one_write")
                         done.append((future, exc, None))
                     else:
@@ -76,17 +77,18 @@ class GroupCommit:
 
 
 class Transaction:
-    """BEGIN IMMEDIATE ... COMMIT; inside another one it joins it (one commit for a part's
-    whole update: fewer WAL writes per message)."""
+    """BEGIN IMMEDIATE ... COMMIT (BEGIN on PostgreSQL, whose row locks and guarded UPDATEs
+    keep two nodes from claiming one part); inside another one it joins it (one commit for
+    a part's whole update: fewer WAL writes per message)."""
 
-    def __init__(self, conn: sqlite3.Connection):
+    def __init__(self, conn: Connection):
         self.conn = conn
         self.outer = False
 
     def __enter__(self) -> None:
         self.outer = not self.conn.in_transaction
         if self.outer:
-            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.execute("BEGIN" if is_postgres(self.conn) else "BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if self.outer:

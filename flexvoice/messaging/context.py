@@ -5,7 +5,6 @@ here, set by `Messaging.__init__`)."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from flexvoice.messaging.lookups import Lookups, NumberOwner
 from flexvoice.messaging.store import MessageRow, MessageStore
 from flexvoice.messaging.text import DATA_CODING, Part, split
 from flexvoice.metering.tariffs import TariffBook
+from flexvoice.storage.engine import Connection
 
 MASK = "#"  # stands for the digits of a verification code in what is stored
 
@@ -52,7 +52,7 @@ class Settings:
     retry_base: float = 2.0
     retry_max: float = 300.0
     validity: float = 86400.0
-    window: int = 32  # parts in flight per pass
+    window: int = 32  # parts in flight at once
     accounts: Mapping[str, AccountSettings] = field(default_factory=dict)
 
     def account(self, name: str) -> AccountSettings:
@@ -71,7 +71,7 @@ def iso(ts: float | None) -> str | None:
 class Context:
     """The state the jobs (accept, queue, incoming) share; `Messaging` sets it."""
 
-    conn: sqlite3.Connection
+    conn: Connection
     store: MessageStore
     commits: GroupCommit
     lookups: Lookups
@@ -83,6 +83,7 @@ class Context:
     tariffs: TariffBook | None
     clock: Callable[[], float]
     _wake: asyncio.Event
+    _in_flight: dict[tuple[str, int], asyncio.Task[None]]  # parts being submitted now
     _down: dict[str, tuple[int, float]]  # gateway -> (failures, retry at)
     _secret_bodies: dict[str, str]  # message id -> body with a code, memory only
     _concat: dict[tuple[str, str, int], dict[int, str]]

@@ -1,16 +1,16 @@
-"""The outbound queue in SQLite: the parts table itself (status `queued`, `next_attempt_at`),
+"""The outbound queue in the database: the parts table itself (status `queued`, `next_attempt_at`),
 claimed, sent, retried or failed part by part, and the gateway ids that delivery receipts
 name (kept here, not in memory: receipts may come per part, days later)."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from flexvoice.messaging.commit import Transaction
 from flexvoice.messaging.model import id_keys
 from flexvoice.messaging.text import Part
+from flexvoice.storage.engine import Connection
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,8 @@ class DuePart:
 
 
 class PartQueue:
-    conn: sqlite3.Connection
+    conn: Connection
+    node: str
 
     def tx(self) -> Transaction:
         return Transaction(self.conn)
@@ -39,6 +40,8 @@ class PartQueue:
         the only window where a duplicate is possible, one round trip wide.)"""
         cur = self.conn.execute(
             "UPDATE message_parts SET status = 'queued' WHERE status = 'sending'"
+            " AND (claimed_by = ? OR claimed_by IS NULL)",
+            (self.node,),
         )
         return cur.rowcount
 
@@ -48,8 +51,9 @@ class PartQueue:
             " p.payload, p.data_coding, p.esm_class, p.attempts, m.expires_at,"
             " m.origin FROM message_parts p JOIN messages m ON m.id = p.message_id"
             " WHERE p.status = 'queued' AND p.next_attempt_at <= ?"
+            " AND (m.origin <> 'verification' OR m.node = ? OR m.node IS NULL)"
             " ORDER BY p.next_attempt_at, p.message_id, p.seq LIMIT ?",
-            (now, limit),
+            (now, self.node, limit),
         ).fetchall()
         return [
             DuePart(
@@ -69,17 +73,27 @@ class PartQueue:
 
     def next_due(self) -> float | None:
         row = self.conn.execute(
-            "SELECT min(next_attempt_at) FROM message_parts WHERE status = 'queued'"
+            "SELECT min(p.next_attempt_at) FROM message_parts p JOIN messages m"
+            " ON m.id = p.message_id WHERE p.status = 'queued'"
+            " AND (m.origin <> 'verification' OR m.node = ? OR m.node IS NULL)",
+            (self.node,),
         ).fetchone()
         return None if row[0] is None else float(row[0])
 
-    def claim(self, parts: Iterable[DuePart]) -> None:
+    def claim(self, parts: Iterable[DuePart]) -> list[DuePart]:
+        """Move due parts to `sending`; the ones this call moved (a part another node
+        claimed first is not sent from here)."""
+        claimed = []
         with self.tx():
-            self.conn.executemany(
-                "UPDATE message_parts SET status = 'sending', attempts = attempts + 1"
-                " WHERE message_id = ? AND seq = ? AND status = 'queued'",
-                [(p.message_id, p.seq) for p in parts],
-            )
+            for p in parts:
+                cur = self.conn.execute(
+                    "UPDATE message_parts SET status = 'sending', attempts = attempts + 1,"
+                    " claimed_by = ? WHERE message_id = ? AND seq = ? AND status = 'queued'",
+                    (self.node, p.message_id, p.seq),
+                )
+                if cur.rowcount == 1:
+                    claimed.append(p)
+        return claimed
 
     def part_sent(self, part: DuePart, gateway_id: str) -> None:
         with self.tx():
@@ -89,8 +103,8 @@ class PartQueue:
                 (gateway_id, part.message_id, part.seq),
             )
             self.conn.executemany(
-                "INSERT OR IGNORE INTO message_gateway_ids (gateway, key, message_id, seq)"
-                " VALUES (?, ?, ?, ?)",
+                "INSERT INTO message_gateway_ids (gateway, key, message_id, seq)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 [(part.gateway, k, part.message_id, part.seq) for k in id_keys(gateway_id)],
             )
 

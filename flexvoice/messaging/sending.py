@@ -2,8 +2,9 @@
 in flight), then marked sent, retried with back-off or failed; a message's status, bill and
 status callback follow from its parts.
 
-The asyncio parts are thin: `pump()` does one pass over what is due and says how long until
-the next; `run()` only loops over it. The results of the parts answered within one turn of
+The asyncio parts are thin: `_take()` claims what is due for the free slots of the window and
+starts it; `run()` calls it whenever a slot frees or a message comes, `pump()` (one pass, for
+tests) until nothing due is left. The results of the parts answered within one turn of
 the event loop are written in one transaction (GroupCommit).
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 from typing import Any
 
 from flexvoice.logs import get_logger
@@ -26,7 +28,6 @@ from flexvoice.messaging.model import (
 )
 from flexvoice.messaging.queue_store import DuePart
 from flexvoice.messaging.store import MessageRow
-from flexvoice.metering.quote import quote
 
 log = get_logger(__name__)
 
@@ -43,29 +44,45 @@ class Sending(Context):
         )
 
     async def run(self) -> None:
+        """Send continuously: up to `window` parts in flight; a freed slot, a new message or
+        a gateway coming back takes the next due part at once (a slow submit holds back
+        only its own slot)."""
         resumed = self.store.resume()
         if resumed:
             log.info("sms.resumed", parts=resumed)
-        while True:
-            try:
-                delay = await self.pump()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("sms.queue_error")
-                delay = 1.0
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+        try:
+            while True:
+                self._wake.clear()  # before taking: a wake from here on is not missed
+                try:
+                    delay = self._take(self.clock())
+                except Exception:
+                    log.exception("sms.queue_error")
+                    delay = 1.0
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
+        finally:
+            await self._stop_in_flight()
 
     def wake(self) -> None:
         self._wake.set()
 
     async def pump(self) -> float:
-        """Send what is due; return the seconds until something else is."""
-        now = self.clock()
-        self.lookups.fresh()  # the bills below read the account's tariff
-        due = self.store.due(now, self.settings.window * 4)
+        """Send everything due now and wait until it is answered; return the seconds until
+        something else is due (one pass: tests drive the queue this way, clock in hand)."""
+        while True:
+            self._take(self.clock())
+            if not self._in_flight:
+                return self._until_next()
+            await asyncio.gather(*self._in_flight.values())
+
+    def _take(self, now: float) -> float:
+        """Claim what is due for the free slots and start sending it; the seconds until
+        there is more to take (a finished part wakes the loop sooner)."""
+        free = self.settings.window - len(self._in_flight)
+        if free <= 0:
+            return 60.0
+        self.lookups.fresh()  # the bills read the account's tariff
+        due = self.store.due(now, free)
         ready: list[DuePart] = []
         for part in due:
             if part.expires_at <= now:
@@ -78,21 +95,37 @@ class Sending(Context):
                 self.store.part_retry(part, "gateway down", down[1])
                 continue
             ready.append(part)
-        if ready:
-            self.store.claim(ready)
-            limit = asyncio.Semaphore(self.settings.window)
-
-            async def one(part: DuePart) -> None:
-                async with limit:
-                    try:
-                        await self._submit(part)
-                    except Exception as exc:  # a bug must not strand the part in 'sending'
-                        log.exception("sms.submit_error", message_id=part.message_id)
-                        self.store.part_retry(part, repr(exc), self.clock() + self.backoff(1))
-
-            await asyncio.gather(*(one(p) for p in ready))
-            return 0.0 if len(due) >= self.settings.window * 4 else self._until_next()
+        # Only the parts this claim moved from queued to sending are sent: another node on
+        # the same database may have claimed the others first.
+        for part in self.store.claim(ready):
+            task = asyncio.create_task(self._one(part))
+            key = (part.message_id, part.seq)
+            self._in_flight[key] = task
+            task.add_done_callback(functools.partial(self._slot_freed, key))
+        if len(due) >= free:
+            return 0.0 if len(self._in_flight) < self.settings.window else 60.0
         return self._until_next()
+
+    def _slot_freed(self, key: tuple[str, int], _: object) -> None:
+        self._in_flight.pop(key, None)
+        self._wake.set()
+
+    async def _one(self, part: DuePart) -> None:
+        try:
+            await self._submit(part)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug must not strand the part in 'sending'
+            log.exception("sms.submit_error", message_id=part.message_id)
+            self.store.part_retry(part, repr(exc), self.clock() + self.backoff(1))
+
+    async def _stop_in_flight(self) -> None:
+        """At shutdown: parts cut short stay `sending` and go back to the queue at the next
+        start (resume)."""
+        tasks = list(self._in_flight.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _until_next(self) -> float:
         nxt = self.store.next_due()
@@ -151,7 +184,14 @@ class Sending(Context):
                 if not self._apply_receipt(part.gateway, receipt):
                     self._unmatched(part.gateway, receipt)
 
-        await self.commits.write(sent)
+        try:
+            await self.commits.write(sent)
+        except Exception:
+            # The gateway has the part: whatever failed after that (a bug, the usage sink),
+            # it must never go back to the queue and out a second time. Record it as sent
+            # alone; if even that fails it stays `sending` (never resent but at a restart).
+            log.exception("sms.record_error", message_id=part.message_id, part=part.seq + 1)
+            await self.commits.write(lambda: self.store.part_sent(part, gateway_id))
 
     def _apply_receipt(self, gateway: str, receipt: Receipt) -> bool:
         """Move the part a receipt names on; False when no recorded part has its id."""
@@ -211,15 +251,25 @@ class Sending(Context):
         billable = row.segments if accepted == len(parts) else accepted
         if settled and accepted and row.sent_at is None:
             fields["sent_at"] = now
+        event: dict[str, Any] | None = None
         if settled:
             self._secret_bodies.pop(message_id, None)
-            if accepted and self.store.mark_billed(message_id):
-                fields.update(self._bill(row, billable, now))
+            if accepted and row.billed == 0:
+                event, price = self._bill(row, billable, now)
+                fields.update(price, billed=1)
             elif not accepted and row.billed == 0:
                 fields.update(price_eur="0", billed=1)
         if fields:
             fields["updated_at"] = now
-            self.store.update_message(message_id, **fields)
+            # One UPDATE flips `billed` and writes the rest; whoever flips it records the
+            # usage event (once, even with two nodes on one database).
+            if not self.store.update_message(message_id, unbilled=event is not None, **fields):
+                for name in ("billed", "price_eur", "price_note"):
+                    fields.pop(name, None)
+                event = None
+                self.store.update_message(message_id, **fields)
+        if event is not None:
+            self._record(message_id, event)
         if "status" in fields:
             updated = dataclasses.replace(row, **fields)
             log.info(
@@ -227,22 +277,31 @@ class Sending(Context):
             )
             self._after_commit.append(updated)  # called back once committed
 
-    def _bill(self, row: MessageRow, segments: int, now: float) -> dict[str, Any]:
-        """Record the one `sms` usage event of the message; its price for the message."""
+    def _bill(
+        self, row: MessageRow, segments: int, now: float
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The one `sms` usage event of the message, and its price for the message."""
+        sent_at = iso(now) or ""
         event = {
             "id": f"sms:{row.id}",
             "account": row.account,
             "kind": "sms",
             "from": row.from_addr,
             "to": row.to_addr,
-            "sent_at": iso(now),
+            "sent_at": sent_at,
             "segments": segments,
         }
-        price, note = quote(self.conn, self.tariffs, event, self.lookups.account(row.account))
+        # The price of that event, by the same rating (kept since the accept).
+        unit, note = self.lookups.sms_price(row.account, row.from_addr, row.to_addr, sent_at, now)
+        price = unit * segments if unit is not None else None
+        return event, {"price_eur": str(price) if price is not None else None, "price_note": note}
+
+    def _record(self, message_id: str, event: dict[str, Any]) -> None:
         if self.usage is not None:
             self.usage.record(event)
         else:
             log.warning(
-                "sms.usage_not_recorded", message_id=row.id, reason="no usage sink on this node"
+                "sms.usage_not_recorded",
+                message_id=message_id,
+                reason="no usage sink on this node",
             )
-        return {"price_eur": str(price) if price is not None else None, "price_note": note}

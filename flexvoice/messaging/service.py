@@ -5,7 +5,6 @@ queue over the gateways (sending.py), takes receipts and inbound messages (incom
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from collections.abc import Callable, Mapping
 
@@ -24,6 +23,7 @@ from flexvoice.messaging.incoming import Receiving
 from flexvoice.messaging.lookups import Lookups, NumberOwner
 from flexvoice.messaging.store import MessageStore
 from flexvoice.metering.tariffs import TariffBook
+from flexvoice.storage.engine import Connection
 
 __all__ = ["AccountSettings", "MessageRefused", "Messaging", "Settings", "UsageRecorder"]
 
@@ -31,7 +31,7 @@ __all__ = ["AccountSettings", "MessageRefused", "Messaging", "Settings", "UsageR
 class Messaging(Receiving, Accepting):
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         gateways: Mapping[str, Gateway],
         settings: Settings,
         *,
@@ -41,11 +41,12 @@ class Messaging(Receiving, Accepting):
         tariffs: TariffBook | None = None,
         clock: Callable[[], float] = time.time,
         cache_numbers: bool = True,
+        node: str = "local",
     ):
         self.conn = conn
-        self.store = MessageStore(conn)
+        self.store = MessageStore(conn, node)
         self.commits = GroupCommit(conn, after=self._flush)
-        self.lookups = Lookups(conn, self.store, numbers, cache_numbers)
+        self.lookups = Lookups(conn, self.store, numbers, cache_numbers, tariffs)
         self.gateways = dict(gateways)
         self.settings = settings
         self.numbers = numbers
@@ -54,6 +55,7 @@ class Messaging(Receiving, Accepting):
         self.tariffs = tariffs
         self.clock = clock
         self._wake = asyncio.Event()
+        self._in_flight = {}
         self._down = {}
         self._secret_bodies = {}
         self._concat = {}

@@ -1,5 +1,6 @@
-"""Messages in SQLite: the message, its parts (the outbound queue), the gateway ids that
-delivery receipts name, and the opt-out list.
+"""Messages in the node's SQLite, or in the shared PostgreSQL (storage.database): the
+message, its parts (the outbound queue), the gateway ids that delivery receipts name, and the
+opt-out list.
 
 A message is stored with its parts before anything is sent; the queue is the parts table
 itself (status `queued` and `next_attempt_at`), so a restart resumes it. Receipts may arrive
@@ -8,7 +9,6 @@ days later and per part: the correlation is here, not in memory.
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -16,10 +16,12 @@ from typing import Any
 from flexvoice.messaging.model import FINAL
 from flexvoice.messaging.queue_store import PartQueue
 from flexvoice.messaging.text import Part
-from flexvoice.storage.sqlite import migrate
+from flexvoice.storage.engine import Connection, PerEngine, Script
+from flexvoice.storage.migrate import migrate
 
-MIGRATIONS = [
-    """
+# Both engines: SQLite's types as they always were; PostgreSQL's say the same (REAL is a
+# 4-byte float there: times need DOUBLE PRECISION).
+_TABLES = """
     CREATE TABLE messages (
         id TEXT PRIMARY KEY,
         account TEXT NOT NULL,
@@ -72,6 +74,18 @@ MIGRATIONS = [
         PRIMARY KEY (sender, number)
     );
     """
+MIGRATIONS: list[Script] = [
+    PerEngine(
+        sqlite=_TABLES,
+        postgresql=_TABLES.replace(" REAL", " DOUBLE PRECISION").replace(" BLOB", " BYTEA"),
+    ),
+    # Several nodes on one PostgreSQL: the node that claimed a part (a restart puts back
+    # only its own), and the node that made a message (a verification code lives in that
+    # node's memory only: no other node sends its parts).
+    """
+    ALTER TABLE message_parts ADD COLUMN claimed_by TEXT;
+    ALTER TABLE messages ADD COLUMN node TEXT;
+    """,
 ]
 
 
@@ -104,6 +118,7 @@ class MessageRow:
         return self.status in FINAL
 
 
+_FIELDS = frozenset(MessageRow.__dataclass_fields__)
 _COLUMNS = ", ".join(MessageRow.__dataclass_fields__)
 
 
@@ -114,8 +129,9 @@ def new_id() -> str:
 class MessageStore(PartQueue):
     """Messages and their parts (the queue's side is PartQueue's), and the opt-out list."""
 
-    def __init__(self, conn: sqlite3.Connection):
+    def __init__(self, conn: Connection, node: str = "local"):
         self.conn = conn
+        self.node = node  # this node's name in claims
         migrate(conn, "messaging", MIGRATIONS)
 
     # ---- writing ---------------------------------------------------------------------
@@ -144,8 +160,8 @@ class MessageStore(PartQueue):
             self.conn.execute(
                 "INSERT INTO messages (id, account, direction, origin, from_addr, to_addr, body,"
                 " encoding, segments, status, gateway, price_eur, price_note, status_callback,"
-                " created_at, updated_at, expires_at)"
-                " VALUES (?, ?, 'outbound', ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
+                " created_at, updated_at, expires_at, node)"
+                " VALUES (?, ?, 'outbound', ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     message_id,
                     account,
@@ -162,6 +178,7 @@ class MessageStore(PartQueue):
                     now,
                     now,
                     expires_at,
+                    self.node,
                 ),
             )
             self.conn.executemany(
@@ -199,17 +216,31 @@ class MessageStore(PartQueue):
     def add_failed(self, **fields: Any) -> MessageRow:
         """An outbound message refused before sending (opted-out recipient): stored, as
         Twilio does, so the developer can read why."""
+        f = fields
         with self.tx():
             self.conn.execute(
                 "INSERT INTO messages (id, account, direction, origin, from_addr, to_addr, body,"
                 " encoding, segments, status, error_code, error_message, status_callback,"
                 " billed, created_at, updated_at, expires_at)"
-                " VALUES (:id, :account, 'outbound', :origin, :from_addr, :to_addr, :body,"
-                " :encoding, :segments, 'failed', :error_code, :error_message, :status_callback,"
-                " 1, :now, :now, :now)",
-                fields,
+                " VALUES (?, ?, 'outbound', ?, ?, ?, ?, ?, ?, 'failed', ?, ?, ?, 1, ?, ?, ?)",
+                (
+                    f["id"],
+                    f["account"],
+                    f["origin"],
+                    f["from_addr"],
+                    f["to_addr"],
+                    f["body"],
+                    f["encoding"],
+                    f["segments"],
+                    f["error_code"],
+                    f["error_message"],
+                    f["status_callback"],
+                    f["now"],
+                    f["now"],
+                    f["now"],
+                ),
             )
-        row = self.get(fields["id"])
+        row = self.get(f["id"])
         assert row is not None
         return row
 
@@ -248,16 +279,15 @@ class MessageStore(PartQueue):
         assert row is not None
         return row
 
-    def update_message(self, message_id: str, **fields: Any) -> None:
-        assigns = ", ".join(f"{k} = :{k}" for k in fields)
-        self.conn.execute(
-            f"UPDATE messages SET {assigns} WHERE id = :id", {**fields, "id": message_id}
-        )
-
-    def mark_billed(self, message_id: str) -> bool:
-        """True once: whoever flips the flag records the usage event."""
+    def update_message(self, message_id: str, *, unbilled: bool = False, **fields: Any) -> bool:
+        """Write `fields`; with `unbilled`, only while the message is not billed yet. True
+        when the row was written."""
+        names = [k for k in fields if k in _FIELDS]  # column names only, never input
+        assigns = ", ".join(f"{k} = ?" for k in names)
+        guard = " AND billed = 0" if unbilled else ""
         cur = self.conn.execute(
-            "UPDATE messages SET billed = 1 WHERE id = ? AND billed = 0", (message_id,)
+            f"UPDATE messages SET {assigns} WHERE id = ?{guard}",
+            (*(fields[k] for k in names), message_id),
         )
         return cur.rowcount > 0
 
@@ -266,9 +296,9 @@ class MessageStore(PartQueue):
         with self.tx():
             self.conn.execute("UPDATE messages SET body = ? WHERE id = ?", (body, message_id))
             self.conn.execute(
-                "UPDATE message_parts SET payload = x'' WHERE message_id = ?"
+                "UPDATE message_parts SET payload = ? WHERE message_id = ?"
                 " AND status NOT IN ('queued', 'sending')",
-                (message_id,),
+                (b"", message_id),
             )
 
     # ---- reading ---------------------------------------------------------------------
@@ -317,7 +347,8 @@ class MessageStore(PartQueue):
 
     def opt_out(self, sender: str, number: str, now: float) -> None:
         self.conn.execute(
-            "INSERT OR REPLACE INTO sms_opt_outs (sender, number, at) VALUES (?, ?, ?)",
+            "INSERT INTO sms_opt_outs (sender, number, at) VALUES (?, ?, ?)"
+            " ON CONFLICT (sender, number) DO UPDATE SET at = excluded.at",
             (sender, number, now),
         )
 

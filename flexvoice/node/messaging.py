@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -31,10 +32,8 @@ from flexvoice.messaging.gateway import Gateway, Inbound
 from flexvoice.messaging.service import AccountSettings, Messaging, Settings
 from flexvoice.messaging.sipmsg import SipMessageGateway
 from flexvoice.messaging.smpp import SmppGateway
-from flexvoice.node.shared import shared_or
 from flexvoice.numbers import NumberRegistry
-from flexvoice.storage.open import local_path
-from flexvoice.storage.sqlite import connect
+from flexvoice.storage.open import open_shared
 from flexvoice.verify.core import Policy
 from flexvoice.verify.service import Verifier, VerifySettings
 from flexvoice.verify.voice import CallVoice
@@ -83,21 +82,29 @@ async def sip_inbound(app: web.Application, from_user: str, to_user: str, text: 
     await messaging.inbound("sip", Inbound(e164(from_user), e164(to_user), text))
 
 
+def node_name(cfg: Config) -> str:
+    """This node among several on one database (as the call registry names it)."""
+    return f"{socket.gethostname()}-{cfg.http.port}"
+
+
 async def messaging_component(app: web.Application) -> AsyncIterator[None]:
     cfg = app[CONFIG]
-    conn = connect(local_path(cfg))
+    # Messages and their queue live with the accounts, numbers and tariffs they are priced
+    # under: the shared PostgreSQL when storage.database is one (any node reads any message,
+    # the queue is shared), else this node's SQLite file. A connection of its own: the
+    # group commit's transactions are its alone.
+    conn = open_shared(cfg)
     tariffs = app.get(TARIFFS)
     gateways = gateways_from(cfg, app)
-    numbers_store = shared_or(app, conn)
     service = Messaging(
         conn,
         gateways,
         settings_from(cfg),
-        numbers=NumberRegistry(numbers_store),  # the numbers live beside the accounts
+        numbers=NumberRegistry(conn),
         usage=app.get(USAGE_SINK),
         webhooks=app.get(WEBHOOKS),
         tariffs=tariffs,
-        cache_numbers=numbers_store is conn,  # cached only where data_version sees changes
+        node=node_name(cfg),
     )
     for gateway in gateways.values():
         await gateway.start(service)
@@ -144,7 +151,7 @@ def load_secret(path: Path) -> bytes:
 async def verify_component(app: web.Application) -> AsyncIterator[None]:
     cfg = app[CONFIG]
     v = cfg.verify
-    conn = connect(local_path(cfg))
+    conn = open_shared(cfg)  # beside the messages (see messaging_component)
     tariffs = app.get(TARIFFS)
     settings = VerifySettings(
         Policy(

@@ -5,6 +5,7 @@ cover each piece at the coarsest grain still exact for the question."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flexvoice.statistics.rollup import DAY_QUARTERS, GRAINS, month_index
@@ -99,15 +100,43 @@ def offset_pieces(start: datetime, end: datetime, tz: ZoneInfo) -> list[tuple[in
     return pieces
 
 
-def cover(a: int, b: int, grains: tuple[int, ...]) -> list[tuple[int, int, int]]:
-    """[a, b) as (grain, first bucket, end bucket) pieces, the coarsest grain first."""
+class Piece(NamedTuple):
+    """Rollup rows to read: one grain's buckets from `lo` to before `hi`, but not the hour
+    buckets whose UTC hour of day is `skip_hour`, or only the buckets in `only`."""
+
+    grain: int
+    lo: int
+    hi: int
+    skip_hour: int | None = None
+    only: tuple[int, ...] = ()
+
+
+def cover(a: int, b: int, grains: tuple[int, ...]) -> list[Piece]:
+    """[a, b) as pieces, the coarsest grain first."""
     if a >= b or not grains:
         return []
     g, rest = grains[0], grains[1:]
     lo, hi = -(-a // g) * g, b // g * g
     if lo >= hi:
         return cover(a, b, rest)
-    return [*cover(a, lo, rest), (g, lo // g, hi // g), *cover(hi, b, rest)]
+    return [*cover(a, lo, rest), Piece(g, lo // g, hi // g), *cover(hi, b, rest)]
+
+
+def around_midnight(a: int, b: int, offset: int) -> list[Piece]:
+    """[a, b) for questions by local day (date, weekday, month) in a zone whose offset is not
+    whole hours (India +5:30, Nepal +5:45, Newfoundland -3:30): a local day starts inside a
+    UTC hour, so no UTC day is one local day, but every UTC hour but that one lies within one
+    local day. Those 23 hours a day are read from the hour grain, the hour holding midnight
+    from its four 15-minute buckets - about a quarter of the rows of 15 minutes throughout."""
+    first, end = -(-a // 3600), b // 3600
+    if first >= end:
+        return cover(a, b, (STEP,))
+    midnight = (-offset) % 86400 // 3600  # the UTC hour of day holding local midnight
+    quarters = tuple(h * 4 + k for h in range(first, end) if h % 24 == midnight for k in range(4))
+    inner = [Piece(3600, first, end, skip_hour=midnight)]
+    if quarters:
+        inner.append(Piece(STEP, first * 4, end * 4, only=quarters))
+    return [*cover(a, first * 3600, (STEP,)), *inner, *cover(end * 3600, b, (STEP,))]
 
 
 def grains_for(group_by: tuple[str, ...], offset: int) -> tuple[int, ...]:
@@ -124,15 +153,19 @@ def grains_for(group_by: tuple[str, ...], offset: int) -> tuple[int, ...]:
 
 def plan(
     a: int, b: int, group_by: tuple[str, ...], offset: int, forced: tuple[int, ...] | None = None
-) -> list[tuple[int, int, int]]:
-    """The (grain, first bucket, end bucket) pieces to read for [a, b), a span of one UTC
-    offset: the whole UTC months inside it from the day-quarter grain when the question asks
-    for the time of day only (hour or quarter, no date, weekday or month), the rest by
-    `cover`. `forced` reads only those grains (the benchmark's comparison)."""
+) -> list[Piece]:
+    """The pieces to read for [a, b), a span of one UTC offset: the whole UTC months inside it
+    from the day-quarter grain when the question asks for the time of day only (hour or
+    quarter, no date, weekday or month); by local day in a zone of half or quarter hours,
+    `around_midnight`; the rest by `cover`. `forced` reads only those grains (the benchmark's
+    comparison)."""
     if forced is not None:
         return cover(a, b, forced)
     grains = grains_for(group_by, offset)
     dims = set(group_by)
+    by_day = dims & {"date", "dow", "month"} and not dims & {"hour", "quarter"}
+    if by_day and offset % 3600:
+        return around_midnight(a, b, offset)
     if not dims & {"hour", "quarter"} or dims & {"date", "dow", "month"}:
         return cover(a, b, grains)
     first = datetime.fromtimestamp(a, UTC)
@@ -141,7 +174,8 @@ def plan(
     if m0 >= m1:
         return cover(a, b, grains)
     start, end = _ts(m0), _ts(m1)
-    return [*cover(a, start, grains), (DAY_QUARTERS, m0 * 96, m1 * 96), *cover(end, b, grains)]
+    quarters = Piece(DAY_QUARTERS, m0 * 96, m1 * 96)
+    return [*cover(a, start, grains), quarters, *cover(end, b, grains)]
 
 
 def _month_start(index: int) -> datetime:

@@ -64,18 +64,22 @@ def _table_rows(
     tz = zone(q.tz)
     sums = ", ".join(f"SUM({f})" for f in table.figures)
     for a, b, offset in offset_pieces(q.start, q.end, tz):
-        for grain, lo, hi in plan(a, b, q.group_by, offset, grains):
-            exprs = [_dim_sql(d, grain, offset) for d in dims]
+        for piece in plan(a, b, q.group_by, offset, grains):
+            exprs = [_dim_sql(d, piece.grain, offset) for d in dims]
             select = ", ".join([*exprs, sums])
-            sql = (
-                f"SELECT {select} FROM {table.name} WHERE grain = ? AND bucket >= ?"
-                f" AND bucket < ? AND {' AND '.join(filters)}"
-            )
+            if piece.only:  # integers of our own making: written into the statement
+                where = f"grain = ? AND bucket IN ({', '.join(map(str, piece.only))})"
+                bounds: tuple[int, ...] = (piece.grain,)
+            else:
+                where, bounds = "grain = ? AND bucket >= ? AND bucket < ?", piece[:3]
+                if piece.skip_hour is not None:
+                    where += f" AND bucket % 24 <> {int(piece.skip_hour)}"
+            sql = f"SELECT {select} FROM {table.name} WHERE {where} AND {' AND '.join(filters)}"
             if exprs:
                 sql += " GROUP BY " + ", ".join(str(i + 1) for i in range(len(exprs)))
             cursor = conn.cursor()
             cursor.row_factory = None  # plain tuples: rows by the hundred thousand
-            for r in cursor.execute(sql, (grain, lo, hi, *args)):
+            for r in cursor.execute(sql, (*bounds, *args)):
                 values = tuple(r)
                 if values[len(dims)] is None:
                     continue  # no rows: SUM() over nothing

@@ -9,27 +9,22 @@ grains in UTC: 15 minutes, 1 hour and 1 day. Every time zone's offset is a multi
 hour and day exactly; hours and days only make long periods cheaper (flexvoice.statistics.query
 picks the coarsest grain that is still exact for the zone and the grouping).
 
-Counting is exactly once: a call is added in the same SQLite transaction that writes its id
-into `stats_applied`, and a call already there is skipped. At start a node adds the calls that
-ended in the last days without being added (the node died between the two writes), so a crash
-neither loses nor doubles a call. Durations are kept in integer milliseconds, so sums are
+Counting is exactly once (flexvoice.statistics.collector): a call is added in the same
+transaction that writes its id into `stats_applied`, and a call already there is skipped. At
+start a node adds the calls that ended in the last days without being added, so a crash neither
+loses nor doubles a call. Durations are kept in integer milliseconds, so sums are
 exact and a recomputation gives the very same numbers.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from flexvoice.logs import get_logger
-from flexvoice.statistics.facts import CallFacts, CallLike, call_facts, is_own_call
+from flexvoice.statistics.facts import CallFacts, call_facts, is_own_call
 from flexvoice.storage.sqlite import migrate
-
-log = get_logger(__name__)
 
 GRAINS = (900, 3600, 86400)  # seconds: 15 minutes, 1 hour, 1 day (UTC)
 # A fourth grain for time-of-day questions over long periods ("which number rings at lunch
@@ -212,9 +207,10 @@ Rows = dict[tuple[str, tuple[Any, ...]], dict[str, int]]
 
 def add_to(rows: Rows, facts: CallFacts) -> None:
     """Add one call to in-memory rollup rows (what the tables would get)."""
+    changes = deltas(facts)
     for grain in ALL_GRAINS:
         bucket = bucket_of(facts.started, grain)
-        for table, key, figures in deltas(facts):
+        for table, key, figures in changes:
             full = (facts.account, grain, bucket, *key)
             row = rows.setdefault((table.name, full), {})
             for name, value in figures.items():
@@ -255,96 +251,6 @@ class CallSource(Protocol):
     def get(self, call_id: str, account: str | None = None) -> Any: ...
 
     def events(self, call_id: str) -> list[dict[str, Any]]: ...
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-class Collector:
-    """Adds each call to the rollups when the call registry says it ended (a registry
-    listener), exactly once, in the registry's own database."""
-
-    CATCH_UP_DAYS = 7
-
-    def __init__(
-        self,
-        conn: sqlite3.Connection,
-        source: CallSource,
-        *,
-        clock: Callable[[], datetime] = utc_now,
-        on_added: Sequence[Callable[[CallFacts, float], None]] = (),
-    ):
-        self.conn = conn
-        self.source = source
-        self.clock = clock
-        self.on_added = list(on_added)
-        ensure_schema(conn)
-        # The catch-up finds recently ended calls by their end; the registry keeps no index
-        # on it. IF NOT EXISTS: the registry's own migrations may rebuild its table.
-        conn.execute("CREATE INDEX IF NOT EXISTS stats_calls_ended_at ON calls (ended_at)")
-
-    def listener(
-        self, call_id: str, call: CallLike | None, kind: str, data: dict[str, object]
-    ) -> None:
-        """flexvoice.calls.CallListener: a call that just ended is added."""
-        if kind != "ended" or call is None or call.ended_at is None:
-            return
-        self.add_call(call)
-
-    def add_call(self, call: CallLike) -> bool:
-        if call.ended_at is None or not is_own_call(call):
-            return False
-        t0 = time.perf_counter()
-        facts = call_facts(call, self.source.events(call.id))
-        added = self.add(facts, call.ended_at)
-        if added:
-            cost = time.perf_counter() - t0
-            for hook in self.on_added:
-                hook(facts, cost)
-        return added
-
-    def add(self, facts: CallFacts, ended_at: str) -> bool:
-        """Add one call's facts unless they were added before; True when added."""
-        rows: Rows = {}
-        add_to(rows, facts)
-        self.conn.execute("SAVEPOINT stats_add")
-        try:
-            cur = self.conn.execute(
-                "INSERT OR IGNORE INTO stats_applied (call_id, ended_at) VALUES (?, ?)",
-                (facts.call_id, ended_at),
-            )
-            if cur.rowcount:
-                write_rows(self.conn, rows)
-            self.conn.execute("RELEASE stats_add")
-        except BaseException:
-            self.conn.execute("ROLLBACK TO stats_add")
-            self.conn.execute("RELEASE stats_add")
-            raise
-        return bool(cur.rowcount)
-
-    def catch_up(self) -> int:
-        """Add the calls that ended in the last CATCH_UP_DAYS days and were never added (the
-        node stopped between a call's end and its rollup); forget older ledger entries."""
-        since = (self.clock() - timedelta(days=self.CATCH_UP_DAYS)).isoformat()
-        missing = [
-            r[0]
-            for r in self.conn.execute(
-                "SELECT c.id FROM calls c WHERE c.ended_at >= ? AND NOT EXISTS"
-                " (SELECT 1 FROM stats_applied a WHERE a.call_id = c.id)",
-                (since,),
-            )
-        ]
-        added = 0
-        for call_id in missing:
-            call = self.source.get(call_id)
-            if call is not None and self.add_call(call):
-                added += 1
-        forget = (self.clock() - timedelta(days=self.CATCH_UP_DAYS + 1)).isoformat()
-        self.conn.execute("DELETE FROM stats_applied WHERE ended_at < ?", (forget,))
-        if added:
-            log.info("statistics.caught_up", calls=added)
-        return added
 
 
 def recompute(conn: sqlite3.Connection, source: CallSource) -> Rows:

@@ -33,9 +33,13 @@ def ensure_migrations_table(conn: Connection) -> None:
 
 def migrate(conn: Connection, component: str, scripts: Sequence[Script]) -> None:
     """Apply the scripts of `component` not yet applied (version = index + 1)."""
+    # Checked once per connection (SQLite's from storage.sqlite.connect, PostgreSQL's) and
+    # list of scripts: the schema only grows while a connection is open.
+    migrated: set[tuple[str, int]] | None = getattr(conn, "migrated", None)
+    checked = (component, len(scripts))
+    if migrated is not None and checked in migrated:
+        return
     if isinstance(conn, PgConnection):
-        if component in conn.migrated:
-            return  # checked once per connection: the schema only grows
         ensure_migrations_table(conn)
     done = {
         row[0]
@@ -60,8 +64,8 @@ def migrate(conn: Connection, component: str, scripts: Sequence[Script]) -> None
                 "INSERT INTO schema_migrations (component, version) VALUES (?, ?)",
                 (component, version),
             )
-    if isinstance(conn, PgConnection):
-        conn.migrated.add(component)
+    if migrated is not None:
+        migrated.add(checked)
 
 
 def statements(script: str) -> list[str]:

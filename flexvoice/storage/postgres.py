@@ -71,7 +71,7 @@ class PgConnection:
     def __init__(self, conn: psycopg.Connection[tuple[Any, ...]], url: str):
         self._conn = conn
         self.url = url
-        self.migrated: set[str] = set()  # components whose schema this connection checked
+        self.migrated: set[tuple[str, int]] = set()  # (component, scripts) checked here
         self._lock = threading.RLock()
         self._closed = False
 

@@ -12,10 +12,20 @@ from pathlib import Path
 from flexvoice.errors import UserError
 from flexvoice.storage.migrate import ensure_migrations_table, migrate
 
-__all__ = ["connect", "migrate"]
+__all__ = ["SqliteConnection", "connect", "migrate"]
 
 
-def connect(path: Path | str) -> sqlite3.Connection:
+class SqliteConnection(sqlite3.Connection):
+    """sqlite3's connection, remembering the components whose schema it checked (as
+    PgConnection does): `migrate` then costs nothing on a hot path (an account read per API
+    request checked the schema with a query of its own, 55 us of 85)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.migrated: set[tuple[str, int]] = set()
+
+
+def connect(path: Path | str) -> SqliteConnection:
     """Open (creating folders) with WAL, foreign keys and a busy timeout for concurrent writers."""
     if str(path) != ":memory:":
         p = Path(path)
@@ -26,7 +36,13 @@ def connect(path: Path | str) -> sqlite3.Connection:
                 f"cannot create the folder for the database {p}: {exc.strerror}"
             ) from None
     try:
-        conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(
+            str(path),
+            timeout=30,
+            isolation_level=None,
+            check_same_thread=False,
+            factory=SqliteConnection,
+        )
         conn.execute("PRAGMA journal_mode=WAL")
     except sqlite3.Error as exc:
         raise UserError(f"cannot open the database {path}: {exc}") from None

@@ -10,7 +10,6 @@ restart a resend makes a new code (the old one stops matching).
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from flexvoice.logs import get_logger
 from flexvoice.messaging.service import MessageRefused, Messaging, UsageRecorder
 from flexvoice.metering.quote import quote
 from flexvoice.metering.tariffs import TariffBook
+from flexvoice.storage.engine import Connection
 from flexvoice.verify.core import (
     Channel,
     Policy,
@@ -84,7 +84,7 @@ def _iso(ts: float) -> str:
 class Verifier:
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         secret: bytes,
         settings: VerifySettings,
         messaging: Messaging | None,

@@ -1,17 +1,17 @@
-"""Verifications in SQLite. Only the code's HMAC is stored. Every check goes through one
-guarded UPDATE, so the count of checks is atomic: two concurrent checks (two requests, two
-nodes on one database) can never both pass the limit."""
+"""Verifications in the node's SQLite, or in the shared PostgreSQL (storage.database). Only
+the code's HMAC is stored. Every check goes through one guarded UPDATE, so the count of
+checks is atomic: two concurrent checks (two requests, two nodes on one database) can never
+both pass the limit."""
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from dataclasses import dataclass
 
-from flexvoice.storage.sqlite import migrate
+from flexvoice.storage.engine import Connection, PerEngine, Script, write_transaction
+from flexvoice.storage.migrate import migrate
 
-MIGRATIONS = [
-    """
+_TABLES = """
     CREATE TABLE verifications (
         id TEXT PRIMARY KEY,
         account TEXT NOT NULL,
@@ -38,6 +38,9 @@ MIGRATIONS = [
     CREATE INDEX verification_sends_to ON verification_sends (to_addr, at);
     CREATE INDEX verification_sends_prefix ON verification_sends (prefix, at);
     """
+# One script for both engines (PostgreSQL's REAL is a 4-byte float: times need DOUBLE).
+MIGRATIONS: list[Script] = [
+    PerEngine(sqlite=_TABLES, postgresql=_TABLES.replace(" REAL", " DOUBLE PRECISION"))
 ]
 
 
@@ -69,7 +72,7 @@ def new_id() -> str:
 
 
 class VerificationStore:
-    def __init__(self, conn: sqlite3.Connection):
+    def __init__(self, conn: Connection):
         self.conn = conn
         migrate(conn, "verify", MIGRATIONS)
 
@@ -112,8 +115,7 @@ class VerificationStore:
         message_id: str | None = None,
         call_id: str | None = None,
     ) -> None:
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(self.conn, "flexvoice.verify.sends"):
             self.conn.execute(
                 "UPDATE verifications SET sends = sends + 1,"
                 " message_id = coalesce(?, message_id), call_id = coalesce(?, call_id)"
@@ -124,10 +126,6 @@ class VerificationStore:
                 "INSERT INTO verification_sends (to_addr, prefix, at) VALUES (?, ?, ?)",
                 (to, prefix, now),
             )
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
 
     def sends_to(self, to: str, since: float) -> list[float]:
         return [

@@ -78,9 +78,12 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
       setError("");
       window.__designer = { ...(window.__designer || {}), editMs: performance.now() - t0, edited: (window.__designer?.edited || 0) + 1 };
       if (!before.draft !== !s.draft) reloadFlows(); // the flow list marks drafts
+      if (ops.some((op) => op.op === "rename_step")) notes.reload(); // the node moved them along
+      return true;
     } catch (e) {
       if (e.status === 412) setConflict({ theirs: e.doc.theirs, yours: e.doc.yours, what });
       else setError(`${what}: ${e.message}`);
+      return false;
     } finally {
       setBusy(false);
     }
@@ -223,7 +226,7 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
 
   const selectedRef = useRef(null);
   selectedRef.current = selected;
-  const { copyStep, pasteSteps } = useClipboard({ flowName, stateRef, selectedRef, edit, setNotice, setSelected, setTab });
+  const { copyStep, pasteSteps } = useClipboard({ schema, defs, flowName, stateRef, selectedRef, edit, setNotice, setSelected, setTab });
 
   useEffect(() => {
     const onKey = (e) => {

@@ -19,7 +19,8 @@ export function NoteNode({ data }) {
 
 export function useNotes(flow, canEdit, onError) {
   const [notes, setNotes] = useState([]);
-  useEffect(() => { api(`/flows/${flow}/notes`).then((r) => setNotes(r.notes)).catch(() => setNotes([])); }, [flow]);
+  const reload = useCallback(() => { api(`/flows/${flow}/notes`).then((r) => setNotes(r.notes)).catch(() => setNotes([])); }, [flow]);
+  useEffect(reload, [reload]);
   const save = useCallback((next) => {
     setNotes(next);
     api(`/flows/${flow}/notes`, { method: "PUT", body: { notes: next } }).then((r) => setNotes(r.notes)).catch((e) => onError(`Saving the notes: ${e.message}`));
@@ -27,7 +28,7 @@ export function useNotes(flow, canEdit, onError) {
   const add = (step, where) => save([...notes, { id: `n${Date.now().toString(36)}`, text: "", step, x: where.x, y: where.y }]);
   const update = (id, text) => save(notes.map((n) => (n.id === id ? { ...n, text } : n)));
   const remove = (id) => save(notes.filter((n) => n.id !== id));
-  return { notes, add, update, remove, canEdit };
+  return { notes, add, update, remove, reload, canEdit };
 }
 
 // Canvas nodes for the notes: beside their step when they have one (it moves with the

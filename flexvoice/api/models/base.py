@@ -8,11 +8,20 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from flexvoice.callcontrol import CallStatus
+from flexvoice.metering.destinations import BadNumber, classify
 from flexvoice.metering.timing import check_month
 from flexvoice.numbers import FLOW_NAME_RE, NumberError, parse_e164
 
 
 def _e164(value: str) -> str:
+    try:
+        # A valid number is known from the cached classification the pricing reads next
+        # (one phonenumbers parse per number, not one here and one there); a refused one
+        # gets parse_e164's wording.
+        classify(value)
+        return value
+    except BadNumber:
+        pass
     try:
         return parse_e164(value)
     except NumberError as exc:
