@@ -17,7 +17,13 @@ from flexvoice.accounts import create_account, recording_retention_days
 from flexvoice.calls import CallRegistry
 from flexvoice.recordings.service import RecordingConflict, RecordingService
 from flexvoice.recordings.store import RecordingStore
-from flexvoice.recordings.wav import WavError, read_info, repair, write_silence
+from flexvoice.recordings.wav import (
+    WavError,
+    channel_paths,
+    read_info,
+    repair,
+    write_silence,
+)
 from flexvoice.storage.engine import Connection
 from flexvoice.storage.sqlite import connect
 from tests.conftest import run_cli
@@ -145,6 +151,41 @@ def test_recordings_left_open_by_a_dead_node_are_repaired_at_start(
         assert audio.getnframes() == 16000
     assert [e["id"] for e in sink2.events] == [row.id]
     assert again.repair_open() == []
+
+
+def test_a_dual_channel_recording_left_open_is_repaired_and_joined_at_start(
+    tmp_path: Path,
+) -> None:
+    svc, _sink, _, _ = service(tmp_path)
+    row, path = svc.open("acme", "CA1", "call", channels=2)
+    left, right = channel_paths(path)
+    pjsip_open_wav(left, struct.pack("<4h", 1, 2, 3, 4) * 4000)  # 2 s, then the node died
+    pjsip_open_wav(right, struct.pack("<2h", -5, -6) * 4000 + b"\x07")  # 1 s and a half sample
+    again, sink2, _, _ = service(tmp_path)
+    [fixed] = again.repair_open()
+    assert (fixed.status, fixed.channels, fixed.duration_seconds) == ("completed", 2, 2.0)
+    assert fixed.note and "header repaired" in fixed.note
+    with wave.open(str(path)) as audio:
+        assert (audio.getnchannels(), audio.getnframes()) == (2, 16000)
+        frames = audio.readframes(4)
+        tail = (audio.setpos(15999), audio.readframes(1))[1]
+    # left, right, left, right ...; the shorter right half is padded with silence
+    assert struct.unpack("<8h", frames) == (1, -5, 2, -6, 3, -5, 4, -6)
+    assert struct.unpack("<2h", tail) == (4, 0)
+    assert not left.exists() and not right.exists()
+    assert [e["id"] for e in sink2.events] == [row.id]
+
+
+def test_a_dual_channel_half_never_written_is_silence(tmp_path: Path) -> None:
+    svc, _sink, _, _ = service(tmp_path)
+    row, path = svc.open("acme", "CA1", "call", channels=2)
+    left, right = channel_paths(path)
+    write_silence(left, 1.0)
+    right.write_bytes(b"")  # killed before PJSIP's first write
+    done = svc.close(row.id)
+    assert (done.status, done.channels, done.duration_seconds) == ("completed", 2, 1.0)
+    with wave.open(str(path)) as audio:
+        assert (audio.getnchannels(), audio.getnframes()) == (2, 8000)
 
 
 def test_retention_deletes_old_audio_keeps_rows_and_usage(
