@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 from bench import REPO
 from bench.procstat import workers_by_port
 from flexvoice.sip.addresses import RTP_PORTS_PER_WORKER, rtp_ports
+from flexvoice.system import ports_free
 from tests.conftest import free_port_range
 from tests.poolkit import tone
 
@@ -153,19 +153,8 @@ def stop_node(node: subprocess.Popen[bytes]) -> None:
 def low_port_range(count: int) -> int:
     """`count` consecutive UDP+TCP ports free between SIP_LOW and RTP_LOW."""
     for base in range(SIP_LOW, RTP_LOW - count, 50):
-        socks: list[socket.socket] = []
-        try:
-            for port in range(base, base + count):
-                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-                    sock = socket.socket(socket.AF_INET, kind)
-                    socks.append(sock)
-                    sock.bind(("127.0.0.1", port))
+        if ports_free(base, count):
             return base
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
     raise SystemExit(f"bench: no {count} free ports between {SIP_LOW} and {RTP_LOW}")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from aiohttp import web
 
 from flexvoice.storage import postgres, sqlite
 from flexvoice.storage.engine import Connection
-from flexvoice.system import free_port
+from flexvoice.system import free_port, ports_free
 from tests.pgkit import LANE, PgServer, lane_database, running_postgres, shared_server
 
 REPO = Path(__file__).resolve().parent.parent
@@ -61,24 +62,10 @@ def repo() -> Path:
 
 def free_port_range(count: int) -> int:
     """A base port with `count` consecutive ports free for UDP and TCP (for worker pools)."""
-    import random
-    import socket
-
     for _ in range(200):
         base = random.randrange(20000, 60000 - count)
-        socks: list[socket.socket] = []
-        try:
-            for port in range(base, base + count):
-                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-                    s = socket.socket(socket.AF_INET, kind)
-                    socks.append(s)
-                    s.bind(("127.0.0.1", port))
+        if ports_free(base, count):
             return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
     raise RuntimeError("no free port range")
 
 
