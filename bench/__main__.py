@@ -11,6 +11,7 @@ BENCHMARKS: tuple[str, ...] = (
     "flows",
     "edge_load",
     "sip_load",
+    "call_registry",
     "statistics",
     "recording",
     "conference",

@@ -1,8 +1,10 @@
 """The usage feed into the shared store: events/s imported and rated into PostgreSQL (one
 importer, and two importers at once as two nodes would), side by side with SQLite, the
-embedded default, on the same events; and the detail export's rows/s from each.
+embedded default, on the same events; the detail export's rows/s from each; and the call
+registry's time per call (created, ringing, answered, ended: the statements a node runs on
+its event loop for each call) on either engine.
 
-    ./run bench shared_store [--events N]
+    ./run bench shared_store [--events N] [--calls N]
 
 PostgreSQL runs as a real server started here (initdb in a temporary folder, default
 durability settings: fsync on), on loopback; it is stopped by its PID at the end.
@@ -20,6 +22,7 @@ from pathlib import Path
 
 from bench.metering import MONTH, generate
 from flexvoice.accounts import create_account
+from flexvoice.calls import CallRegistry
 from flexvoice.metering.export import write_export
 from flexvoice.metering.store import UsageStore
 from flexvoice.metering.tariffs import load_tariffs
@@ -52,6 +55,25 @@ def _export(store: UsageStore, out: Path) -> tuple[int, float]:
     return rows, time.perf_counter() - start
 
 
+def _registry(conn: Connection, calls: int) -> float:
+    """Seconds for `calls` calls through the call registry, each as a node reports it."""
+    reg = CallRegistry(conn, node="bench")
+    start = time.perf_counter()
+    for i in range(calls):
+        call = reg.create(
+            account="acct000",
+            direction="inbound",
+            from_number=f"+3247{i:07d}",
+            to_number="+3225551001",
+            flow="support",
+        ).id
+        reg.call_event(call, "ringing", {"sip_status": 180})
+        reg.call_event(call, "answered", {"sip_status": 200})
+        reg.call_event(call, "step", {"step": "welcome", "verb": "play"})
+        reg.call_event(call, "ended", {"sip_status": 200, "ended_by": "caller"})
+    return time.perf_counter() - start
+
+
 def _two_importers(url: str, files: list[Path]) -> float:
     """Two `flexvoice usage import` processes at once, as two nodes importing their spools."""
     start = time.perf_counter()
@@ -74,6 +96,7 @@ def _two_importers(url: str, files: list[Path]) -> float:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="bench shared_store")
     parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--calls", type=int, default=2_000)
     args = parser.parse_args(argv)
     n: int = args.events
     work = Path(tempfile.mkdtemp(prefix="flexvoice-bench-"))
@@ -87,6 +110,7 @@ def main(argv: list[str]) -> int:
     lite = _store(sqlite.connect(work / "usage.db"))
     lite_s = _import(lite, events)
     lite_rows, lite_export_s = _export(lite, work / "lite.csv")
+    lite_calls_s = _registry(lite.conn, args.calls)
 
     with running_postgres(durable=True) as server:
         pg = _store(postgres.connect(server.new_database()))
@@ -95,6 +119,7 @@ def main(argv: list[str]) -> int:
         assert lite_rows == pg_rows
         same = (work / "lite.csv").read_bytes() == (work / "pg.csv").read_bytes()
         again_s = _import(pg, events)  # every id known: all duplicates
+        pg_calls_s = _registry(pg.conn, args.calls)
         two_url = server.new_database()
         _store(postgres.connect(two_url))
         two_s = _two_importers(two_url, halves)
@@ -107,6 +132,10 @@ def main(argv: list[str]) -> int:
     print(f"  PostgreSQL, re-import (all duplicates): {n / again_s:,.0f} events/s")
     print(f"detail export: SQLite {lite_rows / lite_export_s:,.0f} rows/s, PostgreSQL "
           f"{pg_rows / pg_export_s:,.0f} rows/s; byte-identical: {same}")  # fmt: skip
+    per = 1000 / args.calls
+    print(f"call registry, {args.calls:,} calls (create, ringing, answered, step, ended):")
+    print(f"  SQLite: {lite_calls_s * per:.2f} ms per call; PostgreSQL: {pg_calls_s * per:.2f} ms "
+          f"per call ({pg_calls_s / lite_calls_s:.2f}x), on the event loop")  # fmt: skip
     print(f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores during the run)")
     for f in work.iterdir():
         f.unlink()

@@ -22,145 +22,43 @@ figures depend on what else runs on the machine: the load average is printed bes
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import REPO
-from flexvoice.sip.addresses import RTP_PORTS_PER_WORKER, rtp_ports
+from bench.procstat import (
+    Idle,
+    cpu_seconds,
+    load,
+    measure_idle,
+    measure_idle_pids,
+    parts_of,
+    pss_kb,
+    tree,
+    workers_by_port,
+)
+from bench.sip_load_procs import (
+    MAX_WORKERS,
+    RTP_LOW,
+    control_plane,
+    replace_time,
+    start_bare,
+    start_node,
+    stop_bare,
+    stop_node,
+    wait_up,
+)
+from flexvoice.sip.addresses import RTP_PORTS_PER_WORKER
 from flexvoice.sip.pool import STABLE_AFTER
 from tests.conftest import free_port_range
-from tests.poolkit import tone
 from tests.sipptool import SCENARIOS, free_udp_pair
-
-IVR_FLOW = """\
-flow: bench-ivr
-description: Benchmark IVR - a long menu prompt, one digit, then a looping prompt until hang-up
-start: menu
-steps:
-  menu:
-    menu:
-      prompt: bench_menu
-      options: {"1": answer}
-      timeout: 20s
-      retries: 0
-  answer:
-    play: {prompt: bench_hold, loop: 100}
-"""
-
-
-def write_node(tmp: Path, workers: int) -> tuple[Path, int, int, int]:
-    prompts = tmp / "prompts"
-    (prompts / "en").mkdir(parents=True)
-    for folder in (prompts, prompts / "en"):
-        tone(folder / "bench_menu.wav", 20.0)
-        tone(folder / "bench_hold.wav", 5.0)
-    flows = tmp / "flows"
-    flows.mkdir()
-    (flows / "bench-ivr.yaml").write_text(IVR_FLOW)
-    (tmp / "numbers.yaml").write_text(
-        "accounts:\n  bench: {tariff: flexio-payu}\nnumbers:\n"
-        '  "+3225550001": {account: bench, flow: bench-ivr}\n'
-        '  "+3225550002": {account: bench, prompt: bench_menu}\n'
-    )
-    http = free_port_range(1)
-    edge = free_port_range(1)
-    base = low_port_range(workers)
-    cfg = tmp / "flexvoice.yaml"
-    cfg.write_text(
-        f"""
-http: {{host: 127.0.0.1, port: {http}}}
-sip:
-  edge: {{port: {edge}, ctl_socket: {tmp}/kamailio-ctl.sock}}
-  workers: {{count: {workers}, base_port: {base}, drain_grace: 2s, rtp_base: {RTP_LOW}}}
-  trunks: {REPO}/sip/trunks.yaml
-  numbers: {tmp}/numbers.yaml
-storage: {{database: {tmp}/flexvoice.db, recordings: {tmp}/recordings}}
-paths: {{flows: {flows}, prompts: {prompts}, tariffs: {REPO}/metering/tariffs}}
-logging: {{level: warning}}
-"""
-    )
-    return cfg, http, edge, base
-
-
-def tree(root_pid: int) -> list[int]:
-    """A process and all its descendants."""
-    out = subprocess.run(["ps", "-eo", "pid=,ppid="], capture_output=True, text=True).stdout
-    children: dict[int, list[int]] = {}
-    for line in out.splitlines():
-        pid, ppid = (int(x) for x in line.split())
-        children.setdefault(ppid, []).append(pid)
-    found, todo = [], [root_pid]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo += children.get(pid, [])
-    return found
-
-
-def cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def pss_kb(pids: list[int]) -> int:
-    """Proportional set size: each shared page counted once across the processes."""
-    total = 0
-    for pid in pids:
-        try:
-            text = Path(f"/proc/{pid}/smaps_rollup").read_text()
-        except OSError:
-            continue
-        match = re.search(r"^Pss:\s+(\d+) kB", text, re.M)
-        total += int(match.group(1)) if match else 0
-    return total
-
-
-def workers_by_port(base: int, count: int) -> dict[int, int]:
-    """index -> pid of whoever listens on UDP base + index (workers are forked from a
-    template, so their command line does not tell them apart)."""
-    out = subprocess.run(["ss", "-ulpnH"], capture_output=True, text=True).stdout
-    found: dict[int, int] = {}
-    for line in out.splitlines():
-        port = int(line.split()[3].rsplit(":", 1)[1])
-        match = re.search(r"pid=(\d+)", line)
-        if match and base <= port < base + count:
-            found[port - base] = int(match.group(1))
-    return found
-
-
-@dataclass
-class Idle:
-    cores: float  # the whole tree, in cores
-    worker_pct: float  # one worker on average, in % of a core
-    pss_kb: int
-
-
-def measure_idle(root_pid: int, workers: list[int], seconds: float) -> Idle:
-    pids = tree(root_pid)
-    before = {p: cpu_seconds(p) for p in pids}
-    time.sleep(seconds)
-    after = {p: cpu_seconds(p) for p in pids}
-    total = sum(after[p] - before[p] for p in pids)
-    per_worker = sum(after[p] - before[p] for p in workers) / max(1, len(workers))
-    return Idle(total / seconds, 100 * per_worker / seconds, pss_kb(pids))
-
-
-def load() -> str:
-    return "load " + " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def sipp(args: list[str], timeout: float) -> tuple[int, int, str]:
@@ -226,11 +124,6 @@ def pct(values: list[float], q: float) -> float:
 
 # The workers' ports live below 20000, where other test runs' free_port_range never looks and
 # the kernel hands out no ephemeral ports: a port taken mid-run would fail the start-up.
-SIP_LOW = 6000
-RTP_LOW = 10000
-MAX_WORKERS = (20000 - RTP_LOW) // (2 * RTP_PORTS_PER_WORKER)
-
-
 @dataclass
 class Target:
     """Where sipp sends calls: the edge, or N bare processes (a line of `inf` per call)."""
@@ -322,33 +215,51 @@ class Rate:
     p50: float
     p99: float
     cpu_ms: float  # CPU per call above idle, all of the target's processes (nan: not measured)
+    parts_ms: dict[str, float] = field(default_factory=dict)  # the same, per part of the engine
 
 
 def cps_ceiling(
-    t: Target, rates: list[int], seconds: int, tmp: Path, pids: list[int], idle_cores: float
+    t: Target,
+    rates: list[int],
+    seconds: int,
+    tmp: Path,
+    pids: list[int],
+    idle_cores: float,
+    parts: tuple[dict[str, list[int]], dict[str, float]] | None = None,
 ) -> list[Rate]:
     """Each rate for `seconds`, short calls with a prompt, until one has a failed call. CPU
     per call (less what the processes burn idle) depends far less on what else runs on the
-    machine than set-up times do."""
+    machine than set-up times do. `parts`: the engine's processes by job and their idle cores,
+    to say which of them spends the CPU."""
     done: list[Rate] = []
     for rate in rates:
         before = sum(cpu_seconds(p) for p in pids)
+        part_before = {
+            k: sum(cpu_seconds(p) for p in ps) for k, ps in (parts or ({}, {}))[0].items()
+        }
         started = time.monotonic()
         ok, bad, _ = sipp(
             uac(t.scenario("uac_call.xml"), t.address, "+3225550002", calls=rate * seconds,
                 rate=rate, limit=rate * 2, hold_ms=500, trace_dir=tmp, inf=t.inf),
             timeout=seconds * 4 + 60,
         )  # fmt: skip
-        busy = sum(cpu_seconds(p) for p in pids) - before
-        busy -= idle_cores * (time.monotonic() - started)
-        cpu_ms = 1000 * busy / max(1, ok + bad) if pids else float("nan")
+        elapsed = time.monotonic() - started
+        busy = sum(cpu_seconds(p) for p in pids) - before - idle_cores * elapsed
+        calls = max(1, ok + bad)
+        cpu_ms = 1000 * busy / calls if pids else float("nan")
+        parts_ms = {}
+        if parts:
+            for part, ps in parts[0].items():
+                spent = sum(cpu_seconds(p) for p in ps) - part_before[part]
+                parts_ms[part] = 1000 * (spent - parts[1].get(part, 0.0) * elapsed) / calls
         times = setup_times_ms(tmp)
         good = bad == 0 and ok == rate * seconds
-        done.append(Rate(rate, good, pct(times, 0.5), pct(times, 0.99), cpu_ms))
+        done.append(Rate(rate, good, pct(times, 0.5), pct(times, 0.99), cpu_ms, parts_ms))
+        split = ", ".join(f"{k} {v:.1f}" for k, v in parts_ms.items())
         print(
             f"  {t.name:6s} {rate:4d} CPS for {seconds}s: {ok} ok, {bad} failed; set-up p50 "
-            f"{done[-1].p50:.1f} ms, p99 {done[-1].p99:.1f} ms; CPU {cpu_ms:.1f} ms per call "
-            f"({load()})",
+            f"{done[-1].p50:.1f} ms, p99 {done[-1].p99:.1f} ms; CPU {cpu_ms:.1f} ms per call"
+            f"{f' ({split})' if split else ''} ({load()})",
             flush=True,
         )
         if not good:
@@ -359,120 +270,6 @@ def cps_ceiling(
 def best(rates: list[Rate]) -> Rate | None:
     good = [r for r in rates if r.ok]
     return good[-1] if good else None
-
-
-def start_node(tmp: Path, workers: int) -> tuple[subprocess.Popen[bytes], int, int, int]:
-    cfg, http, edge, base = write_node(tmp, workers)
-    # SIP_LOAD_NODE_CODE: another checkout's code for the node (e.g. main), to compare.
-    code = Path(os.environ.get("SIP_LOAD_NODE_CODE", REPO))
-    node = subprocess.Popen(
-        [sys.executable, "-m", "flexvoice", "--config", str(cfg), "serve"],
-        cwd=code,
-        env={**os.environ, "PYTHONPATH": str(code)},
-        stdout=subprocess.DEVNULL,
-        stderr=open(tmp / "node.log", "wb"),  # noqa: SIM115
-        start_new_session=True,
-    )
-    return node, http, edge, base
-
-
-def workers_up(http: int) -> int:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{http}/healthz", timeout=2) as r:
-            return int(json.loads(r.read())["workers"]["up"])
-    except (OSError, ValueError, KeyError):
-        return -1
-
-
-def wait_up(http: int, node: subprocess.Popen[bytes], count: int, timeout: float) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if node.poll() is not None:
-            raise SystemExit("bench: the node exited during start-up (see node.log)")
-        if workers_up(http) == count:
-            return time.monotonic() - started
-        time.sleep(0.02)
-    raise SystemExit(f"bench: {count} workers not up within {timeout:.0f}s")
-
-
-def replace_time(http: int, node: subprocess.Popen[bytes], count: int, base: int) -> float:
-    """SIGKILL worker 0 (up for a while) and time until the node has `count` workers again."""
-    pid = workers_by_port(base, 1)[0]
-    killed = time.monotonic()
-    os.kill(pid, signal.SIGKILL)
-    while workers_up(http) == count and time.monotonic() - killed < 5:
-        time.sleep(0.005)  # until the pool has seen it die
-    wait_up(http, node, count, 30)
-    return time.monotonic() - killed
-
-
-def stop_node(node: subprocess.Popen[bytes]) -> None:
-    node.send_signal(signal.SIGTERM)
-    try:
-        node.wait(60)
-    except subprocess.TimeoutExpired:
-        os.killpg(node.pid, signal.SIGKILL)
-        node.wait()
-
-
-def low_port_range(count: int) -> int:
-    """`count` consecutive UDP+TCP ports free between SIP_LOW and RTP_LOW."""
-    for base in range(SIP_LOW, RTP_LOW - count, 50):
-        socks: list[socket.socket] = []
-        try:
-            for port in range(base, base + count):
-                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-                    sock = socket.socket(socket.AF_INET, kind)
-                    socks.append(sock)
-                    sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise SystemExit(f"bench: no {count} free ports between {SIP_LOW} and {RTP_LOW}")
-
-
-def start_bare(tmp: Path, count: int, rtp_base: int) -> tuple[list[subprocess.Popen[bytes]], int]:
-    base = low_port_range(count)
-    procs: list[subprocess.Popen[bytes]] = []
-    prompt = tmp / "prompts" / "bench_menu.wav"
-    batch = 3 * (os.cpu_count() or 1)  # as the pool starts its workers
-    for first in range(0, count, batch):
-        started = []
-        for i in range(first, min(count, first + batch)):
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "bench.bare_pjsua2", "--port", str(base + i),
-                 "--rtp-port", str(rtp_ports(rtp_base, i).start), "--prompt", str(prompt)],
-                cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=open(tmp / f"bare_{i}.log", "wb"), start_new_session=True,  # noqa: SIM115
-            )  # fmt: skip
-            started.append(proc)
-        for proc in started:
-            assert proc.stdout is not None
-            # pjlib prints a few lines to standard output before its log level is set
-            while (line := proc.stdout.readline()) and line.strip() != b"ready":
-                pass
-            if not line:
-                log = tmp / f"bare_{started.index(proc) + first}.log"
-                why = log.read_text(errors="replace").strip().splitlines()[-1:] or ["?"]
-                stop_bare(procs + started)
-                raise SystemExit(f"bench: a bare pjsua2 process did not start: {why[0]}")
-        procs += started
-    return procs, base
-
-
-def stop_bare(procs: list[subprocess.Popen[bytes]]) -> None:
-    for proc in procs:
-        if proc.stdin:
-            proc.stdin.close()
-    for proc in procs:
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def mark(ok: bool) -> str:
@@ -518,7 +315,8 @@ def main(argv: list[str]) -> int:
         print(f"engine: {n} workers up in {up_s:.1f}s ({load()})", flush=True)
         time.sleep(3)
         workers = list(workers_by_port(sip_base, n).values())
-        idle = measure_idle(node.pid, workers, args.idle_seconds)
+        root = control_plane(node)
+        idle = measure_idle(root, workers, args.idle_seconds)
         print(
             f"engine idle: node {idle.cores:.3f} cores, one worker {idle.worker_pct:.3f} % of "
             f"a core, PSS {idle.pss_kb / 1024:.0f} MB ({load()})",
@@ -529,15 +327,15 @@ def main(argv: list[str]) -> int:
         replaced = replace_time(http, node, n, sip_base)
         print(f"engine: a killed worker replaced in {replaced:.2f}s", flush=True)
         print("concurrent IVR calls (prompt, DTMF), stepping up:", flush=True)
-        pids = tree(node.pid)
+        pids = tree(root)
         engine_steps = concurrency_ceiling(Target("engine", f"127.0.0.1:{edge}", tmp), steps,
                                            pids, args.ramp)  # fmt: skip
         print("CPS with media (answer, prompt, hang-up after 0.5 s), stepping up:", flush=True)
         engine_rates: list[Rate] = []
         if not args.no_cps:
             engine_rates = cps_ceiling(Target("engine", f"127.0.0.1:{edge}", tmp), rates,
-                                       args.step_seconds, tmp, tree(node.pid),
-                                       idle.cores)  # fmt: skip
+                                       args.step_seconds, tmp, tree(root), idle.cores,
+                                       (parts_of(root), idle.parts))  # fmt: skip
     finally:
         stop_node(node)
     # 2. The floor: n bare pjsua2 processes of the same wheel, same scenarios.
@@ -585,13 +383,6 @@ def main(argv: list[str]) -> int:
     shutil.rmtree(tmp, ignore_errors=True)
     return report(n, up_s, replaced, idle, bare_idle, engine_steps, bare_steps, engine_rates,
                   bare_rates, sipp_rates)  # fmt: skip
-
-
-def measure_idle_pids(pids: list[int], seconds: float) -> Idle:
-    before = {p: cpu_seconds(p) for p in pids}
-    time.sleep(seconds)
-    total = sum(cpu_seconds(p) - before[p] for p in pids)
-    return Idle(total / seconds, 100 * total / seconds / max(1, len(pids)), pss_kb(pids))
 
 
 def report(
@@ -656,6 +447,9 @@ def report(
             e, b = both[-1]
             print(f"CPU per call at {e.cps} CPS (above idle): engine {e.cpu_ms:.1f} ms, bare "
                   f"pjsua2 {b.cpu_ms:.1f} ms; bare / engine {b.cpu_ms / e.cpu_ms:.2f}")  # fmt: skip
+            split = ", ".join(f"{k} {v:.1f} ms" for k, v in e.parts_ms.items())
+            if split:
+                print(f"  engine's CPU per call by part: {split}")
     s_rate = s_cps.cps if s_cps else 0
     print(f"sipp UAS alone (signalling bound): {s_rate} CPS; engine / sipp-UAS "
           f"{e_rate / s_rate if s_rate else float('nan'):.2f}")  # fmt: skip

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from flexvoice.errors import UserError
+from flexvoice.storage import readcache
 from flexvoice.storage.engine import (
     Connection,
     IntegrityError,
@@ -95,6 +96,7 @@ def create_account(
         )
     except IntegrityError:
         raise UserError(f"account '{name}' already exists") from None
+    readcache.changed()  # a number of this account may be cached as having none
     return Account(name, tariff, "active", created)
 
 
@@ -119,6 +121,7 @@ def list_accounts(conn: Connection) -> list[Account]:
 def set_status(conn: Connection, name: str, status: Status) -> Account:
     ensure_schema(conn)
     cur = conn.execute("UPDATE accounts SET status = ? WHERE name = ?", (status, name))
+    readcache.changed()  # the numbers' routes cached for calls say whether it is suspended
     if cur.rowcount == 0:
         raise UserError(f"no account '{name}'; create it with 'flexvoice accounts create {name}'")
     account = get_account(conn, name)

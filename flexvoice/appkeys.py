@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from flexvoice.sip.trunks import Trunks
     from flexvoice.statistics.service import Statistics
     from flexvoice.storage.engine import Connection
+    from flexvoice.storage.postgres import PgPool
     from flexvoice.verify.service import Verifier
 
 T = TypeVar("T")
@@ -55,6 +56,8 @@ DB: web.AppKey[sqlite3.Connection] = web.AppKey("db")  # the event loop's SQLite
 # Accounts, API keys and numbers: the same connection as DB on one node; with a PostgreSQL
 # storage.database, the event loop's connection to it (shared by every node).
 SHARED_DB: web.AppKey[Connection] = web.AppKey("shared_db")
+# With PostgreSQL: a few more connections to it, for work done on worker threads.
+SHARED_POOL: web.AppKey[PgPool] = web.AppKey("shared_pool")
 TARIFFS: web.AppKey[TariffBook] = web.AppKey("tariffs")
 TRUNKS: web.AppKey[Trunks] = web.AppKey("trunks")
 

@@ -125,8 +125,10 @@ class CallLeg(Protocol):
     ) -> RecordResult:
         """Record what the caller says into a WAV file until a digit, max_length or hangup."""
 
-    async def start_recording(self, path: Path) -> None:
-        """Whole-call recording in the background (both directions mixed)."""
+    async def start_recording(self, path: Path, second: Path | None = None) -> None:
+        """Whole-call recording in the background: both directions mixed into `path`, or
+        with `second` this leg's party into `path` and what it hears into `second` (dual
+        channel, interleaved by the recording service)."""
 
     async def pause_recording(self) -> None:
         """Silence goes into the whole-call recording until resumed."""
@@ -145,6 +147,10 @@ class CallLeg(Protocol):
         by them unless muted."""
 
     async def conf_mute(self, muted: bool) -> None: ...
+
+    def talk_time(self) -> tuple[float, bool]:
+        """Seconds the leg has spoken in its conference room (its media worker's measure, the
+        spurt going on counted up to now), and whether it speaks now."""
 
     async def wait_ended(self) -> None:
         """Return once the leg has ended (however it ended)."""

@@ -10,16 +10,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from flexvoice.storage.engine import both
+
 FINAL_STATUSES: frozenset[str] = frozenset(
     {"completed", "busy", "no-answer", "failed", "canceled", "redirected"}
 )
 
-MIGRATIONS = [
-    # Databases made before issue 13 also got a `recordings` table from this first script (id,
-    # account, call_id, path, started_at, duration_seconds, created_at). flexvoice.recordings
-    # owns recordings now: its second migration moves any such rows into call_recordings and
-    # drops the table, so old and new databases end with the same schema.
-    """
+_FIRST = """
     CREATE TABLE calls (
         id TEXT PRIMARY KEY,
         account TEXT NOT NULL,
@@ -49,17 +46,41 @@ MIGRATIONS = [
         data TEXT NOT NULL
     );
     CREATE INDEX call_events_call ON call_events (call_id, seq);
-    """,
+"""
+
+MIGRATIONS = [
+    # Databases made before issue 13 also got a `recordings` table from this first script (id,
+    # account, call_id, path, started_at, duration_seconds, created_at). flexvoice.recordings
+    # owns recordings now: its second migration moves any such rows into call_recordings and
+    # drops the table, so old and new databases end with the same schema.
+    both(
+        _FIRST,
+        # SQLite's implicit rowid made explicit: "ORDER BY created_at, rowid" (the order the
+        # legs were dialled) reads the same on both engines.
+        _FIRST.replace("CREATE TABLE calls (", "CREATE TABLE calls (\n        rowid BIGSERIAL,", 1),
+    ),
     # Why price_eur is null (an unpriced destination, no tariff): said, not left to guess.
-    "ALTER TABLE calls ADD COLUMN price_note TEXT;",
+    both("ALTER TABLE calls ADD COLUMN price_note TEXT;"),
     # The call tree: a dialled leg points at the call that dialled it; every leg says who
     # ended it and the SIP reason of its end; price_eur stays the leg's own price.
-    """
+    both(
+        """
     ALTER TABLE calls ADD COLUMN parent_call_id TEXT;
     ALTER TABLE calls ADD COLUMN ended_by TEXT;
     ALTER TABLE calls ADD COLUMN reason TEXT;
     CREATE INDEX calls_parent ON calls (parent_call_id);
-    """,
+    """
+    ),
+    # The node that carries the call (Config.node_name): with several nodes on one store, a
+    # node starting closes only its own calls left open, never another node's live ones. The
+    # statistics' catch-up finds ended calls by their end (the index it made itself before).
+    both(
+        """
+    ALTER TABLE calls ADD COLUMN node TEXT;
+    CREATE INDEX calls_open ON calls (node, status);
+    CREATE INDEX IF NOT EXISTS stats_calls_ended_at ON calls (ended_at);
+    """
+    ),
 ]
 
 

@@ -7,21 +7,26 @@ status callbacks.
 Status moves only forward: queued -> ringing -> in-progress -> one final status (completed,
 busy, no-answer, failed, canceled, redirected). The trace keeps one `ringing`, one
 `answered` and one `ended` per leg: a repeated one is dropped, not stored. A leg is priced
-from its `call` usage event - the one the SIP layer wrote to the usage feed, or, for a leg
-no SIP layer reported (a test's stand-in), one built by the same function.
+from its `call` usage event (flexvoice/callprice.py).
+
+Each event is one transaction, and the calls in progress are also kept in memory
+(flexvoice/livecalls.py, written after the database): a crash loses at most the event being
+stored (all of it, never half), and nothing that bills: the usage event reaches the usage
+spool from the SIP layer, which remains what billing counts.
 """
 
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import json
-import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Protocol
 
 from flexvoice.callcontrol import CallStatus, new_call_id
-from flexvoice.callevent import call_event as build_call_event
+from flexvoice.callprice import Pricer, leg_price
 from flexvoice.callrecords import (
     COLUMNS,
     FINAL_STATUSES,
@@ -30,12 +35,13 @@ from flexvoice.callrecords import (
     CallRecord,
     call_row,
     now_iso,
-    seconds_between,
 )
 from flexvoice.callresource import call_resource
+from flexvoice.livecalls import LiveCalls
 from flexvoice.logs import get_logger
 from flexvoice.outcomes import outcome_for
-from flexvoice.storage.sqlite import migrate
+from flexvoice.storage.engine import Connection, is_postgres
+from flexvoice.storage.migrate import migrate
 
 log = get_logger(__name__)
 
@@ -45,13 +51,6 @@ _RANK = {"queued": 0, "ringing": 1, "in-progress": 2}
 STATUS_EVENTS = ("initiated", "ringing", "answered", "completed")
 PRICE_QUANTUM = Decimal("0.0001")
 _ONCE = ("ringing", "answered", "ended")  # kinds a leg's trace holds at most once
-
-
-class Pricer(Protocol):
-    """Rates one leg's `call` usage event under the account's tariff (flexvoice.api.pricing,
-    built on the metering module's rating)."""
-
-    def price_usage(self, event: dict[str, Any]) -> CallPrice: ...
 
 
 class CallListener(Protocol):
@@ -79,18 +78,24 @@ def outcome_status(data: dict[str, object], answered: bool) -> CallStatus:
 
 
 class CallRegistry:
-    """Calls in SQLite; implements CallObserver. Writes are one short SQLite transaction, and
-    webhooks are queued, so `call_event` never blocks a call for long."""
+    """Calls in the store (this node's SQLite file, or the PostgreSQL several nodes share;
+    `node` names this node there, Config.node_name); implements CallObserver. Each event is
+    one short transaction (its rows, the call's new state and its queued webhooks commit
+    together or not at all), and the calls in progress are also kept in memory
+    (flexvoice.livecalls), so an event reads no row: `call_event` never blocks a call for
+    long."""
 
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         *,
         webhooks: WebhookSender | None = None,
         pricer: Pricer | None = None,
         clock: Callable[[], str] = now_iso,
+        node: str | None = None,
     ):
         self.conn = conn
+        self.node = node
         self.webhooks = webhooks
         self.pricer = pricer
         self.clock = clock
@@ -102,7 +107,32 @@ class CallRegistry:
         # own): the statistics' live board and rollups (flexvoice.statistics). A listener
         # must not raise or block.
         self.listeners: builtins.list[CallListener] = []
+        self.live = LiveCalls()
+        self._touched: set[str] = set()  # calls changed in the open transaction
         migrate(conn, "calls", MIGRATIONS)
+
+    @contextmanager
+    def _transaction(self, call_id: str) -> Iterator[None]:
+        """One transaction for everything an event writes (joining one already open). If it
+        is rolled back, the calls it touched are read from the database again."""
+        self._touched.add(call_id)
+        if self.conn.in_transaction:
+            yield
+            return
+        # SQLite: the write lock first (waiting for it as any write does); a deferred BEGIN
+        # that reads (the pricer's account) before it writes fails at once, not waiting,
+        # when another connection committed in between.
+        self.conn.execute("BEGIN" if is_postgres(self.conn) else "BEGIN IMMEDIATE")
+        try:
+            yield
+            self.conn.execute("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            self.live.forget(self._touched)
+            raise
+        finally:
+            self._touched.clear()
 
     # -- creation and reads
 
@@ -122,35 +152,35 @@ class CallRegistry:
     ) -> CallRecord:
         call_id = call_id or new_call_id()
         now = self.clock()
-        self.conn.execute(
-            f"INSERT INTO calls ({COLUMNS}) VALUES"
-            " (?, ?, ?, ?, ?, 'queued', NULL, NULL, ?, ?, NULL, NULL, NULL, NULL, NULL, ?, ?, ?,"
-            " NULL, ?, NULL, NULL)",
-            (
-                call_id,
-                account,
-                direction,
-                from_number,
-                to_number,
-                flow,
-                now,
-                status_callback,
-                json.dumps(list(status_events)),
-                int(record),
-                parent_call_id,
-            ),
-        )
-        self._trace(call_id, "queued", {"flow": flow, "parent_call_id": parent_call_id})
-        call = self.get(call_id)
-        assert call is not None
+        events = json.dumps(list(status_events))
+        with self._transaction(call_id):
+            self.conn.execute(
+                f"INSERT INTO calls ({COLUMNS}, node) VALUES (?, ?, ?, ?, ?, 'queued', NULL, NULL,"
+                " ?, ?, NULL, NULL, NULL, NULL, NULL, ?, ?, ?, NULL, ?, NULL, NULL, ?)",
+                (call_id, account, direction, from_number, to_number, flow, now,
+                 status_callback, events, int(record), parent_call_id, self.node),
+            )  # fmt: skip
+            self._trace(call_id, "queued", {"flow": flow, "parent_call_id": parent_call_id})
+        # The row as the database now holds it (status_events as read back: a tuple).
+        call = CallRecord(
+            call_id, account, direction, from_number, to_number, "queued", None, None, flow,
+            now, None, None, None, None, None, status_callback, tuple(json.loads(events)),
+            bool(record), None, parent_call_id, None, None,
+        )  # fmt: skip
+        self.live.created(call)
         self._tell(call, "queued", {"flow": flow})
         return call
 
     def get(self, call_id: str, account: str | None = None) -> CallRecord | None:
-        row = self.conn.execute(f"SELECT {COLUMNS} FROM calls WHERE id = ?", (call_id,)).fetchone()
-        if row is None or (account is not None and row[1] != account):
+        call = self.live.get(call_id)
+        if call is None:
+            row = self.conn.execute(
+                f"SELECT {COLUMNS} FROM calls WHERE id = ?", (call_id,)
+            ).fetchone()
+            call = call_row(row) if row is not None else None
+        if call is None or (account is not None and call.account != account):
             return None
-        return call_row(row)
+        return call
 
     def children(self, call_id: str) -> builtins.list[CallRecord]:
         rows = self.conn.execute(
@@ -188,11 +218,15 @@ class CallRegistry:
         ).fetchall()
         return [call_row(r) for r in rows]
 
-    def open_calls(self) -> builtins.list[CallRecord]:
-        """Calls not yet final (at a start: the ones a killed node left open)."""
+    def open_calls(self, node: str | None = None) -> builtins.list[CallRecord]:
+        """Calls not yet final (at a start: the ones a killed node left open); only those of
+        `node` when given (a store several nodes share holds the others' live calls)."""
         final = ", ".join(f"'{s}'" for s in sorted(FINAL_STATUSES))
-        rows = self.conn.execute(f"SELECT {COLUMNS} FROM calls WHERE status NOT IN ({final})")
-        return [call_row(r) for r in rows.fetchall()]
+        sql = f"SELECT {COLUMNS} FROM calls WHERE status NOT IN ({final})"
+        if node is None:
+            return [call_row(r) for r in self.conn.execute(sql).fetchall()]
+        rows = self.conn.execute(sql + " AND node = ?", (node,)).fetchall()
+        return [call_row(r) for r in rows]
 
     def events(self, call_id: str) -> builtins.list[dict[str, Any]]:
         rows = self.conn.execute(
@@ -208,12 +242,25 @@ class CallRegistry:
         (sip_status, reason, cause, outcome, ended_by, usage) from the SIP layer; "step" from the
         flow runtime; anything else is kept in the trace only."""
         try:
-            self._call_event(call_id, kind, data)
+            with self._transaction(call_id):
+                ended = self._call_event(call_id, kind, data)
+                # What listeners write (the statistics' rollup of an ended call) commits with
+                # the event: one commit per event.
+                self._tell_event(call_id, kind, data, ended)
+            return
         except Exception:  # an observer must never break the call that reports to it
             log.exception("calls.event_failed", call_id=call_id, kind=kind)
-        if self.listeners:
-            # The record is read again only where listeners need it: at the call's end.
-            self._tell(self.get(call_id) if kind == "ended" else None, kind, data, call_id)
+        self._tell_event(call_id, kind, data, None)
+
+    def _tell_event(
+        self, call_id: str, kind: str, data: dict[str, object], ended: CallRecord | None
+    ) -> None:
+        if not self.listeners:
+            return
+        # The record is given only where listeners need it: at the call's end.
+        if kind == "ended" and ended is None:
+            ended = self.get(call_id)  # a repeated end, or one that failed
+        self._tell(ended if kind == "ended" else None, kind, data, call_id)
 
     def _tell(
         self, call: CallRecord | None, kind: str, data: dict[str, object], call_id: str = ""
@@ -224,27 +271,28 @@ class CallRegistry:
             except Exception:
                 log.exception("calls.listener_failed", call_id=call_id, kind=kind)
 
-    def _call_event(self, call_id: str, kind: str, data: dict[str, object]) -> None:
+    def _call_event(self, call_id: str, kind: str, data: dict[str, object]) -> CallRecord | None:
+        """Store one event; returns the call as it ended for an "ended" event that ended it."""
         if kind == "leg":
             self._add_leg(call_id, data)
-            return
+            return None
         call = self.get(call_id)
         if call is None:
             self._trace(call_id, kind, data)
-            return
+            return None
         if kind in _ONCE and self._seen(call, kind):
             log.debug("calls.repeated_event", call_id=call_id, kind=kind)
-            return
+            return None
         at = str(data.get("at") or self.clock())
         if kind == "ended":
-            self._end(call, data, at)
-            return
+            return self._end(call, data, at)
         self._trace(call_id, kind, data)
         if kind == "initiated":
             self.conn.execute(
                 "UPDATE calls SET started_at = COALESCE(started_at, ?) WHERE id = ?",
                 (at, call_id),
             )
+            self.live.changed(call_id, started_at=call.started_at or at)
             self._notify(call_id, "initiated")
         elif kind == "ringing" and self._advance(call, "ringing"):
             self._notify(call_id, "ringing")
@@ -254,7 +302,9 @@ class CallRegistry:
                 " WHERE id = ?",
                 (at, at, call_id),
             )
+            self.live.changed(call_id, answered_at=at, started_at=call.started_at or at)
             self._notify(call_id, "answered")
+        return None
 
     def _seen(self, call: CallRecord, kind: str) -> bool:
         if kind == "ended":
@@ -287,6 +337,7 @@ class CallRegistry:
         if call.final or _RANK.get(call.status, 0) >= _RANK[status]:
             return False
         self.conn.execute("UPDATE calls SET status = ? WHERE id = ?", (status, call.id))
+        self.live.changed(call.id, status=status)
         return True
 
     def finish(
@@ -300,7 +351,7 @@ class CallRegistry:
             {"outcome": status, "sip_status": sip_status, "cause": cause, "ended_by": "api"},
         )
 
-    def _end(self, call: CallRecord, data: dict[str, object], at: str) -> None:
+    def _end(self, call: CallRecord, data: dict[str, object], at: str) -> CallRecord:
         answered_at = call.answered_at
         if answered_at is None and data.get("outcome") == "completed":
             answered_at = call.started_at or at  # a stand-in leg that never said "answered"
@@ -308,32 +359,33 @@ class CallRegistry:
         sip = data.get("sip_status")
         sip_status = sip if isinstance(sip, int) else None
         cause = str(data.get("cause") or data.get("reason") or status)
-        usage = data.get("usage")
         priced = CallPrice(0, Decimal(0))  # never answered: nothing is billed
         if answered_at is not None:
-            event = usage if isinstance(usage, dict) else self._usage_of(call, answered_at, at)
-            priced = self._price(call, event, answered_at, at)
+            priced = leg_price(self.pricer, call, data.get("usage"), answered_at, at)
         price = priced.price_eur
         ended_by = data.get("ended_by")
         reason = data.get("reason")
+        changes: dict[str, Any] = {
+            "status": status,
+            "sip_status": sip_status,
+            "cause": cause,
+            "ended_at": at,
+            "started_at": call.started_at or at,
+            "billable_seconds": priced.billable_seconds,
+            "price_eur": (
+                str(price.quantize(PRICE_QUANTUM, ROUND_HALF_UP)) if price is not None else None
+            ),
+            "price_note": priced.unpriced_reason,
+            "ended_by": str(ended_by) if ended_by else None,
+            "reason": str(reason) if reason else None,
+        }
         self.conn.execute(
             "UPDATE calls SET status = ?, sip_status = ?, cause = ?, ended_at = ?,"
             " started_at = COALESCE(started_at, ?), billable_seconds = ?, price_eur = ?,"
             " price_note = ?, ended_by = ?, reason = ? WHERE id = ?",
-            (
-                status,
-                sip_status,
-                cause,
-                at,
-                at,
-                priced.billable_seconds,
-                str(price.quantize(PRICE_QUANTUM, ROUND_HALF_UP)) if price is not None else None,
-                priced.unpriced_reason,
-                str(ended_by) if ended_by else None,
-                str(reason) if reason else None,
-                call.id,
-            ),
+            (*changes.values(), call.id),
         )
+        ended = self.live.changed(call.id, **changes) or dataclasses.replace(call, **changes)
         # The trace says what the resource says: billable seconds as the tariff counts them.
         shown = {k: v for k, v in data.items() if k != "usage"}
         shown |= {"status": status, "billable_seconds": priced.billable_seconds}
@@ -346,46 +398,24 @@ class CallRegistry:
                 {"call_id": call.id, "to": call.to_number, "status": status,
                  "sip_status": sip_status, "reason": reason, "ended_by": ended_by},
             )  # fmt: skip
-        self._completed(call.id)
+        self._completed(call.id, ended)
         if call.parent_call_id is not None:
             self._completed(call.parent_call_id)
+        return ended
 
-    def _completed(self, call_id: str) -> None:
+    def _completed(self, call_id: str, call: CallRecord | None = None) -> None:
         """The `completed` callback, once the call and all its legs ended (so its price is
         the whole tree's): from the parent's own end, or from its last leg's."""
-        call = self.get(call_id)
+        call = call or self.get(call_id)
         if call is None or not call.final:
             return
-        if any(not leg.final for leg in self.children(call_id)):
+        open_legs = self.live.open_legs(call_id)
+        if open_legs is None:  # not created here: ask the database
+            open_legs = any(not leg.final for leg in self.children(call_id))
+        if open_legs:
             return
-        self._notify(call_id, "completed")
-
-    def _usage_of(self, call: CallRecord, answered_at: str, ended_at: str) -> dict[str, Any] | None:
-        return build_call_event(
-            call_id=call.id,
-            account=call.account,
-            direction=call.direction,
-            caller=call.from_number,
-            callee=call.to_number,
-            started_at=call.started_at or answered_at,
-            answered_at=answered_at,
-            ended_at=ended_at,
-            parent_call_id=call.parent_call_id,
-        )
-
-    def _price(
-        self, call: CallRecord, event: dict[str, Any] | None, answered_at: str, ended_at: str
-    ) -> CallPrice:
-        seconds = seconds_between(answered_at, ended_at)
-        if event is None:
-            return CallPrice(seconds, None, "not billed: a SIP address does not cross the trunk")
-        if self.pricer is None:
-            return CallPrice(seconds, None, "no tariffs are loaded on this node")
-        try:
-            return self.pricer.price_usage(event)
-        except Exception as exc:  # a pricing bug must not lose the call's outcome
-            log.exception("calls.price_failed", call_id=call.id)
-            return CallPrice(seconds, None, f"pricing failed: {exc}")
+        self.live.completed(call_id)
+        self._notify(call_id, "completed", call)
 
     def _trace(self, call_id: str, kind: str, data: dict[str, object]) -> None:
         self.conn.execute(
@@ -393,9 +423,11 @@ class CallRegistry:
             (call_id, self.clock(), kind, json.dumps(data, default=str, ensure_ascii=False)),
         )
 
-    def _notify(self, call_id: str, event: str) -> None:
-        call = self.get(call_id)
-        if call is None or self.webhooks is None or not call.status_callback:
+    def _notify(self, call_id: str, event: str, call: CallRecord | None = None) -> None:
+        if self.webhooks is None:
+            return
+        call = call or self.get(call_id)
+        if call is None or not call.status_callback:
             return
         if event not in call.status_events:
             return

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -163,8 +164,8 @@ class StorageConfig(Section):
     )
     local: str = Field(
         "var/flexvoice.db",
-        description="with a PostgreSQL database: this node's own SQLite file for the stores "
-        "not shared yet (numbers, calls, messages, recordings, statistics, flows, users)",
+        description="with a PostgreSQL database: this node's own SQLite file (its usage spool "
+        "beside it, statistics' rollups, heartbeat)",
     )
     recordings: str = "var/recordings"
 
@@ -315,6 +316,12 @@ class Config(Section):
     def path(self, relative: str) -> Path:
         p = Path(relative)
         return p if p.is_absolute() else (self.base_dir / p)
+
+    @property
+    def node_name(self) -> str:
+        """This node among several sharing one store: its host's name and HTTP port (the
+        calls it carries say it, and its live statistics board is published under it)."""
+        return f"{socket.gethostname()}-{self.http.port}"
 
 
 def _env_overrides(

@@ -1,5 +1,6 @@
-"""`flexvoice db migrate|check`: the shared store's tables (accounts, API keys, numbers, usage),
-on SQLite or PostgreSQL (`storage.database`).
+"""`flexvoice db migrate|check`: the shared store's tables (accounts, API keys, numbers, usage,
+calls, recordings, flow revisions, designer users, webhook deliveries), on SQLite or
+PostgreSQL (`storage.database`).
 
 Nodes migrate what they use when they start; `db migrate` does it once beforehand (say, before
 rolling out new nodes), and `db check` says whether the store answers and whether every
@@ -12,11 +13,13 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from flexvoice import accounts
-from flexvoice.api import keys
+from flexvoice import accounts, callrecords, users
+from flexvoice.api import keys, webhooks
 from flexvoice.config import config_from_args
+from flexvoice.flows import revisions
 from flexvoice.metering import usage_table
 from flexvoice.numbers import table as number_table
+from flexvoice.recordings import store as recording_store
 from flexvoice.storage.engine import Connection, Script, is_postgres
 from flexvoice.storage.migrate import ensure_migrations_table, migrate
 from flexvoice.storage.open import open_database, open_shared
@@ -28,6 +31,11 @@ SHARED: tuple[tuple[str, Sequence[Script]], ...] = (
     ("api_keys", keys.MIGRATIONS),
     ("numbers", number_table.MIGRATIONS),
     ("metering", usage_table.MIGRATIONS),
+    ("calls", callrecords.MIGRATIONS),
+    ("recordings", recording_store.MIGRATIONS),
+    ("flow_revisions", revisions.MIGRATIONS),
+    ("users", users.MIGRATIONS),
+    ("webhooks", webhooks.MIGRATIONS),
 )
 
 

@@ -15,7 +15,7 @@ from flexvoice.errors import UserError
 from flexvoice.metering.sink import StoreSink
 from flexvoice.metering.store import UsageStore
 from flexvoice.numbers import Number, NumberRegistry
-from flexvoice.storage.open import open_shared
+from flexvoice.storage.open import open_shared, spool_dir
 
 
 def open_registry(args: argparse.Namespace) -> NumberRegistry:
@@ -23,7 +23,9 @@ def open_registry(args: argparse.Namespace) -> NumberRegistry:
     db = args.db or None
     # Numbers live beside the accounts, as does the usage their monthly `number` period makes
     # (one SQLite file, or the PostgreSQL shared by several nodes).
-    registry = NumberRegistry(open_shared(cfg, db), StoreSink(UsageStore.from_config(cfg, db)))
+    registry = NumberRegistry(
+        open_shared(cfg, db), StoreSink(UsageStore.from_config(cfg, db), spool_dir(cfg))
+    )
     numbers_file = Path(args.numbers_file) if args.numbers_file else cfg.path(cfg.sip.numbers)
     registry.sync_from_yaml(numbers_file)
     return registry

@@ -42,3 +42,21 @@ def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def ports_free(base: int, count: int, host: str = "127.0.0.1") -> bool:
+    """Whether `count` consecutive ports from `base` are free now for both UDP and TCP (a
+    worker pool's SIP and RTP ports; for tests and benchmarks)."""
+    socks: list[socket.socket] = []
+    try:
+        for port in range(base, base + count):
+            for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                sock = socket.socket(socket.AF_INET, kind)
+                socks.append(sock)
+                sock.bind((host, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        for sock in socks:
+            sock.close()

@@ -16,15 +16,15 @@ import hashlib
 import hmac
 import re
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from flexvoice.accounts import get_account
 from flexvoice.errors import UserError
-from flexvoice.storage.sqlite import migrate
+from flexvoice.storage.engine import Connection, IntegrityError, both
+from flexvoice.storage.migrate import migrate
 
 Role = Literal["administrator", "manager", "agent", "analyst"]
 ROLES: tuple[Role, ...] = ("administrator", "manager", "agent", "analyst")
@@ -40,7 +40,8 @@ EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,24}$")
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 
 MIGRATIONS = [
-    """
+    both(
+        """
     CREATE TABLE users (
         email TEXT PRIMARY KEY,
         account TEXT NOT NULL,
@@ -57,6 +58,7 @@ MIGRATIONS = [
         expires_at REAL NOT NULL
     );
     """
+    )
 ]
 
 
@@ -90,7 +92,7 @@ class LoginRefused(Exception):
         self.locked = locked
 
 
-def ensure_schema(conn: sqlite3.Connection) -> None:
+def ensure_schema(conn: Connection) -> None:
     migrate(conn, "users", MIGRATIONS)
 
 
@@ -146,13 +148,13 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _user(row: sqlite3.Row | tuple[object, ...] | None) -> User | None:
+def _user(row: Any) -> User | None:
     if row is None:
         return None
     return User(str(row[0]), str(row[1]), str(row[2]), row[3] is not None)
 
 
-def get_user(conn: sqlite3.Connection, email: str) -> User | None:
+def get_user(conn: Connection, email: str) -> User | None:
     ensure_schema(conn)
     return _user(
         conn.execute(
@@ -162,15 +164,13 @@ def get_user(conn: sqlite3.Connection, email: str) -> User | None:
     )
 
 
-def list_users(conn: sqlite3.Connection) -> list[User]:
+def list_users(conn: Connection) -> list[User]:
     ensure_schema(conn)
     rows = conn.execute("SELECT email, account, role, locked_at FROM users ORDER BY email")
     return [u for u in (_user(r) for r in rows) if u is not None]
 
 
-def create_user(
-    conn: sqlite3.Connection, email: str, account: str, role: str, password: str
-) -> User:
+def create_user(conn: Connection, email: str, account: str, role: str, password: str) -> User:
     ensure_schema(conn)
     email = check_email(email)
     if role not in ROLES:
@@ -185,7 +185,7 @@ def create_user(
             "INSERT INTO users (email, account, role, password, created_at) VALUES (?, ?, ?, ?, ?)",
             (email, account, role, hash_password(password), _now()),
         )
-    except sqlite3.IntegrityError:
+    except IntegrityError:
         raise UserError(
             f"user {email} already exists; 'flexvoice users reset {email}' sets a new password"
         ) from None
@@ -194,14 +194,14 @@ def create_user(
     return user
 
 
-def _require(conn: sqlite3.Connection, email: str) -> str:
+def _require(conn: Connection, email: str) -> str:
     email = email.strip().lower()
     if get_user(conn, email) is None:
         raise UserError(f"no user {email}; 'flexvoice users list' shows them")
     return email
 
 
-def reset_password(conn: sqlite3.Connection, email: str, password: str) -> None:
+def reset_password(conn: Connection, email: str, password: str) -> None:
     """A new password; also unlocks and ends the user's sessions."""
     email = _require(conn, email)
     check_new_password(password)
@@ -212,12 +212,12 @@ def reset_password(conn: sqlite3.Connection, email: str, password: str) -> None:
     conn.execute("DELETE FROM user_sessions WHERE email = ?", (email,))
 
 
-def unlock(conn: sqlite3.Connection, email: str) -> None:
+def unlock(conn: Connection, email: str) -> None:
     email = _require(conn, email)
     conn.execute("UPDATE users SET failures = 0, locked_at = NULL WHERE email = ?", (email,))
 
 
-def password_of(conn: sqlite3.Connection, email: str) -> str:
+def password_of(conn: Connection, email: str) -> str:
     """The stored hash to check a login against (a dummy one for an unknown e-mail)."""
     ensure_schema(conn)
     row = conn.execute(
@@ -232,7 +232,7 @@ LOCKED_MESSAGE = (
 )
 
 
-def record_login(conn: sqlite3.Connection, email: str, password_ok: bool) -> User:
+def record_login(conn: Connection, email: str, password_ok: bool) -> User:
     """After the hash check (done off the event loop): count a failure or reset the count.
     Returns the user, or raises LoginRefused with words for the person."""
     user = get_user(conn, email)
@@ -265,7 +265,7 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def open_session(conn: sqlite3.Connection, user: User, now: float | None = None) -> str:
+def open_session(conn: Connection, user: User, now: float | None = None) -> str:
     """A new session token (the cookie's value); its CSRF token is kept with it."""
     now = time.time() if now is None else now
     token = secrets.token_urlsafe(32)
@@ -277,7 +277,7 @@ def open_session(conn: sqlite3.Connection, user: User, now: float | None = None)
     return token
 
 
-def find_session(conn: sqlite3.Connection, token: str, now: float | None = None) -> Session | None:
+def find_session(conn: Connection, token: str, now: float | None = None) -> Session | None:
     ensure_schema(conn)
     now = time.time() if now is None else now
     row = conn.execute(
@@ -291,5 +291,5 @@ def find_session(conn: sqlite3.Connection, token: str, now: float | None = None)
     return Session(user, str(row[4]))
 
 
-def close_session(conn: sqlite3.Connection, token: str) -> None:
+def close_session(conn: Connection, token: str) -> None:
     conn.execute("DELETE FROM user_sessions WHERE token_hash = ?", (_token_hash(token),))

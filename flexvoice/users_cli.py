@@ -10,21 +10,19 @@ import argparse
 import getpass
 import secrets
 import sys
-from pathlib import Path
 from typing import Any
 
 from flexvoice import users
 from flexvoice.config import config_from_args
 from flexvoice.errors import UserError
-from flexvoice.storage.open import local_path
-from flexvoice.storage.sqlite import connect
+from flexvoice.storage.engine import Connection
+from flexvoice.storage.open import open_database, open_shared
 
 
-def _conn(args: argparse.Namespace) -> Any:
-    if args.db:
-        return connect(Path(args.db))
-    cfg = config_from_args(args)
-    return connect(local_path(cfg))
+def _conn(args: argparse.Namespace) -> Connection:
+    """Users live beside the accounts they belong to: the shared store (storage.database,
+    a SQLite file or PostgreSQL), or --db."""
+    return open_database(args.db) if args.db else open_shared(config_from_args(args))
 
 
 def _password(args: argparse.Namespace) -> tuple[str, bool]:
@@ -96,7 +94,7 @@ def register(sub: Any) -> None:
             how.add_argument(
                 "--generate", action="store_true", help="make a random password, print it once"
             )
-        q.add_argument("--db", help="SQLite database (default: storage.database from the config)")
+        q.add_argument("--db", help="SQLite file or postgresql:// URL (default: storage.database)")
 
     q = cmds.add_parser("create", help="create a user of an account with a role")
     common(q, password=True)
@@ -118,5 +116,5 @@ def register(sub: Any) -> None:
     q.set_defaults(handler=_unlock)
 
     q = cmds.add_parser("list", help="list users with account, role and lock state")
-    q.add_argument("--db", help="SQLite database (default: storage.database from the config)")
+    q.add_argument("--db", help="SQLite file or postgresql:// URL (default: storage.database)")
     q.set_defaults(handler=_list)

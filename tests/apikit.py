@@ -165,14 +165,7 @@ async def running_api(
 ) -> AsyncIterator[Api]:
     """A node's API in-process; `database` (a postgresql:// URL) shares accounts, keys,
     numbers and usage with other nodes, the rest stays in tmp_path's SQLite file."""
-    config = write_node_config(tmp_path, extra_config)
-    if database is not None:
-        own = f"storage: {{database: {tmp_path}/flexvoice.db,"
-        text = config.read_text()
-        assert own in text
-        config.write_text(
-            text.replace(own, f"storage: {{database: '{database}', local: {tmp_path}/flexvoice.db,")
-        )
+    config = write_node_config(tmp_path, extra_config, database=database)
     # PUT /v1/flows writes into the flows folder: a copy of the repository's, never the real one.
     flows_dir = tmp_path / "flows"
     if not flows_dir.exists():

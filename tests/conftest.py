@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -16,8 +17,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from flexvoice.system import free_port
-from tests.pgkit import PgServer, running_postgres
+from flexvoice.storage import postgres, sqlite
+from flexvoice.storage.engine import Connection
+from flexvoice.system import free_port, ports_free
+from tests.pgkit import LANE, PgServer, lane_database, running_postgres, shared_server
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -59,29 +62,23 @@ def repo() -> Path:
 
 def free_port_range(count: int) -> int:
     """A base port with `count` consecutive ports free for UDP and TCP (for worker pools)."""
-    import random
-    import socket
-
     for _ in range(200):
         base = random.randrange(20000, 60000 - count)
-        socks: list[socket.socket] = []
-        try:
-            for port in range(base, base + count):
-                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-                    s = socket.socket(socket.AF_INET, kind)
-                    socks.append(s)
-                    s.bind(("127.0.0.1", port))
+        if ports_free(base, count):
             return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
     raise RuntimeError("no free port range")
 
 
-def write_node_config(tmp_path: Path, extra: str = "", workers: int = 2) -> Path:
-    """A flexvoice.yaml on free ports with state under tmp_path; repo data folders by path."""
+def write_node_config(
+    tmp_path: Path, extra: str = "", workers: int = 2, database: str | None = None
+) -> Path:
+    """A flexvoice.yaml on free ports with state under tmp_path; repo data folders by path.
+    `database`: a postgresql:// URL for the shared stores (in the PostgreSQL lane, a fresh
+    one by default); the node's own SQLite file stays under tmp_path."""
+    database = database or lane_database()
+    storage = f"database: {tmp_path}/flexvoice.db"
+    if database is not None:
+        storage = f"database: '{database}', local: {tmp_path}/flexvoice.db"
     http = free_port()
     edge = free_port_range(1)
     base = free_port_range(workers + 1)
@@ -92,7 +89,7 @@ sip:
   workers: {{count: {workers}, base_port: {base}, drain_grace: 2s}}
   trunks: {REPO}/sip/trunks.yaml
   numbers: {REPO}/sip/numbers.yaml
-storage: {{database: {tmp_path}/flexvoice.db, recordings: {tmp_path}/recordings}}
+storage: {{{storage}, recordings: {tmp_path}/recordings}}
 paths: {{flows: {REPO}/flows, prompts: {REPO}/ivr_prompts, tariffs: {REPO}/metering/tariffs}}
 """
     path = tmp_path / "flexvoice.yaml"
@@ -170,14 +167,39 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
     """One real PostgreSQL server per test process (tests marked `process` use it)."""
+    if LANE:
+        yield shared_server()
+        return
     with running_postgres() as server:
         yield server
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _postgres_lane() -> None:
+    """In the PostgreSQL lane the server starts before any test (a unit test may not start
+    processes, but its node config gets a database on it)."""
+    if LANE:
+        shared_server()
 
 
 @pytest.fixture
 def pg_url(pg_server: PgServer) -> str:
     """A fresh database on the test session's PostgreSQL server."""
     return pg_server.new_database()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.process)])
+def store_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Connection]:
+    """The store on each engine: a SQLite file (unit lane), and a fresh database on the test
+    session's PostgreSQL server (full lane: a server process)."""
+    if request.param == "sqlite":
+        conn: Connection = sqlite.connect(tmp_path / "store.db")
+    else:
+        conn = postgres.connect(request.getfixturevalue("pg_server").new_database())
+    try:
+        yield conn
+    finally:
+        conn.close()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import aiohttp
 from playwright.async_api import Page
 
 from flexvoice.accounts import set_designer
-from flexvoice.appkeys import DB
+from flexvoice.appkeys import SHARED_DB
 from flexvoice.flows import steprefs, yamledit
 from flexvoice.flows.deps import FlowDeps
 from flexvoice.flows.runtime import FlowRuntime
@@ -49,7 +49,7 @@ class Designer:
 
     @property
     def conn(self) -> Any:
-        return self.api.app[DB]
+        return self.api.app[SHARED_DB]
 
 
 @contextlib.asynccontextmanager
@@ -58,7 +58,7 @@ async def running_designer(tmp_path: Path, deps: FlowDeps | None = None) -> Asyn
     runtime = FlowRuntime(tmp_path / "flows", tmp_path / "ivr_prompts", deps)
     async with running_api(tmp_path, flows=runtime, own_prompts=True) as api:
         runtime.scan()
-        conn = api.app[DB]
+        conn = api.app[SHARED_DB]
         set_designer(conn, "acme", True)
         create_user(conn, MANAGER, "acme", "manager", PASSWORD)
         create_user(conn, ADMIN, "acme", "administrator", PASSWORD)

@@ -212,7 +212,14 @@ class TrunkNode:
         return f"127.0.0.1:{self.sip_port}"
 
     @property
-    def db(self) -> Path:
+    def db(self) -> str:
+        """The shared store, as the CLI's --db takes it: the SQLite file, or the PostgreSQL
+        URL of a node configured with one."""
+        return str(yaml.safe_load(self.config.read_text())["storage"]["database"])
+
+    @property
+    def local_db(self) -> Path:
+        """The node's own SQLite file (the same as `db` without PostgreSQL)."""
         return self.tmp / "flexvoice.db"
 
     @property
@@ -242,9 +249,7 @@ class TrunkNode:
     def new_key(self, account: str, role: str) -> str:
         """An API key made by the CLI (one per account and role, made on first use)."""
         if (account, role) not in self.keys:
-            made = run_cli(
-                "keys", "create", "--account", account, "--role", role, "--db", str(self.db)
-            )
+            made = run_cli("keys", "create", "--account", account, "--role", role, "--db", self.db)
             assert made.returncode == 0, made.stderr
             self.keys[account, role] = made.stdout.split()[0]
         return self.keys[account, role]
@@ -279,7 +284,7 @@ class TrunkNode:
         """Finance's detailed usage export for `month`, through the CLI."""
         out = run_cli(
             "usage", "export", "--month", month, "--detail", "--format", "json",
-            "--db", str(self.db),
+            "--db", self.db,
         )  # fmt: skip
         assert out.returncode == 0, out.stderr
         rows: list[dict[str, Any]] = json.loads(out.stdout)

@@ -3,10 +3,15 @@ loopback port, stopped by its PID. Each test gets a database of its own on it.
 
 PostgreSQL refuses to run as root; as root (CI, this machine) the server runs as the
 `postgres` user that Debian's package creates.
+
+The PostgreSQL lane (`FLEXVOICE_TEST_DATABASE=postgresql ./run test`, opt-in): every node a
+test configures through tests/conftest.py's write_node_config (so every `trunk_node` and
+`running_api`) gets `storage.database` on a fresh database of one server per test process.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import pwd
@@ -112,3 +117,27 @@ def running_postgres(durable: bool = False) -> Iterator[PgServer]:
                 proc.kill()
                 proc.wait(timeout=10)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+# ---- the opt-in PostgreSQL lane ------------------------------------------------------------
+_LANE_VALUE = os.environ.get("FLEXVOICE_TEST_DATABASE", "")
+assert _LANE_VALUE in ("", "sqlite", "postgresql"), (
+    f"FLEXVOICE_TEST_DATABASE={_LANE_VALUE!r}: write postgresql (or leave it unset for SQLite)"
+)
+LANE = _LANE_VALUE == "postgresql"
+_lane_server: PgServer | None = None
+_lane_stack = contextlib.ExitStack()
+
+
+def shared_server() -> PgServer:
+    """This test process's server, started on first use, stopped when the process exits."""
+    global _lane_server
+    if _lane_server is None:
+        _lane_server = _lane_stack.enter_context(running_postgres())
+        atexit.register(_lane_stack.close)
+    return _lane_server
+
+
+def lane_database() -> str | None:
+    """In the PostgreSQL lane, a fresh database for a node's storage.database; else None."""
+    return shared_server().new_database() if LANE else None

@@ -255,9 +255,9 @@ async def test_authentication_problems_and_lockout(api: Api) -> None:
     assert r.status == 200
     # A revoked or suspended key is refused.
     from flexvoice.accounts import set_status
-    from flexvoice.appkeys import DB
+    from flexvoice.appkeys import SHARED_DB
 
-    set_status(api.app[DB], "acme", "suspended")
+    set_status(api.app[SHARED_DB], "acme", "suspended")
     r = await api.client.get("/v1/calls", headers=api.auth("acme:developer"))
     await problem(r, 403, "account-suspended")
 
@@ -346,9 +346,9 @@ async def test_numbers_resource(api: Api) -> None:
 async def test_numbers_from_the_file_are_managed_by_it(tmp_path: Path) -> None:
     async with running_api(tmp_path) as api:
         from flexvoice.api.keys import create_key
-        from flexvoice.appkeys import DB
+        from flexvoice.appkeys import SHARED_DB
 
-        key = create_key(api.app[DB], "demo", "admin")[1]
+        key = create_key(api.app[SHARED_DB], "demo", "admin")[1]
         h = {"Authorization": f"Bearer {key}"}
         r = await api.client.get("/v1/numbers", headers=h)
         assert len((await r.json())["numbers"]) == 3

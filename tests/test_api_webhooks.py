@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestServer
 
 from flexvoice.api.keys import webhook_secret
 from flexvoice.api.webhooks import SIGNATURE_HEADER, sign, verify_signature
-from flexvoice.appkeys import DB, WEBHOOKS
+from flexvoice.appkeys import SHARED_DB, WEBHOOKS
 from tests.apikit import ACME_NUMBER, running_api, wait_status
 
 # The test's receiver listens on loopback: allowed here, refused by default.
@@ -58,7 +58,7 @@ async def test_signed_status_callbacks_arrive_verified_and_failures_are_retried(
                 if len(received) == 4:
                     break
                 await asyncio.sleep(0.02)
-            secret = webhook_secret(api.app[DB], "acme")
+            secret = webhook_secret(api.app[SHARED_DB], "acme")
             events = []
             for body, header in received:
                 assert verify_signature(secret, body, header), header
@@ -73,7 +73,7 @@ async def test_signed_status_callbacks_arrive_verified_and_failures_are_retried(
             assert final["billable_seconds"] == 60 and final["price_eur"] == "0.3700", final
             assert api.app[WEBHOOKS].stats() == {"delivered": 4}
             row = (
-                api.app[DB]
+                api.app[SHARED_DB]
                 .execute("SELECT attempts FROM webhook_queue WHERE event = 'completed'")
                 .fetchone()
             )
@@ -112,7 +112,7 @@ class Clock:
 
 
 def attempts(api: Any) -> int:
-    row = api.app[DB].execute("SELECT max(attempts) FROM webhook_queue").fetchone()
+    row = api.app[SHARED_DB].execute("SELECT max(attempts) FROM webhook_queue").fetchone()
     return int(row[0] or 0)
 
 

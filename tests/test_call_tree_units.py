@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +23,7 @@ from flexvoice.legstate import (
     SendHangup,
 )
 from flexvoice.outcomes import outcome_for
-from flexvoice.storage.sqlite import connect
+from flexvoice.storage.engine import Connection
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -113,10 +112,10 @@ class FlatPricer:
 
 
 def test_children_are_calls_whose_parent_completes_last_with_the_whole_price(
-    tmp_path: Path,
+    store_db: Connection,
 ) -> None:
     hooks, pricer = Hooks(), FlatPricer()
-    reg = CallRegistry(connect(tmp_path / "calls.db"), webhooks=hooks, pricer=pricer)
+    reg = CallRegistry(store_db, webhooks=hooks, pricer=pricer)
     parent = reg.create(
         account="acme",
         direction="inbound",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from flexvoice.sip.leg import SipLeg
 from flexvoice.sip.links import PoolLinker
 from flexvoice.sip.pool import INTERNAL_PREFIX, PoolSettings, WorkerPool
 from tests.conftest import REPO
-from tests.edge_support import edge_config, run_uac, running_edge, start_uas
+from tests.edge_support import edge_config, outcomes, run_uac, running_edge, start_uas
 from tests.fakeleg import Observer, Sink
 from tests.rtp_ears import Ear, speak, until
 from tests.sipptool import run_uac_async
@@ -34,10 +33,6 @@ steps:
   room:
     conference: {room: team, beep: false}
 """
-
-
-def outcomes(lines: list[str]) -> Counter[str]:
-    return Counter(" ".join(ln.split()[:-1]) for ln in lines)
 
 
 async def test_the_edge_relays_a_link_only_from_a_worker_to_a_worker(tmp_path: Path) -> None:
@@ -84,6 +79,10 @@ async def test_participants_on_different_workers_behind_the_edge_hear_the_speake
     legs: list[SipLeg] = []
 
     async def on_incoming(leg: SipLeg) -> None:
+        if leg.callee.endswith("3225551002"):  # callers who only fill slots
+            await leg.answer()
+            await leg.wait_ended()
+            return
         legs.append(leg)
         leg.account = "acme"
         await runtime.start_call(leg, "room", account="acme")
@@ -101,7 +100,8 @@ async def test_participants_on_different_workers_behind_the_edge_hear_the_speake
     service.linker = PoolLinker(pool)
     ears = [Ear() for _ in range(6)]
     callers: list[asyncio.Future[Any]] = []
-    async with running_edge(cfg, addresses, state):
+    async with running_edge(cfg, addresses, state) as edge:
+        pool.on_worker_lost.append(edge.worker_lost)  # as `flexvoice serve` wires them
         await pool.start()
         try:
             for i, ear in enumerate(ears):
@@ -118,6 +118,40 @@ async def test_participants_on_different_workers_behind_the_edge_hear_the_speake
             placements = {leg.media_worker for leg in legs}
             assert len(placements) >= 2 and set(live.parts) == placements, (placements, live)
             started = await speak(ears[0], 5.0, ears[1:])
+            # A link holds a slot on both its workers and the edge counts it (route[LINK]):
+            # callers go only to the slots left, the one too many gets the edge's 503 (it
+            # got a worker's 486 when the edge did not count links).
+            assert {t.index: t.load for t in await edge.targets()} == {
+                w.index: w.used for w in pool.workers
+            }
+            free = sum(w.free for w in pool.workers)
+            more = await run_uac(
+                tmp_path, f"127.0.0.1:{edge_port}", f"sip:+3225551002@127.0.0.1:{edge_port}",
+                calls=free + 1, hold_ms=2000, name="more",
+            )  # fmt: skip
+            assert outcomes(more) == {"answered": free, "refused 503": 1}, more
+            # A worker holding a leaf part dies: the edge ends its dialogs (the link's too, a
+            # BYE to its live end), and the participants left on the other workers still hear
+            # the speaker (the room went silent on the parent's worker when a link ended).
+            speaker_at = legs[0].media_worker
+            parents = {p.parent for p in live.parts.values()}
+            dead = next(
+                p for p in live.parts.values()
+                if p.placement != speaker_at and p.placement not in parents
+            )  # fmt: skip
+            victim = next(w for w in pool.workers if f"worker {w.index}" == dead.placement)
+            assert victim.proc is not None
+            victim.proc.kill()
+            await until(
+                lambda: all(leg.ended for leg in legs if leg.media_worker == dead.placement), 15
+            )
+            await asyncio.sleep(1.0)
+            alive = [
+                ear
+                for leg, ear in zip(legs, ears, strict=True)
+                if leg.media_worker != dead.placement
+            ]
+            again = await speak(ears[0], 4.0, alive[1:])
             for leg in list(legs):
                 await leg.hangup()
         finally:
@@ -131,6 +165,10 @@ async def test_participants_on_different_workers_behind_the_edge_hear_the_speake
     for n, ear in enumerate(ears[1:], start=1):
         heard = ear.rms(started + 1.5, started + 5.0)
         assert heard > 300, (n, heard, len(ear.packets))
+    assert ears[0].rms(again + 1.0, again + 4.0) < 50
+    for n, ear in enumerate(alive[1:], start=1):
+        heard = ear.rms(again + 1.0, again + 4.0)
+        assert heard > 300, ("after the worker died", n, heard)
     assert len([e for e in sink.events if e["kind"] == "conference"]) == 1
 
 

@@ -186,12 +186,14 @@ async def test_everyone_hears_the_speaker_until_muted_and_a_kick_ends_that_leg(
             for ear in ears:
                 ear.drain()
             await asyncio.sleep(0.02)
+        before = talking(node, "team")
         await node.service.mute("acme", "team", talker, True)
         muted_at = time.monotonic()
         while time.monotonic() < muted_at + 2.5:
             for ear in ears:
                 ear.drain()
             await asyncio.sleep(0.02)
+        after = talking(node, "team")
         node.service.kick("acme", "team", second)
         await until(lambda: node.legs[second].ended)
         assert not node.legs[first].ended
@@ -206,7 +208,22 @@ async def test_everyone_hears_the_speaker_until_muted_and_a_kick_ends_that_leg(
         assert heard > 300, (heard, len(ear.packets))  # speech decodes to RMS 1,600-2,600
         assert silent < 50, silent
     assert node.reasons[second] == "left room team: kicked", node.reasons
+    # Talking time, measured on the worker from the level of what each one sends: the talker
+    # spoke from 1.5 s after answering until muted at 4 s; the listeners send silence. Muted,
+    # its speech no longer counts (and it is no longer shown as talking).
+    assert 1.0 <= before[talker][0] <= 5.0 and before[talker][1], before
+    assert before[first] == (0.0, False) and before[second] == (0.0, False), before
+    assert after[talker][0] - before[talker][0] < 0.8 and not after[talker][1], (before, after)
     assert len(conference_events(node)) == 1  # one set-up, however many joined
+
+
+def talking(node: Node, name: str) -> dict[str, tuple[float, bool]]:
+    """call id -> (talking_seconds, talking) as GET /v1/conferences/{room} shows them."""
+    room = node.service.get("acme", name)
+    assert room is not None
+    return {
+        p["call_id"]: (p["talking_seconds"], p["talking"]) for p in room.resource()["participants"]
+    }
 
 
 def members(node: Node, name: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import pytest
 
 from flexvoice.api.keys import webhook_secret
 from flexvoice.api.webhooks import SIGNATURE_HEADER, verify_signature
-from flexvoice.storage.sqlite import connect
+from flexvoice.storage.open import open_database
 from tests.conftest import free_port_range
 from tests.nodekit import SHOP_LINE, StartTrunkNode, api, wait_for
 from tests.sipptool import Uas
@@ -86,7 +86,7 @@ def test_a_recorded_rest_call_is_listed_priced_downloadable_and_announced(
         status, call = api(
             port, key, "POST", "/v1/calls",
             {"to": "+32470123456", "from": "+3225551001", "flow": "hold", "record": True,
-             "status_callback": receiver.url},
+             "recording_channels": "dual", "status_callback": receiver.url},
         )  # fmt: skip
         assert status == 201, call
         call_id = call["id"]
@@ -105,6 +105,11 @@ def test_a_recorded_rest_call_is_listed_priced_downloadable_and_announced(
         assert recording_of_call()["status"] == "in-progress"
         status, doc = api(port, key, "POST", f"/v1/calls/{call_id}", {"recording": "start"})
         assert status == 409 and "already being recorded" in doc["detail"], doc
+        status, doc = api(
+            port, key, "POST", f"/v1/calls/{call_id}",
+            {"recording": "pause", "recording_channels": "dual"},
+        )  # fmt: skip
+        assert status == 422 and "recording_channels" in doc["detail"], doc
 
         def closed() -> Any:
             rec = recording_of_call()
@@ -131,11 +136,15 @@ def test_a_recorded_rest_call_is_listed_priced_downloadable_and_announced(
     assert abs(rec["duration_seconds"] - talked) < 1.0, (rec, talked)
     assert (rec["billable_seconds"], rec["price_eur"]) == (60, "0.0025")
     assert len(wav) == rec["size_bytes"]
+    assert rec["channels"] == 2
     samples = array.array("h")
     samples.frombytes(wav[44:])
-    speech = samples[2 * 8000 : 4 * 8000]  # the callee talks from 1.5 s after its answer
+    # Dual channel: the called party on the left, what it heard (the flow's silence) right.
+    callee_said, it_heard = samples[0::2], samples[1::2]
+    speech = callee_said[2 * 8000 : 4 * 8000]  # the callee talks from 1.5 s after its answer
     assert (sum(x * x for x in speech) / len(speech)) ** 0.5 > 300
-    secret = webhook_secret(connect(db), "shop")
+    assert max(abs(x) for x in it_heard[2 * 8000 : 4 * 8000]) < 200
+    secret = webhook_secret(open_database(db), "shop")
     [(body, header)] = [(b, h) for b, h in receiver.seen if b"recording.completed" in b]
     assert verify_signature(secret, body, header)
     payload = json.loads(body)

@@ -1,9 +1,10 @@
 """Recordings through real SIP: sipp sends real speech (`g711a.pcap`, 4.7 s of A-law over 7 s)
 to pjsua2 workers, and the WAV files they write are read back sample by sample.
 
-Whole-call recordings hold both parties, match the call's length within a second, leave a
-silent gap where paused; a voicemail ends on '#'; a worker killed mid-recording leaves a
-playable recording (its header repaired) that is listed after the worker restarted."""
+Whole-call recordings hold both parties (mixed, or one per channel), match the call's length
+within a second, leave a silent gap where paused; a voicemail ends on '#'; a worker killed
+mid-recording (dual channel) leaves a playable recording (both halves' headers repaired, then
+joined) that is listed after the worker restarted."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from flexvoice.flows.deps import FlowDeps
 from flexvoice.flows.runtime import FlowRuntime
 from flexvoice.recordings.service import RecordingService
 from flexvoice.recordings.store import RecordingRow, RecordingStore
+from flexvoice.recordings.wav import channel_paths
 from flexvoice.sip.leg import SipLeg
 from flexvoice.sip.pool import PoolSettings, WorkerPool
 from flexvoice.storage.sqlite import connect
@@ -41,6 +43,15 @@ def samples(path: Path) -> array.array[int]:
         data = array.array("h")
         data.frombytes(audio.readframes(audio.getnframes()))
     return data
+
+
+def stereo(path: Path) -> tuple[array.array[int], array.array[int]]:
+    """A dual-channel recording's left and right channels."""
+    with wave.open(str(path)) as audio:
+        assert (audio.getframerate(), audio.getsampwidth(), audio.getnchannels()) == (RATE, 2, 2)
+        data = array.array("h")
+        data.frombytes(audio.readframes(audio.getnframes()))
+    return data[0::2], data[1::2]
 
 
 def rms(data: array.array[int], start: float, end: float) -> float:
@@ -180,6 +191,32 @@ async def test_a_recorded_dial_holds_both_parties_for_the_length_of_the_call(
     assert (usage["started_at"], usage["ended_at"]) == (row.started_at, row.ended_at)
 
 
+async def test_a_dual_channel_dial_puts_each_party_on_its_own_channel(
+    rec_node: Factory, tmp_path: Path
+) -> None:
+    # As above: the callee talks from its answer on, the caller from 9 s on.
+    callee = Uas("uas_talk.xml", free_port_range(1), calls=1)
+    try:
+        dual = DIAL_RECORDED.replace("record: true}", "record: true, recording_channels: dual}")
+        node = await rec_node(flow=dual, trunk=callee)
+        result = await run_uac_async("uac_talk_late.xml", node.target, "+3225551001", hold_ms=7000)
+        await node.settle()
+    finally:
+        callee.stop()
+    assert result.successful == 1, result.output
+    [row] = node.rows()
+    assert (row.status, row.channels, row.note) == ("completed", 2, None)
+    path = tmp_path / "recordings" / row.path
+    left, right = stereo(path)
+    assert row.duration_seconds is not None
+    assert abs(len(left) / RATE - row.duration_seconds) < 0.01
+    # The caller's own channel (left) and what it heard (right), each with its party alone.
+    assert rms(right, 2.0, 4.0) > SPEECH_RMS and rms(left, 2.0, 4.0) < 50
+    assert rms(left, 10.0, 13.0) > SPEECH_RMS and rms(right, 10.0, 13.0) < 50
+    assert row.size_bytes == 44 + 4 * len(left)
+    assert not [p for p in channel_paths(path) if p.exists()]  # the halves were joined
+
+
 async def pause_in_the_middle(leg: SipLeg, node: Node) -> str:
     await leg.answer()
     await node.service.start(leg, "acme")
@@ -240,12 +277,12 @@ async def test_a_voicemail_ends_on_pound_and_is_billed_once(
 
 async def hold_recorded(leg: SipLeg, node: Node) -> str:
     await leg.answer()
-    await node.service.start(leg, "acme")
+    await node.service.start(leg, "acme", channels=2)
     await leg.wait_until(lambda: leg.ended, 30)
     return "ended"
 
 
-async def test_a_worker_killed_mid_recording_leaves_a_playable_listed_recording(
+async def test_a_worker_killed_mid_dual_recording_leaves_a_playable_listed_recording(
     rec_node: Factory, tmp_path: Path
 ) -> None:
     node = await rec_node(handler=hold_recorded, restart_backoff=0.2)
@@ -268,9 +305,11 @@ async def test_a_worker_killed_mid_recording_leaves_a_playable_listed_recording(
     assert row.note and "header repaired" in row.note, row.note
     assert row.duration_seconds is not None and 2.0 <= row.duration_seconds <= 4.0
     path = tmp_path / "recordings" / row.path
-    audio = samples(path)  # wave reads it: the header's sizes were repaired
-    assert abs(len(audio) / RATE - row.duration_seconds) < 0.01
-    assert rms(audio, 1.7, 2.4) > SPEECH_RMS
+    # Both halves' headers repaired, then joined: wave reads the stereo file.
+    left, right = stereo(path)
+    assert abs(len(left) / RATE - row.duration_seconds) < 0.01
+    assert rms(left, 1.7, 2.4) > SPEECH_RMS  # the caller's speech
+    assert rms(right, 1.7, 2.4) < 50  # nothing was played to it
     assert [e["id"] for e in node.sink.events if e["kind"] == "recording"] == [row.id]
     # The worker comes back; the recording is still there, unchanged.
     for _ in range(200):

@@ -17,7 +17,14 @@ from flexvoice.accounts import create_account, recording_retention_days
 from flexvoice.calls import CallRegistry
 from flexvoice.recordings.service import RecordingConflict, RecordingService
 from flexvoice.recordings.store import RecordingStore
-from flexvoice.recordings.wav import WavError, read_info, repair, write_silence
+from flexvoice.recordings.wav import (
+    WavError,
+    channel_paths,
+    read_info,
+    repair,
+    write_silence,
+)
+from flexvoice.storage.engine import Connection
 from flexvoice.storage.sqlite import connect
 from tests.conftest import run_cli
 from tests.fakeleg import Script, Sink, harness
@@ -86,10 +93,13 @@ class Clock:
         return self.t
 
 
-def service(tmp_path: Path, **kw: Any) -> tuple[RecordingService, Sink, Hooks, Clock]:
+def service(
+    tmp_path: Path, store: Connection | None = None, **kw: Any
+) -> tuple[RecordingService, Sink, Hooks, Clock]:
+    """A recording service on `store` (the store_db fixture: both engines), else a file."""
     sink, hooks, clock = Sink(), Hooks(), Clock()
     svc = RecordingService(
-        RecordingStore(connect(tmp_path / "db.sqlite")),
+        RecordingStore(store if store is not None else connect(tmp_path / "db.sqlite")),
         tmp_path / "recordings",
         usage_sink=sink,
         webhooks=hooks,
@@ -101,8 +111,10 @@ def service(tmp_path: Path, **kw: Any) -> tuple[RecordingService, Sink, Hooks, C
     return svc, sink, hooks, clock
 
 
-def test_a_closed_recording_is_measured_billed_once_and_announced(tmp_path: Path) -> None:
-    svc, sink, hooks, _ = service(tmp_path)
+def test_a_closed_recording_is_measured_billed_once_and_announced(
+    tmp_path: Path, store_db: Connection
+) -> None:
+    svc, sink, hooks, _ = service(tmp_path, store_db)
     row, path = svc.open("acme", "CA1", "message")
     assert path == tmp_path / "recordings" / "acme" / f"{row.id}.wav"
     write_silence(path, 2.5)
@@ -116,8 +128,8 @@ def test_a_closed_recording_is_measured_billed_once_and_announced(tmp_path: Path
     assert payload["recording"]["sha256"] == done.sha256
 
 
-def test_no_audio_fails_the_recording_without_billing(tmp_path: Path) -> None:
-    svc, sink, hooks, _ = service(tmp_path)
+def test_no_audio_fails_the_recording_without_billing(tmp_path: Path, store_db: Connection) -> None:
+    svc, sink, hooks, _ = service(tmp_path, store_db)
     row, _path = svc.open("acme", "CA1", "call")
     done = svc.close(row.id)
     assert done.status == "failed" and done.note and "no audio" in done.note
@@ -125,11 +137,13 @@ def test_no_audio_fails_the_recording_without_billing(tmp_path: Path) -> None:
     assert [h[2] for h in hooks.sent] == ["recording.failed"]
 
 
-def test_recordings_left_open_by_a_dead_node_are_repaired_at_start(tmp_path: Path) -> None:
-    svc, _sink, _, _ = service(tmp_path)
+def test_recordings_left_open_by_a_dead_node_are_repaired_at_start(
+    tmp_path: Path, store_db: Connection
+) -> None:
+    svc, _sink, _, _ = service(tmp_path, store_db)
     row, path = svc.open("acme", "CA1", "call")
     pjsip_open_wav(path, b"\x10\x00" * 16000)  # 2 s, then the node died
-    again, sink2, _, _ = service(tmp_path)  # the next start, same database
+    again, sink2, _, _ = service(tmp_path, store_db)  # the next start, same database
     [fixed] = again.repair_open()
     assert fixed.id == row.id and fixed.status == "completed"
     assert fixed.duration_seconds == 2.0 and fixed.note and "header repaired" in fixed.note
@@ -139,9 +153,46 @@ def test_recordings_left_open_by_a_dead_node_are_repaired_at_start(tmp_path: Pat
     assert again.repair_open() == []
 
 
-def test_retention_deletes_old_audio_keeps_rows_and_usage(tmp_path: Path) -> None:
+def test_a_dual_channel_recording_left_open_is_repaired_and_joined_at_start(
+    tmp_path: Path,
+) -> None:
+    svc, _sink, _, _ = service(tmp_path)
+    row, path = svc.open("acme", "CA1", "call", channels=2)
+    left, right = channel_paths(path)
+    pjsip_open_wav(left, struct.pack("<4h", 1, 2, 3, 4) * 4000)  # 2 s, then the node died
+    pjsip_open_wav(right, struct.pack("<2h", -5, -6) * 4000 + b"\x07")  # 1 s and a half sample
+    again, sink2, _, _ = service(tmp_path)
+    [fixed] = again.repair_open()
+    assert (fixed.status, fixed.channels, fixed.duration_seconds) == ("completed", 2, 2.0)
+    assert fixed.note and "header repaired" in fixed.note
+    with wave.open(str(path)) as audio:
+        assert (audio.getnchannels(), audio.getnframes()) == (2, 16000)
+        frames = audio.readframes(4)
+        tail = (audio.setpos(15999), audio.readframes(1))[1]
+    # left, right, left, right ...; the shorter right half is padded with silence
+    assert struct.unpack("<8h", frames) == (1, -5, 2, -6, 3, -5, 4, -6)
+    assert struct.unpack("<2h", tail) == (4, 0)
+    assert not left.exists() and not right.exists()
+    assert [e["id"] for e in sink2.events] == [row.id]
+
+
+def test_a_dual_channel_half_never_written_is_silence(tmp_path: Path) -> None:
+    svc, _sink, _, _ = service(tmp_path)
+    row, path = svc.open("acme", "CA1", "call", channels=2)
+    left, right = channel_paths(path)
+    write_silence(left, 1.0)
+    right.write_bytes(b"")  # killed before PJSIP's first write
+    done = svc.close(row.id)
+    assert (done.status, done.channels, done.duration_seconds) == ("completed", 2, 1.0)
+    with wave.open(str(path)) as audio:
+        assert (audio.getnchannels(), audio.getnframes()) == (2, 8000)
+
+
+def test_retention_deletes_old_audio_keeps_rows_and_usage(
+    tmp_path: Path, store_db: Connection
+) -> None:
     days = {"acme": 30}
-    svc, sink, _, clock = service(tmp_path, retention_days_for=days.get)
+    svc, sink, _, clock = service(tmp_path, store_db, retention_days_for=days.get)
     kept = {}
     for account in ("acme", "other"):
         row, path = svc.open(account, f"CA-{account}", "message")

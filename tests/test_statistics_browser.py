@@ -14,7 +14,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from flexvoice.accounts import set_designer
-from flexvoice.storage.sqlite import connect
+from flexvoice.storage.open import open_database
 from flexvoice.users import create_user
 from tests.conftest import free_port_range
 from tests.designerkit import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, PASSWORD, safe_name
@@ -65,7 +65,7 @@ async def test_statistics_page_follows_real_calls_and_is_not_for_agents(tmp_path
     pages: list[Page] = []
     agents: Uas | None = None
     try:
-        conn = connect(node.db)
+        conn = open_database(node.db)
         try:
             set_designer(conn, "shop", True)
             create_user(conn, ANALYST, "shop", "analyst", PASSWORD)

@@ -132,6 +132,7 @@ async def create_call(request: web.Request) -> web.Response:
         status_callback=str(body.status_callback) if body.status_callback else None,
         status_events=tuple(body.status_events),
         record=body.record,
+        recording_channels=2 if body.recording_channels == "dual" else 1,
     )
     response = _json(request, call, 201)
     response.headers["Location"] = f"/v1/calls/{call.id}"
@@ -312,7 +313,8 @@ async def update_call(request: web.Request) -> web.Response:
                 field="status",
             )
     elif body.recording is not None:
-        await recordings.control(app, call, body.recording)
+        channels = 2 if body.recording_channels == "dual" else 1
+        await recordings.control(app, call, body.recording, channels)
     else:
         assert body.flow is not None
         if call.status != "in-progress" or not await dialer.move(call, _flows(request), body.flow):

@@ -33,6 +33,13 @@ class ParticipantDoc(Doc):
     moderator: bool
     muted: bool
     status: Literal["in-room", "waiting"]
+    talking: bool = Field(
+        description="speaking now (the level of what it sends, see talking_seconds)"
+    )
+    talking_seconds: float = Field(
+        description="seconds spoken in the room: talk spurts above a speech level, pauses "
+        "under 0.5 s included; not counted while muted"
+    )
     joined_at: str | None
 
 

@@ -14,7 +14,7 @@ from flexvoice.api.designer_session import SESSION, designer_op, json_body
 from flexvoice.api.designer_session import json_response as _json
 from flexvoice.api.framework import MAX_BODY_BYTES, parse_json_body, read_body
 from flexvoice.api.problems import ProblemError
-from flexvoice.appkeys import DB
+from flexvoice.appkeys import SHARED_DB
 from flexvoice.errors import UserError
 from flexvoice.flows import designview, revisions, yamledit
 from flexvoice.flows.schema import flow_schema
@@ -54,7 +54,7 @@ async def schema(request: web.Request) -> web.StreamResponse:
 async def list_flows(request: web.Request) -> web.StreamResponse:
     flows_dir, prompts_dir = flowfiles.flow_dirs(request)
     entries = await flowfiles.entries(flows_dir, prompts_dir)
-    pending = revisions.drafts(request.config_dict[DB])
+    pending = revisions.drafts(request.config_dict[SHARED_DB])
     out = []
     for e in entries:
         draft = pending.get(e.name)
@@ -90,7 +90,7 @@ def _shown(
 async def _state(request: web.Request, entry: flowfiles.Entry) -> dict[str, Any]:
     """What the page shows for one flow: the working text (the draft, else the file), its
     ETag, problems, and the diff of what publishing would change (one parse, off the loop)."""
-    conn = request.config_dict[DB]
+    conn = request.config_dict[SHARED_DB]
     _, prompts_dir = flowfiles.flow_dirs(request)
     draft = revisions.get_draft(conn, entry.name)
     text = draft.text if draft is not None else entry.text
@@ -155,7 +155,7 @@ async def edit_flow(request: web.Request) -> web.StreamResponse:
         raise ProblemError("invalid-body", "send {'ops': [...]}, at least one edit", field="ops")
     wanted = _if_match(request)
     entry = await flowfiles.find_flow(request)
-    conn = request.config_dict[DB]
+    conn = request.config_dict[SHARED_DB]
     # designer_op holds the node's flow write lock: two edits cannot interleave.
     draft = revisions.get_draft(conn, entry.name)
     working = draft.text if draft is not None else entry.text
@@ -207,7 +207,7 @@ async def discard_draft(request: web.Request) -> web.StreamResponse:
     current = await _state(request, entry)
     if current["etag"] != wanted:
         raise _conflict(request, current, None)
-    revisions.drop_draft(request.config_dict[DB], entry.name)
+    revisions.drop_draft(request.config_dict[SHARED_DB], entry.name)
     state = await _state(request, entry)
     return _json(state, etag=state["etag"])
 
@@ -227,7 +227,7 @@ async def _publish(
             "name back (renaming a flow is done on the node)",
             field="flow",
         )
-    conn = request.config_dict[DB]
+    conn = request.config_dict[SHARED_DB]
     author = request[SESSION].user.email
     if not revisions.revisions(conn, entry.name):
         # The history starts with the file as it was, so the first publication can be undone.
@@ -272,7 +272,7 @@ async def publish(request: web.Request) -> web.StreamResponse:
 @designer_op()
 async def list_revisions(request: web.Request) -> web.StreamResponse:
     entry = await flowfiles.find_flow(request)
-    rows = revisions.revisions(request.config_dict[DB], entry.name)
+    rows = revisions.revisions(request.config_dict[SHARED_DB], entry.name)
     return _json({"revisions": [r.summary() for r in rows]})
 
 
@@ -281,7 +281,7 @@ def _revision(request: web.Request, entry: flowfiles.Entry) -> revisions.Revisio
         rev_id = int(request.match_info["rev"])
     except ValueError:
         rev_id = -1
-    rev = revisions.get_revision(request.config_dict[DB], entry.name, rev_id)
+    rev = revisions.get_revision(request.config_dict[SHARED_DB], entry.name, rev_id)
     if rev is None:
         raise ProblemError(
             "not-found", f"flow '{entry.name}' has no revision {request.match_info['rev']}"

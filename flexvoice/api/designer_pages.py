@@ -18,7 +18,7 @@ from flexvoice.api.designer_session import (
     security_headers,
     session_of,
 )
-from flexvoice.appkeys import DB, SHARED_DB
+from flexvoice.appkeys import SHARED_DB
 from flexvoice.logs import get_logger
 
 log = get_logger(__name__)
@@ -101,7 +101,7 @@ async def designer_root(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/designer/")
 async def designer_page(request: web.Request) -> web.StreamResponse:
-    session = session_of(request)
+    session = await session_of(request)
     if session is None:
         raise web.HTTPFound("/designer/login")
     if not designer_enabled(request.config_dict[SHARED_DB], session.user.account):
@@ -128,7 +128,7 @@ async def designer_page(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/designer/login")
 async def login_form(request: web.Request) -> web.StreamResponse:
-    if session_of(request) is not None:
+    if await session_of(request) is not None:
         raise web.HTTPFound("/designer/")
     return _login_page()
 
@@ -140,7 +140,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     email = str(form.get("email", "")).strip().lower()[:254]
     password = str(form.get("password", ""))[:1024]
-    conn = request.config_dict[DB]
+    conn = request.config_dict[SHARED_DB]
     # scrypt takes ~50 ms and 16 MiB: off the event loop.
     ok = await asyncio.to_thread(users.check_password, password, users.password_of(conn, email))
     try:
@@ -172,7 +172,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 async def logout(request: web.Request) -> web.StreamResponse:
     token = request.cookies.get(COOKIE)
     if token and same_origin(request):
-        users.close_session(request.config_dict[DB], token)
+        users.close_session(request.config_dict[SHARED_DB], token)
     response = web.HTTPSeeOther("/designer/login")
     response.del_cookie(COOKIE, path="/designer")
     raise response

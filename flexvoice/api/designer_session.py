@@ -16,7 +16,8 @@ from flexvoice.accounts import designer_enabled
 from flexvoice.api import flowfiles
 from flexvoice.api.framework import guarded, parse_json, read_body
 from flexvoice.api.problems import ProblemError
-from flexvoice.appkeys import DB, SHARED_DB
+from flexvoice.api.sharedreads import read_shared
+from flexvoice.appkeys import SHARED_DB
 
 COOKIE = "fv_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -55,11 +56,11 @@ def same_origin(request: web.Request) -> bool:
     return urlsplit(origin).netloc == request.host
 
 
-def session_of(request: web.Request) -> users.Session | None:
+async def session_of(request: web.Request) -> users.Session | None:
     token = request.cookies.get(COOKIE)
     if not token:
         return None
-    return users.find_session(request.config_dict[DB], token)
+    return await read_shared(request.config_dict, lambda conn: users.find_session(conn, token))
 
 
 def designer_op(
@@ -69,7 +70,7 @@ def designer_op(
 
     def decorate(fn: Handler) -> Handler:
         async def handler(request: web.Request) -> web.StreamResponse:
-            session = session_of(request)
+            session = await session_of(request)
             if session is None:
                 raise ProblemError(
                     "unauthenticated", "you are not logged in (or the session ended); log in again"

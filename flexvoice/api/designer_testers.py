@@ -4,7 +4,6 @@ kept per flow in the node's database; the flow runtime asks through FlowDeps.dra
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +16,13 @@ from flexvoice.api.designer_session import designer_op
 from flexvoice.api.designer_session import json_response as _json
 from flexvoice.api.framework import parse_json_body, read_body
 from flexvoice.api.models import E164
-from flexvoice.appkeys import CONFIG, DB, FLOWS
+from flexvoice.appkeys import CONFIG, FLOWS, SHARED_DB
 from flexvoice.flows import revisions
 from flexvoice.flows.model import Flow
 from flexvoice.flows.runtime import FlowRuntime
 from flexvoice.logs import get_logger
 from flexvoice.offloop import parse_off_loop
+from flexvoice.storage.engine import Connection
 
 log = get_logger(__name__)
 routes = web.RouteTableDef()
@@ -37,7 +37,7 @@ class Testers(BaseModel):
 @designer_op()
 async def get_testers(request: web.Request) -> web.StreamResponse:
     entry = await flowfiles.find_flow(request)
-    return _json({"callers": revisions.testers(request.config_dict[DB], entry.name)})
+    return _json({"callers": revisions.testers(request.config_dict[SHARED_DB], entry.name)})
 
 
 @routes.put("/designer/api/flows/{name}/testers")
@@ -46,11 +46,11 @@ async def put_testers(request: web.Request) -> web.StreamResponse:
     body = parse_json_body(await read_body(request), Testers)
     entry = await flowfiles.find_flow(request)
     callers = sorted({e164.from_network(c) or c for c in body.callers})
-    revisions.set_testers(request.config_dict[DB], entry.name, callers)
+    revisions.set_testers(request.config_dict[SHARED_DB], entry.name, callers)
     return _json({"callers": callers})
 
 
-def draft_lookup(conn: sqlite3.Connection, flows_dir: Path, prompts_dir: Path) -> Any:
+def draft_lookup(conn: Connection, flows_dir: Path, prompts_dir: Path) -> Any:
     """FlowDeps.draft_for: the validated draft of `flow` when `caller` is one of its test
     callers and the draft is valid (an invalid draft is not run: the caller hears the
     published flow, as everyone does)."""
@@ -86,4 +86,4 @@ def wire_test_callers(app: web.Application) -> None:
     if isinstance(runtime, FlowRuntime) and runtime.deps.draft_for is None:
         cfg = app[CONFIG]
         flows_dir, prompts_dir = cfg.path(cfg.paths.flows), cfg.path(cfg.paths.prompts)
-        runtime.deps.draft_for = draft_lookup(app[DB], flows_dir, prompts_dir)
+        runtime.deps.draft_for = draft_lookup(app[SHARED_DB], flows_dir, prompts_dir)

@@ -17,7 +17,7 @@ from flexvoice.api.designer_session import SESSION, designer_op
 from flexvoice.api.designer_session import json_response as _json
 from flexvoice.api.framework import parse_json_body, read_body
 from flexvoice.api.problems import ProblemError
-from flexvoice.appkeys import DB
+from flexvoice.appkeys import SHARED_DB
 from flexvoice.errors import UserError
 from flexvoice.logs import get_logger
 
@@ -39,7 +39,7 @@ def _mine(request: web.Request) -> users.User:
     """The user named in the URL, when it belongs to the administrator's account."""
     account = request[SESSION].user.account
     email = request.match_info["email"].strip().lower()
-    user = users.get_user(request.config_dict[DB], email)
+    user = users.get_user(request.config_dict[SHARED_DB], email)
     if user is None or user.account != account:
         raise ProblemError("not-found", f"no user {email} in account '{account}'")
     return user
@@ -49,7 +49,7 @@ def _mine(request: web.Request) -> users.User:
 @designer_op(admin=True)
 async def list_people(request: web.Request) -> web.StreamResponse:
     account = request[SESSION].user.account
-    people = [u for u in users.list_users(request.config_dict[DB]) if u.account == account]
+    people = [u for u in users.list_users(request.config_dict[SHARED_DB]) if u.account == account]
     return _json({"users": [_shown(u) for u in people], "roles": list(users.ROLES)})
 
 
@@ -59,7 +59,7 @@ async def add_person(request: web.Request) -> web.StreamResponse:
     body = parse_json_body(await read_body(request), NewUser)
     admin = request[SESSION].user
     password = secrets.token_urlsafe(12)
-    conn = request.config_dict[DB]
+    conn = request.config_dict[SHARED_DB]
     try:
         # scrypt: ~50 ms and 16 MiB, off the event loop.
         user = await asyncio.to_thread(
@@ -77,7 +77,9 @@ async def add_person(request: web.Request) -> web.StreamResponse:
 async def reset_person(request: web.Request) -> web.StreamResponse:
     user = _mine(request)
     password = secrets.token_urlsafe(12)
-    await asyncio.to_thread(users.reset_password, request.config_dict[DB], user.email, password)
+    await asyncio.to_thread(
+        users.reset_password, request.config_dict[SHARED_DB], user.email, password
+    )
     log.info("designer.user_reset", email=user.email, by=request[SESSION].user.email)
     return _json({**_shown(user), "locked": False, "password": password})
 
@@ -86,6 +88,6 @@ async def reset_person(request: web.Request) -> web.StreamResponse:
 @designer_op(edit=True, flow_lock=False, admin=True)
 async def unlock_person(request: web.Request) -> web.StreamResponse:
     user = _mine(request)
-    users.unlock(request.config_dict[DB], user.email)
+    users.unlock(request.config_dict[SHARED_DB], user.email)
     log.info("designer.user_unlocked", email=user.email, by=request[SESSION].user.email)
     return _json({**_shown(user), "locked": False})

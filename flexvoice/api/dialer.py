@@ -51,6 +51,7 @@ class LiveCall:
     task: asyncio.Task[None]
     leg: CallLeg | None = None
     flow_task: asyncio.Task[Any] | None = None
+    recording_channels: int = 1  # of its `record: true` recording
 
 
 class Dialer:
@@ -68,6 +69,7 @@ class Dialer:
         ring_timeout: float,
         variables: dict[str, str],
         flow: Flow | None = None,
+        recording_channels: int = 1,
     ) -> None:
         """`flow`: a validated flow document (flow_inline, flow_url) to run instead of the
         flow file named call.flow."""
@@ -75,7 +77,7 @@ class Dialer:
             self._run(call, originator, runtime, ring_timeout, variables, flow),
             name=f"call-{call.id}",
         )
-        live = LiveCall(task)
+        live = LiveCall(task, recording_channels=recording_channels)
         self.live[call.id] = live
         task.add_done_callback(lambda _t: self._forget(call.id, live))
 
@@ -136,8 +138,10 @@ class Dialer:
         if self.recordings is None:
             log.warning("call.record_unavailable", why="no recordings service on this node")
             return
+        live = self.live.get(call.id)
+        channels = live.recording_channels if live is not None else 1
         try:
-            await self.recordings.start(leg, call.account)
+            await self.recordings.start(leg, call.account, channels=channels)
         except Exception:  # the recording's row says why; the call goes on
             log.exception("call.record_failed")
 

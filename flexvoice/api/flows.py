@@ -31,7 +31,7 @@ from flexvoice.api.framework import PRINCIPAL, Resource, read_body, request_body
 from flexvoice.api.models import FlowList, FlowResource
 from flexvoice.api.models import Resource as ResourceModel
 from flexvoice.api.problems import TYPE_PREFIX, ProblemError
-from flexvoice.appkeys import DB
+from flexvoice.appkeys import SHARED_DB
 from flexvoice.errors import Problem
 from flexvoice.flows import revisions
 from flexvoice.flows.model import Flow
@@ -203,7 +203,7 @@ async def put_flow(request: web.Request) -> web.Response:
             runtime.load_file(target, res)  # the next call runs it, without waiting for the poll
         principal = request[PRINCIPAL]
         revisions.record(
-            request.config_dict[DB],
+            request.config_dict[SHARED_DB],
             name,
             text,
             f"key {principal.key_id} ({principal.account})",
@@ -338,6 +338,6 @@ class RevisionList(ResourceModel):
 async def list_revisions(request: web.Request) -> web.Response:
     """Every publication of the flow, newest first: from the designer, a restore, or a PUT."""
     entry = await flowfiles.find_flow(request)
-    rows = revisions.revisions(request.config_dict[DB], entry.name)
+    rows = revisions.revisions(request.config_dict[SHARED_DB], entry.name)
     doc = RevisionList.model_validate({"revisions": [r.summary() for r in rows]})
     return web.json_response(doc.model_dump())

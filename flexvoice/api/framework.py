@@ -25,15 +25,17 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from flexvoice.accounts import get_account
+from flexvoice.accounts import Account, get_account
 from flexvoice.api.guards import (
     StoredResponse,
     retry_after_header,
 )
 from flexvoice.api.keys import Principal, verify_key
 from flexvoice.api.problems import ProblemError, from_validation_error
-from flexvoice.appkeys import IDEMPOTENCY, LOCKOUT, SHARED_DB
+from flexvoice.api.sharedreads import read_shared
+from flexvoice.appkeys import IDEMPOTENCY, LOCKOUT
 from flexvoice.logs import get_logger
+from flexvoice.storage.engine import Connection
 
 log = get_logger(__name__)
 
@@ -343,8 +345,11 @@ def authenticated(fn: Handler) -> Handler:
                 field="Authorization",
                 headers={"WWW-Authenticate": 'Bearer realm="flexvoice"'},
             )
-        conn = request.config_dict[SHARED_DB]
-        principal = verify_key(conn, token.strip()) if scheme.lower() == "bearer" else None
+        principal, account = (
+            await read_shared(request.config_dict, lambda conn: _key_and_account(conn, token))
+            if scheme.lower() == "bearer"
+            else (None, None)
+        )
         if principal is None:
             locked = await lockout.failed(address)
             if locked > 0:  # this attempt is answered as failed; the next ones get 429
@@ -356,7 +361,6 @@ def authenticated(fn: Handler) -> Handler:
                 field="Authorization",
                 headers={"WWW-Authenticate": 'Bearer realm="flexvoice", error="invalid_token"'},
             )
-        account = get_account(conn, principal.account)
         if account is None or account.status != "active":
             raise ProblemError(
                 "account-suspended",
@@ -367,6 +371,11 @@ def authenticated(fn: Handler) -> Handler:
 
     handler.__name__ = fn.__name__
     return handler
+
+
+def _key_and_account(conn: Connection, token: str) -> tuple[Principal | None, Account | None]:
+    principal = verify_key(conn, token.strip())
+    return principal, get_account(conn, principal.account) if principal is not None else None
 
 
 async def no_route(request: web.Request) -> web.StreamResponse:

@@ -40,6 +40,7 @@ async def originate(
     status_callback: str | None = None,
     status_events: tuple[str, ...] = (),
     record: bool = False,
+    recording_channels: int = 1,
 ) -> CallRecord:
     """Ring `to` from the account's number `from_`; when answered, `document` (or the flow
     named `flow`) runs. Raises ProblemError for what the caller must fix."""
@@ -86,5 +87,6 @@ async def originate(
         ring_timeout=ring_timeout,
         variables=variables,
         flow=document,
+        recording_channels=recording_channels,
     )
     return call

@@ -10,25 +10,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from flexvoice.accounts import get_account
+from flexvoice.accounts import Account, get_account
 from flexvoice.calls import CallPrice
 from flexvoice.metering.events import EventError, parse_event
 from flexvoice.metering.rating import Unrated, rate
 from flexvoice.metering.tariffs import TariffBook
 from flexvoice.storage.engine import Connection
+from flexvoice.storage.readcache import ReadCache
 
 
 class TariffPricer:
-    """`Pricer` for the call registry: the account's tariff, read per call (a tariff change
-    with `flexvoice accounts` applies to the next call)."""
+    """`Pricer` for the call registry: the account's tariff, read per call and cached until
+    the accounts change (flexvoice.storage.readcache: a change with `flexvoice accounts`
+    applies to the next call)."""
 
     def __init__(self, conn: Connection, tariffs: TariffBook):
         self.conn = conn
         self.tariffs = tariffs
+        self._accounts: ReadCache[str, Account | None] = ReadCache(conn)
 
     def price_usage(self, event: dict[str, Any]) -> CallPrice:
         account = str(event.get("account"))
-        found = get_account(self.conn, account)
+        found = self._accounts.get(account, lambda name: get_account(self.conn, name))
         if found is None:
             return CallPrice(0, None, f"account '{account}' does not exist")
         tariff = self.tariffs.get(found.tariff)

@@ -123,7 +123,7 @@ def leg_of(app: Mapping[Any, Any], call_id: str) -> RecordableLeg | None:
     return None
 
 
-async def control(app: Mapping[Any, Any], call: CallRecord, action: str) -> None:
+async def control(app: Mapping[Any, Any], call: CallRecord, action: str, channels: int = 1) -> None:
     """POST /v1/calls/{id} {"recording": ...}: start, pause, resume or stop the call's
     whole-call recording; a ProblemError says why not."""
     service = _service(app)
@@ -142,7 +142,7 @@ async def control(app: Mapping[Any, Any], call: CallRecord, action: str) -> None
                     f"call {call.id} is not held by this node; record it on the node that has it",
                     field="recording",
                 )
-            await service.start(leg, call.account)
+            await service.start(leg, call.account, channels=channels)
         elif action == "pause":
             await service.pause(call.id)
         elif action == "resume":

@@ -11,8 +11,8 @@ from flexvoice.api.designer_session import COOKIE, SESSION, designer_op
 from flexvoice.api.framework import parse_query
 from flexvoice.api.livestream import live_stream
 from flexvoice.api.problems import ProblemError
+from flexvoice.api.sharedreads import read_shared
 from flexvoice.api.statistics import StatisticsQuery, answer_calls, service
-from flexvoice.appkeys import DB
 
 routes = web.RouteTableDef()
 
@@ -47,12 +47,12 @@ async def page_live(request: web.Request) -> web.StreamResponse:
 @designer_op()
 async def page_live_stream(request: web.Request) -> web.StreamResponse:
     account = _reader(request)
-    conn = request.config_dict[DB]
     token = request.cookies.get(COOKIE, "")
 
     async def still_logged_in() -> bool:
         # Logging out (or the session's expiry, or the user's lock-out) ends the stream.
-        return users.find_session(conn, token) is not None
+        found = await read_shared(request.config_dict, lambda c: users.find_session(c, token))
+        return found is not None
 
     return await live_stream(request, service(request), account, still_logged_in)
 

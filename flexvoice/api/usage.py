@@ -13,7 +13,7 @@ from aiohttp import web
 from flexvoice.api.framework import PRINCIPAL, Resource, request_query
 from flexvoice.api.models import UsageExportQuery, UsageLine, UsageQuery, UsageStatement
 from flexvoice.api.problems import ProblemError
-from flexvoice.appkeys import CONFIG, TARIFFS
+from flexvoice.appkeys import CONFIG, SHARED_POOL, TARIFFS
 from flexvoice.metering.export import summary_rows
 from flexvoice.metering.store import UsageStore
 from flexvoice.storage.open import open_shared
@@ -37,9 +37,13 @@ async def _with_store(request: web.Request, work: Callable[[UsageStore], T]) -> 
             headers={"Retry-After": "60"},
         )
     cfg = app[CONFIG]
+    pool = app.get(SHARED_POOL)
 
     def run() -> T:
-        conn = open_shared(cfg)
+        if pool is not None:  # PostgreSQL: a kept connection, not one per request
+            with pool.connection() as shared:
+                return work(UsageStore(shared, tariffs))
+        conn = open_shared(cfg)  # SQLite: opening the file is cheap
         try:
             return work(UsageStore(conn, tariffs))
         finally:

@@ -14,7 +14,6 @@ import contextlib
 import hashlib
 import hmac
 import json
-import sqlite3
 import time
 import uuid
 from collections.abc import Callable
@@ -23,7 +22,8 @@ from typing import Any
 import aiohttp
 
 from flexvoice.logs import get_logger
-from flexvoice.storage.sqlite import migrate
+from flexvoice.storage.engine import Connection, both, write_transaction
+from flexvoice.storage.migrate import migrate
 
 log = get_logger(__name__)
 
@@ -32,7 +32,8 @@ EVENT_ID_HEADER = "X-FlexVoice-Event-Id"
 DEFAULT_TOLERANCE_S = 300
 
 MIGRATIONS = [
-    """
+    both(
+        """
     CREATE TABLE webhook_queue (
         id TEXT PRIMARY KEY,
         account TEXT NOT NULL,
@@ -47,7 +48,10 @@ MIGRATIONS = [
     );
     CREATE INDEX webhook_queue_due ON webhook_queue (state, next_attempt_at);
     """
+    )
 ]
+CLAIM_LOCK = "flexvoice.webhook_queue"
+LEASE_MARGIN_S = 30.0  # past an attempt's timeout before another node may take the row over
 
 
 def sign(secret: str, body: bytes, timestamp: int) -> str:
@@ -76,11 +80,12 @@ def verify_signature(
 
 
 class WebhookQueue:
-    """Rows in SQLite; `deliver_forever()` runs as a background task of the API component."""
+    """Rows in the store (SQLite, or PostgreSQL shared by several nodes, each delivering);
+    `deliver_forever()` runs as a background task of the API component."""
 
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         secret_for: Callable[[str], str],
         *,
         retry_base_s: float = 5.0,
@@ -129,12 +134,7 @@ class WebhookQueue:
 
     async def deliver_due(self, session: aiohttp.ClientSession) -> float:
         """Send what is due (concurrently); returns how long until the next one is."""
-        now = self.clock()
-        rows = self.conn.execute(
-            "SELECT id, account, url, event, body, created_at, attempts FROM webhook_queue"
-            " WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT 50",
-            (now,),
-        ).fetchall()
+        rows = self._claim(self.clock())
         if rows:
             await asyncio.gather(*(self._attempt(session, *r) for r in rows))
         nxt = self.conn.execute(
@@ -143,6 +143,25 @@ class WebhookQueue:
         if nxt is None:
             return 60.0
         return max(0.0, min(60.0, float(nxt) - self.clock()))
+
+    def _claim(self, now: float) -> list[Any]:
+        """The due deliveries, taken for one attempt: their next attempt moves past the
+        attempt's timeout, so another node delivering from the same queue leaves them alone
+        (and takes one over if this node dies mid-attempt: at least once, never lost)."""
+        with write_transaction(self.conn, CLAIM_LOCK):
+            rows = self.conn.execute(
+                "SELECT id, account, url, event, body, created_at, attempts FROM webhook_queue"
+                " WHERE state = 'pending' AND next_attempt_at <= ?"
+                " ORDER BY next_attempt_at LIMIT 50",
+                (now,),
+            ).fetchall()
+            if rows:
+                lease = now + self.timeout_s + LEASE_MARGIN_S
+                self.conn.executemany(
+                    "UPDATE webhook_queue SET next_attempt_at = ? WHERE id = ?",
+                    [(lease, r[0]) for r in rows],
+                )
+        return [(*r[:4], bytes(r[4]), *r[5:]) for r in rows]
 
     async def _attempt(
         self,

@@ -32,6 +32,8 @@ class Member:
     end_on_leave: bool = False  # a moderator whose leaving ends the room
     joined_at: datetime | None = None  # set when mixed into the room (not while waiting)
     waiting_since: datetime | None = None
+    talking_seconds: float = 0.0  # spoken in the room, measured by its media worker
+    talking: bool = False
 
     def resource(self) -> dict[str, Any]:
         return {
@@ -39,6 +41,8 @@ class Member:
             "moderator": self.moderator,
             "muted": self.muted,
             "status": "in-room" if self.joined_at is not None else "waiting",
+            "talking": self.talking,
+            "talking_seconds": round(self.talking_seconds, 1),
             "joined_at": self.joined_at.isoformat(timespec="milliseconds")
             if self.joined_at
             else None,

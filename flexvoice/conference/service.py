@@ -108,11 +108,11 @@ class ConferenceService:
 
     # -- reads --------------------------------------------------------------------------------
     def rooms_of(self, account: str) -> list[Room]:
-        return [live.room for (acc, _), live in self.rooms.items() if acc == account]
+        return [_measured(live) for (acc, _), live in self.rooms.items() if acc == account]
 
     def get(self, account: str, name: str) -> Room | None:
         live = self.rooms.get((account, name))
-        return live.room if live is not None else None
+        return _measured(live) if live is not None else None
 
     def placement_of(self, account: str, name: str) -> str | None:
         live = self.rooms.get((account, name))
@@ -332,6 +332,13 @@ class ConferenceService:
                 continue
             task = asyncio.ensure_future(seat.leg.play([path]))
             task.add_done_callback(_quiet)
+
+
+def _measured(live: LiveRoom) -> Room:
+    """The room with each participant's talking time as its media worker measures it now."""
+    for seat in live.seats.values():
+        seat.member.talking_seconds, seat.member.talking = seat.leg.talk_time()
+    return live.room
 
 
 def _quiet(task: asyncio.Future[Any]) -> None:

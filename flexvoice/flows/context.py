@@ -161,12 +161,13 @@ class CallContext:
         )
         return result
 
-    async def bridge(self, result: DialResult, *, record: bool = False) -> str:
-        """Wait for a bridged call to end, recording it (both parties) when asked."""
+    async def bridge(self, result: DialResult, *, record: bool = False, channels: int = 1) -> str:
+        """Wait for a bridged call to end, recording it (both parties: mixed, or one per
+        channel) when asked."""
         started = False
         try:
             if record and self.call_id not in self.deps.recording_service().live:
-                await self.start_call_recording()
+                await self.start_call_recording(channels=channels)
                 started = True
             return await self.leg.wait_bridge_end()
         finally:
@@ -185,9 +186,13 @@ class CallContext:
         """The message is on disk: its row, usage event and webhook."""
         return self.deps.recording_service().close(row.id)
 
-    async def start_call_recording(self, callback: str | None = None) -> RecordingRow:
+    async def start_call_recording(
+        self, callback: str | None = None, channels: int = 1
+    ) -> RecordingRow:
         service = self.deps.recording_service()
-        row = await service.start(self.leg, self.account or "", callback=callback)
+        row = await service.start(
+            self.leg, self.account or "", callback=callback, channels=channels
+        )
         self.call_recording = True
         return row
 

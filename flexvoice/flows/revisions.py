@@ -1,4 +1,5 @@
-"""Drafts and revisions of flows, kept in the node's database beside the flow files.
+"""Drafts and revisions of flows, kept in the store (the node's SQLite file, or the PostgreSQL
+several nodes share) beside the flow files.
 
 The file in the flows folder is what calls run (the source of truth); the designer keeps one
 shared draft per flow while people edit, and each publication (from the designer, or a PUT on
@@ -14,15 +15,16 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from flexvoice.storage.sqlite import migrate
+from flexvoice.storage.engine import Connection, both
+from flexvoice.storage.migrate import migrate
 
 MIGRATIONS = [
-    """
+    both(
+        """
     CREATE TABLE flow_drafts (
         flow TEXT PRIMARY KEY,
         text TEXT NOT NULL,
@@ -39,15 +41,18 @@ MIGRATIONS = [
         created_at TEXT NOT NULL
     );
     CREATE INDEX flow_revisions_flow ON flow_revisions (flow, id);
-    """,
-    # Test callers: these numbers, calling the account, hear the flow's draft.
     """
+    ),
+    # Test callers: these numbers, calling the account, hear the flow's draft.
+    both(
+        """
     CREATE TABLE flow_testers (
         flow TEXT NOT NULL,
         caller TEXT NOT NULL,
         PRIMARY KEY (flow, caller)
     );
-    """,
+    """
+    ),
 ]
 
 
@@ -80,7 +85,7 @@ class Revision:
         }
 
 
-def ensure_schema(conn: sqlite3.Connection) -> None:
+def ensure_schema(conn: Connection) -> None:
     migrate(conn, "flow_revisions", MIGRATIONS)
 
 
@@ -92,7 +97,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def get_draft(conn: sqlite3.Connection, flow: str) -> Draft | None:
+def get_draft(conn: Connection, flow: str) -> Draft | None:
     ensure_schema(conn)
     row = conn.execute(
         "SELECT flow, text, author, updated_at FROM flow_drafts WHERE flow = ?", (flow,)
@@ -100,13 +105,13 @@ def get_draft(conn: sqlite3.Connection, flow: str) -> Draft | None:
     return Draft(*row) if row else None
 
 
-def drafts(conn: sqlite3.Connection) -> dict[str, Draft]:
+def drafts(conn: Connection) -> dict[str, Draft]:
     ensure_schema(conn)
     rows = conn.execute("SELECT flow, text, author, updated_at FROM flow_drafts")
     return {row[0]: Draft(*row) for row in rows}
 
 
-def save_draft(conn: sqlite3.Connection, flow: str, text: str, author: str) -> Draft:
+def save_draft(conn: Connection, flow: str, text: str, author: str) -> Draft:
     ensure_schema(conn)
     draft = Draft(flow, text, author, _now())
     conn.execute(
@@ -118,24 +123,23 @@ def save_draft(conn: sqlite3.Connection, flow: str, text: str, author: str) -> D
     return draft
 
 
-def drop_draft(conn: sqlite3.Connection, flow: str) -> None:
+def drop_draft(conn: Connection, flow: str) -> None:
     ensure_schema(conn)
     conn.execute("DELETE FROM flow_drafts WHERE flow = ?", (flow,))
 
 
-def record(conn: sqlite3.Connection, flow: str, text: str, author: str, message: str) -> Revision:
+def record(conn: Connection, flow: str, text: str, author: str, message: str) -> Revision:
     ensure_schema(conn)
     created = _now()
-    cur = conn.execute(
+    row = conn.execute(
         "INSERT INTO flow_revisions (flow, text, digest, author, message, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
         (flow, text, etag(text), author, message, created),
-    )
-    assert cur.lastrowid is not None
-    return Revision(cur.lastrowid, flow, text, etag(text), author, message, created)
+    ).fetchone()
+    return Revision(int(row[0]), flow, text, etag(text), author, message, created)
 
 
-def revisions(conn: sqlite3.Connection, flow: str) -> list[Revision]:
+def revisions(conn: Connection, flow: str) -> list[Revision]:
     """Newest first."""
     ensure_schema(conn)
     rows = conn.execute(
@@ -146,7 +150,7 @@ def revisions(conn: sqlite3.Connection, flow: str) -> list[Revision]:
     return [Revision(*row) for row in rows]
 
 
-def get_revision(conn: sqlite3.Connection, flow: str, rev_id: int) -> Revision | None:
+def get_revision(conn: Connection, flow: str, rev_id: int) -> Revision | None:
     ensure_schema(conn)
     row = conn.execute(
         "SELECT id, flow, text, digest, author, message, created_at FROM flow_revisions"
@@ -176,16 +180,16 @@ def step_diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, list[str]]:
     }
 
 
-def testers(conn: sqlite3.Connection, flow: str) -> list[str]:
+def testers(conn: Connection, flow: str) -> list[str]:
     ensure_schema(conn)
     rows = conn.execute("SELECT caller FROM flow_testers WHERE flow = ? ORDER BY caller", (flow,))
     return [row[0] for row in rows]
 
 
-def set_testers(conn: sqlite3.Connection, flow: str, callers: list[str]) -> None:
+def set_testers(conn: Connection, flow: str, callers: list[str]) -> None:
     ensure_schema(conn)
     conn.execute("DELETE FROM flow_testers WHERE flow = ?", (flow,))
     conn.executemany(
-        "INSERT OR IGNORE INTO flow_testers (flow, caller) VALUES (?, ?)",
+        "INSERT INTO flow_testers (flow, caller) VALUES (?, ?) ON CONFLICT DO NOTHING",
         [(flow, c) for c in callers],
     )

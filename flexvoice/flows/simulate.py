@@ -133,6 +133,7 @@ class ScriptedLeg:
         self.inputs = 0
         self._music = asyncio.Event()
         self.recording: Path | None = None
+        self.recording_second: Path | None = None  # a dual-channel recording's other party
         # The leg's life and its dialled children, by the real leg's state machine.
         self.tree = ScriptedTree(self.call_id, direction, self.clock.now)
 
@@ -232,8 +233,9 @@ class ScriptedLeg:
         stopped: Literal["max_length", "dtmf"] = "max_length" if seconds >= max_length else "dtmf"
         return RecordResult(path, seconds, stopped)
 
-    async def start_recording(self, path: Path) -> None:
+    async def start_recording(self, path: Path, second: Path | None = None) -> None:
         self.recording = path
+        self.recording_second = second
         self.recording_since = self.clock.elapsed()
         self.act(f"start recording the call into {path.name}")
 
@@ -264,13 +266,18 @@ class ScriptedLeg:
     async def conf_leave(self) -> None:
         self.act("leave the conference room")
 
+    def talk_time(self) -> tuple[float, bool]:
+        return 0.0, False  # a simulated caller's speech is not measured
+
     async def stop_recording(self) -> RecordResult | None:
         if self.recording is None:
             return None
         path, self.recording = self.recording, None
         seconds = self.clock.elapsed() - self.recording_since
         if self.write_audio:
-            write_silence(path, seconds)
+            for part in (path, self.recording_second):
+                if part is not None:
+                    write_silence(part, seconds)
         self.act("stop recording")
         return RecordResult(path, seconds, "stop")
 

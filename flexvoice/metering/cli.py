@@ -22,7 +22,7 @@ from flexvoice.metering.store import BATCH_SIZE, UsageStore
 from flexvoice.metering.tariffs import load_tariffs
 from flexvoice.metering.timing import check_month
 from flexvoice.storage.engine import Connection
-from flexvoice.storage.open import open_shared
+from flexvoice.storage.open import open_shared, spool_dir
 from flexvoice.yamlwords import did_you_mean
 
 EXIT_REJECTED = 1
@@ -111,7 +111,7 @@ def _accounts_set(args: Any) -> int:
         accounts.set_recording_retention(conn, args.name, days)
         print(f"account {args.name}: recordings are kept {days} days")
     if args.designer is not None:
-        sink = StoreSink(UsageStore.from_config(cfg, args.db))
+        sink = StoreSink(UsageStore.from_config(cfg, args.db), spool_dir(cfg))
         on = args.designer == "on"
         changed = accounts.set_designer(conn, args.name, on, sink.record)
         state = "on" if on else "off"

@@ -202,23 +202,28 @@ class StoreSink:
     already committed what the event records (the number is added), so the refused event is
     also kept in the spool folder's rejected.jsonl, to import once the cause is fixed."""
 
-    def __init__(self, store: UsageStore):
+    def __init__(self, store: UsageStore, spool: Path | None = None):
         self.store = store
+        # Where a refused event is kept: beside the store's SQLite file, else `spool` (the
+        # node's own spool, storage.local's folder, when the store is PostgreSQL).
+        database = database_file(store.conn)
+        if database is not None:
+            self.spool = database.parent / "usage-spool"
+        else:
+            self.spool = spool if spool is not None else Path("var") / "usage-spool"
 
     def record(self, event: dict[str, Any]) -> None:
         report = self.store.ingest([event])
         if report.rejected:
             reason = report.rejected[0].reason
-            database = database_file(self.store.conn) or Path("var") / "memory.db"
             text = json.dumps(event, ensure_ascii=False, default=repr)
             event_id = event.get("id")
             keep_refused(
-                database.parent / "usage-spool",
-                [(text, event_id if isinstance(event_id, str) else None, reason)],
+                self.spool, [(text, event_id if isinstance(event_id, str) else None, reason)]
             )
             raise UserError(
-                f"usage event {event_id}: {reason} (kept in {database.parent}/usage-spool/"
-                f"{REJECTED}: import it once this is fixed)"
+                f"usage event {event_id}: {reason} (kept in {self.spool}/{REJECTED}: import "
+                "it once this is fixed)"
             )
 
 

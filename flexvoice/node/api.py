@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -86,7 +85,7 @@ async def api_component(app: web.Application) -> AsyncIterator[None]:
     shared = app[SHARED_DB]  # accounts, keys, webhook secrets and tariffs of accounts
     tariffs = need(app, TARIFFS, "tariffs_component", "api_component")
     need(app, NUMBERS, "numbers_component", "api_component")  # the /v1/numbers handlers
-    ensure_keys_schema(conn)
+    ensure_keys_schema(shared)
 
     redis_client: Any = None
     policy = LockoutPolicy(api.lockout_failures, api.lockout_window, api.lockout_time)
@@ -107,8 +106,10 @@ async def api_component(app: web.Application) -> AsyncIterator[None]:
     app[RATE_LIMITER] = limiter
     app[IDEMPOTENCY] = idempotency
 
+    # Calls, their legs and trace, and webhook deliveries live in the shared store (the same
+    # file as `conn` on one node; PostgreSQL for several).
     webhooks = WebhookQueue(
-        conn,
+        shared,
         lambda account: webhook_secret(shared, account),
         retry_base_s=api.webhook_retry_base,
         retry_max_s=api.webhook_retry_max,
@@ -116,11 +117,18 @@ async def api_component(app: web.Application) -> AsyncIterator[None]:
         timeout_s=api.webhook_timeout,
     )
     app[WEBHOOKS] = webhooks
-    registry_calls = CallRegistry(conn, webhooks=webhooks, pricer=TariffPricer(shared, tariffs))
+    registry_calls = CallRegistry(
+        shared, webhooks=webhooks, pricer=TariffPricer(shared, tariffs), node=cfg.node_name
+    )
     app[CALLS] = registry_calls
     # Statistics listen to the registry: rollups as calls end, the live board as they move.
+    # The rollups stay in this node's own file (the statistics' owner moves them).
     stats = Statistics(
-        conn, registry_calls, node=f"{socket.gethostname()}-{cfg.http.port}", redis=redis_client
+        conn,
+        registry_calls,
+        node=cfg.node_name,
+        redis=redis_client,
+        calls_db=shared if shared is not conn else None,
     )
     stats.listen(registry_calls.listeners)
     await stats.start()

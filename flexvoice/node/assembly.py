@@ -10,6 +10,7 @@ a message naming the missing component. Tests build a node from the components t
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import socket
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -119,6 +120,12 @@ async def run_node(cfg: Config, options: ServeOptions, ready: asyncio.Event | No
         await runner.setup()
         answer_with_problems(runner)
         await web.SockSite(runner, sock).start()
+        # What start-up made (modules, configuration, the pool: ~100k objects) lives as long
+        # as the node. Frozen, the collector no longer walks it at each full collection,
+        # which stalled the event loop for 0.1-0.7 s in the middle of calls (measured at
+        # 100 CPS on the loaded 2-core machine); a collection now walks what calls made.
+        gc.collect()
+        gc.freeze()
         log.info(
             "node.started", http=f"http://{cfg.http.host}:{cfg.http.port}", version=__version__
         )

@@ -28,6 +28,7 @@ from flexvoice.logs import get_logger
 from flexvoice.lostlegs import LiveLeg, lost_leg_end, unanswered_end
 from flexvoice.metering.sink import UsageSink
 from flexvoice.sip.leg import SipLeg
+from flexvoice.storage.engine import is_postgres
 from flexvoice.storage.sqlite import migrate
 
 log = get_logger(__name__)
@@ -119,9 +120,14 @@ class LegHeartbeat:
 
 
 def close_lost_legs(
-    heartbeat: LegHeartbeat, sink: UsageSink, calls: CallRegistry | None, now: str
+    heartbeat: LegHeartbeat,
+    sink: UsageSink,
+    calls: CallRegistry | None,
+    now: str,
+    node: str | None = None,
 ) -> int:
-    """At start: close every leg and call a killed node left open; how many."""
+    """At start: close every leg and call a killed node left open (of `node` only, when
+    given); how many."""
     legs, alive_at = heartbeat.left_behind()
     closed = 0
     for leg in legs:
@@ -140,7 +146,7 @@ def close_lost_legs(
         )
         closed += 1
     if calls is not None:
-        for call in calls.open_calls():
+        for call in calls.open_calls(node):
             if call.answered_at is not None:
                 live = LiveLeg(
                     call.id, call.account, call.direction, call.from_number, call.to_number,
@@ -163,7 +169,10 @@ async def heartbeat_component(app: web.Application) -> AsyncIterator[None]:
     `app[HEARTBEAT]`); placed after the usage sink and the API, before the pool."""
     heartbeat = LegHeartbeat(app[DB])
     sink = need(app, USAGE_SINK, "usage_component", "heartbeat_component")
-    closed = close_lost_legs(heartbeat, sink, app.get(CALLS), datetime.now(UTC).isoformat())
+    calls = app.get(CALLS)
+    # On a store several nodes share, only this node's calls: the others' are live elsewhere.
+    node = calls.node if calls is not None and is_postgres(calls.conn) else None
+    closed = close_lost_legs(heartbeat, sink, calls, datetime.now(UTC).isoformat(), node)
     if closed:
         log.warning("node.lost_calls_closed", calls=closed)
     app[HEARTBEAT] = heartbeat

@@ -36,6 +36,7 @@ from flexvoice.recordings.service import PriceUsage, RecordingService
 from flexvoice.recordings.store import RecordingStore
 from flexvoice.sip.beep import beep_file
 from flexvoice.sip.links import LinkFailed, PoolLinker
+from flexvoice.storage.engine import is_postgres
 
 log = get_logger(__name__)
 
@@ -44,9 +45,11 @@ RETENTION_INTERVAL_S = 3600.0  # how often old recordings are looked for
 
 async def recordings_component(app: web.Application) -> AsyncIterator[None]:
     cfg = app[CONFIG]
-    conn = need(app, DB, "database_component", "recordings_component")
-    shared = app[SHARED_DB]  # accounts (retention) and tariffs live there
-    store = RecordingStore(conn)
+    need(app, DB, "database_component", "recordings_component")
+    # Accounts (retention), tariffs and the recordings' rows live in the shared store; with
+    # several nodes (PostgreSQL) each row says which node made it.
+    shared = app[SHARED_DB]
+    store = RecordingStore(shared, node=cfg.node_name if is_postgres(shared) else None)
     calls = app.get(CALLS)
     tariffs = app.get(TARIFFS)
 

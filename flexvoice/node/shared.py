@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from flexvoice.appkeys import CONFIG, DB, SHARED_DB, TARIFFS, TRUNKS
+from flexvoice.appkeys import CONFIG, DB, SHARED_DB, SHARED_POOL, TARIFFS, TRUNKS
 from flexvoice.logs import get_logger
 from flexvoice.metering.tariffs import load_tariffs
 from flexvoice.sip.trunks import load_trunks
@@ -35,12 +35,15 @@ async def database_component(app: web.Application) -> AsyncIterator[None]:
     conn = connect(local_path(cfg))
     app[DB] = conn
     app[SHARED_DB] = shared if shared is not None else conn
+    if url is not None:
+        app[SHARED_POOL] = postgres.PgPool(url)
     try:
         yield
     finally:
         conn.close()
         if shared is not None:
             shared.close()
+            app[SHARED_POOL].close()
 
 
 def shared_or(app: web.Application, own: sqlite3.Connection) -> Connection:

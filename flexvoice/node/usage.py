@@ -9,7 +9,7 @@ from aiohttp import web
 from flexvoice.appkeys import CONFIG, TARIFFS, USAGE_SINK, need
 from flexvoice.metering.sink import UsageSink
 from flexvoice.metering.store import UsageStore
-from flexvoice.storage.open import local_path, open_shared
+from flexvoice.storage.open import open_shared, spool_dir
 
 
 async def usage_component(app: web.Application) -> AsyncIterator[None]:
@@ -18,7 +18,7 @@ async def usage_component(app: web.Application) -> AsyncIterator[None]:
     connection of its own."""
     cfg = app[CONFIG]
     tariffs = need(app, TARIFFS, "tariffs_component", "usage_component")
-    spool = local_path(cfg).parent / "usage-spool"
+    spool = spool_dir(cfg)
     sink = UsageSink(spool, lambda: UsageStore(open_shared(cfg), tariffs))
     await sink.start()
     app[USAGE_SINK] = sink

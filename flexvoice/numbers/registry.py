@@ -23,6 +23,7 @@ from flexvoice.numbers.table import (
 )
 from flexvoice.numbers.usage import UsageSink
 from flexvoice.storage.engine import Connection
+from flexvoice.storage.readcache import ReadCache
 
 log = get_logger("flexvoice.numbers")
 
@@ -35,12 +36,17 @@ class NumberRegistry:
     def __init__(self, conn: Connection, usage_sink: UsageSink | None = None):
         self.conn = conn
         self.usage_sink = usage_sink
+        # Every INVITE looks its number up (and the flow runtime again, for continuity).
+        self._routes: ReadCache[str, Number | None] = ReadCache(conn)
         ensure_schema(conn)
 
     # -- reads
 
     def lookup(self, number: str) -> Number | None:
         """The number an INVITE is for (E.164, or a national form), or None (answer 404)."""
+        return self._routes.get(number, self._lookup)
+
+    def _lookup(self, number: str) -> Number | None:
         e164 = number if e164_rule.is_e164(number) else self._normalize(number)
         if e164 is None:
             return None

@@ -11,6 +11,7 @@ from typing import Any
 
 from flexvoice.accounts import ensure_schema as ensure_accounts_schema
 from flexvoice.numbers.usage import UsageSink, number_event, usage_id
+from flexvoice.storage import readcache
 from flexvoice.storage.engine import Connection, write_transaction
 from flexvoice.storage.migrate import migrate
 
@@ -103,8 +104,11 @@ def transaction(conn: Connection, sink: UsageSink | None) -> Iterator[list[dict[
     """One write transaction; the usage events appended to the list it gives are recorded only
     once it committed."""
     events: list[dict[str, Any]] = []
-    with write_transaction(conn, "flexvoice.numbers"):
-        yield events
+    try:
+        with write_transaction(conn, "flexvoice.numbers"):
+            yield events
+    finally:
+        readcache.changed()  # the routes cached for calls (also after a failed write)
     if sink is not None:
         for event in events:
             sink.record(event)

@@ -26,7 +26,14 @@ from typing import Any, Protocol
 
 from flexvoice.logs import get_logger
 from flexvoice.recordings.store import OPEN_STATUSES, Kind, RecordingRow, RecordingStore
-from flexvoice.recordings.wav import WavError, read_info, repair, sha256
+from flexvoice.recordings.wav import (
+    WavError,
+    channel_paths,
+    interleave,
+    read_info,
+    repair,
+    sha256,
+)
 
 log = get_logger(__name__)
 
@@ -40,7 +47,7 @@ class RecordableLeg(Protocol):
 
     call_id: str
 
-    async def start_recording(self, path: Path) -> None: ...
+    async def start_recording(self, path: Path, second: Path | None = None) -> None: ...
 
     async def pause_recording(self) -> None: ...
 
@@ -106,7 +113,13 @@ class RecordingService:
 
     # -- opening ----------------------------------------------------------------------------
     def open(
-        self, account: str, call_id: str, kind: Kind, *, callback: str | None = None
+        self,
+        account: str,
+        call_id: str,
+        kind: Kind,
+        *,
+        callback: str | None = None,
+        channels: int = 1,
     ) -> tuple[RecordingRow, Path]:
         """A new recording row (in-progress) and the absolute path its audio goes to."""
         rec_id = "RE" + uuid.uuid4().hex
@@ -119,7 +132,7 @@ class RecordingService:
             # A call that reached no account (a test number) still gets a relative path.
             path=f"{_SAFE.sub('_', account) or '_unassigned'}/{rec_id}.wav",
             status="in-progress",
-            channels=1,
+            channels=channels,
             started_at=now,
             ended_at=None,
             duration_seconds=None,
@@ -144,16 +157,27 @@ class RecordingService:
 
     # -- whole-call recordings, live control ------------------------------------------------
     async def start(
-        self, leg: RecordableLeg, account: str, *, callback: str | None = None
+        self,
+        leg: RecordableLeg,
+        account: str,
+        *,
+        callback: str | None = None,
+        channels: int = 1,
     ) -> RecordingRow:
-        """Record the rest of the call (both parties). One at a time per call."""
+        """Record the rest of the call (both parties: mixed, or with channels=2 the leg's
+        party on the left channel and what it hears on the right). One at a time per call."""
         if leg.call_id in self.live:
             raise RecordingConflict(f"call {leg.call_id} is already being recorded")
-        row, path = self.open(account, leg.call_id, "call", callback=callback)
+        if channels not in (1, 2):
+            raise ValueError(f"a recording has 1 or 2 channels, not {channels}")
+        row, path = self.open(account, leg.call_id, "call", callback=callback, channels=channels)
         live = Live(row, leg)
         self.live[leg.call_id] = live
         try:
-            await leg.start_recording(path)
+            if channels == 2:
+                await leg.start_recording(*channel_paths(path))
+            else:
+                await leg.start_recording(path)
         except Exception as exc:
             self.live.pop(leg.call_id, None)
             self.close(row.id, note=f"could not start: {exc}")
@@ -236,6 +260,8 @@ class RecordingService:
             return row
         path = self.path_of(row)
         try:
+            if row.channels == 2:
+                note = self._join_channels(path, note)
             info = read_info(path)
             if info.open or info.data_size != info.on_disk_data:
                 info = repair(path)
@@ -291,6 +317,36 @@ class RecordingService:
         self._notify(row, "recording.completed")
         return row
 
+    @staticmethod
+    def _join_channels(path: Path, note: str | None) -> str | None:
+        """A dual-channel recording's two mono halves become its stereo file (their headers
+        repaired first when the worker could not close them); the halves go once joined."""
+        halves = [half for half in channel_paths(path) if half.exists()]
+        if not halves:
+            return note  # joined already (a crash came between the join and the clean-up)
+        for half in [h for h in halves if h.stat().st_size == 0]:
+            half.unlink()  # killed before its first write (PJSIP buffers 4,000 bytes)
+            halves.remove(half)
+        if not halves:
+            raise FileNotFoundError(path)
+        repaired = False
+        for half in halves:
+            info = read_info(half)
+            if info.open or info.data_size != info.on_disk_data:
+                repair(half)
+                repaired = True
+        if all(read_info(half).data_size == 0 for half in halves):
+            for half in halves:
+                half.unlink()
+            raise FileNotFoundError(path)  # nothing was recorded
+        interleave(*channel_paths(path), path)
+        for half in halves:
+            half.unlink()
+        if repaired:
+            fixed = "header repaired from the file's length (playable to its last second)"
+            note = f"{note}; {fixed}" if note else fixed
+        return note
+
     def _fail(self, row: RecordingRow, why: str) -> RecordingRow:
         row = self.store.update(row, status="failed", ended_at=iso(self.clock()), note=why)
         log.warning("recording.failed", recording_id=row.id, why=why)
@@ -314,7 +370,7 @@ class RecordingService:
         """At start: recordings a previous run left open (its worker or the whole node died)
         are closed from what is on disk."""
         closed = []
-        for row in self.store.with_status(OPEN_STATUSES):
+        for row in self.store.with_status(OPEN_STATUSES, mine=True):
             if row.call_id in self.live:
                 continue
             closed.append(self.close(row.id, note="left open by a node that stopped; recovered"))

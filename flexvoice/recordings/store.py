@@ -8,19 +8,20 @@ deleted row stays (its usage was billed and finance may ask about it); only its 
 from __future__ import annotations
 
 import builtins
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from flexvoice.storage.sqlite import migrate
+from flexvoice.storage.engine import Connection, PerEngine, both
+from flexvoice.storage.migrate import migrate
 
 Status = Literal["in-progress", "paused", "completed", "failed", "deleted"]
 Kind = Literal["message", "call"]
 OPEN_STATUSES: tuple[Status, ...] = ("in-progress", "paused")
 
 MIGRATIONS = [
-    """
+    both(
+        """
     CREATE TABLE call_recordings (
         id TEXT PRIMARY KEY,
         account TEXT NOT NULL,
@@ -45,11 +46,14 @@ MIGRATIONS = [
     CREATE INDEX call_recordings_account ON call_recordings (account, created_at);
     CREATE INDEX call_recordings_call ON call_recordings (call_id);
     CREATE INDEX call_recordings_status ON call_recordings (status);
-    """,
+    """
+    ),
     # The call registry's first table of recordings (flexvoice.callrecords' first migration
     # made it before this component existed): its rows become completed messages here, with
     # a note, and the table goes. Created first when missing, so the script runs anywhere.
-    """
+    # (Never on PostgreSQL: that store began after it.)
+    PerEngine(
+        """
     CREATE TABLE IF NOT EXISTS recordings (
         id TEXT PRIMARY KEY,
         account TEXT NOT NULL,
@@ -68,6 +72,11 @@ MIGRATIONS = [
         FROM recordings;
     DROP TABLE recordings;
     """,
+        "SELECT 1",
+    ),
+    # The node that made the recording (Config.node_name): a node starting closes only the
+    # recordings it left open itself, never those another node is still making.
+    both("ALTER TABLE call_recordings ADD COLUMN node TEXT;"),
 ]
 
 _COLUMNS = (
@@ -126,14 +135,20 @@ class RecordingRow:
 
 
 class RecordingStore:
-    def __init__(self, conn: sqlite3.Connection):
+    """The rows in this node's SQLite file or the PostgreSQL store several nodes share;
+    `node` names this node there (Config.node_name)."""
+
+    def __init__(self, conn: Connection, node: str | None = None):
         self.conn = conn
+        self.node = node
         migrate(conn, "recordings", MIGRATIONS)
 
     def insert(self, row: RecordingRow) -> None:
-        values = [getattr(row, name.strip()) for name in _COLUMNS.split(",")]
+        values = [getattr(row, name.strip()) for name in _COLUMNS.split(",")] + [self.node]
         marks = ", ".join("?" for _ in values)
-        self.conn.execute(f"INSERT INTO call_recordings ({_COLUMNS}) VALUES ({marks})", values)
+        self.conn.execute(
+            f"INSERT INTO call_recordings ({_COLUMNS}, node) VALUES ({marks})", values
+        )
 
     def update(self, row: RecordingRow, **changes: Any) -> RecordingRow:
         new = replace(row, **changes)
@@ -168,13 +183,17 @@ class RecordingStore:
         sql += " ORDER BY created_at DESC, id LIMIT ?"
         return [RecordingRow(*r) for r in self.conn.execute(sql, (*args, limit))]
 
-    def with_status(self, statuses: Iterable[str]) -> builtins.list[RecordingRow]:
-        wanted = list(statuses)
+    def with_status(
+        self, statuses: Iterable[str], *, mine: bool = False
+    ) -> builtins.list[RecordingRow]:
+        """Rows in these statuses; with `mine`, only this node's (when it has a name)."""
+        wanted: builtins.list[str | None] = list(statuses)
         marks = ", ".join("?" for _ in wanted)
-        rows = self.conn.execute(
-            f"SELECT {_COLUMNS} FROM call_recordings WHERE status IN ({marks}) ORDER BY created_at",
-            wanted,
-        )
+        sql = f"SELECT {_COLUMNS} FROM call_recordings WHERE status IN ({marks})"
+        if mine and self.node is not None:
+            sql += " AND node = ?"
+            wanted.append(self.node)
+        rows = self.conn.execute(sql + " ORDER BY created_at", wanted)
         return [RecordingRow(*r) for r in rows]
 
     def closed_before(self, account: str, before: str) -> builtins.list[RecordingRow]:

@@ -10,10 +10,16 @@ up to its last flushed second. The chunks are walked rather than assumed at fixe
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import struct
+import sys
+import wave
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 FORMATS = {1: "pcm", 6: "alaw", 7: "mulaw"}
 
@@ -104,6 +110,57 @@ def repair(path: Path) -> WavInfo:
     return read_info(path)
 
 
+def channel_paths(path: Path) -> tuple[Path, Path]:
+    """Where the two mono halves of a dual-channel recording are written until joined."""
+    return path.with_name(f"{path.stem}.ch1.wav"), path.with_name(f"{path.stem}.ch2.wav")
+
+
+def interleave(left: Path, right: Path, out: Path, block: int = 1 << 16) -> WavInfo:
+    """Join two mono 16-bit PCM files (either may be missing: silence) into one stereo file,
+    left channel first; the shorter is padded with silence. Written beside `out` and renamed
+    onto it, so a crash midway leaves the halves, not half a file."""
+    infos = {p: read_info(p) for p in (left, right) if p.exists()}
+    if not infos:
+        raise FileNotFoundError(left)
+    for p, info in infos.items():
+        if info.format != "pcm" or info.sample_bytes != 2 or info.channels != 1:
+            raise WavError(f"{p.name}: not 16-bit mono PCM ({info.format}, {info.channels} ch)")
+    rates = {info.rate for info in infos.values()}
+    if len(rates) != 1:
+        raise WavError(f"the two channels differ in sample rate: {sorted(rates)}")
+    frames = max(info.data_size for info in infos.values()) // 2
+    tmp = out.with_name(out.name + ".joining")
+    with contextlib.ExitStack() as stack:
+        readers: list[tuple[BinaryIO | None, int]] = []
+        for p in (left, right):
+            if p in infos:
+                half: BinaryIO = stack.enter_context(p.open("rb"))
+                half.seek(infos[p].data_offset)
+                readers.append((half, infos[p].data_size))
+            else:
+                readers.append((None, 0))
+        writer = stack.enter_context(wave.open(str(tmp), "wb"))
+        writer.setnchannels(2)
+        writer.setsampwidth(2)
+        writer.setframerate(rates.pop())
+        done = 0
+        while done < frames:
+            n = min(block, frames - done)
+            both = array("h", bytes(4 * n))
+            for channel, (f, size) in enumerate(readers):
+                have = max(0, min(n, size // 2 - done))
+                if f is not None and have:
+                    samples = array("h", f.read(2 * have))
+                    samples.extend(array("h", bytes(2 * (n - len(samples)))))
+                    both[channel::2] = samples
+            if sys.byteorder != "little":
+                both.byteswap()
+            writer.writeframes(both.tobytes())
+            done += n
+    os.replace(tmp, out)
+    return read_info(out)
+
+
 def sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
@@ -114,8 +171,6 @@ def sha256(path: Path) -> str:
 
 def write_silence(path: Path, seconds: float, rate: int = 8000) -> None:
     """A closed 16-bit PCM WAV of `seconds` of silence: what a simulated leg "records"."""
-    import wave
-
     path.parent.mkdir(parents=True, exist_ok=True)
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)

@@ -233,6 +233,8 @@ class SipLeg(LegMedia):
             self.notify("dtmf", digit=digit, method=msg.get("method"))
         elif msg.t == "play_done":
             self._finish(str(msg.get("play")), str(msg.get("stopped")))
+        elif msg.t == "talk":
+            self.talk_heard(bool(msg.get("talking")), float(msg.get("seconds") or 0))
         elif msg.t == "record_done":
             self._finish(str(msg.get("rec")), (str(msg.get("path")), float(msg.get("seconds"))))
         elif msg.t == "error":

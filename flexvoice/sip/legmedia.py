@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -34,6 +35,20 @@ class LegMedia:
         self._waiters = []
         self._done = {}
         self._last_digit = None
+        self._talk: tuple[float, float | None] = (
+            0.0,
+            None,
+        )  # (talking time so far, since when it talks: monotonic)
+
+    def talk_heard(self, talking: bool, seconds: float) -> None:
+        """The worker's `talk` event: this leg starts or stops speaking in its room."""
+        self._talk = (seconds, time.monotonic() if talking else None)
+
+    def talk_time(self) -> tuple[float, bool]:
+        seconds, since = self._talk
+        if since is None:
+            return seconds, False
+        return seconds + time.monotonic() - since, True
 
     @property
     def ended(self) -> bool:
@@ -163,8 +178,9 @@ class LegMedia:
             return RecordResult(Path(path), 0.0, "hangup")
         return RecordResult(Path(rec_path), seconds, stopped_by)
 
-    async def start_recording(self, path: Path) -> None:
-        key, fut = await self._command_done("rec", "record", path=str(path), mix=True)
+    async def start_recording(self, path: Path, second: Path | None = None) -> None:
+        parts: dict[str, Any] = {"path2": str(second)} if second is not None else {}
+        key, fut = await self._command_done("rec", "record", path=str(path), mix=True, **parts)
         self.recording = (key, fut)
 
     async def pause_recording(self) -> None:

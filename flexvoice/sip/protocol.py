@@ -10,7 +10,8 @@ Commands (control plane -> worker)
   answer      call
   play        call, play (id chosen by the sender), files, loop, stop_on_dtmf
   stop_play   call
-  record      call, rec (id), path, mix (also record what we send: whole-call recording)
+  record      call, rec (id), path, mix (also record what we send: whole-call recording),
+              path2 (dual channel: the call's party into path, what it hears into path2)
   stop_record call, rec
   pause_record call, rec (silence is written until resumed: the file keeps the call's length)
   resume_record call, rec
@@ -33,6 +34,8 @@ Events (worker -> control plane)
   dtmf        call, digit, method (rfc4733|info)
   play_done   call, play, stopped (eof|dtmf|stopped|hangup)
   record_done call, rec, path, seconds
+  talk        call, talking, seconds (a member of a conference room starts or stops speaking;
+              seconds: its talking time in the room so far, see flexvoice.sip.talk)
   error       call, cmd, message[, ended] (a command the worker could not carry out; `ended`:
               the call had ended before the command arrived, a race rather than a fault; a
               hangup for such a call gets no answer at all: its end was reported already)
@@ -80,6 +83,7 @@ EVENTS = frozenset(
         "dtmf",
         "play_done",
         "record_done",
+        "talk",
         "error",
         "message_status",
         "message_in",

@@ -41,7 +41,7 @@ from typing import Any
 
 import pjsua2 as pj
 
-from flexvoice.sip import forkserver, wakes
+from flexvoice.sip import forkserver, talk, wakes
 from flexvoice.sip.addresses import edge_source
 from flexvoice.sip.dispatch import WORKER_COMMANDS, EndedCalls, handler_name, no_call_answer
 from flexvoice.sip.protocol import Message, encode
@@ -55,6 +55,7 @@ DTMF_IS_END = 2
 PJ_ETOOMANY = 70010  # pjlib's "too many": no call slot free in pjsua
 _CALL_ID = re.compile(r"^(?:Call-ID|i)\s*:(.*)$", re.IGNORECASE | re.MULTILINE)
 RECORDING_CLOSE_WAIT = 5.0  # seconds to wait for PJSIP to close a recording's file
+SECOND = "#2"  # the key of a dual-channel recording's second recorder: its id + this
 # The control plane decides within milliseconds (number lookup, then ring, answer or refuse);
 # past this, the worker refuses the INVITE itself (refuse_undecided).
 DECIDE_WITHIN = 10.0
@@ -85,10 +86,11 @@ class Worker:
         self.ended_calls = EndedCalls()
         # Conference rooms on this worker: room key -> its members (calls mixed together).
         self.rooms: dict[str, list[WorkerCall]] = {}
+        self.next_talk_sample = 0.0  # when the members' levels are read next (talk.py)
         # Objects PJSIP may still call back into: dropped only from the main loop, later.
         self.graveyard: list[tuple[float, Any]] = []
-        # (give-up time, call, rec, path, seconds) of recordings whose file is being closed
-        self.finished_recordings: list[tuple[float, str, str, str, float]] = []
+        # (give-up time, call, rec, paths, seconds) of recordings whose files are being closed
+        self.finished_recordings: list[tuple[float, str, str, tuple[str, ...], float]] = []
         self.running = True
         self.idle_ms = idle_ms
         # (give-up time, call, URI, op) of originates waiting for a slot pjsua has not freed
@@ -193,6 +195,8 @@ class Worker:
                 self.report_recordings()
             if self.waiting_originates:
                 self.retry_originates()
+            if self.rooms:
+                self.sample_talk()
         self.shutdown()
 
     def poll_ms(self) -> int:
@@ -207,6 +211,21 @@ class Worker:
             idle_ms=self.idle_ms,
         )
 
+    def sample_talk(self) -> None:
+        """Each room member's speech level into its talk meter. RTP wakes the loop every frame
+        while calls are up, so sampling needs no wake of its own."""
+        now = time.monotonic()
+        if now < self.next_talk_sample:
+            return
+        self.next_talk_sample = now + talk.SAMPLE_EVERY
+        for members in self.rooms.values():
+            for call in members:
+                if call.audio is not None:
+                    with contextlib.suppress(pj.Error):
+                        # pjsua2's "tx" level of a call's port: what the call sends into the
+                        # bridge (its "rx" level is what the bridge sends it: measured).
+                        call.report_talk(call.talk.sample(now, call.audio.getTxLevel()))
+
     def call_ended(self, call_id: str) -> None:
         self.ended_calls.add(call_id)
 
@@ -219,9 +238,9 @@ class Worker:
         waiting = []
         now = time.monotonic()
         for entry in self.finished_recordings:
-            give_up, call_id, rec_id, path, seconds = entry
-            if force or now > give_up or wav_closed(path):
-                self.emit("record_done", call=call_id, rec=rec_id, path=path, seconds=seconds)
+            give_up, call_id, rec_id, paths, seconds = entry
+            if force or now > give_up or all(wav_closed(path) for path in paths):
+                self.emit("record_done", call=call_id, rec=rec_id, path=paths[0], seconds=seconds)
             else:
                 waiting.append(entry)
         self.finished_recordings = waiting
@@ -437,6 +456,7 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
         self.room: str | None = None  # the conference room this call is in
         self.pending_room: tuple[str, bool] | None = None  # joined before its media was up
         self.muted = False
+        self.talk = talk.TalkMeter()  # talking time in its conference room
         self.ended = False
 
     # -- PJSIP callbacks (main thread) ------------------------------------------------------
@@ -550,14 +570,33 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
             self.stop_player("eof")
 
     def cmd_record(self, msg: Message) -> None:
+        """One recorder (`mix`: both parties mixed; else this call alone), or with `path2` a
+        dual-channel recording: two recorders, this call's party into `path`, what it hears
+        into `path2` (the bridge is mono; the control plane interleaves the two)."""
         rec_id = str(msg.get("rec"))
-        path = Path(str(msg.get("path")))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        recorder = pj.AudioMediaRecorder()
-        recorder.createRecorder(str(path))
-        rec = Recording(recorder, str(path), time.monotonic(), bool(msg.get("mix")))
-        self.recorders[rec_id] = rec
+        second = msg.get("path2")
+        tracks = [(rec_id, str(msg.get("path")), "all" if msg.get("mix") else "self")]
+        if second:
+            tracks = [(rec_id, tracks[0][1], "self"), (rec_id + SECOND, str(second), "others")]
+        started = time.monotonic()
+        for key, path, hears in tracks:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            recorder = pj.AudioMediaRecorder()
+            recorder.createRecorder(path)
+            rec = self.recorders[key] = Recording(recorder, path, started, hears)
+            if second:
+                # A recorder that nothing feeds writes nothing: the channel of a party not
+                # yet (or no longer) heard would lose that time and slip against the other.
+                # Looped silence keeps each half's clock (mixing silence in changes nothing).
+                rec.clock = pj.AudioMediaPlayer()
+                rec.clock.createPlayer(str(silence_file()), 0)
+                rec.clock.startTransmit(recorder)
         self.refeed_recordings()
+
+    def tracks(self, rec_id: str) -> list[Recording]:
+        """The recorders of one recording (two for dual channel)."""
+        keys = (rec_id, rec_id + SECOND)
+        return [self.recorders[key] for key in keys if key in self.recorders]
 
     def refeed_recordings(self) -> None:
         """Connect what each recording should hear and does not yet: this call; with `mix`
@@ -566,53 +605,59 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
         for rec in self.recorders.values():
             if rec.paused:
                 continue
-            calls = [self, *self.bridged] if rec.mix else [self]
-            for call in calls:
+            calls = {"all": [self, *self.bridged], "self": [self], "others": self.bridged}
+            for call in calls[rec.hears]:
                 if call.audio is not None and call not in rec.calls:
                     call.audio.startTransmit(rec.recorder)
                     rec.calls.append(call)
-            if rec.mix and self.player is not None and self.player not in rec.players:
+            hears_player = rec.hears != "self"
+            if hears_player and self.player is not None and self.player not in rec.players:
                 self.player.startTransmit(rec.recorder)
                 rec.players.append(self.player)
 
     def cmd_pause_record(self, msg: Message) -> None:
-        rec = self.recorders.get(str(msg.get("rec")))
-        if rec is None or rec.paused:
-            return
-        rec.unfeed()
-        # Silence while paused, not nothing: the file keeps the call's timeline (its length
-        # matches the call), and the pause is an audible gap rather than a cut.
-        rec.silence = pj.AudioMediaPlayer()
-        rec.silence.createPlayer(str(silence_file()), 0)
-        rec.silence.startTransmit(rec.recorder)
-        rec.paused = True
+        for rec in self.tracks(str(msg.get("rec"))):
+            if rec.paused:
+                continue
+            rec.unfeed()
+            # Silence while paused, not nothing: the file keeps the call's timeline (its
+            # length matches the call), and the pause is an audible gap rather than a cut.
+            rec.silence = pj.AudioMediaPlayer()
+            rec.silence.createPlayer(str(silence_file()), 0)
+            rec.silence.startTransmit(rec.recorder)
+            rec.paused = True
 
     def cmd_resume_record(self, msg: Message) -> None:
-        rec = self.recorders.get(str(msg.get("rec")))
-        if rec is None or not rec.paused:
-            return
-        rec.stop_silence(self.worker)
-        rec.paused = False
+        for rec in self.tracks(str(msg.get("rec"))):
+            if rec.paused:
+                rec.stop_silence(self.worker)
+                rec.paused = False
         self.refeed_recordings()
 
     def cmd_stop_record(self, msg: Message) -> None:
         self.stop_recorder(str(msg.get("rec")))
 
     def stop_recorder(self, rec_id: str) -> None:
-        rec = self.recorders.pop(rec_id, None)
-        if rec is None:
+        rec_id = rec_id.removesuffix(SECOND)
+        tracks = self.tracks(rec_id)
+        if not tracks:
             return
-        rec.unfeed()
-        rec.stop_silence(self.worker)
-        # Destroyed here, not retired. PJSIP's conference bridge removes the port (and the
-        # WAV writer fills in the header's sizes) a little later, on its own clock, so
-        # record_done waits until the header is complete: then the file is ready to read.
-        path, started = rec.path, rec.started
-        rec.recorder = None
-        del rec
-        seconds = round(time.monotonic() - started, 3)
+        paths = []
+        for rec in tracks:
+            self.recorders.pop(rec_id if rec.hears != "others" else rec_id + SECOND, None)
+            rec.unfeed()
+            rec.stop_silence(self.worker)
+            rec.silence, rec.clock = rec.clock, None
+            rec.stop_silence(self.worker)
+            # Destroyed here, not retired. PJSIP's conference bridge removes the port (and
+            # the WAV writer fills in the header's sizes) a little later, on its own clock,
+            # so record_done waits until the header is complete: the file is ready to read.
+            paths.append(rec.path)
+            rec.recorder = None
+        seconds = round(time.monotonic() - tracks[0].started, 3)
+        del rec, tracks
         self.worker.finished_recordings.append(
-            (time.monotonic() + RECORDING_CLOSE_WAIT, self.id, rec_id, path, seconds)
+            (time.monotonic() + RECORDING_CLOSE_WAIT, self.id, rec_id, tuple(paths), seconds)
         )
 
     def cmd_bridge(self, msg: Message) -> None:
@@ -651,6 +696,11 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
                 other.audio.startTransmit(self.audio)
         members.append(self)
         self.room = room
+        self.talk = talk.TalkMeter(seconds=self.talk.seconds)  # rejoined: the total goes on
+
+    def report_talk(self, change: talk.TalkChange | None) -> None:
+        if change is not None:
+            self.worker.emit("talk", call=self.id, talking=change.talking, seconds=change.seconds)
 
     def cmd_conf_mute(self, msg: Message) -> None:
         muted = bool(msg.get("muted"))
@@ -675,6 +725,7 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
         room, self.room = self.room, None
         if room is None:
             return
+        self.report_talk(self.talk.stop())
         members = self.worker.rooms.get(room, [])
         if self in members:
             members.remove(self)
@@ -742,6 +793,12 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
         if self.ended:
             return
         self.ended = True
+        # Owned by the pjsua2 Call, whose bridge port PJSIP removes with every connection to
+        # and from it. Forgotten first, so nothing below disconnects it: stopTransmit calls
+        # naming the ending call's port, made here, cut every connection of the other
+        # members of its conference room (measured: a room went silent when one of its links
+        # ended; the bridge seems to read a disconnect naming a removed port as "all").
+        self.audio = None
         self.stop_player("hangup")
         self.conf_leave()
         for rec_id in list(self.recorders):
@@ -750,7 +807,6 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
             if self in other.bridged:
                 other.bridged.remove(self)
         self.bridged.clear()
-        self.audio = None  # owned by the pjsua2 Call: not to be touched after this
         self.worker.calls.pop(self.id, None)
         self.worker.call_ended(self.id)
 
@@ -758,14 +814,15 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
 class Recording:
     """One recorder and what feeds it (sources are kept so they can be disconnected)."""
 
-    def __init__(self, recorder: Any, path: str, started: float, mix: bool):
+    def __init__(self, recorder: Any, path: str, started: float, hears: str):
         self.recorder = recorder
         self.path = path
         self.started = started
-        self.mix = mix
+        self.hears = hears  # "self": this call's party; "others": what it hears; "all": both
         self.calls: list[WorkerCall] = []
         self.players: list[Any] = []
-        self.silence: Any = None
+        self.silence: Any = None  # played while paused
+        self.clock: Any = None  # silence played all along (dual channel: see cmd_record)
         self.paused = False
 
     def unfeed(self) -> None:

@@ -23,6 +23,7 @@ from flexvoice.logs import get_logger
 from flexvoice.statistics.facts import CallFacts, CallLike, call_facts, is_own_call
 from flexvoice.statistics.live import utc_now
 from flexvoice.statistics.rollup import CallSource, Rows, add_to, ensure_schema, write_rows
+from flexvoice.storage.engine import Connection
 
 log = get_logger(__name__)
 
@@ -48,8 +49,14 @@ class Collector:
         batch: int = 1,
         max_delay: float = MAX_DELAY,
         timer: Callable[[], float] = time.monotonic,
+        calls_db: Connection | None = None,
+        node: str | None = None,
     ):
         self.conn = conn
+        # The registry's own store when it is not this one (PostgreSQL shared by several
+        # nodes, the rollups in this node's file): the catch-up reads this node's calls there.
+        self.calls_db = calls_db if calls_db is not None else conn
+        self.node = node if calls_db is not None else None
         self.source = source
         self.clock = clock
         self.on_added = list(on_added)
@@ -63,7 +70,7 @@ class Collector:
         ensure_schema(conn)
         # The catch-up finds recently ended calls by their end; the registry keeps no index
         # on it. IF NOT EXISTS: the registry's own migrations may rebuild its table.
-        conn.execute("CREATE INDEX IF NOT EXISTS stats_calls_ended_at ON calls (ended_at)")
+        self.calls_db.execute("CREATE INDEX IF NOT EXISTS stats_calls_ended_at ON calls (ended_at)")
 
     def listener(
         self, call_id: str, call: CallLike | None, kind: str, data: dict[str, object]
@@ -161,14 +168,26 @@ class Collector:
         """Add the calls that ended in the last CATCH_UP_DAYS days and were never added (the
         node stopped between a call's end and its rollup); forget older ledger entries."""
         since = (self.clock() - timedelta(days=self.CATCH_UP_DAYS)).isoformat()
-        missing = [
-            r[0]
-            for r in self.conn.execute(
-                "SELECT c.id FROM calls c WHERE c.ended_at >= ? AND NOT EXISTS"
-                " (SELECT 1 FROM stats_applied a WHERE a.call_id = c.id)",
-                (since,),
-            )
-        ]
+        if self.calls_db is self.conn:
+            missing = [
+                r[0]
+                for r in self.conn.execute(
+                    "SELECT c.id FROM calls c WHERE c.ended_at >= ? AND NOT EXISTS"
+                    " (SELECT 1 FROM stats_applied a WHERE a.call_id = c.id)",
+                    (since,),
+                )
+            ]
+        else:  # two databases: this node's calls there, minus those added here
+            ended = self.calls_db.execute(
+                "SELECT id FROM calls WHERE ended_at >= ? AND node = ?", (since, self.node)
+            ).fetchall()
+            added_ids = {
+                r[0]
+                for r in self.conn.execute(
+                    "SELECT call_id FROM stats_applied WHERE ended_at >= ?", (since,)
+                )
+            }
+            missing = [r[0] for r in ended if r[0] not in added_ids]
         added = 0
         for call_id in missing:
             call = self.source.get(call_id)

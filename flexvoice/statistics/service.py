@@ -19,6 +19,7 @@ from flexvoice.statistics.collector import BATCH, MAX_DELAY, Collector
 from flexvoice.statistics.facts import CallFacts
 from flexvoice.statistics.live import LiveBoard, merge
 from flexvoice.statistics.rollup import CallSource
+from flexvoice.storage.engine import Connection
 
 log = get_logger(__name__)
 
@@ -49,11 +50,21 @@ class Statistics:
         node: str = "node",
         redis: Any = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        calls_db: Connection | None = None,
     ):
+        """`calls_db`: the call registry's store when it is not `conn` (PostgreSQL)."""
         self.conn = conn
         self.node = node
         self.redis = redis
-        self.collector = Collector(conn, calls, clock=clock, on_added=[_measure], batch=BATCH)
+        self.collector = Collector(
+            conn,
+            calls,
+            clock=clock,
+            on_added=[_measure],
+            batch=BATCH,
+            calls_db=calls_db,
+            node=node,
+        )
         self.board = LiveBoard(clock)
         self._publisher: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None

@@ -10,6 +10,7 @@ other writers go on.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import zlib
 from collections.abc import Iterator
@@ -51,6 +52,31 @@ class PerEngine:
 
 
 Script = str | PerEngine
+
+# SQLite's types and their PostgreSQL twins: 64-bit integers (SQLite's are), an integer key
+# numbered by the database, double precision (PostgreSQL's REAL is 4 bytes: a unix time would
+# lose its seconds), bytes, and text sorted by byte as SQLite sorts it.
+_PG_TYPES = (
+    (re.compile(r"\bINTEGER PRIMARY KEY( AUTOINCREMENT)?\b"), "BIGSERIAL PRIMARY KEY"),
+    (re.compile(r"\bINTEGER\b"), "BIGINT"),
+    (re.compile(r"\bREAL\b"), "DOUBLE PRECISION"),
+    (re.compile(r"\bBLOB\b"), "BYTEA"),
+    (re.compile(r"\bTEXT\b"), 'TEXT COLLATE "C"'),
+)
+
+
+def postgresql_types(script: str) -> str:
+    """A SQLite migration script with PostgreSQL's column types (upper-case type words only:
+    write types in capitals, names in lower case)."""
+    for pattern, twin in _PG_TYPES:
+        script = pattern.sub(twin, script)
+    return script
+
+
+def both(script: str, postgresql: str | None = None) -> PerEngine:
+    """One migration for both engines: the SQLite script, and its PostgreSQL twin made by
+    postgresql_types (from `postgresql` when the statements themselves differ)."""
+    return PerEngine(script, postgresql_types(script if postgresql is None else postgresql))
 
 
 def lock_key(name: str) -> int:

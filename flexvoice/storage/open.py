@@ -1,7 +1,8 @@
 """Which database each store opens, from `storage.database` (and `storage.local`).
 
-The shared stores (accounts, API keys, usage events and their charges) open `storage.database`:
-a SQLite file on one node, or PostgreSQL shared by several. The stores not shared yet open this
+The shared stores (accounts, API keys, numbers, usage, calls and their legs and traces,
+recordings' rows, flow revisions, designer users, webhook deliveries) open `storage.database`:
+a SQLite file on one node, or PostgreSQL shared by several. What stays per node opens this
 node's own SQLite file (`storage.local_database`), whichever engine the shared ones use.
 """
 
@@ -29,5 +30,11 @@ def open_shared(cfg: Config, override: Path | str | None = None) -> Connection:
 
 
 def local_path(cfg: Config) -> Path:
-    """This node's own SQLite file (the stores not shared yet, and the usage spool beside it)."""
+    """This node's own SQLite file (what stays per node, and the usage spool beside it)."""
     return cfg.path(cfg.storage.local_database)
+
+
+def spool_dir(cfg: Config) -> Path:
+    """This node's usage spool (and its rejected.jsonl): beside its own SQLite file, whichever
+    engine the shared store is."""
+    return local_path(cfg).parent / "usage-spool"

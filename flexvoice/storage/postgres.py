@@ -8,6 +8,7 @@ tuples. Money columns are `numeric` and come back as `Decimal`.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -138,3 +139,57 @@ def connect(url: str, where: str = "storage.database") -> PgConnection:
             "postgresql://flexvoice:PASSWORD@127.0.0.1:5432/flexvoice"
         ) from None
     return PgConnection(conn, url)
+
+
+class PgPool:
+    """A few connections for work done off the event loop (the API's usage statements and
+    exports, designer logins): made when first needed, up to `size`, then kept for the next
+    request instead of a connection (and a server process) per request. A thread wanting one
+    while all are taken waits for one to come back."""
+
+    def __init__(self, url: str, size: int = 4):
+        self.url = url
+        self.size = size
+        self._idle: list[PgConnection] = []
+        self._made = 0
+        self._free = threading.Condition()
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[PgConnection]:
+        with self._free:
+            while not self._idle and self._made >= self.size:
+                self._free.wait()
+            conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                self._made += 1
+        if conn is None:
+            try:
+                conn = connect(self.url)
+            except BaseException:
+                self._give_back(None)
+                raise
+        try:
+            yield conn
+        finally:
+            # A connection left inside a transaction (the work failed half-way) is not
+            # handed to the next request: it is closed, and a fresh one made when needed.
+            if conn.in_transaction:
+                with contextlib.suppress(psycopg.Error):
+                    conn.close()
+                self._give_back(None)
+            else:
+                self._give_back(conn)
+
+    def _give_back(self, conn: PgConnection | None) -> None:
+        with self._free:
+            if conn is None:
+                self._made -= 1
+            else:
+                self._idle.append(conn)
+            self._free.notify()
+
+    def close(self) -> None:
+        with self._free:
+            for conn in self._idle:
+                conn.close()
+            self._idle.clear()

@@ -39,6 +39,11 @@ class CallCreate(Request):
     )
     ring_timeout: int = Field(60, ge=1, le=600, description="seconds to ring before no-answer")
     record: bool = Field(False, description="record the whole call")
+    recording_channels: Literal["mono", "dual"] = Field(
+        "mono",
+        description="with record: both parties mixed (mono), or one party per channel (dual: "
+        "the called party left, what it hears right)",
+    )
     status_callback: HttpUrl | None = Field(
         None, description="URL that receives signed status callbacks (POST, JSON)"
     )
@@ -73,6 +78,11 @@ class CallUpdate(Request):
         description="start recording the call (both parties), pause it (silence is recorded "
         "meanwhile), resume or stop it",
     )
+    recording_channels: Literal["mono", "dual"] | None = Field(
+        None,
+        description="with recording: start, both parties mixed (mono, the default) or one "
+        "party per channel (dual: this call's party left, what it hears right)",
+    )
 
     @model_validator(mode="after")
     def _one(self) -> CallUpdate:
@@ -82,6 +92,8 @@ class CallUpdate(Request):
                 "give exactly one of status (to hang up), flow (to move the call) or "
                 "recording (start, pause, resume, stop)"
             )
+        if self.recording_channels is not None and self.recording != "start":
+            raise ValueError('recording_channels goes with "recording": "start" only')
         return self
 
 

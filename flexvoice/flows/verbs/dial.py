@@ -51,6 +51,11 @@ class Dial(Verb):
     ring_timeout: Duration = Field(20.0, description="how long each target rings")
     caller_id: E164 | None = Field(None, description="number shown to the callee; default: caller")
     record: bool = Field(False, description="record the conversation (both sides)")
+    recording_channels: Literal["mono", "dual"] = Field(
+        "mono",
+        description="with record: both sides mixed (mono), or one per channel (dual: the "
+        "caller left, the called party right)",
+    )
     stop_on: list[int] = Field(
         default_factory=list, description="SIP statuses that end a sequential hunt at once"
     )
@@ -105,7 +110,8 @@ class Dial(Verb):
         ctx.vars["dial_reason"] = last.reason if last else ""
         if result.answered is not None:
             ctx.vars["dial_target"] = result.answered_target or ""
-            who = await ctx.bridge(result, record=self.record)
+            channels = 2 if self.recording_channels == "dual" else 1
+            who = await ctx.bridge(result, record=self.record, channels=channels)
             return Next(self.then, f"{result.answered_target} answered; {who} hung up")
         hunt = "; ".join(notes) if notes else outcome
         own = self.own_branch(outcome)

@@ -21,6 +21,11 @@ class Record(Verb):
     mode: Literal["message", "call"] = Field(
         "message", description="message: a voicemail now; call: record the rest of the call"
     )
+    channels: Literal["mono", "dual"] = Field(
+        "mono",
+        description="mode call: both parties mixed (mono), or one per channel (dual: the "
+        "caller left, what it hears right)",
+    )
     prompt: Prompts | None = Field(None, description="played before the beep")
     say: Text | None = None
     max_length: Duration = Field(120.0, description="longest message")
@@ -58,7 +63,8 @@ class Record(Verb):
         await ctx.ensure_answered()
         await ctx.play(self.prompt, self.say, optional=True)
         if self.mode == "call":
-            row = await ctx.start_call_recording(self.status_callback)
+            channels = 2 if self.channels == "dual" else 1
+            row = await ctx.start_call_recording(self.status_callback, channels)
             ctx.vars[self.variable] = row.id
             return Next(self.then, "recording the call")
         row, path = ctx.open_recording(self.status_callback)

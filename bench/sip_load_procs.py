@@ -1,0 +1,199 @@
+"""Starting and stopping what `bench sip_load` measures: a real node (edge, control plane,
+workers) with its configuration, and the bare pjsua2 processes of the library's floor."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from bench import REPO
+from bench.procstat import workers_by_port
+from flexvoice.sip.addresses import RTP_PORTS_PER_WORKER, rtp_ports
+from flexvoice.system import ports_free
+from tests.conftest import free_port_range
+from tests.poolkit import tone
+
+IVR_FLOW = """\
+flow: bench-ivr
+description: Benchmark IVR - a long menu prompt, one digit, then a looping prompt until hang-up
+start: menu
+steps:
+  menu:
+    menu:
+      prompt: bench_menu
+      options: {"1": answer}
+      timeout: 20s
+      retries: 0
+  answer:
+    play: {prompt: bench_hold, loop: 100}
+"""
+
+
+def write_node(tmp: Path, workers: int) -> tuple[Path, int, int, int]:
+    prompts = tmp / "prompts"
+    (prompts / "en").mkdir(parents=True)
+    for folder in (prompts, prompts / "en"):
+        tone(folder / "bench_menu.wav", 20.0)
+        tone(folder / "bench_hold.wav", 5.0)
+    flows = tmp / "flows"
+    flows.mkdir()
+    (flows / "bench-ivr.yaml").write_text(IVR_FLOW)
+    (tmp / "numbers.yaml").write_text(
+        "accounts:\n  bench: {tariff: flexio-payu}\nnumbers:\n"
+        '  "+3225550001": {account: bench, flow: bench-ivr}\n'
+        '  "+3225550002": {account: bench, prompt: bench_menu}\n'
+    )
+    http = free_port_range(1)
+    edge = free_port_range(1)
+    base = low_port_range(workers)
+    cfg = tmp / "flexvoice.yaml"
+    cfg.write_text(
+        f"""
+http: {{host: 127.0.0.1, port: {http}}}
+sip:
+  edge: {{port: {edge}, ctl_socket: {tmp}/kamailio-ctl.sock}}
+  workers: {{count: {workers}, base_port: {base}, drain_grace: 2s, rtp_base: {RTP_LOW}}}
+  trunks: {REPO}/sip/trunks.yaml
+  numbers: {tmp}/numbers.yaml
+storage: {{database: {tmp}/flexvoice.db, recordings: {tmp}/recordings}}
+paths: {{flows: {flows}, prompts: {prompts}, tariffs: {REPO}/metering/tariffs}}
+logging: {{level: warning}}
+"""
+    )
+    return cfg, http, edge, base
+
+
+SIP_LOW = 6000
+RTP_LOW = 10000
+MAX_WORKERS = (20000 - RTP_LOW) // (2 * RTP_PORTS_PER_WORKER)
+
+
+def start_node(tmp: Path, workers: int) -> tuple[subprocess.Popen[bytes], int, int, int]:
+    cfg, http, edge, base = write_node(tmp, workers)
+    # SIP_LOAD_NODE_CODE: another checkout's code for the node (e.g. main), to compare.
+    code = Path(os.environ.get("SIP_LOAD_NODE_CODE", REPO))
+    command = [sys.executable, "-m", "flexvoice", "--config", str(cfg), "serve"]
+    # SIP_LOAD_PROFILE=FILE: the control plane sampled by py-spy (pip install py-spy; it runs
+    # the node as its child, as attaching needs ptrace rights a container may not give),
+    # written as collapsed stacks when the node stops.
+    profile = os.environ.get("SIP_LOAD_PROFILE")
+    if profile:
+        spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        command = [spy, "record", "-r", "200", "-f", "raw", "-o", profile, "--", *command]
+    node = subprocess.Popen(
+        command,
+        cwd=code,
+        env={**os.environ, "PYTHONPATH": str(code)},
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp / "node.log", "wb"),  # noqa: SIM115
+        start_new_session=True,
+    )
+    return node, http, edge, base
+
+
+def workers_up(http: int) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{http}/healthz", timeout=2) as r:
+            return int(json.loads(r.read())["workers"]["up"])
+    except (OSError, ValueError, KeyError):
+        return -1
+
+
+def wait_up(http: int, node: subprocess.Popen[bytes], count: int, timeout: float) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if node.poll() is not None:
+            raise SystemExit("bench: the node exited during start-up (see node.log)")
+        if workers_up(http) == count:
+            return time.monotonic() - started
+        time.sleep(0.02)
+    raise SystemExit(f"bench: {count} workers not up within {timeout:.0f}s")
+
+
+def replace_time(http: int, node: subprocess.Popen[bytes], count: int, base: int) -> float:
+    """SIGKILL worker 0 (up for a while) and time until the node has `count` workers again."""
+    pid = workers_by_port(base, 1)[0]
+    killed = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+    while workers_up(http) == count and time.monotonic() - killed < 5:
+        time.sleep(0.005)  # until the pool has seen it die
+    wait_up(http, node, count, 30)
+    return time.monotonic() - killed
+
+
+def control_plane(node: subprocess.Popen[bytes]) -> int:
+    """The node's own process (under SIP_LOAD_PROFILE, py-spy's child)."""
+    if not os.environ.get("SIP_LOAD_PROFILE"):
+        return node.pid
+    for child in Path(f"/proc/{node.pid}/task/{node.pid}/children").read_text().split():
+        if "flexvoice" in Path(f"/proc/{child}/cmdline").read_text(errors="replace"):
+            return int(child)
+    raise SystemExit("bench: no node under py-spy")
+
+
+def stop_node(node: subprocess.Popen[bytes]) -> None:
+    if node.poll() is not None:
+        return
+    # The node itself is told to stop: py-spy writes its profile when its child exits.
+    os.kill(control_plane(node), signal.SIGTERM)
+    try:
+        node.wait(60)
+    except subprocess.TimeoutExpired:
+        os.killpg(node.pid, signal.SIGKILL)
+        node.wait()
+
+
+def low_port_range(count: int) -> int:
+    """`count` consecutive UDP+TCP ports free between SIP_LOW and RTP_LOW."""
+    for base in range(SIP_LOW, RTP_LOW - count, 50):
+        if ports_free(base, count):
+            return base
+    raise SystemExit(f"bench: no {count} free ports between {SIP_LOW} and {RTP_LOW}")
+
+
+def start_bare(tmp: Path, count: int, rtp_base: int) -> tuple[list[subprocess.Popen[bytes]], int]:
+    base = low_port_range(count)
+    procs: list[subprocess.Popen[bytes]] = []
+    prompt = tmp / "prompts" / "bench_menu.wav"
+    batch = 3 * (os.cpu_count() or 1)  # as the pool starts its workers
+    for first in range(0, count, batch):
+        started = []
+        for i in range(first, min(count, first + batch)):
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "bench.bare_pjsua2", "--port", str(base + i),
+                 "--rtp-port", str(rtp_ports(rtp_base, i).start), "--prompt", str(prompt)],
+                cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=open(tmp / f"bare_{i}.log", "wb"), start_new_session=True,  # noqa: SIM115
+            )  # fmt: skip
+            started.append(proc)
+        for proc in started:
+            assert proc.stdout is not None
+            # pjlib prints a few lines to standard output before its log level is set
+            while (line := proc.stdout.readline()) and line.strip() != b"ready":
+                pass
+            if not line:
+                log = tmp / f"bare_{started.index(proc) + first}.log"
+                why = log.read_text(errors="replace").strip().splitlines()[-1:] or ["?"]
+                stop_bare(procs + started)
+                raise SystemExit(f"bench: a bare pjsua2 process did not start: {why[0]}")
+        procs += started
+    return procs, base
+
+
+def stop_bare(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.stdin:
+            proc.stdin.close()
+    for proc in procs:
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
