@@ -320,8 +320,9 @@ class Config(Section):
     @property
     def node_name(self) -> str:
         """This node among several sharing one store: its host's name and HTTP port (the
-        calls it carries say it, and its live statistics board is published under it)."""
-        return f"{socket.gethostname()}-{self.http.port}"
+        calls it carries say it, and its live statistics board is published under it);
+        `cluster.node` when set."""
+        return self.cluster.node or f"{socket.gethostname()}-{self.http.port}"
 
 
 def _env_overrides(

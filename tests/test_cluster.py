@@ -7,11 +7,9 @@ are billed to its last heartbeat by B (node_lost), and new calls all go to B."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -53,22 +51,25 @@ def callers(c: Cluster, count: int, timeout: int = 330) -> subprocess.Popen[str]
     )  # fmt: skip
 
 
-def live(db: Path) -> list[str]:
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT id FROM calls WHERE status = 'in-progress' ORDER BY id")
-        return [r[0] for r in rows]
+def _rows(c: Cluster, sql: str, *args: object) -> list[tuple[object, ...]]:
+    with psycopg.connect(c.database) as conn:
+        return list(conn.execute(sql, args).fetchall())  # type: ignore[call-overload]
 
 
-def table(db: Path) -> list[tuple[str, str, str | None, str | None]]:
+def live(c: Cluster, node: str) -> list[str]:
+    """The calls `node` carries now (the calls table is in the shared store)."""
+    rows = _rows(c, "SELECT id FROM calls WHERE node = %s AND status = 'in-progress'"
+                 " ORDER BY id", node)  # fmt: skip
+    return [str(r[0]) for r in rows]
+
+
+def table(c: Cluster, node: str) -> list[tuple[object, ...]]:
     """Every call of a node, for a failure's message."""
-    with sqlite3.connect(db) as conn:
-        return list(conn.execute("SELECT id, status, ended_by, cause FROM calls"))
+    return _rows(c, "SELECT id, status, ended_by, cause FROM calls WHERE node = %s", node)
 
 
-def row(db: Path, call_id: str) -> tuple[str, str | None]:
-    with sqlite3.connect(db) as conn:
-        found = conn.execute("SELECT status, ended_by FROM calls WHERE id = ?", (call_id,))
-        return found.fetchone()  # type: ignore[no-any-return]
+def row(c: Cluster, call_id: str) -> tuple[object, ...]:
+    return _rows(c, "SELECT status, ended_by FROM calls WHERE id = %s", call_id)[0]
 
 
 ONE: list[subprocess.Popen[str]] = []  # the first callers, up across the phases
@@ -91,9 +92,12 @@ def calls_spread_over_both_nodes_workers(cluster: Cluster) -> None:
     a, b = cluster.nodes["a"], cluster.nodes["b"]
     assert sorted(cluster.dispatcher()) == sorted(a.worker_uris() + b.worker_uris())
     ONE.append(callers(cluster, 8))
-    wait_for(lambda: len(live(a.db)) + len(live(b.db)) == 8, timeout=30)
+    wait_for(lambda: len(live(cluster, "a")) + len(live(cluster, "b")) == 8, timeout=30)
     # Round robin over the four workers: each node carries its share.
-    assert len(live(a.db)) >= 2 and len(live(b.db)) >= 2, (live(a.db), live(b.db))
+    assert len(live(cluster, "a")) >= 2 and len(live(cluster, "b")) >= 2, (
+        live(cluster, "a"),
+        live(cluster, "b"),
+    )
     status, health = api(b.port, cluster.key, "GET", "/healthz")
     assert status == 200, health
     assert health["cluster"]["nodes"] == {"a": "up", "b": "up"}
@@ -102,20 +106,20 @@ def calls_spread_over_both_nodes_workers(cluster: Cluster) -> None:
 
 
 def a_call_on_a_is_listed_traced_and_hung_up_through_b(cluster: Cluster) -> None:
-    a, b = cluster.nodes["a"], cluster.nodes["b"]
-    on_a = live(a.db)
-    assert on_a, f"node A holds no call: {table(a.db)}"
+    b = cluster.nodes["b"]
+    on_a = live(cluster, "a")
+    assert on_a, f"node A holds no call: {table(cluster, 'a')}"
     status, doc = api(b.port, cluster.key, "GET", "/v1/calls?status=in-progress")
     assert status == 200, doc
     listed = {c["id"] for c in doc["calls"]}
-    assert set(on_a) <= listed and set(live(b.db)) <= listed
+    assert set(on_a) <= listed and set(live(cluster, "b")) <= listed
     target = on_a[0]
     status, trace = api(b.port, cluster.key, "GET", f"/v1/calls/{target}/events")
     assert status == 200, trace
     assert "answered" in [e["kind"] for e in trace["events"]]
     status, doc = api(b.port, cluster.key, "POST", f"/v1/calls/{target}", {"status": "completed"})
     assert status == 200, doc
-    assert wait_for(lambda: row(a.db, target) == ("completed", "api"), timeout=10)
+    assert wait_for(lambda: row(cluster, target) == ("completed", "api"), timeout=10)
     status, doc = api(b.port, cluster.key, "GET", f"/v1/calls/{target}")
     assert status == 200 and doc["status"] == "completed", doc
     status, doc = api(b.port, cluster.key, "GET", "/v1/calls/CA" + "0" * 32)
@@ -124,25 +128,29 @@ def a_call_on_a_is_listed_traced_and_hung_up_through_b(cluster: Cluster) -> None
 
 def kill_9_of_a_ends_its_calls_node_lost_and_b_takes_every_new_call(cluster: Cluster) -> None:
     a, b = cluster.nodes["a"], cluster.nodes["b"]
-    lost = live(a.db)
-    assert lost, f"node A holds no call to lose: {table(a.db)}"
+    lost = live(cluster, "a")
+    assert lost, f"node A holds no call to lose: {table(cluster, 'a')}"
     a.kill()
     killed = time.monotonic()
     # The edge stops sending to A's workers as soon as their Redis connection is gone.
     wait_for(lambda: sorted(cluster.dispatcher()) == sorted(b.worker_uris()), timeout=5)
     took = time.monotonic() - killed
     assert took < 1.0, f"the edge still listed A's workers {took:.2f} s after the kill"
+    # Its calls are read through B (their records are in the shared store); a hang-up must
+    # reach the node holding the call, which is gone: a clear 503.
     status, doc = api(b.port, cluster.key, "GET", f"/v1/calls/{lost[0]}")
-    assert status in (503, 404), doc  # 503 until the owner's entry expires
+    assert status == 200, doc
+    status, doc = api(b.port, cluster.key, "POST", f"/v1/calls/{lost[0]}", {"status": "completed"})
+    assert status in (503, 409), doc  # 409 once B has closed it (node_lost)
     if status == 503:
         assert doc["type"].endswith("owner-node-unavailable"), doc
     # New calls all go to B: as many as B has room for (8 slots; the first calls took some).
-    before = set(live(b.db))
+    before = set(live(cluster, "b"))
     room = 8 - len(before)
     assert room >= 2, before
     more = callers(cluster, room)
     try:
-        new = wait_for(lambda: len(set(live(b.db)) - before) >= room or None, timeout=20)
+        new = wait_for(lambda: len(set(live(cluster, "b")) - before) >= room or None, timeout=20)
         assert new
     finally:
         more.kill()
@@ -162,6 +170,8 @@ def kill_9_of_a_ends_its_calls_node_lost_and_b_takes_every_new_call(cluster: Clu
         event = json.loads(payload)
         # Billed from the answer to A's last heartbeat (0 s for a call answered after it).
         assert event["account"] == "bakery" and event["answered_at"] <= event["ended_at"]
+    for call_id in lost:
+        assert row(cluster, call_id) == ("completed", "node_lost"), table(cluster, "a")
     log = b.stop()  # its drain hangs up its own callers
     out, _ = ONE.pop().communicate(timeout=60)
     # Every first caller got a BYE: through B's API, from the edge (A's), from B's drain.

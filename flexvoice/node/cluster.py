@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -29,7 +28,7 @@ log = get_logger(__name__)
 
 
 def node_name(cfg: Config) -> str:
-    return cfg.cluster.node or f"{socket.gethostname()}-{cfg.http.port}"
+    return cfg.node_name  # one name for the node: its calls' rows and its Redis entries
 
 
 def node_url(cfg: Config) -> str:
