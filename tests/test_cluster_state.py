@@ -14,7 +14,6 @@ import pytest
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 
-from flexvoice.api.remote import merged
 from flexvoice.cluster.forward import OwnerGone, forward
 from flexvoice.cluster.member import Member
 from flexvoice.cluster.shared_edge import parse_uri
@@ -108,16 +107,6 @@ async def test_a_request_to_a_node_that_is_gone_says_so() -> None:
         with pytest.raises(OwnerGone):
             await forward(session, f"http://127.0.0.1:{free_port()}", "GET", "/v1/calls/x",
                           {"Authorization": "Bearer k"}, b"", "b", timeout=2)  # fmt: skip
-
-
-def test_merged_lists_are_newest_first_each_call_once() -> None:
-    own = [{"id": "CA2", "created_at": "2026-03-02T10:00:02"}]
-    others = [
-        {"id": "CA3", "created_at": "2026-03-02T10:00:03"},
-        {"id": "CA2", "created_at": "2026-03-02T10:00:02"},
-        {"id": "CA1", "created_at": "2026-03-02T10:00:01"},
-    ]
-    assert [c["id"] for c in merged(own, others, 2)] == ["CA3", "CA2"]
 
 
 def test_connected_nodes_and_uris() -> None:

@@ -4,22 +4,15 @@ while each node keeps its own calls table."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-from typing import Any
-
 from aiohttp import web
 
 from flexvoice.api.problems import ProblemError
-from flexvoice.appkeys import CALLS, CLUSTER
+from flexvoice.appkeys import CLUSTER
 from flexvoice.cluster.forward import FORWARDED_BY, OwnerGone, forward
 from flexvoice.cluster.member import Member
 from flexvoice.logs import get_logger
-from flexvoice.storage.engine import is_postgres
 
 log = get_logger(__name__)
-
-MISSING_HEADER = "FlexVoice-Nodes-Missing"
 
 
 def _member(request: web.Request) -> Member | None:
@@ -70,50 +63,3 @@ async def to_owner(request: web.Request, call_id: str) -> web.Response | None:
     response.headers["Content-Type"] = answer.content_type or "application/json"
     response.headers[FORWARDED_BY] = node  # who answered, for an operator reading logs
     return response
-
-
-def calls_shared(request: web.Request) -> bool:
-    return is_postgres(request.config_dict[CALLS].conn)
-
-
-async def other_nodes_calls(request: web.Request) -> tuple[list[dict[str, Any]], list[str]]:
-    """The same call list asked of every other serving node (when calls are not in a shared
-    store): their calls, and the nodes that did not answer."""
-    member = _member(request)
-    if member is None or calls_shared(request):
-        return [], []
-    others = [n for n in member.nodes if n.name != member.node and n.serving and n.url]
-    assert member.session is not None
-    session = member.session
-
-    async def ask(url: str) -> list[dict[str, Any]]:
-        answer = await forward(
-            session, url, "GET", request.path_qs, request.headers, b"", member.node
-        )
-        if answer.status != 200:
-            raise OwnerGone(f"HTTP {answer.status}")
-        calls: list[dict[str, Any]] = json.loads(answer.body)["calls"]
-        return calls
-
-    results = await asyncio.gather(*(ask(n.url) for n in others), return_exceptions=True)
-    found: list[dict[str, Any]] = []
-    missing = []
-    for node, result in zip(others, results, strict=True):
-        if isinstance(result, BaseException):
-            log.warning("cluster.list_node_missing", node=node.name, error=str(result))
-            missing.append(node.name)
-        else:
-            found.extend(result)
-    return found, missing
-
-
-def merged(
-    own: list[dict[str, Any]], others: list[dict[str, Any]], limit: int
-) -> list[dict[str, Any]]:
-    """Newest first (as one node lists), each call once, at most `limit`."""
-    seen: dict[str, dict[str, Any]] = {}
-    for call in [*own, *others]:
-        seen.setdefault(str(call["id"]), call)
-    ordered = sorted(seen.values(), key=lambda c: str(c["id"]))
-    ordered.sort(key=lambda c: str(c["created_at"]), reverse=True)
-    return ordered[:limit]
