@@ -4,7 +4,9 @@ CLI's retention setting."""
 
 from __future__ import annotations
 
+import asyncio
 import struct
+import threading
 import wave
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -300,3 +302,28 @@ def test_the_call_registrys_old_recordings_table_is_moved_then_dropped(
     for open_component in (lambda: RecordingStore(fresh), lambda: CallRegistry(fresh)):
         open_component()
     assert "recordings" not in tables(fresh)
+
+
+def test_closing_on_a_running_node_reads_the_file_off_the_event_loop(tmp_path: Path) -> None:
+    svc, sink, _, _ = service(tmp_path)
+    row, path = svc.open("acme", "CA1", "call", channels=2)
+    left, right = channel_paths(path)
+    write_silence(left, 2.0)
+    write_silence(right, 2.0)
+    threads: list[int] = []
+    examine = svc._examine
+
+    def watched(*args: Any) -> Any:
+        threads.append(threading.get_ident())
+        return examine(*args)
+
+    svc._examine = watched  # type: ignore[method-assign]
+
+    async def close() -> Any:
+        return threading.get_ident(), await svc.close_off_loop(row.id)
+
+    loop_thread, done = asyncio.run(close())
+    assert threads and threads[0] != loop_thread  # joining and hashing ran in a thread
+    assert (done.status, done.channels, done.duration_seconds) == ("completed", 2, 2.0)
+    assert done.sha256 and done.size_bytes == path.stat().st_size
+    assert [e["id"] for e in sink.events] == [row.id]

@@ -182,9 +182,9 @@ class CallContext:
         service = self.deps.recording_service()
         return service.open(self.account or "", self.call_id, "message", callback=callback)
 
-    def close_recording(self, row: RecordingRow) -> RecordingRow:
+    async def close_recording(self, row: RecordingRow) -> RecordingRow:
         """The message is on disk: its row, usage event and webhook."""
-        return self.deps.recording_service().close(row.id)
+        return await self.deps.recording_service().close_off_loop(row.id)
 
     async def start_call_recording(
         self, callback: str | None = None, channels: int = 1

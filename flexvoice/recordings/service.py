@@ -28,6 +28,7 @@ from flexvoice.logs import get_logger
 from flexvoice.recordings.store import OPEN_STATUSES, Kind, RecordingRow, RecordingStore
 from flexvoice.recordings.wav import (
     WavError,
+    WavInfo,
     channel_paths,
     interleave,
     read_info,
@@ -78,6 +79,17 @@ def utc_now() -> datetime:
 
 def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class Examined:
+    """What a closed recording's file holds: its facts, or why there is nothing to keep."""
+
+    note: str | None
+    failed: str | None = None
+    info: WavInfo | None = None
+    size: int = 0
+    digest: str = ""
 
 
 @dataclass
@@ -180,7 +192,7 @@ class RecordingService:
                 await leg.start_recording(path)
         except Exception as exc:
             self.live.pop(leg.call_id, None)
-            self.close(row.id, note=f"could not start: {exc}")
+            await self.close_off_loop(row.id, note=f"could not start: {exc}")
             raise
         hooks = getattr(leg, "on_ended", None)
         if isinstance(hooks, list):
@@ -242,7 +254,7 @@ class RecordingService:
             note = f"the recording was not closed cleanly ({type(exc).__name__})"
         finally:
             self.live.pop(call_id, None)
-        return self.close(live.row.id, note=note)
+        return await self.close_off_loop(live.row.id, note=note)
 
     def _live(self, call_id: str) -> Live:
         live = self.live.get(call_id)
@@ -252,12 +264,29 @@ class RecordingService:
 
     # -- closing ----------------------------------------------------------------------------
     def close(self, rec_id: str, *, note: str | None = None) -> RecordingRow:
-        """Read the closed (or abandoned) file back and finish the row; idempotent."""
+        """Read the closed (or abandoned) file back and finish the row; idempotent. For start-up
+        and tools: on a running node use close_off_loop."""
         row = self.store.get(rec_id)
         if row is None:
             raise KeyError(rec_id)
         if not row.open:
             return row
+        return self._finish(row, self._examine(row, note))
+
+    async def close_off_loop(self, rec_id: str, *, note: str | None = None) -> RecordingRow:
+        """close(), with the file work in a thread: joining two halves, reading back and
+        hashing an hour of dual-channel audio is about 115 MB, which on the event loop would
+        stall every call of the node. Shielded: a cancelled caller still gets its row finished."""
+        row = self.store.get(rec_id)
+        if row is None:
+            raise KeyError(rec_id)
+        if not row.open:
+            return row
+        examined = await asyncio.shield(asyncio.to_thread(self._examine, row, note))
+        return self._finish(row, examined)
+
+    def _examine(self, row: RecordingRow, note: str | None) -> Examined:
+        """The file's facts (joined, repaired when needed, sized and hashed), or why it failed."""
         path = self.path_of(row)
         try:
             if row.channels == 2:
@@ -268,12 +297,19 @@ class RecordingService:
                 fixed = "header repaired from the file's length (playable to its last second)"
                 note = f"{note}; {fixed}" if note else fixed
         except FileNotFoundError:
-            return self._fail(row, note or "no audio was written (the call had no media)")
+            return Examined(note, failed=note or "no audio was written (the call had no media)")
         except (WavError, OSError) as exc:
-            return self._fail(row, f"unreadable audio file: {exc}")
+            return Examined(note, failed=f"unreadable audio file: {exc}")
         if info.data_size == 0:
             path.unlink(missing_ok=True)
-            return self._fail(row, note or "no audio was received")
+            return Examined(note, failed=note or "no audio was received")
+        return Examined(note, info=info, size=path.stat().st_size, digest=sha256(path))
+
+    def _finish(self, row: RecordingRow, examined: Examined) -> RecordingRow:
+        """Bill and complete the row from its file's facts (on the event loop: store, usage)."""
+        note, info = examined.note, examined.info
+        if examined.failed is not None or info is None:
+            return self._fail(row, examined.failed or "no audio was received")
         started = datetime.fromisoformat(row.started_at)
         duration = round(info.duration, 3)
         ended = started + timedelta(seconds=duration)
@@ -299,9 +335,9 @@ class RecordingService:
             status="completed",
             ended_at=iso(ended),
             duration_seconds=duration,
-            size_bytes=path.stat().st_size,
+            size_bytes=examined.size,
             channels=info.channels,
-            sha256=sha256(path),
+            sha256=examined.digest,
             billable_seconds=billable,
             price_eur=str(price.quantize(PRICE_QUANTUM, ROUND_HALF_UP))
             if price is not None

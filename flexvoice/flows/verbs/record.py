@@ -75,6 +75,6 @@ class Record(Verb):
             )
         finally:
             # Also when the caller hangs up mid-message: what was said is kept and billed.
-            row = ctx.close_recording(row)
+            row = await ctx.close_recording(row)
         seconds = row.duration_seconds or 0.0
         return Next(self.then, f"recorded {seconds:.0f}s, stopped by {result.stopped_by}")
