@@ -151,6 +151,16 @@ class Uas:
         out, _ = self.proc.communicate(timeout=10)
         return out or ""
 
+    def finish(self, timeout: float = 10) -> str:
+        """Wait for the callee to end by itself (after its `calls`), else stop it. Its counts
+        are final only then: killed at once, sipp's last screen (printed each second) may not
+        show yet the call whose BYE it answered a moment ago."""
+        try:
+            out, _ = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return self.stop()
+        return out or ""
+
 
 def wait_udp_bound(host: str, port: int, proc: subprocess.Popen[str], timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
