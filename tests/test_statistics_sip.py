@@ -126,7 +126,9 @@ def test_scripted_calls_give_exactly_the_figures_they_imply(trunk_node: StartTru
     assert (t["offered"], t["answered"], t["abandoned"]) == (8, 1, 2), t
     assert (t["busy"], t["no_answer"], t["failed"], t["redirected"]) == (1, 1, 1, 1), t
     assert (t["rerouted"], t["ended_in_flow"]) == (1, 1), t
-    assert 1.0 <= t["talk_s"] <= 3.5, t  # the caller held 3 s after the key, minus the ringing
+    # The caller held 3 s after the key, minus the ringing, plus the time our side takes to
+    # see its BYE (3.7 s once on a busy machine).
+    assert 1.0 <= t["talk_s"] <= 4.5, t
     assert t["queue_entered"] == 1 and t["queue_abandoned"] == 1, t
     assert 5.8 <= t["avg_wait_s"] <= 8.2, t  # "gives up after 7 s" (the key comes 1 s in)
     assert t["service_level"] == 0.0 and t["p90_wait_s"] in (10.0, 15.0), t
