@@ -39,6 +39,11 @@ class PoolLinker:
         worker = self._worker(placement)
         return worker.free if worker is not None else 0
 
+    def incarnation(self, placement: str) -> float | None:
+        """The worker's last start (loop time), None while it is down."""
+        worker = self._worker(placement)
+        return worker.started_at if worker is not None and worker.up else None
+
     async def link(self, parent: str, child: str) -> tuple[CallLeg, CallLeg]:
         """(the parent's end, the child's end) of a new link, both answered."""
         up, down = self._worker(parent), self._worker(child)
@@ -56,7 +61,12 @@ class PoolLinker:
             raise LinkFailed(f"no link from {parent} to {child}: {exc.reason}") from None
         inbound: SipLeg | None = None
         try:
-            inbound = await asyncio.wait_for(arrived, LINK_WAIT)
+            # A refusal (the far worker full: 486) ends `out` before anything arrives.
+            await out.wait_until(lambda: arrived.done() or out.ended, LINK_WAIT)
+            if not arrived.done():
+                status = out.machine.final_status
+                raise LinkFailed(f"the link from {parent} to {child} was refused ({status})")
+            inbound = arrived.result()
             await inbound.answer()
             await out.wait_until(lambda: out.answered or out.ended, LINK_WAIT)
             if not out.answered or out.ended:
