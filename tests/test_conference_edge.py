@@ -113,7 +113,11 @@ async def test_participants_on_different_workers_behind_the_edge_hear_the_speake
                         )
                     )
                 )  # fmt: skip
-                await until(lambda n=i + 1: len(members(service)) == n, 30)
+                try:
+                    await until(lambda n=i + 1: len(members(service)) == n, 30)
+                except AssertionError:
+                    failed = [d for _, k, d in observer.events if k == "step_failed"]
+                    raise AssertionError(f"participant {i + 1} not in: {failed}") from None
             live = service.rooms[("acme", "team")]
             placements = {leg.media_worker for leg in legs}
             assert len(placements) >= 2 and set(live.parts) == placements, (placements, live)

@@ -62,10 +62,13 @@ class PoolLinker:
         inbound: SipLeg | None = None
         try:
             # A refusal (the far worker full: 486) ends `out` before anything arrives.
-            await out.wait_until(lambda: arrived.done() or out.ended, LINK_WAIT)
+            refused = asyncio.ensure_future(out.wait_until(lambda: out.ended, LINK_WAIT))
+            await asyncio.wait([arrived, refused], return_when=asyncio.FIRST_COMPLETED)
+            refused.cancel()
             if not arrived.done():
                 status = out.machine.final_status
-                raise LinkFailed(f"the link from {parent} to {child} was refused ({status})")
+                why = f"refused ({status})" if out.ended else f"not there in {LINK_WAIT:.0f} s"
+                raise LinkFailed(f"the link from {parent} to {child} was {why}")
             inbound = arrived.result()
             await inbound.answer()
             await out.wait_until(lambda: out.answered or out.ended, LINK_WAIT)
