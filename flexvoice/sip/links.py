@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+from typing import Any
 
 from flexvoice.callcontrol import CallLeg
 from flexvoice.logs import get_logger
@@ -63,7 +64,8 @@ class PoolLinker:
         try:
             # A refusal (the far worker full: 486) ends `out` before anything arrives.
             refused = asyncio.ensure_future(out.wait_until(lambda: out.ended, LINK_WAIT))
-            await asyncio.wait([arrived, refused], return_when=asyncio.FIRST_COMPLETED)
+            either: list[asyncio.Future[Any]] = [arrived, refused]
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
             refused.cancel()
             if not arrived.done():
                 status = out.machine.final_status
