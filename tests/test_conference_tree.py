@@ -34,17 +34,34 @@ def shape(tree: Tree) -> dict[str, tuple[str | None, int]]:
 
 def test_a_new_part_hangs_below_the_shallowest_part_with_a_free_slot() -> None:
     tree = Tree("w0")
-    assert tree.parent_for("w1", {"w0": 2}) == "w0"
+    assert tree.place("w1", {"w0": 2}) == [Link("w0", "w1")]
     tree.linked("w1", "w0")
-    assert tree.parent_for("w2", {"w0": 1, "w1": 1}) == "w0"  # depth 0 before depth 1
+    assert tree.place("w2", {"w0": 1, "w1": 1}) == [Link("w0", "w2")]  # depth 0 first
     tree.linked("w2", "w0")
-    assert tree.parent_for("w3", {"w0": 0, "w1": 1, "w2": 1}) == "w1"  # ties: by name
+    assert tree.place("w3", {"w0": 0, "w1": 1, "w2": 1}) == [Link("w1", "w3")]  # ties: name
     tree.linked("w3", "w1")
     assert shape(tree)["w3"] == ("w1", 2) and tree.depth() == 2
     with pytest.raises(NoSlot):
-        tree.parent_for("w4", {"w0": 0, "w1": 0, "w2": 0, "w3": 0})
+        tree.place("w4", {"w0": 0, "w1": 0, "w2": 0, "w3": 0})
     with pytest.raises(ValueError):
-        tree.parent_for("w1", {"w0": 1})
+        tree.place("w1", {"w0": 1})
+
+
+def test_relay_workers_take_the_roots_slots_so_two_per_worker_is_not_a_chain() -> None:
+    """Two participants per worker (one free slot per part): 50 participants were a chain of
+    depth 12; with relays below the root (three children each) the depth is 5."""
+    tree = Tree("w0")
+    relays = {f"r{i}": 4 for i in range(2)}
+    used = {"w0": 2}
+    for n in range(1, 25):
+        child = f"w{n:02}"
+        free = {p: 4 - used.get(p, 0) - (p != "w0") - len(tree.children(p)) for p in tree.parts}
+        spare = {r: n for r, n in relays.items() if r not in tree.parts}
+        for link in tree.place(child, free, spare):
+            tree.linked(link.child, link.parent)
+        used[child] = 2
+    assert set(tree.children("w0")) == {"r0", "r1"} and tree.depth() == 5
+    assert tree.place("x", {"w0": 1}, {"r9": 1}) == [Link("w0", "x")]  # a relay needs 2 slots
 
 
 def test_an_inner_worker_lost_hangs_the_parts_below_it_back_on_the_root() -> None:

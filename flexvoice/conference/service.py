@@ -79,6 +79,9 @@ class Linker(Protocol):
 
     def free_slots(self, placement: str) -> int: ...
 
+    def relays(self) -> dict[str, int]:
+        """Workers that take no calls, only links (placement -> free slots)."""
+
     def incarnation(self, placement: str) -> float | None:
         """Which start of the worker runs now (None: it is down). A part made on an earlier
         one is gone, even when the worker is back."""
@@ -260,8 +263,8 @@ class ConferenceService:
             if self.linker.free_slots(child) < 1:
                 raise RoomElsewhere(f"room {name}: {child} has no free slot for a link")
             try:
-                parent = live.tree.parent_for(child, self._free(live))
-                await self._hang(live, parent, child)
+                for link in live.tree.place(child, self._free(live), self.linker.relays()):
+                    await self._hang(live, link.parent, link.child)
             except NoSlot as exc:
                 raise RoomElsewhere(f"room {name}: {exc}") from None
             except Exception as exc:

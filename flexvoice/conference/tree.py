@@ -105,15 +105,26 @@ class Tree:
         return self.subtree(self.root) if self.root in self.parts else set()
 
     # -- growing -------------------------------------------------------------------------------
-    def parent_for(self, child: str, free: Mapping[str, int]) -> str:
-        """The part a new part on `child` hangs below: the shallowest connected one with a
-        free slot (ties: by name, so placement is predictable)."""
+    def place(
+        self, child: str, free: Mapping[str, int], relays: Mapping[str, int] = {}
+    ) -> list[Link]:
+        """Where a new part on `child` hangs: below the shallowest connected part with a free
+        slot (ties: by name, so placement is predictable). When that is the root and a relay
+        worker (one that takes no calls; `relays`: its free slots) is free, a relay part
+        goes there first and the new part below it: the root's slots each give three at the
+        next depth instead of one chain (two participants per worker leave each part one
+        slot for a child, and the tree was a chain)."""
         if child in self.parts:
             raise ValueError(f"{child} already holds a part of the room")
         parents = [p for p in self._connected_parts() if free.get(p.placement, 0) > 0]
         if not parents:
             raise NoSlot("no worker of the room has a free slot for a link")
-        return min(parents, key=lambda p: (p.depth, p.placement)).placement
+        parent = min(parents, key=lambda p: (p.depth, p.placement)).placement
+        spare = [r for r, n in relays.items() if n >= 2 and r not in self.parts and r != child]
+        if parent == self.root and spare:
+            relay = max(spare, key=lambda r: (relays[r], r))
+            return [Link(parent, relay), Link(relay, child)]
+        return [Link(parent, child)]
 
     def linked(self, child: str, parent: str) -> None:
         """A link parent -> child is up (a new part, or an orphan hung back)."""

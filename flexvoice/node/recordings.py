@@ -115,6 +115,10 @@ class NodeLinker:
         linker = self._get()
         return linker.free_slots(placement) if linker is not None else 0
 
+    def relays(self) -> dict[str, int]:
+        linker = self._get()
+        return linker.relays() if linker is not None else {}
+
     def incarnation(self, placement: str) -> float | None:
         linker = self._get()
         return linker.incarnation(placement) if linker is not None else None

@@ -40,6 +40,11 @@ class PoolLinker:
         worker = self._worker(placement)
         return worker.free if worker is not None else 0
 
+    def relays(self) -> dict[str, int]:
+        workers = self.pool.workers
+        relays = workers[len(workers) - self.pool.settings.relays :]
+        return {f"worker {w.index}": w.free for w in relays if w.up}
+
     def incarnation(self, placement: str) -> float | None:
         """The worker's last start (loop time), None while it is down."""
         worker = self._worker(placement)
