@@ -24,19 +24,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import REPO
-from flexvoice.conference.service import ConferenceService
-from flexvoice.flows.deps import FlowDeps
-from flexvoice.flows.runtime import FlowRuntime
-from flexvoice.sip.leg import SipLeg
-from flexvoice.sip.links import PoolLinker
 from flexvoice.sip.pool import PoolSettings, WorkerPool
+from tests.confkit import Rooms, room_flow
 from tests.conftest import free_port_range
-from tests.fakeleg import Sink
 from tests.rtp_ears import ALAW, Ear, pcap_payloads, speak
 from tests.sipptool import run_uac_async
 
-FLOW = "flow: room\nstart: room\nsteps:\n  room:\n    conference: {room: bench, beep: false}\n"
 SPEECH = 500  # RMS of one packet that counts as speech
 HEARD = 100  # RMS of a received packet that is not silence (digital silence decodes to 8)
 TARGET_SIZE, TARGET_MS = 50, 150.0  # issue 13: 50 in one room, under 150 ms to every one
@@ -88,27 +81,18 @@ def target(pool: WorkerPool, index: int) -> str:
 
 async def one_room(size: int, tmp: Path, per_worker: int, relays: int) -> RoomResult:
     workers = -(-size // per_worker)
-    flows = tmp / f"flows-{size}"
-    flows.mkdir()
-    (flows / "room.yaml").write_text(FLOW)
-    service = ConferenceService(usage_sink=Sink())
-    runtime = FlowRuntime(flows, REPO / "ivr_prompts", FlowDeps(conferences=service))
-    runtime.scan()
-
-    async def on_incoming(leg: SipLeg) -> None:
-        leg.account = "bench"
-        await runtime.start_call(leg, "room", account="bench")
-
-    pool = WorkerPool(
+    room_dir = tmp / f"room-{size}"
+    room_dir.mkdir()
+    rooms = Rooms(room_dir, {"+3225551001": room_flow("bench")}, account="bench")
+    service = rooms.service
+    pool = rooms.pool(
         PoolSettings(
             count=workers + relays,
             base_port=free_port_range(workers + relays),
             rtp_base=random.randrange(30000, 46000, 2),
             relays=relays,
         ),
-        on_incoming,
     )
-    service.linker = PoolLinker(pool)
     await pool.start()
     ears = [Ear() for _ in range(size)]
     callers = []

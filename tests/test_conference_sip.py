@@ -18,16 +18,10 @@ from typing import Any
 
 import pytest
 
-from flexvoice.conference.service import ConferenceService
-from flexvoice.flows.deps import FlowDeps
-from flexvoice.flows.runtime import FlowRuntime
-from flexvoice.sip.beep import beep_file
 from flexvoice.sip.leg import SipLeg
-from flexvoice.sip.links import PoolLinker
 from flexvoice.sip.pool import PoolSettings, WorkerPool
-from flexvoice.sip.usage import call_usage
-from tests.conftest import REPO, free_port_range
-from tests.fakeleg import Observer, Sink
+from tests.confkit import Rooms
+from tests.conftest import free_port_range
 from tests.rtp_ears import Ear, speak, until
 from tests.sipptool import run_uac_async
 
@@ -66,13 +60,14 @@ steps:
 
 
 class Node:
-    def __init__(self, pool: WorkerPool, service: ConferenceService, sink: Sink, obs: Observer):
+    def __init__(self, pool: WorkerPool, rooms: Rooms):
         self.pool = pool
-        self.service = service
-        self.sink = sink
-        self.observer = obs
-        self.legs: dict[str, SipLeg] = {}
-        self.reasons: dict[str, str] = {}
+        self.rooms = rooms
+        self.service = rooms.service
+        self.sink = rooms.sink
+        self.observer = rooms.observer
+        self.legs = rooms.legs
+        self.reasons = rooms.reasons
 
     @property
     def target(self) -> str:
@@ -87,51 +82,17 @@ async def conf_node(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Nod
     pools: list[WorkerPool] = []
 
     async def make(workers: int = 1) -> Node:
-        flows = tmp_path / "flows"
-        flows.mkdir()
-        for number, text in FLOWS.items():
-            (flows / f"{number[1:]}.yaml").write_text(text)
-        sink, observer = Sink(), Observer()
-        service = ConferenceService(usage_sink=sink, beep=beep_file)
-        deps = FlowDeps(
-            usage_sink=sink,
-            observer=observer,
-            conferences=service,
-            recordings_dir=tmp_path / "recordings",
-            tts_cache_dir=tmp_path / "tts",
-        )
-        runtime = FlowRuntime(flows, REPO / "ivr_prompts", deps)
-        assert not [p for p in runtime.scan() if p.severity == "error"]
-        names = {n: t.split("\n", 1)[0].split(": ")[1] for n, t in FLOWS.items()}
-        node: Node
-
-        async def on_incoming(leg: SipLeg) -> None:
-            node.legs[leg.call_id] = leg
-            leg.account = "acme"
-            leg.observer = observer  # the SIP layer's events (dtmf) in the same trace
-            reason = await runtime.start_call(leg, names[leg.callee], account="acme")
-            node.reasons[leg.call_id] = reason
-
-        pool = WorkerPool(
+        rooms = Rooms(tmp_path, FLOWS, beep=True)
+        pool = rooms.pool(
             PoolSettings(
                 count=workers,
                 base_port=free_port_range(workers),
                 rtp_base=random.randrange(30000, 48000, 2),
-            ),
-            on_incoming,
+            )
         )
-        service.linker = PoolLinker(pool)
-
-        def record_usage(leg: SipLeg) -> None:  # as the node does (flexvoice.node.pool)
-            event = call_usage(leg)
-            if event is not None:
-                sink.record(event)
-
-        pool.leg_ended_hooks.append(record_usage)
         await pool.start()
         pools.append(pool)
-        node = Node(pool, service, sink, observer)
-        return node
+        return Node(pool, rooms)
 
     yield make
     for pool in pools:
@@ -139,7 +100,7 @@ async def conf_node(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Nod
 
 
 def conference_events(node: Node) -> list[dict[str, Any]]:
-    return [e for e in node.sink.events if e["kind"] == "conference"]
+    return node.rooms.conference_events()
 
 
 async def test_a_wrong_pin_is_refused_then_the_right_one_lets_the_caller_in(
@@ -237,8 +198,7 @@ def talking(node: Node, name: str) -> dict[str, tuple[float, bool]]:
 
 
 def members(node: Node, name: str) -> dict[str, Any]:
-    room = node.service.get("acme", name)
-    return dict(room.members) if room is not None else {}
+    return node.rooms.members(name)
 
 
 async def test_the_moderator_leaving_ends_the_room_for_everyone(
