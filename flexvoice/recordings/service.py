@@ -24,6 +24,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
+from flexvoice.clock import utc_now
 from flexvoice.logs import get_logger
 from flexvoice.recordings.store import OPEN_STATUSES, Kind, RecordingRow, RecordingStore
 from flexvoice.recordings.wav import (
@@ -71,10 +72,6 @@ PriceUsage = Callable[[str, dict[str, Any]], tuple[int, Decimal | None, str | No
 
 class RecordingConflict(Exception):
     """A live command that does not fit the recording's state (pause when none runs ...)."""
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def iso(moment: datetime) -> str:
