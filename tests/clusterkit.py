@@ -24,6 +24,8 @@ from tests.nodekit import NodeProcess, start_node, stop, wait_http, wait_workers
 from tests.poolkit import tone
 
 LONG_LINE = "+3225551003"  # the call stays up until someone hangs up (10 minutes at most)
+QUEUE_LINE = "+3225551004"  # callers wait in the `support` queue for an agent who only rings
+RINGING_AGENT = "+3225559003"  # tests/sipp/uas_agents.xml rings this one until cancelled
 
 
 @contextlib.contextmanager
@@ -60,21 +62,44 @@ steps:
 """
 
 
-def shared_files(folder: Path) -> dict[str, str]:
-    """The numbers, flow and prompts every node of the test cluster serves: the long line
-    holds a call ten minutes (a test's calls must outlive a loaded machine's slow steps)."""
+QUEUE_FLOW = f"""\
+flow: support
+description: Callers of every node wait in one line for the agent
+start: line
+steps:
+  line:
+    queue: {{name: support, targets: ["{RINGING_AGENT}"], ring_timeout: 120s, max_wait: 10m,
+            music: long, announce_position: false, retry_interval: 1s}}
+"""
+
+
+def shared_files(folder: Path, trunk_port: int) -> dict[str, str]:
+    """The numbers, flows, prompts and trunk every node of the test cluster serves: the long
+    line holds a call ten minutes (a test's calls must outlive a loaded machine's slow
+    steps); the queue line's agents are behind the trunk on `trunk_port`."""
     prompts = folder / "prompts"
     prompts.mkdir(exist_ok=True)
     tone(prompts / "long.wav", 10.0)
     flows = folder / "flows"
     flows.mkdir(exist_ok=True)
     (flows / "hold.yaml").write_text(HOLD_FLOW)
+    (flows / "support.yaml").write_text(QUEUE_FLOW)
     numbers = folder / "numbers.yaml"
     numbers.write_text(
         f'accounts:\n  bakery: {{tariff: flexio-payu}}\nnumbers:\n  "{LONG_LINE}": '
-        "{account: bakery, flow: hold}\n"
+        f'{{account: bakery, flow: hold}}\n  "{QUEUE_LINE}": {{account: bakery, flow: support}}\n'
     )
-    return {"numbers": str(numbers), "prompts": str(prompts), "flows": str(flows)}
+    trunks = folder / "trunks.yaml"
+    trunks.write_text(
+        yaml.safe_dump({
+            "trunks": {"carrier": {"proxy": f"127.0.0.1:{trunk_port}",
+                                   "source_addresses": ["127.0.0.1"],
+                                   "caller_id": {"default": LONG_LINE}}},
+            "default_outbound": "carrier",
+        })
+    )  # fmt: skip
+    return {"numbers": str(numbers), "prompts": str(prompts), "flows": str(flows),
+            "trunks": str(trunks)}  # fmt: skip
 
 
 @dataclass
@@ -127,6 +152,7 @@ class Cluster:
     edge_port: int
     edge_config: Path
     files: dict[str, str]
+    trunk_port: int
     edge: NodeProcess | None = None
     nodes: dict[str, ClusterNode] = field(default_factory=dict)
     key: str = ""
@@ -160,7 +186,7 @@ class Cluster:
                 "edge": {"port": self.edge_port, "ctl_socket": str(folder / "ctl.sock")},
                 "workers": {"count": workers, "base_port": base, "drain_grace": "2s",
                             "rtp_base": free_port_range(16 * workers)},
-                "trunks": str(REPO / "sip" / "trunks.yaml"),
+                "trunks": self.files["trunks"],
                 "numbers": self.files["numbers"],
             },
             "storage": {"database": self.database, "local": str(folder / "flexvoice.db"),
@@ -216,7 +242,8 @@ class Cluster:
 
 
 def make_cluster(folder: Path, redis: str, database: str) -> Cluster:
-    files = shared_files(folder)
+    trunk_port = free_port_range(1)
+    files = shared_files(folder, trunk_port)
     edge_port = free_port_range(1)
     edge_config = folder / "edge.yaml"
     edge_config.write_text(
@@ -224,11 +251,11 @@ def make_cluster(folder: Path, redis: str, database: str) -> Cluster:
             {
                 "sip": {
                     "edge": {"port": edge_port, "ctl_socket": str(folder / "edge-ctl.sock")},
-                    "trunks": str(REPO / "sip" / "trunks.yaml"),
+                    "trunks": files["trunks"],
                 },
                 "redis": {"enabled": True, "url": redis},
                 "logging": {"level": "info"},
             }
         )
     )
-    return Cluster(folder, redis, database, edge_port, edge_config, files)
+    return Cluster(folder, redis, database, edge_port, edge_config, files, trunk_port)

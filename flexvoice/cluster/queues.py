@@ -4,7 +4,9 @@ and an agent is offered to one caller at a time whichever node dials. `Line`'s r
 Lua script, are held to the in-memory board by tests/test_queue_line.py.
 
 Keys (account and queue name in the key: two accounts' queues of one name are two lines):
-  fv:q:<account>:<queue>          sorted set of waiting call ids, score = arrival (epoch s)
+  fv:q:<account>:<queue>          sorted set of waiting call ids, score = arrival by Redis's
+                                  clock: one clock for every node, and a caller is never put
+                                  ahead of one who was already offered an agent
   fv:qturn:<account>:<queue>      where the agents' round robin stands
   fv:qagent:<account>:<target>    an agent ringing or talking for a caller: the holder
                                   (node/call id), TTL AGENT_TTL refreshed while it is held, so
@@ -28,6 +30,12 @@ log = get_logger(__name__)
 AGENT_TTL_MS = 15_000
 AGENT_REFRESH = 5.0  # seconds: three refreshes per TTL
 
+# KEYS: the line, the node's callers; ARGV: call id.
+ENTER = """
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[1], 'NX', tonumber(t[1]) + tonumber(t[2]) / 1000000, ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], KEYS[1])
+"""
 # KEYS: the line, its turn, then one agent lock per target (targets' order);
 # ARGV: call id, lock holder, lock TTL (ms). Returns the target's index, or -1.
 CLAIM = """
@@ -57,6 +65,7 @@ class RedisQueueBoard:
     def __init__(self, redis: Any, node: str):
         self.redis = redis
         self.node = node
+        self._enter = redis.register_script(ENTER)
         self._claim = redis.register_script(CLAIM)
         self._release = redis.register_script(RELEASE)
 
@@ -64,11 +73,9 @@ class RedisQueueBoard:
     async def slot(
         self, account: str, name: str, call_id: str, arrived: float
     ) -> AsyncIterator[QueueSlot]:
+        # `arrived` is this node's clock: the line goes by Redis's (ENTER), one for all nodes.
         line = f"fv:q:{account}:{name}"
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zadd(line, {call_id: arrived})
-            pipe.hset(f"fv:qin:{self.node}", call_id, line)
-            await pipe.execute()
+        await self._enter(keys=[line, f"fv:qin:{self.node}"], args=[call_id])
         slot = RedisSlot(self, account, line, call_id)
         try:
             yield slot
