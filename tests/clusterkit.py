@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,36 +17,13 @@ import yaml
 
 from flexvoice.system import free_port
 from tests.conftest import REPO, cli_env, free_port_range, run_cli
+from tests.conftest import running_redis as running_redis  # the cluster's Redis, for its users
 from tests.nodekit import NodeProcess, start_node, stop, wait_http, wait_workers, worker_pids
 from tests.poolkit import tone
 
 LONG_LINE = "+3225551003"  # the call stays up until someone hangs up (10 minutes at most)
 QUEUE_LINE = "+3225551004"  # callers wait in the `support` queue for an agent who only rings
 RINGING_AGENT = "+3225559003"  # tests/sipp/uas_agents.xml rings this one until cancelled
-
-
-@contextlib.contextmanager
-def running_redis(folder: Path) -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is missing: './run' installs it (Debian package redis-server)"
-    port = free_port()
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-         "no", "--dir", str(folder)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        for _ in range(250):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                break
-            except OSError:
-                time.sleep(0.02)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 HOLD_FLOW = """\
