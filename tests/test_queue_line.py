@@ -114,3 +114,19 @@ async def test_a_lost_nodes_callers_leave_the_shared_line_and_its_agents_come_fr
     finally:
         await a_conn.aclose()
         await b_conn.aclose()
+
+
+@pytest.mark.process
+async def test_a_callers_entry_left_behind_is_tidied_by_its_nodes_heartbeat(redis_url: str) -> None:
+    conn = aioredis.from_url(redis_url)
+    board = RedisQueueBoard(conn, "a")
+    try:
+        stale = board.slot("bakery", "support", "CA1", 100.0)
+        await stale.__aenter__()  # its step could not leave (Redis was away)
+        async with board.slot("bakery", "support", "CA2", 101.0) as waiting:
+            assert await waiting.position() == 2
+            assert await board.tidy({"CA2"}) == ["CA1"]  # CA1's call is over
+            assert await waiting.position() == 1
+            assert await board.tidy({"CA2"}) == []
+    finally:
+        await conn.aclose()

@@ -128,6 +128,7 @@ class Member:
             await self.state.answered(legs)
             self.edge_up = await self.state.edge_alive() if self.shared_edge else False
             self.nodes = await self.state.nodes()
+            await self.queues.tidy(self.owned)
             self.redis_ok = True
         except Exception:
             self.redis_ok = False

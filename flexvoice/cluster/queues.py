@@ -52,6 +52,11 @@ for i = 0, n - 1 do
 end
 return -1
 """
+# The lock is renewed only while this caller holds it.
+RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
 # The lock goes only if this caller still holds it (it may have expired and been taken).
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -68,6 +73,7 @@ class RedisQueueBoard:
         self._enter = redis.register_script(ENTER)
         self._claim = redis.register_script(CLAIM)
         self._release = redis.register_script(RELEASE)
+        self._renew = redis.register_script(RENEW)
 
     @contextlib.asynccontextmanager
     async def slot(
@@ -80,10 +86,27 @@ class RedisQueueBoard:
         try:
             yield slot
         finally:
-            with contextlib.suppress(Exception):  # Redis away: the lost-node closer cleans
-                await slot.leave()
-                for target in list(slot.held):
+            # Redis away: the agents' claims expire unrenewed, and the heartbeat's tidy (or,
+            # for a lost node, the closer) takes the caller out of the line.
+            for target in list(slot.held):
+                with contextlib.suppress(Exception):
                     await slot.agent_done(target)
+            with contextlib.suppress(Exception):
+                await slot.leave()
+
+    async def tidy(self, live: set[str]) -> list[str]:
+        """Take out of their lines this node's callers whose calls are over (their step
+        could not leave while Redis was away): a stale head would hold up the whole line."""
+        entries = {_text(c): _text(line) for c, line in (await self.redis.hgetall(
+            f"fv:qin:{self.node}")).items()}  # fmt: skip
+        gone = sorted(c for c in entries if c not in live)
+        if gone:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for call_id in gone:
+                    pipe.zrem(entries[call_id], call_id)
+                pipe.hdel(f"fv:qin:{self.node}", *gone)
+                await pipe.execute()
+        return gone
 
     async def drop_node(self, node: str) -> list[str]:
         """Take a lost node's callers out of their lines; their call ids."""
@@ -123,7 +146,9 @@ class RedisSlot:
         while True:
             await asyncio.sleep(AGENT_REFRESH)
             try:
-                await self.board.redis.pexpire(self._agent(target), AGENT_TTL_MS)
+                await self.board._renew(
+                    keys=[self._agent(target)], args=[self.holder, AGENT_TTL_MS]
+                )
             except Exception:
                 log.warning("cluster.queue_agent_refresh_failed", target=target)
 
