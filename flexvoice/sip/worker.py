@@ -956,6 +956,7 @@ def main(argv: list[str] | None = None) -> int:
         # DIR/worker-PID.prof when it stops.
         profiler = cProfile.Profile(time.thread_time)  # CPU of this thread, not waits
         profiler.runcall(worker.run)
+        Path(profile_dir).mkdir(parents=True, exist_ok=True)
         profiler.dump_stats(Path(profile_dir) / f"worker-{os.getpid()}.prof")
     else:
         worker.run()
