@@ -104,6 +104,9 @@ class Worker:
         self.finished_recordings: list[tuple[float, str, str, tuple[str, ...], float]] = []
         self.running = True
         self.idle_ms = idle_ms
+        # WORKER_BATCH_CALLS=N: batch wakes from N calls up (a benchmark's switch; 99: never).
+        batch = os.environ.get("WORKER_BATCH_CALLS")
+        self.batch_calls = int(batch) if batch else wakes.BATCH_CALLS
         # (give-up time, call, URI, op) of originates waiting for a slot pjsua has not freed
         self.waiting_originates: list[tuple[float, WorkerCall, str, Any]] = []
         # the Buddy's address (the request's user data) -> (message id, Buddy) of MESSAGEs
@@ -193,7 +196,8 @@ class Worker:
         # only when something changed or their time has come.
         handle_events = self.ep.libHandleEvents
         commands = self.commands
-        monotonic = time.monotonic
+        monotonic, sleep = time.monotonic, time.sleep
+        batch_calls, batch_s = self.batch_calls, wakes.BATCH_MS / 1000
         wait_ms, chores_at = 0, 0.0
         while self.running:
             self.asleep = True
@@ -216,7 +220,10 @@ class Worker:
                 wait_ms = self.poll_ms()
                 chores_at = now + wait_ms / 1000
             else:
+                # Nothing changed: most likely an RTP packet woke the loop (see BATCH_MS).
                 wait_ms = max(1, int((chores_at - now) * 1000))
+                if len(self.calls) >= batch_calls and not commands:
+                    sleep(batch_s)
         self.shutdown()
 
     def chores(self, now: float) -> None:
