@@ -78,10 +78,25 @@ def start_workers(
         )  # fmt: skip
         ready = threading.Event()
         threading.Thread(target=drive, args=(proc, prompt, ready), daemon=True).start()
-        if not ready.wait(30):
-            raise SystemExit(f"bench: worker {i} of {code} did not start (see {tmp})")
         procs.append(proc)
+        if not ready.wait(30):
+            stop_workers(procs)
+            raise PortTaken(f"bench: worker {i} of {code} did not start (see {tmp})")
     return procs, base
+
+
+class PortTaken(RuntimeError):
+    """A worker did not start (on a shared machine: a port taken since it was found free)."""
+
+
+def start_retrying(
+    code: Path, tmp: Path, count: int, prompt: str
+) -> tuple[list[subprocess.Popen[bytes]], int]:
+    try:
+        return start_workers(code, tmp, count, prompt)
+    except PortTaken:
+        time.sleep(1)
+        return start_workers(code, tmp, count, prompt)
 
 
 def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
@@ -147,7 +162,7 @@ def main(argv: list[str]) -> int:
     print(f"machine: {os.cpu_count()} cores; {load()}; {args.workers} processes each")
     for _ in range(args.rounds):
         for name, code in versions:
-            procs, base = start_workers(code, tmp, args.workers, str(prompt))
+            procs, base = start_retrying(code, tmp, args.workers, str(prompt))
             try:
                 target = Target(
                     name, f"127.0.0.1:{base}", tmp, [base + i for i in range(len(procs))]
