@@ -221,9 +221,10 @@ class Worker:
                 chores_at = now + wait_ms / 1000
             else:
                 # Nothing changed: most likely an RTP packet woke the loop (see BATCH_MS).
-                wait_ms = max(1, int((chores_at - now) * 1000))
                 if len(self.calls) >= batch_calls and not commands:
                     sleep(batch_s)
+                    now = monotonic()
+                wait_ms = max(1, int((chores_at - now) * 1000))
         self.shutdown()
 
     def chores(self, now: float) -> None:
