@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "flexvoice.prompts_cli",
     "flexvoice.check_cli",
     "flexvoice.db_cli",
+    "flexvoice.statistics_cli",
     "flexvoice.cluster_cli",
 )
 

@@ -165,7 +165,7 @@ class StorageConfig(Section):
     local: str = Field(
         "var/flexvoice.db",
         description="with a PostgreSQL database: this node's own SQLite file (its usage spool "
-        "beside it, statistics' rollups, heartbeat)",
+        "beside it, heartbeat, idempotency keys and lockouts without Redis)",
     )
     recordings: str = "var/recordings"
 

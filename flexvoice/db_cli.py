@@ -1,6 +1,6 @@
 """`flexvoice db migrate|check`: the shared store's tables (accounts, API keys, numbers, usage,
-calls, recordings, flow revisions, designer users, webhook deliveries), on SQLite or
-PostgreSQL (`storage.database`).
+calls, recordings, flow revisions, designer users, webhook deliveries, call statistics), on
+SQLite or PostgreSQL (`storage.database`).
 
 Nodes migrate what they use when they start; `db migrate` does it once beforehand (say, before
 rolling out new nodes), and `db check` says whether the store answers and whether every
@@ -20,6 +20,7 @@ from flexvoice.flows import revisions
 from flexvoice.metering import usage_table
 from flexvoice.numbers import table as number_table
 from flexvoice.recordings import store as recording_store
+from flexvoice.statistics import rollup as statistics_rollup
 from flexvoice.storage.engine import Connection, Script, is_postgres
 from flexvoice.storage.migrate import ensure_migrations_table, migrate
 from flexvoice.storage.open import open_database, open_shared
@@ -36,6 +37,7 @@ SHARED: tuple[tuple[str, Sequence[Script]], ...] = (
     ("flow_revisions", revisions.MIGRATIONS),
     ("users", users.MIGRATIONS),
     ("webhooks", webhooks.MIGRATIONS),
+    ("statistics", statistics_rollup.MIGRATIONS),
 )
 
 

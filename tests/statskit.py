@@ -4,13 +4,13 @@ them, on a virtual clock: for the statistics' unit tests and random recomputatio
 from __future__ import annotations
 
 import random
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flexvoice.calls import CallRegistry
 from flexvoice.statistics.collector import Collector
+from flexvoice.storage.engine import Connection
 from flexvoice.storage.sqlite import connect
 
 
@@ -27,7 +27,7 @@ class Clock:
 
 @dataclass
 class World:
-    conn: sqlite3.Connection
+    conn: Connection
     clock: Clock
     registry: CallRegistry
     collector: Collector
@@ -61,10 +61,18 @@ class World:
 
 
 def world(path: str = ":memory:") -> World:
-    conn = connect(path)
+    return world_on(connect(path))
+
+
+def world_on(conn: Connection, batch: int = 1, node: str | None = None) -> World:
+    """A node's registry and collector on `conn` (either engine); `batch` as the collector's."""
     clock = Clock()
-    registry = CallRegistry(conn, clock=clock.iso)
-    collector = Collector(conn, registry, clock=lambda: clock.now)
+    registry = CallRegistry(conn, clock=clock.iso, node=node)
+    # A batch is written when full or when the test says: never because a slow machine took
+    # a second between two calls.
+    collector = Collector(
+        conn, registry, clock=lambda: clock.now, batch=batch, max_delay=float("inf")
+    )
     registry.listeners.append(collector.listener)
     return World(conn, clock, registry, collector)
 

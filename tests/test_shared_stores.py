@@ -1,7 +1,8 @@
 """The stores that several nodes share, on both engines (SQLite in the unit lane, a real
 PostgreSQL server in the full lane): the call registry, recordings' rows, flow revisions,
-designer users and sessions, webhook deliveries, and the statistics' catch-up reading calls
-from the shared store. The same assertions hold on both: one set of SQL, one of migrations."""
+designer users and sessions, webhook deliveries (the statistics' rollups are in
+tests/test_statistics_engines.py). The same assertions hold on both: one set of SQL, one of
+migrations."""
 
 from __future__ import annotations
 
@@ -19,8 +20,6 @@ from flexvoice.metering.sink import StoreSink
 from flexvoice.metering.store import UsageStore
 from flexvoice.metering.tariffs import load_tariffs
 from flexvoice.recordings.store import RecordingRow, RecordingStore
-from flexvoice.statistics.collector import Collector
-from flexvoice.storage import sqlite
 from flexvoice.storage.engine import Connection, both, is_postgres
 from flexvoice.storage.migrate import migrate
 from tests.metering_helpers import TARIFFS
@@ -147,33 +146,6 @@ def test_two_nodes_delivering_one_webhook_queue_take_each_row_once(
     clock[0] += 10 + 31  # node A died mid-attempt: past its timeout, B takes the row over
     assert [r[0] for r in b._claim(clock[0])] == [taken[0][0]]
     assert a.stats() == {"pending": 1}
-
-
-class _Registry:
-    def __init__(self, reg: CallRegistry):
-        self.reg = reg
-
-    def get(self, call_id: str, account: str | None = None) -> object:
-        return self.reg.get(call_id, account)
-
-    def events(self, call_id: str) -> list[dict[str, object]]:
-        return self.reg.events(call_id)
-
-
-def test_statistics_catch_up_reads_this_nodes_calls_from_the_shared_store(
-    store_db: Connection, tmp_path: Path
-) -> None:
-    """The rollups stay in the node's own file; the calls are in the shared store."""
-    a = CallRegistry(store_db, node="node-a")
-    b = CallRegistry(store_db, node="node-b")
-    for reg in (a, b):
-        call = _call(reg)
-        reg.call_event(call, "answered", {})
-        reg.call_event(call, "ended", {"sip_status": 200})
-    own = sqlite.connect(tmp_path / "node-a.db")
-    collector = Collector(own, _Registry(a), calls_db=store_db, node="node-a")
-    assert collector.catch_up() == 1  # node A's call only: B adds its own
-    assert collector.catch_up() == 0  # once
 
 
 def test_a_migration_script_runs_on_both_engines(store_db: Connection) -> None:

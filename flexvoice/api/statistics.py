@@ -16,13 +16,12 @@ from flexvoice.api.livestream import live_stream
 from flexvoice.api.models import Query
 from flexvoice.api.models import Resource as Model
 from flexvoice.api.problems import ProblemError
-from flexvoice.appkeys import CONFIG, STATISTICS
+from flexvoice.appkeys import CONFIG, SHARED_POOL, STATISTICS
 from flexvoice.statistics.period import QueryError
 from flexvoice.statistics.query import as_csv, as_json, ask
 from flexvoice.statistics.question import GROUPS, make_question
 from flexvoice.statistics.service import Statistics
-from flexvoice.storage.open import local_path
-from flexvoice.storage.sqlite import connect
+from flexvoice.storage.open import open_shared
 
 READ = frozenset({"analyst", "manager"})
 
@@ -127,11 +126,15 @@ async def answer_calls(request: web.Request, account: str, q: StatisticsQuery) -
         field = str(exc).split(":", 1)[0] if ":" in str(exc) else None
         raise ProblemError("invalid-query-parameter", str(exc), field=field) from None
     cfg = request.config_dict[CONFIG]
-    database = local_path(cfg)
+    pool = request.config_dict.get(SHARED_POOL)
 
     def run() -> Any:
-        # Its own connection in a thread: a long period must not hold the event loop.
-        conn = connect(database)
+        # In a thread, on a connection of its own: a long period must not hold the event
+        # loop. The rollups are in the shared store, beside the calls.
+        if pool is not None:  # PostgreSQL: a kept connection, not one per request
+            with pool.connection() as shared:
+                return ask(shared, question)
+        conn = open_shared(cfg)  # SQLite: opening the file is cheap
         try:
             return ask(conn, question)
         finally:

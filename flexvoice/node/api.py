@@ -122,14 +122,8 @@ async def api_component(app: web.Application) -> AsyncIterator[None]:
     )
     app[CALLS] = registry_calls
     # Statistics listen to the registry: rollups as calls end, the live board as they move.
-    # The rollups stay in this node's own file (the statistics' owner moves them).
-    stats = Statistics(
-        conn,
-        registry_calls,
-        node=cfg.node_name,
-        redis=redis_client,
-        calls_db=shared if shared is not conn else None,
-    )
+    # The rollups live beside the calls (the shared store): any node answers for all.
+    stats = Statistics(shared, registry_calls, node=cfg.node_name, redis=redis_client)
     stats.listen(registry_calls.listeners)
     await stats.start()
     app[STATISTICS] = stats

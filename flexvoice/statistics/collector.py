@@ -6,34 +6,76 @@ instead of one per call: the hour, day and day-quarter rows of a batch's calls m
 so they are added up in memory and written once, and the commit - most of a call's cost when
 each call had its own - is shared by the batch.
 
-Exactly once: a batch's calls go into `stats_applied` in the same transaction as their rows,
-and a call already there (or already in the batch) is skipped. A batch lost with its process
-was never committed: its calls are not in `stats_applied`, so the catch-up at the next start
-adds them from the call registry, like any call that ended while the node was going down.
+Exactly once: the rollups live in the store the call registry uses (one node's SQLite file,
+or PostgreSQL shared by several nodes). A batch's calls are noted in `stats_applied` in the
+same transaction as their rows, and only the calls noted now - not those another writer
+noted first (another node's catch-up, a `flexvoice statistics rebuild`) - add rows. Writers
+take turns: SQLite's write lock, an advisory lock on PostgreSQL. A batch lost with its
+process was never committed: its calls are not in `stats_applied`, so the catch-up at the next
+start adds them from the call registry, like any call that ended while the node was going down.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from flexvoice.clock import utc_now
 from flexvoice.logs import get_logger
 from flexvoice.statistics.facts import CallFacts, CallLike, call_facts, is_own_call
 from flexvoice.statistics.rollup import CallSource, Rows, add_to, ensure_schema, write_rows
-from flexvoice.storage.engine import Connection
+from flexvoice.storage.engine import Connection, is_postgres, lock_key, write_transaction
 
 log = get_logger(__name__)
 
 BATCH = 200  # calls: a node writes at least every this many ended calls ...
 MAX_DELAY = 1.0  # ... or this many seconds after the oldest call waiting
+LOCK = "flexvoice.statistics"  # the rollups' writers take turns under it (PostgreSQL)
+CLAIM_ROWS = 500  # calls noted per statement (SQLite allows 32,766 parameters)
+
+
+@contextmanager
+def writing(conn: Connection) -> Iterator[None]:
+    """One write of the rollups and their ledger, all or nothing: a transaction of its own, or
+    a savepoint inside the one open (the registry's, when a call's end fills the batch). The
+    writers of every node take turns: SQLite's write lock, PostgreSQL's advisory lock."""
+    if not conn.in_transaction:
+        with write_transaction(conn, LOCK):
+            yield
+        return
+    conn.execute("SAVEPOINT stats_write")
+    try:
+        if is_postgres(conn):
+            conn.execute("SELECT pg_advisory_xact_lock(?)", (lock_key(LOCK),))
+        yield
+        conn.execute("RELEASE stats_write")
+    except BaseException:
+        conn.execute("ROLLBACK TO stats_write")
+        conn.execute("RELEASE stats_write")
+        raise
+
+
+def claim(conn: Connection, calls: Sequence[tuple[str, str]]) -> set[str]:
+    """Note calls (id, end) as counted, inside `writing`; the ids noted now. A call noted
+    before is left as it is: its rows were added by whoever noted it, and must not be again."""
+    new: set[str] = set()
+    for i in range(0, len(calls), CLAIM_ROWS):
+        part = calls[i : i + CLAIM_ROWS]
+        marks = ", ".join("(?, ?)" for _ in part)
+        cur = conn.execute(
+            f"INSERT INTO stats_applied (call_id, ended_at) VALUES {marks}"
+            " ON CONFLICT (call_id) DO NOTHING RETURNING call_id",
+            [value for call in part for value in call],
+        )
+        new.update(str(r[0]) for r in cur.fetchall())
+    return new
 
 
 class Collector:
     """Adds each call to the rollups when the call registry says it ended (a registry
-    listener), exactly once, in the registry's own database. `batch` 1 writes each call as it
+    listener), exactly once, in the registry's own store. `batch` 1 writes each call as it
     ends (the default: tests and tools see the rows at once); a node uses BATCH and flushes at
     least every MAX_DELAY seconds (flexvoice.statistics.service)."""
 
@@ -41,7 +83,7 @@ class Collector:
 
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         source: CallSource,
         *,
         clock: Callable[[], datetime] = utc_now,
@@ -49,14 +91,8 @@ class Collector:
         batch: int = 1,
         max_delay: float = MAX_DELAY,
         timer: Callable[[], float] = time.monotonic,
-        calls_db: Connection | None = None,
-        node: str | None = None,
     ):
         self.conn = conn
-        # The registry's own store when it is not this one (PostgreSQL shared by several
-        # nodes, the rollups in this node's file): the catch-up reads this node's calls there.
-        self.calls_db = calls_db if calls_db is not None else conn
-        self.node = node if calls_db is not None else None
         self.source = source
         self.clock = clock
         self.on_added = list(on_added)
@@ -67,10 +103,10 @@ class Collector:
         self.pending: list[tuple[CallFacts, str, float]] = []
         self._pending_ids: set[str] = set()
         self._oldest = 0.0
+        self.written = 0  # calls this collector added to the rollups
+        # The catch-up finds recently ended calls by their end: the call registry's
+        # migrations index them (flexvoice.callrecords).
         ensure_schema(conn)
-        # The catch-up finds recently ended calls by their end; the registry keeps no index
-        # on it. IF NOT EXISTS: the registry's own migrations may rebuild its table.
-        self.calls_db.execute("CREATE INDEX IF NOT EXISTS stats_calls_ended_at ON calls (ended_at)")
 
     def listener(
         self, call_id: str, call: CallLike | None, kind: str, data: dict[str, object]
@@ -112,88 +148,50 @@ class Collector:
         return bool(self.pending) and self.timer() - self._oldest >= self.max_delay
 
     def flush(self) -> int:
-        """Write the waiting calls in one transaction; the number written. On an error they
-        stay waiting (the next flush tries again) and the error is raised."""
+        """Write the waiting calls in one transaction; the number added (a call another writer
+        added first is not added again). On an error they stay waiting (the next flush tries
+        again) and the error is raised."""
         if not self.pending:
             return 0
         batch = self.pending
         t0 = time.perf_counter()
-        rows: Rows = {}
-        for facts, _, _ in batch:
-            add_to(rows, facts)
-        self.conn.execute("SAVEPOINT stats_add")
-        try:
-            self.conn.executemany(
-                "INSERT INTO stats_applied (call_id, ended_at) VALUES (?, ?)",
-                [(facts.call_id, ended_at) for facts, ended_at, _ in batch],
-            )
+        with writing(self.conn):
+            new = claim(self.conn, [(facts.call_id, ended_at) for facts, ended_at, _ in batch])
+            batch = [b for b in batch if b[0].call_id in new]
+            rows: Rows = {}
+            for facts, _, _ in batch:
+                add_to(rows, facts)
             write_rows(self.conn, rows)
-            self.conn.execute("RELEASE stats_add")
-        except sqlite3.IntegrityError:
-            # Another writer of this database added one of these calls since it was taken
-            # (`flexvoice statistics` tools): write them one by one, skipping it.
-            self.conn.execute("ROLLBACK TO stats_add")
-            self.conn.execute("RELEASE stats_add")
-            batch = [b for b in batch if self._write_one(b[0], b[1])]
-        except BaseException:
-            self.conn.execute("ROLLBACK TO stats_add")
-            self.conn.execute("RELEASE stats_add")
-            raise
         self.pending, self._pending_ids = [], set()
+        self.written += len(batch)
         share = (time.perf_counter() - t0) / max(1, len(batch))
         for facts, _, spent in batch:
             for hook in self.on_added:
                 hook(facts, spent + share)
         return len(batch)
 
-    def _write_one(self, facts: CallFacts, ended_at: str) -> bool:
-        rows: Rows = {}
-        add_to(rows, facts)
-        self.conn.execute("SAVEPOINT stats_one")
-        try:
-            cur = self.conn.execute(
-                "INSERT OR IGNORE INTO stats_applied (call_id, ended_at) VALUES (?, ?)",
-                (facts.call_id, ended_at),
-            )
-            if cur.rowcount:
-                write_rows(self.conn, rows)
-            self.conn.execute("RELEASE stats_one")
-        except BaseException:
-            self.conn.execute("ROLLBACK TO stats_one")
-            self.conn.execute("RELEASE stats_one")
-            raise
-        return bool(cur.rowcount)
-
     def catch_up(self) -> int:
         """Add the calls that ended in the last CATCH_UP_DAYS days and were never added (the
         node stopped between a call's end and its rollup); forget older ledger entries."""
         since = (self.clock() - timedelta(days=self.CATCH_UP_DAYS)).isoformat()
-        if self.calls_db is self.conn:
-            missing = [
-                r[0]
-                for r in self.conn.execute(
-                    "SELECT c.id FROM calls c WHERE c.ended_at >= ? AND NOT EXISTS"
-                    " (SELECT 1 FROM stats_applied a WHERE a.call_id = c.id)",
-                    (since,),
-                )
-            ]
-        else:  # two databases: this node's calls there, minus those added here
-            ended = self.calls_db.execute(
-                "SELECT id FROM calls WHERE ended_at >= ? AND node = ?", (since, self.node)
+        # Every node's calls: in a shared store a node that stopped for good leaves its last
+        # calls to the others; a call a running node still holds in its batch counts once
+        # (`claim`), whoever writes it first.
+        missing = [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT c.id FROM calls c WHERE c.ended_at >= ? AND NOT EXISTS"
+                " (SELECT 1 FROM stats_applied a WHERE a.call_id = c.id)",
+                (since,),
             ).fetchall()
-            added_ids = {
-                r[0]
-                for r in self.conn.execute(
-                    "SELECT call_id FROM stats_applied WHERE ended_at >= ?", (since,)
-                )
-            }
-            missing = [r[0] for r in ended if r[0] not in added_ids]
-        added = 0
+        ]
+        before = self.written
         for call_id in missing:
             call = self.source.get(call_id)
-            if call is not None and self.add_call(call):
-                added += 1
+            if call is not None:
+                self.add_call(call)
         self.flush()
+        added = self.written - before
         forget = (self.clock() - timedelta(days=self.CATCH_UP_DAYS + 1)).isoformat()
         self.conn.execute("DELETE FROM stats_applied WHERE ended_at < ?", (forget,))
         if added:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -22,6 +22,7 @@ from flexvoice.statistics.figures import call_figures, queue_figures, step_figur
 from flexvoice.statistics.period import offset_pieces, plan, zone
 from flexvoice.statistics.question import Question
 from flexvoice.statistics.rollup import CALLS, DAY_QUARTERS, FLOWS, MENU, QUEUES, STEPS, Table
+from flexvoice.storage.engine import Connection
 
 
 @dataclass
@@ -48,7 +49,7 @@ def _dim_sql(dim: str, grain: int, offset: int) -> str:
 
 
 def _table_rows(
-    conn: sqlite3.Connection,
+    conn: Connection,
     q: Question,
     table: Table,
     dims: tuple[str, ...],
@@ -76,9 +77,13 @@ def _table_rows(
             sql = f"SELECT {select} FROM {table.name} WHERE {where} AND {' AND '.join(filters)}"
             if exprs:
                 sql += " GROUP BY " + ", ".join(str(i + 1) for i in range(len(exprs)))
-            cursor = conn.cursor()
-            cursor.row_factory = None  # plain tuples: rows by the hundred thousand
-            for r in cursor.execute(sql, (*bounds, *args)):
+            if isinstance(conn, sqlite3.Connection):
+                cursor = conn.cursor()
+                cursor.row_factory = None  # plain tuples: rows by the hundred thousand
+                found: Iterable[Any] = cursor.execute(sql, (*bounds, *args))
+            else:  # PostgreSQL's rows are tuples; its sums of BIGINT are NUMERIC (Decimal)
+                found = conn.execute(sql, (*bounds, *args))
+            for r in found:
                 values = tuple(r)
                 if values[len(dims)] is None:
                     continue  # no rows: SUM() over nothing
@@ -109,7 +114,7 @@ def _sum_into(
             row[prefix + name] = row.get(prefix + name, 0) + int(value or 0)
 
 
-def ask(conn: sqlite3.Connection, q: Question, grains: tuple[int, ...] | None = None) -> Answer:
+def ask(conn: Connection, q: Question, grains: tuple[int, ...] | None = None) -> Answer:
     """Answer `q`; `grains` forces the buckets read (the benchmark compares 15 minutes only)."""
     dims = q.group_by
     calls = CALLS if "number" in dims or q.number is not None else FLOWS

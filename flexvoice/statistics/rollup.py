@@ -18,13 +18,13 @@ exact and a recomputation gives the very same numbers.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from flexvoice.statistics.facts import CallFacts, call_facts, is_own_call
-from flexvoice.storage.sqlite import migrate
+from flexvoice.storage.engine import Connection, PerEngine, Script, both
+from flexvoice.storage.migrate import migrate
 
 GRAINS = (900, 3600, 86400)  # seconds: 15 minutes, 1 hour, 1 day (UTC)
 # A fourth grain for time-of-day questions over long periods ("which number rings at lunch
@@ -91,25 +91,29 @@ def _create(table: Table) -> str:
     )
 
 
-MIGRATIONS = [
-    "\n".join(_create(t) for t in TABLES)
-    + """
+_APPLIED = """
     CREATE TABLE stats_applied (
         call_id TEXT PRIMARY KEY,
         ended_at TEXT NOT NULL
     ) WITHOUT ROWID;
     CREATE INDEX stats_applied_ended ON stats_applied (ended_at);
     """
-]
+_FIRST = "\n".join(_create(t) for t in TABLES) + _APPLIED
+# PostgreSQL keeps every table by its primary key's index (no WITHOUT ROWID to ask for).
+MIGRATIONS: list[Script] = [both(_FIRST, _FIRST.replace(" WITHOUT ROWID", ""))]
 
 
-def fill_day_quarters(table: Table) -> str:
+def fill_day_quarters(table: Table, postgresql: bool = False) -> str:
     """The day-quarter grain made from the 15-minute rows (a database kept before it)."""
     ts = "bucket * 900"
-    month = (
-        f"(CAST(strftime('%Y', {ts}, 'unixepoch') AS INTEGER) * 12"
-        f" + CAST(strftime('%m', {ts}, 'unixepoch') AS INTEGER) - 1)"
-    )
+    if postgresql:
+        utc = f"(to_timestamp({ts}) AT TIME ZONE 'UTC')"
+        month = f"(CAST(EXTRACT(YEAR FROM {utc}) * 12 + EXTRACT(MONTH FROM {utc}) - 1 AS BIGINT))"
+    else:
+        month = (
+            f"(CAST(strftime('%Y', {ts}, 'unixepoch') AS INTEGER) * 12"
+            f" + CAST(strftime('%m', {ts}, 'unixepoch') AS INTEGER) - 1)"
+        )
     dims = ", ".join(table.dims)
     sums = ", ".join(f"SUM({f})" for f in table.figures)
     return (
@@ -120,10 +124,15 @@ def fill_day_quarters(table: Table) -> str:
     )
 
 
-MIGRATIONS.append("\n".join(fill_day_quarters(t) for t in TABLES))
+MIGRATIONS.append(
+    PerEngine(
+        "\n".join(fill_day_quarters(t) for t in TABLES),
+        "\n".join(fill_day_quarters(t, postgresql=True) for t in TABLES),
+    )
+)
 
 
-def ensure_schema(conn: sqlite3.Connection) -> None:
+def ensure_schema(conn: Connection) -> None:
     migrate(conn, "statistics", MIGRATIONS)
 
 
@@ -193,7 +202,8 @@ ALL_GRAINS = (*GRAINS, DAY_QUARTERS)
 def _upsert_sql(table: Table) -> str:
     cols = table.columns
     marks = ", ".join("?" for _ in cols)
-    sets = ", ".join(f"{c} = {c} + excluded.{c}" for c in table.figures)
+    # The old value named by its table: unqualified, PostgreSQL finds it ambiguous.
+    sets = ", ".join(f"{c} = {table.name}.{c} + excluded.{c}" for c in table.figures)
     return (
         f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({marks})"
         f" ON CONFLICT ({', '.join(table.key)}) DO UPDATE SET {sets}"
@@ -218,7 +228,7 @@ def add_to(rows: Rows, facts: CallFacts) -> None:
                     row[name] = row.get(name, 0) + value
 
 
-def write_rows(conn: sqlite3.Connection, rows: Rows) -> None:
+def write_rows(conn: Connection, rows: Rows) -> None:
     """Add in-memory rows to the tables (one statement per row, grouped per table)."""
     by_table: dict[str, list[tuple[Any, ...]]] = {}
     tables = {t.name: t for t in TABLES}
@@ -229,7 +239,7 @@ def write_rows(conn: sqlite3.Connection, rows: Rows) -> None:
         conn.executemany(_SQL[name], values)
 
 
-def read_rows(conn: sqlite3.Connection, account: str | None = None) -> Rows:
+def read_rows(conn: Connection, account: str | None = None) -> Rows:
     """The tables as in-memory rows (zero figures dropped), to compare with a recomputation."""
     rows: Rows = {}
     for table in TABLES:
@@ -253,16 +263,25 @@ class CallSource(Protocol):
     def events(self, call_id: str) -> list[dict[str, Any]]: ...
 
 
-def recompute(conn: sqlite3.Connection, source: CallSource) -> Rows:
+def recompute(conn: Connection, source: CallSource) -> Rows:
     """The rollups computed again from every ended call in the registry (slow: for checks
     and `flexvoice statistics verify`)."""
+    return recount(conn, source)[0]
+
+
+def recount(conn: Connection, source: CallSource) -> tuple[Rows, list[tuple[str, str]]]:
+    """The rollups computed again, and the calls they count with their end (id, ended_at)."""
     rows: Rows = {}
-    for (call_id,) in conn.execute("SELECT id FROM calls WHERE ended_at IS NOT NULL"):
+    counted: list[tuple[str, str]] = []
+    for call_id, ended_at in conn.execute(
+        "SELECT id, ended_at FROM calls WHERE ended_at IS NOT NULL"
+    ).fetchall():
         call = source.get(call_id)
         if call is None or not is_own_call(call):
             continue
         add_to(rows, call_facts(call, source.events(call_id)))
-    return rows
+        counted.append((call_id, ended_at))
+    return rows, counted
 
 
 def differences(stored: Rows, computed: Rows, limit: int = 10) -> list[str]:
@@ -275,19 +294,3 @@ def differences(stored: Rows, computed: Rows, limit: int = 10) -> list[str]:
             if len(out) >= limit:
                 break
     return out
-
-
-def rebuild(conn: sqlite3.Connection, source: CallSource) -> int:
-    """Replace the rollups with a recomputation (after a bug fix in the facts)."""
-    rows = recompute(conn, source)
-    conn.execute("SAVEPOINT stats_rebuild")
-    try:
-        for table in TABLES:
-            conn.execute(f"DELETE FROM {table.name}")
-        write_rows(conn, rows)
-        conn.execute("RELEASE stats_rebuild")
-    except BaseException:
-        conn.execute("ROLLBACK TO stats_rebuild")
-        conn.execute("RELEASE stats_rebuild")
-        raise
-    return len(rows)

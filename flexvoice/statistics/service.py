@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -44,15 +43,14 @@ def _measure(facts: CallFacts, seconds: float) -> None:
 class Statistics:
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         calls: CallSource,
         *,
         node: str = "node",
         redis: Any = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        calls_db: Connection | None = None,
     ):
-        """`calls_db`: the call registry's store when it is not `conn` (PostgreSQL)."""
+        """`conn`: the call registry's store (the rollups live beside the calls)."""
         self.conn = conn
         self.node = node
         self.redis = redis
@@ -62,8 +60,6 @@ class Statistics:
             clock=clock,
             on_added=[_measure],
             batch=BATCH,
-            calls_db=calls_db,
-            node=node,
         )
         self.board = LiveBoard(clock)
         self._publisher: asyncio.Task[None] | None = None
