@@ -58,3 +58,32 @@ async def test_another_coroutines_statement_inside_a_transaction_is_refused(pg_u
         await asyncio.create_task(other())  # once it ended, anyone may use the connection
     finally:
         conn.close()
+
+
+def test_a_rollback_to_a_savepoint_keeps_the_transaction_to_its_owner(pg_url: str) -> None:
+    """ROLLBACK TO SAVEPOINT ends no transaction: another thread still waits for COMMIT."""
+    conn = postgres.connect(pg_url)
+    try:
+        conn.execute("CREATE TABLE sp_probe (n INTEGER)")
+        began, inserted = threading.Event(), threading.Event()
+
+        def other() -> None:
+            began.wait(5)
+            conn.execute("INSERT INTO sp_probe VALUES (2)")
+            inserted.set()
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        with write_transaction(conn, "probe"):
+            conn.execute("SAVEPOINT batch")
+            conn.execute("INSERT INTO sp_probe VALUES (1)")
+            conn.execute("ROLLBACK TO SAVEPOINT batch")
+            began.set()
+            assert not inserted.wait(0.5)  # still our transaction after the partial rollback
+            conn.execute("INSERT INTO sp_probe VALUES (3)")
+        thread.join(5)
+        assert inserted.is_set()
+        assert sorted(r[0] for r in conn.execute("SELECT n FROM sp_probe").fetchall()) == [2, 3]
+    finally:
+        conn.execute("DROP TABLE IF EXISTS sp_probe")
+        conn.close()

@@ -77,8 +77,14 @@ def _opens(sql: str) -> bool:
 
 
 def _closes(sql: str) -> bool:
-    head = sql.lstrip()[:8].upper()
-    return head.startswith(("COMMIT", "ROLLBACK", "END"))
+    words = sql.split(None, 2)[:2]
+    head = [w.upper().rstrip(";") for w in words]
+    if not head:
+        return False
+    # ROLLBACK TO SAVEPOINT undoes part of a transaction that stays open.
+    if head[0] == "ROLLBACK":
+        return head[1:] != ["TO"]
+    return head[0] in ("COMMIT", "END")
 
 
 class PgConnection:
