@@ -16,11 +16,9 @@ from typing import Any
 from flexvoice.messaging.model import FINAL
 from flexvoice.messaging.queue_store import PartQueue
 from flexvoice.messaging.text import Part
-from flexvoice.storage.engine import Connection, PerEngine, Script
+from flexvoice.storage.engine import Connection, Script, both
 from flexvoice.storage.migrate import migrate
 
-# Both engines: SQLite's types as they always were; PostgreSQL's say the same (REAL is a
-# 4-byte float there: times need DOUBLE PRECISION).
 _TABLES = """
     CREATE TABLE messages (
         id TEXT PRIMARY KEY,
@@ -75,17 +73,14 @@ _TABLES = """
     );
     """
 MIGRATIONS: list[Script] = [
-    PerEngine(
-        sqlite=_TABLES,
-        postgresql=_TABLES.replace(" REAL", " DOUBLE PRECISION").replace(" BLOB", " BYTEA"),
-    ),
-    # Several nodes on one PostgreSQL: the node that claimed a part (a restart puts back
-    # only its own), and the node that made a message (a verification code lives in that
-    # node's memory only: no other node sends its parts).
-    """
+    both(_TABLES),
+    # Several nodes on one PostgreSQL: the node that claimed a part (a restart, or the node
+    # that finds it lost, puts back only its claims), and the node that made a message (a
+    # verification code lives in that node's memory only: no other node sends its parts).
+    both("""
     ALTER TABLE message_parts ADD COLUMN claimed_by TEXT;
     ALTER TABLE messages ADD COLUMN node TEXT;
-    """,
+    """),
 ]
 
 
@@ -126,11 +121,53 @@ def new_id() -> str:
     return "SM" + uuid.uuid4().hex
 
 
-class MessageStore(PartQueue):
+class MessageReader:
+    """The API's reads of messages, on any connection to the store (a pooled one on
+    PostgreSQL: flexvoice.api.sharedreads)."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+
+    def get(self, message_id: str, account: str | None = None) -> MessageRow | None:
+        sql = f"SELECT {_COLUMNS} FROM messages WHERE id = ?"
+        args: list[Any] = [message_id]
+        if account is not None:
+            sql += " AND account = ?"
+            args.append(account)
+        row = self.conn.execute(sql, args).fetchone()
+        return MessageRow(*row) if row else None
+
+    def list(
+        self,
+        account: str,
+        *,
+        status: str | None = None,
+        to: str | None = None,
+        since: float | None = None,
+        limit: int = 50,
+        origins: tuple[str, ...] = ("api", "flow", "gateway"),
+    ) -> list[MessageRow]:
+        sql = f"SELECT {_COLUMNS} FROM messages WHERE account = ?"
+        args: list[Any] = [account]
+        sql += f" AND origin IN ({', '.join('?' * len(origins))})"
+        args += origins
+        for column, value in (("status", status), ("to_addr", to)):
+            if value is not None:
+                sql += f" AND {column} = ?"
+                args.append(value)
+        if since is not None:
+            sql += " AND created_at >= ?"
+            args.append(since)
+        sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
+        args.append(limit)
+        return [MessageRow(*r) for r in self.conn.execute(sql, args)]
+
+
+class MessageStore(MessageReader, PartQueue):
     """Messages and their parts (the queue's side is PartQueue's), and the opt-out list."""
 
     def __init__(self, conn: Connection, node: str = "local"):
-        self.conn = conn
+        super().__init__(conn)
         self.node = node  # this node's name in claims
         migrate(conn, "messaging", MIGRATIONS)
 
@@ -302,40 +339,6 @@ class MessageStore(PartQueue):
             )
 
     # ---- reading ---------------------------------------------------------------------
-
-    def get(self, message_id: str, account: str | None = None) -> MessageRow | None:
-        sql = f"SELECT {_COLUMNS} FROM messages WHERE id = ?"
-        args: list[Any] = [message_id]
-        if account is not None:
-            sql += " AND account = ?"
-            args.append(account)
-        row = self.conn.execute(sql, args).fetchone()
-        return MessageRow(*row) if row else None
-
-    def list(
-        self,
-        account: str,
-        *,
-        status: str | None = None,
-        to: str | None = None,
-        since: float | None = None,
-        limit: int = 50,
-        origins: tuple[str, ...] = ("api", "flow", "gateway"),
-    ) -> list[MessageRow]:
-        sql = f"SELECT {_COLUMNS} FROM messages WHERE account = ?"
-        args: list[Any] = [account]
-        sql += f" AND origin IN ({', '.join('?' * len(origins))})"
-        args += origins
-        for column, value in (("status", status), ("to_addr", to)):
-            if value is not None:
-                sql += f" AND {column} = ?"
-                args.append(value)
-        if since is not None:
-            sql += " AND created_at >= ?"
-            args.append(since)
-        sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
-        args.append(limit)
-        return [MessageRow(*r) for r in self.conn.execute(sql, args)]
 
     def counts(self) -> dict[str, int]:
         return {

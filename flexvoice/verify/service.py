@@ -170,7 +170,7 @@ class Verifier:
             text = TEXTS.get(locale, TEXTS["en"]).format(
                 code=code, minutes=int(self.policy.validity // 60)
             )
-            message = self.messaging.send(
+            message = await self.messaging.send(
                 account,
                 self.settings.sender,
                 to,
