@@ -96,4 +96,4 @@ def test_id_keys_meet_across_bases() -> None:
     submitted = set(id_keys("1e240"))  # hex in submit_sm_resp
     receipted = set(id_keys("0000123456"))  # decimal with zeros in the receipt
     assert submitted & receipted == {"#123456"}
-    assert id_keys("ABC-1") == ["=abc-1"]
+    assert id_keys("ABC-1") == ("=abc-1",)

@@ -295,11 +295,14 @@ class Sending(Context):
         if event is not None:
             self._record(message_id, event)
         if "status" in fields:
-            updated = dataclasses.replace(row, **fields)
             log.info(
-                "sms.status", message_id=message_id, status=status, error_code=updated.error_code
+                "sms.status",
+                message_id=message_id,
+                status=status,
+                error_code=fields.get("error_code", row.error_code),
             )
-            self._after_commit.append(updated)  # called back once committed
+            if row.status_callback:  # called back once committed
+                self._after_commit.append(dataclasses.replace(row, **fields))
 
     def _bill(
         self, row: MessageRow, segments: int, now: float
