@@ -56,7 +56,10 @@ async def create_message(request: web.Request) -> web.Response:
         )
     except MessageRefused as exc:
         raise refused(exc) from None
-    response = answer(MessageResource, messaging.resource(row), 201)
+    # The resource as `answer` would give it, without validating it again per message (3 % of
+    # the node's CPU per message): resource() builds exactly MessageResource's fields, which
+    # a unit test holds it to (test_messaging_core).
+    response = web.json_response(messaging.resource(row), status=201)
     response.headers["Location"] = f"/v1/messages/{row.id}"
     return response
 
