@@ -253,10 +253,10 @@ class Sending(Context):
         self, message_id: str, error_code: int | None = None, error: str | None = None
     ) -> None:
         """Recompute the message from its parts; bill, call back and forget secrets as due."""
-        row = self.store.get(message_id)
-        if row is None:
+        found = self.store.with_parts(message_id)
+        if found is None:
             return
-        parts = self.store.part_statuses(message_id)
+        row, parts = found
         status = message_status(parts)
         now = self.clock()
         fields: dict[str, Any] = {}

@@ -115,6 +115,7 @@ class MessageRow:
 
 _FIELDS = frozenset(MessageRow.__dataclass_fields__)
 _COLUMNS = ", ".join(MessageRow.__dataclass_fields__)
+_M_COLUMNS = ", ".join("m." + name for name in MessageRow.__dataclass_fields__)
 
 
 def new_id() -> str:
@@ -339,6 +340,18 @@ class MessageStore(MessageReader, PartQueue):
             )
 
     # ---- reading ---------------------------------------------------------------------
+
+    def with_parts(self, message_id: str) -> tuple[MessageRow, list[str]] | None:
+        """The message and its parts' statuses in order, in one statement (the queue's
+        refresh after every sent part)."""
+        rows = self.conn.execute(
+            f"SELECT {_M_COLUMNS}, p.status FROM messages m JOIN message_parts p"
+            " ON p.message_id = m.id WHERE m.id = ? ORDER BY p.seq",
+            (message_id,),
+        ).fetchall()
+        if not rows:
+            return None
+        return MessageRow(*rows[0][:-1]), [str(r[-1]) for r in rows]
 
     def counts(self) -> dict[str, int]:
         return {
