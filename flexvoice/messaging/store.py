@@ -115,6 +115,10 @@ class MessageRow:
 
 _FIELDS = frozenset(MessageRow.__dataclass_fields__)
 _COLUMNS = ", ".join(MessageRow.__dataclass_fields__)
+_INSERT = (
+    f"INSERT INTO messages ({_COLUMNS}, node)"
+    f" VALUES ({', '.join('?' * (len(MessageRow.__dataclass_fields__) + 1))})"
+)
 _M_COLUMNS = ", ".join("m." + name for name in MessageRow.__dataclass_fields__)
 
 
@@ -194,31 +198,13 @@ class MessageStore(MessageReader, PartQueue):
         price_note: str | None,
     ) -> MessageRow:
         """The message and its parts in one transaction: queued, due at once."""
+        row = MessageRow(
+            message_id, account, "outbound", origin, from_addr, to_addr, body, encoding,
+            segments, "queued", gateway, None, None, price_eur, price_note, status_callback,
+            0, now, now, None, expires_at,
+        )  # fmt: skip
         with self.tx():
-            self.conn.execute(
-                "INSERT INTO messages (id, account, direction, origin, from_addr, to_addr, body,"
-                " encoding, segments, status, gateway, price_eur, price_note, status_callback,"
-                " created_at, updated_at, expires_at, node)"
-                " VALUES (?, ?, 'outbound', ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    message_id,
-                    account,
-                    origin,
-                    from_addr,
-                    to_addr,
-                    body,
-                    encoding,
-                    segments,
-                    gateway,
-                    price_eur,
-                    price_note,
-                    status_callback,
-                    now,
-                    now,
-                    expires_at,
-                    self.node,
-                ),
-            )
+            self._insert(row)
             self.conn.executemany(
                 "INSERT INTO message_parts (message_id, seq, payload, data_coding, esm_class,"
                 " status, next_attempt_at) VALUES (?, ?, ?, ?, ?, 'queued', ?)",
@@ -227,59 +213,6 @@ class MessageStore(MessageReader, PartQueue):
                     for i, p in enumerate(parts)
                 ],
             )
-        return MessageRow(
-            message_id,
-            account,
-            "outbound",
-            origin,
-            from_addr,
-            to_addr,
-            body,
-            encoding,
-            segments,
-            "queued",
-            gateway,
-            None,
-            None,
-            price_eur,
-            price_note,
-            status_callback,
-            0,
-            now,
-            now,
-            None,
-            expires_at,
-        )
-
-    def add_failed(self, **fields: Any) -> MessageRow:
-        """An outbound message refused before sending (opted-out recipient): stored, as
-        Twilio does, so the developer can read why."""
-        f = fields
-        with self.tx():
-            self.conn.execute(
-                "INSERT INTO messages (id, account, direction, origin, from_addr, to_addr, body,"
-                " encoding, segments, status, error_code, error_message, status_callback,"
-                " billed, created_at, updated_at, expires_at)"
-                " VALUES (?, ?, 'outbound', ?, ?, ?, ?, ?, ?, 'failed', ?, ?, ?, 1, ?, ?, ?)",
-                (
-                    f["id"],
-                    f["account"],
-                    f["origin"],
-                    f["from_addr"],
-                    f["to_addr"],
-                    f["body"],
-                    f["encoding"],
-                    f["segments"],
-                    f["error_code"],
-                    f["error_message"],
-                    f["status_callback"],
-                    f["now"],
-                    f["now"],
-                    f["now"],
-                ),
-            )
-        row = self.get(f["id"])
-        assert row is not None
         return row
 
     def add_inbound(
@@ -294,28 +227,15 @@ class MessageStore(MessageReader, PartQueue):
         now: float,
         gateway: str,
     ) -> MessageRow:
-        message_id = new_id()
-        self.conn.execute(
-            "INSERT INTO messages (id, account, direction, origin, from_addr, to_addr, body,"
-            " encoding, segments, status, gateway, billed, created_at, updated_at, expires_at)"
-            " VALUES (?, ?, 'inbound', 'gateway', ?, ?, ?, ?, ?, 'received', ?, 1, ?, ?, ?)",
-            (
-                message_id,
-                account,
-                from_addr,
-                to_addr,
-                body,
-                encoding,
-                segments,
-                gateway,
-                now,
-                now,
-                now,
-            ),
-        )
-        row = self.get(message_id)
-        assert row is not None
+        row = MessageRow(
+            new_id(), account, "inbound", "gateway", from_addr, to_addr, body, encoding,
+            segments, "received", gateway, None, None, None, None, None, 1, now, now, None, now,
+        )  # fmt: skip
+        self._insert(row)
         return row
+
+    def _insert(self, row: MessageRow) -> None:
+        self.conn.execute(_INSERT, (*vars(row).values(), self.node))
 
     def update_message(self, message_id: str, *, unbilled: bool = False, **fields: Any) -> bool:
         """Write `fields`; with `unbilled`, only while the message is not billed yet. True
