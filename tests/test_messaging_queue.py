@@ -281,7 +281,9 @@ async def test_a_slow_submit_holds_back_only_its_own_slot(tmp_path: Path) -> Non
             await asyncio.sleep(0.5)  # its submit is out, unanswered
             assert service.store.part_statuses(first.id) == ["sending"]
             started = time.monotonic()
-            rows = [await service.send("acme", "+3226001000", MOBILE, f"next {i}") for i in range(12)]
+            rows = [
+                await service.send("acme", "+3226001000", MOBILE, f"next {i}") for i in range(12)
+            ]
             await smsc.wait_received(12, timeout=10)
             took = time.monotonic() - started
             assert took < 2.5, took  # not after the slow one's 4 s
