@@ -47,8 +47,12 @@ def node(url: str, name: str) -> tuple[Messaging, FakeGateway, Verifier]:
         tariffs=TARIFFS,
         node=name,
     )
-    verifier = Verifier(
-        conn, b"s" * 32, VerifySettings(Policy(), "Verify"), messaging, tariffs=TARIFFS
+    verifier = Verifier(  # a connection of its own, as on a node: its own thread uses it
+        postgres.connect(url),
+        b"s" * 32,
+        VerifySettings(Policy(), "Verify"),
+        messaging,
+        tariffs=TARIFFS,
     )
     return messaging, gateway, verifier
 
@@ -87,7 +91,7 @@ async def test_priced_from_the_shared_accounts_and_stored_there(pg_url: str) -> 
     code = re.search(r"\d{6}", gateway.submitted[-1][2])
     assert code is not None
     assert messaging.store.get(v.message_id or "").body.count("#") == 6  # type: ignore[union-attr]
-    assert verifier.check("acme", v.id, code.group(0)).status == "approved"
+    assert (await verifier.check("acme", v.id, code.group(0))).status == "approved"
     # A suspension written by an admin elsewhere counts for the next price at once.
     set_status(postgres.connect(pg_url), "acme", "suspended")
     messaging.lookups.fresh()  # what every message does first
@@ -146,17 +150,22 @@ async def test_a_restart_puts_back_only_its_own_parts(pg_url: str) -> None:
 
 async def test_no_statement_of_the_service_runs_on_the_event_loop(pg_url: str) -> None:
     seeded(pg_url)
-    messaging, gateway, _ = node(pg_url, "a")
+    messaging, gateway, verifier = node(pg_url, "a")
     await gateway.start(messaging)
     on_loop: list[str] = []
-    execute = messaging.conn.execute
 
-    def watched(sql: str, params: Any = ()) -> Any:
-        if threading.current_thread() is threading.main_thread():
-            on_loop.append(sql)
-        return execute(sql, params)
+    def watch(conn: Any) -> None:
+        execute = conn.execute
 
-    messaging.conn.execute = watched  # type: ignore[method-assign]
+        def watched(sql: str, params: Any = ()) -> Any:
+            if threading.current_thread() is threading.main_thread():
+                on_loop.append(sql)
+            return execute(sql, params)
+
+        conn.execute = watched
+
+    watch(messaging.conn)
+    watch(verifier.conn)
     row = await messaging.accept("acme", OURS, MOBILE, "hello")
     with pytest.raises(MessageRefused):
         await messaging.accept("acme", OURS, "+3225551000", "to a fixed line")
@@ -164,6 +173,13 @@ async def test_no_statement_of_the_service_runs_on_the_event_loop(pg_url: str) -
     await gateway.receipt(gateway.ids[0])
     await messaging.inbound("fake", Inbound(MOBILE, OURS, "STOP"))
     await messaging.take_over("gone")
+    v = await verifier.start("acme", "+32475000444", "sms", 6, "en")
+    await messaging.pump()
+    code = re.search(r"\d{6}", gateway.submitted[-1][2])
+    wrong = "000000" if code is None or code.group(0) != "000000" else "111111"
+    assert (await verifier.check("acme", v.id, wrong)).status == "pending"
+    assert (await verifier.cancel("acme", v.id)).status == "canceled"
+    assert (await verifier.get("acme", v.id)).status == "canceled"
     assert on_loop == []
     assert messaging.store.get(row.id).status == "delivered"  # type: ignore[union-attr]
 

@@ -181,4 +181,5 @@ async def verify_component(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await voice.close()
+        verifier.db.close()
         conn.close()
