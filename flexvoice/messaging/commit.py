@@ -17,11 +17,11 @@ time: the order of the writes is kept, and their Python state needs no lock)."""
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flexvoice.storage.engine import Connection, is_postgres
+from flexvoice.storage.thread import StoreThread
 
 T = TypeVar("T")
 
@@ -33,11 +33,7 @@ class GroupCommit:
         self._pending: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
         self.commits = 0
         self.writes = 0
-        self._thread = (
-            concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="flexvoice-sms-db")
-            if is_postgres(conn)
-            else None
-        )
+        self._thread = StoreThread(conn, "sms")
         self._busy = False  # a group is in the thread
 
     async def write(self, fn: Callable[[], T]) -> T:
@@ -54,9 +50,8 @@ class GroupCommit:
     def drain(self) -> None:
         """Commit what waits now (at shutdown, before the connection closes: a part the
         gateway took must be recorded, or the restart would send it again)."""
-        if self._thread is not None:
-            self._thread.shutdown(wait=True)  # the group in the thread ends first
-            self._busy = False
+        self._thread.close()  # a group in the thread ends first
+        self._busy = False
         pending, self._pending = self._pending, []
         if pending:
             self._finish(pending, self._run(pending))
@@ -65,13 +60,12 @@ class GroupCommit:
         pending, self._pending = self._pending, []
         if not pending:  # drained already
             return
-        if self._thread is None:
+        if not self._thread.off_loop:
             self._finish(pending, self._run(pending))
             return
         self._busy = True
-        loop = asyncio.get_running_loop()
         try:
-            ran = loop.run_in_executor(self._thread, self._run, pending)
+            ran = self._thread.start(lambda: self._run(pending))
         except RuntimeError:  # stopping: the thread is shut down; drain() writes them
             self._pending[:0] = pending
             self._busy = False

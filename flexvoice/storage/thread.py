@@ -26,10 +26,19 @@ class StoreThread:
             else None
         )
 
+    @property
+    def off_loop(self) -> bool:
+        return self._thread is not None
+
     async def run(self, fn: Callable[[], T]) -> T:
         if self._thread is None:
             return fn()
-        return await asyncio.get_running_loop().run_in_executor(self._thread, fn)
+        return await self.start(fn)
+
+    def start(self, fn: Callable[[], T]) -> asyncio.Future[T]:
+        """`fn` started in the thread (only when off_loop); RuntimeError once closed."""
+        assert self._thread is not None
+        return asyncio.get_running_loop().run_in_executor(self._thread, fn)
 
     def close(self) -> None:
         if self._thread is not None:
