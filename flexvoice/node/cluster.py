@@ -19,6 +19,7 @@ from flexvoice.appkeys import (
     CALLS,
     CLUSTER,
     CONFIG,
+    FLOWS,
     HEARTBEAT,
     MESSAGING,
     STATUS,
@@ -26,6 +27,7 @@ from flexvoice.appkeys import (
     need,
 )
 from flexvoice.cluster.member import Member
+from flexvoice.cluster.queues import RedisQueueBoard
 from flexvoice.cluster.state import ClusterState, client_name
 from flexvoice.config import Config
 from flexvoice.errors import UserError
@@ -90,6 +92,7 @@ async def cluster_component(app: web.Application) -> AsyncIterator[None]:
         sink=need(app, USAGE_SINK, "usage_component", "cluster_component"),
         calls=app.get(CALLS),
         shared_edge=shared_edge,
+        queues=RedisQueueBoard(redis, node),
     )
     member.workers = [(w.uri, False) for w in worker_addresses(cfg)]
 
@@ -122,7 +125,11 @@ async def cluster_component(app: web.Application) -> AsyncIterator[None]:
     # What this node left in Redis in a former life was closed from its own database by
     # the heartbeat component; the Redis copy goes.
     await member.state.leave()
+    await member.queues.drop_node(node)
     await member.join()
+    flows = app.get(FLOWS)
+    if flows is not None:
+        flows.queues = member.queues  # callers of every node in one line per queue
     await beat([])
     heartbeat.listeners.append(beat)
     member.session = aiohttp.ClientSession()
