@@ -7,7 +7,12 @@ the test SMSC (tests/smsc.py, PyPI smpp34's server) in its own process. Measures
 - that every message reached the SMSC exactly once (none lost, none doubled),
 - verification check latency (POST /v1/verifications/{id}/check over HTTP), p50 and p99.
 Baselines in the same run: a raw smpp34 client submitting to the same SMSC, and GET /healthz
-latency on the same node.
+latency on the same node. The CPU each process spends per message (the node, the HTTP client,
+the SMSC) says what bounds the rate on this machine.
+
+`--against DIR`: the same measure on another checkout's code (e.g. `git archive main` unpacked),
+side by side in one run, alternating `--rounds` times, each in a fresh interpreter, with the
+ratio.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import asyncio
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -26,13 +32,15 @@ from pathlib import Path
 import smpp34
 
 from bench import REPO
+from bench.procstat import cpu_seconds
 from flexvoice.appkeys import MESSAGING
 from flexvoice.system import free_port
-from tests.apikit import running_api
+from tests.apikit import ACME_NUMBER, running_api
 from tests.conftest import cli_env
 from tests.smsctool import running_smsc, smpp_config
 
 CONCURRENCY = 32
+CLIENT = Path(__file__).with_name("messages_client.py")
 TARGET = 500  # accepted/s on 2 cores (issue 14)
 
 
@@ -71,7 +79,7 @@ async def raw_smpp(port: int, n: int) -> tuple[float, float]:
     return n / took, cpu / n
 
 
-async def run(n: int, checks: int, receipts: str) -> int:
+async def run(n: int, checks: int, receipts: str) -> dict[str, float]:
     port = free_port()
     config = smpp_config(port).replace("retry_base: 200ms", "retry_base: 1s") + (
         "verify: {prefix_rate: 100000, max_sends: 50}\n"
@@ -83,18 +91,20 @@ async def run(n: int, checks: int, receipts: str) -> int:
         tmp_path = Path(tmp)
         raw_rate, raw_cpu = await raw_smpp(port, n)
         smsc.log.write_text("")  # the node's count starts here
+        assert smsc.proc is not None
+        smsc_cpu = cpu_seconds(smsc.proc.pid)
         async with running_api(tmp_path, extra_config=config, usage=True) as api:
             auth = api.auth("acme:developer")
             load_avg = os.getloadavg()[0]
             url = f"http://127.0.0.1:{api.client.server.port}"
             client = await asyncio.create_subprocess_exec(
                 sys.executable,
-                "-m",
-                "bench.messages_client",
+                str(CLIENT),  # this folder's client, whichever code the node runs
                 url,
                 api.keys["acme:developer"],
                 str(n),
                 str(CONCURRENCY),
+                ACME_NUMBER,
                 cwd=REPO,
                 env=cli_env(),
                 stdin=asyncio.subprocess.PIPE,
@@ -107,6 +117,7 @@ async def run(n: int, checks: int, receipts: str) -> int:
             client.stdin.write(b"go\n")
             await client.stdin.drain()
             result = json.loads(await client.stdout.readline())
+            client_cpu = cpu_seconds(client.pid) / n  # its work is done; only its exit is left
             if await client.wait() != 0:
                 raise SystemExit("the load client failed")
             accepted_s = float(result["seconds"])
@@ -115,6 +126,7 @@ async def run(n: int, checks: int, receipts: str) -> int:
                 await asyncio.sleep(0.05)
             delivered_s = time.time() - started
             node_cpu = (time.process_time() - cpu) / n
+            smsc_cpu = (cpu_seconds(smsc.proc.pid) - smsc_cpu) / n
             messaging = api.app[MESSAGING]
             commits = messaging.commits
             receipted = 0
@@ -154,11 +166,34 @@ async def run(n: int, checks: int, receipts: str) -> int:
                 t0 = time.perf_counter()
                 await api.client.get("/healthz")
                 health.append(time.perf_counter() - t0)
-    accepted = n / accepted_s
-    delivered = n / delivered_s
+    return {
+        "messages": n,
+        "load": load_avg,
+        "accepted": n / accepted_s,
+        "delivered": n / delivered_s,
+        "raw_rate": raw_rate,
+        "raw_cpu_us": raw_cpu * 1e6,
+        "node_cpu_us": node_cpu * 1e6,
+        "client_cpu_us": client_cpu * 1e6,
+        "smsc_cpu_us": smsc_cpu * 1e6,
+        "writes_per_commit": commits.writes / max(1, commits.commits),
+        "receipted": receipted,
+        "receipted_rate": receipted / receipted_s,
+        "lost": lost,
+        "doubled": doubled,
+        "check_p50_ms": pct(latencies, 0.5) * 1000,
+        "check_p99_ms": pct(latencies, 0.99) * 1000,
+        "check_mean_ms": statistics.mean(latencies) * 1000,
+        "health_p50_ms": pct(health, 0.5) * 1000,
+        "health_p99_ms": pct(health, 0.99) * 1000,
+    }
+
+
+def show(r: dict[str, float], receipts: str) -> None:
+    accepted, delivered, raw_rate = r["accepted"], r["delivered"], r["raw_rate"]
     print(
-        f"messages: {n}, {CONCURRENCY} concurrent HTTP clients in another process, SMSC on "
-        f"loopback, receipts: {receipts}, load average {load_avg:.1f} (2 cores)"
+        f"messages: {r['messages']:.0f}, {CONCURRENCY} concurrent HTTP clients in another "
+        f"process, SMSC on loopback, receipts: {receipts}, load average {r['load']:.1f} (2 cores)"
     )
     print(
         f"  accepted into the queue   {accepted:8.0f} messages/s  (target {TARGET}: "
@@ -169,29 +204,96 @@ async def run(n: int, checks: int, receipts: str) -> int:
         f"ratio {delivered / TARGET:.2f}; raw smpp34 client: ratio {delivered / raw_rate:.2f})"
     )
     print(f"  raw smpp34 client, same SMSC, same run: {raw_rate:.0f} submits/s")
+    node = r["node_cpu_us"]
     print(
-        f"  node CPU per message (HTTP accept, queue, SMPP submit): {node_cpu * 1e6:.0f} us, "
-        f"i.e. {1 / node_cpu:.0f} messages/s per core if the node had one to itself "
-        f"(raw smpp34 client: {raw_cpu * 1e6:.0f} us per submit)"
+        f"  node CPU per message (HTTP accept, queue, SMPP submit): {node:.0f} us, "
+        f"i.e. {1e6 / node:.0f} messages/s per core if the node had one to itself "
+        f"(raw smpp34 client: {r['raw_cpu_us']:.0f} us per submit)"
     )
+    every = node + r["client_cpu_us"] + r["smsc_cpu_us"]
     print(
-        f"  group commit: {commits.writes} writes in {commits.commits} transactions "
-        f"({commits.writes / max(1, commits.commits):.1f} per commit)"
+        f"  CPU per message, all processes: {every:.0f} us (node {node:.0f}, HTTP client "
+        f"{r['client_cpu_us']:.0f}, SMSC {r['smsc_cpu_us']:.0f}): {TARGET}/s needs "
+        f"{every * TARGET / 1e6:.2f} of the 2 cores"
     )
+    print(f"  group commit: {r['writes_per_commit']:.1f} writes per transaction")
     if receipts == "delivered":
         print(
-            f"  delivered receipts stored {receipted} of {n}, "
-            f"{receipted / receipted_s:8.0f} messages/s reached 'delivered'"
+            f"  delivered receipts stored {r['receipted']:.0f} of {r['messages']:.0f}, "
+            f"{r['receipted_rate']:8.0f} messages/s reached 'delivered'"
         )
-    print(f"  lost {lost}, doubled {doubled}")
-    p50, p99 = pct(latencies, 0.5) * 1000, pct(latencies, 0.99) * 1000
-    h50, h99 = pct(health, 0.5) * 1000, pct(health, 0.99) * 1000
+    print(f"  lost {r['lost']:.0f}, doubled {r['doubled']:.0f}")
+    p50, p99, h99 = r["check_p50_ms"], r["check_p99_ms"], r["health_p99_ms"]
     print(
-        f"verification check over HTTP ({checks}): p50 {p50:.1f} ms, p99 {p99:.1f} ms "
-        f"(GET /healthz p50 {h50:.1f} ms, p99 {h99:.1f} ms; ratio p99 {p99 / h99:.1f})"
+        f"verification check over HTTP: p50 {p50:.1f} ms, p99 {p99:.1f} ms "
+        f"(GET /healthz p50 {r['health_p50_ms']:.1f} ms, p99 {h99:.1f} ms; ratio p99 "
+        f"{p99 / h99:.1f})"
     )
-    print(f"  mean {statistics.mean(latencies) * 1000:.1f} ms")
-    return 1 if lost or doubled or (receipts == "delivered" and receipted < n) else 0
+    print(f"  mean {r['check_mean_ms']:.1f} ms")
+
+
+def failed(r: dict[str, float], receipts: str) -> bool:
+    unreceipted = receipts == "delivered" and r["receipted"] < r["messages"]
+    return bool(r["lost"] or r["doubled"] or unreceipted)
+
+
+def in_child(code: Path, argv: list[str]) -> dict[str, float]:
+    """One measure in a fresh interpreter on `code`'s modules (this file's measure)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEXVOICE_")}
+    env["PYTHONPATH"] = str(code)
+    # This file's code, run by path from `code`'s folder: its imports are `code`'s (as a
+    # script its own folder would come first, and bench/statistics.py hide the stdlib's).
+    run_this = (
+        f"import runpy, sys; sys.argv = {[__file__, '--json', *argv]!r}; "
+        f"runpy.run_path({__file__!r}, run_name='__main__')"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", run_this],
+        cwd=code,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+FIGURES = (
+    ("accepted/s", "accepted", "{:.0f}"),
+    ("delivered/s", "delivered", "{:.0f}"),
+    ("node CPU us/message", "node_cpu_us", "{:.0f}"),
+    ("client CPU us/message", "client_cpu_us", "{:.0f}"),
+    ("SMSC CPU us/message", "smsc_cpu_us", "{:.0f}"),
+    ("writes per commit", "writes_per_commit", "{:.1f}"),
+    ("check p99 ms", "check_p99_ms", "{:.1f}"),
+    ("lost + doubled", "lost", "{:.0f}"),
+    ("load average", "load", "{:.1f}"),
+)
+
+
+def side_by_side(args: argparse.Namespace, child_argv: list[str]) -> int:
+    codes = {"this": REPO, "against": args.against.resolve()}
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in codes}
+    for _ in range(args.rounds):
+        for name, code in codes.items():
+            r = in_child(code, child_argv)
+            r["lost"] += r["doubled"]
+            runs[name].append(r)
+    print(
+        f"bench messages: {args.messages} messages, receipts {args.receipts}, "
+        f"{args.rounds} rounds alternating (each: this | against), against {codes['against']}"
+    )
+    for label, key, form in FIGURES:
+        cells = [
+            " / ".join(form.format(r[key]) for r in runs[name]) for name in ("this", "against")
+        ]
+        line = f"  {label:22s} {cells[0]:>24s} | {cells[1]:<24s}"
+        if key in ("accepted", "delivered", "node_cpu_us"):
+            mine = statistics.median(r[key] for r in runs["this"])
+            theirs = statistics.median(r[key] for r in runs["against"])
+            line += f" ratio of medians {mine / theirs:.2f}"
+        print(line)
+    return 1 if any(r["lost"] for r in runs["this"]) else 0
 
 
 def main(argv: list[str]) -> int:
@@ -205,10 +307,21 @@ def main(argv: list[str]) -> int:
         default="none",
         help="the SMSC sends a delivery receipt per message (default: none)",
     )
+    parser.add_argument("--against", type=Path, help="another checkout, side by side")
+    parser.add_argument("--rounds", type=int, default=2, help="with --against")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args, _ = parser.parse_known_args(argv)
     if args.quick:
         args.messages, args.checks = 300, 80
-    return asyncio.run(run(args.messages, args.checks, args.receipts))
+    if args.against:
+        child = ["--messages", str(args.messages), "--checks", str(args.checks)]
+        return side_by_side(args, [*child, "--receipts", args.receipts])
+    result = asyncio.run(run(args.messages, args.checks, args.receipts))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        show(result, args.receipts)
+    return 1 if failed(result, args.receipts) else 0
 
 
 if __name__ == "__main__":

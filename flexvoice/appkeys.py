@@ -19,6 +19,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from flexvoice.api.dialer import Dialer
+    from flexvoice.api.framework import KeyCheck
     from flexvoice.api.guards import IdempotencyStore, Lockout, RateLimiter
     from flexvoice.api.webhooks import WebhookQueue
     from flexvoice.callcontrol import Originator
@@ -72,6 +73,7 @@ WEBHOOKS: web.AppKey[WebhookQueue] = web.AppKey("webhooks")
 DIALER: web.AppKey[Dialer] = web.AppKey("dialer")
 RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
 LOCKOUT: web.AppKey[Lockout] = web.AppKey("lockout")
+KEY_CHECKS: web.AppKey[KeyCheck] = web.AppKey("key_checks")
 IDEMPOTENCY: web.AppKey[IdempotencyStore] = web.AppKey("idempotency")
 STATISTICS: web.AppKey[Statistics] = web.AppKey("statistics")
 RECORDINGS: web.AppKey[RecordingService] = web.AppKey("recordings")

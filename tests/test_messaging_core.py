@@ -3,9 +3,14 @@ worst-of-parts status, receipts and their ids in other number bases."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
+from flexvoice.api.models import MessageResource
+from flexvoice.messaging.context import Context
 from flexvoice.messaging.model import id_keys, message_status, parse_receipt
+from flexvoice.messaging.store import MessageRow
 from flexvoice.messaging.text import ESM_UDHI, decode, encoding_of, split
 from flexvoice.metering.sms import segments
 
@@ -96,4 +101,24 @@ def test_id_keys_meet_across_bases() -> None:
     submitted = set(id_keys("1e240"))  # hex in submit_sm_resp
     receipted = set(id_keys("0000123456"))  # decimal with zeros in the receipt
     assert submitted & receipted == {"#123456"}
-    assert id_keys("ABC-1") == ["=abc-1"]
+    assert id_keys("ABC-1") == ("=abc-1",)
+
+
+def test_a_message_resource_is_what_its_model_says() -> None:
+    """POST /v1/messages answers resource() as built (not validated per message): it must
+    be exactly what MessageResource validates and dumps, for every kind of row."""
+    queued = MessageRow(
+        "SM1", "acme", "outbound", "api", "+3226001000", "+32475123456", "hi", "GSM-7", 1,
+        "queued", "smpp", None, None, "0.095", None, "https://x.example/cb", 0,
+        1764600000.123, 1764600000.123, None, 1764686400.0,
+    )  # fmt: skip
+    failed = dataclasses.replace(
+        queued, status="failed", error_code=21610, error_message="opted out", price_eur=None,
+        sent_at=1764600001.5,
+    )  # fmt: skip
+    inbound = dataclasses.replace(queued, direction="inbound", status="received", body="日本")
+    context = Context()
+    for row in (queued, failed, inbound):
+        shown = context.resource(row)
+        assert MessageResource.model_validate(shown).model_dump(by_alias=True) == shown
+        assert list(shown) == list(MessageResource.model_validate(shown).model_dump(by_alias=True))

@@ -61,7 +61,7 @@ async def test_backoff_doubles_then_delivers(tmp_path: Path) -> None:
     gateway = FakeGateway(up=False)
     service, clock = make(tmp_path, gateway, retry_base=2.0, retry_max=10.0)
     await gateway.start(service)
-    row = service.send("acme", "+3226001000", MOBILE, "hello")
+    row = await service.send("acme", "+3226001000", MOBILE, "hello")
     waits = []
     for _ in range(5):
         waits.append(await service.pump())
@@ -79,7 +79,7 @@ async def test_backoff_doubles_then_delivers(tmp_path: Path) -> None:
 async def test_validity_period_fails_with_30036(tmp_path: Path) -> None:
     gateway = FakeGateway(up=False)
     service, clock = make(tmp_path, gateway, validity=60.0)
-    row = service.send("acme", "+3226001000", MOBILE, "hello")
+    row = await service.send("acme", "+3226001000", MOBILE, "hello")
     for _ in range(10):
         clock.now += await service.pump() or 1
     done = service.store.get(row.id)
@@ -177,7 +177,7 @@ async def test_a_gateway_bug_or_a_long_outage_strands_nothing(tmp_path: Path) ->
 
     gateway = Broken(up=False)
     service, clock = make(tmp_path, gateway, retry_base=2.0, retry_max=60.0)  # type: ignore[arg-type]
-    row = service.send("acme", "+3226001000", MOBILE, "hello")
+    row = await service.send("acme", "+3226001000", MOBILE, "hello")
     await service.pump()
     assert service.store.part_statuses(row.id) == ["queued"]  # back in the queue, not 'sending'
     assert service.backoff(10_000) == 60.0  # a long outage never overflows the back-off
@@ -202,7 +202,7 @@ async def test_a_receipt_read_before_its_submit_is_recorded_still_counts(tmp_pat
     gateway = Hasty()
     service, _ = make(tmp_path, gateway)  # type: ignore[arg-type]
     await gateway.start(service)
-    rows = [service.send("acme", "+3226001000", MOBILE, f"hello {i}") for i in range(3)]
+    rows = [await service.send("acme", "+3226001000", MOBILE, f"hello {i}") for i in range(3)]
     await service.pump()
     assert [service.store.get(r.id).status for r in rows] == ["delivered"] * 3  # type: ignore[union-attr]
     assert len(service._early) == 0
@@ -245,7 +245,7 @@ async def test_sip_message_outcome_is_the_last_hops_answer(
     gateway = SipMessageGateway(lambda: trunk)
     service, _ = make(tmp_path, gateway)  # type: ignore[arg-type]
     await gateway.start(service)
-    row = service.send("acme", "+3226001000", MOBILE, "hello")
+    row = await service.send("acme", "+3226001000", MOBILE, "hello")
     await service.pump()
     for _ in range(50):  # the 200's receipt is applied in a later turn of the loop
         await asyncio.sleep(0.01)
@@ -277,11 +277,13 @@ async def test_a_slow_submit_holds_back_only_its_own_slot(tmp_path: Path) -> Non
         await gateway.start(service)
         queue = asyncio.create_task(service.run())
         try:
-            first = service.send("acme", "+3226001000", slow, "slow one")
+            first = await service.send("acme", "+3226001000", slow, "slow one")
             await asyncio.sleep(0.5)  # its submit is out, unanswered
             assert service.store.part_statuses(first.id) == ["sending"]
             started = time.monotonic()
-            rows = [service.send("acme", "+3226001000", MOBILE, f"next {i}") for i in range(12)]
+            rows = [
+                await service.send("acme", "+3226001000", MOBILE, f"next {i}") for i in range(12)
+            ]
             await smsc.wait_received(12, timeout=10)
             took = time.monotonic() - started
             assert took < 2.5, took  # not after the slow one's 4 s
@@ -309,7 +311,7 @@ async def test_a_failure_after_the_gateway_took_a_part_never_sends_it_again(
     gateway = FakeGateway()
     service, clock = make(tmp_path, gateway)
     service.usage = BrokenSink()
-    row = service.send("acme", "+3226001000", MOBILE, "hello")
+    row = await service.send("acme", "+3226001000", MOBILE, "hello")
     for _ in range(5):
         clock.now += await service.pump() or 1
     assert len(gateway.submitted) == 1

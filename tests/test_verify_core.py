@@ -74,14 +74,13 @@ async def test_right_code_approves_once(tmp_path: Path) -> None:
     assert len(code) == 6 and code.isdigit()
     assert gateway.submitted[-1][:2] == ("Verify", MOBILE)
     assert (
-        verifier.check("acme", row.id, "000000" if code != "000000" else "111111").status
-        == "pending"
-    )
-    assert verifier.check("acme", row.id, code).status == "approved"
+        await verifier.check("acme", row.id, "000000" if code != "000000" else "111111")
+    ).status == "pending"
+    assert (await verifier.check("acme", row.id, code)).status == "approved"
     with pytest.raises(NotFound):
-        verifier.check("acme", row.id, code)  # approved: nothing left to check
+        await verifier.check("acme", row.id, code)  # approved: nothing left to check
     assert True
-    assert verifier.get("acme", row.id).price_eur == "0.05"
+    assert (await verifier.get("acme", row.id)).price_eur == "0.05"
 
 
 async def test_wrong_code_five_times(tmp_path: Path) -> None:
@@ -89,10 +88,10 @@ async def test_wrong_code_five_times(tmp_path: Path) -> None:
     row = await verifier.start("acme", MOBILE, "sms", 4, "nl")
     code = await sent_code(messaging, gateway)
     wrong = "0000" if code != "0000" else "1111"
-    statuses = [verifier.check("acme", row.id, wrong).status for _ in range(5)]
+    statuses = [(await verifier.check("acme", row.id, wrong)).status for _ in range(5)]
     assert statuses == ["pending"] * 4 + ["max_attempts_reached"]
     with pytest.raises(NotFound):
-        verifier.check("acme", row.id, code)  # even the right code: the checks are used up
+        await verifier.check("acme", row.id, code)  # even the right code: the checks are used up
 
 
 async def test_expiry_with_injected_clock(tmp_path: Path) -> None:
@@ -101,11 +100,11 @@ async def test_expiry_with_injected_clock(tmp_path: Path) -> None:
     code = await sent_code(messaging, gateway)
     assert "Votre code" in gateway.submitted[-1][2]
     clock.now += 599
-    assert verifier.get("acme", row.id).status == "pending"
+    assert (await verifier.get("acme", row.id)).status == "pending"
     clock.now += 1
     with pytest.raises(NotFound):
-        verifier.check("acme", row.id, code)
-    assert verifier.get("acme", row.id).status == "expired"
+        await verifier.check("acme", row.id, code)
+    assert (await verifier.get("acme", row.id)).status == "expired"
 
 
 async def test_resend_same_code_then_send_limit(tmp_path: Path) -> None:
@@ -117,7 +116,7 @@ async def test_resend_same_code_then_send_limit(tmp_path: Path) -> None:
         again = await verifier.start("acme", MOBILE, "sms", 6, "en")
         assert again.id == first.id
         assert await sent_code(messaging, gateway) == code
-    assert verifier.get("acme", first.id).sends == 5
+    assert (await verifier.get("acme", first.id)).sends == 5
     clock.now += 10
     with pytest.raises(SendLimited) as limited:
         await verifier.start("acme", MOBILE, "sms", 6, "en")
@@ -154,9 +153,9 @@ async def test_cross_account(tmp_path: Path) -> None:
     row = await verifier.start("acme", MOBILE, "sms", 6, "en")
     code = await sent_code(messaging, gateway)
     with pytest.raises(NotFound):
-        verifier.check("other", row.id, code)
+        await verifier.check("other", row.id, code)
     with pytest.raises(NotFound):
-        verifier.get("other", row.id)
+        await verifier.get("other", row.id)
     assert verifier.store.get(row.id, "acme").checks == 0  # type: ignore[union-attr]
 
 
@@ -214,7 +213,7 @@ async def test_no_code_in_database_or_log(tmp_path: Path, caplog: pytest.LogCapt
     stored = messaging.store.get(messaging.store.list("acme", origins=("verification",))[0].id)
     assert stored is not None and "##########" in stored.body
     code = await sent_code(messaging, gateway)
-    verifier.check("acme", row.id, code)
+    await verifier.check("acme", row.id, code)
     verifier.conn.execute("PRAGMA wal_checkpoint(FULL)")
     for path in tmp_path.iterdir():
         assert code.encode() not in path.read_bytes(), path

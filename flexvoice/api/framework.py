@@ -33,9 +33,10 @@ from flexvoice.api.guards import (
 from flexvoice.api.keys import Principal, verify_key
 from flexvoice.api.problems import ProblemError, from_validation_error
 from flexvoice.api.sharedreads import read_shared
-from flexvoice.appkeys import IDEMPOTENCY, LOCKOUT
+from flexvoice.appkeys import IDEMPOTENCY, KEY_CHECKS, LOCKOUT
 from flexvoice.logs import get_logger
 from flexvoice.storage.engine import Connection
+from flexvoice.storage.readcache import ReadCache
 
 log = get_logger(__name__)
 
@@ -345,11 +346,9 @@ def authenticated(fn: Handler) -> Handler:
                 field="Authorization",
                 headers={"WWW-Authenticate": 'Bearer realm="flexvoice"'},
             )
-        principal, account = (
-            await read_shared(request.config_dict, lambda conn: _key_and_account(conn, token))
-            if scheme.lower() == "bearer"
-            else (None, None)
-        )
+        principal, account = None, None
+        if scheme.lower() == "bearer":
+            principal, account = await _checked_key(request, token)
         if principal is None:
             locked = await lockout.failed(address)
             if locked > 0:  # this attempt is answered as failed; the next ones get 429
@@ -371,6 +370,27 @@ def authenticated(fn: Handler) -> Handler:
 
     handler.__name__ = fn.__name__
     return handler
+
+
+KeyCheck = ReadCache[str, tuple[Principal, Account | None]]
+
+
+async def _checked_key(request: web.Request, token: str) -> tuple[Principal | None, Account | None]:
+    """The key's principal and its account. A key that checked out is kept with its account
+    (KEY_CHECKS, a ReadCache: until this process writes keys or accounts, another
+    connection commits on SQLite - at most 50 ms late - or a second passes on PostgreSQL),
+    so a client's stream of requests does not read both rows for each one; a suspension or
+    a revocation applies within that time."""
+    checks = request.config_dict.get(KEY_CHECKS)
+    found = checks.peek(token) if checks is not None else None
+    if found is not None:
+        return found
+    principal, account = await read_shared(
+        request.config_dict, lambda conn: _key_and_account(conn, token)
+    )
+    if checks is not None and principal is not None:
+        checks.put(token, (principal, account))
+    return principal, account
 
 
 def _key_and_account(conn: Connection, token: str) -> tuple[Principal | None, Account | None]:

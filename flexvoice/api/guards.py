@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from flexvoice.api.problems import ProblemError
+from flexvoice.storage.readcache import ReadCache
 from flexvoice.storage.sqlite import migrate
 
 Clock = Callable[[], float]
@@ -122,19 +123,27 @@ LOCKOUT_MIGRATIONS = [
 class SqliteLockout:
     """The lockout kept in the node's database: a restart does not clear it, and
     `flexvoice keys unlock --address A` lifts it. The window starts at the first failure, as
-    with Redis. Rows of addresses that stopped failing are dropped as they age."""
+    with Redis. Rows of addresses that stopped failing are dropped as they age.
+
+    Every request asks; the answer is kept in memory (ReadCache: until this object writes,
+    another connection commits, or a second passes), so a client sending many requests
+    costs one read of its row per cache period instead of one per request."""
 
     def __init__(self, conn: sqlite3.Connection, policy: LockoutPolicy, clock: Clock = time.time):
         self.conn = conn
         self.policy = policy
         self.clock = clock
+        self._until: ReadCache[str, float] = ReadCache(conn)
         migrate(conn, "lockout", LOCKOUT_MIGRATIONS)
 
-    async def locked_for(self, address: str) -> float:
+    def _read_until(self, address: str) -> float:
         row = self.conn.execute(
             "SELECT locked_until FROM auth_failures WHERE address = ?", (address,)
         ).fetchone()
-        return max(0.0, float(row[0]) - self.clock()) if row else 0.0
+        return float(row[0]) if row else 0.0
+
+    async def locked_for(self, address: str) -> float:
+        return max(0.0, self._until.get(address, self._read_until) - self.clock())
 
     async def failed(self, address: str) -> float:
         now = self.clock()
@@ -164,6 +173,8 @@ class SqliteLockout:
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
+        finally:
+            self._until.clear()
         return p.lock_s if locked else 0.0
 
 

@@ -20,6 +20,7 @@ from typing import Literal, get_args
 from flexvoice.accounts import ensure_schema as ensure_accounts_schema
 from flexvoice.accounts import get_account
 from flexvoice.errors import UserError
+from flexvoice.storage import readcache
 from flexvoice.storage.engine import Connection
 from flexvoice.storage.migrate import migrate
 
@@ -137,6 +138,7 @@ def revoke_key(conn: Connection, key_id: str) -> None:
     cur = conn.execute(
         "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (_now(), key_id)
     )
+    readcache.changed()  # a node in this process stops taking it at once
     if cur.rowcount == 0:
         raise UserError(f"no active key with id '{key_id}' (see 'flexvoice keys list')")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -42,14 +42,14 @@ def _json(request: web.Request, row: VerificationRow, status: int = 200) -> web.
     return response
 
 
-def _on_path(
-    request: web.Request, action: Callable[[Verifier, str, str], VerificationRow]
+async def _on_path(
+    request: web.Request, action: Callable[[Verifier, str, str], Awaitable[VerificationRow]]
 ) -> web.Response:
     """`action(verifier, account, id)` on the verification the path names, answered as the
     resource; 404 on that parameter when there is nothing (left) to act on."""
     vid = request.match_info["verification_id"]
     try:
-        row = action(_verifier(request), account_of(request), vid)
+        row = await action(_verifier(request), account_of(request), vid)
     except NotFound:
         raise ProblemError(
             "not-found",
@@ -106,7 +106,7 @@ async def create_verification(request: web.Request) -> web.Response:
 )
 async def get_verification(request: web.Request) -> web.Response:
     """Its status, sends and checks left; never the code."""
-    return _on_path(request, Verifier.get)
+    return await _on_path(request, Verifier.get)
 
 
 @resource.op(
@@ -123,7 +123,9 @@ async def check_verification(request: web.Request) -> web.Response:
     `max_attempts_reached` at the fifth wrong code. Then, and once approved, expired or
     canceled, checks answer 404."""
     code = request_body(request, VerificationCheck).code
-    return _on_path(request, lambda verifier, account, vid: verifier.check(account, vid, code))
+    return await _on_path(
+        request, lambda verifier, account, vid: verifier.check(account, vid, code)
+    )
 
 
 @resource.op(
@@ -138,4 +140,4 @@ async def check_verification(request: web.Request) -> web.Response:
 async def update_verification(request: web.Request) -> web.Response:
     """`{"status": "canceled"}`: the code stops working at once."""
     request_body(request, VerificationUpdate)
-    return _on_path(request, Verifier.cancel)
+    return await _on_path(request, Verifier.cancel)

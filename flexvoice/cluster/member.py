@@ -15,7 +15,7 @@ in the shared usage store.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -62,6 +62,9 @@ class Member:
         # Ownership changes in the order the registry told them, written by one task.
         self._queue: asyncio.Queue[tuple[str, str | LiveLeg]] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
+        # Called with a lost node's name once its calls are closed, for what else it held
+        # (its claimed SMS parts).
+        self.lost_hooks: list[Callable[[str], Awaitable[object]]] = []
 
     @property
     def node(self) -> str:
@@ -197,6 +200,14 @@ class Member:
             self._ended(call_id, unanswered_end(alive_at, self.now()))
             await self.state.closed(lost, call_id)
             closed += 1
+        try:
+            for hook in self.lost_hooks:
+                await hook(lost)
+        except Exception:
+            # Left listed: once the claim expires a node closes it again (what is closed
+            # already is not counted twice; the hooks run again).
+            log.exception("cluster.node_lost_hook_failed", node=lost)
+            return closed
         await self.state.forget_node(lost)
         log.warning("cluster.node_lost", node=lost, calls=closed, last_heartbeat=alive_at)
         return closed

@@ -247,7 +247,7 @@ class CallContext:
     async def send_sms(self, from_addr: str, to: str, body: str) -> tuple[str, int]:
         if self.deps.sms is None:
             raise StepFailed("no SMS gateway on this node")
-        return self.deps.sms.send_sms(self.account or "", from_addr, to, body)
+        return await self.deps.sms.send_sms(self.account or "", from_addr, to, body)
 
     def queue_slot(self, name: str) -> contextlib.AbstractAsyncContextManager[QueueSlot]:
         return self.queues.slot(self.account or "", name, self.call_id, self.now().timestamp())

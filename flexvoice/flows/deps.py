@@ -28,7 +28,7 @@ class UsageSink(Protocol):
 class SmsSender(Protocol):
     """The messaging service as a flow sees it (flexvoice.node.flows adapts it)."""
 
-    def send_sms(self, account: str, from_addr: str, to: str, body: str) -> tuple[str, int]:
+    async def send_sms(self, account: str, from_addr: str, to: str, body: str) -> tuple[str, int]:
         """Queue one SMS; (message id, segments). Raise StepFailed saying why not."""
         ...
 

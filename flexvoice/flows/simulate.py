@@ -369,7 +369,7 @@ class SimulatedSms:
     def __init__(self, printer: _Printer):
         self.printer = printer
 
-    def send_sms(self, account: str, from_addr: str, to: str, body: str) -> tuple[str, int]:
+    async def send_sms(self, account: str, from_addr: str, to: str, body: str) -> tuple[str, int]:
         encoding, parts = split(body, 0)
         self.printer.action(f"sms {from_addr} -> {to} ({len(parts)} {encoding} segment(s)): {body}")
         return "SMsimulated", len(parts)

@@ -104,7 +104,7 @@ class Accepting(Context):
         secret: str | None,
         trusted_sender: bool,
     ) -> dict[str, Any]:
-        """The checked message, ready for MessageStore.add_outbound."""
+        """The checked message, ready for MessageStore.add_outbound (with its id)."""
         gateway, unit_price = self.check(account, from_addr, to_addr, body, trusted_sender)
         now = self.clock()
         stored_body = body.replace(secret, MASK * len(secret)) if secret else body
@@ -112,7 +112,6 @@ class Accepting(Context):
         encoding, parts, count = self.parts_for(gateway, stored_body, secrets.randbelow(256))
         price = unit_price * count if unit_price is not None else None
         return {
-            "message_id": new_id(),
             "account": account,
             "origin": origin,
             "from_addr": from_addr,
@@ -141,7 +140,7 @@ class Accepting(Context):
         self._wake.set()
         return row
 
-    def send(
+    async def send(
         self,
         account: str,
         from_addr: str,
@@ -153,38 +152,28 @@ class Accepting(Context):
         secret: str | None = None,
         trusted_sender: bool = False,
     ) -> MessageRow:
-        """Store the message and its parts (queued), committed before this returns; the queue
-        sends them. `secret` (a verification code inside `body`) is never written to the
-        database: the stored body and parts carry it masked, and the real text lives in
-        memory until the gateway has taken it. `trusted_sender`: the node's own sender
-        (verification codes)."""
-        fields = self._prepare(
-            account, from_addr, to_addr, body, origin, status_callback, secret, trusted_sender
-        )
+        """Check the message (MessageRefused names the field), store it with its parts
+        (queued) and return it once committed; the queue sends them. The messages asked for
+        within one turn of the event loop are checked and committed together (group commit:
+        one WAL commit for many messages). `secret` (a verification code inside `body`) is
+        never written to the database: the stored body and parts carry it masked, and the
+        real text lives in memory until the gateway has taken it. `trusted_sender`: the
+        node's own sender (verification codes)."""
+        message_id = new_id()
         if secret:
-            self._secret_bodies[fields["message_id"]] = body
+            self._secret_bodies[message_id] = body
+
+        def store() -> MessageRow:
+            fields = self._prepare(
+                account, from_addr, to_addr, body, origin, status_callback, secret, trusted_sender
+            )
+            return self.store.add_outbound(message_id=message_id, **fields)
+
         try:
-            row = self.store.add_outbound(**fields)
-        except BaseException:
-            self._secret_bodies.pop(fields["message_id"], None)
+            row = await self.commits.write(store)
+        except Exception:  # not stored (a waiter cancelled still has its message stored)
+            self._secret_bodies.pop(message_id, None)
             raise
         return self._queued(row)
 
-    async def accept(
-        self,
-        account: str,
-        from_addr: str,
-        to_addr: str,
-        body: str,
-        *,
-        origin: str = "api",
-        status_callback: str | None = None,
-    ) -> MessageRow:
-        """`send` for many concurrent callers (the REST API): the messages checked within one
-        turn of the event loop are committed together, and each caller resumes once its
-        message is committed (group commit: one WAL commit for many messages)."""
-        fields = self._prepare(
-            account, from_addr, to_addr, body, origin, status_callback, None, False
-        )
-        row = await self.commits.write(lambda: self.store.add_outbound(**fields))
-        return self._queued(row)
+    accept = send  # the REST API's word

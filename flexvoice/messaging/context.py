@@ -5,6 +5,7 @@ here, set by `Messaging.__init__`)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -62,6 +63,7 @@ class Settings:
         return self.account(account).gateway or self.default_gateway
 
 
+@functools.lru_cache(maxsize=1024)  # a message shows the same times several times
 def iso(ts: float | None) -> str | None:
     if ts is None:
         return None

@@ -8,6 +8,7 @@ from flexvoice.logs import get_logger
 from flexvoice.messaging.gateway import Inbound
 from flexvoice.messaging.model import Receipt
 from flexvoice.messaging.sending import Sending
+from flexvoice.messaging.store import MessageRow
 from flexvoice.messaging.text import split
 
 log = get_logger(__name__)
@@ -20,8 +21,13 @@ START_WORDS = frozenset({"START", "YES", "UNSTOP"})
 
 class Receiving(Sending):  # a receipt moves a part on as the queue does (Sending._refresh)
     async def receipt(self, gateway: str, receipt: Receipt) -> None:
-        # Matched inside the commit: it sees every part recorded as sent before it.
-        if await self.commits.write(lambda: self._apply_receipt(gateway, receipt)):
+        # Matched inside the commit: it sees every part recorded as sent before it; one
+        # that matches nothing yet waits there for its part (EarlyReceipts, touched only
+        # inside commits).
+        await self.commits.write(lambda: self._receipt(gateway, receipt))
+
+    def _receipt(self, gateway: str, receipt: Receipt) -> None:
+        if self._apply_receipt(gateway, receipt):
             return
         now = self.clock()
         for late_gateway, late in self._early.expired(now):
@@ -40,11 +46,23 @@ class Receiving(Sending):  # a receipt moves a part on as the queue does (Sendin
                 return
             text = "".join(got[i] for i in sorted(got))
             del self._concat[key]
+        row = await self.commits.write(lambda: self._store_inbound(gateway, message, text))
+        if row is None:
+            return
+        log.info("sms.received", message_id=row.id, account=row.account, gateway=gateway)
+        url = self.settings.account(row.account).sms_url
+        if url and self.webhooks is not None:
+            self.webhooks.enqueue(
+                row.account, url, "received", {"event": "received", "message": self.resource(row)}
+            )
+
+    def _store_inbound(self, gateway: str, message: Inbound, text: str) -> MessageRow | None:
+        """The message stored, and the opt-out list kept; inside a commit."""
         self.lookups.fresh()
         account = self.lookups.owner(message.to_addr)
         if account is None:
             log.warning("sms.inbound_unknown_number", gateway=gateway, to=message.to_addr)
-            return
+            return None
         now = self.clock()
         keyword = text.strip().upper()
         if keyword in STOP_WORDS:
@@ -54,7 +72,7 @@ class Receiving(Sending):  # a receipt moves a part on as the queue does (Sendin
             self.lookups.set_opted_out(message.to_addr, message.from_addr, False, now)
             log.info("sms.opt_in", sender=message.to_addr, number=message.from_addr)
         encoding, parts = split(text, 0)
-        row = self.store.add_inbound(
+        return self.store.add_inbound(
             account=account,
             from_addr=message.from_addr,
             to_addr=message.to_addr,
@@ -64,9 +82,3 @@ class Receiving(Sending):  # a receipt moves a part on as the queue does (Sendin
             now=now,
             gateway=gateway,
         )
-        log.info("sms.received", message_id=row.id, account=account, gateway=gateway)
-        url = self.settings.account(account).sms_url
-        if url and self.webhooks is not None:
-            self.webhooks.enqueue(
-                account, url, "received", {"event": "received", "message": self.resource(row)}
-            )

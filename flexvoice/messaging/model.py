@@ -7,6 +7,7 @@ hides an earlier part's failure. Inbound messages are `received`.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -115,14 +116,19 @@ def parse_receipt(
     return Receipt(gateway_id, state.upper(), err.group(1) if err else "")
 
 
-def id_keys(gateway_id: str) -> list[str]:
+_DECIMAL = re.compile(r"[0-9]+")
+_HEX = re.compile(r"[0-9a-fA-F]+")
+
+
+@functools.lru_cache(maxsize=4096)  # each id is read when recorded, then by its receipt
+def id_keys(gateway_id: str) -> tuple[str, ...]:
     """Lookup keys of a gateway message id, exact first. SMSCs give the id in the submit
     response in one base (often hex) and in the receipt text in another (often decimal),
     sometimes with leading zeros: the numeric readings are keys too."""
     raw = gateway_id.strip()
     keys = ["=" + raw.lower()]
-    if re.fullmatch(r"[0-9]+", raw):
+    if _DECIMAL.fullmatch(raw):
         keys.append(f"#{int(raw, 10)}")
-    if re.fullmatch(r"[0-9a-fA-F]+", raw) and len(raw) <= 32:
+    if _HEX.fullmatch(raw) and len(raw) <= 32:
         keys.append(f"#{int(raw, 16)}")
-    return list(dict.fromkeys(keys))
+    return tuple(dict.fromkeys(keys))

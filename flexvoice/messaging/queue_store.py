@@ -45,6 +45,38 @@ class PartQueue:
         )
         return cur.rowcount
 
+    def take_over(self, lost: str) -> tuple[int, list[str]]:
+        """A lost node's claims (flexvoice.cluster: its heartbeat expired and it holds no
+        Redis connection, so it sends nothing any more): its parts left `sending` go back to
+        the queue, to be sent by any node; the parts of its verification messages fail (the
+        code was in its memory). (Parts back in the queue, the verification messages.)
+
+        A part whose submit the SMSC answered is `sent` with the SMSC's message id in the
+        same commit that read the answer: it is never taken over. A part still `sending`
+        was not answered, or its answer was read but not yet committed when the node died
+        (one commit wide): it is sent again, at least once."""
+        codes = [
+            str(r[0])
+            for r in self.conn.execute(
+                "SELECT DISTINCT p.message_id FROM message_parts p JOIN messages m"
+                " ON m.id = p.message_id WHERE m.origin = 'verification' AND m.node = ?"
+                " AND p.status IN ('queued', 'sending')",
+                (lost,),
+            )
+        ]
+        for message_id in codes:
+            self.conn.execute(
+                "UPDATE message_parts SET status = 'failed', last_error = ?"
+                " WHERE message_id = ? AND status IN ('queued', 'sending')",
+                ("code lost with its node", message_id),
+            )
+        cur = self.conn.execute(
+            "UPDATE message_parts SET status = 'queued', claimed_by = NULL"
+            " WHERE status = 'sending' AND claimed_by = ?",
+            (lost,),
+        )
+        return cur.rowcount, codes
+
     def due(self, now: float, limit: int) -> list[DuePart]:
         rows = self.conn.execute(
             "SELECT p.message_id, p.seq, m.account, m.gateway, m.from_addr, m.to_addr,"

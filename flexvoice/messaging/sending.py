@@ -32,6 +32,7 @@ from flexvoice.messaging.store import MessageRow
 log = get_logger(__name__)
 
 ACCEPTED = frozenset({"sent", "delivered", "undelivered"})  # parts the gateway took
+CODE_LOST = "the verification code was lost with the node that made it; request a new one"
 
 
 class Sending(Context):
@@ -47,14 +48,14 @@ class Sending(Context):
         """Send continuously: up to `window` parts in flight; a freed slot, a new message or
         a gateway coming back takes the next due part at once (a slow submit holds back
         only its own slot)."""
-        resumed = self.store.resume()
+        resumed = await self.commits.write(self.store.resume)
         if resumed:
             log.info("sms.resumed", parts=resumed)
         try:
             while True:
                 self._wake.clear()  # before taking: a wake from here on is not missed
                 try:
-                    delay = self._take(self.clock())
+                    delay = await self._take(self.clock())
                 except Exception:
                     log.exception("sms.queue_error")
                     delay = 1.0
@@ -70,17 +71,44 @@ class Sending(Context):
         """Send everything due now and wait until it is answered; return the seconds until
         something else is due (one pass: tests drive the queue this way, clock in hand)."""
         while True:
-            self._take(self.clock())
+            await self._take(self.clock())
             if not self._in_flight:
-                return self._until_next()
+                return await self.commits.write(self._until_next)
             await asyncio.gather(*self._in_flight.values())
 
-    def _take(self, now: float) -> float:
+    async def take_over(self, lost: str) -> int:
+        """Another node is lost (flexvoice.cluster): its claimed parts go back to the queue
+        here, its verification messages fail (their codes were in its memory). How many
+        parts were put back."""
+        back = await self.commits.write(lambda: self._take_over(lost))
+        if back:
+            log.warning("sms.parts_taken_over", node=lost, parts=back)
+            self._wake.set()
+        return back
+
+    def _take_over(self, lost: str) -> int:
+        back, codes = self.store.take_over(lost)
+        for message_id in codes:
+            self._refresh(message_id, GATEWAY_ERROR, CODE_LOST)
+        return back
+
+    async def _take(self, now: float) -> float:
         """Claim what is due for the free slots and start sending it; the seconds until
         there is more to take (a finished part wakes the loop sooner)."""
         free = self.settings.window - len(self._in_flight)
         if free <= 0:
             return 60.0
+        claimed, delay = await self.commits.write(lambda: self._claim(now, free))
+        for part in claimed:
+            task = asyncio.create_task(self._one(part))
+            key = (part.message_id, part.seq)
+            self._in_flight[key] = task
+            task.add_done_callback(functools.partial(self._slot_freed, key))
+        return delay
+
+    def _claim(self, now: float, free: int) -> tuple[list[DuePart], float]:
+        """(the due parts this node now sends, the seconds until more is due); inside a
+        commit."""
         self.lookups.fresh()  # the bills read the account's tariff
         due = self.store.due(now, free)
         ready: list[DuePart] = []
@@ -88,7 +116,6 @@ class Sending(Context):
             if part.expires_at <= now:
                 self.store.fail_queued(part.message_id, f"{EXPIRED} validity period over")
                 self._refresh(part.message_id, EXPIRED, ERROR_TEXT[EXPIRED])
-                self._flush()
                 continue
             down = self._down.get(part.gateway)
             if down is not None and down[1] > now:
@@ -97,14 +124,17 @@ class Sending(Context):
             ready.append(part)
         # Only the parts this claim moved from queued to sending are sent: another node on
         # the same database may have claimed the others first.
-        for part in self.store.claim(ready):
-            task = asyncio.create_task(self._one(part))
-            key = (part.message_id, part.seq)
-            self._in_flight[key] = task
-            task.add_done_callback(functools.partial(self._slot_freed, key))
+        claimed = self.store.claim(ready)
         if len(due) >= free:
-            return 0.0 if len(self._in_flight) < self.settings.window else 60.0
-        return self._until_next()
+            in_flight = len(self._in_flight) + len(claimed)
+            return claimed, (0.0 if in_flight < self.settings.window else 60.0)
+        return claimed, self._until_next()
+
+    def _until_next(self) -> float:
+        nxt = self.store.next_due()
+        if nxt is None:
+            return 60.0
+        return max(0.0, min(60.0, nxt - self.clock()))
 
     def _slot_freed(self, key: tuple[str, int], _: object) -> None:
         self._in_flight.pop(key, None)
@@ -117,7 +147,8 @@ class Sending(Context):
             raise
         except Exception as exc:  # a bug must not strand the part in 'sending'
             log.exception("sms.submit_error", message_id=part.message_id)
-            self.store.part_retry(part, repr(exc), self.clock() + self.backoff(1))
+            error, at = repr(exc), self.clock() + self.backoff(1)
+            await self.commits.write(lambda: self.store.part_retry(part, error, at))
 
     async def _stop_in_flight(self) -> None:
         """At shutdown: parts cut short stay `sending` and go back to the queue at the next
@@ -126,12 +157,6 @@ class Sending(Context):
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-    def _until_next(self) -> float:
-        nxt = self.store.next_due()
-        if nxt is None:
-            return 60.0
-        return max(0.0, min(60.0, nxt - self.clock()))
 
     async def _submit(self, part: DuePart) -> None:
         gateway = self.gateways.get(part.gateway)
@@ -146,14 +171,10 @@ class Sending(Context):
                     payload.esm_class,
                 )
         elif part.origin == "verification":
-            self._fail_part(
-                part,
-                GATEWAY_ERROR,
-                "the verification code was lost in a restart; request a new one",
-            )
+            await self._fail_part(part, GATEWAY_ERROR, CODE_LOST)
             return
         if gateway is None:
-            self._fail_part(
+            await self._fail_part(
                 part, GATEWAY_ERROR, f"gateway '{part.gateway}' is not configured on this node"
             )
             return
@@ -163,7 +184,8 @@ class Sending(Context):
             failures = self._down.get(part.gateway, (0, 0.0))[0] + 1
             at = self.clock() + self.backoff(failures)
             self._down[part.gateway] = (failures, at)
-            self.store.part_retry(part, str(exc), at)
+            error = str(exc)
+            await self.commits.write(lambda: self.store.part_retry(part, error, at))
             log.warning(
                 "sms.gateway_unavailable",
                 gateway=part.gateway,
@@ -173,7 +195,7 @@ class Sending(Context):
             )
             return
         except GatewayRejected as exc:
-            self._fail_part(part, exc.code, str(exc))
+            await self._fail_part(part, exc.code, str(exc))
             return
         self._down.pop(part.gateway, None)
 
@@ -213,8 +235,12 @@ class Sending(Context):
             state=receipt.state,
         )
 
-    def _fail_part(self, part: DuePart, code: int, message: str) -> None:
-        self.store.part_failed(part.message_id, part.seq, f"{code} {message}")
+    async def _fail_part(self, part: DuePart, code: int, message: str) -> None:
+        def failed() -> None:
+            self.store.part_failed(part.message_id, part.seq, f"{code} {message}")
+            self._refresh(part.message_id, code, message)
+
+        await self.commits.write(failed)
         log.warning(
             "sms.part_failed",
             message_id=part.message_id,
@@ -222,17 +248,15 @@ class Sending(Context):
             error_code=code,
             error=message,
         )
-        self._refresh(part.message_id, code, message)
-        self._flush()
 
     def _refresh(
         self, message_id: str, error_code: int | None = None, error: str | None = None
     ) -> None:
         """Recompute the message from its parts; bill, call back and forget secrets as due."""
-        row = self.store.get(message_id)
-        if row is None:
+        found = self.store.with_parts(message_id)
+        if found is None:
             return
-        parts = self.store.part_statuses(message_id)
+        row, parts = found
         status = message_status(parts)
         now = self.clock()
         fields: dict[str, Any] = {}
@@ -271,11 +295,14 @@ class Sending(Context):
         if event is not None:
             self._record(message_id, event)
         if "status" in fields:
-            updated = dataclasses.replace(row, **fields)
             log.info(
-                "sms.status", message_id=message_id, status=status, error_code=updated.error_code
+                "sms.status",
+                message_id=message_id,
+                status=status,
+                error_code=fields.get("error_code", row.error_code),
             )
-            self._after_commit.append(updated)  # called back once committed
+            if row.status_callback:  # called back once committed
+                self._after_commit.append(dataclasses.replace(row, **fields))
 
     def _bill(
         self, row: MessageRow, segments: int, now: float

@@ -16,11 +16,9 @@ from typing import Any
 from flexvoice.messaging.model import FINAL
 from flexvoice.messaging.queue_store import PartQueue
 from flexvoice.messaging.text import Part
-from flexvoice.storage.engine import Connection, PerEngine, Script
+from flexvoice.storage.engine import Connection, Script, both
 from flexvoice.storage.migrate import migrate
 
-# Both engines: SQLite's types as they always were; PostgreSQL's say the same (REAL is a
-# 4-byte float there: times need DOUBLE PRECISION).
 _TABLES = """
     CREATE TABLE messages (
         id TEXT PRIMARY KEY,
@@ -75,17 +73,14 @@ _TABLES = """
     );
     """
 MIGRATIONS: list[Script] = [
-    PerEngine(
-        sqlite=_TABLES,
-        postgresql=_TABLES.replace(" REAL", " DOUBLE PRECISION").replace(" BLOB", " BYTEA"),
-    ),
-    # Several nodes on one PostgreSQL: the node that claimed a part (a restart puts back
-    # only its own), and the node that made a message (a verification code lives in that
-    # node's memory only: no other node sends its parts).
-    """
+    both(_TABLES),
+    # Several nodes on one PostgreSQL: the node that claimed a part (a restart, or the node
+    # that finds it lost, puts back only its claims), and the node that made a message (a
+    # verification code lives in that node's memory only: no other node sends its parts).
+    both("""
     ALTER TABLE message_parts ADD COLUMN claimed_by TEXT;
     ALTER TABLE messages ADD COLUMN node TEXT;
-    """,
+    """),
 ]
 
 
@@ -120,188 +115,23 @@ class MessageRow:
 
 _FIELDS = frozenset(MessageRow.__dataclass_fields__)
 _COLUMNS = ", ".join(MessageRow.__dataclass_fields__)
+_INSERT = (
+    f"INSERT INTO messages ({_COLUMNS}, node)"
+    f" VALUES ({', '.join('?' * (len(MessageRow.__dataclass_fields__) + 1))})"
+)
+_M_COLUMNS = ", ".join("m." + name for name in MessageRow.__dataclass_fields__)
 
 
 def new_id() -> str:
     return "SM" + uuid.uuid4().hex
 
 
-class MessageStore(PartQueue):
-    """Messages and their parts (the queue's side is PartQueue's), and the opt-out list."""
+class MessageReader:
+    """The API's reads of messages, on any connection to the store (a pooled one on
+    PostgreSQL: flexvoice.api.sharedreads)."""
 
-    def __init__(self, conn: Connection, node: str = "local"):
+    def __init__(self, conn: Connection):
         self.conn = conn
-        self.node = node  # this node's name in claims
-        migrate(conn, "messaging", MIGRATIONS)
-
-    # ---- writing ---------------------------------------------------------------------
-
-    def add_outbound(
-        self,
-        *,
-        message_id: str,
-        account: str,
-        origin: str,
-        from_addr: str,
-        to_addr: str,
-        body: str,
-        encoding: str,
-        parts: list[Part],
-        segments: int,
-        gateway: str,
-        status_callback: str | None,
-        now: float,
-        expires_at: float,
-        price_eur: str | None,
-        price_note: str | None,
-    ) -> MessageRow:
-        """The message and its parts in one transaction: queued, due at once."""
-        with self.tx():
-            self.conn.execute(
-                "INSERT INTO messages (id, account, direction, origin, from_addr, to_addr, body,"
-                " encoding, segments, status, gateway, price_eur, price_note, status_callback,"
-                " created_at, updated_at, expires_at, node)"
-                " VALUES (?, ?, 'outbound', ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    message_id,
-                    account,
-                    origin,
-                    from_addr,
-                    to_addr,
-                    body,
-                    encoding,
-                    segments,
-                    gateway,
-                    price_eur,
-                    price_note,
-                    status_callback,
-                    now,
-                    now,
-                    expires_at,
-                    self.node,
-                ),
-            )
-            self.conn.executemany(
-                "INSERT INTO message_parts (message_id, seq, payload, data_coding, esm_class,"
-                " status, next_attempt_at) VALUES (?, ?, ?, ?, ?, 'queued', ?)",
-                [
-                    (message_id, i, p.payload, p.data_coding, p.esm_class, now)
-                    for i, p in enumerate(parts)
-                ],
-            )
-        return MessageRow(
-            message_id,
-            account,
-            "outbound",
-            origin,
-            from_addr,
-            to_addr,
-            body,
-            encoding,
-            segments,
-            "queued",
-            gateway,
-            None,
-            None,
-            price_eur,
-            price_note,
-            status_callback,
-            0,
-            now,
-            now,
-            None,
-            expires_at,
-        )
-
-    def add_failed(self, **fields: Any) -> MessageRow:
-        """An outbound message refused before sending (opted-out recipient): stored, as
-        Twilio does, so the developer can read why."""
-        f = fields
-        with self.tx():
-            self.conn.execute(
-                "INSERT INTO messages (id, account, direction, origin, from_addr, to_addr, body,"
-                " encoding, segments, status, error_code, error_message, status_callback,"
-                " billed, created_at, updated_at, expires_at)"
-                " VALUES (?, ?, 'outbound', ?, ?, ?, ?, ?, ?, 'failed', ?, ?, ?, 1, ?, ?, ?)",
-                (
-                    f["id"],
-                    f["account"],
-                    f["origin"],
-                    f["from_addr"],
-                    f["to_addr"],
-                    f["body"],
-                    f["encoding"],
-                    f["segments"],
-                    f["error_code"],
-                    f["error_message"],
-                    f["status_callback"],
-                    f["now"],
-                    f["now"],
-                    f["now"],
-                ),
-            )
-        row = self.get(f["id"])
-        assert row is not None
-        return row
-
-    def add_inbound(
-        self,
-        *,
-        account: str,
-        from_addr: str,
-        to_addr: str,
-        body: str,
-        encoding: str,
-        segments: int,
-        now: float,
-        gateway: str,
-    ) -> MessageRow:
-        message_id = new_id()
-        self.conn.execute(
-            "INSERT INTO messages (id, account, direction, origin, from_addr, to_addr, body,"
-            " encoding, segments, status, gateway, billed, created_at, updated_at, expires_at)"
-            " VALUES (?, ?, 'inbound', 'gateway', ?, ?, ?, ?, ?, 'received', ?, 1, ?, ?, ?)",
-            (
-                message_id,
-                account,
-                from_addr,
-                to_addr,
-                body,
-                encoding,
-                segments,
-                gateway,
-                now,
-                now,
-                now,
-            ),
-        )
-        row = self.get(message_id)
-        assert row is not None
-        return row
-
-    def update_message(self, message_id: str, *, unbilled: bool = False, **fields: Any) -> bool:
-        """Write `fields`; with `unbilled`, only while the message is not billed yet. True
-        when the row was written."""
-        names = [k for k in fields if k in _FIELDS]  # column names only, never input
-        assigns = ", ".join(f"{k} = ?" for k in names)
-        guard = " AND billed = 0" if unbilled else ""
-        cur = self.conn.execute(
-            f"UPDATE messages SET {assigns} WHERE id = ?{guard}",
-            (*(fields[k] for k in names), message_id),
-        )
-        return cur.rowcount > 0
-
-    def redact(self, message_id: str, body: str) -> None:
-        """Forget a verification code once the gateway has it: body and part payloads."""
-        with self.tx():
-            self.conn.execute("UPDATE messages SET body = ? WHERE id = ?", (body, message_id))
-            self.conn.execute(
-                "UPDATE message_parts SET payload = ? WHERE message_id = ?"
-                " AND status NOT IN ('queued', 'sending')",
-                (b"", message_id),
-            )
-
-    # ---- reading ---------------------------------------------------------------------
 
     def get(self, message_id: str, account: str | None = None) -> MessageRow | None:
         sql = f"SELECT {_COLUMNS} FROM messages WHERE id = ?"
@@ -336,6 +166,112 @@ class MessageStore(PartQueue):
         sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
         args.append(limit)
         return [MessageRow(*r) for r in self.conn.execute(sql, args)]
+
+
+class MessageStore(MessageReader, PartQueue):
+    """Messages and their parts (the queue's side is PartQueue's), and the opt-out list."""
+
+    def __init__(self, conn: Connection, node: str = "local"):
+        super().__init__(conn)
+        self.node = node  # this node's name in claims
+        migrate(conn, "messaging", MIGRATIONS)
+
+    # ---- writing ---------------------------------------------------------------------
+
+    def add_outbound(
+        self,
+        *,
+        message_id: str,
+        account: str,
+        origin: str,
+        from_addr: str,
+        to_addr: str,
+        body: str,
+        encoding: str,
+        parts: list[Part],
+        segments: int,
+        gateway: str,
+        status_callback: str | None,
+        now: float,
+        expires_at: float,
+        price_eur: str | None,
+        price_note: str | None,
+    ) -> MessageRow:
+        """The message and its parts in one transaction: queued, due at once."""
+        row = MessageRow(
+            message_id, account, "outbound", origin, from_addr, to_addr, body, encoding,
+            segments, "queued", gateway, None, None, price_eur, price_note, status_callback,
+            0, now, now, None, expires_at,
+        )  # fmt: skip
+        with self.tx():
+            self._insert(row)
+            self.conn.executemany(
+                "INSERT INTO message_parts (message_id, seq, payload, data_coding, esm_class,"
+                " status, next_attempt_at) VALUES (?, ?, ?, ?, ?, 'queued', ?)",
+                [
+                    (message_id, i, p.payload, p.data_coding, p.esm_class, now)
+                    for i, p in enumerate(parts)
+                ],
+            )
+        return row
+
+    def add_inbound(
+        self,
+        *,
+        account: str,
+        from_addr: str,
+        to_addr: str,
+        body: str,
+        encoding: str,
+        segments: int,
+        now: float,
+        gateway: str,
+    ) -> MessageRow:
+        row = MessageRow(
+            new_id(), account, "inbound", "gateway", from_addr, to_addr, body, encoding,
+            segments, "received", gateway, None, None, None, None, None, 1, now, now, None, now,
+        )  # fmt: skip
+        self._insert(row)
+        return row
+
+    def _insert(self, row: MessageRow) -> None:
+        self.conn.execute(_INSERT, (*vars(row).values(), self.node))
+
+    def update_message(self, message_id: str, *, unbilled: bool = False, **fields: Any) -> bool:
+        """Write `fields`; with `unbilled`, only while the message is not billed yet. True
+        when the row was written."""
+        names = [k for k in fields if k in _FIELDS]  # column names only, never input
+        assigns = ", ".join(f"{k} = ?" for k in names)
+        guard = " AND billed = 0" if unbilled else ""
+        cur = self.conn.execute(
+            f"UPDATE messages SET {assigns} WHERE id = ?{guard}",
+            (*(fields[k] for k in names), message_id),
+        )
+        return cur.rowcount > 0
+
+    def redact(self, message_id: str, body: str) -> None:
+        """Forget a verification code once the gateway has it: body and part payloads."""
+        with self.tx():
+            self.conn.execute("UPDATE messages SET body = ? WHERE id = ?", (body, message_id))
+            self.conn.execute(
+                "UPDATE message_parts SET payload = ? WHERE message_id = ?"
+                " AND status NOT IN ('queued', 'sending')",
+                (b"", message_id),
+            )
+
+    # ---- reading ---------------------------------------------------------------------
+
+    def with_parts(self, message_id: str) -> tuple[MessageRow, list[str]] | None:
+        """The message and its parts' statuses in order, in one statement (the queue's
+        refresh after every sent part)."""
+        rows = self.conn.execute(
+            f"SELECT {_M_COLUMNS}, p.status FROM messages m JOIN message_parts p"
+            " ON p.message_id = m.id WHERE m.id = ? ORDER BY p.seq",
+            (message_id,),
+        ).fetchall()
+        if not rows:
+            return None
+        return MessageRow(*rows[0][:-1]), [str(r[-1]) for r in rows]
 
     def counts(self) -> dict[str, int]:
         return {

@@ -40,6 +40,7 @@ from flexvoice.appkeys import (
     DB,
     DIALER,
     IDEMPOTENCY,
+    KEY_CHECKS,
     LOCKOUT,
     NUMBERS,
     RATE_LIMITER,
@@ -52,6 +53,7 @@ from flexvoice.appkeys import (
 from flexvoice.calls import CallRegistry
 from flexvoice.logs import get_logger
 from flexvoice.statistics.service import Statistics
+from flexvoice.storage.readcache import ReadCache
 
 log = get_logger(__name__)
 
@@ -103,6 +105,7 @@ async def api_component(app: web.Application) -> AsyncIterator[None]:
         limiter = MemoryRateLimiter()
         idempotency = SqliteIdempotencyStore(conn, api.idempotency_ttl)
     app[LOCKOUT] = lockout
+    app[KEY_CHECKS] = ReadCache(shared)
     app[RATE_LIMITER] = limiter
     app[IDEMPOTENCY] = idempotency
 

@@ -15,7 +15,17 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from flexvoice.appkeys import CALLS, CLUSTER, CONFIG, FLOWS, HEARTBEAT, STATUS, USAGE_SINK, need
+from flexvoice.appkeys import (
+    CALLS,
+    CLUSTER,
+    CONFIG,
+    FLOWS,
+    HEARTBEAT,
+    MESSAGING,
+    STATUS,
+    USAGE_SINK,
+    need,
+)
 from flexvoice.cluster.member import Member
 from flexvoice.cluster.queues import RedisQueueBoard
 from flexvoice.cluster.state import ClusterState, client_name
@@ -85,6 +95,13 @@ async def cluster_component(app: web.Application) -> AsyncIterator[None]:
         queues=RedisQueueBoard(redis, node),
     )
     member.workers = [(w.uri, False) for w in worker_addresses(cfg)]
+
+    async def take_over_messages(lost: str) -> None:
+        messaging = app.get(MESSAGING)
+        if messaging is not None:
+            await messaging.take_over(lost)
+
+    member.lost_hooks.append(take_over_messages)
     heartbeat = need(app, HEARTBEAT, "heartbeat_component", "cluster_component")
     calls = app.get(CALLS)
     if calls is not None:

@@ -64,14 +64,14 @@ class NodeSms:
     def __init__(self, app: web.Application):
         self.app = app
 
-    def send_sms(self, account: str, from_addr: str, to: str, body: str) -> tuple[str, int]:
+    async def send_sms(self, account: str, from_addr: str, to: str, body: str) -> tuple[str, int]:
         messaging = self.app.get(MESSAGING)
         if messaging is None:
             raise StepFailed("messaging is not running on this node")
         if not account:
             raise StepFailed("the call belongs to no account: nobody to bill the SMS to")
         try:
-            row = messaging.send(account, from_addr, to, body, origin="flow")
+            row = await messaging.send(account, from_addr, to, body, origin="flow")
         except MessageRefused as exc:
             raise StepFailed(str(exc)) from None
         return row.id, row.segments

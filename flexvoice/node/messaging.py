@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import os
 import secrets
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -82,11 +81,6 @@ async def sip_inbound(app: web.Application, from_user: str, to_user: str, text: 
     await messaging.inbound("sip", Inbound(e164(from_user), e164(to_user), text))
 
 
-def node_name(cfg: Config) -> str:
-    """This node among several on one database (as the call registry names it)."""
-    return f"{socket.gethostname()}-{cfg.http.port}"
-
-
 async def messaging_component(app: web.Application) -> AsyncIterator[None]:
     cfg = app[CONFIG]
     # Messages and their queue live with the accounts, numbers and tariffs they are priced
@@ -104,7 +98,7 @@ async def messaging_component(app: web.Application) -> AsyncIterator[None]:
         usage=app.get(USAGE_SINK),
         webhooks=app.get(WEBHOOKS),
         tariffs=tariffs,
-        node=node_name(cfg),
+        node=cfg.node_name,
     )
     for gateway in gateways.values():
         await gateway.start(service)
@@ -187,4 +181,5 @@ async def verify_component(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await voice.close()
+        verifier.db.close()
         conn.close()

@@ -10,7 +10,6 @@ statements), as SQLite wants.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -20,7 +19,6 @@ from flexvoice.logs import get_logger
 from flexvoice.metering.tariffs import load_tariffs
 from flexvoice.sip.trunks import load_trunks
 from flexvoice.storage import postgres
-from flexvoice.storage.engine import Connection, is_postgres
 from flexvoice.storage.open import local_path
 from flexvoice.storage.sqlite import connect
 
@@ -44,14 +42,6 @@ async def database_component(app: web.Application) -> AsyncIterator[None]:
         if shared is not None:
             shared.close()
             app[SHARED_POOL].close()
-
-
-def shared_or(app: web.Application, own: sqlite3.Connection) -> Connection:
-    """The shared store's connection when it is PostgreSQL; else `own`, the component's own
-    connection to the one SQLite file (a component working off the event loop keeps its own,
-    as SQLite wants)."""
-    shared = app[SHARED_DB]
-    return shared if is_postgres(shared) else own
 
 
 async def tariffs_component(app: web.Application) -> AsyncIterator[None]:

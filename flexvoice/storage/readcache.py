@@ -56,6 +56,20 @@ class ReadCache(Generic[K, V]):
         self.hits = self.misses = 0
 
     def get(self, key: K, load: Callable[[K], V]) -> V:
+        found = self._kept(key)
+        if found is not None:
+            return found[1]
+        value = load(key)
+        self.put(key, value)
+        return value
+
+    def peek(self, key: K) -> V | None:
+        """The kept value, or None when there is none to trust (then load it, e.g. off the
+        event loop, and `put` it; a kept None reads as none)."""
+        found = self._kept(key)
+        return found[1] if found is not None else None
+
+    def _kept(self, key: K) -> tuple[float, V] | None:
         now = self.clock()
         elsewhere = self._changed_elsewhere(now)
         if elsewhere or self._generation != _generation:
@@ -64,13 +78,14 @@ class ReadCache(Generic[K, V]):
         found = self._values.get(key)
         if found is not None and found[0] > now:
             self.hits += 1
-            return found[1]
+            return found
         self.misses += 1
-        value = load(key)
+        return None
+
+    def put(self, key: K, value: V) -> None:
         if len(self._values) >= MAX_ENTRIES:
             self._values.clear()
-        self._values[key] = (now + self.ttl, value)
-        return value
+        self._values[key] = (self.clock() + self.ttl, value)
 
     def clear(self) -> None:
         self._values.clear()

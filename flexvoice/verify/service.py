@@ -21,6 +21,7 @@ from flexvoice.messaging.service import MessageRefused, Messaging, UsageRecorder
 from flexvoice.metering.quote import quote
 from flexvoice.metering.tariffs import TariffBook
 from flexvoice.storage.engine import Connection
+from flexvoice.storage.thread import StoreThread
 from flexvoice.verify.core import (
     Channel,
     Policy,
@@ -96,6 +97,7 @@ class Verifier:
     ):
         self.conn = conn
         self.store = VerificationStore(conn)
+        self.db = StoreThread(conn, "verify")  # every statement below goes through it
         self.secret = secret
         self.settings = settings
         self.policy = settings.policy
@@ -114,12 +116,22 @@ class Verifier:
     ) -> VerificationRow:
         """Raise Refused (422), SendLimited (429) or MessageRefused (from messaging)."""
         now = self.clock()
-        self._forget_expired(now)
         try:
             check_destination(to, channel, self.settings.countries(account))
         except Refused:
             log.warning("verify.refused_destination", account=account, to=to, channel=channel)
             raise
+        row, code = await self.db.run(
+            lambda: self._code_for(account, to, channel, code_length, locale, now)
+        )
+        return await self._send(row, code, account, to, channel, locale, now)
+
+    def _code_for(
+        self, account: str, to: str, channel: Channel, code_length: int, locale: str, now: float
+    ) -> tuple[VerificationRow, str]:
+        """The send limits checked, and the verification to send: the pending one with its
+        code (a resend), or a new one."""
+        self._forget_expired(now)
         wait = send_wait(self.store.sends_to(to, now - self.policy.send_window), now, self.policy)
         if wait > 0:
             raise SendLimited(
@@ -164,13 +176,19 @@ class Verifier:
             row.code_mac = code_mac(self.secret, row.id, code)
             self.store.create(row)
             self._codes[row.id] = (code, row.expires_at)
+        return row, code
+
+    async def _send(
+        self, row: VerificationRow, code: str, account: str, to: str, channel: Channel,
+        locale: str, now: float,
+    ) -> VerificationRow:  # fmt: skip
         message_id = call_id = None
         if channel == "sms":
             assert self.messaging is not None
             text = TEXTS.get(locale, TEXTS["en"]).format(
                 code=code, minutes=int(self.policy.validity // 60)
             )
-            message = self.messaging.send(
+            message = await self.messaging.send(
                 account,
                 self.settings.sender,
                 to,
@@ -191,9 +209,18 @@ class Verifier:
                 raise MessageRefused(
                     "channel", f"channel: voice is not available now ({exc})", "service-unavailable"
                 ) from None
-        self.store.sent(row.id, to, prefix, now, message_id=message_id, call_id=call_id)
-        self._bill(row, channel, now)
+        found = await self.db.run(
+            lambda: self._sent(row, account, to, channel, now, message_id, call_id)
+        )
         log.info("verify.sent", verification_id=row.id, account=account, channel=channel)
+        return found
+
+    def _sent(
+        self, row: VerificationRow, account: str, to: str, channel: Channel, now: float,
+        message_id: str | None, call_id: str | None,
+    ) -> VerificationRow:  # fmt: skip
+        self.store.sent(row.id, to, prefix_of(to), now, message_id=message_id, call_id=call_id)
+        self._bill(row, channel, now)
         found = self.store.get(row.id, account)
         assert found is not None
         return found
@@ -216,7 +243,16 @@ class Verifier:
 
     # ---- check / cancel ----------------------------------------------------------------
 
-    def check(self, account: str, verification_id: str, code: str) -> VerificationRow:
+    async def check(self, account: str, verification_id: str, code: str) -> VerificationRow:
+        return await self.db.run(lambda: self._check(account, verification_id, code))
+
+    async def cancel(self, account: str, verification_id: str) -> VerificationRow:
+        return await self.db.run(lambda: self._cancel(account, verification_id))
+
+    async def get(self, account: str, verification_id: str) -> VerificationRow:
+        return await self.db.run(lambda: self._get(account, verification_id))
+
+    def _check(self, account: str, verification_id: str, code: str) -> VerificationRow:
         """Raise NotFound when there is nothing to check: unknown, another account's,
         approved, canceled, expired, or out of checks (Twilio answers 404 there too)."""
         now = self.clock()
@@ -238,14 +274,14 @@ class Verifier:
         assert row is not None
         return row
 
-    def cancel(self, account: str, verification_id: str) -> VerificationRow:
-        row = self.get(account, verification_id)
+    def _cancel(self, account: str, verification_id: str) -> VerificationRow:
+        row = self._get(account, verification_id)
         if row.status == "pending":
             self.store.set_status(verification_id, "canceled")
             self._codes.pop(verification_id, None)
-        return self.get(account, verification_id)
+        return self._get(account, verification_id)
 
-    def get(self, account: str, verification_id: str) -> VerificationRow:
+    def _get(self, account: str, verification_id: str) -> VerificationRow:
         row = self.store.get(verification_id, account)
         if row is None:
             raise NotFound(verification_id)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from flexvoice.storage.engine import Connection, PerEngine, Script, write_transaction
+from flexvoice.storage.engine import Connection, Script, both, write_transaction
 from flexvoice.storage.migrate import migrate
 
 _TABLES = """
@@ -38,10 +38,7 @@ _TABLES = """
     CREATE INDEX verification_sends_to ON verification_sends (to_addr, at);
     CREATE INDEX verification_sends_prefix ON verification_sends (prefix, at);
     """
-# One script for both engines (PostgreSQL's REAL is a 4-byte float: times need DOUBLE).
-MIGRATIONS: list[Script] = [
-    PerEngine(sqlite=_TABLES, postgresql=_TABLES.replace(" REAL", " DOUBLE PRECISION"))
-]
+MIGRATIONS: list[Script] = [both(_TABLES)]
 
 
 @dataclass
