@@ -215,6 +215,8 @@ async def test_sticky_notes_live_beside_the_flow_never_in_it(d: Designer, tab: B
     assert r.status == 200, await r.text()
     saved = await (await tab.get("/flows/bakery-main/notes")).json()
     assert [(n["id"], n["step"]) for n in saved["notes"]] == [("n1", "opening_hours"), ("n2", None)]
+    # The edit's answer carries the moved notes (the page shows them with the renamed step).
+    assert (await r.json())["notes"] == saved["notes"]
 
 
 async def test_an_administrator_manages_the_accounts_people(d: Designer) -> None:

@@ -193,9 +193,10 @@ async def edit_flow(request: web.Request) -> web.StreamResponse:
     else:
         draft = revisions.save_draft(conn, entry.name, text, author)
     renames = [(str(op["step"]), str(op["to"])) for op in ops if op.get("op") == "rename_step"]
-    if renames:
-        designer_notes.follow_renames(entry.path, renames)
+    moved = designer_notes.follow_renames(entry.path, renames) if renames else None
     state = _shown(entry, text, draft, view)
+    if moved is not None:
+        state["notes"] = moved
     return _json(state, etag=state["etag"])
 
 

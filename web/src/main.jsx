@@ -1,7 +1,7 @@
 // The FlexVoice call flow designer: one page, talking to /designer/api on the node.
 import React, { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { createRoot } from "react-dom/client";
-import { ReactFlow, ReactFlowProvider, Background, Controls, useReactFlow } from "@xyflow/react";
+import { ReactFlow, ReactFlowProvider, Background, Controls, useReactFlow, useUpdateNodeInternals } from "@xyflow/react";
 import "@xyflow/react/dist/style.css";
 import "./designer.css";
 import { StatisticsView } from "./statistics/StatisticsView.jsx";
@@ -78,7 +78,7 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
       setError("");
       window.__designer = { ...(window.__designer || {}), editMs: performance.now() - t0, edited: (window.__designer?.edited || 0) + 1 };
       if (!before.draft !== !s.draft) reloadFlows(); // the flow list marks drafts
-      if (ops.some((op) => op.op === "rename_step")) notes.reload(); // the node moved them along
+      if (s.notes) notes.set(s.notes); // the node moved them along with a renamed step
       return true;
     } catch (e) {
       if (e.status === 412) setConflict({ theirs: e.doc.theirs, yours: e.doc.yours, what });
@@ -138,12 +138,28 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
   // A node or edge that did not change keeps its object: React Flow then leaves it alone, and
   // an edit redraws the step it changed, not every step in view.
   const kept = useRef(new Map());
+  // A changed node keeps the size React Flow measured (it is told of sizes through
+  // onNodesChange): without it React Flow hides the node until it measures it again, and a
+  // measurement that lands between two changes of the node was lost, leaving it hidden for
+  // good (a sticky note vanished after a rename, once in a busy CI run). A step whose outcome
+  // chips changed is measured again, its handles with it.
+  const measured = useRef(new Map());
+  const remeasure = useRef(new Set());
+  const updateInternals = useUpdateNodeInternals();
+  const onNodesChange = useCallback((changes) => {
+    for (const c of changes) if (c.type === "dimensions" && c.dimensions) measured.current.set(c.id, c.dimensions);
+  }, []);
+  const handlesOf = (item) => (item.data?.slots || []).map((x) => x.id).join(" ");
   const stable = (item) => {
     const sig = JSON.stringify(item);
     const old = kept.current.get(item.id);
     if (old && old.sig === sig) return old.item;
-    kept.current.set(item.id, { sig, item });
-    return item;
+    const size = measured.current.get(item.id);
+    let made = item;
+    if (size && old && handlesOf(old.item) === handlesOf(item)) made = { ...item, measured: size };
+    else if (old) remeasure.current.add(item.id);
+    kept.current.set(item.id, { sig, item: made });
+    return made;
   };
   const nodes = useMemo(() => graph.nodes.map((n) => stable(n.type !== "step" ? n : {
     ...n,
@@ -176,6 +192,11 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
     const key = ids.join("|");
     if (key !== nearKey.current) { nearKey.current = key; setNear(new Set(ids)); }
   }, [graph]);
+  useEffect(() => {
+    if (!remeasure.current.size) return;
+    updateInternals([...remeasure.current]);
+    remeasure.current.clear();
+  }, [nodes]);
   const edges = useMemo(() => graph.edges
     .filter((e) => !near || near.has(e.source) || near.has(e.target))
     .map((e) => stable({ ...e, animated: !!(lit[e.source] && lit[e.target]), className: lit[e.source] && lit[e.target] ? "lit" : "" })), [graph, lit, near]);
@@ -319,6 +340,7 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
           <ReactFlow
             nodes={nodes}
             edges={edges}
+            onNodesChange={onNodesChange}
             nodeTypes={NODE_TYPES}
             onConnect={onConnect}
             onNodeClick={(_, n) => n.type === "step" && (setSelected(n.id), setTab("step"))}
