@@ -145,6 +145,11 @@ async def test_a_sticky_note_stays_beside_its_step_and_out_of_the_flow(
     assert '"step": "messages"' in layout.read_text()
     await expect(shown).to_have_value("Marie checks these messages every morning")
     await note_beside(other, "messages")
+    # Undone, the step has its old name back and the note is beside it again.
+    await other.get_by_role("button", name="Undo").click()
+    await expect(node(other, "voicemail")).to_be_visible()
+    await note_beside(other, "voicemail")
+    assert '"step": "voicemail"' in layout.read_text()
     await other.get_by_role("button", name="remove the note").click()
     await expect(shown).to_have_count(0)
 

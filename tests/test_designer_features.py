@@ -217,6 +217,33 @@ async def test_sticky_notes_live_beside_the_flow_never_in_it(d: Designer, tab: B
     assert [(n["id"], n["step"]) for n in saved["notes"]] == [("n1", "opening_hours"), ("n2", None)]
     # The edit's answer carries the moved notes (the page shows them with the renamed step).
     assert (await r.json())["notes"] == saved["notes"]
+    # Undone (the page sends the text from before), the note goes back with the step's name.
+    r = await tab.post(
+        "/flows/bakery-main/edit",
+        {"ops": [{"op": "replace", "text": state["text"]}]},
+        (await r.json())["etag"],
+    )
+    assert r.status == 200, await r.text()
+    assert [(n["id"], n["step"]) for n in (await r.json())["notes"]] == [
+        ("n1", "check_hours"),
+        ("n2", None),
+    ]
+    # Renamed again, then the draft discarded: the note is back beside the published step.
+    r = await tab.post(
+        "/flows/bakery-main/edit",
+        {"ops": [{"op": "rename_step", "step": "check_hours", "to": "when"}]},
+        (await r.json())["etag"],
+    )
+    r = await tab.post("/flows/bakery-main/discard", {}, (await r.json())["etag"])
+    assert r.status == 200, await r.text()
+    assert (await r.json())["notes"][0]["step"] == "check_hours"
+    saved = await (await tab.get("/flows/bakery-main/notes")).json()
+    assert saved["notes"][0]["step"] == "check_hours"
+    # An edit that renames nothing moves nothing and says nothing of notes.
+    state = await tab.state()
+    op = {"op": "set", "step": "check_hours", "path": ["timezone"], "value": "Europe/Paris"}
+    r = await tab.post("/flows/bakery-main/edit", {"ops": [op]}, state["etag"])
+    assert r.status == 200 and "notes" not in await r.json()
 
 
 async def test_an_administrator_manages_the_accounts_people(d: Designer) -> None:

@@ -16,7 +16,7 @@ from flexvoice.api.framework import MAX_BODY_BYTES, parse_json_body, read_body
 from flexvoice.api.problems import ProblemError
 from flexvoice.appkeys import SHARED_DB
 from flexvoice.errors import UserError
-from flexvoice.flows import designview, revisions, yamledit
+from flexvoice.flows import designview, revisions, steprenames, yamledit
 from flexvoice.flows.schema import flow_schema
 from flexvoice.flows.validate import validate_text
 from flexvoice.logs import get_logger
@@ -193,11 +193,41 @@ async def edit_flow(request: web.Request) -> web.StreamResponse:
     else:
         draft = revisions.save_draft(conn, entry.name, text, author)
     renames = [(str(op["step"]), str(op["to"])) for op in ops if op.get("op") == "rename_step"]
-    moved = designer_notes.follow_renames(entry.path, renames) if renames else None
     state = _shown(entry, text, draft, view)
+    await _notes_follow(request, entry, working, state, renames)
+    return _json(state, etag=state["etag"])
+
+
+async def _notes_follow(
+    request: web.Request,
+    entry: flowfiles.Entry,
+    before: str,
+    state: dict[str, Any],
+    renames: list[tuple[str, str]],
+) -> None:
+    """Sticky notes beside steps that this change renamed move with them, and the answer
+    carries them (`notes`). Renames are the edit's rename_step ops, and those told from the
+    steps (steprenames) when a note's step is gone: an undo, a discarded draft or a restored
+    revision is a new text, not a rename. The old text's steps are read only then (the last
+    answer's check is cached, so usually no parse)."""
+    names = {s["name"] for s in state["steps"]}
+    beside = {n["step"] for n in designer_notes.notes_of(entry.path) if n["step"]}
+    for old, new in renames:
+        beside = {new if step == old else step for step in beside}
+    if not beside <= names:
+        _, prompts_dir = flowfiles.flow_dirs(request)
+        _, steps, _ = await check_off_loop(
+            len(before),
+            designview.checked,
+            before,
+            f"flows/{entry.path.name}",
+            prompts_dir,
+            flowfiles.prompts_stamp(prompts_dir),
+        )
+        renames = renames + sorted(steprenames.renamed(steps, state["steps"]).items())
+    moved = designer_notes.follow_renames(entry.path, renames) if renames else None
     if moved is not None:
         state["notes"] = moved
-    return _json(state, etag=state["etag"])
 
 
 @routes.post("/designer/api/flows/{name}/discard")
@@ -210,6 +240,7 @@ async def discard_draft(request: web.Request) -> web.StreamResponse:
         raise _conflict(request, current, None)
     revisions.drop_draft(request.config_dict[SHARED_DB], entry.name)
     state = await _state(request, entry)
+    await _notes_follow(request, entry, current["text"], state, [])
     return _json(state, etag=state["etag"])
 
 
@@ -314,6 +345,7 @@ async def restore_revision(request: web.Request) -> web.StreamResponse:
     revision = await _publish(request, entry, rev.text, message)
     state = await _state(request, await flowfiles.find_flow(request))
     state["revision"] = revision.summary()
+    await _notes_follow(request, entry, current["text"], state, [])
     return _json(state, etag=state["etag"])
 
 

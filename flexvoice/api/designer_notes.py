@@ -49,6 +49,10 @@ def _read(path: Path) -> list[dict[str, Any]]:
         return []  # no file yet, or one a person broke by hand: no notes, never an error
 
 
+def notes_of(flow_file: Path) -> list[dict[str, Any]]:
+    return _read(layout_file(flow_file))
+
+
 def follow_renames(flow_file: Path, renames: list[tuple[str, str]]) -> list[dict[str, Any]] | None:
     """A note beside a step stays beside it when the step is renamed (in the order given).
     The notes when some moved (the edit's answer carries them: the page shows them moved in
