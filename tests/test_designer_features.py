@@ -337,3 +337,40 @@ async def test_test_callers_hear_the_draft_and_everyone_else_the_published_flow(
 
         assert await first_step("+32470111213", "t-1") == "closed"  # a tester: the draft
         assert await first_step("+32470555444", "t-2") == "check_hours"  # published
+
+
+def merged(before: dict[str, Any], answer: dict[str, Any]) -> list[dict[str, Any]]:
+    """The page's mergeAnswer (web/src/canvasgraph.js), to hold the answer to it."""
+    steps = {s["name"]: s for s in before["steps"]}
+    steps.update({s["name"]: s for s in answer["steps_changed"]})
+    return [steps[n] for n in answer.get("step_names", [s["name"] for s in before["steps"]])]
+
+
+async def test_an_edit_can_answer_only_what_changed(tab: Browser) -> None:
+    before = await tab.state()
+    op = {"op": "set", "step": "orders", "path": ["ring_timeout"], "value": "soon"}
+    r = await tab.post(
+        "/flows/bakery-main/edit", {"ops": [op], "answer": "changes"}, before["etag"]
+    )
+    assert r.status == 200, await r.text()
+    small = await r.json()
+    whole = await tab.state()  # the same version, asked whole
+    assert "steps" not in small and "step_names" not in small
+    assert [s["name"] for s in small["steps_changed"]] == ["orders"]
+    assert merged(before, small) == whole["steps"]
+    assert small["header"] == whole["header"] and small["header"]["start"] == "check_hours"
+    assert {k: v for k, v in small.items() if k != "steps_changed"} == {
+        k: v for k, v in whole.items() if k != "steps"
+    }
+    assert any(p["step"] == "orders" and p["severity"] == "error" for p in small["problems"])
+    # A rename changes the names (in order) and every step that pointed at the old one.
+    rename = {"op": "rename_step", "step": "menu", "to": "main_menu"}
+    r = await tab.post(
+        "/flows/bakery-main/edit", {"ops": [rename], "answer": "changes"}, whole["etag"]
+    )
+    small = await r.json()
+    after = await tab.state()
+    assert small["step_names"] == [s["name"] for s in after["steps"]]
+    assert "main_menu" in small["step_names"] and "menu" not in small["step_names"]
+    assert {"main_menu", "check_hours", "shop"} <= {s["name"] for s in small["steps_changed"]}
+    assert merged(whole, small) == after["steps"]
