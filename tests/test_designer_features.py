@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import subprocess
 import wave
 from collections.abc import AsyncIterator
@@ -339,11 +340,18 @@ async def test_test_callers_hear_the_draft_and_everyone_else_the_published_flow(
         assert await first_step("+32470555444", "t-2") == "check_hours"  # published
 
 
-def merged(before: dict[str, Any], answer: dict[str, Any]) -> list[dict[str, Any]]:
+def merged(before: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
     """The page's mergeAnswer (web/src/canvasgraph.js), to hold the answer to it."""
     steps = {s["name"]: s for s in before["steps"]}
     steps.update({s["name"]: s for s in answer["steps_changed"]})
-    return [steps[n] for n in answer.get("step_names", [s["name"] for s in before["steps"]])]
+    order = answer.get("step_names", [s["name"] for s in before["steps"]])
+    lines = re.findall(r"[^\n]*\n|[^\n]+$", before["text"])
+    patch = answer["text_patch"]
+    text = "".join(lines[: patch["from"]] + patch["lines"] + lines[patch["to"] :])
+    rest = {
+        k: v for k, v in answer.items() if k not in ("steps_changed", "step_names", "text_patch")
+    }
+    return {**rest, "text": text, "steps": [steps[n] for n in order]}
 
 
 async def test_an_edit_can_answer_only_what_changed(tab: Browser) -> None:
@@ -355,13 +363,11 @@ async def test_an_edit_can_answer_only_what_changed(tab: Browser) -> None:
     assert r.status == 200, await r.text()
     small = await r.json()
     whole = await tab.state()  # the same version, asked whole
-    assert "steps" not in small and "step_names" not in small
+    assert "steps" not in small and "step_names" not in small and "text" not in small
     assert [s["name"] for s in small["steps_changed"]] == ["orders"]
-    assert merged(before, small) == whole["steps"]
-    assert small["header"] == whole["header"] and small["header"]["start"] == "check_hours"
-    assert {k: v for k, v in small.items() if k != "steps_changed"} == {
-        k: v for k, v in whole.items() if k != "steps"
-    }
+    assert len(small["text_patch"]["lines"]) == 1 and "soon" in small["text_patch"]["lines"][0]
+    assert merged(before, small) == whole
+    assert small["header"]["start"] == "check_hours" and "steps" not in small["header"]
     assert any(p["step"] == "orders" and p["severity"] == "error" for p in small["problems"])
     # A rename changes the names (in order) and every step that pointed at the old one.
     rename = {"op": "rename_step", "step": "menu", "to": "main_menu"}
@@ -373,4 +379,8 @@ async def test_an_edit_can_answer_only_what_changed(tab: Browser) -> None:
     assert small["step_names"] == [s["name"] for s in after["steps"]]
     assert "main_menu" in small["step_names"] and "menu" not in small["step_names"]
     assert {"main_menu", "check_hours", "shop"} <= {s["name"] for s in small["steps_changed"]}
-    assert merged(whole, small) == after["steps"]
+    assert merged(whole, small) == after
+    # Asked without "answer", an edit's answer is the whole state.
+    op = {"op": "set", "step": "orders", "path": ["ring_timeout"], "value": "20s"}
+    r = await tab.post("/flows/bakery-main/edit", {"ops": [op]}, after["etag"])
+    assert await r.json() == await tab.state()

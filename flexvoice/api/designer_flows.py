@@ -196,6 +196,8 @@ async def edit_flow(request: web.Request) -> web.StreamResponse:
         draft = revisions.save_draft(conn, entry.name, text, author)
     renames = [(str(op["step"]), str(op["to"])) for op in ops if op.get("op") == "rename_step"]
     state = _shown(entry, text, draft, done.view)
+    if "text_patch" in state:
+        del state["text"]  # the page holds the text before: the patch makes it this one
     state.update(await _notes_follow(request, entry, done.before, done.steps, renames))
     return _json(state, etag=state["etag"])
 

@@ -6,6 +6,7 @@ changed). No I/O; cached by text, so an edit's "before" is the last answer's "af
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,7 +110,24 @@ def edited(
     if changes:
         view = {k: v for k, v in view.items() if k != "steps"}
         view.update(step_changes_only(before, steps))
+        view["text_patch"] = text_patch(text, new)
     return Edited(new, view, steps, before)
+
+
+_LINES = re.compile(r"[^\n]*\n|[^\n]+$")
+
+
+def text_patch(old: str, new: str) -> dict[str, Any]:
+    """`new` as the lines of `old` it replaces: {from, to, lines}, old lines [from, to) (each
+    with its newline) giving way to `lines`. Only \\n ends a line, as in the page's split."""
+    a, b = _LINES.findall(old), _LINES.findall(new)
+    start = 0
+    while start < min(len(a), len(b)) and a[start] == b[start]:
+        start += 1
+    end = 0
+    while end < min(len(a), len(b)) - start and a[-1 - end] == b[-1 - end]:
+        end += 1
+    return {"from": start, "to": len(a) - end, "lines": b[start : len(b) - end]}
 
 
 def step_changes_only(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> dict[str, Any]:

@@ -10,13 +10,25 @@ import { stepGraph, START_NODE, startEdge, problemsByStep, applyLayout, nodeHeig
 // An edit's answer asked with "answer": "changes" made whole again: the steps it names
 // replace those of the same name, `step_names` (sent when the steps or their order changed)
 // gives the order, and every other step keeps its object.
+// The text comes as `text_patch`: the lines of the text before that it replaces (only "\n"
+// ends a line, as on the node).
 export function mergeAnswer(before, answer) {
   if (!answer.steps_changed) return answer;
-  const { steps_changed: changed, step_names: names, ...rest } = answer;
+  const { steps_changed: changed, step_names: names, text_patch: patch, ...rest } = answer;
   const byName = new Map(before.steps.map((s) => [s.name, s]));
   for (const s of changed) byName.set(s.name, s);
   const order = names || before.steps.map((s) => s.name);
-  return { ...rest, steps: order.map((n) => byName.get(n)) };
+  const lines = before.text.match(/[^\n]*\n|[^\n]+$/g) || [];
+  const text = lines.slice(0, patch.from).concat(patch.lines, lines.slice(patch.to)).join("");
+  return { ...rest, text, steps: order.map((n) => byName.get(n)) };
+}
+
+// Whether a text is the one an ETag names (SHA-256, as the node makes them). Browsers give
+// digests only on secure pages (HTTPS, localhost): elsewhere the patch is trusted.
+export async function textMatches(text, etag) {
+  if (!globalThis.crypto?.subtle) return true;
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("") === etag;
 }
 
 const NONE = [];
