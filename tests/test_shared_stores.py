@@ -70,24 +70,15 @@ def test_a_node_sees_only_its_own_open_calls_in_a_shared_store(store_db: Connect
 
 
 def _recording(rec_id: str, call_id: str, status: str = "in-progress") -> RecordingRow:
-    return RecordingRow(
-        id=rec_id,
+    return RecordingRow.started(
+        rec_id,
         account="acme",
         call_id=call_id,
         kind="call",
         path=f"acme/{rec_id}.wav",
-        status=status,  # type: ignore[arg-type]
         channels=2,
-        started_at="2026-12-01T10:00:00+00:00",
-        ended_at=None,
-        duration_seconds=None,
-        size_bytes=None,
-        sha256=None,
-        billable_seconds=None,
-        price_eur=None,
-        note=None,
-        callback=None,
-        created_at="2026-12-01T10:00:00+00:00",
+        at="2026-12-01T10:00:00+00:00",
+        status=status,  # type: ignore[arg-type]
     )
 
 

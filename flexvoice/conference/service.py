@@ -18,11 +18,12 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from flexvoice.callcontrol import CallEnded, CallLeg
+from flexvoice.clock import utc_now
 from flexvoice.conference.room import Action, Member, Room, RoomFull
 from flexvoice.logs import get_logger
 
@@ -41,10 +42,6 @@ class UsageSink(Protocol):
 
 class WebhookSender(Protocol):
     def enqueue(self, account: str, url: str, event: str, payload: dict[str, Any]) -> None: ...
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass

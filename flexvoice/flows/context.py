@@ -16,9 +16,10 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from flexvoice.callcontrol import CallEnded, CallLeg, CallObserver, DialResult
+from flexvoice.clock import WEEKDAYS, utc_now
 from flexvoice.e164 import E164_RE
 from flexvoice.flows.base import Prompts, StepFailed, Text, prompt_names
-from flexvoice.flows.deps import FlowDeps, iso, utc_now
+from flexvoice.flows.deps import FlowDeps, iso
 from flexvoice.flows.model import Flow
 from flexvoice.flows.prompts import PromptResolver
 from flexvoice.flows.queues import QueueBoard, QueueSlot
@@ -28,7 +29,6 @@ from flexvoice.recordings.store import RecordingRow
 log = get_logger("flexvoice.flows")
 
 T = TypeVar("T")
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _VAR_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 

@@ -7,11 +7,12 @@ import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from flexvoice.callcontrol import CallObserver
+from flexvoice.clock import utc_now
 from flexvoice.conference.service import ConferenceService
 from flexvoice.recordings.service import RecordingService
 from flexvoice.recordings.store import RecordingStore
@@ -37,10 +38,6 @@ class WebhookClient(Protocol):
         self, url: str, payload: dict[str, Any], timeout: float, headers: dict[str, str]
     ) -> Any:
         """POST JSON, return the decoded JSON answer; raise StepFailed on any failure."""
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def iso(moment: datetime) -> str:

@@ -24,6 +24,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
+from flexvoice.clock import utc_now
 from flexvoice.logs import get_logger
 from flexvoice.recordings.store import OPEN_STATUSES, Kind, RecordingRow, RecordingStore
 from flexvoice.recordings.wav import (
@@ -71,10 +72,6 @@ PriceUsage = Callable[[str, dict[str, Any]], tuple[int, Decimal | None, str | No
 
 class RecordingConflict(Exception):
     """A live command that does not fit the recording's state (pause when none runs ...)."""
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def iso(moment: datetime) -> str:
@@ -136,25 +133,16 @@ class RecordingService:
         """A new recording row (in-progress) and the absolute path its audio goes to."""
         rec_id = "RE" + uuid.uuid4().hex
         now = iso(self.clock())
-        row = RecordingRow(
-            id=rec_id,
+        row = RecordingRow.started(
+            rec_id,
             account=account,
             call_id=call_id,
             kind=kind,
             # A call that reached no account (a test number) still gets a relative path.
             path=f"{_SAFE.sub('_', account) or '_unassigned'}/{rec_id}.wav",
-            status="in-progress",
             channels=channels,
-            started_at=now,
-            ended_at=None,
-            duration_seconds=None,
-            size_bytes=None,
-            sha256=None,
-            billable_seconds=None,
-            price_eur=None,
-            note=None,
+            at=now,
             callback=callback,
-            created_at=now,
         )
         self.store.insert(row)
         path = self.path_of(row)

@@ -107,6 +107,42 @@ class RecordingRow:
     created_at: str
     deleted_at: str | None = None
 
+    @classmethod
+    def started(
+        cls,
+        rec_id: str,
+        *,
+        account: str,
+        call_id: str,
+        kind: Kind,
+        path: str,
+        channels: int,
+        at: str,
+        callback: str | None = None,
+        status: Status = "in-progress",
+    ) -> RecordingRow:
+        """A recording just opened: what only its closing knows (length, size, hash, price)
+        is still empty."""
+        return cls(
+            id=rec_id,
+            account=account,
+            call_id=call_id,
+            kind=kind,
+            path=path,
+            status=status,
+            channels=channels,
+            started_at=at,
+            ended_at=None,
+            duration_seconds=None,
+            size_bytes=None,
+            sha256=None,
+            billable_seconds=None,
+            price_eur=None,
+            note=None,
+            callback=callback,
+            created_at=at,
+        )
+
     @property
     def open(self) -> bool:
         return self.status in OPEN_STATUSES

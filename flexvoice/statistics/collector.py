@@ -19,9 +19,9 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
+from flexvoice.clock import utc_now
 from flexvoice.logs import get_logger
 from flexvoice.statistics.facts import CallFacts, CallLike, call_facts, is_own_call
-from flexvoice.statistics.live import utc_now
 from flexvoice.statistics.rollup import CallSource, Rows, add_to, ensure_schema, write_rows
 from flexvoice.storage.engine import Connection
 

@@ -11,16 +11,13 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from flexvoice.clock import utc_now
 from flexvoice.statistics.facts import is_own_call
 
 MAX_CALL_AGE = timedelta(hours=12)  # a call never reported as ended leaves the board then
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass

@@ -16,13 +16,12 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+from flexvoice.clock import WEEKDAYS
 from flexvoice.statistics.facts import OUTCOMES
 from flexvoice.statistics.figures import call_figures, queue_figures, step_figures
 from flexvoice.statistics.period import offset_pieces, plan, zone
 from flexvoice.statistics.question import Question
 from flexvoice.statistics.rollup import CALLS, DAY_QUARTERS, FLOWS, MENU, QUEUES, STEPS, Table
-
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 @dataclass
