@@ -198,7 +198,8 @@ async def edit_flow(request: web.Request) -> web.StreamResponse:
     state = _shown(entry, text, draft, done.view)
     if "text_patch" in state:
         del state["text"]  # the page holds the text before: the patch makes it this one
-    state.update(await _notes_follow(request, entry, done.before, done.steps, renames))
+    before = working if done.before is None else done.before
+    state.update(await _notes_follow(request, entry, before, done.steps, renames))
     return _json(state, etag=state["etag"])
 
 

@@ -89,7 +89,7 @@ class Edited:
     text: str
     view: dict[str, Any]  # with only the changed steps when asked for changes
     steps: list[dict[str, Any]]  # every step after the edit
-    before: list[dict[str, Any]]  # every step before it
+    before: list[dict[str, Any]] | None  # every step before it, when changes were asked
 
 
 def edited(
@@ -102,12 +102,13 @@ def edited(
     changes: bool = False,
 ) -> Edited:
     """The page's edit applied to `text`, and the view of the result (a bad op: UserError).
-    The steps before come from the check of `text`, cached when the last answer was for it."""
+    With `changes`, only what changed from `text`'s view: its steps come from the check of
+    `text`, cached when the last answer was for it."""
     new = yamledit.apply(text, ops)
     view = flow_view(new, published, file, prompts_dir, stamp)
-    steps = view["steps"]
-    before = checked(text, f"flows/{file}", prompts_dir, stamp)[1]
+    steps, before = view["steps"], None
     if changes:
+        before = checked(text, f"flows/{file}", prompts_dir, stamp)[1]
         view = {k: v for k, v in view.items() if k != "steps"}
         view.update(step_changes_only(before, steps))
         view["text_patch"] = text_patch(text, new)
