@@ -11,6 +11,7 @@ BENCHMARKS: tuple[str, ...] = (
     "flows",
     "edge_load",
     "sip_load",
+    "worker_cpu",
     "call_registry",
     "statistics",
     "recording",

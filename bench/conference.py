@@ -9,7 +9,7 @@ to each depth (the speaker's first speech packet sent -> the first packet that i
 at the listener, both stamped by the kernel's clock; jitter buffers, bridge frames and each
 link's hop included, the speaker's own 30 ms packetising not) and worker CPU per participant.
 
-Run: ./run bench conference [--quick] [--max-participants N] [--per-worker 1|2|3]
+Run: ./run bench conference [--quick] [--max-participants N] [--per-worker 1|2|3] [--relays N]
 Everything stays on 127.0.0.1, is bounded in calls and time, and stops by itself.
 """
 
@@ -24,19 +24,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import REPO
-from flexvoice.conference.service import ConferenceService
-from flexvoice.flows.deps import FlowDeps
-from flexvoice.flows.runtime import FlowRuntime
-from flexvoice.sip.leg import SipLeg
-from flexvoice.sip.links import PoolLinker
 from flexvoice.sip.pool import PoolSettings, WorkerPool
+from tests.confkit import Rooms, room_flow
 from tests.conftest import free_port_range
-from tests.fakeleg import Sink
 from tests.rtp_ears import ALAW, Ear, pcap_payloads, speak
 from tests.sipptool import run_uac_async
 
-FLOW = "flow: room\nstart: room\nsteps:\n  room:\n    conference: {room: bench, beep: false}\n"
 SPEECH = 500  # RMS of one packet that counts as speech
 HEARD = 100  # RMS of a received packet that is not silence (digital silence decodes to 8)
 TARGET_SIZE, TARGET_MS = 50, 150.0  # issue 13: 50 in one room, under 150 ms to every one
@@ -86,28 +79,20 @@ def target(pool: WorkerPool, index: int) -> str:
     return f"127.0.0.1:{pool.workers[index].port}"
 
 
-async def one_room(size: int, tmp: Path, per_worker: int) -> RoomResult:
+async def one_room(size: int, tmp: Path, per_worker: int, relays: int) -> RoomResult:
     workers = -(-size // per_worker)
-    flows = tmp / f"flows-{size}"
-    flows.mkdir()
-    (flows / "room.yaml").write_text(FLOW)
-    service = ConferenceService(usage_sink=Sink())
-    runtime = FlowRuntime(flows, REPO / "ivr_prompts", FlowDeps(conferences=service))
-    runtime.scan()
-
-    async def on_incoming(leg: SipLeg) -> None:
-        leg.account = "bench"
-        await runtime.start_call(leg, "room", account="bench")
-
-    pool = WorkerPool(
+    room_dir = tmp / f"room-{size}"
+    room_dir.mkdir()
+    rooms = Rooms(room_dir, {"+3225551001": room_flow("bench")}, account="bench")
+    service = rooms.service
+    pool = rooms.pool(
         PoolSettings(
-            count=workers,
-            base_port=free_port_range(workers),
+            count=workers + relays,
+            base_port=free_port_range(workers + relays),
             rtp_base=random.randrange(30000, 46000, 2),
+            relays=relays,
         ),
-        on_incoming,
     )
-    service.linker = PoolLinker(pool)
     await pool.start()
     ears = [Ear() for _ in range(size)]
     callers = []
@@ -170,8 +155,11 @@ async def one_room(size: int, tmp: Path, per_worker: int) -> RoomResult:
 
 async def bench(args: argparse.Namespace) -> int:
     sizes = [4] if args.quick else [n for n in (4, 12, 24, 50) if n <= args.max_participants]
+    if args.size:
+        sizes = [args.size]
     print(
-        f"{args.per_worker} participant(s) per worker (4 calls each); links form a tree; "
+        f"{args.per_worker} participant(s) per worker (4 calls each), {args.relays} relay "
+        "worker(s); links form a tree; "
         "speaker = g711a.pcap; delay = speaker's first speech packet sent -> first one heard"
     )
     print(f"targets: {TARGET_SIZE} participants, worst delay under {TARGET_MS} ms; {load()}")
@@ -180,7 +168,7 @@ async def bench(args: argparse.Namespace) -> int:
     rc = 0
     with tempfile.TemporaryDirectory(prefix="flexvoice-bench-conf-") as tmp:
         for size in sizes:
-            r = await one_room(size, Path(tmp), args.per_worker)
+            r = await one_room(size, Path(tmp), args.per_worker, args.relays)
             delays = ", ".join(f"d{d}: {ms:.0f}" for d, ms in r.delays.items())
             hears_self = f"{'yes' if r.self_rms > 50 else 'no'} {r.self_rms:.0f}"
             worst = max(r.delays.values(), default=0.0)
@@ -200,9 +188,14 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="bench conference")
     parser.add_argument("--quick", action="store_true", help="one room of 4")
     parser.add_argument("--max-participants", type=int, default=TARGET_SIZE)
+    parser.add_argument("--size", type=int, default=0, help="only one room of this size")
     parser.add_argument(
         "--per-worker", type=int, choices=(1, 2, 3), default=2,
         help="participants per worker (1: as the edge spreads calls over idle workers)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--relays", type=int, default=0,
+        help="workers that take only links: each takes one of the root's slots, 3 children",
     )  # fmt: skip
     args, _ = parser.parse_known_args(argv)
     return asyncio.run(bench(args))

@@ -87,10 +87,17 @@ def start_node(tmp: Path, workers: int) -> tuple[subprocess.Popen[bytes], int, i
     if profile:
         spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
         command = [spy, "record", "-r", "200", "-f", "raw", "-o", profile, "--", *command]
+    env = {**os.environ, "PYTHONPATH": str(code)}
+    # SIP_LOAD_WORKER_PROFILE=DIR: each worker runs under cProfile and writes
+    # DIR/worker-PID.prof when the node stops it (read with `python -m pstats`).
+    worker_profile = os.environ.get("SIP_LOAD_WORKER_PROFILE")
+    if worker_profile:
+        Path(worker_profile).mkdir(parents=True, exist_ok=True)
+        env["WORKER_PROFILE_DIR"] = worker_profile
     node = subprocess.Popen(
         command,
         cwd=code,
-        env={**os.environ, "PYTHONPATH": str(code)},
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=open(tmp / "node.log", "wb"),  # noqa: SIM115
         start_new_session=True,

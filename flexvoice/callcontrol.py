@@ -155,6 +155,10 @@ class CallLeg(Protocol):
     async def wait_ended(self) -> None:
         """Return once the leg has ended (however it ended)."""
 
+    @property
+    def ended_by(self) -> EndedBy | None:
+        """Who ended the leg (None while it lasts)."""
+
     async def conf_leave(self) -> None: ...
 
     async def dial(

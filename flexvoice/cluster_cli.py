@@ -17,8 +17,7 @@ from flexvoice.errors import UserError
 from flexvoice.logs import get_logger, setup_logging
 from flexvoice.node.edge import keep_running
 from flexvoice.node.status import NodeStatus
-from flexvoice.sip.edge import Edge
-from flexvoice.sip.trunks import load_trunks
+from flexvoice.sip.edge_cli import build_edge
 
 log = get_logger(__name__)
 
@@ -35,11 +34,8 @@ async def _redis(cfg: Config) -> aioredis.Redis:
 
 
 async def run_shared_edge(cfg: Config) -> None:
-    trunks = load_trunks(cfg.path(cfg.sip.trunks))
-    for warning in trunks.warnings:
-        log.warning("trunks.warning", problem=str(warning))
+    edge = build_edge(cfg, [], lambda w: log.warning("trunks.warning", problem=w))
     redis = await _redis(cfg)
-    edge = Edge(cfg, [], trunks)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

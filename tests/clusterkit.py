@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,34 +17,13 @@ import yaml
 
 from flexvoice.system import free_port
 from tests.conftest import REPO, cli_env, free_port_range, run_cli
+from tests.conftest import running_redis as running_redis  # the cluster's Redis, for its users
 from tests.nodekit import NodeProcess, start_node, stop, wait_http, wait_workers, worker_pids
 from tests.poolkit import tone
 
 LONG_LINE = "+3225551003"  # the call stays up until someone hangs up (10 minutes at most)
-
-
-@contextlib.contextmanager
-def running_redis(folder: Path) -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is missing: './run' installs it (Debian package redis-server)"
-    port = free_port()
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-         "no", "--dir", str(folder)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        for _ in range(250):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                break
-            except OSError:
-                time.sleep(0.02)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+QUEUE_LINE = "+3225551004"  # callers wait in the `support` queue for an agent who only rings
+RINGING_AGENT = "+3225559003"  # tests/sipp/uas_agents.xml rings this one until cancelled
 
 
 HOLD_FLOW = """\
@@ -60,21 +36,44 @@ steps:
 """
 
 
-def shared_files(folder: Path) -> dict[str, str]:
-    """The numbers, flow and prompts every node of the test cluster serves: the long line
-    holds a call ten minutes (a test's calls must outlive a loaded machine's slow steps)."""
+QUEUE_FLOW = f"""\
+flow: support
+description: Callers of every node wait in one line for the agent
+start: line
+steps:
+  line:
+    queue: {{name: support, targets: ["{RINGING_AGENT}"], ring_timeout: 120s, max_wait: 10m,
+            music: long, announce_position: false, retry_interval: 1s}}
+"""
+
+
+def shared_files(folder: Path, trunk_port: int) -> dict[str, str]:
+    """The numbers, flows, prompts and trunk every node of the test cluster serves: the long
+    line holds a call ten minutes (a test's calls must outlive a loaded machine's slow
+    steps); the queue line's agents are behind the trunk on `trunk_port`."""
     prompts = folder / "prompts"
     prompts.mkdir(exist_ok=True)
     tone(prompts / "long.wav", 10.0)
     flows = folder / "flows"
     flows.mkdir(exist_ok=True)
     (flows / "hold.yaml").write_text(HOLD_FLOW)
+    (flows / "support.yaml").write_text(QUEUE_FLOW)
     numbers = folder / "numbers.yaml"
     numbers.write_text(
         f'accounts:\n  bakery: {{tariff: flexio-payu}}\nnumbers:\n  "{LONG_LINE}": '
-        "{account: bakery, flow: hold}\n"
+        f'{{account: bakery, flow: hold}}\n  "{QUEUE_LINE}": {{account: bakery, flow: support}}\n'
     )
-    return {"numbers": str(numbers), "prompts": str(prompts), "flows": str(flows)}
+    trunks = folder / "trunks.yaml"
+    trunks.write_text(
+        yaml.safe_dump({
+            "trunks": {"carrier": {"proxy": f"127.0.0.1:{trunk_port}",
+                                   "source_addresses": ["127.0.0.1"],
+                                   "caller_id": {"default": LONG_LINE}}},
+            "default_outbound": "carrier",
+        })
+    )  # fmt: skip
+    return {"numbers": str(numbers), "prompts": str(prompts), "flows": str(flows),
+            "trunks": str(trunks)}  # fmt: skip
 
 
 @dataclass
@@ -127,6 +126,7 @@ class Cluster:
     edge_port: int
     edge_config: Path
     files: dict[str, str]
+    trunk_port: int
     edge: NodeProcess | None = None
     nodes: dict[str, ClusterNode] = field(default_factory=dict)
     key: str = ""
@@ -160,7 +160,7 @@ class Cluster:
                 "edge": {"port": self.edge_port, "ctl_socket": str(folder / "ctl.sock")},
                 "workers": {"count": workers, "base_port": base, "drain_grace": "2s",
                             "rtp_base": free_port_range(16 * workers)},
-                "trunks": str(REPO / "sip" / "trunks.yaml"),
+                "trunks": self.files["trunks"],
                 "numbers": self.files["numbers"],
             },
             "storage": {"database": self.database, "local": str(folder / "flexvoice.db"),
@@ -216,7 +216,8 @@ class Cluster:
 
 
 def make_cluster(folder: Path, redis: str, database: str) -> Cluster:
-    files = shared_files(folder)
+    trunk_port = free_port_range(1)
+    files = shared_files(folder, trunk_port)
     edge_port = free_port_range(1)
     edge_config = folder / "edge.yaml"
     edge_config.write_text(
@@ -224,11 +225,11 @@ def make_cluster(folder: Path, redis: str, database: str) -> Cluster:
             {
                 "sip": {
                     "edge": {"port": edge_port, "ctl_socket": str(folder / "edge-ctl.sock")},
-                    "trunks": str(REPO / "sip" / "trunks.yaml"),
+                    "trunks": files["trunks"],
                 },
                 "redis": {"enabled": True, "url": redis},
                 "logging": {"level": "info"},
             }
         )
     )
-    return Cluster(folder, redis, database, edge_port, edge_config, files)
+    return Cluster(folder, redis, database, edge_port, edge_config, files, trunk_port)

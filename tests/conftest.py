@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -202,32 +204,20 @@ def store_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Connect
         conn.close()
 
 
-@pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
+@contextlib.contextmanager
+def running_redis(folder: Path) -> Iterator[str]:
+    """A real redis-server on a free loopback port, without persistence; its URL."""
     binary = shutil.which("redis-server")
     assert binary, "redis-server is missing: './run' installs it (Debian package redis-server)"
     port = free_port()
     proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-        ],
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+         "no", "--dir", str(folder)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-    )
+    )  # fmt: skip
     try:
-        import socket
-
-        for _ in range(200):
+        for _ in range(250):
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
                 break
@@ -237,3 +227,9 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    with running_redis(tmp_path) as url:
+        yield url

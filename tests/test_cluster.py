@@ -1,23 +1,34 @@
 """Two nodes as one service (issue 18): one PostgreSQL, one Redis, one shared edge, two nodes
 on their own ports, real sipp callers. One test, its phases in order on one start-up: calls
 spread over both nodes' workers; a call up on node A is listed, traced and hung up through
-node B's API; then A is killed with calls up: its callers get a BYE from the edge, its calls
-are billed to its last heartbeat by B (node_lost), and new calls all go to B."""
+node B's API; callers of both nodes wait in one queue, only its head rings the agent; then A
+is killed with calls up: its callers get a BYE from the edge, its calls are billed to its
+last heartbeat by B (node_lost), its queued callers leave the shared line, and new calls all
+go to B."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from collections.abc import Iterator
 
 import psycopg
 import pytest
+import redis
 
-from tests.clusterkit import LONG_LINE, Cluster, make_cluster, running_redis
+from tests.clusterkit import (
+    LONG_LINE,
+    QUEUE_LINE,
+    RINGING_AGENT,
+    Cluster,
+    make_cluster,
+    running_redis,
+)
 from tests.nodekit import api, wait_for
 from tests.pgkit import PgServer
-from tests.sipptool import counts, uac_args
+from tests.sipptool import Uas, counts, uac_args
 
 pytestmark = [
     pytest.mark.sip,
@@ -42,10 +53,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, pg_server: PgServer) -> It
             c.stop()
 
 
-def callers(c: Cluster, count: int, timeout: int = 330) -> subprocess.Popen[str]:
+def callers(
+    c: Cluster, count: int, timeout: int = 330, number: str = LONG_LINE
+) -> subprocess.Popen[str]:
     """`count` callers to the long line, each staying until it gets a BYE (5 min at most)."""
     return subprocess.Popen(
-        uac_args("uac_until_bye_long.xml", c.edge_address, LONG_LINE, calls=count, rate=20,
+        uac_args("uac_until_bye_long.xml", c.edge_address, number, calls=count, rate=20,
                  limit=count, timeout=timeout),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
@@ -68,11 +81,19 @@ def table(c: Cluster, node: str) -> list[tuple[object, ...]]:
     return _rows(c, "SELECT id, status, ended_by, cause FROM calls WHERE node = %s", node)
 
 
+def ringing(c: Cluster, node: str) -> list[tuple[object, ...]]:
+    return _rows(c, "SELECT id FROM calls WHERE node = %s AND status IN ('queued', 'ringing')",
+                 node)  # fmt: skip
+
+
 def row(c: Cluster, call_id: str) -> tuple[object, ...]:
     return _rows(c, "SELECT status, ended_by FROM calls WHERE id = %s", call_id)[0]
 
 
+FIRST = 6  # callers up from the first phase on; with the queue's 3 they leave B room for more
 ONE: list[subprocess.Popen[str]] = []  # the first callers, up across the phases
+QUEUED: list[subprocess.Popen[str] | Uas] = []  # the queue's callers and its agent
+LINE = "fv:q:bakery:support"
 
 
 def test_two_nodes_behind_one_edge_act_as_one_service(cluster: Cluster) -> None:
@@ -80,19 +101,24 @@ def test_two_nodes_behind_one_edge_act_as_one_service(cluster: Cluster) -> None:
     try:
         calls_spread_over_both_nodes_workers(cluster)
         a_call_on_a_is_listed_traced_and_hung_up_through_b(cluster)
+        callers_of_both_nodes_wait_in_one_queue_and_only_its_head_rings_the_agent(cluster)
         kill_9_of_a_ends_its_calls_node_lost_and_b_takes_every_new_call(cluster)
     finally:
-        for caller in ONE:
-            caller.kill()
-            caller.communicate()
+        for proc in ONE + QUEUED:
+            if isinstance(proc, Uas):
+                proc.stop()
+            else:
+                proc.kill()
+                proc.communicate()
         ONE.clear()
+        QUEUED.clear()
 
 
 def calls_spread_over_both_nodes_workers(cluster: Cluster) -> None:
     a, b = cluster.nodes["a"], cluster.nodes["b"]
     assert sorted(cluster.dispatcher()) == sorted(a.worker_uris() + b.worker_uris())
-    ONE.append(callers(cluster, 8))
-    wait_for(lambda: len(live(cluster, "a")) + len(live(cluster, "b")) == 8, timeout=30)
+    ONE.append(callers(cluster, FIRST))
+    wait_for(lambda: len(live(cluster, "a")) + len(live(cluster, "b")) == FIRST, timeout=30)
     # Round robin over the four workers: each node carries its share.
     assert len(live(cluster, "a")) >= 2 and len(live(cluster, "b")) >= 2, (
         live(cluster, "a"),
@@ -126,6 +152,37 @@ def a_call_on_a_is_listed_traced_and_hung_up_through_b(cluster: Cluster) -> None
     assert status == 404, doc
 
 
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def callers_of_both_nodes_wait_in_one_queue_and_only_its_head_rings_the_agent(c: Cluster) -> None:
+    r = redis.Redis.from_url(c.redis)
+    QUEUED.append(Uas("uas_agents.xml", c.trunk_port, calls=20, timeout=300))
+    QUEUED.append(callers(c, 3, number=QUEUE_LINE))
+    line = wait_for(lambda: len(found := r.zrange(LINE, 0, -1)) == 3 and found, timeout=30)
+    waiting = {n: {_text(k) for k in r.hkeys(f"fv:qin:{n}")} for n in ("a", "b")}
+    assert waiting["a"] and waiting["b"], f"the edge sent every queue caller to one node: {waiting}"
+    assert {_text(k) for k in line} == waiting["a"] | waiting["b"]
+    # One agent, one line over both nodes: the head rings it, nobody else does.
+    head = _text(line[0])
+    holder = wait_for(lambda: r.get(f"fv:qagent:bakery:{RINGING_AGENT}"), timeout=15)
+    assert _text(holder).endswith(f"/{head}"), (holder, line)
+    time.sleep(2.0)  # the others retry every second: none may ring the agent meanwhile
+    ringing = _rows(c, "SELECT parent_call_id FROM calls WHERE parent_call_id = ANY(%s)",
+                    [_text(k) for k in line])  # fmt: skip
+    assert {p[0] for p in ringing} == {head}, ringing
+
+
+def a_lost_nodes_callers_leave_the_shared_queue(c: Cluster) -> None:
+    r = redis.Redis.from_url(c.redis)
+    # B closed A's calls (the phase before waited for it): A's callers left the line, B's
+    # wait on in it.
+    assert r.exists("fv:qin:a") == 0
+    on_b = {_text(k) for k in r.hkeys("fv:qin:b")}
+    assert on_b and {_text(k) for k in r.zrange(LINE, 0, -1)} == on_b
+
+
 def kill_9_of_a_ends_its_calls_node_lost_and_b_takes_every_new_call(cluster: Cluster) -> None:
     a, b = cluster.nodes["a"], cluster.nodes["b"]
     lost = live(cluster, "a")
@@ -144,17 +201,24 @@ def kill_9_of_a_ends_its_calls_node_lost_and_b_takes_every_new_call(cluster: Clu
     assert status in (503, 409), doc  # 409 once B has closed it (node_lost)
     if status == 503:
         assert doc["type"].endswith("owner-node-unavailable"), doc
-    # New calls all go to B: as many as B has room for (8 slots; the first calls took some).
+    # New calls all go to B: as many as B has room for (8 slots; the first calls and the
+    # queue's took some, and B's head of the queue may start ringing the agent meanwhile).
     before = set(live(cluster, "b"))
-    room = 8 - len(before)
-    assert room >= 2, before
+    room = 8 - len(before) - len(ringing(cluster, "b")) - 1
+    assert room >= 1, before
+
     more = callers(cluster, room)
+    got: set[str] = set()
     try:
-        new = wait_for(lambda: len(set(live(cluster, "b")) - before) >= room or None, timeout=20)
-        assert new
+        deadline = time.monotonic() + 20
+        while len(got := set(live(cluster, "b")) - before) < room:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
     finally:
         more.kill()
-        more.communicate()
+        out, _ = more.communicate()
+    assert len(got) >= room, (room, got, table(cluster, "b"), out[-2500:])
     # B closes A's calls once A's heartbeat expired and it holds no Redis connection.
     ids = [f"{call_id}:leg" for call_id in lost]
 
@@ -172,8 +236,11 @@ def kill_9_of_a_ends_its_calls_node_lost_and_b_takes_every_new_call(cluster: Clu
         assert event["account"] == "bakery" and event["answered_at"] <= event["ended_at"]
     for call_id in lost:
         assert row(cluster, call_id) == ("completed", "node_lost"), table(cluster, "a")
+    a_lost_nodes_callers_leave_the_shared_queue(cluster)
     log = b.stop()  # its drain hangs up its own callers
     out, _ = ONE.pop().communicate(timeout=60)
     # Every first caller got a BYE: through B's API, from the edge (A's), from B's drain.
-    assert counts(out) == (8, 0), out[-3000:]
-    assert f"event=cluster.node_lost node=a calls={len(lost)}" in log, log[-3000:]
+    assert counts(out) == (FIRST, 0), out[-3000:]
+    # A's calls: the answered ones above and the agent's ringing leg (a child of A's head).
+    closed = re.search(r"event=cluster\.node_lost node=a calls=(\d+)", log)
+    assert closed and int(closed.group(1)) >= len(lost), log[-3000:]

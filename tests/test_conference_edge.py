@@ -12,27 +12,14 @@ from typing import Any
 
 import pytest
 
-from flexvoice.conference.service import ConferenceService
-from flexvoice.flows.deps import FlowDeps
-from flexvoice.flows.runtime import FlowRuntime
 from flexvoice.sip.leg import SipLeg
-from flexvoice.sip.links import PoolLinker
-from flexvoice.sip.pool import INTERNAL_PREFIX, PoolSettings, WorkerPool
-from tests.conftest import REPO
+from flexvoice.sip.pool import INTERNAL_PREFIX, PoolSettings
+from tests.confkit import Rooms, room_flow
 from tests.edge_support import edge_config, outcomes, run_uac, running_edge, start_uas
-from tests.fakeleg import Observer, Sink
 from tests.rtp_ears import Ear, speak, until
 from tests.sipptool import run_uac_async
 
 pytestmark = pytest.mark.sip
-
-ROOM_FLOW = """\
-flow: room
-start: room
-steps:
-  room:
-    conference: {room: team, beep: false}
-"""
 
 
 async def test_the_edge_relays_a_link_only_from_a_worker_to_a_worker(tmp_path: Path) -> None:
@@ -69,13 +56,8 @@ async def test_participants_on_different_workers_behind_the_edge_hear_the_speake
     tmp_path: Path,
 ) -> None:
     cfg, addresses, state = edge_config(workers=3)
-    flows = tmp_path / "flows"
-    flows.mkdir()
-    (flows / "3225551001.yaml").write_text(ROOM_FLOW)
-    sink, observer = Sink(), Observer()
-    service = ConferenceService(usage_sink=sink)
-    deps = FlowDeps(usage_sink=sink, observer=observer, conferences=service)
-    runtime = FlowRuntime(flows, REPO / "ivr_prompts", deps)
+    rooms = Rooms(tmp_path, {"+3225551001": room_flow()})
+    service = rooms.service
     legs: list[SipLeg] = []
 
     async def on_incoming(leg: SipLeg) -> None:
@@ -84,11 +66,10 @@ async def test_participants_on_different_workers_behind_the_edge_hear_the_speake
             await leg.wait_ended()
             return
         legs.append(leg)
-        leg.account = "acme"
-        await runtime.start_call(leg, "room", account="acme")
+        await rooms.on_incoming(leg)
 
     edge_port = cfg.sip.edge.port
-    pool = WorkerPool(
+    pool = rooms.pool(
         PoolSettings(
             count=len(addresses),
             base_port=addresses[0].port,
@@ -97,7 +78,6 @@ async def test_participants_on_different_workers_behind_the_edge_hear_the_speake
         ),
         on_incoming,
     )
-    service.linker = PoolLinker(pool)
     ears = [Ear() for _ in range(6)]
     callers: list[asyncio.Future[Any]] = []
     async with running_edge(cfg, addresses, state) as edge:
@@ -113,7 +93,11 @@ async def test_participants_on_different_workers_behind_the_edge_hear_the_speake
                         )
                     )
                 )  # fmt: skip
-                await until(lambda n=i + 1: len(members(service)) == n, 30)
+                try:
+                    await until(lambda n=i + 1: len(rooms.members()) == n, 30)
+                except AssertionError:
+                    failed = [d for _, k, d in rooms.observer.events if k == "step_failed"]
+                    raise AssertionError(f"participant {i + 1} not in: {failed}") from None
             live = service.rooms[("acme", "team")]
             placements = {leg.media_worker for leg in legs}
             assert len(placements) >= 2 and set(live.parts) == placements, (placements, live)
@@ -169,9 +153,4 @@ async def test_participants_on_different_workers_behind_the_edge_hear_the_speake
     for n, ear in enumerate(alive[1:], start=1):
         heard = ear.rms(again + 1.0, again + 4.0)
         assert heard > 300, ("after the worker died", n, heard)
-    assert len([e for e in sink.events if e["kind"] == "conference"]) == 1
-
-
-def members(service: ConferenceService) -> dict[str, Any]:
-    room = service.get("acme", "team")
-    return dict(room.members) if room is not None else {}
+    assert len(rooms.conference_events()) == 1

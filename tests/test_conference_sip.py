@@ -8,7 +8,9 @@ leg ends; the moderator leaving ends the room for everyone; one usage event per 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -16,15 +18,10 @@ from typing import Any
 
 import pytest
 
-from flexvoice.conference.service import ConferenceService
-from flexvoice.flows.deps import FlowDeps
-from flexvoice.flows.runtime import FlowRuntime
-from flexvoice.sip.beep import beep_file
 from flexvoice.sip.leg import SipLeg
-from flexvoice.sip.links import PoolLinker
 from flexvoice.sip.pool import PoolSettings, WorkerPool
-from tests.conftest import REPO, free_port_range
-from tests.fakeleg import Observer, Sink
+from tests.confkit import Rooms
+from tests.conftest import free_port_range
 from tests.rtp_ears import Ear, speak, until
 from tests.sipptool import run_uac_async
 
@@ -63,13 +60,14 @@ steps:
 
 
 class Node:
-    def __init__(self, pool: WorkerPool, service: ConferenceService, sink: Sink, obs: Observer):
+    def __init__(self, pool: WorkerPool, rooms: Rooms):
         self.pool = pool
-        self.service = service
-        self.sink = sink
-        self.observer = obs
-        self.legs: dict[str, SipLeg] = {}
-        self.reasons: dict[str, str] = {}
+        self.rooms = rooms
+        self.service = rooms.service
+        self.sink = rooms.sink
+        self.observer = rooms.observer
+        self.legs = rooms.legs
+        self.reasons = rooms.reasons
 
     @property
     def target(self) -> str:
@@ -84,44 +82,17 @@ async def conf_node(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Nod
     pools: list[WorkerPool] = []
 
     async def make(workers: int = 1) -> Node:
-        flows = tmp_path / "flows"
-        flows.mkdir()
-        for number, text in FLOWS.items():
-            (flows / f"{number[1:]}.yaml").write_text(text)
-        sink, observer = Sink(), Observer()
-        service = ConferenceService(usage_sink=sink, beep=beep_file)
-        deps = FlowDeps(
-            usage_sink=sink,
-            observer=observer,
-            conferences=service,
-            recordings_dir=tmp_path / "recordings",
-            tts_cache_dir=tmp_path / "tts",
-        )
-        runtime = FlowRuntime(flows, REPO / "ivr_prompts", deps)
-        assert not [p for p in runtime.scan() if p.severity == "error"]
-        names = {n: t.split("\n", 1)[0].split(": ")[1] for n, t in FLOWS.items()}
-        node: Node
-
-        async def on_incoming(leg: SipLeg) -> None:
-            node.legs[leg.call_id] = leg
-            leg.account = "acme"
-            leg.observer = observer  # the SIP layer's events (dtmf) in the same trace
-            reason = await runtime.start_call(leg, names[leg.callee], account="acme")
-            node.reasons[leg.call_id] = reason
-
-        pool = WorkerPool(
+        rooms = Rooms(tmp_path, FLOWS, beep=True)
+        pool = rooms.pool(
             PoolSettings(
                 count=workers,
                 base_port=free_port_range(workers),
                 rtp_base=random.randrange(30000, 48000, 2),
-            ),
-            on_incoming,
+            )
         )
-        service.linker = PoolLinker(pool)
         await pool.start()
         pools.append(pool)
-        node = Node(pool, service, sink, observer)
-        return node
+        return Node(pool, rooms)
 
     yield make
     for pool in pools:
@@ -129,7 +100,7 @@ async def conf_node(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Nod
 
 
 def conference_events(node: Node) -> list[dict[str, Any]]:
-    return [e for e in node.sink.events if e["kind"] == "conference"]
+    return node.rooms.conference_events()
 
 
 async def test_a_wrong_pin_is_refused_then_the_right_one_lets_the_caller_in(
@@ -227,8 +198,7 @@ def talking(node: Node, name: str) -> dict[str, tuple[float, bool]]:
 
 
 def members(node: Node, name: str) -> dict[str, Any]:
-    room = node.service.get("acme", name)
-    return dict(room.members) if room is not None else {}
+    return node.rooms.members(name)
 
 
 async def test_the_moderator_leaving_ends_the_room_for_everyone(
@@ -251,21 +221,27 @@ async def test_the_moderator_leaving_ends_the_room_for_everyone(
     assert setup["room"] == "board"
 
 
-async def test_a_room_of_12_across_6_workers_hears_the_speaker_and_nobody_hears_itself(
+async def test_a_room_of_12_across_6_workers_hears_the_speaker_and_survives_a_relay_dying(
     conf_node: Callable[..., Awaitable[Node]],
 ) -> None:
+    """Everyone hears the speaker, nobody hears itself; then a worker holding an inner part
+    (one with a part below it) is killed (-9): the parts cut off hang again below the root
+    and every participant left still hears the speaker; the dead worker's participants end
+    with that reason and each call is billed once."""
     node = await conf_node(workers=6)
     ears = [Ear() for _ in range(12)]
     callers: list[asyncio.Future[Any]] = []
     try:
         # Two participants per worker, worker after worker: the room grows a tree of links.
+        # They hold for longer than the test lasts: a caller holding 60 s hung up by itself
+        # mid-test under load (the "root worker's participants disconnected" of an earlier try).
         for i, ear in enumerate(ears):
             port = node.pool.workers[i // 2].port
             callers.append(
                 asyncio.ensure_future(
                     run_uac_async(
-                        "uac_call.xml", f"127.0.0.1:{port}", "+3225551001", hold_ms=60000,
-                        timeout=90, keys={"rtp_port": str(ear.port)},
+                        "uac_call.xml", f"127.0.0.1:{port}", "+3225551001", hold_ms=180000,
+                        timeout=200, keys={"rtp_port": str(ear.port)},
                     )
                 )
             )  # fmt: skip
@@ -281,6 +257,25 @@ async def test_a_room_of_12_across_6_workers_hears_the_speaker_and_nobody_hears_
         room = node.service.get("acme", "team")
         assert room is not None and len(room.members) == 12  # links are not members
         started = await speak(ears[0], 6.0, ears[1:])
+        parents = {p.parent for p in live.parts.values()}
+        inner = min(p.placement for p in live.parts.values() if p.parent and p.placement in parents)
+        dead = int(inner.split()[-1])
+        victim = node.pool.workers[dead].proc
+        assert victim is not None
+        os.kill(victim.pid, signal.SIGKILL)
+        cut_off = {p for p in live.parts if p != inner and live.parts[p].parent == inner}
+
+        def rebuilt() -> bool:
+            connected = live.tree.connected()
+            return inner not in live.parts and cut_off <= connected == set(live.parts)
+
+        try:
+            await until(rebuilt, 30)
+        except AssertionError:
+            raise AssertionError(f"not rebuilt around {inner}: {live.parts}") from None
+        alive = [ear for i, ear in enumerate(ears) if i // 2 != dead]
+        await asyncio.sleep(1.0)
+        again = await speak(ears[0], 5.0, alive[1:])
         end = time.monotonic() + 0.5
         while time.monotonic() < end:
             for ear in ears:
@@ -288,6 +283,7 @@ async def test_a_room_of_12_across_6_workers_hears_the_speaker_and_nobody_hears_
             await asyncio.sleep(0.02)
         for leg in list(node.legs.values()):
             await leg.hangup()
+        await until(lambda: len(node.reasons) == 12, 15)
     finally:
         for caller in callers:
             caller.cancel()
@@ -299,4 +295,14 @@ async def test_a_room_of_12_across_6_workers_hears_the_speaker_and_nobody_hears_
     for n, ear in enumerate(ears[1:], start=1):
         heard = ear.rms(started + 2.0, started + 6.0)
         assert heard > 300, (n, heard, len(ear.packets))
+    assert ears[0].rms(again + 1.5, again + 5.0) < 50
+    for n, ear in enumerate(alive[1:], start=1):
+        heard = ear.rms(again + 1.5, again + 5.0)
+        assert heard > 300, ("after the rebuild", n, heard, cut_off)
+    lost = {c: r for c, r in node.reasons.items() if node.legs[c].media_worker == inner}
+    assert len(lost) == 2 and all(
+        "media worker holding the call was lost" in r for r in lost.values()
+    ), node.reasons
+    billed = [e["call_id"] for e in node.sink.events if e["kind"] == "call"]
+    assert sorted(billed) == sorted(node.legs), billed  # every call once, links never
     assert len(conference_events(node)) == 1

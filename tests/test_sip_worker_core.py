@@ -11,7 +11,7 @@ from flexvoice.sip import wakes
 from flexvoice.sip.addresses import edge_source
 from flexvoice.sip.dispatch import EndedCalls, no_call_answer
 from flexvoice.sip.protocol import Message
-from flexvoice.sip.wavfile import silence_file, wav_closed, wav_seconds
+from flexvoice.sip.wavfile import prompt_seconds, silence_file, wav_closed, wav_seconds
 from flexvoice.sip.workerio import WAKE, read_commands
 from tests.poolkit import tone
 
@@ -24,6 +24,15 @@ def test_wav_length_comes_from_the_header_and_unreadable_files_count_as_zero(
     assert wav_seconds(str(tmp_path / "junk.wav")) == 0.0
     assert wav_seconds(str(tmp_path / "missing.wav")) == 0.0
     assert wav_seconds(str(silence_file())) == 1.0
+
+
+def test_a_prompts_length_is_read_once_and_again_when_the_file_changes(tmp_path: Path) -> None:
+    path = tone(tmp_path / "p.wav", 1.0)
+    assert prompt_seconds(str(path)) == 1.0
+    tone(path, 2.5)  # replaced: another size (and time)
+    assert prompt_seconds(str(path)) == 2.5
+    assert prompt_seconds(str(tmp_path / "missing.wav")) is None
+    assert prompt_seconds(str(tmp_path)) is None  # a folder is no prompt
 
 
 def test_a_recording_is_closed_once_its_riff_size_is_filled_in(tmp_path: Path) -> None:
@@ -82,4 +91,22 @@ def test_each_command_read_is_queued_then_wakes_the_worker_and_the_end_is_none()
     assert got[0] is not None and got[0].call == "c1"
     wakes_seen = [target.recv(64) for _ in range(3)]  # two commands and the end
     assert wakes_seen == [WAKE] * 3
+    target.close()
+
+
+def test_no_wake_up_is_sent_when_the_worker_says_it_needs_none_but_always_at_the_end() -> None:
+    target = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    target.bind(("127.0.0.1", 0))
+    target.settimeout(0.5)
+    got: list[Message | None] = []
+    asked = iter([False, True])  # busy for the first command, asleep for the second
+    lines = b'{"t": "answer", "call": "c1"}\n{"t": "hangup", "call": "c1"}\n'
+    read_commands(got.append, target.getsockname(), io.BytesIO(lines), lambda: next(asked))
+    assert [m.t if m else None for m in got] == ["answer", "hangup", None]
+    assert [target.recv(64) for _ in range(2)] == [WAKE, WAKE]  # the second command, the end
+    try:
+        extra = target.recv(64)
+    except TimeoutError:
+        extra = b""
+    assert extra == b""
     target.close()

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from flexvoice.calls import CallRecord, CallRegistry
+from flexvoice.cluster.queues import RedisQueueBoard
 from flexvoice.cluster.state import ClusterState, NodeInfo
 from flexvoice.logs import get_logger
 from flexvoice.lostlegs import LiveLeg, lost_leg_end, unanswered_end
@@ -42,6 +43,7 @@ class Member:
         sink: Sink,
         calls: CallRegistry | None,
         shared_edge: bool,
+        queues: RedisQueueBoard | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ):
         self.state = state
@@ -49,6 +51,7 @@ class Member:
         self.sink = sink
         self.calls = calls
         self.shared_edge = shared_edge
+        self.queues = queues or RedisQueueBoard(state.redis, state.node)
         self.clock = clock
         self.workers: list[tuple[str, bool]] = []  # (SIP URI, up), set by the pool
         self.owned: set[str] = set()
@@ -125,6 +128,7 @@ class Member:
             await self.state.answered(legs)
             self.edge_up = await self.state.edge_alive() if self.shared_edge else False
             self.nodes = await self.state.nodes()
+            await self.queues.tidy(self.owned)
             self.redis_ok = True
         except Exception:
             self.redis_ok = False
@@ -170,6 +174,10 @@ class Member:
         node's last heartbeat (its `call` usage event has the leg's id: counted once, whoever
         writes it); a call not answered ends failed."""
         legs, calls, alive_at = await self.state.left_legs(lost)
+        # Its callers waiting in shared queues leave them first: the next caller is offered.
+        waiting = await self.queues.drop_node(lost)
+        if waiting:
+            log.warning("cluster.queue_callers_lost", node=lost, calls=waiting)
         answered = {leg.call_id for leg in legs}
         closed = 0
         for leg in legs:

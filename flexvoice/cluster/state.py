@@ -125,24 +125,24 @@ class ClusterState:
             await pipe.execute()
 
     async def own(self, call_ids: Iterable[str]) -> None:
-        ids = list(call_ids)
-        if not ids:
-            return
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for call_id in ids:
-                pipe.set(f"fv:owner:{call_id}", self.node, ex=NODE_TTL)
-            pipe.sadd(f"fv:calls:{self.node}", *ids)
-            await pipe.execute()
+        await self._mark(list(call_ids), NODE_TTL, held=True)
 
     async def release(self, call_ids: Iterable[str]) -> None:
-        ids = list(call_ids)
+        await self._mark(list(call_ids), ENDED_TTL, held=False)
+
+    async def _mark(self, ids: list[str], ttl: int, *, held: bool) -> None:
+        """Each call names this node for `ttl` seconds; held ones are in the node's set (the
+        heartbeat refreshes them), ended ones leave it with their billing fields."""
         if not ids:
             return
         async with self.redis.pipeline(transaction=False) as pipe:
             for call_id in ids:
-                pipe.set(f"fv:owner:{call_id}", self.node, ex=ENDED_TTL)
-            pipe.srem(f"fv:calls:{self.node}", *ids)
-            pipe.hdel(f"fv:legs:{self.node}", *ids)
+                pipe.set(f"fv:owner:{call_id}", self.node, ex=ttl)
+            if held:
+                pipe.sadd(f"fv:calls:{self.node}", *ids)
+            else:
+                pipe.srem(f"fv:calls:{self.node}", *ids)
+                pipe.hdel(f"fv:legs:{self.node}", *ids)
             await pipe.execute()
 
     async def answered(self, legs: Iterable[LiveLeg]) -> None:

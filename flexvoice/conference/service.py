@@ -10,6 +10,11 @@ shallow and never has a cycle; as a bridge port never hears itself, nobody hears
 through the links (mix-minus without echo cancelling). Links are hidden members: not counted,
 not billed, never muted. A part left without participants or children is cut off. Without a
 linker (or with no free slot for a link) a leg on another worker is refused (`RoomElsewhere`).
+
+Which part hangs where, and how the tree is rebuilt when a worker holding a part dies, is
+decided by flexvoice.conference.tree (no I/O); here each link is watched, and a link that ends
+without our asking feeds the tree the workers lost since their part was made. Participants of
+a part that cannot be linked back leave the room ("cut off from the room").
 """
 
 from __future__ import annotations
@@ -25,6 +30,17 @@ from typing import Any, Protocol
 from flexvoice.callcontrol import CallEnded, CallLeg
 from flexvoice.clock import utc_now
 from flexvoice.conference.room import Action, Member, Room, RoomFull
+from flexvoice.conference.tree import (
+    Link,
+    NoSlot,
+    Part,
+    Retry,
+    Rooted,
+    Stranded,
+    Tree,
+    TreeAction,
+    Unlink,
+)
 from flexvoice.logs import get_logger
 
 log = get_logger(__name__)
@@ -52,6 +68,7 @@ class Seat:
     member: Member
     admitted: asyncio.Event = field(default_factory=asyncio.Event)
     kicked: asyncio.Event = field(default_factory=asyncio.Event)
+    why: str = "kicked"  # what `kicked` means: a moderator's kick, or cut off from the room
 
 
 class Linker(Protocol):
@@ -59,31 +76,49 @@ class Linker(Protocol):
 
     def free_slots(self, placement: str) -> int: ...
 
+    def relays(self) -> dict[str, int]:
+        """Workers that take no calls, only links (placement -> free slots)."""
+
+    def incarnation(self, placement: str) -> float | None:
+        """Which start of the worker runs now (None: it is down). A part made on an earlier
+        one is gone, even when the worker is back."""
+
     async def link(self, parent: str, child: str) -> tuple[CallLeg, CallLeg]: ...
 
 
-@dataclass
-class Part:
-    """The room on one media worker; `uplink` is (parent's end, this part's end)."""
-
-    placement: str
-    depth: int
-    parent: str | None = None
-    uplink: tuple[CallLeg, CallLeg] | None = None
+Uplink = tuple[CallLeg, CallLeg]  # (the parent's end, the child's end)
 
 
 @dataclass
 class LiveRoom:
     room: Room
-    placement: str  # the root part
+    tree: Tree
     callback: str | None = None
     seats: dict[str, Seat] = field(default_factory=dict)
-    parts: dict[str, Part] = field(default_factory=dict)
+    links: dict[str, Uplink] = field(default_factory=dict)  # child placement -> its uplink
+    born: dict[str, float | None] = field(default_factory=dict)  # placement -> incarnation
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    tasks: set[asyncio.Future[None]] = field(default_factory=set)
 
-    def depth_of(self, placement: str) -> int | None:
-        part = self.parts.get(placement)
-        return part.depth if part is not None else None
+    @property
+    def placement(self) -> str:
+        """The root part's worker."""
+        return self.tree.root
+
+    @property
+    def parts(self) -> dict[str, Part]:
+        return self.tree.parts
+
+    def used(self) -> dict[str, int]:
+        held: dict[str, int] = {}
+        for seat in self.seats.values():
+            held[seat.leg.media_worker] = held.get(seat.leg.media_worker, 0) + 1
+        return held
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
 
 class ConferenceService:
@@ -134,8 +169,8 @@ class ConferenceService:
         live = self.rooms.get(key)
         if live is None:
             room = Room(account, name, max_participants=max_participants)
-            live = LiveRoom(room, leg.media_worker, callback)
-            live.parts[leg.media_worker] = Part(leg.media_worker, 0)
+            live = LiveRoom(room, Tree(leg.media_worker), callback)
+            live.born[leg.media_worker] = self._incarnation(leg.media_worker)
             self.rooms[key] = live
         if leg.media_worker not in live.parts:
             await self._extend(live, leg.media_worker)
@@ -153,7 +188,7 @@ class ConferenceService:
             if not seat.admitted.is_set():
                 await self._wait_with_music(seat, wait_music)
             if seat.kicked.is_set():
-                return "kicked"
+                return seat.why
             await leg.conf_join(live.room.id, member.muted)
             if beep:
                 self._beep(live, exclude=None)
@@ -196,7 +231,7 @@ class ConferenceService:
         finally:
             kicked.cancel()
             ended.cancel()
-        return "kicked" if seat.kicked.is_set() else "hangup"
+        return seat.why if seat.kicked.is_set() else "hangup"
 
     def _leave(self, live: LiveRoom, call_id: str, beep: bool) -> None:
         live.seats.pop(call_id, None)
@@ -206,7 +241,14 @@ class ConferenceService:
             self._beep(live, exclude=call_id)
         self._prune(live)
 
-    # -- the tree of parts ----------------------------------------------------------------------
+    # -- the tree of parts (decided by flexvoice.conference.tree) ------------------------------
+    def _incarnation(self, placement: str) -> float | None:
+        return self.linker.incarnation(placement) if self.linker is not None else None
+
+    def _free(self, live: LiveRoom) -> dict[str, int]:
+        linker = self.linker
+        return {p: linker.free_slots(p) for p in live.parts} if linker is not None else {}
+
     async def _extend(self, live: LiveRoom, child: str) -> None:
         """Hang a part for `child` below the shallowest part with a free slot."""
         name = live.room.name
@@ -217,40 +259,96 @@ class ConferenceService:
                 raise RoomElsewhere(f"room {name} is on {live.placement}, this call on {child}")
             if self.linker.free_slots(child) < 1:
                 raise RoomElsewhere(f"room {name}: {child} has no free slot for a link")
-            parents = [p for p in live.parts.values() if self.linker.free_slots(p.placement)]
-            if not parents:
-                raise RoomElsewhere(f"room {name}: no worker of the room has a free slot")
-            parent = min(parents, key=lambda p: (p.depth, p.placement))
             try:
-                up, down = await self.linker.link(parent.placement, child)
+                for link in live.tree.place(child, self._free(live), self.linker.relays()):
+                    await self._hang(live, link.parent, link.child)
+            except NoSlot as exc:
+                raise RoomElsewhere(f"room {name}: {exc}") from None
             except Exception as exc:
                 raise RoomElsewhere(f"room {name}: {exc}") from None
-            part = Part(child, parent.depth + 1, parent.placement, (up, down))
-            live.parts[child] = part
-            for end in (up, down):
-                with contextlib.suppress(CallEnded):
-                    await end.conf_join(live.room.id, False)
-            log.info("conference.part_added", room=name, part=child, parent=parent.placement)
+
+    async def _hang(self, live: LiveRoom, parent: str, child: str) -> None:
+        """Link `child` below `parent`, both ends mixed into the room, and watch the link."""
+        assert self.linker is not None
+        born = self._incarnation(child)
+        link = await self.linker.link(parent, child)
+        live.tree.linked(child, parent)
+        live.links[child] = link
+        live.born[child] = born
+        for end in link:
+            with contextlib.suppress(CallEnded):
+                await end.conf_join(live.room.id, False)
+        live.spawn(self._watch(live, child, link))
+        log.info("conference.part_added", room=live.room.name, part=child, parent=parent)
+
+    async def _watch(self, live: LiveRoom, child: str, link: Uplink) -> None:
+        ends = [asyncio.ensure_future(_until_ended(end)) for end in link]
+        try:
+            await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for end in ends:
+                end.cancel()
+        async with live.lock:
+            # Checked under the lock: a link we cut (_unlink forgets it first), or one a
+            # rebuild already replaced, is no news.
+            if live.links.get(child) is not link or live.room.ended:
+                return
+            lost = {p for p in live.parts if self._incarnation(p) != live.born.get(p)}
+            log.warning(
+                "conference.link_broken", room=live.room.name, part=child, lost=sorted(lost)
+            )
+            actions = live.tree.link_ended(child, lost, live.used(), self._free(live))
+            await self._carry_out(live, actions)
+        self._prune(live)
+
+    async def _retry(self, live: LiveRoom, child: str, after: float) -> None:
+        await asyncio.sleep(after)
+        async with live.lock:
+            if live.room.ended:
+                return
+            actions = live.tree.retry(child, live.used(), self._free(live))
+            await self._carry_out(live, actions)
+        self._prune(live)
+
+    async def _carry_out(self, live: LiveRoom, actions: list[TreeAction]) -> None:
+        """The tree's actions, in order (under the room's lock)."""
+        todo = list(actions)
+        while todo:
+            action = todo.pop(0)
+            if isinstance(action, Link):
+                try:
+                    await self._hang(live, action.parent, action.child)
+                except Exception as exc:
+                    log.warning("conference.relink_failed", room=live.room.name,
+                                part=action.child, error=str(exc))  # fmt: skip
+                    todo += live.tree.link_failed(action.child, self._free(live))
+            elif isinstance(action, Retry):
+                live.spawn(self._retry(live, action.child, action.after))
+            elif isinstance(action, Rooted):
+                log.warning("conference.new_root", room=live.room.name, root=action.placement)
+            elif isinstance(action, Stranded):
+                log.error("conference.part_cut_off", room=live.room.name,
+                          parts=sorted(action.placements))  # fmt: skip
+                for seat in live.seats.values():
+                    if seat.leg.media_worker in action.placements:
+                        seat.why = "cut off from the room"
+                        seat.kicked.set()
+            else:
+                self._unlink(live, action.child)
+
+    def _unlink(self, live: LiveRoom, child: str) -> None:
+        link = live.links.pop(child, None)
+        for end in link or ():  # the end on a dead worker is gone: BYE to the other, not waited
+            asyncio.ensure_future(end.hangup()).add_done_callback(_quiet)
 
     def _prune(self, live: LiveRoom) -> None:
         """Cut off parts with no participant and no child (all of them once the room ended)."""
-        while True:
-            used = {seat.leg.media_worker for seat in live.seats.values()}
-            parents = {p.parent for p in live.parts.values() if p.parent is not None}
-            idle = [
-                p
-                for p in live.parts.values()
-                if p.uplink is not None and p.placement not in parents
-                and (live.room.ended or p.placement not in used)
-            ]  # fmt: skip
-            if not idle:
-                return
-            for part in idle:
-                del live.parts[part.placement]
-                assert part.uplink is not None
-                for end in part.uplink:
-                    task = asyncio.ensure_future(end.hangup())
-                    task.add_done_callback(_quiet)
+        for action in live.tree.prune(live.used(), live.room.ended):
+            if isinstance(action, Unlink):
+                self._unlink(live, action.child)
+        if live.room.ended:
+            for child in list(live.links):
+                self._unlink(live, child)
 
     # -- moderation ---------------------------------------------------------------------------
     async def mute(self, account: str, name: str, call_id: str, muted: bool) -> Member:

@@ -22,7 +22,7 @@ from flexvoice.flows.base import Prompts, StepFailed, Text, prompt_names
 from flexvoice.flows.deps import FlowDeps, iso
 from flexvoice.flows.model import Flow
 from flexvoice.flows.prompts import PromptResolver
-from flexvoice.flows.queues import QueueBoard, QueueSlot
+from flexvoice.flows.queues import QueueBoards, QueueSlot
 from flexvoice.logs import get_logger
 from flexvoice.recordings.store import RecordingRow
 
@@ -38,7 +38,7 @@ class CallContext:
     leg: CallLeg
     deps: FlowDeps
     prompts: PromptResolver
-    queues: QueueBoard
+    queues: QueueBoards
     account: str | None = None
     observer: CallObserver | None = None
     bills_reroute: bool = False  # the account's tariff prices `reroute` usage
@@ -249,8 +249,8 @@ class CallContext:
             raise StepFailed("no SMS gateway on this node")
         return self.deps.sms.send_sms(self.account or "", from_addr, to, body)
 
-    def queue_slot(self, name: str) -> contextlib.AbstractContextManager[QueueSlot]:
-        return self.queues.slot(name)
+    def queue_slot(self, name: str) -> contextlib.AbstractAsyncContextManager[QueueSlot]:
+        return self.queues.slot(self.account or "", name, self.call_id, self.now().timestamp())
 
     def trace(self, kind: str, data: dict[str, object]) -> None:
         observer = self.observer or self.deps.observer

@@ -24,7 +24,7 @@ from flexvoice.flows.deps import FlowDeps, iso, maybe_await
 from flexvoice.flows.interpreter import ended_by_words, run_call
 from flexvoice.flows.model import Flow
 from flexvoice.flows.prompts import PromptResolver
-from flexvoice.flows.queues import QueueBoard
+from flexvoice.flows.queues import QueueBoard, QueueBoards
 from flexvoice.flows.validate import Validation, validate_file
 from flexvoice.flows.webhooks import AiohttpWebhooks
 from flexvoice.logs import bind_call, get_logger
@@ -57,7 +57,8 @@ class FlowRuntime:
         self.deps = deps or FlowDeps()
         self.poll_interval = poll_interval
         self.prompts = PromptResolver(prompts_dir, self.deps.tts_cache_dir)
-        self.queues = QueueBoard()
+        # One node's lines in memory; a cluster node puts its Redis lines here.
+        self.queues: QueueBoards = QueueBoard()
         self.flows: dict[str, Flow] = {}
         self.problems: dict[Path, list[Problem]] = {}  # the last refusal or warnings per file
         self.calls: dict[str, asyncio.Task[str]] = {}

@@ -260,6 +260,12 @@ class ScriptedLeg:
         self.ended = "caller hung up"
         self.act(f"caller hangs up after {self.script.talk_seconds:g}s")
 
+    @property
+    def ended_by(self) -> EndedBy | None:
+        if self.ended is None:
+            return None
+        return "caller" if self.ended == "caller hung up" else "flow"
+
     async def conf_mute(self, muted: bool) -> None:
         self.act("muted" if muted else "unmuted")
 

@@ -15,8 +15,9 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from flexvoice.appkeys import CALLS, CLUSTER, CONFIG, HEARTBEAT, STATUS, USAGE_SINK, need
+from flexvoice.appkeys import CALLS, CLUSTER, CONFIG, FLOWS, HEARTBEAT, STATUS, USAGE_SINK, need
 from flexvoice.cluster.member import Member
+from flexvoice.cluster.queues import RedisQueueBoard
 from flexvoice.cluster.state import ClusterState, client_name
 from flexvoice.config import Config
 from flexvoice.errors import UserError
@@ -81,6 +82,7 @@ async def cluster_component(app: web.Application) -> AsyncIterator[None]:
         sink=need(app, USAGE_SINK, "usage_component", "cluster_component"),
         calls=app.get(CALLS),
         shared_edge=shared_edge,
+        queues=RedisQueueBoard(redis, node),
     )
     member.workers = [(w.uri, False) for w in worker_addresses(cfg)]
     heartbeat = need(app, HEARTBEAT, "heartbeat_component", "cluster_component")
@@ -106,7 +108,11 @@ async def cluster_component(app: web.Application) -> AsyncIterator[None]:
     # What this node left in Redis in a former life was closed from its own database by
     # the heartbeat component; the Redis copy goes.
     await member.state.leave()
+    await member.queues.drop_node(node)
     await member.join()
+    flows = app.get(FLOWS)
+    if flows is not None:
+        flows.queues = member.queues  # callers of every node in one line per queue
     await beat([])
     heartbeat.listeners.append(beat)
     member.session = aiohttp.ClientSession()

@@ -115,6 +115,14 @@ class NodeLinker:
         linker = self._get()
         return linker.free_slots(placement) if linker is not None else 0
 
+    def relays(self) -> dict[str, int]:
+        linker = self._get()
+        return linker.relays() if linker is not None else {}
+
+    def incarnation(self, placement: str) -> float | None:
+        linker = self._get()
+        return linker.incarnation(placement) if linker is not None else None
+
     async def link(self, parent: str, child: str) -> tuple[CallLeg, CallLeg]:
         linker = self._get()
         if linker is None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
-from flexvoice.config import config_from_args
+from flexvoice.config import Config, config_from_args
 from flexvoice.errors import UserError
-from flexvoice.sip.addresses import worker_addresses
+from flexvoice.sip.addresses import WorkerAddress, worker_addresses
 from flexvoice.sip.edge import Edge
 from flexvoice.sip.trunks import load_trunks
 
@@ -24,15 +26,30 @@ STATUS_COUNTERS = (
 )
 
 
+def build_edge(
+    cfg: Config,
+    workers: list[WorkerAddress],
+    warn: Callable[[str], None],
+    state_dir: Path | None = None,
+) -> Edge:
+    """The edge of `cfg` with its trunks read (a mistake stops it, naming file:line:col);
+    each trunk warning is told through `warn`. The node's edge commands and the cluster's
+    shared edge (flexvoice.cluster_cli) start from here."""
+    trunks = load_trunks(cfg.path(cfg.sip.trunks))
+    for warning in trunks.warnings:
+        warn(str(warning))
+    return Edge(cfg, workers, trunks, state_dir=state_dir)
+
+
 def _edge(args: argparse.Namespace, check: bool = False) -> Edge:
     cfg = config_from_args(args)
-    trunks = load_trunks(cfg.path(cfg.sip.trunks))
-    if check:
-        for warning in trunks.warnings:
-            print(f"flexvoice: {warning}", file=sys.stderr)
     # A check writes its files beside, never over, those of an edge that may be running.
-    state = cfg.path("var/edge/check") if check else None
-    return Edge(cfg, worker_addresses(cfg), trunks, state_dir=state)
+    return build_edge(
+        cfg,
+        worker_addresses(cfg),
+        (lambda w: print(f"flexvoice: {w}", file=sys.stderr)) if check else (lambda w: None),
+        cfg.path("var/edge/check") if check else None,
+    )
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+from typing import Any
 
 from flexvoice.callcontrol import CallLeg
 from flexvoice.logs import get_logger
@@ -39,6 +40,16 @@ class PoolLinker:
         worker = self._worker(placement)
         return worker.free if worker is not None else 0
 
+    def relays(self) -> dict[str, int]:
+        workers = self.pool.workers
+        relays = workers[len(workers) - self.pool.settings.relays :]
+        return {f"worker {w.index}": w.free for w in relays if w.up}
+
+    def incarnation(self, placement: str) -> float | None:
+        """The worker's last start (loop time), None while it is down."""
+        worker = self._worker(placement)
+        return worker.started_at if worker is not None and worker.up else None
+
     async def link(self, parent: str, child: str) -> tuple[CallLeg, CallLeg]:
         """(the parent's end, the child's end) of a new link, both answered."""
         up, down = self._worker(parent), self._worker(child)
@@ -56,7 +67,16 @@ class PoolLinker:
             raise LinkFailed(f"no link from {parent} to {child}: {exc.reason}") from None
         inbound: SipLeg | None = None
         try:
-            inbound = await asyncio.wait_for(arrived, LINK_WAIT)
+            # A refusal (the far worker full: 486) ends `out` before anything arrives.
+            refused = asyncio.ensure_future(out.wait_until(lambda: out.ended, LINK_WAIT))
+            either: list[asyncio.Future[Any]] = [arrived, refused]
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            refused.cancel()
+            if not arrived.done():
+                status = out.machine.final_status
+                why = f"refused ({status})" if out.ended else f"not there in {LINK_WAIT:.0f} s"
+                raise LinkFailed(f"the link from {parent} to {child} was {why}")
+            inbound = arrived.result()
             await inbound.answer()
             await out.wait_until(lambda: out.answered or out.ended, LINK_WAIT)
             if not out.answered or out.ended:

@@ -60,6 +60,10 @@ class PoolSettings:
     trunk_password: str | None = field(default=None, repr=False)
     media_host: str | None = None  # RTP bind address when not the SIP host (loopback)
     template: bool = True  # fork workers from a pre-forked template (else: fresh interpreters)
+    # The last `relays` workers place no calls, only conference links (flexvoice.conference.
+    # tree); callers must not be sent there (the bench calls workers by port; the edge does
+    # not know them yet).
+    relays: int = 0
 
 
 class WorkerProcess:
@@ -420,7 +424,8 @@ class WorkerPool:
             if worker.free > 0:
                 return worker
             raise NoFreeSlot(f"worker {near.worker.index} holding the call has no free slot")
-        candidates = [w for w in self.workers if w.free > 0]
+        callers = self.workers[: len(self.workers) - self.settings.relays]
+        candidates = [w for w in callers if w.free > 0]
         if not candidates:
             raise NoFreeSlot(
                 f"all {len(self.workers) * self.settings.max_calls} call slots are in use"

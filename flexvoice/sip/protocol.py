@@ -110,10 +110,14 @@ class Message:
         return self.fields.get(key, default)
 
 
+# One encoder for every line (json.dumps with separators builds a new one per call).
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def encode(t: str, **fields: Any) -> bytes:
     if t not in COMMANDS and t not in EVENTS:
         raise ProtocolError(f"unknown message type {t!r}")
-    return (json.dumps({"t": t, **fields}, separators=(",", ":")) + "\n").encode()
+    return (_ENCODE({"t": t, **fields}) + "\n").encode()
 
 
 def decode(line: bytes | str, allowed: frozenset[str]) -> Message:

@@ -5,6 +5,7 @@ sizes only then), and a second of silence to loop while a recording is paused.""
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 import wave
 from pathlib import Path
@@ -28,6 +29,28 @@ def wav_seconds(path: str) -> float:
             break
         pos += 8 + size + (size & 1)
     return data / byte_rate if byte_rate and head[:4] == b"RIFF" else 0.0
+
+
+_PROMPTS: dict[str, tuple[int, int, float]] = {}  # path -> (mtime_ns, size, seconds)
+
+
+def prompt_seconds(path: str) -> float | None:
+    """A prompt file's length (wav_seconds), None when it is not a file. A prompt played on
+    every call is read once: one stat a play after that (the file changed: read again)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    known = _PROMPTS.get(path)
+    if known is not None and known[0] == st.st_mtime_ns and known[1] == st.st_size:
+        return known[2]
+    if len(_PROMPTS) > 1000:  # prompts are few; a flow naming endless files must not grow it
+        _PROMPTS.clear()
+    seconds = wav_seconds(path)
+    _PROMPTS[path] = (st.st_mtime_ns, st.st_size, seconds)
+    return seconds
 
 
 def wav_closed(path: str) -> bool:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import cProfile
 import os
 import re
 import signal
@@ -45,7 +46,7 @@ from flexvoice.sip import forkserver, talk, wakes
 from flexvoice.sip.addresses import edge_source
 from flexvoice.sip.dispatch import WORKER_COMMANDS, EndedCalls, handler_name, no_call_answer
 from flexvoice.sip.protocol import Message, encode
-from flexvoice.sip.wavfile import silence_file, wav_closed, wav_seconds
+from flexvoice.sip.wavfile import prompt_seconds, silence_file, wav_closed
 from flexvoice.sip.workerio import read_commands, take_stdout
 
 MAX_CALLS = 4
@@ -59,6 +60,7 @@ SECOND = "#2"  # the key of a dual-channel recording's second recorder: its id +
 # The control plane decides within milliseconds (number lookup, then ring, answer or refuse);
 # past this, the worker refuses the INVITE itself (refuse_undecided).
 DECIDE_WITHIN = 10.0
+GRAVE_SECONDS = 2.0  # how long a retired pjsua2 object is kept after PJSIP let go of it
 # Offered in this order; everything else the wheel has (speex, iLBC, GSM, ...) is disabled.
 CODECS = {"PCMA/8000": 250, "PCMU/8000": 240, "G722/16000": 230}
 
@@ -87,12 +89,24 @@ class Worker:
         # Conference rooms on this worker: room key -> its members (calls mixed together).
         self.rooms: dict[str, list[WorkerCall]] = {}
         self.next_talk_sample = 0.0  # when the members' levels are read next (talk.py)
-        # Objects PJSIP may still call back into: dropped only from the main loop, later.
-        self.graveyard: list[tuple[float, Any]] = []
+        # Objects PJSIP may still call back into: dropped only from the main loop, later
+        # (oldest first: the loop looks at the first one only).
+        self.graveyard: collections.deque[tuple[float, Any]] = collections.deque()
+        # Set by what may change how long the loop may sleep or what its chores are (a
+        # command, an event sent, a prompt started, an object retired); else a wake (an RTP
+        # packet, 50 a second per call) costs the loop no Python beyond a few tests.
+        self.changed = True
+        # The reader thread sends a wake-up only while the main thread may be blocked in
+        # PJSIP and none is on its way (see Worker.needs_wake).
+        self.asleep = False
+        self.wake_sent = False
         # (give-up time, call, rec, paths, seconds) of recordings whose files are being closed
         self.finished_recordings: list[tuple[float, str, str, tuple[str, ...], float]] = []
         self.running = True
         self.idle_ms = idle_ms
+        # WORKER_BATCH_CALLS=N: batch wakes from N calls up (a benchmark's switch; 99: never).
+        batch = os.environ.get("WORKER_BATCH_CALLS")
+        self.batch_calls = int(batch) if batch else wakes.BATCH_CALLS
         # (give-up time, call, URI, op) of originates waiting for a slot pjsua has not freed
         self.waiting_originates: list[tuple[float, WorkerCall, str, Any]] = []
         # the Buddy's address (the request's user data) -> (message id, Buddy) of MESSAGEs
@@ -165,6 +179,7 @@ class Worker:
     # -- output ------------------------------------------------------------------------------
     def emit(self, t: str, **fields: Any) -> None:
         line = encode(t, **fields)
+        self.changed = True
         with self.out_lock:
             EVENTS_OUT.write(line)
             EVENTS_OUT.flush()
@@ -176,28 +191,61 @@ class Worker:
     # -- main loop ---------------------------------------------------------------------------
     def run(self) -> None:
         self.emit("ready", port=self.port, max_calls=MAX_CALLS, pid=os.getpid())
-        # Kept short: this runs on every wake, 50 times a second per busy worker.
+        # Kept short: this runs on every wake, 50 times a second per call with media up (RTP
+        # shares PJSIP's ioqueue with SIP). The chores and the next wait are worked out again
+        # only when something changed or their time has come.
         handle_events = self.ep.libHandleEvents
         commands = self.commands
+        monotonic, sleep = time.monotonic, time.sleep
+        batch_calls, batch_s = self.batch_calls, wakes.BATCH_MS / 1000
+        wait_ms, chores_at = 0, 0.0
         while self.running:
-            handle_events(self.poll_ms())
+            self.asleep = True
+            # A command queued while the loop was busy: PJSIP's events, but no wait.
+            handle_events(0 if commands else wait_ms)
+            self.asleep = False
+            self.wake_sent = False
             while commands:
                 msg = commands.popleft()
                 if msg is None:  # standard input closed: the control plane is gone
                     self.running = False
                     break
                 self.dispatch(msg)
-            if self.graveyard:
-                self.bury()
-            if self.undecided:
-                self.refuse_undecided()
-            if self.finished_recordings:
-                self.report_recordings()
-            if self.waiting_originates:
-                self.retry_originates()
             if self.rooms:
                 self.sample_talk()
+            now = monotonic()
+            if self.changed or now >= chores_at:
+                self.changed = False
+                self.chores(now)
+                wait_ms = self.poll_ms()
+                chores_at = now + wait_ms / 1000
+            else:
+                # Nothing changed: most likely an RTP packet woke the loop (see BATCH_MS).
+                if len(self.calls) >= batch_calls and not commands:
+                    sleep(batch_s)
+                    now = monotonic()
+                wait_ms = max(1, int((chores_at - now) * 1000))
         self.shutdown()
+
+    def chores(self, now: float) -> None:
+        if self.graveyard and now - self.graveyard[0][0] >= GRAVE_SECONDS:
+            self.bury()
+        if self.undecided and now >= next(iter(self.undecided.values())):
+            self.refuse_undecided()
+        if self.finished_recordings:
+            self.report_recordings()
+        if self.waiting_originates:
+            self.retry_originates()
+
+    def needs_wake(self) -> bool:
+        """Called by the reader thread after queueing a command: whether to send a wake-up.
+        The main thread sets `asleep` before it looks at the queue and blocks, so a command
+        queued while `asleep` is False is seen before the next wait; one queued while a
+        wake-up is on its way is seen when that one ends the wait."""
+        if not self.asleep or self.wake_sent:
+            return False
+        self.wake_sent = True
+        return True
 
     def poll_ms(self) -> int:
         """How long the next libHandleEvents may block (see flexvoice.sip.wakes)."""
@@ -247,10 +295,13 @@ class Worker:
 
     def bury(self, force: bool = False) -> None:
         now = time.monotonic()
-        self.graveyard = [(t, o) for t, o in self.graveyard if not force and now - t < 2.0]
+        graveyard = self.graveyard
+        while graveyard and (force or now - graveyard[0][0] >= GRAVE_SECONDS):
+            graveyard.popleft()
 
     def retire(self, obj: Any) -> None:
         self.graveyard.append((time.monotonic(), obj))
+        self.changed = True
 
     def shutdown(self) -> None:
         for call in list(self.calls.values()):
@@ -273,17 +324,19 @@ class Worker:
     def refuse_undecided(self) -> None:
         """An INVITE the control plane said nothing about within DECIDE_WITHIN seconds gets
         500 from the worker itself: a caller always hears an answer, and the edge frees the
-        slot at once rather than when its transaction timers run out."""
+        slot at once rather than when its transaction timers run out. Deadlines are added in
+        time order, so the first one not yet due ends the look."""
         now = time.monotonic()
         for call_id, deadline in list(self.undecided.items()):
             if now < deadline:
-                continue
+                break
             del self.undecided[call_id]
             call = self.calls.get(call_id)
             if call is not None and not call.ended:
                 call.end(500, "No Decision")
 
     def dispatch(self, msg: Message) -> None:
+        self.changed = True
         if msg.call:
             self.undecided.pop(msg.call, None)
         if msg.t in WORKER_COMMANDS:
@@ -516,8 +569,9 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
     def cmd_play(self, msg: Message) -> None:
         self.stop_player("stopped")
         files = [str(f) for f in msg.get("files", [])]
-        for f in files:
-            if not Path(f).is_file():
+        lengths = [prompt_seconds(f) for f in files]
+        for f, length in zip(files, lengths, strict=True):
+            if length is None:
                 raise ValueError(f"prompt file not found: {f}")
         player = PromptPlayer(self, str(msg.get("play")))
         loop = bool(msg.get("loop"))
@@ -528,7 +582,7 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
         self.player = player
         self.play_id = str(msg.get("play"))
         self.play_stop_on_dtmf = bool(msg.get("stop_on_dtmf"))
-        self.play_seconds = None if loop else sum(wav_seconds(f) for f in files)
+        self.play_seconds = None if loop else sum(length or 0.0 for length in lengths)
         if self.audio is not None:
             player.startTransmit(self.audio)
             self.playing_from_now()
@@ -538,6 +592,7 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
     def playing_from_now(self) -> None:
         if self.play_seconds is not None:
             self.play_ends = time.monotonic() + self.play_seconds
+            self.worker.changed = True  # the loop must wake for its end
 
     def replay_pending(self) -> None:
         self.join_pending_room()
@@ -897,9 +952,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"worker {args.index}: cannot start: {exc.reason}", file=sys.stderr)
         return 1
     threading.Thread(
-        target=read_commands, args=(worker.commands.append, worker.wake_address()), daemon=True
+        target=read_commands,
+        args=(worker.commands.append, worker.wake_address()),
+        kwargs={"needs_wake": worker.needs_wake},
+        daemon=True,
     ).start()
-    worker.run()
+    profile_dir = os.environ.get("WORKER_PROFILE_DIR")
+    if profile_dir:
+        # A benchmark's switch (bench sip_load, SIP_LOAD_WORKER_PROFILE): py-spy cannot follow
+        # workers forked from the template, so each worker profiles itself and writes
+        # DIR/worker-PID.prof when it stops.
+        profiler = cProfile.Profile(time.thread_time)  # CPU of this thread, not waits
+        profiler.runcall(worker.run)
+        Path(profile_dir).mkdir(parents=True, exist_ok=True)
+        profiler.dump_stats(Path(profile_dir) / f"worker-{os.getpid()}.prof")
+    else:
+        worker.run()
     EVENTS_OUT.flush()
     # The stdin reader thread may sit in read(): leave without the interpreter's teardown.
     os._exit(0)

@@ -21,10 +21,13 @@ def read_commands(
     put: Callable[[Message | None], None],
     wake_address: tuple[str, int],
     source: BinaryIO | None = None,
+    needs_wake: Callable[[], bool] | None = None,
 ) -> None:
     """Standard input to `put` (None once it closes: the control plane is gone), each followed
     by a wake-up datagram to the worker's own SIP port, since the main thread may be blocked
-    in PJSIP for seconds. Runs on its own thread until its input ends."""
+    in PJSIP for seconds; `needs_wake` (asked after each command is queued) may say it is not
+    (the main thread is busy, or a wake-up is on its way). Runs on its own thread until its
+    input ends."""
     wake = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     wake.connect(wake_address)
 
@@ -40,7 +43,8 @@ def read_commands(
         except ProtocolError as exc:
             print(f"worker: bad command line: {exc}", file=sys.stderr, flush=True)
             continue
-        wake_up()
+        if needs_wake is None or needs_wake():
+            wake_up()
     put(None)
     wake_up()
     wake.close()

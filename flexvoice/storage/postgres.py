@@ -8,6 +8,7 @@ tuples. Money columns are `numeric` and come back as `Decimal`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -64,8 +65,30 @@ class PgCursor:
         return iter(self._cur) if self._cur.description else iter(())
 
 
+def _task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # a thread without an event loop
+        return None
+
+
+def _opens(sql: str) -> bool:
+    return sql.lstrip()[:5].upper() == "BEGIN"
+
+
+def _closes(sql: str) -> bool:
+    head = sql.lstrip()[:8].upper()
+    return head.startswith(("COMMIT", "ROLLBACK", "END"))
+
+
 class PgConnection:
-    """One psycopg connection used like the stores use sqlite3 (thread-safe: one lock)."""
+    """One psycopg connection used like the stores use sqlite3 (thread-safe: one lock).
+
+    The lock is held from BEGIN to COMMIT or ROLLBACK, not only per statement: another
+    thread's statement waits for the whole transaction instead of landing inside it (it would
+    commit or roll back with it). Two coroutines of one event loop share its thread, so a lock
+    cannot keep them apart: a statement of another task inside an open transaction is refused
+    at once (a coroutine must not await while it holds a transaction open)."""
 
     dialect = "postgresql"
 
@@ -75,6 +98,22 @@ class PgConnection:
         self.migrated: set[tuple[str, int]] = set()  # (component, scripts) checked here
         self._lock = threading.RLock()
         self._closed = False
+        self._tx: tuple[int, asyncio.Task[Any] | None] | None = None  # who opened it
+
+    def _enter(self, sql: str) -> None:
+        """Called holding the lock: the statement's place in the open transaction, if any."""
+        if self._tx is not None and self._tx[1] is not _task():
+            raise RuntimeError(
+                f"a statement from another task inside an open transaction: {sql[:60]!r}"
+            )
+        if _opens(sql):
+            self._lock.acquire()  # held until COMMIT or ROLLBACK (_leave)
+            self._tx = (threading.get_ident(), _task())
+
+    def _leave(self, sql: str) -> None:
+        if _closes(sql) and self._tx is not None:
+            self._tx = None
+            self._lock.release()
 
     def _cursor(self) -> psycopg.Cursor[tuple[Any, ...]]:
         """A cursor; a connection found broken (the server restarted, a network cut) is made
@@ -88,16 +127,25 @@ class PgConnection:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> PgCursor:
         with self._lock:
-            cur = self._cursor()
-            # Without parameters psycopg sends the text as it is: nothing to translate.
-            if params:
-                cur.execute(placeholders(sql), params)  # type: ignore[arg-type]
-            else:
-                cur.execute(sql)  # type: ignore[arg-type]
+            self._enter(sql)
+            try:
+                cur = self._cursor()
+                # Without parameters psycopg sends the text as it is: nothing to translate.
+                if params:
+                    cur.execute(placeholders(sql), params)  # type: ignore[arg-type]
+                else:
+                    cur.execute(sql)  # type: ignore[arg-type]
+            except BaseException:
+                if _opens(sql):  # BEGIN failed: no transaction to hold the lock for
+                    self._leave("ROLLBACK")
+                raise
+            finally:
+                self._leave(sql)  # a failed COMMIT or ROLLBACK ends the transaction too
             return PgCursor(cur)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> PgCursor:
         with self._lock:
+            self._enter(sql)
             cur = self._cursor()
             cur.executemany(placeholders(sql), rows)  # type: ignore[arg-type]
             return PgCursor(cur)
@@ -107,8 +155,11 @@ class PgConnection:
         return self._conn.info.transaction_status != pq.TransactionStatus.IDLE
 
     def close(self) -> None:
-        self._closed = True
-        self._conn.close()
+        with self._lock:
+            self._closed = True
+            self._conn.close()
+            if self._tx is not None and self._tx[0] == threading.get_ident():
+                self._leave("ROLLBACK")  # closed half-way through: the server rolled back
 
 
 def shown(url: str) -> str:

@@ -113,8 +113,8 @@ class Conference(Verb):
             return Next(self.on_full, str(exc))
         except RoomElsewhere as exc:
             raise StepFailed(str(exc)) from None
-        if how == "hangup":
-            raise CallEnded("remote_hangup")
+        if how == "hangup":  # the caller, or the worker holding the call was lost
+            raise CallEnded(ctx.leg.ended_by or "caller")
         return Next(self.then, f"left room {room}: {how}")
 
     async def _pin_ok(self, ctx: CallContext, pin: str) -> bool:

@@ -56,7 +56,7 @@ class Queue(Verb):
         # The statistics and the live board read waits from these events; a caller who hangs
         # up while waiting has no queue_leave: the call's end is the end of the wait.
         ctx.trace("queue_enter", {"queue": name, "step": ctx.step, "sl": self.service_level})
-        with ctx.queue_slot(name) as slot:
+        async with ctx.queue_slot(name) as slot:
             while True:
                 waited = (ctx.now() - entered).total_seconds()
                 if waited >= self.max_wait:
@@ -64,30 +64,35 @@ class Queue(Verb):
                     ctx.reroute("queue overflow")
                     why = f"waited {waited:.0f}s >= max_wait {self.max_wait:g}s -> on_overflow"
                     return Next(self.on_overflow, why, sip_status=480)
-                position = slot.position()
+                position = await slot.position()
                 if self.announce_position and (
                     last_announce is None or waited - last_announce >= self.announce_every
                 ):
                     text = POSITION_TEXT.get(ctx.language, POSITION_TEXT["en"])
                     await ctx.play(None, text.format(position=position))
                     last_announce = waited
-                if position == 1:
-                    target = slot.next_target(self.targets)
+                # Only the head gets an agent, and only one who is not ringing or talking
+                # for another caller of the account (in a cluster: on any node).
+                target = await slot.offer(self.targets)
+                if target is not None:
                     offers += 1
-                    result = await ctx.with_music(
-                        music,
-                        ctx.dial(
-                            [target],
-                            min(self.ring_timeout, max(self.max_wait - waited, 1.0)),
-                            self.caller_id,
-                        ),
-                    )
-                    if result.answered is not None:
-                        slot.leave()
-                        ctx.trace("queue_leave", {"queue": name, "result": "answered"})
-                        who = await ctx.bridge(result)
-                        why = f"{target} took the call after {waited:.0f}s; {who} hung up"
-                        return Next(self.then, why)
+                    try:
+                        result = await ctx.with_music(
+                            music,
+                            ctx.dial(
+                                [target],
+                                min(self.ring_timeout, max(self.max_wait - waited, 1.0)),
+                                self.caller_id,
+                            ),
+                        )
+                        if result.answered is not None:
+                            await slot.leave()
+                            ctx.trace("queue_leave", {"queue": name, "result": "answered"})
+                            who = await ctx.bridge(result)
+                            why = f"{target} took the call after {waited:.0f}s; {who} hung up"
+                            return Next(self.then, why)
+                    finally:
+                        await slot.agent_done(target)
                     if result.attempts[-1].outcome == "no-answer":
                         continue  # the ring time was the wait: offer the next agent at once
                 await ctx.with_music(music, ctx.sleep(self.retry_interval))
