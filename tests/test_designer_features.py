@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import subprocess
 import wave
 from collections.abc import AsyncIterator
@@ -215,6 +216,35 @@ async def test_sticky_notes_live_beside_the_flow_never_in_it(d: Designer, tab: B
     assert r.status == 200, await r.text()
     saved = await (await tab.get("/flows/bakery-main/notes")).json()
     assert [(n["id"], n["step"]) for n in saved["notes"]] == [("n1", "opening_hours"), ("n2", None)]
+    # The edit's answer carries the moved notes (the page shows them with the renamed step).
+    assert (await r.json())["notes"] == saved["notes"]
+    # Undone (the page sends the text from before), the note goes back with the step's name.
+    r = await tab.post(
+        "/flows/bakery-main/edit",
+        {"ops": [{"op": "replace", "text": state["text"]}]},
+        (await r.json())["etag"],
+    )
+    assert r.status == 200, await r.text()
+    assert [(n["id"], n["step"]) for n in (await r.json())["notes"]] == [
+        ("n1", "check_hours"),
+        ("n2", None),
+    ]
+    # Renamed again, then the draft discarded: the note is back beside the published step.
+    r = await tab.post(
+        "/flows/bakery-main/edit",
+        {"ops": [{"op": "rename_step", "step": "check_hours", "to": "when"}]},
+        (await r.json())["etag"],
+    )
+    r = await tab.post("/flows/bakery-main/discard", {}, (await r.json())["etag"])
+    assert r.status == 200, await r.text()
+    assert (await r.json())["notes"][0]["step"] == "check_hours"
+    saved = await (await tab.get("/flows/bakery-main/notes")).json()
+    assert saved["notes"][0]["step"] == "check_hours"
+    # An edit that renames nothing moves nothing and says nothing of notes.
+    state = await tab.state()
+    op = {"op": "set", "step": "check_hours", "path": ["timezone"], "value": "Europe/Paris"}
+    r = await tab.post("/flows/bakery-main/edit", {"ops": [op]}, state["etag"])
+    assert r.status == 200 and "notes" not in await r.json()
 
 
 async def test_an_administrator_manages_the_accounts_people(d: Designer) -> None:
@@ -308,3 +338,49 @@ async def test_test_callers_hear_the_draft_and_everyone_else_the_published_flow(
 
         assert await first_step("+32470111213", "t-1") == "closed"  # a tester: the draft
         assert await first_step("+32470555444", "t-2") == "check_hours"  # published
+
+
+def merged(before: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
+    """The page's mergeAnswer (web/src/canvasgraph.js), to hold the answer to it."""
+    steps = {s["name"]: s for s in before["steps"]}
+    steps.update({s["name"]: s for s in answer["steps_changed"]})
+    order = answer.get("step_names", [s["name"] for s in before["steps"]])
+    lines = re.findall(r"[^\n]*\n|[^\n]+$", before["text"])
+    patch = answer["text_patch"]
+    text = "".join(lines[: patch["from"]] + patch["lines"] + lines[patch["to"] :])
+    rest = {
+        k: v for k, v in answer.items() if k not in ("steps_changed", "step_names", "text_patch")
+    }
+    return {**rest, "text": text, "steps": [steps[n] for n in order]}
+
+
+async def test_an_edit_can_answer_only_what_changed(tab: Browser) -> None:
+    before = await tab.state()
+    op = {"op": "set", "step": "orders", "path": ["ring_timeout"], "value": "soon"}
+    r = await tab.post(
+        "/flows/bakery-main/edit", {"ops": [op], "answer": "changes"}, before["etag"]
+    )
+    assert r.status == 200, await r.text()
+    small = await r.json()
+    whole = await tab.state()  # the same version, asked whole
+    assert "steps" not in small and "step_names" not in small and "text" not in small
+    assert [s["name"] for s in small["steps_changed"]] == ["orders"]
+    assert len(small["text_patch"]["lines"]) == 1 and "soon" in small["text_patch"]["lines"][0]
+    assert merged(before, small) == whole
+    assert small["header"]["start"] == "check_hours" and "steps" not in small["header"]
+    assert any(p["step"] == "orders" and p["severity"] == "error" for p in small["problems"])
+    # A rename changes the names (in order) and every step that pointed at the old one.
+    rename = {"op": "rename_step", "step": "menu", "to": "main_menu"}
+    r = await tab.post(
+        "/flows/bakery-main/edit", {"ops": [rename], "answer": "changes"}, whole["etag"]
+    )
+    small = await r.json()
+    after = await tab.state()
+    assert small["step_names"] == [s["name"] for s in after["steps"]]
+    assert "main_menu" in small["step_names"] and "menu" not in small["step_names"]
+    assert {"main_menu", "check_hours", "shop"} <= {s["name"] for s in small["steps_changed"]}
+    assert merged(whole, small) == after
+    # Asked without "answer", an edit's answer is the whole state.
+    op = {"op": "set", "step": "orders", "path": ["ring_timeout"], "value": "20s"}
+    r = await tab.post("/flows/bakery-main/edit", {"ops": [op]}, after["etag"])
+    assert await r.json() == await tab.state()

@@ -16,7 +16,7 @@ from flexvoice.api.framework import MAX_BODY_BYTES, parse_json_body, read_body
 from flexvoice.api.problems import ProblemError
 from flexvoice.appkeys import SHARED_DB
 from flexvoice.errors import UserError
-from flexvoice.flows import designview, revisions, yamledit
+from flexvoice.flows import designview, revisions, steprenames, yamledit
 from flexvoice.flows.schema import flow_schema
 from flexvoice.flows.validate import validate_text
 from flexvoice.logs import get_logger
@@ -172,7 +172,7 @@ async def edit_flow(request: web.Request) -> web.StreamResponse:
     _, prompts_dir = flowfiles.flow_dirs(request)
     try:
         # The edit and the check of its result in one trip to a checking thread.
-        text, view = await check_off_loop(
+        done = await check_off_loop(
             len(working) + len(entry.text),
             designview.edited,
             working,
@@ -181,9 +181,11 @@ async def edit_flow(request: web.Request) -> web.StreamResponse:
             entry.path.name,
             prompts_dir,
             flowfiles.prompts_stamp(prompts_dir),
+            changes=data.get("answer") == "changes",
         )
     except UserError as exc:
         raise ProblemError("invalid-field", str(exc), field="ops") from None
+    text = done.text
     if len(text.encode()) > MAX_BODY_BYTES:
         raise ProblemError("body-too-large", "the flow would be larger than 1 MiB; split it")
     author = request[SESSION].user.email
@@ -193,10 +195,46 @@ async def edit_flow(request: web.Request) -> web.StreamResponse:
     else:
         draft = revisions.save_draft(conn, entry.name, text, author)
     renames = [(str(op["step"]), str(op["to"])) for op in ops if op.get("op") == "rename_step"]
-    if renames:
-        designer_notes.follow_renames(entry.path, renames)
-    state = _shown(entry, text, draft, view)
+    state = _shown(entry, text, draft, done.view)
+    if "text_patch" in state:
+        del state["text"]  # the page holds the text before: the patch makes it this one
+    before = working if done.before is None else done.before
+    state.update(await _notes_follow(request, entry, before, done.steps, renames))
     return _json(state, etag=state["etag"])
+
+
+async def _notes_follow(
+    request: web.Request,
+    entry: flowfiles.Entry,
+    before: str | list[dict[str, Any]],
+    after: list[dict[str, Any]],
+    renames: list[tuple[str, str]],
+) -> dict[str, Any]:
+    """Sticky notes beside steps that this change renamed move with them, and the answer
+    carries them (`notes`). Renames are the edit's rename_step ops, and those told from the
+    steps (steprenames) when a note's step is gone: an undo, a discarded draft or a restored
+    revision is a new text, not a rename. The old text's steps (`before`, or its text) are
+    read only then (the last answer's check is cached, so usually no parse)."""
+    names = {s["name"] for s in after}
+    beside = {n["step"] for n in designer_notes.notes_of(entry.path) if n["step"]}
+    for old, new in renames:
+        beside = {new if step == old else step for step in beside}
+    if not beside <= names:
+        if not isinstance(before, str):
+            steps = before
+        else:
+            _, prompts_dir = flowfiles.flow_dirs(request)
+            _, steps, _ = await check_off_loop(
+                len(before),
+                designview.checked,
+                before,
+                f"flows/{entry.path.name}",
+                prompts_dir,
+                flowfiles.prompts_stamp(prompts_dir),
+            )
+        renames = renames + sorted(steprenames.renamed(steps, after).items())
+    moved = designer_notes.follow_renames(entry.path, renames) if renames else None
+    return {} if moved is None else {"notes": moved}
 
 
 @routes.post("/designer/api/flows/{name}/discard")
@@ -209,6 +247,7 @@ async def discard_draft(request: web.Request) -> web.StreamResponse:
         raise _conflict(request, current, None)
     revisions.drop_draft(request.config_dict[SHARED_DB], entry.name)
     state = await _state(request, entry)
+    state.update(await _notes_follow(request, entry, current["text"], state["steps"], []))
     return _json(state, etag=state["etag"])
 
 
@@ -313,6 +352,7 @@ async def restore_revision(request: web.Request) -> web.StreamResponse:
     revision = await _publish(request, entry, rev.text, message)
     state = await _state(request, await flowfiles.find_flow(request))
     state["revision"] = revision.summary()
+    state.update(await _notes_follow(request, entry, current["text"], state["steps"], []))
     return _json(state, etag=state["etag"])
 
 

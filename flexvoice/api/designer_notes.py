@@ -49,8 +49,14 @@ def _read(path: Path) -> list[dict[str, Any]]:
         return []  # no file yet, or one a person broke by hand: no notes, never an error
 
 
-def follow_renames(flow_file: Path, renames: list[tuple[str, str]]) -> None:
-    """A note beside a step stays beside it when the step is renamed (in the order given)."""
+def notes_of(flow_file: Path) -> list[dict[str, Any]]:
+    return _read(layout_file(flow_file))
+
+
+def follow_renames(flow_file: Path, renames: list[tuple[str, str]]) -> list[dict[str, Any]] | None:
+    """A note beside a step stays beside it when the step is renamed (in the order given).
+    The notes when some moved (the edit's answer carries them: the page shows them moved in
+    the same frame as the renamed step, with no second request), else None."""
     path = layout_file(flow_file)
     notes = _read(path)
     moved = False
@@ -61,6 +67,8 @@ def follow_renames(flow_file: Path, renames: list[tuple[str, str]]) -> None:
     if moved:
         data = json.dumps({"notes": notes}, indent=2, ensure_ascii=False) + "\n"
         flowfiles.write_atomically(path, data.encode())
+        return notes
+    return None
 
 
 @routes.get("/designer/api/flows/{name}/notes")

@@ -6,6 +6,8 @@ changed). No I/O; cached by text, so an edit's "before" is the last answer's "af
 from __future__ import annotations
 
 import functools
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,13 +74,22 @@ def flow_view(
 ) -> dict[str, Any]:
     doc, steps, problems = checked(text, f"flows/{file}", prompts_dir, stamp)
     return {
-        "doc": doc,
+        # The flow's fields but its steps (flow, description, start, ...): the steps follow.
+        "header": None if doc is None else {k: v for k, v in doc.items() if k != "steps"},
         "steps": steps,
         "problems": problems,
         "errors": sum(1 for p in problems if p["severity"] == "error"),
         "diff": revisions.text_diff(published, text, f"flows/{file} (published)", "draft"),
         "step_changes": revisions.step_diff(_steps_of(_published(published)), _steps_of(doc)),
     }
+
+
+@dataclass
+class Edited:
+    text: str
+    view: dict[str, Any]  # with only the changed steps when asked for changes
+    steps: list[dict[str, Any]]  # every step after the edit
+    before: list[dict[str, Any]] | None  # every step before it, when changes were asked
 
 
 def edited(
@@ -88,10 +99,47 @@ def edited(
     file: str,
     prompts_dir: Path,
     stamp: tuple[int, ...],
-) -> tuple[str, dict[str, Any]]:
-    """The page's edit applied to `text`, and the view of the result (a bad op: UserError)."""
+    changes: bool = False,
+) -> Edited:
+    """The page's edit applied to `text`, and the view of the result (a bad op: UserError).
+    With `changes`, only what changed from `text`'s view: its steps come from the check of
+    `text`, cached when the last answer was for it."""
     new = yamledit.apply(text, ops)
-    return new, flow_view(new, published, file, prompts_dir, stamp)
+    view = flow_view(new, published, file, prompts_dir, stamp)
+    steps, before = view["steps"], None
+    if changes:
+        before = checked(text, f"flows/{file}", prompts_dir, stamp)[1]
+        view = {k: v for k, v in view.items() if k != "steps"}
+        view.update(step_changes_only(before, steps))
+        view["text_patch"] = text_patch(text, new)
+    return Edited(new, view, steps, before)
+
+
+_LINES = re.compile(r"[^\n]*\n|[^\n]+$")
+
+
+def text_patch(old: str, new: str) -> dict[str, Any]:
+    """`new` as the lines of `old` it replaces: {from, to, lines}, old lines [from, to) (each
+    with its newline) giving way to `lines`. Only \\n ends a line, as in the page's split."""
+    a, b = _LINES.findall(old), _LINES.findall(new)
+    start = 0
+    while start < min(len(a), len(b)) and a[start] == b[start]:
+        start += 1
+    end = 0
+    while end < min(len(a), len(b)) - start and a[-1 - end] == b[-1 - end]:
+        end += 1
+    return {"from": start, "to": len(a) - end, "lines": b[start : len(b) - end]}
+
+
+def step_changes_only(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> dict[str, Any]:
+    """An edit's answer for a page that holds `before`: the steps new or changed
+    (`steps_changed`), and the names in order (`step_names`) only when they changed."""
+    old = {s["name"]: s for s in before}
+    out: dict[str, Any] = {"steps_changed": [s for s in after if old.get(s["name"]) != s]}
+    names = [s["name"] for s in after]
+    if names != [s["name"] for s in before]:
+        out["step_names"] = names
+    return out
 
 
 def revision_view(old: str, published: str, rev_id: int) -> dict[str, Any]:

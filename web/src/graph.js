@@ -83,12 +83,6 @@ export function slots(schema, def, body) {
   return out;
 }
 
-// The step's verb and its fields, shorthands (goto: menu, hangup:) made into mappings the way
-// the server's coerce does (the server sends steps already coerced; this is the fallback).
-export function stepsOf(state) {
-  return state.steps || [];
-}
-
 const SUMMARY_FIELDS = ["prompt", "say", "targets", "url", "variable", "timezone", "name", "step", "to", "target", "set"];
 
 export function summary(body) {
@@ -104,53 +98,54 @@ export function summary(body) {
   return parts;
 }
 
-export function buildGraph(schema, defs, state) {
-  const nodes = [];
+// One step's canvas node and its edges (outcomes that go to the same step: one edge, its
+// label listing them). `names`: the flow's step names (an outcome to no step draws no edge).
+export function stepGraph(schema, defs, step, problems, names) {
+  const def = defs[step.verb] || { properties: {} };
+  const body = step.body && typeof step.body === "object" ? step.body : {};
+  const stepSlots = slots(schema, def, body);
+  const node = {
+    id: step.name,
+    type: "step",
+    position: { x: 0, y: 0 },
+    data: { name: step.name, verb: step.verb, body, slots: stepSlots, problems },
+    ariaLabel: `step ${step.name}, ${step.verb}`,
+  };
+  const grouped = new Map();
+  for (const slot of stepSlots) {
+    if (!slot.target || !names.has(slot.target)) continue;
+    const g = grouped.get(slot.target) || [];
+    g.push(slot);
+    grouped.set(slot.target, g);
+  }
   const edges = [];
-  const steps = stepsOf(state);
-  const names = new Set(steps.map((s) => s.name));
+  for (const [target, group] of grouped) {
+    edges.push({
+      id: `e:${step.name}->${target}`,
+      source: step.name,
+      sourceHandle: group[0].id,
+      target,
+      label: group.map((s) => s.label).join(", "),
+      type: "smoothstep",
+      data: { paths: group.map((s) => s.path) },
+    });
+  }
+  return { node, edges };
+}
+
+export const START_NODE = { id: "__start", type: "start", data: { label: "A call comes in" }, position: { x: 0, y: 0 }, selectable: false, draggable: false };
+
+export function startEdge(start) {
+  return { id: "e:__start", source: "__start", target: start, label: "start", type: "smoothstep" };
+}
+
+export function problemsByStep(problems) {
   const byStep = {};
-  for (const p of state.problems || []) {
+  for (const p of problems || []) {
     if (!p.step) continue;
     (byStep[p.step] = byStep[p.step] || []).push(p);
   }
-  nodes.push({ id: "__start", type: "start", data: { label: "A call comes in" }, position: { x: 0, y: 0 }, selectable: false, draggable: false });
-  const start = state.doc && state.doc.start;
-  if (start && names.has(start)) {
-    edges.push({ id: "e:__start", source: "__start", target: start, label: "start", type: "smoothstep" });
-  }
-  for (const step of steps) {
-    const def = defs[step.verb] || { properties: {} };
-    const body = step.body && typeof step.body === "object" ? step.body : {};
-    const stepSlots = slots(schema, def, body);
-    nodes.push({
-      id: step.name,
-      type: "step",
-      position: { x: 0, y: 0 },
-      data: { name: step.name, verb: step.verb, body, slots: stepSlots, problems: byStep[step.name] || [] },
-      ariaLabel: `step ${step.name}, ${step.verb}`,
-    });
-    // Outcomes that go to the same step: one edge, its label listing them.
-    const grouped = new Map();
-    for (const slot of stepSlots) {
-      if (!slot.target || !names.has(slot.target)) continue;
-      const g = grouped.get(slot.target) || [];
-      g.push(slot);
-      grouped.set(slot.target, g);
-    }
-    for (const [target, group] of grouped) {
-      edges.push({
-        id: `e:${step.name}->${target}`,
-        source: step.name,
-        sourceHandle: group[0].id,
-        target,
-        label: group.map((s) => s.label).join(", "),
-        type: "smoothstep",
-        data: { paths: group.map((s) => s.path) },
-      });
-    }
-  }
-  return { nodes, edges };
+  return byStep;
 }
 
 export function nodeHeight(node) {

@@ -5,7 +5,8 @@ import { ReactFlow, ReactFlowProvider, Background, Controls, useReactFlow } from
 import "@xyflow/react/dist/style.css";
 import "./designer.css";
 import { StatisticsView } from "./statistics/StatisticsView.jsx";
-import { buildGraph, applyLayout, nodeHeight, verbDefs, NODE_WIDTH } from "./graph.js";
+import { verbDefs, NODE_WIDTH } from "./graph.js";
+import { graphOf, newGraphCache, mergeAnswer, textMatches, useCanvas, useNear } from "./canvasgraph.js";
 import { api, setCsrf } from "./api.js";
 import { NODE_TYPES } from "./canvas.jsx";
 import { NoteActions, useNotes, noteNodes } from "./notes.jsx";
@@ -36,7 +37,6 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
   const redo = useRef([]);
   const stateRef = useRef(null);
   stateRef.current = state;
-  const layoutCache = useRef({ key: "", positions: new Map() });
   const flow = useReactFlow();
   const searchRef = useRef(null);
 
@@ -68,7 +68,14 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
     setBusy(true);
     const t0 = performance.now();
     try {
-      const s = await api(`/flows/${flowName}/edit`, { method: "POST", body: { ops, base: before.text }, etag: etag || before.etag });
+      // Only what changed comes back (the steps the edit touched), merged into the state it
+      // was computed from: asked only when that is the state held here ("use mine" sends
+      // its edit on top of their version, which this page may not hold yet).
+      const mine = !etag || etag === before.etag;
+      const answer = await api(`/flows/${flowName}/edit`, { method: "POST", body: { ops, base: before.text, ...(mine ? { answer: "changes" } : {}) }, etag: etag || before.etag });
+      const s = mergeAnswer(before, answer);
+      // Never expected: a patched text the node did not mean. Read the flow again whole.
+      if (!(await textMatches(s.text, s.etag))) { await load(); return true; }
       if (record) {
         undo.current.push(before.text);
         redo.current = [];
@@ -78,7 +85,7 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
       setError("");
       window.__designer = { ...(window.__designer || {}), editMs: performance.now() - t0, edited: (window.__designer?.edited || 0) + 1 };
       if (!before.draft !== !s.draft) reloadFlows(); // the flow list marks drafts
-      if (ops.some((op) => op.op === "rename_step")) notes.reload(); // the node moved them along
+      if (s.notes) notes.set(s.notes); // the node moved them along with a renamed step
       return true;
     } catch (e) {
       if (e.status === 412) setConflict({ theirs: e.doc.theirs, yours: e.doc.yours, what });
@@ -102,24 +109,16 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
     edit([{ op: "replace", text }], "redo", { record: false });
   }, [edit]);
 
-  // Graph and layout: recomputed when the steps or their outcomes change.
+  // Graph and layout: only the steps an edit changed are built again (canvasgraph.js).
+  const graphCache = useRef(null);
   const graph = useMemo(() => {
     if (!state) return { nodes: [], edges: [] };
+    if (!graphCache.current) graphCache.current = newGraphCache();
     const t0 = performance.now();
-    const g = buildGraph(schema, defs, state);
-    const t1 = performance.now();
-    // A change of a field leaves the shape alone: keep the positions, skip the layout.
-    const key = g.nodes.map((n) => `${n.id}:${nodeHeight(n)}`).join("|") + "#" + g.edges.map((e) => `${e.source}>${e.target}`).join("|");
-    let nodes;
-    if (layoutCache.current.key === key) {
-      nodes = g.nodes.map((n) => ({ ...n, position: layoutCache.current.positions.get(n.id) }));
-    } else {
-      nodes = applyLayout(g.nodes, g.edges);
-      layoutCache.current = { key, positions: new Map(nodes.map((n) => [n.id, n.position])) };
-      window.__designer = { ...(window.__designer || {}), layoutMs: performance.now() - t1 };
-    }
-    window.__designer = { ...(window.__designer || {}), graphMs: t1 - t0 };
-    return { nodes, edges: g.edges };
+    const g = graphOf(schema, defs, state, graphCache.current);
+    const ms = performance.now() - t0;
+    window.__designer = { ...(window.__designer || {}), graphMs: ms, rebuilt: g.rebuilt, ...(g.laidOut ? { layoutMs: ms } : {}) };
+    return g;
   }, [state, schema, defs]);
 
   const q = search.trim().toLowerCase();
@@ -135,50 +134,9 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
     return new Set(state.steps.map((s) => [score(s), s.name]).filter(([n]) => n < 9).sort((a, b) => a[0] - b[0]).map(([, name]) => name));
   }, [q, state]);
 
-  // A node or edge that did not change keeps its object: React Flow then leaves it alone, and
-  // an edit redraws the step it changed, not every step in view.
-  const kept = useRef(new Map());
-  const stable = (item) => {
-    const sig = JSON.stringify(item);
-    const old = kept.current.get(item.id);
-    if (old && old.sig === sig) return old.item;
-    kept.current.set(item.id, { sig, item });
-    return item;
-  };
-  const nodes = useMemo(() => graph.nodes.map((n) => stable(n.type !== "step" ? n : {
-    ...n,
-    selected: n.id === selected,
-    data: { ...n.data, dim: q ? !matches.has(n.id) : false, match: q ? matches.has(n.id) : false, lit: lit[n.id] },
-  })).concat(noteNodes(notes.notes, graph.nodes, me.can_edit).map(stable)), [graph, selected, q, matches, lit, notes.notes]);
-  // Only the edges that touch a step in view (or near it) are drawn. React Flow's own culling
-  // keeps every edge whose box crosses the view, and in a big flow the outcomes that all go
-  // to one last step cross it from everywhere: 119 labelled edges drawn (each label measured
-  // with getBBox) for 14 steps in view, most of the time of opening a 200-step flow.
-  const canvasRef = useRef(null);
-  const [near, setNear] = useState(null); // ids of the steps in or near the view; null: all
-  const nearKey = useRef("");
-  // The canvas's size, kept by an observer: reading clientWidth while React Flow moves the
-  // view forces a layout of the whole page on every frame.
-  const canvasSize = useRef({ width: 1200, height: 800 });
-  useEffect(() => {
-    const box = canvasRef.current;
-    if (!box) return undefined;
-    canvasSize.current = { width: box.clientWidth, height: box.clientHeight };
-    const observer = new ResizeObserver(([entry]) => { canvasSize.current = { width: entry.contentRect.width, height: entry.contentRect.height }; });
-    observer.observe(box);
-    return () => observer.disconnect();
-  }, [state !== null]);
-  const updateNear = useCallback((vp) => {
-    if (graph.nodes.length <= 60) { if (nearKey.current !== "") { nearKey.current = ""; setNear(null); } return; }
-    const w = canvasSize.current.width / vp.zoom, h = canvasSize.current.height / vp.zoom;
-    const left = -vp.x / vp.zoom - w / 2, top = -vp.y / vp.zoom - h / 2;
-    const ids = graph.nodes.filter((n) => n.position.x + NODE_WIDTH >= left && n.position.x <= left + 2 * w && n.position.y + nodeHeight(n) >= top && n.position.y <= top + 2 * h).map((n) => n.id);
-    const key = ids.join("|");
-    if (key !== nearKey.current) { nearKey.current = key; setNear(new Set(ids)); }
-  }, [graph]);
-  const edges = useMemo(() => graph.edges
-    .filter((e) => !near || near.has(e.source) || near.has(e.target))
-    .map((e) => stable({ ...e, animated: !!(lit[e.source] && lit[e.target]), className: lit[e.source] && lit[e.target] ? "lit" : "" })), [graph, lit, near]);
+  const { canvasRef, near, updateNear } = useNear(graph, state !== null);
+  const noteItems = useMemo(() => noteNodes(notes.notes, graph.nodes, me.can_edit), [notes.notes, graph]);
+  const { nodes, edges, onNodesChange } = useCanvas(graph, { selected, q, matches, lit, notes: noteItems, near });
 
   // A flow that fits readably is shown whole; a big one opens on its first steps (search,
   // scroll and "Fit to screen" reach the rest).
@@ -273,6 +231,7 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
     try {
       const s = await api(`/flows/${flowName}/revisions/${id}/restore`, { method: "POST", body: {}, etag: state.etag });
       setState(s);
+      if (s.notes) notes.set(s.notes);
       setNotice(`Revision ${id} restored and published as revision ${s.revision.id}.`);
     } catch (e) {
       setError(`Restoring refused: ${e.message}`);
@@ -319,6 +278,7 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
           <ReactFlow
             nodes={nodes}
             edges={edges}
+            onNodesChange={onNodesChange}
             nodeTypes={NODE_TYPES}
             onConnect={onConnect}
             onNodeClick={(_, n) => n.type === "step" && (setSelected(n.id), setTab("step"))}

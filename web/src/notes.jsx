@@ -19,16 +19,21 @@ export function NoteNode({ data }) {
 
 export function useNotes(flow, canEdit, onError) {
   const [notes, setNotes] = useState([]);
-  const reload = useCallback(() => { api(`/flows/${flow}/notes`).then((r) => setNotes(r.notes)).catch(() => setNotes([])); }, [flow]);
+  // Until the notes are read, a change would save the list without the others' notes.
+  const [loaded, setLoaded] = useState(false);
+  const reload = useCallback(() => {
+    api(`/flows/${flow}/notes`).then((r) => { setNotes(r.notes); setLoaded(true); }).catch((e) => onError(`Reading the notes: ${e.message}`));
+  }, [flow, onError]);
   useEffect(reload, [reload]);
   const save = useCallback((next) => {
+    if (!loaded) { onError("The notes are not read yet: try again in a moment"); reload(); return; }
     setNotes(next);
     api(`/flows/${flow}/notes`, { method: "PUT", body: { notes: next } }).then((r) => setNotes(r.notes)).catch((e) => onError(`Saving the notes: ${e.message}`));
-  }, [flow, onError]);
+  }, [flow, onError, loaded, reload]);
   const add = (step, where) => save([...notes, { id: `n${Date.now().toString(36)}`, text: "", step, x: where.x, y: where.y }]);
   const update = (id, text) => save(notes.map((n) => (n.id === id ? { ...n, text } : n)));
   const remove = (id) => save(notes.filter((n) => n.id !== id));
-  return { notes, add, update, remove, reload, canEdit };
+  return { notes, set: setNotes, add, update, remove, reload, canEdit };
 }
 
 // Canvas nodes for the notes: beside their step when they have one (it moves with the
