@@ -15,7 +15,6 @@ from typing import Any
 
 from flexvoice import accounts, callrecords, users
 from flexvoice.api import keys, webhooks
-from flexvoice.config import config_from_args
 from flexvoice.flows import revisions
 from flexvoice.metering import usage_table
 from flexvoice.numbers import table as number_table
@@ -23,7 +22,7 @@ from flexvoice.recordings import store as recording_store
 from flexvoice.statistics import rollup as statistics_rollup
 from flexvoice.storage.engine import Connection, Script, is_postgres
 from flexvoice.storage.migrate import ensure_migrations_table, migrate
-from flexvoice.storage.open import open_database, open_shared
+from flexvoice.storage.open import add_db_option, open_for_command
 from flexvoice.storage.postgres import PgConnection, shown
 
 # The shared store's components, in the order they depend on each other.
@@ -42,7 +41,7 @@ SHARED: tuple[tuple[str, Sequence[Script]], ...] = (
 
 
 def _open(args: argparse.Namespace) -> Connection:
-    return open_database(args.db) if args.db else open_shared(config_from_args(args))
+    return open_for_command(args)
 
 
 def _where(conn: Connection) -> str:
@@ -95,5 +94,5 @@ def register(sub: Any) -> None:
         ("check", _check, "is the store reachable and up to date? (exit 1 if not)"),
     ):
         q = cmds.add_parser(name, help=text)
-        q.add_argument("--db", help="SQLite file or postgresql:// URL (default: storage.database)")
+        add_db_option(q)
         q.set_defaults(handler=handler)

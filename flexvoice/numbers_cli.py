@@ -15,7 +15,7 @@ from flexvoice.errors import UserError
 from flexvoice.metering.sink import StoreSink
 from flexvoice.metering.store import UsageStore
 from flexvoice.numbers import Number, NumberRegistry
-from flexvoice.storage.open import open_shared, spool_dir
+from flexvoice.storage.open import add_db_option, open_shared, spool_dir
 
 
 def open_registry(args: argparse.Namespace) -> NumberRegistry:
@@ -80,7 +80,7 @@ def register(sub: Any) -> None:
     cmds.required = True
 
     def common(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--db", help="SQLite file or postgresql:// URL (default: storage.database)")
+        add_db_option(q)
         q.add_argument(
             "--numbers-file", help="numbers file to sync first (default: sip.numbers from config)"
         )

@@ -13,15 +13,14 @@ import argparse
 from typing import Any
 
 from flexvoice.calls import CallRegistry
-from flexvoice.config import config_from_args
 from flexvoice.statistics.rebuild import rebuild, verify
 from flexvoice.statistics.rollup import ensure_schema
 from flexvoice.storage.engine import Connection
-from flexvoice.storage.open import open_database, open_shared
+from flexvoice.storage.open import add_db_option, open_for_command
 
 
 def _open(args: argparse.Namespace) -> tuple[Connection, CallRegistry]:
-    conn = open_database(args.db) if args.db else open_shared(config_from_args(args))
+    conn = open_for_command(args)
     registry = CallRegistry(conn)
     ensure_schema(conn)
     return conn, registry
@@ -59,5 +58,5 @@ def register(sub: Any) -> None:
         ("rebuild", _rebuild, "make the rollups again from the call registry"),
     ):
         q = cmds.add_parser(name, help=text)
-        q.add_argument("--db", help="SQLite file or postgresql:// URL (default: storage.database)")
+        add_db_option(q)
         q.set_defaults(handler=handler)

@@ -13,16 +13,15 @@ import sys
 from typing import Any
 
 from flexvoice import users
-from flexvoice.config import config_from_args
 from flexvoice.errors import UserError
 from flexvoice.storage.engine import Connection
-from flexvoice.storage.open import open_database, open_shared
+from flexvoice.storage.open import add_db_option, open_for_command
 
 
 def _conn(args: argparse.Namespace) -> Connection:
     """Users live beside the accounts they belong to: the shared store (storage.database,
     a SQLite file or PostgreSQL), or --db."""
-    return open_database(args.db) if args.db else open_shared(config_from_args(args))
+    return open_for_command(args)
 
 
 def _password(args: argparse.Namespace) -> tuple[str, bool]:
@@ -94,7 +93,7 @@ def register(sub: Any) -> None:
             how.add_argument(
                 "--generate", action="store_true", help="make a random password, print it once"
             )
-        q.add_argument("--db", help="SQLite file or postgresql:// URL (default: storage.database)")
+        add_db_option(q)
 
     q = cmds.add_parser("create", help="create a user of an account with a role")
     common(q, password=True)
@@ -116,5 +115,5 @@ def register(sub: Any) -> None:
     q.set_defaults(handler=_unlock)
 
     q = cmds.add_parser("list", help="list users with account, role and lock state")
-    q.add_argument("--db", help="SQLite file or postgresql:// URL (default: storage.database)")
+    add_db_option(q)
     q.set_defaults(handler=_list)

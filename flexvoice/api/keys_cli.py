@@ -14,16 +14,8 @@ from flexvoice.api.guards import unlock_redis, unlock_sqlite
 from flexvoice.api.keys import ROLES, create_key, list_keys, revoke_key, webhook_secret
 from flexvoice.config import config_from_args
 from flexvoice.errors import UserError
-from flexvoice.storage.engine import Connection
-from flexvoice.storage.open import local_path, open_database, open_shared
+from flexvoice.storage.open import add_db_option, local_path, open_for_command
 from flexvoice.storage.sqlite import connect
-
-
-def _conn(args: argparse.Namespace) -> Connection:
-    """Keys and webhook secrets: the shared store (a SQLite file or PostgreSQL)."""
-    if args.db:
-        return open_database(args.db)
-    return open_shared(config_from_args(args))
 
 
 def _local(args: argparse.Namespace) -> Any:
@@ -32,7 +24,7 @@ def _local(args: argparse.Namespace) -> Any:
 
 
 def _create(args: argparse.Namespace) -> int:
-    key, text = create_key(_conn(args), args.account, args.role, args.label)
+    key, text = create_key(open_for_command(args), args.account, args.role, args.label)
     print(text)
     print(
         f"# key {key.id} for account {key.account}, role {key.role}: shown once, store it now "
@@ -42,7 +34,7 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    keys = list_keys(_conn(args), args.account)
+    keys = list_keys(open_for_command(args), args.account)
     for k in keys:
         state = f"revoked {k.revoked_at}" if k.revoked_at else "active"
         label = f"  {k.label}" if k.label else ""
@@ -53,13 +45,13 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _revoke(args: argparse.Namespace) -> int:
-    revoke_key(_conn(args), args.key_id)
+    revoke_key(open_for_command(args), args.key_id)
     print(f"revoked {args.key_id}")
     return 0
 
 
 def _webhook_secret(args: argparse.Namespace) -> int:
-    conn = _conn(args)
+    conn = open_for_command(args)
     if get_account(conn, args.account) is None:
         raise UserError(f"no account '{args.account}'")
     print(webhook_secret(conn, args.account, rotate=args.rotate))
@@ -98,24 +90,21 @@ def register(sub: Any) -> None:
     cmds = p.add_subparsers(dest="keys_command", metavar="ACTION", parser_class=type(p))
     cmds.required = True
 
-    def common(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--db", help="SQLite file or postgresql:// URL (default: storage.database)")
-
     q = cmds.add_parser("create", help="create a key; it is printed once and stored hashed")
     q.add_argument("--account", required=True)
     q.add_argument("--role", required=True, choices=ROLES)
     q.add_argument("--label", help="a note to recognise the key later (e.g. 'crm prod')")
-    common(q)
+    add_db_option(q)
     q.set_defaults(handler=_create)
 
     q = cmds.add_parser("list", help="list keys (ids, roles; never the secrets)")
     q.add_argument("--account")
-    common(q)
+    add_db_option(q)
     q.set_defaults(handler=_list)
 
     q = cmds.add_parser("revoke", help="revoke a key by its id")
     q.add_argument("key_id")
-    common(q)
+    add_db_option(q)
     q.set_defaults(handler=_revoke)
 
     q = cmds.add_parser(
@@ -123,12 +112,12 @@ def register(sub: Any) -> None:
     )
     q.add_argument("--account", required=True)
     q.add_argument("--rotate", action="store_true")
-    common(q)
+    add_db_option(q)
     q.set_defaults(handler=_webhook_secret)
 
     q = cmds.add_parser(
         "unlock", help="lift the lockout of a client address after failed authentications"
     )
     q.add_argument("--address", required=True, help="the client's IP address, as logged")
-    common(q)
+    add_db_option(q)
     q.set_defaults(handler=_unlock)

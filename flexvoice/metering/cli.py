@@ -22,7 +22,7 @@ from flexvoice.metering.store import BATCH_SIZE, UsageStore
 from flexvoice.metering.tariffs import load_tariffs
 from flexvoice.metering.timing import check_month
 from flexvoice.storage.engine import Connection
-from flexvoice.storage.open import open_shared, spool_dir
+from flexvoice.storage.open import add_db_option, open_shared, spool_dir
 from flexvoice.yamlwords import did_you_mean
 
 EXIT_REJECTED = 1
@@ -230,14 +230,6 @@ def _usage_rerate(args: Any) -> int:
     return 0
 
 
-def _db_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--db",
-        default=None,
-        help="SQLite file or postgresql:// URL (default: storage.database)",
-    )
-
-
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     acc = sub.add_parser("accounts", help="create, list, suspend and activate accounts")
     acc_sub = acc.add_subparsers(dest="accounts_command", metavar="ACTION")
@@ -246,11 +238,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = acc_sub.add_parser("create", help="create an account priced under a tariff")
     p.add_argument("name")
     p.add_argument("--tariff", required=True, help="a file name in metering/tariffs, no .yaml")
-    _db_option(p)
+    add_db_option(p)
     p.set_defaults(handler=_busy_is_user_error(_accounts_create))
 
     p = acc_sub.add_parser("list", help="list accounts with tariff and status")
-    _db_option(p)
+    add_db_option(p)
     p.set_defaults(handler=_accounts_list)
 
     for action, status, text in (
@@ -259,7 +251,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     ):
         p = acc_sub.add_parser(action, help=text)
         p.add_argument("name")
-        _db_option(p)
+        add_db_option(p)
         p.set_defaults(handler=_accounts_status, status=status)
 
     p = acc_sub.add_parser(
@@ -276,7 +268,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         metavar="DAYS",
         help="keep recordings' audio this long, e.g. 30d (default 90d); older ones are deleted",
     )
-    _db_option(p)
+    add_db_option(p)
     p.set_defaults(handler=_busy_is_user_error(_accounts_set))
 
     usage = sub.add_parser("usage", help="import, export and rerate priced usage")
@@ -285,7 +277,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     p = usage_sub.add_parser("import", help="import usage events from a JSON Lines file")
     p.add_argument("file", type=Path, help="JSON Lines: one usage event per line")
-    _db_option(p)
+    add_db_option(p)
     p.add_argument(
         "--jobs",
         type=int,
@@ -301,10 +293,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--format", choices=("csv", "json"), default="csv", help="default: csv")
     p.add_argument("--detail", action="store_true", help="one row per event")
     p.add_argument("-o", "--output", type=Path, default=None, help="file (default: stdout)")
-    _db_option(p)
+    add_db_option(p)
     p.set_defaults(handler=_busy_is_user_error(_usage_export))
 
     p = usage_sub.add_parser("rerate", help="rate a month again with the tariffs in force")
     p.add_argument("--month", required=True, type=_month, help="YYYY-MM (Europe/Brussels)")
-    _db_option(p)
+    add_db_option(p)
     p.set_defaults(handler=_busy_is_user_error(_usage_rerate))

@@ -38,10 +38,6 @@ from flexvoice.sip.addresses import worker_addresses
 log = get_logger(__name__)
 
 
-def node_name(cfg: Config) -> str:
-    return cfg.node_name  # one name for the node: its calls' rows and its Redis entries
-
-
 def node_url(cfg: Config) -> str:
     if cfg.cluster.url:
         return cfg.cluster.url
@@ -78,7 +74,7 @@ async def cluster_component(app: web.Application) -> AsyncIterator[None]:
     if not cfg.cluster.enabled:
         yield
         return
-    node = node_name(cfg)
+    node = cfg.node_name  # one name for the node: its calls' rows and its Redis entries
     redis = aioredis.from_url(cfg.redis.url, client_name=client_name(node))
     try:
         await redis.ping()

@@ -8,9 +8,10 @@ node's own SQLite file (`storage.local_database`), whichever engine the shared o
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
-from flexvoice.config import Config, is_database_url
+from flexvoice.config import Config, config_from_args, is_database_url
 from flexvoice.storage import postgres, sqlite
 from flexvoice.storage.engine import Connection
 
@@ -19,6 +20,19 @@ def open_database(target: Path | str, where: str = "--db") -> Connection:
     """A command's --db: a SQLite file path or a postgresql:// URL."""
     text = str(target)
     return postgres.connect(text, where) if is_database_url(text) else sqlite.connect(text)
+
+
+def add_db_option(parser: argparse.ArgumentParser) -> None:
+    """The `--db` every command on the shared store takes (read by `open_for_command`)."""
+    parser.add_argument(
+        "--db", default=None, help="SQLite file or postgresql:// URL (default: storage.database)"
+    )
+
+
+def open_for_command(args: argparse.Namespace) -> Connection:
+    """The shared store a command works on: its --db, else `storage.database` (the node's
+    configuration is read only when there is no --db)."""
+    return open_database(args.db) if args.db else open_shared(config_from_args(args))
 
 
 def open_shared(cfg: Config, override: Path | str | None = None) -> Connection:
