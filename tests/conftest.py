@@ -19,8 +19,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from flexvoice.config import load_config
 from flexvoice.storage import postgres, sqlite
 from flexvoice.storage.engine import Connection
+from flexvoice.storage.open import local_path, open_shared
 from flexvoice.system import free_port, ports_free
 from tests.pgkit import LANE, PgServer, lane_database, running_postgres, shared_server
 
@@ -77,7 +79,7 @@ def write_node_config(
     """A flexvoice.yaml on free ports with state under tmp_path; repo data folders by path.
     `database`: a postgresql:// URL for the shared stores (in the PostgreSQL lane, a fresh
     one by default); the node's own SQLite file stays under tmp_path."""
-    database = database or lane_database()
+    database = database or lane_database(tmp_path)
     storage = f"database: {tmp_path}/flexvoice.db"
     if database is not None:
         storage = f"database: '{database}', local: {tmp_path}/flexvoice.db"
@@ -97,6 +99,19 @@ paths: {{flows: {REPO}/flows, prompts: {REPO}/ivr_prompts, tariffs: {REPO}/meter
     path = tmp_path / "flexvoice.yaml"
     path.write_text(text + extra)
     return path
+
+
+def node_store(config: Path) -> Connection:
+    """A connection of its own to the shared store of the node `config` configures: its SQLite
+    file, or its PostgreSQL database (the PostgreSQL lane). Tests read and change the node's
+    calls, keys, accounts and usage through it, whatever the engine."""
+    return open_shared(load_config(config, environ={}))
+
+
+def node_db(config: Path) -> str:
+    """The same store as the CLI's --db takes it: the SQLite file, or the PostgreSQL URL."""
+    cfg = load_config(config, environ={})
+    return cfg.storage.shared_url or str(local_path(cfg))
 
 
 @pytest.fixture

@@ -138,6 +138,15 @@ def shared_server() -> PgServer:
     return _lane_server
 
 
-def lane_database() -> str | None:
-    """In the PostgreSQL lane, a fresh database for a node's storage.database; else None."""
-    return shared_server().new_database() if LANE else None
+_lane_databases: dict[Path, str] = {}
+
+
+def lane_database(folder: Path) -> str | None:
+    """In the PostgreSQL lane, the database of the node whose state lives in `folder` (fresh
+    for a new folder; the same again for a node configured again there, as its SQLite file
+    would be); else None."""
+    if not LANE:
+        return None
+    if folder not in _lane_databases:
+        _lane_databases[folder] = shared_server().new_database()
+    return _lane_databases[folder]
