@@ -24,7 +24,7 @@ from flexvoice.storage import postgres, sqlite
 from flexvoice.storage.engine import Connection
 from flexvoice.storage.open import local_path, open_shared
 from flexvoice.system import free_port, ports_free
-from tests.pgkit import LANE, PgServer, lane_database, running_postgres, shared_server
+from tests.pgkit import LANE, PgServer, lane_database, nodes_on_postgres, shared_server
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -182,13 +182,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 @pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
-    """One real PostgreSQL server per test process (tests marked `process` use it)."""
-    if LANE:
-        yield shared_server()
-        return
-    with running_postgres() as server:
-        yield server
+def pg_server() -> PgServer:
+    """One real PostgreSQL server per test process (tests marked `process` use it), the one
+    the PostgreSQL lane's nodes use too."""
+    return shared_server()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -203,6 +200,24 @@ def _postgres_lane() -> None:
 def pg_url(pg_server: PgServer) -> str:
     """A fresh database on the test session's PostgreSQL server."""
     return pg_server.new_database()
+
+
+@pytest.fixture(
+    params=["postgresql"]
+    if LANE
+    else ["sqlite", pytest.param("postgresql", marks=pytest.mark.process)]
+)
+def node_engine(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The node's shared store on each engine, for the few node-level tests the normal lane
+    runs on both (use it with @pytest.mark.usefixtures("node_engine"), so it comes before the
+    node): SQLite, then a fresh PostgreSQL database as in `./run test --pg`, which runs every
+    test on PostgreSQL (then this fixture's SQLite case would be PostgreSQL too: left out)."""
+    if request.param == "sqlite" or LANE:
+        yield request.param
+        return
+    request.getfixturevalue("pg_server")
+    with nodes_on_postgres():
+        yield request.param
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.process)])

@@ -139,13 +139,26 @@ def shared_server() -> PgServer:
 
 
 _lane_databases: dict[Path, str] = {}
+_this_test = False  # nodes_on_postgres(): the lane's rule for one test of the normal lanes
+
+
+@contextlib.contextmanager
+def nodes_on_postgres() -> Iterator[None]:
+    """Within, the lane's rule holds whatever FLEXVOICE_TEST_DATABASE says (the `node_engine`
+    fixture: the few node-level tests the normal lane runs on both engines)."""
+    global _this_test
+    _this_test = True
+    try:
+        yield
+    finally:
+        _this_test = False
 
 
 def lane_database(folder: Path) -> str | None:
     """In the PostgreSQL lane, the database of the node whose state lives in `folder` (fresh
     for a new folder; the same again for a node configured again there, as its SQLite file
     would be); else None."""
-    if not LANE:
+    if not (LANE or _this_test):
         return None
     if folder not in _lane_databases:
         _lane_databases[folder] = shared_server().new_database()

@@ -34,6 +34,7 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
         yield a
 
 
+@pytest.mark.usefixtures("node_engine")  # CI runs it on both engines
 async def test_call_lifecycle_and_trace(api: Api) -> None:
     r = await api.client.post("/v1/calls", json=CALL, headers=api.auth("acme:developer"))
     assert r.status == 201, await r.text()
@@ -122,6 +123,7 @@ async def test_each_role_is_denied_what_it_may_not_do(api: Api, role: str) -> No
             assert f"role '{role}'" in doc["detail"], doc
 
 
+@pytest.mark.usefixtures("node_engine")  # CI runs it on both engines
 async def test_an_account_never_sees_another_accounts_data(api: Api, tmp_path: Path) -> None:
     r = await api.client.post("/v1/calls", json=CALL, headers=api.auth("acme:developer"))
     call = await r.json()
@@ -236,6 +238,7 @@ async def test_malformed_requests_get_precise_problems(api: Api) -> None:
     await problem(r, 404, "not-found")
 
 
+@pytest.mark.usefixtures("node_engine")  # CI runs it on both engines
 async def test_authentication_problems_and_lockout(api: Api) -> None:
     r = await api.client.get("/v1/calls")
     await problem(r, 401, "unauthenticated", "Authorization")
@@ -297,6 +300,7 @@ async def test_rate_limit_answers_429_with_retry_after(tmp_path: Path) -> None:
         assert api.originator is not None and len(api.originator.calls) == 4
 
 
+@pytest.mark.usefixtures("node_engine")  # CI runs it on both engines
 async def test_idempotent_retry_places_one_call(api: Api) -> None:
     dev = {**api.auth("acme:developer"), "Idempotency-Key": "order-42"}
     r1 = await api.client.post("/v1/calls", json=CALL, headers=dev)
@@ -326,6 +330,7 @@ async def test_idempotent_retry_places_one_call(api: Api) -> None:
 # ---- numbers ------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("node_engine")  # CI runs it on both engines
 async def test_numbers_resource(api: Api) -> None:
     admin = api.auth("acme:admin")
     r = await api.client.put("/v1/numbers/+3226001234", json={"flow": "support"}, headers=admin)

@@ -77,6 +77,7 @@ async def test_long_message_split_priced_by_segments_worst_part_wins(tmp_path: P
     assert segments == [3, 3]
 
 
+@pytest.mark.usefixtures("node_engine")  # CI runs it on both engines
 async def test_gateway_down_restart_then_up_delivers_each_exactly_once(tmp_path: Path) -> None:
     port = free_port()
     config = smpp_config(port)
