@@ -21,7 +21,7 @@ from aiohttp import web
 
 from flexvoice.config import load_config
 from flexvoice.storage import postgres, sqlite
-from flexvoice.storage.engine import Connection
+from flexvoice.storage.engine import Connection, is_postgres
 from flexvoice.storage.open import local_path, open_shared
 from flexvoice.system import free_port, ports_free
 from tests.pgkit import LANE, PgServer, lane_database, nodes_on_postgres, shared_server
@@ -106,6 +106,25 @@ def node_store(config: Path) -> Connection:
     file, or its PostgreSQL database (the PostgreSQL lane). Tests read and change the node's
     calls, keys, accounts and usage through it, whatever the engine."""
     return open_shared(load_config(config, environ={}))
+
+
+def node_store_text(config: Path) -> str:
+    """Every row of every table in the node's shared store, as text (to show that something,
+    a verification code, is stored nowhere), whatever the engine."""
+    conn = node_store(config)
+    try:
+        if is_postgres(conn):
+            listed = "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            row_text = 'SELECT t::text FROM "{}" t'
+        else:
+            listed = "SELECT name FROM sqlite_master WHERE type = 'table'"
+            row_text = 'SELECT * FROM "{}"'
+        tables = [str(row[0]) for row in conn.execute(listed)]
+        return "\n".join(
+            repr(tuple(row)) for name in tables for row in conn.execute(row_text.format(name))
+        )
+    finally:
+        conn.close()
 
 
 def node_db(config: Path) -> str:
