@@ -229,8 +229,8 @@ def pg_url(pg_server: PgServer) -> str:
 def node_engine(request: pytest.FixtureRequest) -> Iterator[str]:
     """The node's shared store on each engine, for the few node-level tests the normal lane
     runs on both (use it with @pytest.mark.usefixtures("node_engine"), so it comes before the
-    node): SQLite, then a fresh PostgreSQL database as in `./run test --pg`, which runs every
-    test on PostgreSQL (then this fixture's SQLite case would be PostgreSQL too: left out)."""
+    node): SQLite, then a fresh PostgreSQL database as `./run test --pg` gives every node (that
+    lane runs only the PostgreSQL case)."""
     if request.param == "sqlite" or LANE:
         yield request.param
         return

@@ -4,9 +4,10 @@ loopback port, stopped by its PID. Each test gets a database of its own on it.
 PostgreSQL refuses to run as root; as root (CI, this machine) the server runs as the
 `postgres` user that Debian's package creates.
 
-The PostgreSQL lane (`FLEXVOICE_TEST_DATABASE=postgresql ./run test`, opt-in): every node a
-test configures through tests/conftest.py's write_node_config (so every `trunk_node` and
-`running_api`) gets `storage.database` on a fresh database of one server per test process.
+The PostgreSQL lane (`./run test --pg`: FLEXVOICE_TEST_DATABASE=postgresql, opt-in): every
+node a test configures through tests/conftest.py's write_node_config (so every `trunk_node`
+and `running_api`) gets `storage.database` on a database of one server per test process,
+fresh for each folder a test keeps a node's state in.
 """
 
 from __future__ import annotations
