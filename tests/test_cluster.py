@@ -90,7 +90,7 @@ def row(c: Cluster, call_id: str) -> tuple[object, ...]:
     return _rows(c, "SELECT status, ended_by FROM calls WHERE id = %s", call_id)[0]
 
 
-FIRST = 6  # callers up from the first phase on; with the queue's 3 they leave B room for more
+FIRST = 8  # callers up from the first phase on: two per worker
 ONE: list[subprocess.Popen[str]] = []  # the first callers, up across the phases
 QUEUED: list[subprocess.Popen[str] | Uas] = []  # the queue's callers and its agent
 LINE = "fv:q:bakery:support"
@@ -172,6 +172,20 @@ def callers_of_both_nodes_wait_in_one_queue_and_only_its_head_rings_the_agent(c:
     ringing = _rows(c, "SELECT parent_call_id FROM calls WHERE parent_call_id = ANY(%s)",
                     [_text(k) for k in line])  # fmt: skip
     assert {p[0] for p in ringing} == {head}, ringing
+    # The head is hung up through the API while its agent rings: the agent's leg is cancelled
+    # (and its worker slot freed: a carrier's 487 once left it taken), the next caller rings.
+    status, doc = api(
+        c.nodes["b"].port, c.key, "POST", f"/v1/calls/{head}", {"status": "completed"}
+    )
+    assert status == 200, doc
+    agent_leg = wait_for(lambda: (found := _rows(
+        c, "SELECT status, cause FROM calls WHERE parent_call_id = %s AND status <> 'ringing'",
+        head)) and found[0], timeout=15)  # fmt: skip
+    assert agent_leg == ("canceled", "caller_left") or agent_leg[0] == "canceled", agent_leg
+    second = _text(line[1])
+    holder = wait_for(lambda: _text(r.get(f"fv:qagent:bakery:{RINGING_AGENT}") or b"")
+                      .endswith(f"/{second}"), timeout=15)  # fmt: skip
+    assert holder
 
 
 def a_lost_nodes_callers_leave_the_shared_queue(c: Cluster) -> None:
