@@ -216,6 +216,10 @@ class ClusterConfig(Section):
         description="own: this node runs its Kamailio; shared: 'flexvoice edge serve' runs "
         "one edge for every node and this node registers its workers with it through Redis",
     )
+    agents_from: str = Field(
+        "", description="the node that dials queue agents for every node's callers (the one "
+        "next to the agents' trunk); default: the node with the most free call slots",
+    )  # fmt: skip
 
 
 class PathsConfig(Section):
