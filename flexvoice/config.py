@@ -198,7 +198,7 @@ class ClusterConfig(Section):
         "letters, digits, '.', '_' or '-', at most 63",
     )
 
-    @field_validator("node")
+    @field_validator("node", "agents_from")
     @classmethod
     def _node_name(cls, value: str) -> str:
         if value and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", value):
