@@ -121,6 +121,9 @@ class RemoteAgents:
             with contextlib.suppress(Exception):
                 await self.redis.delete(key)
         leg.children.append(link)  # ended with the caller: its BYE ends the agent's leg
+        if leg.ended:  # the caller left as the link came up: nobody to bridge to
+            await link.hangup()
+            return DialResult([DialAttempt(target, "canceled", 487, "caller left")])
         leg.send("bridge", other=link.worker_call)
         leg.bridged_to = link
         return DialResult([_attempt(target, outcome)], answered=link, answered_target=target)
@@ -141,7 +144,10 @@ class RemoteAgents:
 
     # -- the dialling node ----------------------------------------------------------------
     async def serve(self) -> None:
-        """Take this node's offers until cancelled."""
+        """Take this node's offers until cancelled. Offers left from this node's former life
+        are dropped: their callers were told long ago that nobody answered."""
+        with contextlib.suppress(Exception):
+            await self.redis.delete(f"fv:aoffers:{self.node}")
         while True:
             try:
                 got = await self.redis.blpop([f"fv:aoffers:{self.node}"], timeout=1)
@@ -176,6 +182,8 @@ class RemoteAgents:
         if pool is None:
             await self._result(offer, {"outcome": "failed", "sip_status": 503, "reason": "no pool"})
             return
+        if not await self.redis.exists(f"fv:aoffer:{offer.token}"):
+            return  # the caller left (or its node died) while the offer waited: ring nobody
         try:
             agent = pool.originate(pool.target_uri(offer.target), offer.caller_id)
         except NoFreeSlot as exc:
