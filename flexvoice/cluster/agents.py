@@ -97,7 +97,10 @@ class RemoteAgents:
         pool = self.pool()
         if pool is None or not isinstance(leg.worker, WorkerProcess):
             return None
-        dialler = pick_dialler(self.node, await self.free(), self.preferred)
+        try:
+            dialler = pick_dialler(self.node, await self.free(), self.preferred)
+        except Exception:  # Redis away: this node dials (the line needs Redis anyway)
+            return None
         if dialler == self.node:
             return None
         token = new_token()
@@ -168,7 +171,9 @@ class RemoteAgents:
             await self._answer(offer)
         except Exception:
             log.exception("cluster.agent_offer_failed", call_id=offer.parent)
-            await self._result(offer, {"outcome": "failed", "sip_status": 500, "reason": "error"})
+            with contextlib.suppress(Exception):  # else the caller's node waits out its limit
+                await self._result(offer, {"outcome": "failed", "sip_status": 500,
+                                           "reason": "error"})  # fmt: skip
 
     async def _result(self, offer: Offer, outcome: dict[str, Any]) -> None:
         key = f"fv:aresult:{offer.token}"
