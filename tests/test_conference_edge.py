@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from flexvoice.sip.leg import SipLeg
-from flexvoice.sip.pool import INTERNAL_PREFIX, PoolSettings
+from flexvoice.sip.pool import PoolSettings
+from flexvoice.sip.protocol import INTERNAL_PREFIX
 from tests.confkit import Rooms, room_flow
 from tests.edge_support import edge_config, outcomes, run_uac, running_edge, start_uas
 from tests.rtp_ears import Ear, speak, until

@@ -16,7 +16,8 @@ from typing import Any
 from flexvoice.callcontrol import CallLeg
 from flexvoice.logs import get_logger
 from flexvoice.sip.leg import SipLeg
-from flexvoice.sip.pool import INTERNAL_PREFIX, NoFreeSlot, WorkerPool, WorkerProcess
+from flexvoice.sip.pool import NoFreeSlot, WorkerPool, WorkerProcess
+from flexvoice.sip.protocol import INTERNAL_PREFIX
 
 log = get_logger(__name__)
 
