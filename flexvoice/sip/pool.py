@@ -26,14 +26,7 @@ from flexvoice.logs import get_logger
 from flexvoice.sip import metrics
 from flexvoice.sip.addresses import rtp_ports
 from flexvoice.sip.leg import SipLeg
-from flexvoice.sip.protocol import (
-    EVENTS,
-    INTERNAL_PREFIX,
-    Message,
-    ProtocolError,
-    decode,
-    encode,
-)
+from flexvoice.sip.protocol import EVENTS, INTERNAL_PREFIX, Message, ProtocolError, decode, encode
 from flexvoice.sip.slots import NoFreeSlot
 from flexvoice.sip.template import Template, WorkerProc
 
