@@ -208,7 +208,8 @@ def main(argv: list[str]) -> int:
     )  # fmt: skip
     parser.add_argument(
         "--relays", type=int, default=0,
-        help="workers that take only links: each takes one of the root's slots, 3 children",
+        help="workers that take only links: one goes below each part with participants "
+        "that gets a child, giving 3 slots (serve: sip.workers.relays)",
     )  # fmt: skip
     args, _ = parser.parse_known_args(argv)
     return asyncio.run(bench(args))
