@@ -106,6 +106,11 @@ class WorkersConfig(Section):
     host: Literal["127.0.0.1"] = "127.0.0.1"
     base_port: Port = 5070
     max_calls: Annotated[int, Field(ge=1, le=4)] = 4
+    relays: Annotated[int, Field(ge=0, le=64)] = Field(
+        0,
+        description="extra workers that carry only the links of conference rooms spread over "
+        "workers (no callers: not call capacity); 8 keep a room of 50 four parts deep",
+    )
     drain_grace: Duration = 30.0
     restart_backoff: Duration = 1.0
     rtp_base: Port = 20000

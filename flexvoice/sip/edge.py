@@ -28,6 +28,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from flexvoice.config import Config
@@ -102,9 +103,11 @@ class Edge(EdgeRpc):
         trunks: Trunks,
         *,
         state_dir: Path | None = None,
+        relays: Sequence[WorkerAddress] = (),
     ):
         self.cfg = cfg
         self.workers = list(workers)
+        self.relays = list(relays)  # conference links only: not in the callers' set
         self.trunks = trunks
         self.dir = state_dir or cfg.path("var/edge")
         self.ctl_socket = cfg.path(cfg.sip.edge.ctl_socket)
@@ -132,7 +135,7 @@ class Edge(EdgeRpc):
         self.ctl_socket.parent.mkdir(parents=True, exist_ok=True)
         down = {i for i, up in self._wanted.items() if not up}
         self.dispatcher_list.write_text(
-            render_dispatcher_list(self.workers, self.cfg.sip.workers.max_calls, down)
+            render_dispatcher_list(self.workers, self.cfg.sip.workers.max_calls, down, self.relays)
         )
         text = render_config(
             self.cfg,

@@ -18,7 +18,8 @@ import weakref
 
 from flexvoice.logs import get_logger
 from flexvoice.sip.leg import SipLeg
-from flexvoice.sip.pool import INTERNAL_PREFIX, WorkerPool
+from flexvoice.sip.pool import WorkerPool
+from flexvoice.sip.protocol import INTERNAL_PREFIX
 
 log = get_logger(__name__)
 

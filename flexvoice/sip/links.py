@@ -42,6 +42,9 @@ class PoolLinker:
         relays = workers[len(workers) - self.pool.settings.relays :]
         return {f"worker {w.index}": w.free for w in relays if w.up}
 
+    def stopping(self) -> bool:
+        return self.pool.draining
+
     def incarnation(self, placement: str) -> float | None:
         """The worker's last start (loop time), None while it is down."""
         worker = self._worker(placement)
