@@ -147,7 +147,6 @@ def _node_work(rounds: int) -> None:
         mock.patch.object(yamlsrc, "_FAST_LOADER", yamlsrc._Loader),
         mock.patch.object(yamlsplice, "set_scalars", lambda text, ops: None),
     ):
-        yamlsplice._TREES.clear()
         old_parse, old_edit = _cpu_ms(parse, rounds), _cpu_ms(edit, rounds, warm)
     read = _cpu_ms(lambda: yamledit.load(text), rounds)
     print(f"node      one edit of the {STEPS}-step flow, CPU ms      old path   new path   ratio")

@@ -12,7 +12,7 @@ import pytest
 
 from bench.designer_flow import generated_flow
 from flexvoice.errors import UserError
-from flexvoice.flows import yamledit, yamlsplice
+from flexvoice.flows import designview, yamledit, yamlsplice
 from flexvoice.flows.recheck import recheck
 from flexvoice.flows.validate import Validation, validate_text
 from flexvoice.flows.yamllines import step_lines_of
@@ -172,3 +172,46 @@ def test_what_one_step_changes_in_others_is_found(text: str, new: str) -> None:
     assert _seen(whole) != _seen(res)
     quick = recheck(res, text, new, PROMPTS)
     assert quick is None or _seen(quick) == _seen(whole)
+
+
+def test_the_pages_view_of_an_edit_is_the_view_of_the_whole_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """designview.checked from the last text: plain values, step views and problems put on
+    their steps and fields as a fresh check gives them."""
+    rnd = random.Random(7)
+    start = generated_flow(20)
+    text, stamp = start, (0,)
+    designview.checked(text, "flows/f.yaml", PROMPTS, stamp)
+    rechecked: list[Validation] = []
+
+    def counted(*args: Any) -> Validation | None:
+        res = recheck(*args)
+        rechecked.extend([res] if res is not None else [])
+        return res
+
+    monkeypatch.setattr(designview, "recheck", counted)
+    for _ in range(60):
+        new = _an_edit(rnd, text)
+        if new is None:
+            continue
+        quick = designview.checked(new, "flows/f.yaml", PROMPTS, stamp, before=text)
+        designview._CHECKS.clear()
+        whole = designview.checked(new, "flows/f.yaml", PROMPTS, stamp)
+        assert quick == whole, new
+        text = new if whole[0] is not None else start
+        designview.checked(text, "flows/f.yaml", PROMPTS, stamp)
+    assert len(rechecked) >= 20
+
+
+def test_an_outcome_moved_finds_the_step_no_longer_reached() -> None:
+    text = generated_flow(12)
+    res = validate_text(text, "f", PROMPTS)
+    assert res.problems == []
+    new = text.replace("then: s1}", "then: s2}", 1)
+    quick = recheck(res, text, new, PROMPTS)
+    assert quick is not None
+    assert [p.message for p in quick.problems] == [
+        "step 's1' is never reached from start 's0'; link it from another step or remove it"
+    ]
+    assert _seen(quick) == _seen(validate_text(new, "f", PROMPTS))

@@ -137,21 +137,24 @@ def _links(
         if p.name in docs:
             step_links(docs[p.name], p, known, prompts_dir, langs)
     if graph_open(new):
-        was_open = graph_open(parts)
-        shape = _shape(steps) == _shape(parts.steps)
-        if was_open and shape and names == old_names:
-            keys = {p.name: p.key[0] - q.key[0] for p, q in zip(steps, parts.steps, strict=True)}
-            new.graph = [(n, replace(w, line=w.line + keys[n])) for n, w in parts.graph]
+        if graph_open(parts) and names == old_names and _same_shape(parts, steps, docs):
+            moved = {p.name: p.key[0] - q.key[0] for p, q in zip(steps, parts.steps, strict=True)}
+            new.graph = [(n, replace(w, line=w.line + moved[n])) for n, w in parts.graph]
         else:
             new.graph = graph_warnings(old.source, header, steps)
     data = {**old.data, "steps": {p.name: p.body for p in steps}}
     return finish(new_text, old.source, header, assemble(new), valid, data, new)
 
 
-def _shape(steps: list[StepPart]) -> list[tuple[Any, ...]]:
-    """What reachability and loops read of each step: where its outcomes go, whether it can
-    end the call, wait for the caller, or be sent anywhere by a webhook; and its position."""
-    return [(p.name, p.key[1], _edges(p.verb)) for p in steps]
+def _same_shape(parts: Parts, steps: list[StepPart], changed: dict[str, Any]) -> bool:
+    """Reachability and loops read of each step where its outcomes go, whether it can end
+    the call, wait for the caller, or be sent anywhere by a webhook: the same in the steps
+    the edit changed (the others kept their verbs), in the same order, at the same columns."""
+    return all(
+        old.key[1] == new.key[1] and _edges(old.verb) == _edges(new.verb)
+        for old, new in zip(parts.steps, steps, strict=True)
+        if old.name in changed
+    )
 
 
 def _edges(verb: Verb | None) -> tuple[Any, ...]:

@@ -3,6 +3,7 @@ problem's line:col is put on its step and field with these)."""
 
 from __future__ import annotations
 
+import functools
 import re
 
 _KEY = re.compile(r"""^( *)(?:"([^"]*)"|'([^']*)'|([^\s#'"{\[\]][^:#]*?))\s*:(?:\s|$)""")
@@ -58,7 +59,8 @@ def field_on(text: str, step_line: int, line: int, column: int) -> str | None:
     return None
 
 
-def step_blocks(text: str) -> tuple[list[tuple[int, int, str]], int] | None:
+@functools.lru_cache(maxsize=8)  # an edit's text is cut by the splice, then by the check
+def step_blocks(text: str) -> tuple[tuple[tuple[int, int, str], ...], int] | None:
     """Each step's lines as written, (first, end, name) with `end` the line after its last,
     and the line where the flow's text after the steps begins; None when the steps are not
     written one per block under `steps:` (then there is nothing to cut along)."""
@@ -75,4 +77,4 @@ def step_blocks(text: str) -> tuple[list[tuple[int, int, str]], int] | None:
             after = number
             break
     ends = [first for first, _ in firsts[1:]] + [after]
-    return [(first, end, name) for (first, name), end in zip(firsts, ends, strict=True)], after
+    return tuple((first, end, name) for (first, name), end in zip(firsts, ends, strict=True)), after
