@@ -74,6 +74,14 @@ def checked(
     return out
 
 
+def recalled(etag: str) -> str | None:
+    """A text checked here lately, by its ETag (the text an edit that came too late was made
+    on: the node can redo that edit on it without the page sending the whole text)."""
+    with _CHECKS_LOCK:
+        texts = {key[0] for key in _CHECKS}
+    return next((t for t in texts if revisions.etag(t) == etag), None)
+
+
 def _view(text: str, res: Validation, last: tuple[Validation, Checked]) -> Checked | None:
     """The page's view of a rechecked text: the steps whose values did not change keep
     their plain values and views from the last check."""

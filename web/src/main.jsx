@@ -72,7 +72,15 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
       // was computed from: asked only when that is the state held here ("use mine" sends
       // its edit on top of their version, which this page may not hold yet).
       const mine = !etag || etag === before.etag;
-      const answer = await api(`/flows/${flowName}/edit`, { method: "POST", body: { ops, base: before.text, ...(mine ? { answer: "changes" } : {}) }, etag: etag || before.etag });
+      // The text the edit was made on is named by its ETag; the node asks for the text
+      // itself (16 KB for 200 steps) only when someone else's change came first and it no
+      // longer holds that text (base_needed): then "yours" is shown beside "theirs".
+      const body = { ops, ...(mine ? { answer: "changes" } : {}) };
+      const send = (extra) => api(`/flows/${flowName}/edit`, { method: "POST", body: { ...body, ...extra }, etag: etag || before.etag });
+      const answer = await send({}).catch((e) => {
+        if (e.status === 412 && e.doc.base_needed) return send({ base: before.text });
+        throw e;
+      });
       const s = mergeAnswer(before, answer);
       // Never expected: a patched text the node did not mean. Read the flow again whole.
       if (!(await textMatches(s.text, s.etag))) { await load(); return true; }
