@@ -215,3 +215,24 @@ def test_an_outcome_moved_finds_the_step_no_longer_reached() -> None:
         "step 's1' is never reached from start 's0'; link it from another step or remove it"
     ]
     assert _seen(quick) == _seen(validate_text(new, "f", PROMPTS))
+
+
+def test_warnings_hidden_by_an_error_come_back_for_the_shape_of_the_flow_then() -> None:
+    """While an error hides reachability, an outcome moves; when the error goes the warnings
+    are those of the new shape, not the ones kept from before the error."""
+    text = generated_flow(12)
+    res = validate_text(text, "f", PROMPTS)
+    steps = [
+        text.replace("ring_timeout: 20s", "ring_timeout: soon", 1),  # an error: no graph
+        text.replace("ring_timeout: 20s", "ring_timeout: soon", 1).replace(
+            "then: s1}", "then: s2}", 1
+        ),
+        text.replace("then: s1}", "then: s2}", 1),  # mended: s1 is no longer reached
+        text,  # and back: reached again
+    ]
+    for new in steps:
+        quick = recheck(res, text, new, PROMPTS)
+        assert quick is not None
+        assert _seen(quick) == _seen(validate_text(new, "f", PROMPTS))
+        text, res = new, quick
+    assert res.problems == []

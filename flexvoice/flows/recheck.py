@@ -136,24 +136,27 @@ def _links(
     for p in steps:
         if p.name in docs:
             step_links(docs[p.name], p, known, prompts_dir, langs)
-    if graph_open(new):
-        if graph_open(parts) and names == old_names and _same_shape(parts, steps, docs):
-            moved = {p.name: p.key[0] - q.key[0] for p, q in zip(steps, parts.steps, strict=True)}
-            new.graph = [(n, replace(w, line=w.line + moved[n])) for n, w in parts.graph]
-        else:
-            new.graph = graph_warnings(old.source, header, steps)
+    base = parts.graph_from
+    if not graph_open(new):
+        new.graph, new.graph_from = parts.graph, base  # for when the other problems go
+    elif base is not None and [p.name for p in base] == names and _same_shape(base, steps):
+        moved = {p.name: p.key[0] - q.key[0] for p, q in zip(steps, base, strict=True)}
+        new.graph = [(n, replace(w, line=w.line + moved[n])) for n, w in parts.graph]
+        new.graph_from = steps
+    else:
+        new.graph, new.graph_from = graph_warnings(old.source, header, steps), steps
     data = {**old.data, "steps": {p.name: p.body for p in steps}}
     return finish(new_text, old.source, header, assemble(new), valid, data, new)
 
 
-def _same_shape(parts: Parts, steps: list[StepPart], changed: dict[str, Any]) -> bool:
+def _same_shape(base: list[StepPart], steps: list[StepPart]) -> bool:
     """Reachability and loops read of each step where its outcomes go, whether it can end
-    the call, wait for the caller, or be sent anywhere by a webhook: the same in the steps
-    the edit changed (the others kept their verbs), in the same order, at the same columns."""
+    the call, wait for the caller, or be sent anywhere by a webhook: the same as in the steps
+    the warnings were found in (a step the edits left alone kept its verb), at the same
+    columns."""
     return all(
-        old.key[1] == new.key[1] and _edges(old.verb) == _edges(new.verb)
-        for old, new in zip(parts.steps, steps, strict=True)
-        if old.name in changed
+        old.key[1] == new.key[1] and (old.verb is new.verb or _edges(old.verb) == _edges(new.verb))
+        for old, new in zip(base, steps, strict=True)
     )
 
 

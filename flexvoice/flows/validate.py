@@ -54,6 +54,8 @@ class Parts:
     langs: list[str]
     start: list[Problem] = field(default_factory=list)  # start: names no step
     graph: list[tuple[str, Problem]] = field(default_factory=list)  # (step it is on, warning)
+    # The steps `graph` was found in (kept while other problems hide it, for when they go).
+    graph_from: list[StepPart] | None = None
 
 
 @dataclass
@@ -118,7 +120,7 @@ def validate_text(text: str, source: str, prompts_dir: Path | None) -> Validatio
         for part in steps:
             step_links(doc, part, known, prompts_dir, parts.langs)
         if graph_open(parts):
-            parts.graph = graph_warnings(source, header, steps)
+            parts.graph, parts.graph_from = graph_warnings(source, header, steps), steps
     return finish(text, source, header, assemble(parts), valid, doc.data, parts)
 
 
