@@ -265,9 +265,11 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
     }
   };
 
+  // The same array while the names stay the same: the forms' lists of steps are not redone.
+  const namesKey = JSON.stringify(state ? state.steps.map((s) => s.name) : []);
+  const stepNames = useMemo(() => JSON.parse(namesKey), [namesKey]);
   if (error && !state) return <div className="problem error" role="alert">{error}</div>;
   if (!state) return <p className="loading">Loading {flowName}...</p>;
-  const stepNames = state.steps.map((s) => s.name);
   const current = state.steps.find((s) => s.name === selected);
   const errors = state.errors;
   const warnings = state.problems.length - errors;
