@@ -19,10 +19,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from flexvoice.config import load_config
 from flexvoice.storage import postgres, sqlite
-from flexvoice.storage.engine import Connection
+from flexvoice.storage.engine import Connection, is_postgres
+from flexvoice.storage.open import local_path, open_shared
 from flexvoice.system import free_port, ports_free
-from tests.pgkit import LANE, PgServer, lane_database, running_postgres, shared_server
+from tests.pgkit import LANE, PgServer, lane_database, nodes_on_postgres, shared_server
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -77,7 +79,7 @@ def write_node_config(
     """A flexvoice.yaml on free ports with state under tmp_path; repo data folders by path.
     `database`: a postgresql:// URL for the shared stores (in the PostgreSQL lane, a fresh
     one by default); the node's own SQLite file stays under tmp_path."""
-    database = database or lane_database()
+    database = database or lane_database(tmp_path)
     storage = f"database: {tmp_path}/flexvoice.db"
     if database is not None:
         storage = f"database: '{database}', local: {tmp_path}/flexvoice.db"
@@ -97,6 +99,38 @@ paths: {{flows: {REPO}/flows, prompts: {REPO}/ivr_prompts, tariffs: {REPO}/meter
     path = tmp_path / "flexvoice.yaml"
     path.write_text(text + extra)
     return path
+
+
+def node_store(config: Path) -> Connection:
+    """A connection of its own to the shared store of the node `config` configures: its SQLite
+    file, or its PostgreSQL database (the PostgreSQL lane). Tests read and change the node's
+    calls, keys, accounts and usage through it, whatever the engine."""
+    return open_shared(load_config(config, environ={}))
+
+
+def node_store_text(config: Path) -> str:
+    """Every row of every table in the node's shared store, as text (to show that something,
+    a verification code, is stored nowhere), whatever the engine."""
+    conn = node_store(config)
+    try:
+        if is_postgres(conn):
+            listed = "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            row_text = 'SELECT t::text FROM "{}" t'
+        else:
+            listed = "SELECT name FROM sqlite_master WHERE type = 'table'"
+            row_text = 'SELECT * FROM "{}"'
+        tables = [str(row[0]) for row in conn.execute(listed)]
+        return "\n".join(
+            repr(tuple(row)) for name in tables for row in conn.execute(row_text.format(name))
+        )
+    finally:
+        conn.close()
+
+
+def node_db(config: Path) -> str:
+    """The same store as the CLI's --db takes it: the SQLite file, or the PostgreSQL URL."""
+    cfg = load_config(config, environ={})
+    return cfg.storage.shared_url or str(local_path(cfg))
 
 
 @pytest.fixture
@@ -167,13 +201,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 @pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
-    """One real PostgreSQL server per test process (tests marked `process` use it)."""
-    if LANE:
-        yield shared_server()
-        return
-    with running_postgres() as server:
-        yield server
+def pg_server() -> PgServer:
+    """One real PostgreSQL server per test process (tests marked `process` use it), the one
+    the PostgreSQL lane's nodes use too."""
+    return shared_server()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -188,6 +219,24 @@ def _postgres_lane() -> None:
 def pg_url(pg_server: PgServer) -> str:
     """A fresh database on the test session's PostgreSQL server."""
     return pg_server.new_database()
+
+
+@pytest.fixture(
+    params=["postgresql"]
+    if LANE
+    else ["sqlite", pytest.param("postgresql", marks=pytest.mark.process)]
+)
+def node_engine(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The node's shared store on each engine, for the few node-level tests the normal lane
+    runs on both (use it with @pytest.mark.usefixtures("node_engine"), so it comes before the
+    node): SQLite, then a fresh PostgreSQL database as `./run test --pg` gives every node (that
+    lane runs only the PostgreSQL case)."""
+    if request.param == "sqlite" or LANE:
+        yield request.param
+        return
+    request.getfixturevalue("pg_server")
+    with nodes_on_postgres():
+        yield request.param
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.process)])

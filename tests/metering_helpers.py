@@ -13,7 +13,7 @@ from flexvoice.metering.sink import UsageSink
 from flexvoice.metering.store import StatementLine, UsageStore
 from flexvoice.metering.tariffs import load_tariffs
 from flexvoice.storage.sqlite import connect
-from tests.conftest import REPO
+from tests.conftest import REPO, node_store
 
 TARIFFS = REPO / "metering" / "tariffs"
 
@@ -85,8 +85,12 @@ def amount(statement: list[StatementLine], account: str, service: str) -> Decima
 
 
 def usage_events(tmp_path: Path) -> list[dict[str, Any]]:
-    store = UsageStore(connect(tmp_path / "flexvoice.db"), load_tariffs(REPO / "metering/tariffs"))
-    rows = store.conn.execute("SELECT payload FROM usage_events ORDER BY id").fetchall()
+    """The usage events in the store of the node configured in tmp_path, whatever the engine."""
+    store = UsageStore(node_store(tmp_path / "flexvoice.yaml"), load_tariffs(TARIFFS))
+    try:
+        rows = store.conn.execute("SELECT payload FROM usage_events ORDER BY id").fetchall()
+    finally:
+        store.conn.close()
     return [json.loads(r[0]) for r in rows]
 
 

@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import REPO, cli_env, run_cli, write_node_config
+from flexvoice.storage.engine import Connection
+from tests.conftest import REPO, cli_env, node_db, node_store, run_cli, write_node_config
 from tests.poolkit import tone
 
 # What the trunk presents as caller id unless a test says otherwise: the shop's first number.
@@ -215,7 +216,11 @@ class TrunkNode:
     def db(self) -> str:
         """The shared store, as the CLI's --db takes it: the SQLite file, or the PostgreSQL
         URL of a node configured with one."""
-        return str(yaml.safe_load(self.config.read_text())["storage"]["database"])
+        return node_db(self.config)
+
+    def store(self) -> Connection:
+        """A connection of its own to the node's shared store, whatever the engine."""
+        return node_store(self.config)
 
     @property
     def local_db(self) -> Path:

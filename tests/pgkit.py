@@ -4,9 +4,10 @@ loopback port, stopped by its PID. Each test gets a database of its own on it.
 PostgreSQL refuses to run as root; as root (CI, this machine) the server runs as the
 `postgres` user that Debian's package creates.
 
-The PostgreSQL lane (`FLEXVOICE_TEST_DATABASE=postgresql ./run test`, opt-in): every node a
-test configures through tests/conftest.py's write_node_config (so every `trunk_node` and
-`running_api`) gets `storage.database` on a fresh database of one server per test process.
+The PostgreSQL lane (`./run test --pg`: FLEXVOICE_TEST_DATABASE=postgresql, opt-in): every
+node a test configures through tests/conftest.py's write_node_config (so every `trunk_node`
+and `running_api`) gets `storage.database` on a database of one server per test process,
+fresh for each folder a test keeps a node's state in.
 """
 
 from __future__ import annotations
@@ -138,6 +139,28 @@ def shared_server() -> PgServer:
     return _lane_server
 
 
-def lane_database() -> str | None:
-    """In the PostgreSQL lane, a fresh database for a node's storage.database; else None."""
-    return shared_server().new_database() if LANE else None
+_lane_databases: dict[Path, str] = {}
+_this_test = False  # nodes_on_postgres(): the lane's rule for one test of the normal lanes
+
+
+@contextlib.contextmanager
+def nodes_on_postgres() -> Iterator[None]:
+    """Within, the lane's rule holds whatever FLEXVOICE_TEST_DATABASE says (the `node_engine`
+    fixture: the few node-level tests the normal lane runs on both engines)."""
+    global _this_test
+    _this_test = True
+    try:
+        yield
+    finally:
+        _this_test = False
+
+
+def lane_database(folder: Path) -> str | None:
+    """In the PostgreSQL lane, the database of the node whose state lives in `folder` (fresh
+    for a new folder; the same again for a node configured again there, as its SQLite file
+    would be); else None."""
+    if not (LANE or _this_test):
+        return None
+    if folder not in _lane_databases:
+        _lane_databases[folder] = shared_server().new_database()
+    return _lane_databases[folder]

@@ -132,6 +132,7 @@ def seed_usage(api: Api) -> UsageStore:
     return store
 
 
+@pytest.mark.usefixtures("node_engine")  # CI runs it on both engines
 async def test_usage_statement_is_the_accounts_own_in_decimal_strings(api: Api) -> None:
     store = seed_usage(api)
     r = await api.client.get("/v1/usage?month=2024-03", headers=api.auth("acme:finance"))
@@ -171,6 +172,7 @@ async def test_usage_statement_is_the_accounts_own_in_decimal_strings(api: Api) 
     assert r.status == 200 and (await r.json())["lines"] == []
 
 
+@pytest.mark.usefixtures("node_engine")  # CI runs it on both engines
 async def test_usage_export_is_the_metering_export_of_the_account(api: Api) -> None:
     store = seed_usage(api)
     r = await api.client.get("/v1/usage/export?month=2024-03", headers=api.auth("acme:finance"))

@@ -17,7 +17,6 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from flexvoice.accounts import set_designer
-from flexvoice.storage.sqlite import connect
 from flexvoice.users import create_user
 from tests.conftest import free_port_range
 from tests.designerkit import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, PASSWORD
@@ -309,7 +308,7 @@ def test_designer_call_me_rings_the_phone_which_hears_the_draft(node: TrunkNode)
     originator, the Kamailio edge, the carrier's sipp answering and pressing 4 in the
     draft's menu; the call, its trace and its price are the API's and finance's as ever."""
     manager = "manager@shop.be"
-    conn = connect(node.db)
+    conn = node.store()
     try:
         set_designer(conn, "shop", True)
         create_user(conn, manager, "shop", "manager", PASSWORD)

@@ -11,8 +11,7 @@ import pytest
 
 from flexvoice.accounts import set_status
 from flexvoice.appkeys import CONFIG, USAGE_SINK
-from flexvoice.storage.open import local_path
-from flexvoice.storage.sqlite import connect
+from flexvoice.storage.open import open_shared
 from flexvoice.system import free_port
 from tests.apikit import ACME_NUMBER, OTHER_NUMBER, Api, running_api, wait_resource
 from tests.metering_helpers import usage_events
@@ -78,6 +77,7 @@ async def test_long_message_split_priced_by_segments_worst_part_wins(tmp_path: P
     assert segments == [3, 3]
 
 
+@pytest.mark.usefixtures("node_engine")  # CI runs it on both engines
 async def test_gateway_down_restart_then_up_delivers_each_exactly_once(tmp_path: Path) -> None:
     port = free_port()
     config = smpp_config(port)
@@ -178,7 +178,7 @@ async def test_messages_are_per_account(tmp_path: Path) -> None:
         assert status == 403
         # What another connection changes (the CLI, another node) counts for the next
         # message at once, cached or not: a suspension, then a tariff without SMS prices.
-        admin = connect(local_path(api.app[CONFIG]))
+        admin = open_shared(api.app[CONFIG])
         set_status(admin, "acme", "suspended")
         status, doc = await send(api)
         assert (status, doc["type"].rsplit(":", 1)[-1]) == (403, "account-suspended"), doc

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -63,7 +62,7 @@ def test_messages_answered_201_survive_a_kill_9(tmp_path: Path) -> None:
     with lock:
         ids = list(accepted)
     assert len(ids) >= 60
-    db = sqlite3.connect(node.db)
+    db = node.store()
     stored = {
         row[0]
         for row in db.execute(

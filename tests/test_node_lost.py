@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import run_cli, write_node_config
+from tests.conftest import node_db, node_store, run_cli, write_node_config
 from tests.nodekit import (
     edge_loads,
     http_port,
@@ -52,8 +52,18 @@ def long_call_node(tmp_path: Path) -> tuple[Path, int]:
 
 
 def rows(db: Path, sql: str) -> list[tuple[object, ...]]:
+    """From the node's own SQLite file (live_legs: per node, whatever the shared engine)."""
     with sqlite3.connect(db) as conn:
         return list(conn.execute(sql))
+
+
+def shared_rows(config: Path, sql: str) -> list[tuple[object, ...]]:
+    """From the node's shared store (calls), whatever the engine."""
+    conn = node_store(config)
+    try:
+        return [tuple(row) for row in conn.execute(sql)]
+    finally:
+        conn.close()
 
 
 def answered_caller(
@@ -102,7 +112,9 @@ def test_kill_9_mid_call_bills_the_call_to_the_last_heartbeat_once(tmp_path: Pat
         if caller is not None and caller.poll() is not None:
             pytest.fail(f"the caller's call ended before the restart: {caller.communicate()[0]}")
     # Dead: the call is still in progress in the database, its leg noted live.
-    assert rows(db, f"SELECT status FROM calls WHERE id = '{call_id}'") == [("in-progress",)]
+    assert shared_rows(config, f"SELECT status FROM calls WHERE id = '{call_id}'") == [
+        ("in-progress",)
+    ]
 
     for run in (1, 2):  # the second restart must find nothing left to close
         proc = start_node(config)
@@ -121,8 +133,8 @@ def test_kill_9_mid_call_bills_the_call_to_the_last_heartbeat_once(tmp_path: Pat
         assert closed == (1 if run == 1 else 0), err[-3000:]
         assert err.count("event=edge.left_calls_ended calls=1") == (1 if run == 1 else 0)
 
-    [(status, ended_by, cause, billed, ended_at)] = rows(
-        db,
+    [(status, ended_by, cause, billed, ended_at)] = shared_rows(
+        config,
         "SELECT status, ended_by, cause, billable_seconds, ended_at FROM calls"
         f" WHERE id = '{call_id}'",
     )
@@ -135,7 +147,7 @@ def test_kill_9_mid_call_bills_the_call_to_the_last_heartbeat_once(tmp_path: Pat
     assert rows(db, "SELECT count(*) FROM live_legs") == [(0,)]
     month = str(answered_at)[:7]
     export = run_cli(
-        "usage", "export", "--month", month, "--detail", "--format", "json", "--db", str(db)
+        "usage", "export", "--month", month, "--detail", "--format", "json", "--db", node_db(config)
     )
     assert export.returncode == 0, export.stderr
     legs = [row for row in json.loads(export.stdout) if row["event_id"] == f"{call_id}:leg"]
@@ -167,5 +179,7 @@ def test_a_killed_workers_caller_gets_a_bye_from_the_edge_at_once(tmp_path: Path
         err = stop(proc)
     assert f"event=call.ended call_id={call_id}" in err
     assert "event=edge.worker_calls_ended worker=0 calls=1" in err
-    [(status, ended_by)] = rows(db, f"SELECT status, ended_by FROM calls WHERE id = '{call_id}'")
+    [(status, ended_by)] = shared_rows(
+        config, f"SELECT status, ended_by FROM calls WHERE id = '{call_id}'"
+    )
     assert (status, ended_by) == ("completed", "worker_lost")

@@ -49,6 +49,7 @@ def test_an_entry_is_read_once_until_a_write_here_or_elsewhere_or_its_age(
     other = connect(tmp_path / "db.sqlite")  # the command line, another process
     other.execute("UPDATE t SET v = 'two' WHERE k = 'a'")
     assert cache.get("a", load) == "one"  # asked again only every CHECK_SECONDS
+    assert cache.unseen_for() == readcache.CHECK_SECONDS
     clock.now += 2 * readcache.CHECK_SECONDS
     assert cache.get("a", load) == "two"
     conn.execute("UPDATE t SET v = 'three' WHERE k = 'a'")  # a write that told no cache

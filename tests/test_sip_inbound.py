@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import run_cli, write_node_config
+from tests.conftest import node_db, run_cli, write_node_config
 from tests.nodekit import http_port, session_processes, start_node, wait_http
 from tests.poolkit import tone
 from tests.sipptool import run_uac
@@ -48,7 +48,7 @@ def test_numbers_route_calls_prompt_plays_suspended_403_unknown_404(tmp_path: Pa
     proc = start_node(config, "--no-edge")
     try:
         wait_http(http_port(config), "/healthz", proc)
-        db = str(tmp_path / "flexvoice.db")
+        db = node_db(config)
         suspended = run_cli("accounts", "suspend", "gone", "--db", db)
         assert suspended.returncode == 0, suspended.stderr
         target = f"127.0.0.1:{sip_port}"

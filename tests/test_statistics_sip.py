@@ -16,7 +16,6 @@ import pytest
 
 from flexvoice.calls import CallRegistry
 from flexvoice.statistics.rollup import differences, read_rows, recompute
-from flexvoice.storage.sqlite import connect
 from tests.conftest import free_port_range
 from tests.nodekit import StartTrunkNode, api
 from tests.sipptool import SippResult, Uas, run_uac
@@ -51,7 +50,7 @@ def test_scripted_calls_give_exactly_the_figures_they_imply(trunk_node: StartTru
         trunk_port,
         **STATS_NODE,
     )
-    edge, port, tmp_path = node.edge, node.port, node.tmp
+    edge, port = node.edge, node.port
     today = datetime.now(UTC).date()
     # Around today: a run that crosses midnight UTC still finds all its calls.
     period = f"from={today - timedelta(days=1)}&to={today + timedelta(days=1)}"
@@ -147,7 +146,7 @@ def test_scripted_calls_give_exactly_the_figures_they_imply(trunk_node: StartTru
 
     # The rollups equal a full recomputation from the call registry, and a restarted node
     # answers the same.
-    conn = connect(tmp_path / "flexvoice.db")
+    conn = node.store()
     try:
         registry = CallRegistry(conn)
         assert not differences(read_rows(conn), recompute(conn, registry))

@@ -15,6 +15,7 @@ import pytest
 from flexvoice.appkeys import USAGE_SINK
 from flexvoice.system import free_port
 from tests.apikit import Api, running_api
+from tests.conftest import node_store_text
 from tests.metering_helpers import usage_events
 from tests.smsctool import Smsc, running_smsc, smpp_config
 
@@ -94,6 +95,9 @@ async def test_verification_by_sms_end_to_end(
     )
     for path in tmp_path.glob("flexvoice.db*"):
         assert code.encode() not in path.read_bytes()
+    stored = node_store_text(tmp_path / "flexvoice.yaml")  # PostgreSQL's rows, or SQLite's
+    assert doc["id"] in stored  # the look-up reads the real rows
+    assert code not in stored
 
 
 async def test_wrong_code_five_times_then_404(tmp_path: Path) -> None:

@@ -90,6 +90,11 @@ class ReadCache(Generic[K, V]):
     def clear(self) -> None:
         self._values.clear()
 
+    def unseen_for(self) -> float:
+        """At most how long `get` keeps answering a row another process changed: the next
+        `data_version` check on SQLite, an entry's `ttl` on PostgreSQL."""
+        return self.ttl if is_postgres(self.conn) else min(CHECK_SECONDS, self.ttl)
+
     def _changed_elsewhere(self, now: float) -> bool:
         if is_postgres(self.conn) or now - self._checked < CHECK_SECONDS:
             return False
