@@ -2,11 +2,12 @@
 an edit validated with its badge shown, against the issue's budgets (1 s, 100 ms), with the
 bakery's 9-step flow opened beside it; this checkout and main side by side in one run (each
 in its own process: bench/designer_page.py), with the ratio. Then the node's work for one
-edit, the old path (PyYAML's pure-Python parser, ruamel's round trip for every edit) beside
-the new one (libyaml, the value spliced into the text), in CPU milliseconds, which the
-machine's load does not inflate the way it inflates wall-clock times.
+edit, before and now (the whole flow checked again / only what the edit changed; PyYAML's
+pure-Python parser / libyaml; ruamel's round trip / the value spliced into the text), in CPU
+milliseconds, which the machine's load inflates less than wall-clock times. The load average
+is printed at the start, after each side's pass and at the end: compare runs at like loads.
 
-    ./run bench designer [--quick] [--against REF_OR_DIR]   (default: main)
+    ./run bench designer [--quick] [--against REF_OR_DIR]   (default: main; ~1-3 min)
 
 The other side is `git archive`d into a temporary folder and its page built there with this
 checkout's node_modules (the same lockfile). An edit is timed in the page (from Enter to the
@@ -31,6 +32,7 @@ from unittest import mock
 from bench.designer_flow import generated_flow
 from flexvoice import yamlsrc
 from flexvoice.flows import yamledit, yamlsplice
+from flexvoice.flows.recheck import recheck
 from flexvoice.flows.validate import validate_text
 from tests.conftest import REPO
 
@@ -72,11 +74,15 @@ def _pages(rounds: int, against: str) -> None:
         other = _checkout(against, Path(tmp))
         sides = {"this": REPO} | ({against: other} if other is not None else {})
         pooled: dict[str, dict[str, list[float]]] = {name: {} for name in sides}
-        loads: list[float] = []
-        for _ in range(2):  # alternating, so that a change of the machine's load hits both
-            for name, code in sides.items():
+        loads: list[str] = []
+        # Alternating, so that a change of the machine's load hits both; the second pass in
+        # the other order (this checkout ran first in both passes before: its opening was
+        # slower than main's in two runs of three, and as fast on a quiet machine).
+        for order in (list(sides), list(sides)[::-1]):
+            for name in order:
+                code = sides[name]
                 got = _side(code, rounds)
-                loads.append(got.pop("load"))
+                loads.append(f"{name} {'/'.join(f'{x:.1f}' for x in got.pop('load'))}")
                 pooled[name]["drawn"] = [got.pop("drawn")]
                 for key, values in got.items():
                     pooled[name].setdefault(key, []).extend(values)
@@ -90,8 +96,10 @@ def _pages(rounds: int, against: str) -> None:
         ("edit a field -> validated, badge drawn, ms", "page", f"budget {EDIT_BUDGET_MS:.0f}"),
         ("  the same, seen by the test driver, ms", "edit", "its round trips too"),
         ("  the answer (request until the page has it), ms", "answer", ""),
+        ("    of which the node's whole handling, ms", "node", "sent -> first byte"),
         ("  then in the browser until the badge is drawn, ms", "browser", ""),
         ("  of which JavaScript building the graph, ms", "js", ""),
+        ("  the request's size, bytes", "sent", "no copy of the flow"),
         ("  the answer's size, bytes", "bytes", ""),
         ("  the node's check of the edit, thread wall ms", "check_wall", ""),
         ("  the node's check of the edit, thread CPU ms", "check_cpu", ""),
@@ -105,8 +113,8 @@ def _pages(rounds: int, against: str) -> None:
         print(line + (f"   ({note})" if note else ""))
     print(
         f"          medians of {2 * rounds} opens and {4 * rounds} edits per side, headless "
-        f"chromium, {int(med['this']['drawn'])} steps drawn (those in view); load average "
-        f"{min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} cores"
+        f"chromium, {int(med['this']['drawn'])} steps drawn (those in view), {os.cpu_count()} "
+        f"cores; load average (1/5/15 min) after each pass: {'; '.join(loads)}"
     )
 
 
@@ -142,23 +150,35 @@ def _node_work(rounds: int) -> None:
         yamledit._DOCS.clear()
         yamledit.warm(chain["text"])  # the page's open reads the tree before the first edit
 
+    # The check of an edit's result from the check of the text before (flows/recheck.py).
+    base = validate_text(text, "flows/big.yaml", prompts)
+    edits = iter(range(10**6))
+
+    def recheck_edit() -> object:
+        ops = [{**op[0], "value": f"{next(edits) % 90 + 1}m"}]
+        return recheck(base, text, yamledit.apply(text, ops), prompts)
+
+    def whole_edit() -> object:
+        ops = [{**op[0], "value": f"{next(edits) % 90 + 1}m"}]
+        return validate_text(yamledit.apply(text, ops), "flows/big.yaml", prompts)
+
+    whole, part = _cpu_ms(whole_edit, rounds), _cpu_ms(recheck_edit, rounds)
     new_parse, new_edit = _cpu_ms(parse, rounds), _cpu_ms(edit, rounds, warm)
     with (
         mock.patch.object(yamlsrc, "_FAST_LOADER", yamlsrc._Loader),
         mock.patch.object(yamlsplice, "set_scalars", lambda text, ops: None),
     ):
-        yamlsplice._TREES.clear()
         old_parse, old_edit = _cpu_ms(parse, rounds), _cpu_ms(edit, rounds, warm)
     read = _cpu_ms(lambda: yamledit.load(text), rounds)
-    print(f"node      one edit of the {STEPS}-step flow, CPU ms      old path   new path   ratio")
-    print(
-        f"          parse and validate the draft       {old_parse:9.1f}  {new_parse:9.1f}  "
-        f"{old_parse / new_parse:5.1f}x"
-    )
-    print(
-        f"          apply the edit (the new text)      {old_edit:9.1f}  {new_edit:9.1f}  "
-        f"{old_edit / new_edit:5.1f}x"
-    )
+    rows = [
+        ("set a field and check: the whole flow / what changed", whole, part),
+        ("parse and validate the draft: PyYAML / libyaml", old_parse, new_parse),
+        ("apply the edit: ruamel / the value spliced", old_edit, new_edit),
+    ]
+    head = f"node      one edit of the {STEPS}-step flow, CPU ms"
+    print(f"{head:64s}{'before':>10s}{'now':>10s}{'now/before':>12s}")
+    for words, before, now in rows:
+        print(f"          {words:54s}{before:10.1f}{now:10.1f}{now / before:12.2f}")
     print(f"          (ruamel's read of the text, once per opened flow, not per edit: {read:.0f})")
 
 
@@ -168,6 +188,13 @@ def main(argv: list[str]) -> int:
     logging.getLogger("flexvoice").setLevel(logging.WARNING)
     rounds = 2 if "--quick" in argv else 4
     against = argv[argv.index("--against") + 1] if "--against" in argv else "main"
+    print(f"designer  uptime at the start: {_uptime()}")
     _pages(rounds, against)
     _node_work(2 * rounds)
+    print(f"designer  uptime at the end: {_uptime()}")
     return 0
+
+
+def _uptime() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{time.strftime('%H:%M:%S')} load average {one:.2f}, {five:.2f}, {fifteen:.2f}"

@@ -296,13 +296,9 @@ class CallRegistry:
             self._notify(call_id, "initiated")
         elif kind == "ringing" and self._advance(call, "ringing"):
             self._notify(call_id, "ringing")
-        elif kind == "answered" and self._advance(call, "in-progress"):
-            self.conn.execute(
-                "UPDATE calls SET answered_at = ?, started_at = COALESCE(started_at, ?)"
-                " WHERE id = ?",
-                (at, at, call_id),
-            )
-            self.live.changed(call_id, answered_at=at, started_at=call.started_at or at)
+        elif kind == "answered" and self._advance(
+            call, "in-progress", answered_at=at, started_at=call.started_at or at
+        ):
             self._notify(call_id, "answered")
         return None
 
@@ -333,11 +329,16 @@ class CallRegistry:
         self._trace(parent.id, "dialled", {"call_id": call_id, "to": data.get("to")})
         self._notify(call_id, "initiated")
 
-    def _advance(self, call: CallRecord, status: str) -> bool:
+    def _advance(self, call: CallRecord, status: str, **also: str) -> bool:
+        """The call's status moved forward (with `also`'s columns, in one statement)."""
         if call.final or _RANK.get(call.status, 0) >= _RANK[status]:
             return False
-        self.conn.execute("UPDATE calls SET status = ? WHERE id = ?", (status, call.id))
-        self.live.changed(call.id, status=status)
+        changes = {"status": status, **also}
+        self.conn.execute(
+            f"UPDATE calls SET {', '.join(f'{k} = ?' for k in changes)} WHERE id = ?",
+            (*changes.values(), call.id),
+        )
+        self.live.changed(call.id, **changes)
         return True
 
     def finish(

@@ -106,6 +106,11 @@ class WorkersConfig(Section):
     host: Literal["127.0.0.1"] = "127.0.0.1"
     base_port: Port = 5070
     max_calls: Annotated[int, Field(ge=1, le=4)] = 4
+    relays: Annotated[int, Field(ge=0, le=64)] = Field(
+        0,
+        description="extra workers that carry only the links of conference rooms spread over "
+        "workers (no callers: not call capacity); 8 keep a room of 50 four parts deep",
+    )
     drain_grace: Duration = 30.0
     restart_backoff: Duration = 1.0
     rtp_base: Port = 20000
@@ -198,7 +203,7 @@ class ClusterConfig(Section):
         "letters, digits, '.', '_' or '-', at most 63",
     )
 
-    @field_validator("node")
+    @field_validator("node", "agents_from")
     @classmethod
     def _node_name(cls, value: str) -> str:
         if value and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", value):
@@ -216,6 +221,10 @@ class ClusterConfig(Section):
         description="own: this node runs its Kamailio; shared: 'flexvoice edge serve' runs "
         "one edge for every node and this node registers its workers with it through Redis",
     )
+    agents_from: str = Field(
+        "", description="the node that dials queue agents for every node's callers (the one "
+        "next to the agents' trunk); default: the node with the most free call slots",
+    )  # fmt: skip
 
 
 class PathsConfig(Section):

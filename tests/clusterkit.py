@@ -23,7 +23,9 @@ from tests.poolkit import tone
 
 LONG_LINE = "+3225551003"  # the call stays up until someone hangs up (10 minutes at most)
 QUEUE_LINE = "+3225551004"  # callers wait in the `support` queue for an agent who only rings
-RINGING_AGENT = "+3225559003"  # tests/sipp/uas_agents.xml rings this one until cancelled
+RINGING_AGENT = "+3225559003"  # tests/sipp/uas_agents_ear.xml rings this one until cancelled
+SALES_LINE = "+3225551005"  # callers wait a moment, then queue for the agent who answers
+EAR_AGENT = "+3225559004"  # answers with its media to the test's ear, hangs up after 8 s
 
 
 HOLD_FLOW = """\
@@ -47,6 +49,19 @@ steps:
 """
 
 
+SALES_FLOW = f"""\
+flow: sales
+description: A short greeting (the test sees which node took the call), then the queue
+start: greet
+steps:
+  greet:
+    play: {{prompt: short, then: line}}
+  line:
+    queue: {{name: sales, targets: ["{EAR_AGENT}"], ring_timeout: 20s, max_wait: 5m,
+            music: long, announce_position: false, retry_interval: 1s}}
+"""
+
+
 def shared_files(folder: Path, trunk_port: int) -> dict[str, str]:
     """The numbers, flows, prompts and trunk every node of the test cluster serves: the long
     line holds a call ten minutes (a test's calls must outlive a loaded machine's slow
@@ -54,14 +69,17 @@ def shared_files(folder: Path, trunk_port: int) -> dict[str, str]:
     prompts = folder / "prompts"
     prompts.mkdir(exist_ok=True)
     tone(prompts / "long.wav", 10.0)
+    tone(prompts / "short.wav", 2.0)
     flows = folder / "flows"
     flows.mkdir(exist_ok=True)
     (flows / "hold.yaml").write_text(HOLD_FLOW)
     (flows / "support.yaml").write_text(QUEUE_FLOW)
+    (flows / "sales.yaml").write_text(SALES_FLOW)
     numbers = folder / "numbers.yaml"
     numbers.write_text(
         f'accounts:\n  bakery: {{tariff: flexio-payu}}\nnumbers:\n  "{LONG_LINE}": '
         f'{{account: bakery, flow: hold}}\n  "{QUEUE_LINE}": {{account: bakery, flow: support}}\n'
+        f'  "{SALES_LINE}": {{account: bakery, flow: sales}}\n'
     )
     trunks = folder / "trunks.yaml"
     trunks.write_text(

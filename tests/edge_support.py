@@ -61,9 +61,13 @@ def trunks_file(state: Path, text: str) -> Trunks:
 
 @contextlib.asynccontextmanager
 async def running_edge(
-    cfg: Config, workers: list[WorkerAddress], state: Path, trunks: Trunks = NO_TRUNKS
+    cfg: Config,
+    workers: list[WorkerAddress],
+    state: Path,
+    trunks: Trunks = NO_TRUNKS,
+    relays: list[WorkerAddress] | None = None,
 ) -> AsyncIterator[Edge]:
-    edge = Edge(cfg, workers, trunks, state_dir=state)
+    edge = Edge(cfg, workers, trunks, state_dir=state, relays=relays or [])
     try:
         await edge.start()
         yield edge

@@ -115,6 +115,7 @@ class Uas:
         calls: int = 10,
         host: str = "127.0.0.1",
         timeout: int = 120,  # seconds; it then prints its statistics and exits by itself
+        keys: dict[str, str] | None = None,  # -key NAME VALUE: the scenario's [NAME]
     ):
         self.port = port
         self.host = host
@@ -134,6 +135,7 @@ class Uas:
                 "-nostdin",
                 "-timeout",
                 f"{timeout}s",
+                *(arg for key, value in (keys or {}).items() for arg in ("-key", key, value)),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -8,6 +8,7 @@ go to B."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
@@ -22,12 +23,14 @@ from tests.clusterkit import (
     LONG_LINE,
     QUEUE_LINE,
     RINGING_AGENT,
+    SALES_LINE,
     Cluster,
     make_cluster,
     running_redis,
 )
 from tests.nodekit import api, wait_for
 from tests.pgkit import PgServer
+from tests.rtp_ears import Ear, speak
 from tests.sipptool import Uas, counts, uac_args
 
 pytestmark = [
@@ -54,12 +57,16 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, pg_server: PgServer) -> It
 
 
 def callers(
-    c: Cluster, count: int, timeout: int = 330, number: str = LONG_LINE
+    c: Cluster,
+    count: int,
+    timeout: int = 330,
+    number: str = LONG_LINE,
+    keys: dict[str, str] | None = None,
 ) -> subprocess.Popen[str]:
     """`count` callers to the long line, each staying until it gets a BYE (5 min at most)."""
     return subprocess.Popen(
         uac_args("uac_until_bye_long.xml", c.edge_address, number, calls=count, rate=20,
-                 limit=count, timeout=timeout),
+                 limit=count, timeout=timeout, keys=keys),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
 
@@ -90,9 +97,9 @@ def row(c: Cluster, call_id: str) -> tuple[object, ...]:
     return _rows(c, "SELECT status, ended_by FROM calls WHERE id = %s", call_id)[0]
 
 
-FIRST = 6  # callers up from the first phase on; with the queue's 3 they leave B room for more
+FIRST = 8  # callers up from the first phase on: two per worker
 ONE: list[subprocess.Popen[str]] = []  # the first callers, up across the phases
-QUEUED: list[subprocess.Popen[str] | Uas] = []  # the queue's callers and its agent
+QUEUED: list[subprocess.Popen[str] | Uas] = []  # the agents, the queue's callers
 LINE = "fv:q:bakery:support"
 
 
@@ -101,6 +108,7 @@ def test_two_nodes_behind_one_edge_act_as_one_service(cluster: Cluster) -> None:
     try:
         calls_spread_over_both_nodes_workers(cluster)
         a_call_on_a_is_listed_traced_and_hung_up_through_b(cluster)
+        a_caller_on_a_is_answered_by_an_agent_b_dialled(cluster)
         callers_of_both_nodes_wait_in_one_queue_and_only_its_head_rings_the_agent(cluster)
         kill_9_of_a_ends_its_calls_node_lost_and_b_takes_every_new_call(cluster)
     finally:
@@ -152,13 +160,102 @@ def a_call_on_a_is_listed_traced_and_hung_up_through_b(cluster: Cluster) -> None
     assert status == 404, doc
 
 
+def usage_of(c: Cluster, call_ids: list[str]) -> list[str]:
+    """The usage events written for these calls' legs (one per leg, whatever node)."""
+    ids = [f"{call_id}:leg" for call_id in call_ids]
+    return [str(r[0]) for r in _rows(c, "SELECT id FROM usage_events WHERE id = ANY(%s)", ids)]
+
+
+SALES_SQL = (
+    "SELECT id, node FROM calls WHERE to_number = %s AND parent_call_id IS NULL"
+    " AND status = 'in-progress'"
+)
+
+
+def sales_caller_on_a(c: Cluster, seen: set[str]) -> tuple[subprocess.Popen[str], Ear, str]:
+    """A caller of the sales line that the edge sent to node A (one sent to B is hung up
+    during its greeting, before it queues, and the next one tried)."""
+    for _ in range(8):
+        ear = Ear()
+        proc = callers(c, 1, timeout=120, number=SALES_LINE, keys={"rtp_port": str(ear.port)})
+        found = wait_for(
+            lambda: [r for r in _rows(c, SALES_SQL, SALES_LINE) if str(r[0]) not in seen], 20
+        )
+        call_id, node = str(found[0][0]), str(found[0][1])
+        seen.add(call_id)
+        if node == "a":
+            return proc, ear, call_id
+        api(c.nodes["a"].port, c.key, "POST", f"/v1/calls/{call_id}", {"status": "completed"})
+        proc.kill()
+        proc.communicate()
+        ear.close()
+    raise AssertionError("the edge sent no sales caller to node A in 8 tries")
+
+
+def agent_leg(c: Cluster, parent: str) -> tuple[str, str, str, object] | None:
+    """(call id, node, status, ended_by) of the agent's leg dialled for `parent`."""
+    rows = _rows(c, "SELECT id, node, status, ended_by FROM calls WHERE parent_call_id = %s",
+                 parent)  # fmt: skip
+    return (str(rows[0][0]), str(rows[0][1]), str(rows[0][2]), rows[0][3]) if rows else None
+
+
+def a_caller_on_a_is_answered_by_an_agent_b_dialled(c: Cluster) -> None:
+    a = c.nodes["a"]
+    # An agent is dialled by the node with the most free call slots: B's first callers but
+    # two are hung up (through A's API), so B has room to spare.
+    for call_id in live(c, "b")[2:]:
+        status, doc = api(a.port, c.key, "POST", f"/v1/calls/{call_id}", {"status": "completed"})
+        assert status == 200, doc
+    wait_for(lambda: len(live(c, "b")) == 2, timeout=15)
+    agent_ear = Ear()
+    QUEUED.append(Uas("uas_agents_ear.xml", c.trunk_port, calls=40, timeout=300,
+                      keys={"rtp_port": str(agent_ear.port)}))  # fmt: skip
+    seen: set[str] = set()
+    try:
+        # The agent answers on B, B links its leg to the caller's worker on A through the
+        # edge: the caller's voice reaches the agent; the agent hangs up, the caller gets BYE.
+        proc, ear, caller = sales_caller_on_a(c, seen)
+        leg = wait_for(lambda: (found := agent_leg(c, caller)) and found[2] == "in-progress"
+                       and found, timeout=30)  # fmt: skip
+        assert leg[1] == "b", (leg, table(c, "a"))
+        started = asyncio.run(speak(ear, 2.5, [agent_ear]))
+        heard = agent_ear.rms(started + 0.5, started + 2.5)
+        assert heard > 300, (heard, len(agent_ear.packets))
+        out, _ = proc.communicate(timeout=30)  # the agent's BYE (8 s after its answer)
+        assert counts(out) == (1, 0), out[-2000:]
+        assert wait_for(lambda: row(c, caller)[0] == "completed", timeout=10)
+        # The links between the nodes' workers are no calls of their own.
+        assert len(_rows(c, "SELECT id FROM calls WHERE parent_call_id = %s", caller)) == 1
+        assert agent_leg(c, leg[0]) is None
+        assert agent_leg(c, caller)[2:] == ("completed", "callee"), agent_leg(c, caller)
+        # One usage event per leg: the caller's (A), the agent's (B); the link none.
+        billed = wait_for(lambda: len(u := usage_of(c, [caller, leg[0]])) == 2 and u, 15)
+        assert sorted(billed) == sorted([f"{caller}:leg", f"{leg[0]}:leg"]), billed
+        ear.close()
+        # The caller's side hangs up (through B's API): the agent's leg ends at once.
+        proc, ear, caller = sales_caller_on_a(c, seen)
+        leg = wait_for(lambda: (found := agent_leg(c, caller)) and found[2] == "in-progress"
+                       and found, timeout=30)  # fmt: skip
+        assert leg[1] == "b", leg
+        status, doc = api(c.nodes["b"].port, c.key, "POST", f"/v1/calls/{caller}",
+                          {"status": "completed"})  # fmt: skip
+        assert status == 200, doc
+        ended = wait_for(lambda: (found := agent_leg(c, caller)) and found[2] == "completed"
+                         and found, timeout=6)  # fmt: skip
+        assert ended[3] == "caller", ended
+        proc.kill()
+        proc.communicate()
+        ear.close()
+    finally:
+        agent_ear.close()
+
+
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def callers_of_both_nodes_wait_in_one_queue_and_only_its_head_rings_the_agent(c: Cluster) -> None:
     r = redis.Redis.from_url(c.redis)
-    QUEUED.append(Uas("uas_agents.xml", c.trunk_port, calls=20, timeout=300))
     QUEUED.append(callers(c, 3, number=QUEUE_LINE))
     line = wait_for(lambda: len(found := r.zrange(LINE, 0, -1)) == 3 and found, timeout=30)
     waiting = {n: {_text(k) for k in r.hkeys(f"fv:qin:{n}")} for n in ("a", "b")}
@@ -172,6 +269,20 @@ def callers_of_both_nodes_wait_in_one_queue_and_only_its_head_rings_the_agent(c:
     ringing = _rows(c, "SELECT parent_call_id FROM calls WHERE parent_call_id = ANY(%s)",
                     [_text(k) for k in line])  # fmt: skip
     assert {p[0] for p in ringing} == {head}, ringing
+    # The head is hung up through the API while its agent rings: the agent's leg is cancelled
+    # (and its worker slot freed: a carrier's 487 once left it taken), the next caller rings.
+    status, doc = api(
+        c.nodes["b"].port, c.key, "POST", f"/v1/calls/{head}", {"status": "completed"}
+    )
+    assert status == 200, doc
+    agent_leg = wait_for(lambda: (found := _rows(
+        c, "SELECT status, cause FROM calls WHERE parent_call_id = %s AND status <> 'ringing'",
+        head)) and found[0], timeout=15)  # fmt: skip
+    assert agent_leg == ("canceled", "caller_left") or agent_leg[0] == "canceled", agent_leg
+    second = _text(line[1])
+    holder = wait_for(lambda: _text(r.get(f"fv:qagent:bakery:{RINGING_AGENT}") or b"")
+                      .endswith(f"/{second}"), timeout=15)  # fmt: skip
+    assert holder
 
 
 def a_lost_nodes_callers_leave_the_shared_queue(c: Cluster) -> None:

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from flexvoice.sip.leg import SipLeg
-from flexvoice.sip.pool import INTERNAL_PREFIX, PoolSettings
+from flexvoice.sip.pool import PoolSettings
+from flexvoice.sip.protocol import INTERNAL_PREFIX
 from tests.confkit import Rooms, room_flow
 from tests.edge_support import edge_config, outcomes, run_uac, running_edge, start_uas
 from tests.rtp_ears import Ear, speak, until
@@ -23,11 +24,13 @@ pytestmark = pytest.mark.sip
 
 
 async def test_the_edge_relays_a_link_only_from_a_worker_to_a_worker(tmp_path: Path) -> None:
-    cfg, workers, state = edge_config(workers=2)
+    cfg, addresses, state = edge_config(workers=3)
+    workers, relay = addresses[:2], addresses[2]  # a relay worker: links only, no caller
     far = await start_uas(tmp_path, workers[1].port, name="w1")  # stands in for worker 1
+    at_relay = await start_uas(tmp_path, relay.port, name="relay")
     token = "0123456789abcdef01234567"
     try:
-        async with running_edge(cfg, workers, state):
+        async with running_edge(cfg, workers, state, relays=[relay]):
             edge = f"127.0.0.1:{cfg.sip.edge.port}"
             to_worker = f"sip:{INTERNAL_PREFIX}{token}@127.0.0.1:{workers[1].port}"
             to_other = f"sip:{INTERNAL_PREFIX}{token}@127.0.0.1:5999"
@@ -38,13 +41,21 @@ async def test_the_edge_relays_a_link_only_from_a_worker_to_a_worker(tmp_path: P
             bad_token = f"sip:{INTERNAL_PREFIX}x@127.0.0.1:{workers[1].port}"
             guessed = await run_uac(tmp_path, edge, bad_token, src_port=w0, name="guessed")
             stranger = await run_uac(tmp_path, edge, to_worker, name="stranger")
+            to_relay = f"sip:{INTERNAL_PREFIX}{token}@127.0.0.1:{relay.port}"
+            relayed = await run_uac(tmp_path, edge, to_relay, src_port=w0, name="to-relay")
+            # Callers for a number: dispatched to call workers only, never to the relay.
+            number = f"sip:+3225551001@127.0.0.1:{cfg.sip.edge.port}"
+            await run_uac(tmp_path, edge, number, calls=4, name="callers")
     finally:
         far_lines = await stop_lines(far)
+        relay_lines = await stop_lines(at_relay)
     assert outcomes(linked) == {"answered": 1}, linked
     assert outcomes(elsewhere) == {"refused 404": 1}, elsewhere
     assert outcomes(guessed) == {"refused 404": 1}, guessed
     assert outcomes(stranger) == {"refused 403": 1}, stranger  # a local tool, not a worker
-    assert sum(1 for ln in far_lines if ln.startswith("call ")) == 1  # only the link got there
+    assert outcomes(relayed) == {"answered": 1}, relayed
+    assert sum(1 for ln in relay_lines if ln.startswith("call ")) == 1  # the link, no caller
+    assert sum(1 for ln in far_lines if ln.startswith("call ")) >= 2  # the link and callers
 
 
 async def stop_lines(uas: Any) -> list[str]:

@@ -235,19 +235,24 @@ async def test_a_second_editor_gets_412_with_both_versions(d: Designer, tab: Bro
             theirs["etag"],
         )
         assert r.status == 200
-        r = await tab.post(
-            "/flows/bakery-main/edit",
-            {
-                "ops": [{"op": "set", "step": "staff", "path": ["on_busy"], "value": "closed"}],
-                "base": mine["text"],
-            },
-            mine["etag"],
-        )
+        # The edit names the text it was made on by its ETag only: the node has it.
+        ops = [{"op": "set", "step": "staff", "path": ["on_busy"], "value": "closed"}]
+        r = await tab.post("/flows/bakery-main/edit", {"ops": ops}, mine["etag"])
         doc = await problem(r, 412, "precondition-failed", "If-Match")
-        assert MANAGER2 in doc["detail"]
+        assert MANAGER2 in doc["detail"] and "base_needed" not in doc
         theirs_text = doc["theirs"]["text"]
         assert "shop_info:" in theirs_text and "on_busy: closed" not in theirs_text
         assert "on_busy: closed" in doc["yours"] and "shop_info:" not in doc["yours"]
+        # A text the node never saw (an edit the page made and the node forgot): it asks
+        # for the text, and with it shows yours.
+        unknown = mine["text"].replace("# ", "#  ", 1)
+        stale = revisions.etag(unknown)
+        r = await tab.post("/flows/bakery-main/edit", {"ops": ops}, stale)
+        doc = await problem(r, 412, "precondition-failed", "If-Match")
+        assert doc["base_needed"] is True and doc["yours"] is None
+        r = await tab.post("/flows/bakery-main/edit", {"ops": ops, "base": unknown}, stale)
+        doc = await problem(r, 412, "precondition-failed", "If-Match")
+        assert "on_busy: closed" in doc["yours"] and "#  " in doc["yours"]
         # Nothing was overwritten.
         assert "shop_info:" in (await tab.state())["text"]
     finally:

@@ -197,3 +197,44 @@ async def test_test_callers_are_listed_from_the_try_panel(d: Designer, open_page
         "() => fetch('/designer/api/flows/bakery-main/testers').then(r => r.json())"
     )
     assert state["callers"] == ["+32470111213", "+32470999888"]
+
+
+async def test_discard_throws_the_draft_away_after_asking_and_undo_brings_it_back(
+    d: Designer, open_page: Opener
+) -> None:
+    """With the keyboard alone: the button, a question in plain words with the safe answer
+    focused, then the published flow again; Ctrl+Z brings the changes back."""
+    page = await open_page()
+    published = (d.flows_dir / "bakery.yaml").read_text()
+    discard = page.get_by_role("button", name="Discard changes...")
+    await expect(discard).to_be_disabled()  # nothing to discard: no draft
+    await node(page, "staff").click()
+    await page.locator("#f-on_busy").select_option("shop")
+    await expect(page.locator(".status")).to_contain_text("draft by")
+    await expect(discard).to_be_enabled()
+    await base.tab_to(page, "button.discard", limit=120)
+    await page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog", name="discard the draft")
+    await expect(dialog).to_contain_text("Throw away the changes to bakery-main?")
+    await expect(dialog).to_contain_text("1 step changed since it was published")
+    await expect(dialog).to_contain_text("Calls are not affected")
+    # The focus is on keeping them: Enter by mistake throws nothing away.
+    await page.keyboard.press("Enter")
+    await expect(dialog).to_have_count(0)
+    await expect(page.locator(".status")).to_contain_text("draft by")
+    await base.tab_to(page, "button.discard", limit=120)
+    await page.keyboard.press("Enter")
+    await page.keyboard.press("Tab")
+    await page.keyboard.press("Enter")  # "Throw away the changes"
+    await expect(page.locator(".notice")).to_contain_text("this is the published flow again")
+    await expect(page.locator(".status")).to_contain_text("published")
+    await expect(page.locator(".react-flow__edge[data-id='e:staff->shop']")).to_have_count(0)
+    state = await page.evaluate(
+        "() => fetch('/designer/api/flows/bakery-main').then(r => r.json())"
+    )
+    assert state["draft"] is None and state["text"] == published
+    assert (d.flows_dir / "bakery.yaml").read_text() == published  # the file never changed
+    await page.locator("body").focus()
+    await page.keyboard.press("Control+z")
+    await expect(page.locator(".status")).to_contain_text("draft by")
+    await expect(page.locator(".react-flow__edge[data-id='e:staff->shop']")).to_have_count(1)

@@ -42,3 +42,23 @@ async def test_calls_spread_up_to_maxload_then_503(tmp_path: Path) -> None:
     finally:
         for u in uas:
             await u.stop()
+
+
+async def test_a_worker_gets_at_most_worker_cps_new_calls_a_second(tmp_path: Path) -> None:
+    # Room for 4 calls each, but 1 new call a second: 8 calls at once get 1 per worker in that
+    # second (2; 4 if the burst straddles the turn of a second), the rest 503.
+    cfg, workers, state = edge_config(workers=2, max_calls=4, worker_cps=1)
+    uas = [await start_uas(tmp_path, w.port, name=f"w{w.index}") for w in workers]
+    try:
+        async with running_edge(cfg, workers, state) as edge:
+            for w in workers:
+                await wait_for_state(edge, w.index, "active")
+            target = f"127.0.0.1:{cfg.sip.edge.port}"
+            ruri = f"sip:+3225550100@127.0.0.1:{cfg.sip.edge.port}"
+            lines = await run_uac(tmp_path, target, ruri, calls=8, rate=1000, hold_ms=1000)
+            got = outcomes(lines)
+            assert set(got) == {"answered", "refused 503"}, lines
+            assert 2 <= got["answered"] <= 4 and got["answered"] + got["refused 503"] == 8, got
+    finally:
+        for u in uas:
+            await u.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from pathlib import Path
 
@@ -11,11 +12,13 @@ import pytest
 from flexvoice.system import free_port
 from tests.conftest import free_port_range
 from tests.edge_support import (
+    SIPP_DIR,
     calls_per_worker,
     edge_config,
     outcomes,
     run_uac,
     running_edge,
+    sipp,
     start_uas,
     trunks_file,
     wait_for_state,
@@ -141,3 +144,62 @@ async def test_edge_restart_keeps_worker_states(tmp_path: Path) -> None:
         await edge.start()
         assert time.monotonic() - started < 15
         assert {t.index: t.state for t in await edge.targets()}[1] == "disabled"
+
+
+def _request(method: str, carrier: int, worker: int, cseq: int) -> bytes:
+    """A worker's INVITE to the carrier, or its CANCEL (same branch: hop by hop)."""
+    return (
+        f"{method} sip:+3222222222@127.0.0.1:{carrier} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:{worker};rport;branch=z9hG4bK-slip-1\r\n"
+        "Max-Forwards: 70\r\nFrom: <sip:+3225550100@127.0.0.1>;tag=w1\r\n"
+        "To: <sip:+3222222222@127.0.0.1>\r\nCall-ID: slip-1@127.0.0.1\r\n"
+        f"CSeq: {cseq} {method}\r\nContact: <sip:w@127.0.0.1:{worker}>\r\n"
+        "Content-Length: 0\r\n\r\n"
+    ).encode()
+
+
+async def test_a_cancelled_calls_487_reaches_the_worker_even_when_the_carrier_drops_its_via(
+    tmp_path: Path,
+) -> None:
+    """A carrier that copies its 487's Vias from the (hop-by-hop) CANCEL sends the worker's
+    own Via nowhere: relayed as it came, PJSIP drops that 487, its INVITE never ends and keeps
+    a call slot the node and the edge count free (the worker then answers callers 486). The
+    edge answers a cancelled INVITE itself, from the transaction: the worker's Via is in it."""
+    cfg, workers, state = edge_config(workers=1)
+    carrier_port = free_port_range(1)
+    trunks = trunks_file(
+        state, f"trunks:\n  carrier:\n    proxy: 127.0.0.1:{carrier_port}\n"
+    )  # fmt: skip
+    carrier = await sipp(
+        "carrier", tmp_path, "-sf", str(SIPP_DIR / "uas_cancel_via_slip.xml"), "-i",
+        "127.0.0.1", "-p", str(carrier_port), "-m", "1", "-timeout", "20s",
+    )  # fmt: skip
+    worker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        worker.bind(("127.0.0.1", workers[0].port))
+        worker.setblocking(False)
+        loop = asyncio.get_running_loop()
+
+        async def until(status: str, method: str) -> str:
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                try:
+                    data = await asyncio.wait_for(loop.sock_recv(worker, 65535), 1.0)
+                except TimeoutError:
+                    continue
+                text = data.decode(errors="replace")
+                if text.startswith(f"SIP/2.0 {status}") and f" {method}\r\n" in text:
+                    return text
+            raise AssertionError(f"no {status} for the {method} within 5 s")
+
+        async with running_edge(cfg, workers, state, trunks):
+            edge = ("127.0.0.1", cfg.sip.edge.port)
+            worker.sendto(_request("INVITE", carrier_port, workers[0].port, 1), edge)
+            await until("180", "INVITE")
+            worker.sendto(_request("CANCEL", carrier_port, workers[0].port, 1), edge)
+            await until("200", "CANCEL")
+            final = await until("487", "INVITE")
+            assert "branch=z9hG4bK-slip-1" in final, final
+    finally:
+        worker.close()
+        await carrier.stop()

@@ -16,7 +16,7 @@ from flexvoice.api.framework import PRINCIPAL, Resource, request_body
 from flexvoice.api.models import E164, CallResource, Request
 from flexvoice.api.models import Resource as Doc
 from flexvoice.api.problems import ProblemError
-from flexvoice.api.resources import account_of, answer, node_part
+from flexvoice.api.resources import account_of, answer, node_part, owned
 from flexvoice.appkeys import CALLS, CONFERENCES, CONFIG, DIALER, FLOWS, NUMBERS, ORIGINATOR
 from flexvoice.conference.room import Room
 from flexvoice.conference.service import ConferenceService
@@ -78,11 +78,8 @@ def _service(request: web.Request) -> ConferenceService:
 
 
 def _room(request: web.Request) -> Room:
-    name = request.match_info["room"]
-    room = _service(request).get(account_of(request), name)
-    if room is None:
-        raise ProblemError("not-found", f"no conference room '{name}' in progress", field="room")
-    return room
+    service = _service(request)
+    return owned(request, "room", "conference room", lambda n, a: service.get(a, n))
 
 
 @resource.op(

@@ -21,6 +21,7 @@ from flexvoice.flows.schema import flow_schema
 from flexvoice.flows.validate import validate_text
 from flexvoice.logs import get_logger
 from flexvoice.offloop import check_off_loop, parse_off_loop
+from flexvoice.storage.engine import Connection
 
 log = get_logger(__name__)
 routes = web.RouteTableDef()
@@ -117,14 +118,19 @@ def _if_match(request: web.Request) -> str:
     return wanted
 
 
-def _conflict(request: web.Request, current: dict[str, Any], yours: str | None) -> ProblemError:
+def _conflict(
+    request: web.Request, current: dict[str, Any], yours: str | None, base_needed: bool = False
+) -> ProblemError:
     who = current["draft"]["author"] if current["draft"] else "a publication"
+    extra: dict[str, Any] = {"theirs": current, "yours": yours}
+    if base_needed:
+        extra["base_needed"] = True  # send the edit again with "base": the text it was made on
     return ProblemError(
         "precondition-failed",
         f"someone else changed this flow while you edited it (last change by {who}); both "
         "versions are shown: keep theirs, or apply your change again on top of it",
         field="If-Match",
-        extra={"theirs": current, "yours": yours},
+        extra=extra,
     )
 
 
@@ -161,13 +167,17 @@ async def edit_flow(request: web.Request) -> web.StreamResponse:
     working = draft.text if draft is not None else entry.text
     if revisions.etag(working) != wanted:
         current = await _state(request, entry)
+        # The text the edit was made on is known by its ETag (a text this node answered
+        # lately, or a publication); the page sends it only when asked (`base_needed`).
         base = data.get("base")
-        yours = None
-        if isinstance(base, str):
-            try:
-                yours = await check_off_loop(len(base), yamledit.apply, base, ops)
-            except UserError:
-                yours = None
+        if not isinstance(base, str) or revisions.etag(base) != wanted:
+            base = designview.recalled(wanted) or revisions.published_text(conn, entry.name, wanted)
+        if base is None:
+            raise _conflict(request, current, None, base_needed=True)
+        try:
+            yours = await check_off_loop(len(base), yamledit.apply, base, ops)
+        except UserError:
+            yours = None
         raise _conflict(request, current, yours)
     _, prompts_dir = flowfiles.flow_dirs(request)
     try:
@@ -201,6 +211,14 @@ async def edit_flow(request: web.Request) -> web.StreamResponse:
     before = working if done.before is None else done.before
     state.update(await _notes_follow(request, entry, before, done.steps, renames))
     return _json(state, etag=state["etag"])
+
+
+def _known_text(conn: Connection, entry: flowfiles.Entry, etag: str) -> str | None:
+    """A text of this flow by its ETag: the file, one this node checked lately, or one
+    published before (None: the page is asked for it)."""
+    if revisions.etag(entry.text) == etag:
+        return entry.text
+    return designview.recalled(etag) or revisions.published_text(conn, entry.name, etag)
 
 
 async def _notes_follow(

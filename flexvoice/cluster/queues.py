@@ -22,8 +22,11 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from flexvoice.callcontrol import CallLeg, DialResult
+from flexvoice.cluster.agents import RemoteAgents
 from flexvoice.flows.queues import QueueSlot
 from flexvoice.logs import get_logger
+from flexvoice.sip.leg import SipLeg
 
 log = get_logger(__name__)
 
@@ -70,6 +73,7 @@ class RedisQueueBoard:
     def __init__(self, redis: Any, node: str):
         self.redis = redis
         self.node = node
+        self.agents: RemoteAgents | None = None  # agents dialled by other nodes
         self._enter = redis.register_script(ENTER)
         self._claim = redis.register_script(CLAIM)
         self._release = redis.register_script(RELEASE)
@@ -158,6 +162,14 @@ class RedisSlot:
             return
         task.cancel()
         await self.board._release(keys=[self._agent(target)], args=[self.holder])
+
+    async def dial(
+        self, leg: CallLeg, target: str, ring_timeout: float, caller_id: str | None
+    ) -> DialResult | None:
+        agents = self.board.agents
+        if agents is None or not isinstance(leg, SipLeg):
+            return None
+        return await agents.dial(leg, self.account, target, ring_timeout, caller_id)
 
     async def leave(self) -> None:
         async with self.board.redis.pipeline(transaction=True) as pipe:

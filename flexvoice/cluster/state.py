@@ -171,6 +171,18 @@ class ClusterState:
             found.append(NodeInfo(name, doc.get("url", ""), workers, bool(doc), name in connected))
         return found
 
+    async def free_slots(self, nodes: Iterable[NodeInfo], max_calls: int) -> dict[str, int]:
+        """Call slots each serving node has free: its workers up, less the calls it holds."""
+        serving = [n for n in nodes if n.serving]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for n in serving:
+                pipe.scard(f"fv:calls:{n.name}")
+            held = await pipe.execute()
+        return {
+            n.name: sum(1 for _, up in n.workers if up) * max_calls - int(h)
+            for n, h in zip(serving, held, strict=True)
+        }
+
     async def claim(self, lost: str) -> bool:
         """This node closes `lost`'s calls (no other node does at the same time)."""
         return bool(await self.redis.set(f"fv:lost:{lost}", self.node, nx=True, ex=CLAIM_TTL))

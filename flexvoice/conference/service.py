@@ -22,18 +22,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from flexvoice.callcontrol import CallEnded, CallLeg
 from flexvoice.clock import utc_now
+from flexvoice.conference.live import Linker, LiveRoom, Seat, Uplink, UsageSink, WebhookSender
 from flexvoice.conference.room import Action, Member, Room, RoomFull
 from flexvoice.conference.tree import (
     Link,
     NoSlot,
-    Part,
     Retry,
     Rooted,
     Stranded,
@@ -50,75 +49,6 @@ __all__ = ["ConferenceService", "RoomElsewhere", "RoomFull"]
 
 class RoomElsewhere(Exception):
     """The room is mixed on another media worker than the one holding this leg."""
-
-
-class UsageSink(Protocol):
-    def record(self, event: dict[str, Any]) -> None: ...
-
-
-class WebhookSender(Protocol):
-    def enqueue(self, account: str, url: str, event: str, payload: dict[str, Any]) -> None: ...
-
-
-@dataclass
-class Seat:
-    """A participant's live state: its leg and what ends its stay."""
-
-    leg: CallLeg
-    member: Member
-    admitted: asyncio.Event = field(default_factory=asyncio.Event)
-    kicked: asyncio.Event = field(default_factory=asyncio.Event)
-    why: str = "kicked"  # what `kicked` means: a moderator's kick, or cut off from the room
-
-
-class Linker(Protocol):
-    """Internal calls between media workers (flexvoice.sip.links.PoolLinker)."""
-
-    def free_slots(self, placement: str) -> int: ...
-
-    def relays(self) -> dict[str, int]:
-        """Workers that take no calls, only links (placement -> free slots)."""
-
-    def incarnation(self, placement: str) -> float | None:
-        """Which start of the worker runs now (None: it is down). A part made on an earlier
-        one is gone, even when the worker is back."""
-
-    async def link(self, parent: str, child: str) -> tuple[CallLeg, CallLeg]: ...
-
-
-Uplink = tuple[CallLeg, CallLeg]  # (the parent's end, the child's end)
-
-
-@dataclass
-class LiveRoom:
-    room: Room
-    tree: Tree
-    callback: str | None = None
-    seats: dict[str, Seat] = field(default_factory=dict)
-    links: dict[str, Uplink] = field(default_factory=dict)  # child placement -> its uplink
-    born: dict[str, float | None] = field(default_factory=dict)  # placement -> incarnation
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    tasks: set[asyncio.Future[None]] = field(default_factory=set)
-
-    @property
-    def placement(self) -> str:
-        """The root part's worker."""
-        return self.tree.root
-
-    @property
-    def parts(self) -> dict[str, Part]:
-        return self.tree.parts
-
-    def used(self) -> dict[str, int]:
-        held: dict[str, int] = {}
-        for seat in self.seats.values():
-            held[seat.leg.media_worker] = held.get(seat.leg.media_worker, 0) + 1
-        return held
-
-    def spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
 
 
 class ConferenceService:
@@ -245,6 +175,9 @@ class ConferenceService:
     def _incarnation(self, placement: str) -> float | None:
         return self.linker.incarnation(placement) if self.linker is not None else None
 
+    def _stopping(self) -> bool:
+        return self.linker is not None and self.linker.stopping()
+
     def _free(self, live: LiveRoom) -> dict[str, int]:
         linker = self.linker
         return {p: linker.free_slots(p) for p in live.parts} if linker is not None else {}
@@ -291,7 +224,7 @@ class ConferenceService:
         async with live.lock:
             # Checked under the lock: a link we cut (_unlink forgets it first), or one a
             # rebuild already replaced, is no news.
-            if live.links.get(child) is not link or live.room.ended:
+            if live.links.get(child) is not link or live.room.ended or self._stopping():
                 return
             lost = {p for p in live.parts if self._incarnation(p) != live.born.get(p)}
             log.warning(

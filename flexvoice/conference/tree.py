@@ -109,11 +109,11 @@ class Tree:
         self, child: str, free: Mapping[str, int], relays: Mapping[str, int] = {}
     ) -> list[Link]:
         """Where a new part on `child` hangs: below the shallowest connected part with a free
-        slot (ties: by name, so placement is predictable). When that is the root and a relay
-        worker (one that takes no calls; `relays`: its free slots) is free, a relay part
-        goes there first and the new part below it: the root's slots each give three at the
-        next depth instead of one chain (two participants per worker leave each part one
-        slot for a child, and the tree was a chain)."""
+        slot (ties: by name, so placement is predictable). When that part holds participants
+        and a relay worker (one that takes no calls; `relays`: its free slots) is spare, a
+        relay part goes there first and the new part below it: the slot then gives three at
+        the next depth instead of one. (Two participants per worker leave each part one slot
+        for a child: without relays the tree is a chain, 12 deep for 50 participants.)"""
         if child in self.parts:
             raise ValueError(f"{child} already holds a part of the room")
         parents = [p for p in self._connected_parts() if free.get(p.placement, 0) > 0]
@@ -121,7 +121,7 @@ class Tree:
             raise NoSlot("no worker of the room has a free slot for a link")
         parent = min(parents, key=lambda p: (p.depth, p.placement)).placement
         spare = [r for r, n in relays.items() if n >= 2 and r not in self.parts and r != child]
-        if parent == self.root and spare:
+        if parent not in relays and spare:
             relay = max(spare, key=lambda r: (relays[r], r))
             return [Link(parent, relay), Link(relay, child)]
         return [Link(parent, child)]

@@ -141,14 +141,21 @@ class CallContext:
         return how
 
     async def dial(
-        self, targets: list[str], ring_timeout: float, caller_id: str | None
+        self,
+        targets: list[str],
+        ring_timeout: float,
+        caller_id: str | None,
+        via: QueueSlot | None = None,
     ) -> DialResult:
         # The dialled legs' `call` usage events are written by the SIP layer, which sees
         # every leg however it ends (flexvoice.sip.usage); the flow only names the caller ID.
         shown = caller_id or (self.leg.caller if E164_RE.match(self.leg.caller) else None)
         # The statistics read agents ringing, answers and outcomes from these two events.
         self.trace("dial_start", {"step": self.step, "targets": list(targets)})
-        result = await self.leg.dial(targets, ring_timeout=ring_timeout, caller_id=shown)
+        # A queue's agent may be dialled by another node of a cluster (`via`, its line).
+        result = (
+            await via.dial(self.leg, targets[0], ring_timeout, shown) if via is not None else None
+        ) or await self.leg.dial(targets, ring_timeout=ring_timeout, caller_id=shown)
         self.out_legs += len(result.attempts)
         self.trace(
             "dial_end",

@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from flexvoice.callcontrol import CallLeg, DialResult
+
 
 def pick_agent(targets: Sequence[str], turn: int, busy: Collection[str]) -> int | None:
     """The index of the agent to offer: the first one from `turn` on (round robin) who is
@@ -70,6 +72,12 @@ class QueueSlot(Protocol):
 
     async def agent_done(self, target: str) -> None: ...
 
+    async def dial(
+        self, leg: CallLeg, target: str, ring_timeout: float, caller_id: str | None
+    ) -> DialResult | None:
+        """The agent dialled by another node and bridged to `leg` (a cluster's choice), or
+        None: this node dials it."""
+
     async def leave(self) -> None: ...
 
 
@@ -123,6 +131,11 @@ class MemorySlot:
         if target in self.held:
             self.held.discard(target)
             self.board.busy.get(self.account, set()).discard(target)
+
+    async def dial(
+        self, leg: CallLeg, target: str, ring_timeout: float, caller_id: str | None
+    ) -> DialResult | None:
+        return None  # one node: it dials its callers' agents itself
 
     async def leave(self) -> None:
         self.line.leave(self.call_id)

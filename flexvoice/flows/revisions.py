@@ -160,6 +160,16 @@ def get_revision(conn: Connection, flow: str, rev_id: int) -> Revision | None:
     return Revision(*row) if row else None
 
 
+def published_text(conn: Connection, flow: str, digest: str) -> str | None:
+    """The text of a publication of `flow` by its digest (its ETag)."""
+    ensure_schema(conn)
+    row = conn.execute(
+        "SELECT text FROM flow_revisions WHERE flow = ? AND digest = ? ORDER BY id DESC LIMIT 1",
+        (flow, digest),
+    ).fetchone()
+    return str(row[0]) if row else None
+
+
 def text_diff(old: str, new: str, old_label: str, new_label: str) -> str:
     return "".join(
         difflib.unified_diff(

@@ -30,11 +30,41 @@ MAX_FLOW_VALUES = 50_000
 
 
 @dataclass
+class StepPart:
+    """One step's share of a check, kept so that an edit checks again only the steps it
+    changed (flows/recheck.py). Every problem here is written inside the step's lines."""
+
+    name: str
+    key: tuple[int, int]  # line and column of the step's name
+    body: Any
+    verb: Verb | None  # None when the step itself is wrong (see `own`)
+    own: list[Problem] = field(default_factory=list)  # its name, verb and fields
+    links: list[Problem] = field(default_factory=list)  # outcomes to steps that do not exist
+    prompts: list[Problem] = field(default_factory=list)  # prompt files missing
+    says: list[Problem] = field(default_factory=list)  # texts missing for a language
+
+
+@dataclass
+class Parts:
+    """A checked flow in the pieces an edit can change one by one (flows/recheck.py)."""
+
+    header: FlowHeader | None
+    head: list[Problem]  # the flow's own fields (flow, start, language, ...)
+    steps: list[StepPart]
+    langs: list[str]
+    start: list[Problem] = field(default_factory=list)  # start: names no step
+    graph: list[tuple[str, Problem]] = field(default_factory=list)  # (step it is on, warning)
+    # The steps `graph` was found in (kept while other problems hide it, for when they go).
+    graph_from: list[StepPart] | None = None
+
+
+@dataclass
 class Validation:
     source: str
     flow: Flow | None
     problems: list[Problem] = field(default_factory=list)
     data: Any = None  # the document as plain values, when it is YAML (for the designer)
+    parts: Parts | None = None  # when the document has a steps: mapping
 
     @property
     def errors(self) -> list[Problem]:
@@ -74,12 +104,35 @@ def validate_text(text: str, source: str, prompts_dir: Path | None) -> Validatio
     except ValidationError as exc:
         problems += [_hint_missing(p) for p in explain_validation_error(exc, doc, FlowHeader)]
     raw_steps = doc.data.get("steps")
-    steps = _steps(doc, raw_steps, problems) if isinstance(raw_steps, dict) else {}
-    if steps:
+    if not isinstance(raw_steps, dict):
+        return finish(text, source, header, problems, {}, doc.data, None)
+    steps = [step_part(doc, str(name), body) for name, body in raw_steps.items()]
+    valid = {p.name: p.verb for p in steps if p.verb is not None}
+    parts = Parts(header, problems, steps, languages(header, valid))
+    if valid:
         # Links are checked even when other steps are broken: one run shows every mistake.
-        names = [str(n) for n in (raw_steps or {})]
-        complete = header is not None and len(steps) == len(names) and not problems
-        problems += _links(doc, header, steps, names, prompts_dir, graph=complete)
+        names = [p.name for p in steps]
+        if header is not None and header.start not in names:
+            hint = did_you_mean(header.start, names)
+            msg = f"start: no step named '{header.start}'{hint}"
+            parts.start = [doc.problem(("start",), msg)]
+        known = set(names)
+        for part in steps:
+            step_links(doc, part, known, prompts_dir, parts.langs)
+        if graph_open(parts):
+            parts.graph, parts.graph_from = graph_warnings(source, header, steps), steps
+    return finish(text, source, header, assemble(parts), valid, doc.data, parts)
+
+
+def finish(
+    text: str,
+    source: str,
+    header: FlowHeader | None,
+    problems: list[Problem],
+    steps: dict[str, Verb],
+    data: Any,
+    parts: Parts | None,
+) -> Validation:
     flow = None
     if header is not None and not any(p.severity == "error" for p in problems):
         flow = Flow(
@@ -95,7 +148,36 @@ def validate_text(text: str, source: str, prompts_dir: Path | None) -> Validatio
             problems=problems,
         )
     problems.sort(key=lambda p: (p.line, p.column))
-    return Validation(source, flow, problems, doc.data)
+    return Validation(source, flow, problems, data, parts)
+
+
+def _before_links(parts: Parts) -> list[Problem]:
+    return parts.head + [p for s in parts.steps for p in s.own]
+
+
+def _links_found(parts: Parts) -> list[Problem]:
+    out = list(parts.start)
+    for phase in ("links", "prompts", "says"):
+        out += [p for s in parts.steps for p in getattr(s, phase)]
+    return out
+
+
+def graph_open(parts: Parts) -> bool:
+    """Reachability and loops are looked at only in a flow with nothing else to say."""
+    complete = all(s.verb is not None for s in parts.steps)
+    if parts.header is None or not complete or _before_links(parts):
+        return False
+    return not _links_found(parts)
+
+
+def assemble(parts: Parts) -> list[Problem]:
+    """Every problem, in the order the checks find them (a stable sort by place follows)."""
+    problems = _before_links(parts)
+    if any(s.verb is not None for s in parts.steps):
+        problems += _links_found(parts)
+        if graph_open(parts):
+            problems += [p for _, p in parts.graph]
+    return problems
 
 
 def _text(value: object) -> str:
@@ -109,119 +191,87 @@ def _hint_missing(p: Problem) -> Problem:
     return p
 
 
-def _steps(doc: YamlDoc, raw: dict[str, Any], problems: list[Problem]) -> dict[str, Verb]:
-    steps: dict[str, Verb] = {}
+def step_part(doc: YamlDoc, name: str, body: Any) -> StepPart:
+    """One step checked on its own: its name, its one verb, the verb's fields."""
+    at = ("steps", name)
+    mark = doc.mark(at, key=True)
+    part = StepPart(name, (mark.line, mark.column), body, None)
     verbs = list(VERBS)
-    for name, body in raw.items():
-        at = ("steps", name)
-        if not STEP_NAME_RE.match(name):
-            problems.append(
-                doc.problem(
-                    at, f"'{name}' is not a step name; use letters, digits, _ - .", key=True
-                )
-            )
-            continue
-        if not isinstance(body, dict) or not body:
-            problems.append(
-                doc.problem(
-                    at,
-                    f"step '{name}' needs one verb, e.g. '{name}: {{play: {{prompt: hello}}}}' "
-                    f"(verbs: {', '.join(verbs)})",
-                    key=body is None or body == {},
-                )
-            )
-            continue
-        keys = list(body)
-        bad = False
-        for key in keys:
-            if key in VERBS:
-                continue
-            bad = True
-            if key in BRANCH_NAMES or key.startswith(BRANCH_PREFIXES):
-                verb = next((k for k in keys if k in VERBS), "the verb")
-                msg = f"'{key}' belongs inside {verb}: write it under '{verb}:', not beside it"
-            else:
-                msg = f"unknown verb '{key}'{did_you_mean(key, verbs)}"
-                if not did_you_mean(key, verbs):
-                    msg += f" (verbs: {', '.join(verbs)})"
-            problems.append(doc.problem((*at, key), msg, key=True))
-        found = [k for k in keys if k in VERBS]
-        if len(found) > 1:
-            problems.append(
-                doc.problem(
-                    (*at, found[1]),
-                    f"step '{name}' has {len(found)} verbs ({', '.join(found)}); a step has "
-                    "exactly one: split it into steps linked with 'then'",
-                    key=True,
-                )
-            )
-            continue
-        if bad or not found:
-            continue
-        verb_name = found[0]
-        cls = VERBS[verb_name]
-        try:
-            verb = cls.model_validate(cls.coerce(body[verb_name]))
-        except ValidationError as exc:
-            problems += explain_validation_error(exc, doc, cls, prefix=(*at, verb_name))
-            continue
-        findings = verb.check()
-        for f in findings:
-            problems.append(
-                doc.problem((*at, verb_name, *f.path), f.message, key=f.key, severity=f.severity)
-            )
-        if not any(f.severity == "error" for f in findings):
-            steps[name] = verb
-    return steps
-
-
-def _links(
-    doc: YamlDoc,
-    header: FlowHeader | None,
-    steps: dict[str, Verb],
-    names: list[str],
-    prompts_dir: Path | None,
-    *,
-    graph: bool,
-) -> list[Problem]:
-    problems: list[Problem] = []
-    if header is not None and header.start not in names:
-        problems.append(
-            doc.problem(
-                ("start",),
-                f"start: no step named '{header.start}'{did_you_mean(header.start, names)}",
-            )
+    if not STEP_NAME_RE.match(name):
+        msg = f"'{name}' is not a step name; use letters, digits, _ - ."
+        part.own.append(doc.problem(at, msg, key=True))
+        return part
+    if not isinstance(body, dict) or not body:
+        msg = (
+            f"step '{name}' needs one verb, e.g. '{name}: {{play: {{prompt: hello}}}}' "
+            f"(verbs: {', '.join(verbs)})"
         )
-    for name, verb in steps.items():
-        base = ("steps", name, verb.verb)
-        for br in verb.branches():
-            if br.target not in names:
-                hint = did_you_mean(br.target, names)
-                problems.append(
-                    doc.problem(
-                        (*base, *br.path),
-                        f"{'.'.join(map(str, br.path))}: no step named '{br.target}'{hint}",
-                    )
-                )
-    langs = _languages(header, steps)
+        part.own.append(doc.problem(at, msg, key=body is None or body == {}))
+        return part
+    keys = list(body)
+    bad = False
+    for key in keys:
+        if key in VERBS:
+            continue
+        bad = True
+        if key in BRANCH_NAMES or key.startswith(BRANCH_PREFIXES):
+            verb = next((k for k in keys if k in VERBS), "the verb")
+            msg = f"'{key}' belongs inside {verb}: write it under '{verb}:', not beside it"
+        else:
+            msg = f"unknown verb '{key}'{did_you_mean(key, verbs)}"
+            if not did_you_mean(key, verbs):
+                msg += f" (verbs: {', '.join(verbs)})"
+        part.own.append(doc.problem((*at, key), msg, key=True))
+    found = [k for k in keys if k in VERBS]
+    if len(found) > 1:
+        msg = (
+            f"step '{name}' has {len(found)} verbs ({', '.join(found)}); a step has "
+            "exactly one: split it into steps linked with 'then'"
+        )
+        part.own.append(doc.problem((*at, found[1]), msg, key=True))
+        return part
+    if bad or not found:
+        return part
+    verb_name = found[0]
+    cls = VERBS[verb_name]
+    try:
+        verb = cls.model_validate(cls.coerce(body[verb_name]))
+    except ValidationError as exc:
+        part.own += explain_validation_error(exc, doc, cls, prefix=(*at, verb_name))
+        return part
+    findings = verb.check()
+    for f in findings:
+        path = (*at, verb_name, *f.path)
+        part.own.append(doc.problem(path, f.message, key=f.key, severity=f.severity))
+    if not any(f.severity == "error" for f in findings):
+        part.verb = verb
+    return part
+
+
+def step_links(
+    doc: YamlDoc, part: StepPart, names: set[str], prompts_dir: Path | None, langs: list[str]
+) -> None:
+    """The step's outcomes to steps that do not exist, its missing prompt files and texts."""
+    verb = part.verb
+    if verb is None:
+        return
+    base = ("steps", part.name, verb.verb)
+    part.links, part.prompts, part.says = [], [], []
+    for br in verb.branches():
+        if br.target not in names:
+            hint = did_you_mean(br.target, sorted(names))
+            msg = f"{'.'.join(map(str, br.path))}: no step named '{br.target}'{hint}"
+            part.links.append(doc.problem((*base, *br.path), msg))
     if prompts_dir is not None:
-        for name, verb in steps.items():
-            base = ("steps", name, verb.verb)
-            for path, prompt in verb.prompt_refs():
-                msg = prompt_problem(prompts_dir, prompt, langs)
-                if msg:
-                    problems.append(doc.problem((*base, *path), msg))
-    for name, verb in steps.items():
-        for path, message in _say_gaps(verb, langs):
-            problems.append(
-                doc.problem(("steps", name, verb.verb, *path), message, severity="warning")
-            )
-    if graph and header is not None and not problems:
-        problems += _graph_warnings(doc, header.start, steps)
-    return problems
+        for path, prompt in verb.prompt_refs():
+            missing = prompt_problem(prompts_dir, prompt, langs)
+            if missing:
+                part.prompts.append(doc.problem((*base, *path), missing))
+    for path, message in _say_gaps(verb, langs):
+        part.says.append(doc.problem((*base, *path), message, severity="warning"))
 
 
-def _languages(header: FlowHeader | None, steps: dict[str, Verb]) -> list[str]:
+def languages(header: FlowHeader | None, steps: dict[str, Verb]) -> list[str]:
     langs = [header.language if header is not None else "en"]
     for verb in steps.values():
         langs += [lang for lang in verb.languages() if lang not in langs]
@@ -269,8 +319,22 @@ def _say_gaps(verb: Verb, langs: list[str]) -> list[tuple[tuple[str, ...], str]]
     return out
 
 
-def _graph_warnings(doc: YamlDoc, start: str, steps: dict[str, Verb]) -> list[Problem]:
-    problems: list[Problem] = []
+def graph_warnings(
+    source: str, header: FlowHeader | None, parts: list[StepPart]
+) -> list[tuple[str, Problem]]:
+    """Steps never reached and loops a call cannot leave, each on the step it names first
+    (all steps valid)."""
+    problems: list[tuple[str, Problem]] = []
+    if header is None:
+        return problems
+    start = header.start
+    steps = {p.name: p.verb for p in parts if p.verb is not None}
+    keys = {p.name: p.key for p in parts}
+
+    def warn(name: str, message: str) -> None:
+        line, column = keys[name]
+        problems.append((name, Problem(source, line, column, message, severity="warning")))
+
     edges = {name: [b.target for b in verb.branches()] for name, verb in steps.items()}
     seen, todo = {start}, [start]
     while todo:
@@ -282,14 +346,10 @@ def _graph_warnings(doc: YamlDoc, start: str, steps: dict[str, Verb]) -> list[Pr
     for name in steps:
         if name not in seen:
             extra = " (unless a webhook answers next: " + name + ")" if dynamic else ""
-            problems.append(
-                doc.problem(
-                    ("steps", name),
-                    f"step '{name}' is never reached from start '{start}'{extra}; "
-                    "link it from another step or remove it",
-                    key=True,
-                    severity="warning",
-                )
+            warn(
+                name,
+                f"step '{name}' is never reached from start '{start}'{extra}; "
+                "link it from another step or remove it",
             )
     for comp in strongly_connected(edges):
         first = comp[0]
@@ -299,24 +359,16 @@ def _graph_warnings(doc: YamlDoc, start: str, steps: dict[str, Verb]) -> list[Pr
         leaves = any(t not in comp for s in comp for t in edges[s])
         ends = any(can_end(steps[s]) for s in comp)
         if not leaves and not ends:
-            problems.append(
-                doc.problem(
-                    ("steps", first),
-                    f"loop with no way out: {ring}; no branch leaves it and no step in it "
-                    "ends the call",
-                    key=True,
-                    severity="warning",
-                )
+            warn(
+                first,
+                f"loop with no way out: {ring}; no branch leaves it and no step in it "
+                "ends the call",
             )
         elif not any(steps[s].waits for s in comp):
-            problems.append(
-                doc.problem(
-                    ("steps", first),
-                    f"loop with no input: {ring} never waits for the caller, so it repeats "
-                    "at once; put a menu or gather in it",
-                    key=True,
-                    severity="warning",
-                )
+            warn(
+                first,
+                f"loop with no input: {ring} never waits for the caller, so it repeats "
+                "at once; put a menu or gather in it",
             )
     return problems
 

@@ -3,6 +3,7 @@ problem's line:col is put on its step and field with these)."""
 
 from __future__ import annotations
 
+import functools
 import re
 
 _KEY = re.compile(r"""^( *)(?:"([^"]*)"|'([^']*)'|([^\s#'"{\[\]][^:#]*?))\s*:(?:\s|$)""")
@@ -56,3 +57,24 @@ def field_on(text: str, step_line: int, line: int, column: int) -> str | None:
         if key and len(key.group(1)) == body_indent:
             return key.group(4) or key.group(2) or key.group(3)
     return None
+
+
+@functools.lru_cache(maxsize=8)  # an edit's text is cut by the splice, then by the check
+def step_blocks(text: str) -> tuple[tuple[tuple[int, int, str], ...], int] | None:
+    """Each step's lines as written, (first, end, name) with `end` the line after its last,
+    and the line where the flow's text after the steps begins; None when the steps are not
+    written one per block under `steps:` (then there is nothing to cut along)."""
+    firsts = step_lines_of(text)
+    if not firsts:
+        return None
+    lines = text.splitlines()
+    after = len(lines) + 1
+    for number in range(firsts[-1][0] + 1, len(lines) + 1):
+        line = lines[number - 1]
+        if line and not line.startswith((" ", "\t", "#")):
+            if not _KEY.match(line):
+                return None  # a value going on at the margin: not cut here
+            after = number
+            break
+    ends = [first for first, _ in firsts[1:]] + [after]
+    return tuple((first, end, name) for (first, name), end in zip(firsts, ends, strict=True)), after

@@ -22,10 +22,12 @@ from flexvoice.appkeys import (
     FLOWS,
     HEARTBEAT,
     MESSAGING,
+    POOL,
     STATUS,
     USAGE_SINK,
     need,
 )
+from flexvoice.cluster.agents import RemoteAgents
 from flexvoice.cluster.member import Member
 from flexvoice.cluster.queues import RedisQueueBoard
 from flexvoice.cluster.state import ClusterState, client_name
@@ -130,12 +132,24 @@ async def cluster_component(app: web.Application) -> AsyncIterator[None]:
     heartbeat.listeners.append(beat)
     member.session = aiohttp.ClientSession()
     writer = asyncio.create_task(member.write_ownership(), name="cluster-ownership")
+
+    async def free_slots() -> dict[str, int]:
+        return await member.state.free_slots(member.nodes, cfg.sip.workers.max_calls)
+
+    # Queue agents dialled for other nodes' callers (the pool starts after us: found later).
+    agents = RemoteAgents(redis, node, lambda: app.get(POOL), lambda: app.get(CALLS),
+                          free_slots, cfg.cluster.agents_from)  # fmt: skip
+    member.queues.agents = agents
+    offers = asyncio.create_task(agents.serve(), name="cluster-agent-offers")
     app[CLUSTER] = member
     log.info("cluster.joined", node=node, url=member.url, edge=cfg.cluster.edge)
     try:
         yield
     finally:
         heartbeat.listeners.remove(beat)
+        offers.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await offers
         await member.settled()
         await asyncio.sleep(0)  # the last ownership changes reach the writer's queue
         writer.cancel()

@@ -22,7 +22,7 @@ from flexvoice.appkeys import CONFIG, EDGE, OPTIONS, STATUS, TRUNKS, need
 from flexvoice.errors import UserError
 from flexvoice.logs import get_logger
 from flexvoice.node.status import NodeStatus
-from flexvoice.sip.addresses import worker_addresses
+from flexvoice.sip.addresses import relay_addresses, worker_addresses
 from flexvoice.sip.edge import Edge
 
 log = get_logger(__name__)
@@ -41,7 +41,7 @@ async def edge_component(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     trunks = need(app, TRUNKS, "trunks_component", "edge_component")
-    edge = Edge(cfg, worker_addresses(cfg), trunks)
+    edge = Edge(cfg, worker_addresses(cfg), trunks, relays=relay_addresses(cfg))
     await edge.start()
     app[EDGE] = edge
     status.edge_up = True

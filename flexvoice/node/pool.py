@@ -27,6 +27,7 @@ from flexvoice.appkeys import (
     need,
 )
 from flexvoice.config import Config
+from flexvoice.errors import UserError
 from flexvoice.logs import get_logger
 from flexvoice.node.inbound_router import InboundRouter
 from flexvoice.node.messaging import sip_inbound
@@ -54,8 +55,14 @@ def pool_settings(cfg: Config, edge: bool, trunk: Trunk | None) -> PoolSettings:
             rtp_base=w.rtp_base,
             **trunk_settings(trunk),
         )
+    if w.relays and cfg.cluster.enabled and cfg.cluster.edge == "shared":
+        raise UserError(
+            "sip.workers.relays: a shared edge (cluster.edge: shared) does not know relay "
+            "workers yet; set sip.workers.relays to 0 or give this node its own edge"
+        )
     return PoolSettings(
-        count=worker_count(cfg),
+        count=worker_count(cfg) + w.relays,
+        relays=w.relays,
         host=w.host,
         base_port=w.base_port,
         max_calls=w.max_calls,
@@ -97,14 +104,19 @@ async def pool_component(app: web.Application) -> AsyncIterator[None]:
         pool.caller_id_for = trunk.caller_id_for
     edge_process = app.get(EDGE)
     cluster = app.get(CLUSTER)
+    # Relays (the pool's last workers) take no callers: the edge pings them, no state pushed.
+    callers = settings.count - settings.relays
     if edge_process is not None:  # the edge started first (it stops after the pool drained)
-        pool.on_worker_state.append(edge_process.set_worker_state)
-        pool.on_worker_lost.append(edge_process.worker_lost)  # BYE to their carriers
+        push, lost = edge_process.set_worker_state, edge_process.worker_lost
+        pool.on_worker_state.append(lambda i, up: push(i, up) if i < callers else None)
+        pool.on_worker_lost.append(lambda i: lost(i) if i < callers else None)  # carriers' BYE
     elif edge and not (cluster is not None and cluster.shared_edge):
         need(app, EDGE, "edge_component", "pool_component")
     if cluster is not None:  # the shared edge learns the workers' states through Redis
         uris = {w.index: w.uri for w in worker_addresses(cfg)}
-        pool.on_worker_state.append(lambda i, up: cluster.worker_state(uris[i], up))
+        pool.on_worker_state.append(
+            lambda i, up: cluster.worker_state(uris[i], up) if i in uris else None
+        )
         if cluster.shared_edge:
             pool.on_worker_lost.append(lambda i: cluster.worker_lost(uris[i]))
     status.workers_total = settings.count

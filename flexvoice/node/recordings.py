@@ -119,6 +119,10 @@ class NodeLinker:
         linker = self._get()
         return linker.relays() if linker is not None else {}
 
+    def stopping(self) -> bool:
+        linker = self._get()
+        return linker.stopping() if linker is not None else False
+
     def incarnation(self, placement: str) -> float | None:
         linker = self._get()
         return linker.incarnation(placement) if linker is not None else None

@@ -65,13 +65,21 @@ def worker_addresses(cfg: Config, machine: Machine | None = None) -> list[Worker
     return [WorkerAddress(n, w.host, w.base_port + n) for n in range(worker_count(cfg, machine))]
 
 
+def relay_addresses(cfg: Config, machine: Machine | None = None) -> list[WorkerAddress]:
+    """`sip.workers.relays` workers after the call workers (the pool's last ones): their
+    numbers and SIP ports go on from the last call worker's."""
+    w = cfg.sip.workers
+    first = worker_count(cfg, machine)
+    return [WorkerAddress(n, w.host, w.base_port + n) for n in range(first, first + w.relays)]
+
+
 def worker_count(cfg: Config, machine: Machine | None = None) -> int:
     """`sip.workers.count`, with `auto` resolved; a layout that does not fit is refused with
     the keys to change."""
     w = cfg.sip.workers
     room = port_room(w.base_port, w.rtp_base)
     if w.count == "auto":
-        count = min(auto_worker_count(machine or this_machine()), room)
+        count = min(auto_worker_count(machine or this_machine()), room - w.relays)
         if count < 1:
             raise UserError(
                 f"sip.workers.count: auto finds no room for a worker between base_port "
@@ -79,7 +87,7 @@ def worker_count(cfg: Config, machine: Machine | None = None) -> int:
             )
     else:
         count = int(w.count)
-    check_layout(count, w.base_port, w.rtp_base, cfg.sip.edge.port)
+    check_layout(count + w.relays, w.base_port, w.rtp_base, cfg.sip.edge.port)
     return count
 
 

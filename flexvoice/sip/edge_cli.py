@@ -10,7 +10,7 @@ from pathlib import Path
 
 from flexvoice.config import Config, config_from_args
 from flexvoice.errors import UserError
-from flexvoice.sip.addresses import WorkerAddress, worker_addresses
+from flexvoice.sip.addresses import WorkerAddress, relay_addresses, worker_addresses
 from flexvoice.sip.edge import Edge
 from flexvoice.sip.trunks import load_trunks
 
@@ -31,6 +31,7 @@ def build_edge(
     workers: list[WorkerAddress],
     warn: Callable[[str], None],
     state_dir: Path | None = None,
+    relays: list[WorkerAddress] | None = None,
 ) -> Edge:
     """The edge of `cfg` with its trunks read (a mistake stops it, naming file:line:col);
     each trunk warning is told through `warn`. The node's edge commands and the cluster's
@@ -38,7 +39,7 @@ def build_edge(
     trunks = load_trunks(cfg.path(cfg.sip.trunks))
     for warning in trunks.warnings:
         warn(str(warning))
-    return Edge(cfg, workers, trunks, state_dir=state_dir)
+    return Edge(cfg, workers, trunks, state_dir=state_dir, relays=relays or [])
 
 
 def _edge(args: argparse.Namespace, check: bool = False) -> Edge:
@@ -49,6 +50,7 @@ def _edge(args: argparse.Namespace, check: bool = False) -> Edge:
         worker_addresses(cfg),
         (lambda w: print(f"flexvoice: {w}", file=sys.stderr)) if check else (lambda w: None),
         cfg.path("var/edge/check") if check else None,
+        relay_addresses(cfg),
     )
 
 
@@ -56,9 +58,10 @@ def _check(args: argparse.Namespace) -> int:
     edge = _edge(args, check=True)
     edge.check()
     e = edge.cfg.sip.edge
+    relays = f" + {_n(len(edge.relays), 'relay')}" if edge.relays else ""
     print(
         f"edge: {edge.config_file} is valid (listen {e.host}:{e.port} udp+tcp, "
-        f"{_n(len(edge.workers), 'worker')}, {_n(len(edge.trunks), 'trunk')}, "
+        f"{_n(len(edge.workers), 'worker')}{relays}, {_n(len(edge.trunks), 'trunk')}, "
         f"ACL {'on' if e.acl else 'off'})"
     )
     return 0

@@ -5,6 +5,7 @@ dispatcher list of the media workers."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from flexvoice.config import Config
@@ -14,6 +15,9 @@ from flexvoice.sip.trunks import Trunks
 
 REPO_TEMPLATE = Path(__file__).resolve().parent.parent.parent / "sip" / "kamailio.cfg.tmpl"
 DISPATCHER_SET = 1
+# Relay workers (sip.workers.relays): reached by conference links only, never by callers
+# (route[DISPATCH] selects from DISPATCHER_SET alone).
+RELAY_SET = 2
 # The dialog module's db_text tables (under the edge's state directory): the calls Kamailio
 # held when it was stopped, so a node killed with calls up ends them at its next start.
 DIALOG_DB = "dialogs"
@@ -165,10 +169,13 @@ def render_config(
 
 
 def render_dispatcher_list(
-    workers: list[WorkerAddress], max_calls: int, down: set[int] | None = None
+    workers: list[WorkerAddress],
+    max_calls: int,
+    down: set[int] | None = None,
+    relays: Sequence[WorkerAddress] = (),
 ) -> str:
     lines = ["# setid destination flags priority attrs (generated: one line per media worker)"]
-    for w in workers:
+    for setid, w in [(DISPATCHER_SET, w) for w in workers] + [(RELAY_SET, r) for r in relays]:
         flags = DS_DISABLED if down and w.index in down else 0
-        lines.append(f"{DISPATCHER_SET} {w.uri} {flags} 0 duid={w.duid};maxload={max_calls}")
+        lines.append(f"{setid} {w.uri} {flags} 0 duid={w.duid};maxload={max_calls}")
     return "\n".join(lines) + "\n"

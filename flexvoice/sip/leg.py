@@ -111,6 +111,7 @@ class SipLeg(LegMedia):
         self.callee = callee
         self.call_id = call_id or new_call_id()
         self.parent = parent
+        self.remote_parent: str | None = None  # the parent's call id when another node has it
         self.children: list[SipLeg] = []
         self.account: str | None = None
         self.observer: CallObserver | None = None
@@ -176,7 +177,7 @@ class SipLeg(LegMedia):
 
     @property
     def parent_call_id(self) -> str | None:
-        return self.parent.call_id if self.parent is not None else None
+        return self.parent.call_id if self.parent is not None else self.remote_parent
 
     @property
     def recordings_pending(self) -> bool:

@@ -1,22 +1,20 @@
 """Conference links: an internal SIP call from one worker to another on loopback, the
 `Linker` of flexvoice.conference.service on top of the pool.
 
-The parent worker originates `sip:fv-link-<token>@<host>:<child port>`; the child worker's
-incoming call reaches `on_internal` (never number routing), is matched to the token (a random
-one per link, so nobody outside can join a room by guessing a URI) and answered. Both ends are
-plain legs without an account: not billed, not listed as calls."""
+The parent worker calls the token the child worker expects (flexvoice.sip.linkends: the URI,
+the token, the pool's `on_internal`); the child's end is answered here. Both ends are plain
+legs without an account: not billed, not listed as calls."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import secrets
 from typing import Any
 
 from flexvoice.callcontrol import CallLeg
 from flexvoice.logs import get_logger
 from flexvoice.sip.leg import SipLeg
-from flexvoice.sip.pool import INTERNAL_PREFIX, NoFreeSlot, WorkerPool, WorkerProcess
+from flexvoice.sip.linkends import LinkEnds, link_uri, new_token
+from flexvoice.sip.pool import NoFreeSlot, WorkerPool, WorkerProcess
 
 log = get_logger(__name__)
 
@@ -30,8 +28,7 @@ class LinkFailed(Exception):
 class PoolLinker:
     def __init__(self, pool: WorkerPool):
         self.pool = pool
-        self.pending: dict[str, asyncio.Future[SipLeg]] = {}
-        pool.on_internal = self._incoming
+        self.ends = LinkEnds.of(pool)
 
     def _worker(self, placement: str) -> WorkerProcess | None:
         return next((w for w in self.pool.workers if f"worker {w.index}" == placement), None)
@@ -45,6 +42,9 @@ class PoolLinker:
         relays = workers[len(workers) - self.pool.settings.relays :]
         return {f"worker {w.index}": w.free for w in relays if w.up}
 
+    def stopping(self) -> bool:
+        return self.pool.draining
+
     def incarnation(self, placement: str) -> float | None:
         """The worker's last start (loop time), None while it is down."""
         worker = self._worker(placement)
@@ -56,14 +56,12 @@ class PoolLinker:
         near = next(iter(up.legs.values()), None) if up is not None else None
         if up is None or down is None or near is None:
             raise LinkFailed(f"no link from {parent} to {child}: a worker is not up")
-        token = secrets.token_hex(12)
-        arrived: asyncio.Future[SipLeg] = asyncio.get_running_loop().create_future()
-        self.pending[token] = arrived
-        uri = f"sip:{INTERNAL_PREFIX}{token}@{self.pool.settings.host}:{down.port}"
+        token = new_token()
+        arrived = self.ends.expect(token)
         try:
-            out = self.pool.originate(uri, None, near=near, call_id=f"link-{token[:8]}")
+            out = self.ends.call(link_uri(token, self.pool.settings.host, down.port), near, token)
         except NoFreeSlot as exc:
-            self.pending.pop(token, None)
+            self.ends.forget(token)
             raise LinkFailed(f"no link from {parent} to {child}: {exc.reason}") from None
         inbound: SipLeg | None = None
         try:
@@ -89,16 +87,6 @@ class PoolLinker:
                 raise
             raise LinkFailed(f"no link from {parent} to {child}: {exc!r}") from None
         finally:
-            self.pending.pop(token, None)
+            self.ends.forget(token)
         log.info("conference.link_up", parent=parent, child=child)
         return out, inbound
-
-    async def _incoming(self, leg: SipLeg) -> None:
-        token = leg.callee[len(INTERNAL_PREFIX) :]
-        arrived = self.pending.get(token)
-        if arrived is None or arrived.done():
-            await leg.hangup(404, "Not Found")
-            return
-        arrived.set_result(leg)
-        with contextlib.suppress(Exception):
-            await leg.wait_ended()  # the link lives as long as its call

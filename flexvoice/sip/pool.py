@@ -26,7 +26,7 @@ from flexvoice.logs import get_logger
 from flexvoice.sip import metrics
 from flexvoice.sip.addresses import rtp_ports
 from flexvoice.sip.leg import SipLeg
-from flexvoice.sip.protocol import EVENTS, Message, ProtocolError, decode, encode
+from flexvoice.sip.protocol import EVENTS, INTERNAL_PREFIX, Message, ProtocolError, decode, encode
 from flexvoice.sip.slots import NoFreeSlot
 from flexvoice.sip.template import Template, WorkerProc
 
@@ -41,9 +41,6 @@ READY_TIMEOUT = 15.0  # from the moment a worker's process is started
 STARTS_PER_CORE = 8
 # A worker that dies within this long of its start is crash-looping: back off before the next.
 STABLE_AFTER = 10.0
-# The user part of internal calls between workers (conference links): they go to
-# `on_internal`, never to number routing.
-INTERNAL_PREFIX = "fv-link-"
 
 
 @dataclass(frozen=True)
@@ -113,6 +110,8 @@ class WorkerProcess:
             args += ["--proxy", s.proxy]
         if s.media_host:
             args += ["--media-host", s.media_host]
+        if self.index >= s.count - s.relays:
+            args.append("--relay")
         env: dict[str, str] = {}
         if s.trunk_user and s.trunk_password:
             env = {

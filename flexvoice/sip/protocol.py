@@ -53,6 +53,10 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+# The user part of internal calls between workers (conference links): the pool sends them to
+# `on_internal`, never to number routing; the worker tunes their media for a short hop.
+INTERNAL_PREFIX = "fv-link-"
+
 COMMANDS = frozenset(
     {
         "ring",

@@ -45,7 +45,7 @@ import pjsua2 as pj
 from flexvoice.sip import forkserver, talk, wakes
 from flexvoice.sip.addresses import edge_source
 from flexvoice.sip.dispatch import WORKER_COMMANDS, EndedCalls, handler_name, no_call_answer
-from flexvoice.sip.protocol import Message, encode
+from flexvoice.sip.protocol import INTERNAL_PREFIX, Message, encode
 from flexvoice.sip.wavfile import prompt_seconds, silence_file, wav_closed
 from flexvoice.sip.workerio import read_commands, take_stdout
 
@@ -60,6 +60,16 @@ SECOND = "#2"  # the key of a dual-channel recording's second recorder: its id +
 # The control plane decides within milliseconds (number lookup, then ring, answer or refuse);
 # past this, the worker refuses the INVITE itself (refuse_undecided).
 DECIDE_WITHIN = 10.0
+# Conference links (calls to sip:fv-link-...@ another worker) carry a room from one worker's
+# bridge to another's on loopback; each hop adds a frame of packetising, a jitter buffer and
+# the wait for the far bridge's next tick. Measured (bench conference, 12 in a room, depth 3,
+# load 7-10): a hop cost 35-45 ms with 20 ms frames, packets and the default jitter buffer,
+# 10-25 ms with 10 ms bridge frames, 10 ms packets on links (asked with a=ptime in their SDP:
+# PJSIP encodes at the remote's ptime) and a link jitter buffer of one packet (loopback has
+# no network jitter; only the far worker's scheduling).
+FRAME_MS = 10
+LINK_PTIME = 10
+LINK_JB_MS = (10, 10, 40, 200)  # initial, minimum and maximum prefetch, capacity
 GRAVE_SECONDS = 2.0  # how long a retired pjsua2 object is kept after PJSIP let go of it
 # Offered in this order; everything else the wheel has (speex, iLBC, GSM, ...) is disabled.
 CODECS = {"PCMA/8000": 250, "PCMU/8000": 240, "G722/16000": 230}
@@ -76,6 +86,7 @@ class Worker:
         media_host: str | None = None,
         rtp_ports: int = 16,
         idle_ms: int = wakes.IDLE_POLL_MS,
+        relay: bool = False,
     ):
         self.index = index
         self.prefix = f"w{index}.{os.getpid()}."
@@ -129,6 +140,12 @@ class Worker:
         # would wake every 10 ms even with no call (0.3 % of a core per idle worker).
         cfg.medConfig.hasIoqueue = False
         cfg.medConfig.threadCnt = 0
+        if relay:
+            # A relay holds only conference links (4 x 100 packets a second): PJSIP's media
+            # thread takes them in C; through the main loop each would wake Python.
+            cfg.medConfig.hasIoqueue = True
+            cfg.medConfig.threadCnt = 1
+        cfg.medConfig.audioFramePtime = FRAME_MS  # callers' packets stay 20 ms (2 frames)
         self.ep.libInit(cfg)
         tcfg = pj.TransportConfig()
         tcfg.port = port
@@ -221,7 +238,9 @@ class Worker:
                 chores_at = now + wait_ms / 1000
             else:
                 # Nothing changed: most likely an RTP packet woke the loop (see BATCH_MS).
-                if len(self.calls) >= batch_calls and not commands:
+                # Not while a conference room is mixed here: a late packet is heard late by
+                # the whole room, after each hop.
+                if len(self.calls) >= batch_calls and not commands and not self.rooms:
                     sleep(batch_s)
                     now = monotonic()
                 wait_ms = max(1, int((chores_at - now) * 1000))
@@ -370,6 +389,7 @@ class Worker:
             self.emit("state", call=call_id, state="disconnected", code=503, reason="worker full")
             return
         call = WorkerCall(self, call_id)
+        call.link = str(msg.get("uri")).startswith(f"sip:{INTERNAL_PREFIX}")
         prm = pj.CallOpParam(True)
         caller_id = msg.get("caller_id")
         if caller_id:
@@ -450,6 +470,7 @@ class WorkerAccount(pj.Account):  # type: ignore[misc]
         except (pj.Error, ValueError, UnicodeError):
             self.refuse(prm.callId, 500, "Server Internal Error")
             return
+        call.link = len(first_line) > 1 and first_line[1].startswith(f"sip:{INTERNAL_PREFIX}")
         worker.calls[call_id] = call
         worker.undecided[call_id] = time.monotonic() + DECIDE_WITHIN
         worker.emit(
@@ -511,6 +532,7 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
         self.muted = False
         self.talk = talk.TalkMeter()  # talking time in its conference room
         self.ended = False
+        self.link = False  # a conference link to another worker (see LINK_PTIME)
 
     # -- PJSIP callbacks (main thread) ------------------------------------------------------
     def onCallState(self, prm: Any) -> None:
@@ -527,6 +549,18 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
         self.worker.emit(
             "state", call=self.id, state=state, code=info.lastStatusCode, reason=info.lastReason
         )
+
+    def onCallSdpCreated(self, prm: Any) -> None:
+        # Both ends of a link ask for 10 ms packets (offer and answer alike: the answer is
+        # made when the call is answered, so this object exists by then).
+        sdp = prm.sdp.wholeSdp
+        if self.link and "a=ptime" not in sdp:
+            prm.sdp.wholeSdp = f"{sdp.rstrip()}\r\na=ptime:{LINK_PTIME}\r\n"
+
+    def onStreamPreCreate(self, prm: Any) -> None:
+        if self.link:
+            info = prm.streamInfo
+            info.jbInit, info.jbMinPre, info.jbMaxPre, info.jbMax = LINK_JB_MS
 
     def onCallMediaState(self, prm: Any) -> None:
         info = self.getInfo()
@@ -927,6 +961,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rtp-port", type=int, default=0, help="first RTP port")
     parser.add_argument("--rtp-ports", type=int, default=16, help="RTP/RTCP ports from the first")
     parser.add_argument("--proxy", default=None, help="outbound proxy (the edge), e.g. sip:..;lr")
+    parser.add_argument("--relay", action="store_true", help="conference links only")
     parser.add_argument("--media-host", default=None, help="address RTP binds to (default --host)")
     parser.add_argument(
         "--idle-ms", type=int, default=wakes.IDLE_POLL_MS, help="longest wait in PJSIP with no call"
@@ -947,6 +982,7 @@ def main(argv: list[str] | None = None) -> int:
             args.media_host,
             args.rtp_ports,
             args.idle_ms,
+            args.relay,
         )
     except pj.Error as exc:
         print(f"worker {args.index}: cannot start: {exc.reason}", file=sys.stderr)

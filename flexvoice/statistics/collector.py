@@ -123,20 +123,24 @@ class Collector:
             return False
         t0 = time.perf_counter()
         facts = call_facts(call, self.source.events(call.id))
-        return self.add(facts, call.ended_at, time.perf_counter() - t0)
+        self._queue(facts, call.ended_at, time.perf_counter() - t0)
+        return True
 
     def add(self, facts: CallFacts, ended_at: str, spent: float = 0.0) -> bool:
         """Take one call's facts unless they were taken before; True when taken. Written now
         when the batch is full or its oldest call waited `max_delay`."""
         if self._taken(facts.call_id):
             return False
+        self._queue(facts, ended_at, spent)
+        return True
+
+    def _queue(self, facts: CallFacts, ended_at: str, spent: float) -> None:
         if not self.pending:
             self._oldest = self.timer()
         self.pending.append((facts, ended_at, spent))
         self._pending_ids.add(facts.call_id)
         if len(self.pending) >= self.batch or self.timer() - self._oldest >= self.max_delay:
             self.flush()
-        return True
 
     def _taken(self, call_id: str) -> bool:
         if call_id in self._pending_ids:

@@ -60,3 +60,54 @@ export function AddStep({ defs, stepNames, onCancel, onAdd }) {
     </div>
   );
 }
+
+// Discarding the draft: said in the words of the person who made it, with what is lost and
+// what is not (calls never ran the draft). The safe choice has the focus.
+export function DiscardDraft({ flowName, draft, changes, onCancel, onDiscard }) {
+  const counts = [["changed", "changed"], ["added", "added"], ["removed", "removed"]]
+    .map(([key, word]) => [changes?.[key]?.length || 0, word])
+    .filter(([n]) => n > 0)
+    .map(([n, word]) => `${n} step${n > 1 ? "s" : ""} ${word}`);
+  return (
+    <div className="modal" role="dialog" aria-modal="true" aria-label="discard the draft"
+      onKeyDown={(e) => { if (e.key === "Escape") onCancel(); }}>
+      <div className="modal-box">
+        <h2>Throw away the changes to {flowName}?</h2>
+        <p>
+          The draft{draft ? ` (last saved by ${draft.author} at ${draft.at})` : ""} goes back to the
+          published flow{counts.length ? `: ${counts.join(", ")} since it was published` : ""}.
+          Calls are not affected: they use the published flow all along.
+        </p>
+        <p className="help">Changed your mind afterwards? Undo (Ctrl+Z) brings the changes back.</p>
+        <div className="row">
+          <button autoFocus onClick={onCancel}>Keep my changes</button>
+          <button className="danger" onClick={onDiscard}>Throw away the changes</button>
+        </div>
+      </div>
+    </div>
+  );
+}
+
+// Someone else's change came first: both versions side by side, nothing overwritten.
+export function Conflict({ conflict, onKeepTheirs, onUseMine }) {
+  const theirs = conflict.theirs;
+  const yours = conflict.yours || (conflict.what === "discard"
+    ? "(you asked to throw the changes away: nothing was thrown away)"
+    : "(your change could not be applied to their version)");
+  return (
+    <div className="modal" role="dialog" aria-modal="true" aria-label="conflict">
+      <div className="modal-box wide">
+        <h2>Someone else changed this flow</h2>
+        <p>{theirs?.draft ? `${theirs.draft.author} saved a change at ${theirs.draft.at}` : "It was published meanwhile"} while you were editing ({conflict.what}). Nothing was overwritten. Compare and choose:</p>
+        <div className="two">
+          <div><h3>Their version (saved)</h3><pre className="yaml-view" aria-label="their version">{theirs?.text}</pre></div>
+          <div><h3>Your version</h3><pre className="yaml-view" aria-label="your version">{yours}</pre></div>
+        </div>
+        <div className="row">
+          <button className="primary" onClick={onKeepTheirs}>Keep theirs</button>
+          {conflict.yours && <button onClick={onUseMine}>Use mine instead</button>}
+        </div>
+      </div>
+    </div>
+  );
+}

@@ -12,7 +12,7 @@ import { NODE_TYPES } from "./canvas.jsx";
 import { NoteActions, useNotes, noteNodes } from "./notes.jsx";
 import { useClipboard } from "./clipboard.js";
 import { StepForm } from "./stepform.jsx";
-import { NewFlow, AddStep } from "./dialogs.jsx";
+import { NewFlow, AddStep, Conflict, DiscardDraft } from "./dialogs.jsx";
 import { People } from "./people.jsx";
 import { Problems, Diff, Changes, Simulate, History, Prompts, CallMe, TestCallers } from "./panels.jsx";
 
@@ -32,6 +32,7 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
   const [busy, setBusy] = useState(false);
   const [notice, setNotice] = useState("");
   const [creating, setCreating] = useState(false);
+  const [discarding, setDiscarding] = useState(false);
   const notes = useNotes(flowName, me.can_edit, setError);
   const undo = useRef([]);
   const redo = useRef([]);
@@ -72,7 +73,15 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
       // was computed from: asked only when that is the state held here ("use mine" sends
       // its edit on top of their version, which this page may not hold yet).
       const mine = !etag || etag === before.etag;
-      const answer = await api(`/flows/${flowName}/edit`, { method: "POST", body: { ops, base: before.text, ...(mine ? { answer: "changes" } : {}) }, etag: etag || before.etag });
+      // The text the edit was made on is named by its ETag; the node asks for the text
+      // itself (16 KB for 200 steps) only when someone else's change came first and it no
+      // longer holds that text (base_needed): then "yours" is shown beside "theirs".
+      const body = { ops, ...(mine ? { answer: "changes" } : {}) };
+      const send = (extra) => api(`/flows/${flowName}/edit`, { method: "POST", body: { ...body, ...extra }, etag: etag || before.etag });
+      const answer = await send({}).catch((e) => {
+        if (e.status === 412 && e.doc.base_needed) return send({ base: before.text });
+        throw e;
+      });
       const s = mergeAnswer(before, answer);
       // Never expected: a patched text the node did not mean. Read the flow again whole.
       if (!(await textMatches(s.text, s.etag))) { await load(); return true; }
@@ -225,6 +234,24 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
       else setError(`Publishing refused: ${e.message}`);
     }
   };
+  // Back to the published flow; the draft's text goes on the undo list (Ctrl+Z restores it).
+  const discard = () => queue.current.then(async () => {
+    const before = stateRef.current;
+    setDiscarding(false);
+    try {
+      const s = await api(`/flows/${flowName}/discard`, { method: "POST", body: {}, etag: before.etag });
+      undo.current.push(before.text);
+      redo.current = [];
+      stateRef.current = s;
+      setState(s);
+      if (s.notes) notes.set(s.notes);
+      reloadFlows();
+      setNotice("Changes thrown away: this is the published flow again. Undo (Ctrl+Z) brings them back.");
+    } catch (e) {
+      if (e.status === 412) setConflict({ theirs: e.doc.theirs, yours: null, what: "discard" });
+      else setError(`Throwing away the changes failed: ${e.message}`);
+    }
+  });
   useEffect(() => { if (notice) { const t = setTimeout(() => setNotice(""), 6000); return () => clearTimeout(t); } }, [notice]);
 
   const restore = async (id) => {
@@ -238,9 +265,11 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
     }
   };
 
+  // The same array while the names stay the same: the forms' lists of steps are not redone.
+  const namesKey = JSON.stringify(state ? state.steps.map((s) => s.name) : []);
+  const stepNames = useMemo(() => JSON.parse(namesKey), [namesKey]);
   if (error && !state) return <div className="problem error" role="alert">{error}</div>;
   if (!state) return <p className="loading">Loading {flowName}...</p>;
-  const stepNames = state.steps.map((s) => s.name);
   const current = state.steps.find((s) => s.name === selected);
   const errors = state.errors;
   const warnings = state.problems.length - errors;
@@ -268,6 +297,7 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
           {errors ? `${errors} error${errors > 1 ? "s" : ""} to fix` : "No errors"}{warnings ? `, ${warnings} warning${warnings > 1 ? "s" : ""}` : ""}
           {state.draft ? ` · draft by ${state.draft.author}` : " · published"}
         </span>
+        <button className="discard" onClick={() => setDiscarding(true)} disabled={!me.can_edit || !state.draft || busy} title="Throw away the draft: back to the published flow">Discard changes...</button>
         <button className="primary publish" onClick={() => { setPublishing(true); }} disabled={!me.can_edit || !state.draft}>Publish...</button>
       </div>
       {error && <div className="problem error banner" role="alert">{error} <button onClick={() => setError("")}>dismiss</button></div>}
@@ -326,6 +356,7 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
       </div>
       {creating && <NewFlow onCancel={() => setCreating(false)} onCreated={(name) => { setCreating(false); reloadFlows().then(() => setFlowName(name)); }} />}
       {adding && <AddStep defs={defs} stepNames={stepNames} onCancel={() => setAdding(false)} onAdd={(name, verb) => { setAdding(false); edit([{ op: "add_step", step: name, verb, body: {} }], `add ${name}`).then(() => { setSelected(name); setTab("step"); }); }} />}
+      {discarding && <DiscardDraft flowName={flowName} draft={state.draft} changes={state.step_changes} onCancel={() => setDiscarding(false)} onDiscard={discard} />}
       {publishing && (
         <div className="modal" role="dialog" aria-modal="true" aria-label="publish">
           <div className="modal-box">
@@ -345,22 +376,9 @@ function Editor({ me, schema, defs, flows, flowName, setFlowName, reloadFlows })
           </div>
         </div>
       )}
-      {conflict && (
-        <div className="modal" role="dialog" aria-modal="true" aria-label="conflict">
-          <div className="modal-box wide">
-            <h2>Someone else changed this flow</h2>
-            <p>{conflict.theirs?.draft ? `${conflict.theirs.draft.author} saved a change at ${conflict.theirs.draft.at}` : "It was published meanwhile"} while you were editing ({conflict.what}). Nothing was overwritten. Compare and choose:</p>
-            <div className="two">
-              <div><h3>Their version (saved)</h3><pre className="yaml-view" aria-label="their version">{conflict.theirs?.text}</pre></div>
-              <div><h3>Your version</h3><pre className="yaml-view" aria-label="your version">{conflict.yours || "(your change could not be applied to their version)"}</pre></div>
-            </div>
-            <div className="row">
-              <button className="primary" onClick={() => { setConflict(null); setState(conflict.theirs); undo.current = []; redo.current = []; }}>Keep theirs</button>
-              {conflict.yours && <button onClick={() => { const c = conflict; setConflict(null); setState(c.theirs); edit([{ op: "replace", text: c.yours }], "use my version", { etag: c.theirs.etag }); }}>Use mine instead</button>}
-            </div>
-          </div>
-        </div>
-      )}
+      {conflict && <Conflict conflict={conflict}
+        onKeepTheirs={() => { setConflict(null); setState(conflict.theirs); undo.current = []; redo.current = []; }}
+        onUseMine={() => { const c = conflict; setConflict(null); setState(c.theirs); edit([{ op: "replace", text: c.yours }], "use my version", { etag: c.theirs.etag }); }} />}
     </div>
   );
 }

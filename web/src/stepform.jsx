@@ -4,6 +4,13 @@ import { VERB_WORDS } from "./words.js";
 
 // ---- forms generated from the schema ---------------------------------------------------------
 
+// Every step as an <option>: one list per outcome field, 200 options each in a big flow. Made
+// again only when the names change (not at each edit of a field, whose answer re-renders the
+// form): React then leaves the options alone.
+const StepOptions = React.memo(function StepOptions({ names }) {
+  return names.map((n) => <option key={n} value={n}>{n}</option>);
+});
+
 function kindOf(schema, ps) {
   const node = resolve(schema, ps);
   if (isRef(schema, node)) return "ref";
@@ -108,7 +115,7 @@ export function StepForm({ schema, defs, step, stepNames, problems, canEdit, edi
             input = (
               <select id={id} value={value || ""} onChange={(e) => set([prop], e.target.value || null)}>
                 <option value="">{prop === "on_error" ? "(apologise and end the call)" : "(not set: end the call)"}</option>
-                {stepNames.map((n) => <option key={n} value={n}>{n}</option>)}
+                <StepOptions names={stepNames} />
                 {value && !stepNames.includes(value) && <option value={value}>{value} (missing)</option>}
               </select>
             );
@@ -121,7 +128,7 @@ export function StepForm({ schema, defs, step, stepNames, problems, canEdit, edi
                     <span className="key">{key}</span>
                     <select aria-label={`${prop} ${key}`} value={target || ""} onChange={(e) => set([prop, key], e.target.value || null)}>
                       <option value="">(remove)</option>
-                      {stepNames.map((n) => <option key={n} value={n}>{n}</option>)}
+                      <StepOptions names={stepNames} />
                       {target && !stepNames.includes(target) && <option value={target}>{target} (missing)</option>}
                     </select>
                   </div>

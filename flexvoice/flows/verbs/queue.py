@@ -83,6 +83,7 @@ class Queue(Verb):
                                 [target],
                                 min(self.ring_timeout, max(self.max_wait - waited, 1.0)),
                                 self.caller_id,
+                                via=slot,
                             ),
                         )
                         if result.answered is not None:
