@@ -66,12 +66,13 @@ def repo() -> Path:
 
 def free_port_range(count: int) -> int:
     """A base port with `count` consecutive ports free for UDP and TCP (for worker pools).
-    Drawn below 20000: the tests' RTP ranges start at 20000 (a node's default rtp_base) or at
-    a random base in 30000-50000, and the OS hands out its own ports from 32768; a SIP port
-    drawn among them was taken by a worker's RTP a moment later (edge port 20002 in a node
-    whose workers use 20000-20031; worker ports 41501-41502 in a pool whose RTP was 41500-)."""
+    Drawn from 61000 up, apart from every RTP range: a node's default rtp_base (20000), the
+    tests' random bases (30000-50000), the OS's own ports (32768-60999) and sip_load's bench
+    (6000-19999); a SIP port drawn among them was taken by a worker's RTP a moment later
+    (edge port 20002 in a node whose workers use 20000-20031; worker ports 41501-41502 in a
+    pool whose RTP was 41500-41531)."""
     for _ in range(200):
-        base = random.randrange(10000, 20000 - count)
+        base = random.randrange(61000, 65500 - count)
         if ports_free(base, count):
             return base
     raise RuntimeError("no free port range")
