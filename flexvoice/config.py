@@ -7,6 +7,7 @@ FLEXVOICE_SIP__WORKERS__COUNT=4; the value is read as a YAML scalar (8081, true,
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import socket
@@ -99,11 +100,48 @@ WorkerCount = Annotated[
 ]
 
 
+def local_address(value: str) -> str:
+    """An IP address one of this machine's interfaces holds (a worker binds to it and the
+    edge sends to it, so neither a name nor 0.0.0.0 will do)."""
+    try:
+        ip = ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not an IP address; give an address of this machine, e.g. "
+            "127.0.0.1 (edge on this machine) or its private address (edge on another)"
+        ) from None
+    if ip.is_unspecified:
+        raise ValueError(
+            f"{value} names no one address: the edge must know where to reach the workers; "
+            "give an address of this machine, e.g. 127.0.0.1 or its private address"
+        )
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind((value, 0))
+        except OSError:
+            raise ValueError(
+                f"{value} is not an address of this machine (no interface holds it); give "
+                "one it has (`ip -brief address` lists them), e.g. 127.0.0.1"
+            ) from None
+    return value
+
+
 class WorkersConfig(Section):
     count: WorkerCount = Field(
         2, description="media worker processes (4 calls each), or 'auto' from cores and memory"
     )
-    host: Literal["127.0.0.1"] = "127.0.0.1"
+    host: str = Field(
+        "127.0.0.1",
+        description="address of this machine the workers listen on; the edge reaches them "
+        "there (another host's edge: a private address it can reach)",
+    )
+
+    @field_validator("host")
+    @classmethod
+    def _local_address(cls, value: str) -> str:
+        return local_address(value)
+
     base_port: Port = 5070
     max_calls: Annotated[int, Field(ge=1, le=4)] = 4
     relays: Annotated[int, Field(ge=0, le=64)] = Field(

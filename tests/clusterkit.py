@@ -109,8 +109,9 @@ class ClusterNode:
         return self.folder / "flexvoice.db"
 
     def worker_uris(self) -> list[str]:
-        base = int(yaml.safe_load(self.config.read_text())["sip"]["workers"]["base_port"])
-        return [f"sip:127.0.0.1:{base + n}" for n in range(self.workers)]
+        workers = yaml.safe_load(self.config.read_text())["sip"]["workers"]
+        host, base = workers.get("host", "127.0.0.1"), int(workers["base_port"])
+        return [f"sip:{host}:{base + n}" for n in range(self.workers)]
 
     def start(self) -> ClusterNode:
         self.proc = start_node(self.config)
@@ -167,7 +168,9 @@ class Cluster:
             assert time.monotonic() < deadline, "the shared edge did not start"
             time.sleep(0.1)
 
-    def add_node(self, name: str, workers: int = 2) -> ClusterNode:
+    def add_node(self, name: str, workers: int = 2, host: str = "127.0.0.1") -> ClusterNode:
+        """`host`: the address its workers listen on (another loopback address stands for
+        another machine: the edge reaches them there, and trusts them as its workers)."""
         folder = self.folder / name
         folder.mkdir()
         http = free_port()
@@ -176,7 +179,8 @@ class Cluster:
             "http": {"host": "127.0.0.1", "port": http},
             "sip": {
                 "edge": {"port": self.edge_port, "ctl_socket": str(folder / "ctl.sock")},
-                "workers": {"count": workers, "base_port": base, "drain_grace": "2s",
+                "workers": {"count": workers, "host": host, "base_port": base,
+                            "drain_grace": "2s",
                             "rtp_base": free_port_range(16 * workers)},
                 "trunks": self.files["trunks"],
                 "numbers": self.files["numbers"],

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -47,8 +48,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, pg_server: PgServer) -> It
         c = make_cluster(folder, redis, pg_server.new_database())
         try:
             c.start_edge()
-            for name in ("a", "b"):
-                c.add_node(name).start()
+            # Each node's workers on their own address, as on machines of their own.
+            for name, host in (("a", "127.0.0.2"), ("b", "127.0.0.3")):
+                c.add_node(name, host=host).start()
             c.new_key()
             wait_for(lambda: len(c.dispatcher()) == 4, timeout=20)
             yield c
@@ -106,6 +108,7 @@ LINE = "fv:q:bakery:support"
 def test_two_nodes_behind_one_edge_act_as_one_service(cluster: Cluster) -> None:
     """One test in three phases, in order, on one start-up (xdist cannot split them)."""
     try:
+        only_the_workers_addresses_may_send_through_the_edge(cluster)
         calls_spread_over_both_nodes_workers(cluster)
         a_call_on_a_is_listed_traced_and_hung_up_through_b(cluster)
         a_caller_on_a_is_answered_by_an_agent_b_dialled(cluster)
@@ -120,6 +123,35 @@ def test_two_nodes_behind_one_edge_act_as_one_service(cluster: Cluster) -> None:
                 proc.communicate()
         ONE.clear()
         QUEUED.clear()
+
+
+def edge_answer(c: Cluster, source: str) -> str:
+    """The edge's status line for an INVITE from `source` (port 5060 there is not a worker's)
+    toward the trunk's proxy: what a worker sends to place a call to the carrier."""
+    target = f"+3225559999@127.0.0.1:{c.trunk_port}"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((source, 0))
+        s.settimeout(5)
+        here = f"{source}:{s.getsockname()[1]}"
+        s.sendto(
+            (f"INVITE sip:{target} SIP/2.0\r\nVia: SIP/2.0/UDP {here};branch=z9hG4bK{source}\r\n"
+             f"Max-Forwards: 70\r\nFrom: <sip:{LONG_LINE}@{here}>;tag=t1\r\nTo: <sip:{target}>"
+             f"\r\nCall-ID: relay-{source}\r\nCSeq: 1 INVITE\r\nContact: <sip:x@{here}>\r\n"
+             "Content-Length: 0\r\n\r\n").encode(),
+            ("127.0.0.1", c.edge_port),
+        )  # fmt: skip
+        while True:  # past a 100 Trying, should the edge relay it
+            line = s.recv(65535).decode().split("\r\n", 1)[0]
+            if not line.startswith("SIP/2.0 1"):
+                return line
+
+
+def only_the_workers_addresses_may_send_through_the_edge(cluster: Cluster) -> None:
+    """Trust is the dispatcher's list (a worker's address and port), not a loopback source:
+    neither the edge's own host (127.0.0.1, here also the trunk's source) nor another address
+    may place a call to the carrier through it."""
+    for source in ("127.0.0.1", "127.0.0.4"):
+        assert edge_answer(cluster, source).startswith("SIP/2.0 403"), source
 
 
 def calls_spread_over_both_nodes_workers(cluster: Cluster) -> None:

@@ -9,6 +9,7 @@ the room the port ranges leave; the same machine always gives the same count.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 from dataclasses import dataclass
@@ -175,12 +176,24 @@ def _read(path: Path) -> str:
 
 
 def edge_proxy_uri(cfg: Config) -> str:
-    """The outbound proxy workers use: the edge on loopback, whatever address faces carriers.
-
-    The edge always listens on 127.0.0.1 too (see sip/kamailio.cfg.tmpl), so this holds when
-    sip.edge.host is a public address or 0.0.0.0.
+    """The outbound proxy workers use. A node's own edge: on loopback, whatever address faces
+    carriers (it always listens on 127.0.0.1 too, flexvoice/sip/edge_config.py). A shared
+    edge (cluster.edge: shared): at sip.edge.host, which may be another machine's address.
     """
-    return f"sip:127.0.0.1:{cfg.sip.edge.port};lr"
+    e = cfg.sip.edge
+    if not (cfg.cluster.enabled and cfg.cluster.edge == "shared"):
+        return f"sip:127.0.0.1:{e.port};lr"
+    try:
+        ip = ipaddress.ip_address(e.host)
+    except ValueError:
+        ip = None
+    if ip is None or ip.is_unspecified:
+        raise UserError(
+            f"sip.edge.host: with cluster.edge: shared it is the address this node's workers "
+            f"reach the shared edge at, so an IP address such as 10.0.0.1 (got {e.host!r})"
+        )
+    host = f"[{e.host}]" if ip.version == 6 else e.host
+    return f"sip:{host}:{e.port};lr"
 
 
 def edge_source(proxy: str | None) -> str | None:

@@ -102,9 +102,14 @@ def render_config(
     ]
     worker_socket = "# one listen address: replies to workers leave from it"
     if not (wildcard or loopback_only):
-        # Workers reach the edge on loopback (their outbound proxy is 127.0.0.1:port).
+        # A node's own workers reach the edge on loopback (their outbound proxy is
+        # 127.0.0.1:port) and must see its requests come from there; workers on another host
+        # (a shared edge) are reached from the edge's own address.
         listen += [f"listen=udp:127.0.0.1:{port}", f"listen=tcp:127.0.0.1:{port}"]
-        worker_socket = f'$fs = "udp:127.0.0.1:{port}";  # the loopback side, towards workers'
+        worker_socket = (
+            f'if ($nh(d) =~ "^127[.]") {{ $fs = "udp:127.0.0.1:{port}"; }}  '
+            "# towards workers on this host: the loopback side"
+        )
 
     aliases = [a for a in edge.aliases]
     if edge.advertise:
