@@ -153,3 +153,17 @@ def test_unknown_cli_option(tmp_path: Path) -> None:
     assert r.stderr.strip() == (
         "flexvoice: error: unrecognized arguments: --frobnicate (see 'flexvoice --help')"
     )
+
+
+def test_workers_host_must_be_an_address_of_this_machine(tmp_path: Path) -> None:
+    """The edge sends to the workers at sip.workers.host: a name, 0.0.0.0 or another
+    machine's address is refused with the setting's name."""
+    for value, why in (
+        ("edge.local", "is not an IP address"),
+        ("0.0.0.0", "names no one address"),
+        ("192.0.2.7", "is not an address of this machine"),
+    ):
+        got = problems(write(tmp_path, f"sip:\n  workers: {{host: {value}}}\n"))
+        assert any("sip.workers.host" in m and why in m for m in got), (value, got)
+    cfg = load_config(write(tmp_path, "sip:\n  workers: {host: 127.0.0.2}\n"), {})
+    assert cfg.sip.workers.host == "127.0.0.2"

@@ -9,7 +9,7 @@ import pytest
 from flexvoice.config import Config, load_config
 from flexvoice.errors import UserError
 from flexvoice.node.pool import pool_settings
-from flexvoice.sip.addresses import relay_addresses, worker_addresses
+from flexvoice.sip.addresses import edge_proxy_uri, relay_addresses, worker_addresses
 from flexvoice.sip.edge import rotate_log
 from flexvoice.sip.edge_config import DS_DISABLED, render_dispatcher_list
 
@@ -65,3 +65,22 @@ def test_relays_are_refused_behind_a_shared_edge_and_out_of_range(tmp_path: Path
         pool_settings(cfg, edge=True, trunk=None)
     with pytest.raises(UserError, match=r"sip\.workers\.relays: must be at most 64"):
         write_config(tmp_path, "{count: 2, relays: 65}")
+
+
+def test_workers_reach_their_own_edge_on_loopback_and_a_shared_edge_at_its_address(
+    tmp_path: Path,
+) -> None:
+    own = load_config(write_edge(tmp_path, "{host: 0.0.0.0, port: 5080}"), {})
+    assert edge_proxy_uri(own) == "sip:127.0.0.1:5080;lr"
+    shared = "cluster: {enabled: true, edge: shared}\n"
+    cfg = load_config(write_edge(tmp_path, "{host: 10.0.0.1, port: 5080}", shared), {})
+    assert edge_proxy_uri(cfg) == "sip:10.0.0.1:5080;lr"
+    cfg = load_config(write_edge(tmp_path, "{host: 0.0.0.0}", shared), {})
+    with pytest.raises(UserError, match=r"sip\.edge\.host: with cluster\.edge: shared"):
+        edge_proxy_uri(cfg)
+
+
+def write_edge(tmp_path: Path, edge: str, extra: str = "") -> Path:
+    path = tmp_path / "edge.yaml"
+    path.write_text(f"sip:\n  edge: {edge}\n{extra}")
+    return path
