@@ -64,7 +64,8 @@ async def test_outbound_from_a_worker_is_relayed_to_the_trunk_only(tmp_path: Pat
             port = cfg.sip.edge.port
             target = f"127.0.0.1:{port}"
             to_carrier = f"sip:+3222222222@127.0.0.1:{carrier_port}"
-            # A worker (127.0.0.1, its own port) calls out through the edge as outbound proxy.
+            # A worker (its address and port are in the dispatcher list) calls out through the
+            # edge as its outbound proxy.
             lines = await run_uac(
                 tmp_path, target, to_carrier, src_port=workers[0].port, hold_ms=300, name="out"
             )
@@ -78,7 +79,9 @@ async def test_outbound_from_a_worker_is_relayed_to_the_trunk_only(tmp_path: Pat
             assert outcomes(relay) == {"refused 403": 1}, relay
             # And a worker cannot call an address that is not a trunk.
             elsewhere = f"sip:+3222222222@127.0.0.1:{free_port()}"
-            other = await run_uac(tmp_path, target, elsewhere, name="other")
+            other = await run_uac(
+                tmp_path, target, elsewhere, src_port=workers[0].port, name="other"
+            )
             assert outcomes(other) == {"refused 403": 1}, other
             assert len([ln for ln in carrier.lines() if ln.startswith("call ")]) == 1
     finally:
