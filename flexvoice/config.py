@@ -7,7 +7,6 @@ FLEXVOICE_SIP__WORKERS__COUNT=4; the value is read as a YAML scalar (8081, true,
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import socket
@@ -27,6 +26,7 @@ from pydantic import (
 )
 
 from flexvoice.errors import Problem, ProblemList
+from flexvoice.local_address import local_address
 from flexvoice.units import Duration
 from flexvoice.yamlsrc import load_yaml
 from flexvoice.yamlwords import did_you_mean, explain_validation_error
@@ -51,7 +51,11 @@ class HttpConfig(Section):
 
 class EdgeConfig(Section):
     enabled: bool = True
-    host: str = Field("127.0.0.1", description="address the edge listens on for carriers")
+    host: str = Field(
+        "127.0.0.1",
+        description="address the edge listens on for carriers; on a node with cluster.edge: "
+        "shared, the address its workers reach the shared edge at (another host's)",
+    )
     port: Port = 5060
     kamailio: str = Field("kamailio", description="the Kamailio binary (name on PATH or path)")
     ctl_socket: str = "var/kamailio-ctl.sock"
@@ -98,33 +102,6 @@ def _worker_count(value: object) -> int | str:
 WorkerCount = Annotated[
     int | Literal["auto"], PlainValidator(_worker_count, json_schema_input_type=int | str)
 ]
-
-
-def local_address(value: str) -> str:
-    """An IP address one of this machine's interfaces holds (a worker binds to it and the
-    edge sends to it, so neither a name nor 0.0.0.0 will do)."""
-    try:
-        ip = ipaddress.ip_address(value)
-    except ValueError:
-        raise ValueError(
-            f"{value!r} is not an IP address; give an address of this machine, e.g. "
-            "127.0.0.1 (edge on this machine) or its private address (edge on another)"
-        ) from None
-    if ip.is_unspecified:
-        raise ValueError(
-            f"{value} names no one address: the edge must know where to reach the workers; "
-            "give an address of this machine, e.g. 127.0.0.1 or its private address"
-        )
-    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.bind((value, 0))
-        except OSError:
-            raise ValueError(
-                f"{value} is not an address of this machine (no interface holds it); give "
-                "one it has (`ip -brief address` lists them), e.g. 127.0.0.1"
-            ) from None
-    return value
 
 
 class WorkersConfig(Section):
