@@ -15,6 +15,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -147,7 +148,7 @@ def edge_answer(c: Cluster, source: str) -> str:
 
 
 def only_the_workers_addresses_may_send_through_the_edge(cluster: Cluster) -> None:
-    """Trust is the dispatcher's list (a worker's address and port), not a loopback source:
+    """Trust is the dispatcher's list (a workers' host's address), not a loopback source:
     neither the edge's own host (127.0.0.1, here also the trunk's source) nor another address
     may place a call to the carrier through it."""
     for source in ("127.0.0.1", "127.0.0.4"):
@@ -289,10 +290,17 @@ def _text(value: object) -> str:
 def callers_of_both_nodes_wait_in_one_queue_and_only_its_head_rings_the_agent(c: Cluster) -> None:
     r = redis.Redis.from_url(c.redis)
     QUEUED.append(callers(c, 3, number=QUEUE_LINE))
-    line = wait_for(lambda: len(found := r.zrange(LINE, 0, -1)) == 3 and found, timeout=30)
-    waiting = {n: {_text(k) for k in r.hkeys(f"fv:qin:{n}")} for n in ("a", "b")}
+
+    def settled() -> tuple[list[Any], dict[str, set[str]]] | None:
+        # The line and each node's own list of its waiting callers are written one after the
+        # other: read until they agree (read once, they named different callers at times).
+        found = r.zrange(LINE, 0, -1)
+        waiting = {n: {_text(k) for k in r.hkeys(f"fv:qin:{n}")} for n in ("a", "b")}
+        same = {_text(k) for k in found} == waiting["a"] | waiting["b"]
+        return (found, waiting) if len(found) == 3 and same else None
+
+    line, waiting = wait_for(settled, timeout=30)
     assert waiting["a"] and waiting["b"], f"the edge sent every queue caller to one node: {waiting}"
-    assert {_text(k) for k in line} == waiting["a"] | waiting["b"]
     # One agent, one line over both nodes: the head rings it, nobody else does.
     head = _text(line[0])
     holder = wait_for(lambda: r.get(f"fv:qagent:bakery:{RINGING_AGENT}"), timeout=15)
