@@ -48,7 +48,10 @@ from bench.sip_load_procs import (
     MAX_WORKERS,
     RTP_LOW,
     control_plane,
+    lag_line,
+    loop_lag,
     replace_time,
+    schedstat,
     start_bare,
     start_node,
     stop_bare,
@@ -132,6 +135,7 @@ class Target:
     address: str
     tmp: Path
     ports: list[int] = field(default_factory=list)  # bare: one SIP port per process
+    http: int | None = None  # the engine's HTTP port: its event-loop lag per step
 
     @property
     def inf(self) -> Path | None:
@@ -237,6 +241,8 @@ def cps_ceiling(
         part_before = {
             k: sum(cpu_seconds(p) for p in ps) for k, ps in (parts or ({}, {}))[0].items()
         }
+        lag_before = loop_lag(t.http) if t.http else {}
+        sched_before = schedstat(pids[0]) if t.http else (0.0, 0.0)
         started = time.monotonic()
         ok, bad, _ = sipp(
             uac(t.scenario("uac_call.xml"), t.address, "+3225550002", calls=rate * seconds,
@@ -262,6 +268,13 @@ def cps_ceiling(
             f"{f' ({split})' if split else ''} ({load()})",
             flush=True,
         )
+        if t.http:
+            ran, waited = (b - a for a, b in zip(sched_before, schedstat(pids[0]), strict=True))
+            print(
+                f"         {lag_line(lag_before, loop_lag(t.http))}; the loop's thread "
+                f"{ran:.2f} s on a CPU, {waited:.2f} s waiting for one, in {elapsed:.1f} s",
+                flush=True,
+            )
         if not good:
             break
     return done
@@ -333,7 +346,7 @@ def main(argv: list[str]) -> int:
         print("CPS with media (answer, prompt, hang-up after 0.5 s), stepping up:", flush=True)
         engine_rates: list[Rate] = []
         if not args.no_cps:
-            engine_rates = cps_ceiling(Target("engine", f"127.0.0.1:{edge}", tmp), rates,
+            engine_rates = cps_ceiling(Target("engine", f"127.0.0.1:{edge}", tmp, http=http), rates,
                                        args.step_seconds, tmp, tree(root), idle.cores,
                                        (parts_of(root), idle.parts))  # fmt: skip
     finally:

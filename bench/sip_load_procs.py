@@ -124,6 +124,54 @@ def wait_up(http: int, node: subprocess.Popen[bytes], count: int, timeout: float
     raise SystemExit(f"bench: {count} workers not up within {timeout:.0f}s")
 
 
+def loop_lag(http: int) -> dict[str, float]:
+    """The control plane's event-loop lag histogram from /metrics (empty when unreadable):
+    `count`, `sum` in seconds and the cumulative buckets by bound (`0.1`: wakes at most
+    100 ms late). Two readings' difference says how often a step's set-ups found the loop
+    held, and for how long."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{http}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return {}
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line.startswith("flexvoice_event_loop_lag_seconds_"):
+            continue
+        name, _, value = line.rpartition(" ")
+        if name.endswith("_count"):
+            found["count"] = float(value)
+        elif name.endswith("_sum"):
+            found["sum"] = float(value)
+        elif 'le="' in name:
+            found[name.split('le="')[1].split('"')[0]] = float(value)
+    return found
+
+
+def schedstat(pid: int) -> tuple[float, float]:
+    """Seconds a thread (the control plane's event loop is its process's main thread) has
+    spent on a CPU and waiting on a run queue for one (/proc/PID/schedstat): the loop held
+    by its own work, or by other processes taking the cores."""
+    try:
+        ran, waited, _ = Path(f"/proc/{pid}/schedstat").read_text().split()
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    return int(ran) / 1e9, int(waited) / 1e9
+
+
+def lag_line(before: dict[str, float], after: dict[str, float]) -> str:
+    """What the loop did during a step: how many wakes were late by over 50/100/500 ms, and
+    the share of the step's wakes' total lateness."""
+    if not before or not after:
+        return ""
+    wakes = after["count"] - before["count"]
+    late = {b: wakes - (after[b] - before[b]) for b in ("0.05", "0.1", "0.5")}
+    return (
+        f"loop: {wakes:.0f} wakes, {late['0.05']:.0f} > 50 ms, {late['0.1']:.0f} > 100 ms, "
+        f"{late['0.5']:.0f} > 500 ms, {after['sum'] - before['sum']:.2f} s late in all"
+    )
+
+
 def replace_time(http: int, node: subprocess.Popen[bytes], count: int, base: int) -> float:
     """SIGKILL worker 0 (up for a while) and time until the node has `count` workers again."""
     pid = workers_by_port(base, 1)[0]
