@@ -124,27 +124,34 @@ def wait_up(http: int, node: subprocess.Popen[bytes], count: int, timeout: float
     raise SystemExit(f"bench: {count} workers not up within {timeout:.0f}s")
 
 
-def loop_lag(http: int) -> dict[str, float]:
-    """The control plane's event-loop lag histogram from /metrics (empty when unreadable):
-    `count`, `sum` in seconds and the cumulative buckets by bound (`0.1`: wakes at most
-    100 ms late). Two readings' difference says how often a step's set-ups found the loop
-    held, and for how long."""
+def histograms(http: int) -> dict[str, float]:
+    """The control plane's event-loop lag and SQLite checkpoint histograms from /metrics
+    (empty when unreadable), as `lag count`, `lag sum` (seconds), `lag 0.1` (cumulative
+    bucket: wakes at most 100 ms late), `checkpoint count`, `checkpoint sum`. Two readings'
+    difference says how often a step's set-ups found the loop held, and for how long."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{http}/metrics", timeout=5) as r:
             text = r.read().decode()
     except OSError:
         return {}
     found: dict[str, float] = {}
+    names = {
+        "flexvoice_event_loop_lag_seconds_": "lag",
+        "flexvoice_sqlite_checkpoint_seconds_": "checkpoint",
+    }
     for line in text.splitlines():
-        if not line.startswith("flexvoice_event_loop_lag_seconds_"):
+        prefix = next((p for p in names if line.startswith(p)), None)
+        if prefix is None:
             continue
         name, _, value = line.rpartition(" ")
+        kind = names[prefix]
         if name.endswith("_count"):
-            found["count"] = float(value)
+            found[f"{kind} count"] = float(value)
         elif name.endswith("_sum"):
-            found["sum"] = float(value)
+            found[f"{kind} sum"] = float(value)
         elif 'le="' in name:
-            found[name.split('le="')[1].split('"')[0]] = float(value)
+            bound = name.split('le="')[1].split('"')[0]
+            found[f"{kind} {bound}"] = float(value)
     return found
 
 
@@ -160,16 +167,24 @@ def schedstat(pid: int) -> tuple[float, float]:
 
 
 def lag_line(before: dict[str, float], after: dict[str, float]) -> str:
-    """What the loop did during a step: how many wakes were late by over 50/100/500 ms, and
-    the share of the step's wakes' total lateness."""
+    """What the loop did during a step: how many wakes were late by over 50/100/500 ms, the
+    wakes' total lateness, and the checkpoints the thread ran meanwhile (off the loop)."""
     if not before or not after:
         return ""
-    wakes = after["count"] - before["count"]
-    late = {b: wakes - (after[b] - before[b]) for b in ("0.05", "0.1", "0.5")}
-    return (
+
+    def d(key: str) -> float:
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    wakes = d("lag count")
+    late = {b: wakes - d(f"lag {b}") for b in ("0.05", "0.1", "0.5")}
+    line = (
         f"loop: {wakes:.0f} wakes, {late['0.05']:.0f} > 50 ms, {late['0.1']:.0f} > 100 ms, "
-        f"{late['0.5']:.0f} > 500 ms, {after['sum'] - before['sum']:.2f} s late in all"
+        f"{late['0.5']:.0f} > 500 ms, {d('lag sum'):.2f} s late in all"
     )
+    if "checkpoint count" in after:
+        took = d("checkpoint sum")
+        line += f"; {d('checkpoint count'):.0f} checkpoints in a thread, {took:.2f} s"
+    return line
 
 
 def replace_time(http: int, node: subprocess.Popen[bytes], count: int, base: int) -> float:
