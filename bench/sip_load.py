@@ -224,7 +224,7 @@ def cps_ceiling(
             k: sum(cpu_seconds(p) for p in ps) for k, ps in (parts or ({}, {}))[0].items()
         }
         lag_before = histograms(t.http) if t.http else {}
-        sched_before = schedstat(pids[0]) if t.http else (0.0, 0.0)
+        sched_before = schedstat(pids[0]) if t.http else (0.0, 0.0, 0)
         started = time.monotonic()
         ok, bad, _ = sipp(
             uac(t.scenario("uac_call.xml"), t.address, "+3225550002", calls=rate * seconds,
@@ -251,10 +251,13 @@ def cps_ceiling(
             flush=True,
         )
         if t.http:
-            ran, waited = (b - a for a, b in zip(sched_before, schedstat(pids[0]), strict=True))
+            ran, waited, turns = (
+                b - a for a, b in zip(sched_before, schedstat(pids[0]), strict=True)
+            )
             print(
                 f"         {lag_line(lag_before, histograms(t.http))}; the loop's thread "
-                f"{ran:.2f} s on a CPU, {waited:.2f} s waiting for one, in {elapsed:.1f} s",
+                f"{ran:.2f} s on a CPU, {waited:.2f} s waiting for one ({turns:.0f} turns, "
+                f"{1000 * waited / max(1, turns):.2f} ms each), in {elapsed:.1f} s",
                 flush=True,
             )
         if not good:

@@ -155,15 +155,16 @@ def histograms(http: int) -> dict[str, float]:
     return found
 
 
-def schedstat(pid: int) -> tuple[float, float]:
+def schedstat(pid: int) -> tuple[float, float, int]:
     """Seconds a thread (the control plane's event loop is its process's main thread) has
-    spent on a CPU and waiting on a run queue for one (/proc/PID/schedstat): the loop held
-    by its own work, or by other processes taking the cores."""
+    spent on a CPU and waiting on a run queue for one, and its number of turns on a CPU
+    (/proc/PID/schedstat): the loop held by its own work, or by other processes taking the
+    cores (the wait per turn: how long a wake-up waits for a core)."""
     try:
-        ran, waited, _ = Path(f"/proc/{pid}/schedstat").read_text().split()
+        ran, waited, turns = Path(f"/proc/{pid}/schedstat").read_text().split()
     except (OSError, ValueError):
-        return 0.0, 0.0
-    return int(ran) / 1e9, int(waited) / 1e9
+        return 0.0, 0.0, 0
+    return int(ran) / 1e9, int(waited) / 1e9, int(turns)
 
 
 def lag_line(before: dict[str, float], after: dict[str, float]) -> str:
