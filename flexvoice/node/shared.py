@@ -35,12 +35,12 @@ async def database_component(app: web.Application) -> AsyncIterator[None]:
     conn = connect(local_path(cfg))
     # The loop's connection never checkpoints: a thread does (flexvoice.storage.checkpoint).
     loop_connection_without_checkpoints(conn)
-    checkpointer = Checkpointer(local_path(cfg))
-    checkpointer.start()
     app[DB] = conn
     app[SHARED_DB] = shared if shared is not None else conn
     if url is not None:
         app[SHARED_POOL] = postgres.PgPool(url)
+    checkpointer = Checkpointer(local_path(cfg))
+    checkpointer.start()
     try:
         yield
     finally:
