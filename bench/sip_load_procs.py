@@ -127,7 +127,8 @@ def wait_up(http: int, node: subprocess.Popen[bytes], count: int, timeout: float
 def histograms(http: int) -> dict[str, float]:
     """The control plane's event-loop lag and SQLite checkpoint histograms from /metrics
     (empty when unreadable), as `lag count`, `lag sum` (seconds), `lag 0.1` (cumulative
-    bucket: wakes at most 100 ms late), `checkpoint count`, `checkpoint sum`. Two readings'
+    bucket: wakes at most 100 ms late), `passive count`, `passive sum`, `restart count`,
+    `restart sum` (the checkpoint thread's passes by mode). Two readings'
     difference says how often a step's set-ups found the loop held, and for how long."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{http}/metrics", timeout=5) as r:
@@ -137,7 +138,10 @@ def histograms(http: int) -> dict[str, float]:
     found: dict[str, float] = {}
     names = {
         "flexvoice_event_loop_lag_seconds_": "lag",
-        "flexvoice_sqlite_checkpoint_seconds_": "checkpoint",
+        'flexvoice_sqlite_checkpoint_seconds_count{mode="passive"}': "passive count",
+        'flexvoice_sqlite_checkpoint_seconds_sum{mode="passive"}': "passive sum",
+        'flexvoice_sqlite_checkpoint_seconds_count{mode="restart"}': "restart count",
+        'flexvoice_sqlite_checkpoint_seconds_sum{mode="restart"}': "restart sum",
     }
     for line in text.splitlines():
         prefix = next((p for p in names if line.startswith(p)), None)
@@ -145,13 +149,15 @@ def histograms(http: int) -> dict[str, float]:
             continue
         name, _, value = line.rpartition(" ")
         kind = names[prefix]
-        if name.endswith("_count"):
-            found[f"{kind} count"] = float(value)
+        if kind != "lag":
+            found[kind] = float(value)
+        elif name.endswith("_count"):
+            found["lag count"] = float(value)
         elif name.endswith("_sum"):
-            found[f"{kind} sum"] = float(value)
+            found["lag sum"] = float(value)
         elif 'le="' in name:
             bound = name.split('le="')[1].split('"')[0]
-            found[f"{kind} {bound}"] = float(value)
+            found[f"lag {bound}"] = float(value)
     return found
 
 
@@ -182,9 +188,12 @@ def lag_line(before: dict[str, float], after: dict[str, float]) -> str:
         f"loop: {wakes:.0f} wakes, {late['0.05']:.0f} > 50 ms, {late['0.1']:.0f} > 100 ms, "
         f"{late['0.5']:.0f} > 500 ms, {d('lag sum'):.2f} s late in all"
     )
-    if "checkpoint count" in after:
-        took = d("checkpoint sum")
-        line += f"; {d('checkpoint count'):.0f} checkpoints in a thread, {took:.2f} s"
+    if "passive count" in after:
+        line += (
+            f"; checkpoints in a thread: {d('passive count'):.0f} passive, "
+            f"{d('passive sum'):.2f} s, {d('restart count'):.0f} restart (writers held), "
+            f"{d('restart sum'):.2f} s"
+        )
     return line
 
 
