@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import random
 import sys
 import tempfile
@@ -28,7 +30,7 @@ from flexvoice.sip.pool import PoolSettings, WorkerPool
 from tests.confkit import Rooms, room_flow
 from tests.conftest import free_port_range
 from tests.rtp_ears import ALAW, Ear, pcap_payloads, speak
-from tests.sipptool import run_uac_async
+from tests.sipptool import SippResult, counts, run_uac_async, uac_args
 
 SPEECH = 500  # RMS of one packet that counts as speech
 HEARD = 100  # RMS of a received packet that is not silence (digital silence decodes to 8)
@@ -49,11 +51,32 @@ class RoomResult:
     depth: int
     delays: dict[int, float]  # depth -> worst mouth-to-ear delay (ms)
     cpu: float  # % of a core per participant, workers only
+    sipp_cores: float  # what the sipp callers used meanwhile (cores)
+    busy_cores: float  # the whole machine (cores, /proc/stat)
 
 
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / 100.0
+
+
+def sipp_pids() -> list[int]:
+    """This bench's sipp children."""
+    me, found = str(os.getpid()), []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            text = stat.read_text()
+            name, rest = text.split(" (", 1)[1].rsplit(") ", 1)
+            if name == "sipp" and rest.split()[1] == me:
+                found.append(int(stat.parent.name))
+    return found
+
+
+def busy_jiffies() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
 
 
 def ac_rms(values: list[int]) -> float:
@@ -92,10 +115,42 @@ def target(pool: WorkerPool, index: int) -> str:
     return f"127.0.0.1:{pool.workers[index].port}"
 
 
-async def one_room(size: int, tmp: Path, per_worker: int, relays: int) -> RoomResult:
+async def one_caller(
+    pool: WorkerPool, size: int, per_worker: int, ears: list[Ear], tmp: Path
+) -> SippResult:
+    """All participants from one sipp process, call i to worker i // per_worker with ear i's
+    port in its SDP (an injection file, tests/sipp/uac_many.xml)."""
+    inf = tmp / "callers.csv"
+    inf.write_text(
+        "SEQUENTIAL\n"
+        + "".join(f"127.0.0.1;{pool.workers[i // per_worker].port};{ear.port}\n"
+                  for i, ear in enumerate(ears))
+    )  # fmt: skip
+    cmd = [
+        *uac_args("uac_many.xml", target(pool, 0), "+3225551001", calls=size, rate=10,
+                  limit=size, hold_ms=120000, timeout=150),
+        "-inf", str(inf),
+    ]  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        out, err = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    text = out.decode(errors="replace")
+    ok, bad = counts(text)
+    return SippResult(proc.returncode or 0, ok, bad, text[-3000:] + err.decode()[-2000:])
+
+
+async def one_room(
+    size: int, tmp: Path, per_worker: int, relays: int, mode: str = "one"
+) -> RoomResult:
     workers = -(-size // per_worker)
     room_dir = tmp / f"room-{size}"
-    room_dir.mkdir()
+    room_dir.mkdir(parents=True)
     rooms = Rooms(room_dir, {"+3225551001": room_flow("bench")}, account="bench")
     service = rooms.service
     pool = rooms.pool(
@@ -108,9 +163,18 @@ async def one_room(size: int, tmp: Path, per_worker: int, relays: int) -> RoomRe
     )
     await pool.start()
     ears = [Ear() for _ in range(size)]
-    callers = []
+    callers: list[asyncio.Future[SippResult]] = []
     try:
-        for i, ear in enumerate(ears):
+        if mode == "one":
+            caller = one_caller(pool, size, per_worker, ears, room_dir)
+            callers.append(asyncio.ensure_future(caller))
+            deadline = time.monotonic() + 30 + size
+            while time.monotonic() < deadline:
+                room = service.get("bench", "bench")
+                if room is not None and len(room.members) == size:
+                    break
+                await asyncio.sleep(0.05)
+        for i, ear in enumerate(ears if mode == "each" else ()):
             callers.append(
                 asyncio.ensure_future(
                     run_uac_async(
@@ -128,14 +192,21 @@ async def one_room(size: int, tmp: Path, per_worker: int, relays: int) -> RoomRe
         live = service.rooms.get(("bench", "bench"))
         depth_of = {p.placement: p.depth for p in live.parts.values()} if live else {}
         pids = [w.proc.pid for w in pool.workers if w.proc is not None]
+        sipps = sipp_pids()
         cpu0 = sum(cpu_seconds(p) for p in pids)
+        sipp0 = sum(cpu_seconds(p) for p in sipps)
+        busy0 = busy_jiffies()
         started = await speak(ears[0], 8.0, ears[1:], payloads=SPOKEN)
         end = time.monotonic() + 0.5
         while time.monotonic() < end:
             for ear in ears:
                 ear.drain()
             await asyncio.sleep(0.02)
-        cpu = (sum(cpu_seconds(p) for p in pids) - cpu0) / (time.monotonic() - started)
+        took = time.monotonic() - started
+        cpu = (sum(cpu_seconds(p) for p in pids) - cpu0) / took
+        sipp_cores = (sum(cpu_seconds(p) for p in sipps) - sipp0) / took
+        busy1 = busy_jiffies()
+        busy = (busy1[0] - busy0[0]) / (busy1[1] - busy0[1]) * (os.cpu_count() or 1)
     finally:
         for caller in callers:
             caller.cancel()
@@ -163,6 +234,8 @@ async def one_room(size: int, tmp: Path, per_worker: int, relays: int) -> RoomRe
         max(depth_of.values(), default=0),
         {d: max(v) for d, v in sorted(delays.items())},
         cpu / size * 100,
+        sipp_cores,
+        busy,
     )
 
 
@@ -179,16 +252,19 @@ async def bench(args: argparse.Namespace) -> int:
     print(f"{'room':>4} {'workers':>7} {'heard':>5} {'self (rms)':>9} {'depth':>5} "
           f"{'cpu %/participant':>17}  worst mouth-to-ear delay per depth (ms)")  # fmt: skip
     rc = 0
+    modes = ["each", "one"] if args.callers == "both" else [args.callers]
     with tempfile.TemporaryDirectory(prefix="flexvoice-bench-conf-") as tmp:
-        for size in sizes:
-            r = await one_room(size, Path(tmp), args.per_worker, args.relays)
+        for size, mode in ((size, mode) for size in sizes for mode in modes):
+            r = await one_room(size, Path(tmp) / mode, args.per_worker, args.relays, mode)
             delays = ", ".join(f"d{d}: {ms:.0f}" for d, ms in r.delays.items())
             hears_self = f"{'yes' if r.self_rms > 50 else 'no'} {r.self_rms:.0f}"
             worst = max(r.delays.values(), default=0.0)
             print(
                 f"{size:>4} {r.workers:>7} {r.heard:>5}/{size - 1:<3} {hears_self:>8} "
                 f"{r.depth:>5} {r.cpu:>17.2f}  {delays}  (worst/target {worst / TARGET_MS:.2f}; "
-                f"{load()})",
+                f"sipp: {'one process' if mode == 'one' else 'one per participant'}, "
+                f"{r.sipp_cores:.2f} cores; machine busy {r.busy_cores:.2f} of "
+                f"{os.cpu_count()} cores; {load()})",
                 flush=True,
             )
             if r.heard != size - 1 or r.self_rms > 50:
@@ -210,6 +286,11 @@ def main(argv: list[str]) -> int:
         "--relays", type=int, default=0,
         help="workers that take only links: one goes below each part with participants "
         "that gets a child, giving 3 slots (serve: sip.workers.relays)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--callers", choices=("one", "each", "both"), default="one",
+        help="sipp callers: one process for all participants (default), one per participant "
+        "(as before 2 December), or both side by side",
     )  # fmt: skip
     args, _ = parser.parse_known_args(argv)
     return asyncio.run(bench(args))
