@@ -166,8 +166,8 @@ async def one_room(
     callers: list[asyncio.Future[SippResult]] = []
     try:
         if mode == "one":
-            caller = one_caller(pool, size, per_worker, ears, room_dir)
-            callers.append(asyncio.ensure_future(caller))
+            everyone = one_caller(pool, size, per_worker, ears, room_dir)
+            callers.append(asyncio.ensure_future(everyone))
             deadline = time.monotonic() + 30 + size
             while time.monotonic() < deadline:
                 room = service.get("bench", "bench")
