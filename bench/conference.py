@@ -191,6 +191,9 @@ async def one_room(
                 await asyncio.sleep(0.05)
         live = service.rooms.get(("bench", "bench"))
         depth_of = {p.placement: p.depth for p in live.parts.values()} if live else {}
+        if live is None or live.tree.root != "worker 0":
+            # The delays by depth are from the root: the speaker (participant 0) must be there.
+            raise RuntimeError(f"the room's root is {live and live.tree.root}, not worker 0")
         pids = [w.proc.pid for w in pool.workers if w.proc is not None]
         sipps = sipp_pids()
         cpu0 = sum(cpu_seconds(p) for p in pids)
