@@ -23,6 +23,7 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +50,8 @@ class RoomResult:
     heard: int  # listeners that heard the speaker
     self_rms: float  # what the speaker got back (silence: it does not hear itself)
     depth: int
-    delays: dict[int, float]  # depth -> worst mouth-to-ear delay (ms)
+    speaker_depth: int  # the speaker's part's depth in the tree (0: the root)
+    delays: dict[int, float]  # hops from the speaker's part -> worst mouth-to-ear delay (ms)
     cpu: float  # % of a core per participant, workers only
     sipp_cores: float  # what the sipp callers used meanwhile (cores)
     busy_cores: float  # the whole machine (cores, /proc/stat)
@@ -147,7 +149,8 @@ async def one_caller(
 
 async def one_room(
     size: int, tmp: Path, per_worker: int, relays: int, mode: str = "one"
-) -> RoomResult:
+) -> list[RoomResult]:
+    """The room's figures with the speaker on the root, then on the deepest part."""
     workers = -(-size // per_worker)
     room_dir = tmp / f"room-{size}"
     room_dir.mkdir(parents=True)
@@ -190,22 +193,30 @@ async def one_room(
                     break
                 await asyncio.sleep(0.05)
         live = service.rooms.get(("bench", "bench"))
-        depth_of = {p.placement: p.depth for p in live.parts.values()} if live else {}
         if live is None or live.tree.root != "worker 0":
-            # The delays by depth are from the root: the speaker (participant 0) must be there.
+            # The first speaker (participant 0) must be on the root: its delays by depth.
             raise RuntimeError(f"the room's root is {live and live.tree.root}, not worker 0")
+        parent_of = {p.placement: p.parent for p in live.parts.values()}
+        depth_of = {p.placement: p.depth for p in live.parts.values()}
+        # The second speaker: the last participant on the deepest part, so the farthest
+        # listener is as far as a room of this size gets (up to twice the depth in hops).
+        far = max(range(size), key=lambda i: (depth_of[part_of(i, per_worker)], i))
         pids = [w.proc.pid for w in pool.workers if w.proc is not None]
         sipps = sipp_pids()
         cpu0 = sum(cpu_seconds(p) for p in pids)
         sipp0 = sum(cpu_seconds(p) for p in sipps)
         busy0 = busy_jiffies()
-        started = await speak(ears[0], 8.0, ears[1:], payloads=SPOKEN)
-        end = time.monotonic() + 0.5
-        while time.monotonic() < end:
-            for ear in ears:
-                ear.drain()
-            await asyncio.sleep(0.02)
-        took = time.monotonic() - started
+        rounds = []
+        for speaker in (0, far):
+            listeners = [ear for i, ear in enumerate(ears) if i != speaker]
+            started = await speak(ears[speaker], 8.0, listeners, payloads=SPOKEN)
+            end = time.monotonic() + 1.0  # the room falls silent before the next speaker
+            while time.monotonic() < end:
+                for ear in ears:
+                    ear.drain()
+                await asyncio.sleep(0.02)
+            rounds.append((speaker, started))
+        took = time.monotonic() - rounds[0][1]
         cpu = (sum(cpu_seconds(p) for p in pids) - cpu0) / took
         sipp_cores = (sum(cpu_seconds(p) for p in sipps) - sipp0) / took
         busy1 = busy_jiffies()
@@ -217,29 +228,60 @@ async def one_room(
         await pool.stop(grace=0)
         for ear in ears:
             ear.close()
-    # Mouth: when the first speech packet was really sent; ear: the first packet each listener
-    # got that is not silence (before its onset the speaker sends digital silence, and nothing
-    # else in the room makes a sound).
-    spoke = ears[0].sent[ONSET]
+    results = []
+    for speaker, started in rounds:
+        mouth = part_of(speaker, per_worker)
+        heard, self_rms, delays = listen(
+            ears, speaker, started,
+            lambda i, mouth=mouth: hops(parent_of, mouth, part_of(i, per_worker)),  # type: ignore[misc]
+        )  # fmt: skip
+        results.append(
+            RoomResult(
+                size, workers, heard, self_rms, max(depth_of.values(), default=0),
+                depth_of[mouth], delays, cpu / size * 100, sipp_cores, busy,
+            )
+        )  # fmt: skip
+    return results
+
+
+def part_of(participant: int, per_worker: int) -> str:
+    return f"worker {participant // per_worker}"
+
+
+def hops(parent_of: dict[str, str | None], a: str, b: str) -> int:
+    """Links between two parts of the tree."""
+    up: dict[str, int] = {}
+    at: str | None = a
+    while at is not None:
+        up[at] = len(up)
+        at = parent_of.get(at)
+    n, at = 0, b
+    while at not in up:
+        n, at = n + 1, parent_of.get(at)
+        if at is None:
+            raise RuntimeError(f"{a} and {b} are not in one tree")
+    return n + up[at]
+
+
+def listen(
+    ears: list[Ear], speaker: int, started: float, hops_to: Callable[[int], int]
+) -> tuple[int, float, dict[int, float]]:
+    """Who heard the speaker, how loud the speaker heard itself, the worst delay by hops.
+    Mouth: when the first speech packet was really sent; ear: the first packet each listener
+    got that is not silence (before its onset the speaker sends digital silence, and nothing
+    else in the room makes a sound)."""
+    spoke = ears[speaker].sent[ONSET]
     heard, delays = 0, dict[int, list[float]]()
-    for i, ear in enumerate(ears[1:], start=1):
+    for i, ear in enumerate(ears):
+        if i == speaker:
+            continue
         at = first_speech(ear, spoke)
         if at is None or heard_rms(ear, started + 2.0, started + 8.0) < 300:
             continue
         heard += 1
-        depth = depth_of.get(f"worker {i // per_worker}", -1)
-        delays.setdefault(depth, []).append((at - spoke) * 1000)
-    return RoomResult(
-        size,
-        workers,
-        heard,
-        heard_rms(ears[0], started + 1.5, started + 8.0),
-        max(depth_of.values(), default=0),
-        {d: max(v) for d, v in sorted(delays.items())},
-        cpu / size * 100,
-        sipp_cores,
-        busy,
-    )
+        delays.setdefault(hops_to(i), []).append((at - spoke) * 1000)
+    worst = {d: max(v) for d, v in sorted(delays.items())}
+    return heard, heard_rms(ears[speaker], started + 1.5, started + 8.0), worst
 
 
 async def bench(args: argparse.Namespace) -> int:
@@ -252,26 +294,30 @@ async def bench(args: argparse.Namespace) -> int:
         "speaker = g711a.pcap; delay = speaker's first speech packet sent -> first one heard"
     )
     print(f"targets: {TARGET_SIZE} participants, worst delay under {TARGET_MS} ms; {load()}")
-    print(f"{'room':>4} {'workers':>7} {'heard':>5} {'self (rms)':>9} {'depth':>5} "
-          f"{'cpu %/participant':>17}  worst mouth-to-ear delay per depth (ms)")  # fmt: skip
+    print(f"{'room':>4} {'workers':>7} {'speaker':>8} {'heard':>5} {'self (rms)':>9} "
+          f"{'depth':>5} {'cpu %/participant':>17}  worst mouth-to-ear delay by hops from "
+          "the speaker (ms)")  # fmt: skip
     rc = 0
     modes = ["each", "one"] if args.callers == "both" else [args.callers]
     with tempfile.TemporaryDirectory(prefix="flexvoice-bench-conf-") as tmp:
         for size, mode in ((size, mode) for size in sizes for mode in modes):
-            r = await one_room(size, Path(tmp) / mode, args.per_worker, args.relays, mode)
-            delays = ", ".join(f"d{d}: {ms:.0f}" for d, ms in r.delays.items())
-            hears_self = f"{'yes' if r.self_rms > 50 else 'no'} {r.self_rms:.0f}"
-            worst = max(r.delays.values(), default=0.0)
-            print(
-                f"{size:>4} {r.workers:>7} {r.heard:>5}/{size - 1:<3} {hears_self:>8} "
-                f"{r.depth:>5} {r.cpu:>17.2f}  {delays}  (worst/target {worst / TARGET_MS:.2f}; "
-                f"sipp: {'one process' if mode == 'one' else 'one per participant'}, "
-                f"{r.sipp_cores:.2f} cores; machine busy {r.busy_cores:.2f} of "
-                f"{os.cpu_count()} cores; {load()})",
-                flush=True,
-            )
-            if r.heard != size - 1 or r.self_rms > 50:
-                rc = 1
+            results = await one_room(size, Path(tmp) / mode, args.per_worker, args.relays, mode)
+            for r in results:
+                delays = ", ".join(f"{h}: {ms:.0f}" for h, ms in r.delays.items())
+                hears_self = f"{'yes' if r.self_rms > 50 else 'no'} {r.self_rms:.0f}"
+                worst = max(r.delays.values(), default=0.0)
+                print(
+                    f"{size:>4} {r.workers:>7} {'at d' + str(r.speaker_depth):>8} "
+                    f"{r.heard:>5}/{size - 1:<3} {hears_self:>8} {r.depth:>5} {r.cpu:>17.2f}  "
+                    f"{delays}  (worst/target {worst / TARGET_MS:.2f}; sipp: "
+                    f"{'one process' if mode == 'one' else 'one per participant'}, "
+                    f"{r.sipp_cores:.2f} cores; machine busy {r.busy_cores:.2f} of "
+                    f"{os.cpu_count()} cores; {load()})",
+                    flush=True,
+                )
+                if r.heard != size - 1 or r.self_rms > 50:
+                    rc = 1
+            if rc:
                 break
     return rc
 
