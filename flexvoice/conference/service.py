@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -224,6 +225,7 @@ class ConferenceService:
         is an orphan for the tree's retries (flexvoice.conference.tree.link_failed)."""
         parent = live.tree.parts[move.part].parent
         assert parent is not None  # a leaf below a relay
+        cut_at = time.monotonic()
         live.tree.detach(move.part)
         link = live.links.pop(move.part, None)
         for end in link or ():  # its slot on the parent is free once the hang-up is done
@@ -232,6 +234,9 @@ class ConferenceService:
         try:
             await self._hang(live, parent, move.relay)
             await self._hang(live, move.relay, move.part)
+            gap_ms = round((time.monotonic() - cut_at) * 1000)
+            log.info("conference.part_moved", room=live.room.name, part=move.part,
+                     relay=move.relay, gap_ms=gap_ms)  # fmt: skip
         except Exception:
             if move.relay in live.links:
                 self._unlink(live, move.relay)
