@@ -10,6 +10,7 @@ at the listener, both stamped by the kernel's clock; jitter buffers, bridge fram
 link's hop included, the speaker's own 30 ms packetising not) and worker CPU per participant.
 
 Run: ./run bench conference [--quick] [--max-participants N] [--per-worker 1|2|3] [--relays N]
+     [--size N] [--callers one|each|both]
 Everything stays on 127.0.0.1, is bounded in calls and time, and stops by itself.
 """
 
@@ -244,6 +245,13 @@ async def one_room(
     return results
 
 
+def relays_for(size: int, per_worker: int) -> int:
+    """Relays that hold a room of `size` three relays deep at most (flexvoice.conference.
+    tree: the hub below the root takes three parts, each further relay adds two leaves)."""
+    below_root = -(-size // per_worker) - 1
+    return 0 if below_root < 1 else 1 + max(0, -(-(below_root - 3) // 2))
+
+
 def part_of(participant: int, per_worker: int) -> str:
     return f"worker {participant // per_worker}"
 
@@ -289,8 +297,8 @@ async def bench(args: argparse.Namespace) -> int:
     if args.size:
         sizes = [args.size]
     print(
-        f"{args.per_worker} participant(s) per worker (4 calls each), {args.relays} relay "
-        "worker(s); links form a tree; "
+        f"{args.per_worker} participant(s) per worker (4 calls each), "
+        f"{'enough' if args.relays < 0 else args.relays} relay worker(s); links form a tree; "
         "speaker = g711a.pcap; delay = speaker's first speech packet sent -> first one heard"
     )
     print(f"targets: {TARGET_SIZE} participants, worst delay under {TARGET_MS} ms; {load()}")
@@ -301,13 +309,14 @@ async def bench(args: argparse.Namespace) -> int:
     modes = ["each", "one"] if args.callers == "both" else [args.callers]
     with tempfile.TemporaryDirectory(prefix="flexvoice-bench-conf-") as tmp:
         for size, mode in ((size, mode) for size in sizes for mode in modes):
-            results = await one_room(size, Path(tmp) / mode, args.per_worker, args.relays, mode)
+            relays = args.relays if args.relays >= 0 else relays_for(size, args.per_worker)
+            results = await one_room(size, Path(tmp) / mode, args.per_worker, relays, mode)
             for r in results:
                 delays = ", ".join(f"{h}: {ms:.0f}" for h, ms in r.delays.items())
                 hears_self = f"{'yes' if r.self_rms > 50 else 'no'} {r.self_rms:.0f}"
                 worst = max(r.delays.values(), default=0.0)
                 print(
-                    f"{size:>4} {r.workers:>7} {'at d' + str(r.speaker_depth):>8} "
+                    f"{size:>4} {f'{r.workers}+{relays}':>7} {'at d' + str(r.speaker_depth):>8} "
                     f"{r.heard:>5}/{size - 1:<3} {hears_self:>8} {r.depth:>5} {r.cpu:>17.2f}  "
                     f"{delays}  (worst/target {worst / TARGET_MS:.2f}; sipp: "
                     f"{'one process' if mode == 'one' else 'one per participant'}, "
@@ -332,9 +341,9 @@ def main(argv: list[str]) -> int:
         help="participants per worker (1: as the edge spreads calls over idle workers)",
     )  # fmt: skip
     parser.add_argument(
-        "--relays", type=int, default=0,
-        help="workers that take only links: one goes below each part with participants "
-        "that gets a child, giving 3 slots (serve: sip.workers.relays)",
+        "--relays", type=int, default=-1,
+        help="workers that take only links, the inside of the room's tree (serve: "
+        "sip.workers.relays); default: enough to hold each room three relays deep",
     )  # fmt: skip
     parser.add_argument(
         "--callers", choices=("one", "each", "both"), default="one",
