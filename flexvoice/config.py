@@ -124,7 +124,8 @@ class WorkersConfig(Section):
     relays: Annotated[int, Field(ge=0, le=64)] = Field(
         0,
         description="extra workers that carry only the links of conference rooms spread over "
-        "workers (no callers: not call capacity); 8 keep a room of 50 four parts deep",
+        "workers (no callers: not call capacity), the inside of a room's tree; 12 hold a room of "
+        "50 (two per worker) with any two participants at most 6 hops apart",
     )
     drain_grace: Duration = 30.0
     restart_backoff: Duration = 1.0

@@ -81,13 +81,14 @@ class Node:
 async def conf_node(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Node]]]:
     pools: list[WorkerPool] = []
 
-    async def make(workers: int = 1) -> Node:
+    async def make(workers: int = 1, relays: int = 0) -> Node:
         rooms = Rooms(tmp_path, FLOWS, beep=True)
         pool = rooms.pool(
             PoolSettings(
-                count=workers,
-                base_port=free_port_range(workers),
+                count=workers + relays,
+                base_port=free_port_range(workers + relays),
                 rtp_base=random.randrange(30000, 48000, 2),
+                relays=relays,
             )
         )
         await pool.start()
@@ -221,6 +222,66 @@ async def test_the_moderator_leaving_ends_the_room_for_everyone(
     assert setup["room"] == "board"
 
 
+async def join_two_per_worker(node: Node, ears: list[Ear]) -> list[asyncio.Future[Any]]:
+    """Two participants per worker, worker after worker: the room grows a tree of links.
+    They hold for longer than a test lasts: a caller holding 60 s hung up by itself mid-test
+    under load (the "root worker's participants disconnected" of an earlier try)."""
+    callers: list[asyncio.Future[Any]] = []
+    for i, ear in enumerate(ears):
+        port = node.pool.workers[i // 2].port
+        callers.append(
+            asyncio.ensure_future(
+                run_uac_async(
+                    "uac_call.xml", f"127.0.0.1:{port}", "+3225551001", hold_ms=180000,
+                    timeout=200, keys={"rtp_port": str(ear.port)},
+                )
+            )
+        )  # fmt: skip
+        try:
+            await until(lambda n=i + 1: len(members(node, "team")) == n, 30)
+        except AssertionError:
+            failed = [d for _, k, d in node.observer.events if k == "step_failed"]
+            raise AssertionError(f"participant {i + 1} not in: {failed}") from None
+    return callers
+
+
+async def test_relays_are_the_inside_of_the_tree_and_a_moved_part_hears_again(
+    conf_node: Callable[..., Awaitable[Node]],
+) -> None:
+    """10 participants on 5 workers with 2 relays: the first relay is the hub below the root
+    and takes 3 parts; the 4th part moves the shallowest leaf below the second relay (its
+    uplink hung up and linked again), and then everyone hears the speaker, nobody itself."""
+    node = await conf_node(workers=5, relays=2)
+    ears = [Ear() for _ in range(10)]
+    callers: list[asyncio.Future[Any]] = []
+    try:
+        callers = await join_two_per_worker(node, ears)
+        live = node.service.rooms[("acme", "team")]
+        parent = {p.placement: p.parent for p in live.parts.values()}
+        assert parent == {
+            "worker 0": None, "worker 6": "worker 0",  # the hub (relays: 5 and 6)
+            "worker 2": "worker 6", "worker 3": "worker 6", "worker 5": "worker 6",
+            "worker 1": "worker 5", "worker 4": "worker 5",  # worker 1 moved
+        }, parent  # fmt: skip
+        assert all(w.used <= 4 for w in node.pool.workers)
+        started = await speak(ears[0], 6.0, ears[1:])
+        end = time.monotonic() + 0.5
+        while time.monotonic() < end:
+            for ear in ears:
+                ear.drain()
+            await asyncio.sleep(0.02)
+    finally:
+        for caller in callers:
+            caller.cancel()
+        await asyncio.gather(*callers, return_exceptions=True)
+        for ear in ears:
+            ear.close()
+    assert ears[0].rms(started + 1.5, started + 6.0) < 50  # the speaker does not hear itself
+    for n, ear in enumerate(ears[1:], start=1):
+        heard = ear.rms(started + 2.0, started + 6.0)
+        assert heard > 300, (n, heard, len(ear.packets))
+
+
 async def test_a_room_of_12_across_6_workers_hears_the_speaker_and_survives_a_relay_dying(
     conf_node: Callable[..., Awaitable[Node]],
 ) -> None:
@@ -232,24 +293,7 @@ async def test_a_room_of_12_across_6_workers_hears_the_speaker_and_survives_a_re
     ears = [Ear() for _ in range(12)]
     callers: list[asyncio.Future[Any]] = []
     try:
-        # Two participants per worker, worker after worker: the room grows a tree of links.
-        # They hold for longer than the test lasts: a caller holding 60 s hung up by itself
-        # mid-test under load (the "root worker's participants disconnected" of an earlier try).
-        for i, ear in enumerate(ears):
-            port = node.pool.workers[i // 2].port
-            callers.append(
-                asyncio.ensure_future(
-                    run_uac_async(
-                        "uac_call.xml", f"127.0.0.1:{port}", "+3225551001", hold_ms=180000,
-                        timeout=200, keys={"rtp_port": str(ear.port)},
-                    )
-                )
-            )  # fmt: skip
-            try:
-                await until(lambda n=i + 1: len(members(node, "team")) == n, 30)
-            except AssertionError:
-                failed = [d for _, k, d in node.observer.events if k == "step_failed"]
-                raise AssertionError(f"participant {i + 1} not in: {failed}") from None
+        callers = await join_two_per_worker(node, ears)
         live = node.service.rooms[("acme", "team")]
         depths = {p.placement: p.depth for p in live.parts.values()}
         assert len(depths) == 6 and max(depths.values()) <= 3, depths

@@ -11,6 +11,7 @@ from flexvoice.conference.tree import (
     RETRIES,
     RETRY_AFTER,
     Link,
+    Move,
     NoSlot,
     Retry,
     Rooted,
@@ -47,20 +48,64 @@ def test_a_new_part_hangs_below_the_shallowest_part_with_a_free_slot() -> None:
         tree.place("w1", {"w0": 1})
 
 
-def test_relay_workers_take_the_roots_slots_so_two_per_worker_is_not_a_chain() -> None:
-    """Two participants per worker (one free slot per part): 50 participants were a chain of
-    depth 12; with relays below the root (three children each) the depth is 5."""
-    tree = Tree("w0")
-    relays = {f"r{i}": 4 for i in range(2)}
+def grow(tree: Tree, parts: int, relays: int) -> list[Link | Move]:
+    """Parts w01.. with two participants each join a room rooted on w0 (two participants),
+    with `relays` relay workers r0..; every action is carried out as the service does."""
     used = {"w0": 2}
-    for n in range(1, 25):
+    relay_names = [f"r{i:02}" for i in range(relays)]
+    done: list[Link | Move] = []
+    for n in range(1, parts + 1):
         child = f"w{n:02}"
-        free = {p: 4 - used.get(p, 0) - (p != "w0") - len(tree.children(p)) for p in tree.parts}
-        spare = {r: n for r, n in relays.items() if r not in tree.parts}
-        for link in tree.place(child, free, spare):
-            tree.linked(link.child, link.parent)
+        free = {
+            p: 4 - used.get(p, 0) - (p != tree.root) - len(tree.children(p)) for p in tree.parts
+        }
+        slots = {r: free.get(r, 4) for r in relay_names}
+        for action in tree.place(child, free, slots):
+            if isinstance(action, Move):
+                parent = tree.parts[action.part].parent
+                assert parent is not None
+                tree.detach(action.part)
+                tree.linked(action.relay, parent)
+                tree.linked(action.part, action.relay)
+            else:
+                tree.linked(action.child, action.parent)
+            done.append(action)
         used[child] = 2
-    assert set(tree.children("w0")) == {"r0", "r1"} and tree.depth() == 5
+    return done
+
+
+def hops(tree: Tree, a: str, b: str) -> int:
+    up, at, n = {}, a, 0
+    while at is not None:
+        up[at], at = n, tree.parts[at].parent
+        n += 1
+    n, at = 0, b
+    while at not in up:
+        at, n = tree.parts[at].parent, n + 1
+    return n + up[at]
+
+
+def test_relays_are_the_inside_of_the_tree_filled_breadth_first() -> None:
+    """Two participants per worker: 50 participants (25 parts) with 12 relays. The first relay
+    hangs below the root as the hub; parts hang below relays; a full set of relays takes a
+    spare relay in place of the shallowest leaf (a Move): no part has a part below it, and
+    any two participants are at most 6 hops apart (8 with relays in alternate levels)."""
+    tree = Tree("w0")
+    actions = grow(tree, 24, relays=12)
+    relays = {p for p in tree.parts if p.startswith("r")}
+    assert len(relays) == 12 and tree.children("w0") == ["r11"]  # the hub
+    assert all(not tree.children(p) for p in tree.parts if p.startswith("w") and p != "w0")
+    assert sum(isinstance(a, Move) for a in actions) == 11
+    parts = [p for p in tree.parts if p.startswith("w")]
+    assert max(hops(tree, a, b) for a in parts for b in parts) == 6
+    assert max(hops(tree, "w0", b) for b in parts) == 4
+
+
+def test_without_a_spare_relay_a_part_hangs_below_a_part() -> None:
+    tree = Tree("w0")
+    grow(tree, 6, relays=1)  # the hub takes 3, then the shallowest parts with a free slot
+    assert set(tree.children("w0")) == {"r00", "w04"} and len(tree.children("r00")) == 3
+    assert tree.parts["w05"].parent == "w04" and tree.parts["w06"].parent == "w01"
     assert tree.place("x", {"w0": 1}, {"r9": 1}) == [Link("w0", "x")]  # a relay needs 2 slots
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +33,7 @@ from flexvoice.conference.live import Linker, LiveRoom, Seat, Uplink, UsageSink,
 from flexvoice.conference.room import Action, Member, Room, RoomFull
 from flexvoice.conference.tree import (
     Link,
+    Move,
     NoSlot,
     Retry,
     Rooted,
@@ -193,8 +195,11 @@ class ConferenceService:
             if self.linker.free_slots(child) < 1:
                 raise RoomElsewhere(f"room {name}: {child} has no free slot for a link")
             try:
-                for link in live.tree.place(child, self._free(live), self.linker.relays()):
-                    await self._hang(live, link.parent, link.child)
+                for action in live.tree.place(child, self._free(live), self.linker.relays()):
+                    if isinstance(action, Move):
+                        await self._move(live, action)
+                    else:
+                        await self._hang(live, action.parent, action.child)
             except NoSlot as exc:
                 raise RoomElsewhere(f"room {name}: {exc}") from None
             except Exception as exc:
@@ -213,6 +218,36 @@ class ConferenceService:
                 await end.conf_join(live.room.id, False)
         live.spawn(self._watch(live, child, link))
         log.info("conference.part_added", room=live.room.name, part=child, parent=parent)
+
+    async def _move(self, live: LiveRoom, move: Move) -> None:
+        """A relay takes a leaf's place and the leaf hangs below it (under the room's lock).
+        If the relay cannot be linked, the leaf hangs back where it was; if that fails too, it
+        is an orphan for the tree's retries (flexvoice.conference.tree.link_failed)."""
+        parent = live.tree.parts[move.part].parent
+        assert parent is not None  # a leaf below a relay
+        cut_at = time.monotonic()
+        live.tree.detach(move.part)
+        link = live.links.pop(move.part, None)
+        for end in link or ():  # its slot on the parent is free once the hang-up is done
+            with contextlib.suppress(CallEnded, ConnectionError):
+                await end.hangup()
+        try:
+            await self._hang(live, parent, move.relay)
+            await self._hang(live, move.relay, move.part)
+            gap_ms = round((time.monotonic() - cut_at) * 1000)
+            log.info("conference.part_moved", room=live.room.name, part=move.part,
+                     relay=move.relay, gap_ms=gap_ms)  # fmt: skip
+        except Exception:
+            if move.relay in live.links:
+                self._unlink(live, move.relay)
+                live.tree.parts.pop(move.relay, None)
+            try:
+                await self._hang(live, parent, move.part)
+            except Exception as exc:
+                log.warning("conference.relink_failed", room=live.room.name, part=move.part,
+                            error=str(exc))  # fmt: skip
+                await self._carry_out(live, live.tree.link_failed(move.part, self._free(live)))
+            raise
 
     async def _watch(self, live: LiveRoom, child: str, link: Uplink) -> None:
         ends = [asyncio.ensure_future(_until_ended(end)) for end in link]
@@ -248,7 +283,10 @@ class ConferenceService:
         todo = list(actions)
         while todo:
             action = todo.pop(0)
-            if isinstance(action, Link):
+            if isinstance(action, Move):
+                with contextlib.suppress(Exception):  # logged, and the leaf retried, in _move
+                    await self._move(live, action)
+            elif isinstance(action, Link):
                 try:
                     await self._hang(live, action.parent, action.child)
                 except Exception as exc:

@@ -49,6 +49,16 @@ class Link:
 
 
 @dataclass(frozen=True)
+class Move:
+    """Put `relay` where `part` hangs and `part` below it: hang up the part's uplink, link its
+    parent -> relay, then relay -> part; tell `linked` for each link. (A leaf's participants
+    hear the room again once the second link is up: on loopback a few tens of ms.)"""
+
+    part: str
+    relay: str
+
+
+@dataclass(frozen=True)
 class Unlink:
     """Hang up the child's uplink (both ends; the one on a dead worker is gone already)."""
 
@@ -77,7 +87,11 @@ class Rooted:
     placement: str
 
 
-TreeAction = Link | Unlink | Retry | Stranded | Rooted
+TreeAction = Link | Move | Unlink | Retry | Stranded | Rooted
+
+
+def _shallowest(parts: list[Part]) -> Part:
+    return min(parts, key=lambda p: (p.depth, p.placement))
 
 
 class Tree:
@@ -107,24 +121,53 @@ class Tree:
     # -- growing -------------------------------------------------------------------------------
     def place(
         self, child: str, free: Mapping[str, int], relays: Mapping[str, int] = {}
-    ) -> list[Link]:
-        """Where a new part on `child` hangs: below the shallowest connected part with a free
-        slot (ties: by name, so placement is predictable). When that part holds participants
-        and a relay worker (one that takes no calls; `relays`: its free slots) is spare, a
-        relay part goes there first and the new part below it: the slot then gives three at
-        the next depth instead of one. (Two participants per worker leave each part one slot
-        for a child: without relays the tree is a chain, 12 deep for 50 participants.)"""
+    ) -> list[Link | Move]:
+        """Where a new part on `child` hangs. `relays`: workers that take no calls, only links
+        (placement -> free slots), those in the room and those spare.
+
+        Without relays: below the shallowest connected part with a free slot (ties: by name,
+        so placement is predictable). Two participants per worker leave each part one slot for
+        a child, so the tree is then a chain (50 participants: 12 deep).
+
+        With relays the room's parts are leaves and its relays the inside of the tree, filled
+        breadth first, so the farthest two participants are as few hops apart as the relays
+        allow (and a relay's hop is the cheaper one: its bridge ticks every 10 ms and PJSIP's
+        media thread takes its packets): the first relay hangs below the root and is the hub;
+        a new part hangs below the shallowest relay with a free slot; when every relay is
+        full, a spare relay takes the place of the shallowest leaf, which moves below it
+        beside the new part (each relay so adds two leaves: 12 relays hold 25 parts three
+        relays deep, any two participants at most 6 hops apart). Only when no relay is spare
+        does a part hang below a part."""
         if child in self.parts:
             raise ValueError(f"{child} already holds a part of the room")
-        parents = [p for p in self._connected_parts() if free.get(p.placement, 0) > 0]
+        connected = self._connected_parts()
+        hubs = [p for p in connected if p.placement in relays and free.get(p.placement, 0) > 0]
+        if hubs:
+            return [Link(_shallowest(hubs).placement, child)]
+        spare = {r: n for r, n in relays.items() if r not in self.parts and r != child and n >= 2}
+        inside = [p for p in connected if p.placement in relays]
+        parents = [p for p in connected if free.get(p.placement, 0) > 0]
+        if spare and not inside and parents:
+            relay = max(spare, key=lambda r: (spare[r], r))
+            return [Link(_shallowest(parents).placement, relay), Link(relay, child)]
+        roomy = [r for r, n in spare.items() if n >= 3]  # an uplink, the moved leaf, the new
+        leaves = [
+            p for p in connected
+            if p.parent in relays and p.placement not in relays and not self.children(p.placement)
+        ]  # fmt: skip
+        if roomy and leaves:
+            relay = max(roomy, key=lambda r: (spare[r], r))
+            return [Move(_shallowest(leaves).placement, relay), Link(relay, child)]
         if not parents:
             raise NoSlot("no worker of the room has a free slot for a link")
-        parent = min(parents, key=lambda p: (p.depth, p.placement)).placement
-        spare = [r for r, n in relays.items() if n >= 2 and r not in self.parts and r != child]
-        if parent not in relays and spare:
-            relay = max(spare, key=lambda r: (relays[r], r))
-            return [Link(parent, relay), Link(relay, child)]
-        return [Link(parent, child)]
+        return [Link(_shallowest(parents).placement, child)]
+
+    def detach(self, placement: str) -> None:
+        """A Move starts: the part's uplink is being hung up; until it is linked again it is
+        neither cut off nor re-hung by a rebuild."""
+        part = self.parts[placement]
+        part.parent, part.relinking = None, True
+        self._depths()
 
     def linked(self, child: str, parent: str) -> None:
         """A link parent -> child is up (a new part, or an orphan hung back)."""
