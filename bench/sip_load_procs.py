@@ -124,6 +124,79 @@ def wait_up(http: int, node: subprocess.Popen[bytes], count: int, timeout: float
     raise SystemExit(f"bench: {count} workers not up within {timeout:.0f}s")
 
 
+def histograms(http: int) -> dict[str, float]:
+    """The control plane's event-loop lag and SQLite checkpoint histograms from /metrics
+    (empty when unreadable), as `lag count`, `lag sum` (seconds), `lag 0.1` (cumulative
+    bucket: wakes at most 100 ms late), `passive count`, `passive sum`, `restart count`,
+    `restart sum` (the checkpoint thread's passes by mode). Two readings'
+    difference says how often a step's set-ups found the loop held, and for how long."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{http}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return {}
+    found: dict[str, float] = {}
+    names = {
+        "flexvoice_event_loop_lag_seconds_": "lag",
+        'flexvoice_sqlite_checkpoint_seconds_count{mode="passive"}': "passive count",
+        'flexvoice_sqlite_checkpoint_seconds_sum{mode="passive"}': "passive sum",
+        'flexvoice_sqlite_checkpoint_seconds_count{mode="restart"}': "restart count",
+        'flexvoice_sqlite_checkpoint_seconds_sum{mode="restart"}': "restart sum",
+    }
+    for line in text.splitlines():
+        prefix = next((p for p in names if line.startswith(p)), None)
+        if prefix is None:
+            continue
+        name, _, value = line.rpartition(" ")
+        kind = names[prefix]
+        if kind != "lag":
+            found[kind] = float(value)
+        elif name.endswith("_count"):
+            found["lag count"] = float(value)
+        elif name.endswith("_sum"):
+            found["lag sum"] = float(value)
+        elif 'le="' in name:
+            bound = name.split('le="')[1].split('"')[0]
+            found[f"lag {bound}"] = float(value)
+    return found
+
+
+def schedstat(pid: int) -> tuple[float, float, int]:
+    """Seconds a thread (the control plane's event loop is its process's main thread) has
+    spent on a CPU and waiting on a run queue for one, and its number of turns on a CPU
+    (/proc/PID/schedstat): the loop held by its own work, or by other processes taking the
+    cores (the wait per turn: how long a wake-up waits for a core)."""
+    try:
+        ran, waited, turns = Path(f"/proc/{pid}/schedstat").read_text().split()
+    except (OSError, ValueError):
+        return 0.0, 0.0, 0
+    return int(ran) / 1e9, int(waited) / 1e9, int(turns)
+
+
+def lag_line(before: dict[str, float], after: dict[str, float]) -> str:
+    """What the loop did during a step: how many wakes were late by over 50/100/500 ms, the
+    wakes' total lateness, and the checkpoints the thread ran meanwhile (off the loop)."""
+    if not before or not after:
+        return ""
+
+    def d(key: str) -> float:
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    wakes = d("lag count")
+    late = {b: wakes - d(f"lag {b}") for b in ("0.05", "0.1", "0.5")}
+    line = (
+        f"loop: {wakes:.0f} wakes, {late['0.05']:.0f} > 50 ms, {late['0.1']:.0f} > 100 ms, "
+        f"{late['0.5']:.0f} > 500 ms, {d('lag sum'):.2f} s late in all"
+    )
+    if "passive count" in after:
+        line += (
+            f"; checkpoints in a thread: {d('passive count'):.0f} passive, "
+            f"{d('passive sum'):.2f} s, {d('restart count'):.0f} restart (writers held), "
+            f"{d('restart sum'):.2f} s"
+        )
+    return line
+
+
 def replace_time(http: int, node: subprocess.Popen[bytes], count: int, base: int) -> float:
     """SIGKILL worker 0 (up for a while) and time until the node has `count` workers again."""
     pid = workers_by_port(base, 1)[0]

@@ -5,7 +5,8 @@ PostgreSQL for several), the tariff book and the SIP trunks.
 The connection is used by the number registry, the flow runtime's tariff lookups and the API,
 all on the event loop thread and never across an await inside a transaction. Work done on
 other threads opens its own connection (the usage sink's importer, the API's usage
-statements), as SQLite wants.
+statements), as SQLite wants. The file's WAL checkpoints run in a thread of their own
+(flexvoice.storage.checkpoint).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from flexvoice.logs import get_logger
 from flexvoice.metering.tariffs import load_tariffs
 from flexvoice.sip.trunks import load_trunks
 from flexvoice.storage import postgres
+from flexvoice.storage.checkpoint import Checkpointer, loop_connection_without_checkpoints
 from flexvoice.storage.open import local_path
 from flexvoice.storage.sqlite import connect
 
@@ -31,13 +33,18 @@ async def database_component(app: web.Application) -> AsyncIterator[None]:
     # The shared store first: an unreachable PostgreSQL stops start-up with one line.
     shared = postgres.connect(url) if url is not None else None
     conn = connect(local_path(cfg))
+    # The loop's connection never checkpoints: a thread does (flexvoice.storage.checkpoint).
+    loop_connection_without_checkpoints(conn)
     app[DB] = conn
     app[SHARED_DB] = shared if shared is not None else conn
     if url is not None:
         app[SHARED_POOL] = postgres.PgPool(url)
+    checkpointer = Checkpointer(local_path(cfg))
+    checkpointer.start()
     try:
         yield
     finally:
+        checkpointer.stop()
         conn.close()
         if shared is not None:
             shared.close()
