@@ -56,7 +56,14 @@ def serve(run_worker: Callable[[list[str]], int]) -> int:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
             sock.detach()  # fd 0 becomes the worker's standard input below
-            os.setsid()
+            # A process group of its own, in the template's session (which has no terminal:
+            # a Ctrl-C reaches the control plane only). Not a session of its own: the kernel
+            # schedules each session as a group (autogroup), so 100 workers in 100 sessions
+            # were 100 groups against the control plane's one, whose event loop then waited
+            # for a core half the time at 200 CPS; in one session the workers together weigh
+            # as much as the control plane (bench sip_load, 200 CPS, 4 pairs alternating, load
+            # 2.6-7: the loop's thread waited 3.3-4.3 s per 10.5 s step, against 4.5-5.2 s).
+            os.setpgid(0, 0)
             for target, fd in enumerate(fds):
                 os.dup2(fd, target)
             for fd in fds:
