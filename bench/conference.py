@@ -31,7 +31,7 @@ from pathlib import Path
 from flexvoice.sip.pool import PoolSettings, WorkerPool
 from tests.confkit import Rooms, room_flow
 from tests.conftest import free_port_range
-from tests.rtp_ears import ALAW, Ear, pcap_payloads, speak
+from tests.rtp_ears import ALAW, Ear, leave, listen_for, pcap_payloads, speak
 from tests.sipptool import SippResult, counts, run_uac_async, uac_args
 
 SPEECH = 500  # RMS of one packet that counts as speech
@@ -211,11 +211,7 @@ async def one_room(
         for speaker in (0, far):
             listeners = [ear for i, ear in enumerate(ears) if i != speaker]
             started = await speak(ears[speaker], 8.0, listeners, payloads=SPOKEN)
-            end = time.monotonic() + 1.0  # the room falls silent before the next speaker
-            while time.monotonic() < end:
-                for ear in ears:
-                    ear.drain()
-                await asyncio.sleep(0.02)
+            await listen_for(ears, 1.0)  # the room falls silent before the next speaker
             rounds.append((speaker, started))
         took = time.monotonic() - rounds[0][1]
         cpu = (sum(cpu_seconds(p) for p in pids) - cpu0) / took
@@ -223,12 +219,8 @@ async def one_room(
         busy1 = busy_jiffies()
         busy = (busy1[0] - busy0[0]) / (busy1[1] - busy0[1]) * (os.cpu_count() or 1)
     finally:
-        for caller in callers:
-            caller.cancel()
-        await asyncio.gather(*callers, return_exceptions=True)
+        await leave(callers, ears)
         await pool.stop(grace=0)
-        for ear in ears:
-            ear.close()
     results = []
     for speaker, started in rounds:
         mouth = part_of(speaker, per_worker)

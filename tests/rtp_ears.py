@@ -116,3 +116,30 @@ async def speak(
             one.drain()
         await asyncio.sleep(max(0.0, started + i * 0.03 - time.monotonic()))
     return started
+
+
+async def listen_for(ears: Sequence[Ear], seconds: float) -> None:
+    """Keep what reaches the ears for a while (the room's last packets after a speaker)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        for ear in ears:
+            ear.drain()
+        await asyncio.sleep(0.02)
+
+
+async def leave(callers: Sequence[asyncio.Future[Any]], ears: Sequence[Ear]) -> None:
+    """The sipp participants stopped, their ears closed."""
+    for caller in callers:
+        caller.cancel()
+    await asyncio.gather(*callers, return_exceptions=True)
+    for ear in ears:
+        ear.close()
+
+
+def assert_all_heard(ears: Sequence[Ear], start: float, end: float, why: str = "") -> None:
+    """ears[0] spoke: every other ear heard it (speech decodes to RMS 1,600-2,600), and the
+    speaker did not hear itself."""
+    assert ears[0].rms(start, end) < 50, (why, "the speaker heard itself")
+    for n, ear in enumerate(ears[1:], start=1):
+        heard = ear.rms(start, end)
+        assert heard > 300, (why, n, heard, len(ear.packets))

@@ -17,7 +17,7 @@ from flexvoice.sip.pool import PoolSettings
 from flexvoice.sip.protocol import INTERNAL_PREFIX
 from tests.confkit import Rooms, room_flow
 from tests.edge_support import edge_config, outcomes, run_uac, running_edge, start_uas
-from tests.rtp_ears import Ear, speak, until
+from tests.rtp_ears import Ear, assert_all_heard, leave, speak, until
 from tests.sipptool import run_uac_async
 
 pytestmark = pytest.mark.sip
@@ -150,18 +150,8 @@ async def test_participants_on_different_workers_behind_the_edge_hear_the_speake
             for leg in list(legs):
                 await leg.hangup()
         finally:
-            for caller in callers:
-                caller.cancel()
-            await asyncio.gather(*callers, return_exceptions=True)
-            for ear in ears:
-                ear.close()
+            await leave(callers, ears)
             await pool.stop(grace=0)
-    assert ears[0].rms(started + 1.5, started + 5.0) < 50  # the speaker does not hear itself
-    for n, ear in enumerate(ears[1:], start=1):
-        heard = ear.rms(started + 1.5, started + 5.0)
-        assert heard > 300, (n, heard, len(ear.packets))
-    assert ears[0].rms(again + 1.0, again + 4.0) < 50
-    for n, ear in enumerate(alive[1:], start=1):
-        heard = ear.rms(again + 1.0, again + 4.0)
-        assert heard > 300, ("after the worker died", n, heard)
+    assert_all_heard(ears, started + 1.5, started + 5.0)
+    assert_all_heard(alive, again + 1.0, again + 4.0, "after the worker died")
     assert len(rooms.conference_events()) == 1
