@@ -73,6 +73,10 @@ def test_the_thread_checkpoints_while_the_loop_writes_and_stops(tmp_path: Path) 
     finally:
         checkpointer.stop()
     assert checkpointer.passes >= 5
-    # Bounded: the thread restarted it, so the WAL holds far less than the 500+ pages written.
-    assert wal_frames(conn) < 500
-    assert conn.execute("SELECT count(*) FROM t").fetchone()[0] >= 500
+    # Bounded: the thread's last pass restarted the WAL once it was past 200 pages, so the
+    # next writer starts it again; it holds far less than the 500+ pages written. (Counted
+    # after that writer, not at once: how many pages the loop wrote between the thread's
+    # passes depends on the machine's load; a first try read 529 under a full test run.)
+    write(conn, 5)
+    assert wal_frames(conn) < 200 + 20
+    assert conn.execute("SELECT count(*) FROM t").fetchone()[0] >= 505
