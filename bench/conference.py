@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import copy
 import os
 import random
 import sys
@@ -197,7 +198,7 @@ async def one_room(
         if live is None or live.tree.root != "worker 0":
             # The first speaker (participant 0) must be on the root: its delays by depth.
             raise RuntimeError(f"the room's root is {live and live.tree.root}, not worker 0")
-        parent_of = {p.placement: p.parent for p in live.parts.values()}
+        tree = copy.deepcopy(live.tree)  # as it was while the room spoke (it empties after)
         depth_of = {p.placement: p.depth for p in live.parts.values()}
         # The second speaker: the last participant on the deepest part, so the farthest
         # listener is as far as a room of this size gets (up to twice the depth in hops).
@@ -226,7 +227,7 @@ async def one_room(
         mouth = part_of(speaker, per_worker)
         heard, self_rms, delays = listen(
             ears, speaker, started,
-            lambda i, mouth=mouth: hops(parent_of, mouth, part_of(i, per_worker)),  # type: ignore[misc]
+            lambda i, mouth=mouth: tree.hops(mouth, part_of(i, per_worker)),  # type: ignore[misc]
         )  # fmt: skip
         results.append(
             RoomResult(
@@ -246,21 +247,6 @@ def relays_for(size: int, per_worker: int) -> int:
 
 def part_of(participant: int, per_worker: int) -> str:
     return f"worker {participant // per_worker}"
-
-
-def hops(parent_of: dict[str, str | None], a: str, b: str) -> int:
-    """Links between two parts of the tree."""
-    up: dict[str, int] = {}
-    at: str | None = a
-    while at is not None:
-        up[at] = len(up)
-        at = parent_of.get(at)
-    n, at = 0, b
-    while at not in up:
-        n, at = n + 1, parent_of.get(at)
-        if at is None:
-            raise RuntimeError(f"{a} and {b} are not in one tree")
-    return n + up[at]
 
 
 def listen(

@@ -74,17 +74,6 @@ def grow(tree: Tree, parts: int, relays: int) -> list[Link | Move]:
     return done
 
 
-def hops(tree: Tree, a: str, b: str) -> int:
-    up, at, n = {}, a, 0
-    while at is not None:
-        up[at], at = n, tree.parts[at].parent
-        n += 1
-    n, at = 0, b
-    while at not in up:
-        at, n = tree.parts[at].parent, n + 1
-    return n + up[at]
-
-
 def test_relays_are_the_inside_of_the_tree_filled_breadth_first() -> None:
     """Two participants per worker: 50 participants (25 parts) with 12 relays. The first relay
     hangs below the root as the hub; parts hang below relays; a full set of relays takes a
@@ -97,8 +86,8 @@ def test_relays_are_the_inside_of_the_tree_filled_breadth_first() -> None:
     assert all(not tree.children(p) for p in tree.parts if p.startswith("w") and p != "w0")
     assert sum(isinstance(a, Move) for a in actions) == 11
     parts = [p for p in tree.parts if p.startswith("w")]
-    assert max(hops(tree, a, b) for a in parts for b in parts) == 6
-    assert max(hops(tree, "w0", b) for b in parts) == 4
+    assert max(tree.hops(a, b) for a in parts for b in parts) == 6
+    assert max(tree.hops("w0", b) for b in parts) == 4
 
 
 def test_without_a_spare_relay_a_part_hangs_below_a_part() -> None:

@@ -227,10 +227,7 @@ class ConferenceService:
         assert parent is not None  # a leaf below a relay
         cut_at = time.monotonic()
         live.tree.detach(move.part)
-        link = live.links.pop(move.part, None)
-        for end in link or ():  # its slot on the parent is free once the hang-up is done
-            with contextlib.suppress(CallEnded, ConnectionError):
-                await end.hangup()
+        await self._cut(live, move.part)
         try:
             await self._hang(live, parent, move.relay)
             await self._hang(live, move.relay, move.part)
@@ -239,7 +236,7 @@ class ConferenceService:
                      relay=move.relay, gap_ms=gap_ms)  # fmt: skip
         except Exception:
             if move.relay in live.links:
-                self._unlink(live, move.relay)
+                await self._cut(live, move.relay)
                 live.tree.parts.pop(move.relay, None)
             try:
                 await self._hang(live, parent, move.part)
@@ -248,6 +245,13 @@ class ConferenceService:
                             error=str(exc))  # fmt: skip
                 await self._carry_out(live, live.tree.link_failed(move.part, self._free(live)))
             raise
+
+    async def _cut(self, live: LiveRoom, child: str) -> None:
+        """Hang up the child's uplink and wait for it: the slot it held on the parent's worker
+        is free afterwards (a Move links that slot again at once)."""
+        for end in live.links.pop(child, None) or ():
+            with contextlib.suppress(CallEnded, ConnectionError):
+                await end.hangup()
 
     async def _watch(self, live: LiveRoom, child: str, link: Uplink) -> None:
         ends = [asyncio.ensure_future(_until_ended(end)) for end in link]
@@ -283,10 +287,7 @@ class ConferenceService:
         todo = list(actions)
         while todo:
             action = todo.pop(0)
-            if isinstance(action, Move):
-                with contextlib.suppress(Exception):  # logged, and the leaf retried, in _move
-                    await self._move(live, action)
-            elif isinstance(action, Link):
+            if isinstance(action, Link):
                 try:
                     await self._hang(live, action.parent, action.child)
                 except Exception as exc:

@@ -87,7 +87,7 @@ class Rooted:
     placement: str
 
 
-TreeAction = Link | Move | Unlink | Retry | Stranded | Rooted
+TreeAction = Link | Unlink | Retry | Stranded | Rooted
 
 
 def _shallowest(parts: list[Part]) -> Part:
@@ -114,6 +114,21 @@ class Tree:
                     below.add(child)
                     todo.append(child)
         return below
+
+    def hops(self, a: str, b: str) -> int:
+        """Links between two parts of the room (through their nearest common part)."""
+        up: dict[str, int] = {}
+        at: str | None = a
+        while at is not None:
+            up[at] = len(up)
+            at = self.parts[at].parent
+        n, at = 0, b
+        while at not in up:
+            at = self.parts[at].parent
+            if at is None:
+                raise ValueError(f"{a} and {b} are not in one tree")
+            n += 1
+        return n + up[at]
 
     def connected(self) -> set[str]:
         return self.subtree(self.root) if self.root in self.parts else set()
