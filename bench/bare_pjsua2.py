@@ -45,7 +45,10 @@ class BareCall(pj.Call):  # type: ignore[misc]
     def onCallMediaState(self, prm: Any) -> None:
         if self.player is not None:
             return
-        for media in self.getInfo().media:
+        # The CallInfo is kept while its media vector is read: iterating the vector of a
+        # temporary reads freed memory (measured: garbage types, so no prompt ever played).
+        info = self.getInfo()
+        for media in info.media:
             if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
                 self.player = pj.AudioMediaPlayer()
                 self.player.createPlayer(self.machine.prompt, 0)
