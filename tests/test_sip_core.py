@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from flexvoice.digitcollector import DigitCollector
@@ -21,6 +23,24 @@ def test_protocol_round_trip_and_refusals() -> None:
         decode(b'{"t": "dtmf", "call": 5}', EVENTS)
     with pytest.raises(ProtocolError, match="unknown message type"):
         encode("explode")
+
+
+def test_an_encoded_line_is_compact_ascii_json_on_one_line() -> None:
+    fields = {
+        "call": "w3.41.7",
+        "from": '"Zoë" <sip:+32470@x>',
+        "reason": "line\nbreak\u2028and\ttab",
+        "seconds": 1.25,
+        "stopped": None,
+        "talking": True,
+        "files": ["/a.wav", {"k": -2}],
+    }
+    line = encode("state", **fields)
+    assert line == (json.dumps({"t": "state", **fields}, separators=(",", ":")) + "\n").encode()
+    assert line.count(b"\n") == 1 and line.isascii()
+    assert decode(line, EVENTS).fields == fields
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        encode("state", call="c", when=object())
 
 
 def test_digits_terminator_max_and_timeouts_with_an_injected_clock() -> None:

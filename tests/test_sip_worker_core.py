@@ -1,4 +1,5 @@
-"""The media worker's parts without pjsua2 (flexvoice.sip.wakes, dispatch, workerio, wavfile):
+"""The media worker's parts without pjsua2 (flexvoice.sip.wakes, dispatch, workerio, wavfile,
+eventout):
 fast checks, no SIP. The worker process itself is driven in test_sip_worker.py."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from pathlib import Path
 from flexvoice.sip import wakes
 from flexvoice.sip.addresses import edge_source
 from flexvoice.sip.dispatch import EndedCalls, no_call_answer
+from flexvoice.sip.eventout import EventOut
 from flexvoice.sip.protocol import Message
 from flexvoice.sip.wavfile import prompt_seconds, silence_file, wav_closed, wav_seconds
 from flexvoice.sip.workerio import WAKE, read_commands
@@ -110,3 +112,40 @@ def test_no_wake_up_is_sent_when_the_worker_says_it_needs_none_but_always_at_the
         extra = b""
     assert extra == b""
     target.close()
+
+
+class CountingStream(io.BytesIO):
+    def __init__(self, fail: bool = False) -> None:
+        super().__init__()
+        self.writes = 0
+        self.fail = fail
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        if self.fail:
+            raise BrokenPipeError(32, "Broken pipe")
+        self.writes += 1
+        return super().write(data)
+
+
+def test_a_turns_events_go_out_together_in_order_and_only_when_flushed() -> None:
+    stream = CountingStream()
+    out = EventOut(stream)
+    out.flush()  # nothing queued: nothing written
+    out.pending += [b"1\n", b"2\n"]
+    assert stream.getvalue() == b""  # queued, not written before the turn ends
+    out.flush()
+    out.pending.append(b"3\n")
+    out.flush()
+    assert (stream.getvalue(), stream.writes, out.pending) == (b"1\n2\n3\n", 2, [])
+
+
+def test_events_for_a_control_plane_that_is_gone_are_dropped_quietly() -> None:
+    stream = CountingStream(fail=True)
+    out = EventOut(stream)
+    out.pending.append(b"1\n")
+    out.flush()  # no exception: the worker must still hang up and exit
+    assert out.broken and out.pending == []
+    stream.fail = False
+    out.pending.append(b"2\n")
+    out.flush()  # not tried again: a line cut in two would corrupt the protocol
+    assert (stream.writes, out.pending) == (0, [])

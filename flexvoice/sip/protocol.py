@@ -49,7 +49,10 @@ refuses what does not fit (a worker bug must not become a control-plane crash).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import json.encoder
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -114,8 +117,27 @@ class Message:
         return self.fields.get(key, default)
 
 
-# One encoder for every line (json.dumps with separators builds a new one per call).
-_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+def _not_json(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _line_encoder() -> Callable[[dict[str, Any]], str]:
+    """One encoder for every line. JSONEncoder.encode builds a C encoder per call (json.dumps
+    with separators a whole JSONEncoder too); the worker encodes an event per call state,
+    so the C encoder is made once here, with JSONEncoder's settings (the same lines:
+    compact, ASCII only). Messages are flat: no check for circular references."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is not None:
+        with contextlib.suppress(TypeError):  # another signature: the slower path below
+            chunks = make(
+                None, _not_json, json.encoder.encode_basestring_ascii, None, ":", ",",
+                False, False, True,
+            )  # fmt: skip
+            return lambda obj: "".join(chunks(obj, 0))
+    return json.JSONEncoder(separators=(",", ":")).encode
+
+
+_ENCODE = _line_encoder()
 
 
 def encode(t: str, **fields: Any) -> bytes:

@@ -45,6 +45,7 @@ import pjsua2 as pj
 from flexvoice.sip import forkserver, talk, wakes
 from flexvoice.sip.addresses import edge_source
 from flexvoice.sip.dispatch import WORKER_COMMANDS, EndedCalls, handler_name, no_call_answer
+from flexvoice.sip.eventout import EventOut
 from flexvoice.sip.protocol import INTERNAL_PREFIX, Message, encode
 from flexvoice.sip.wavfile import prompt_seconds, silence_file, wav_closed
 from flexvoice.sip.workerio import read_commands, take_stdout
@@ -76,6 +77,19 @@ RELAY_FRAME_MS = 10
 LINK_PTIME = 10
 LINK_JB_MS = (10, 10, 40, 200)  # initial, minimum and maximum prefetch, capacity
 GRAVE_SECONDS = 2.0  # how long a retired pjsua2 object is kept after PJSIP let go of it
+
+
+def ignore(self: Any, prm: Any) -> None:
+    """pjsua2 calls into Python for every callback of a Call subclass, overridden or not; one
+    left to the base class crosses back into C++ to do nothing. Those empty in pjsua2's Call
+    that come a dozen times per call end here instead."""
+
+
+CALL_STATES = {
+    pj.PJSIP_INV_STATE_EARLY: "early",
+    pj.PJSIP_INV_STATE_CONFIRMED: "confirmed",
+    pj.PJSIP_INV_STATE_DISCONNECTED: "disconnected",
+}
 # Offered in this order; everything else the wheel has (speex, iLBC, GSM, ...) is disabled.
 CODECS = {"PCMA/8000": 250, "PCMU/8000": 240, "G722/16000": 230}
 
@@ -96,7 +110,8 @@ class Worker:
         self.index = index
         self.prefix = f"w{index}.{os.getpid()}."
         self.counter = 0
-        self.out_lock = threading.Lock()
+        # Events go out once per turn of the loop, before it waits again (see eventout).
+        self.out = EventOut(EVENTS_OUT)
         # Filled by the reader thread, drained by the main thread (deque: thread-safe ends).
         self.commands: collections.deque[Message | None] = collections.deque()
         self.calls: dict[str, WorkerCall] = {}
@@ -200,11 +215,10 @@ class Worker:
 
     # -- output ------------------------------------------------------------------------------
     def emit(self, t: str, **fields: Any) -> None:
-        line = encode(t, **fields)
+        """Queue an event; the loop writes the turn's events before it waits in PJSIP again.
+        Main thread only (PJSIP's callbacks run there: mainThreadOnly)."""
+        self.out.pending.append(encode(t, **fields))
         self.changed = True
-        with self.out_lock:
-            EVENTS_OUT.write(line)
-            EVENTS_OUT.flush()
 
     def new_call_id(self) -> str:
         self.counter += 1
@@ -218,37 +232,43 @@ class Worker:
         # only when something changed or their time has come.
         handle_events = self.ep.libHandleEvents
         commands = self.commands
+        out = self.out
         monotonic, sleep = time.monotonic, time.sleep
         batch_calls, batch_s = self.batch_calls, wakes.BATCH_MS / 1000
         wait_ms, chores_at = 0, 0.0
-        while self.running:
-            self.asleep = True
-            # A command queued while the loop was busy: PJSIP's events, but no wait.
-            handle_events(0 if commands else wait_ms)
-            self.asleep = False
-            self.wake_sent = False
-            while commands:
-                msg = commands.popleft()
-                if msg is None:  # standard input closed: the control plane is gone
-                    self.running = False
-                    break
-                self.dispatch(msg)
-            if self.rooms:
-                self.sample_talk()
-            now = monotonic()
-            if self.changed or now >= chores_at:
-                self.changed = False
-                self.chores(now)
-                wait_ms = self.poll_ms()
-                chores_at = now + wait_ms / 1000
-            else:
-                # Nothing changed: most likely an RTP packet woke the loop (see BATCH_MS).
-                # Not while a conference room is mixed here: a late packet is heard late by
-                # the whole room, after each hop.
-                if len(self.calls) >= batch_calls and not commands and not self.rooms:
-                    sleep(batch_s)
-                    now = monotonic()
-                wait_ms = max(1, int((chores_at - now) * 1000))
+        try:
+            while self.running:
+                if out.pending:
+                    out.flush()  # the turn's events, before the wait (none waits for a packet)
+                self.asleep = True
+                # A command queued while the loop was busy: PJSIP's events, but no wait.
+                handle_events(0 if commands else wait_ms)
+                self.asleep = False
+                self.wake_sent = False
+                while commands:
+                    msg = commands.popleft()
+                    if msg is None:  # standard input closed: the control plane is gone
+                        self.running = False
+                        break
+                    self.dispatch(msg)
+                if self.rooms:
+                    self.sample_talk()
+                now = monotonic()
+                if self.changed or now >= chores_at:
+                    self.changed = False
+                    self.chores(now)
+                    wait_ms = self.poll_ms()
+                    chores_at = now + wait_ms / 1000
+                else:
+                    # Nothing changed: most likely an RTP packet woke the loop (see BATCH_MS).
+                    # Not while a conference room is mixed here: a late packet is heard late by
+                    # the whole room, after each hop.
+                    if len(self.calls) >= batch_calls and not commands and not self.rooms:
+                        sleep(batch_s)
+                        now = monotonic()
+                    wait_ms = max(1, int((chores_at - now) * 1000))
+        finally:
+            out.flush()  # what a turn cut short by an error made still goes out
         self.shutdown()
 
     def chores(self, now: float) -> None:
@@ -331,17 +351,20 @@ class Worker:
         for call in list(self.calls.values()):
             call.end(503, "Service Unavailable")
         for _ in range(50):
+            self.out.flush()
             self.ep.libHandleEvents(wakes.SHUTDOWN_POLL_MS)
             if not self.calls:
                 break
         self.calls.clear()
         self.bury(force=True)
         for _ in range(100):
+            self.out.flush()
             self.ep.libHandleEvents(wakes.SHUTDOWN_POLL_MS)
             self.report_recordings()
             if not self.finished_recordings:
                 break
         self.report_recordings(force=True)
+        self.out.flush()
         self.account.shutdown()
         self.ep.libDestroy()
 
@@ -462,7 +485,8 @@ class WorkerAccount(pj.Account):  # type: ignore[misc]
 
     def onIncomingCall(self, prm: Any) -> None:
         worker = self.worker
-        if worker.edge is not None and prm.rdata.srcAddress != worker.edge:
+        rdata = prm.rdata  # a new proxy object at each reading
+        if worker.edge is not None and rdata.srcAddress != worker.edge:
             # Behind the edge, SIP comes from the edge alone: anything else on loopback is
             # someone bypassing its ACL, bounds and flood limits.
             self.refuse(prm.callId, 403, "Forbidden")
@@ -471,7 +495,7 @@ class WorkerAccount(pj.Account):  # type: ignore[misc]
         try:
             call = WorkerCall(worker, call_id, prm.callId)
             info = call.getInfo()
-            first_line = prm.rdata.wholeMsg.split("\r\n", 1)[0].split(" ")
+            first_line = rdata.wholeMsg.split("\r\n", 1)[0].split(" ")
         except (pj.Error, ValueError, UnicodeError):
             self.refuse(prm.callId, 500, "Server Internal Error")
             return
@@ -540,13 +564,11 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
         self.link = False  # a conference link to another worker (see LINK_PTIME)
 
     # -- PJSIP callbacks (main thread) ------------------------------------------------------
+    onCallTsxState = onCallMediaTransportState = onStreamCreated = onStreamDestroyed = ignore
+
     def onCallState(self, prm: Any) -> None:
         info = self.getInfo()
-        state = {
-            pj.PJSIP_INV_STATE_EARLY: "early",
-            pj.PJSIP_INV_STATE_CONFIRMED: "confirmed",
-            pj.PJSIP_INV_STATE_DISCONNECTED: "disconnected",
-        }.get(info.state)
+        state = CALL_STATES.get(info.state)
         if state is None:
             return
         if state == "disconnected":
@@ -558,8 +580,10 @@ class WorkerCall(pj.Call):  # type: ignore[misc]
     def onCallSdpCreated(self, prm: Any) -> None:
         # Both ends of a link ask for 10 ms packets (offer and answer alike: the answer is
         # made when the call is answered, so this object exists by then).
+        if not self.link:
+            return  # the SDP (a string made for Python) is read for links only
         sdp = prm.sdp.wholeSdp
-        if self.link and "a=ptime" not in sdp:
+        if "a=ptime" not in sdp:
             prm.sdp.wholeSdp = f"{sdp.rstrip()}\r\na=ptime:{LINK_PTIME}\r\n"
 
     def onStreamPreCreate(self, prm: Any) -> None:
@@ -1009,6 +1033,7 @@ def main(argv: list[str] | None = None) -> int:
         profiler.dump_stats(Path(profile_dir) / f"worker-{os.getpid()}.prof")
     else:
         worker.run()
+    worker.out.flush()
     EVENTS_OUT.flush()
     # The stdin reader thread may sit in read(): leave without the interpreter's teardown.
     os._exit(0)
