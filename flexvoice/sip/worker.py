@@ -1034,7 +1034,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         worker.run()
     worker.out.flush()
-    EVENTS_OUT.flush()
+    with contextlib.suppress(OSError, ValueError):  # the control plane is gone: nobody to tell
+        EVENTS_OUT.flush()
     # The stdin reader thread may sit in read(): leave without the interpreter's teardown.
     os._exit(0)
 
