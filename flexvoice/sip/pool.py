@@ -35,6 +35,8 @@ __all__ = ["NoFreeSlot", "PoolSettings", "WorkerPool", "WorkerProcess"]
 log = get_logger(__name__)
 
 READY_TIMEOUT = 15.0  # from the moment a worker's process is started
+READ_BYTES = 1 << 16  # read from a worker's events at once
+MAX_EVENT_BYTES = 1 << 20  # a line longer than this is not an event: dropped
 # Workers starting at once. Forked from the template a start takes ~5 ms of CPU and ~25 ms
 # of waiting (libCreate), so several per core overlap; a fresh interpreter (no template) is
 # ~0.25 CPU-s, and this many still start well within READY_TIMEOUT.
@@ -151,22 +153,33 @@ class WorkerProcess:
                 log.debug("worker.stderr", worker=self.index, line=line)
 
     async def _read_events(self, proc: WorkerProc) -> None:
+        # What the pipe holds, at once: the events several calls sent meanwhile are handled in
+        # one step of this task, not one step (and one turn of the loop) per line.
         assert proc.stdout is not None
-        async for raw in proc.stdout:
-            try:
-                msg = decode(raw, EVENTS)
-            except ProtocolError as exc:
-                log.error("worker.bad_event", worker=self.index, error=str(exc))
-                continue
-            if msg.t == "ready":
-                self.up = True
-                if self.ready and not self.ready.done():
-                    self.ready.set_result(None)
-                self.pool.worker_state_changed(self, True)
-                continue
-            self.pool.on_event(self, msg)
+        rest = b""
+        while chunk := await proc.stdout.read(READ_BYTES):
+            *lines, rest = (rest + chunk).split(b"\n")
+            for raw in lines:
+                self._event(raw)
+            if len(rest) > MAX_EVENT_BYTES:
+                log.error("worker.bad_event", worker=self.index, error="event too long")
+                rest = b""
         rc = await proc.wait()
         self.pool.worker_exited(self, rc)
+
+    def _event(self, raw: bytes) -> None:
+        try:
+            msg = decode(raw, EVENTS)
+        except ProtocolError as exc:
+            log.error("worker.bad_event", worker=self.index, error=str(exc))
+            return
+        if msg.t == "ready":
+            self.up = True
+            if self.ready and not self.ready.done():
+                self.ready.set_result(None)
+            self.pool.worker_state_changed(self, True)
+            return
+        self.pool.on_event(self, msg)
 
 
 IncomingHandler = Callable[[SipLeg], Awaitable[None]]
