@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from flexvoice.sip.lines import MAX_LINE_BYTES, each_line
 from flexvoice.sip.pool import WorkerProcess
 from flexvoice.sip.protocol import Message
 
@@ -58,3 +59,21 @@ def test_events_in_one_read_and_cut_across_reads() -> None:
     ]  # fmt: skip
     assert pool.events[2].fields["code"] == 200
     assert pool.exited == [0]
+
+
+def test_a_line_past_the_bound_is_dropped_and_said() -> None:
+    async def main() -> tuple[list[bytes], int]:
+        got: list[bytes] = []
+        said = []
+        reader = asyncio.StreamReader()
+        reading = asyncio.create_task(each_line(reader, got.append, lambda: said.append(1)))
+        reader.feed_data(b"x" * (MAX_LINE_BYTES + 1))
+        await asyncio.sleep(0)
+        reader.feed_data(b"tail\nnext\n")
+        reader.feed_eof()
+        await reading
+        return got, len(said)
+
+    got, said = asyncio.run(main())
+    assert said == 1
+    assert got == [b"tail", b"next"]  # the rest of the long line, then the next line

@@ -26,6 +26,7 @@ from flexvoice.logs import get_logger
 from flexvoice.sip import metrics
 from flexvoice.sip.addresses import rtp_ports
 from flexvoice.sip.leg import SipLeg
+from flexvoice.sip.lines import each_line
 from flexvoice.sip.protocol import EVENTS, INTERNAL_PREFIX, Message, ProtocolError, decode, encode
 from flexvoice.sip.slots import NoFreeSlot
 from flexvoice.sip.template import Template, WorkerProc
@@ -35,8 +36,6 @@ __all__ = ["NoFreeSlot", "PoolSettings", "WorkerPool", "WorkerProcess"]
 log = get_logger(__name__)
 
 READY_TIMEOUT = 15.0  # from the moment a worker's process is started
-READ_BYTES = 1 << 16  # read from a worker's events at once
-MAX_EVENT_BYTES = 1 << 20  # a line longer than this is not an event: dropped
 # Workers starting at once. Forked from the template a start takes ~5 ms of CPU and ~25 ms
 # of waiting (libCreate), so several per core overlap; a fresh interpreter (no template) is
 # ~0.25 CPU-s, and this many still start well within READY_TIMEOUT.
@@ -153,17 +152,12 @@ class WorkerProcess:
                 log.debug("worker.stderr", worker=self.index, line=line)
 
     async def _read_events(self, proc: WorkerProc) -> None:
-        # What the pipe holds, at once: the events several calls sent meanwhile are handled in
-        # one step of this task, not one step (and one turn of the loop) per line.
         assert proc.stdout is not None
-        rest = b""
-        while chunk := await proc.stdout.read(READ_BYTES):
-            *lines, rest = (rest + chunk).split(b"\n")
-            for raw in lines:
-                self._event(raw)
-            if len(rest) > MAX_EVENT_BYTES:
-                log.error("worker.bad_event", worker=self.index, error="event too long")
-                rest = b""
+        await each_line(
+            proc.stdout,
+            self._event,
+            lambda: log.error("worker.bad_event", worker=self.index, error="event too long"),
+        )
         rc = await proc.wait()
         self.pool.worker_exited(self, rc)
 
