@@ -42,9 +42,9 @@ from flexvoice.callresource import call_resource
 from flexvoice.livecalls import LiveCalls
 from flexvoice.logs import get_logger
 from flexvoice.outcomes import outcome_for
-from flexvoice.storage.engine import Connection, is_postgres, settle
+from flexvoice.storage.engine import Connection, settle
 from flexvoice.storage.migrate import migrate
-from flexvoice.storage.turn import for_connection
+from flexvoice.storage.turn import for_connection, one_write
 
 log = get_logger(__name__)
 
@@ -118,39 +118,21 @@ class CallRegistry:
 
     @contextmanager
     def _transaction(self, call_id: str) -> Iterator[None]:
-        """Everything an event writes, all or nothing (joining a transaction already open).
-        On the node's SQLite connection, in the event loop's group of the turn
-        (flexvoice.storage.turn); else a transaction of its own. If it is rolled back, the
-        calls it touched are read from the database again."""
+        """Everything an event writes, all or nothing: in the event loop's group of the turn
+        on the node's SQLite connection, else a transaction of its own, joining one already
+        open (flexvoice.storage.turn.one_write). If it is rolled back, the calls it touched
+        are read from the database again."""
         self._touched.add(call_id)
-        if self._turn is not None:
-            if self._turn.depth:  # inside an event (a leg created by its parent's): its part
-                yield
-                return
-            touched = self._touched  # the set itself: the calls of this whole event
-            try:
-                with self._turn.write(undo=lambda: self.live.forget(touched)):
-                    yield
-            finally:
-                self._touched = set()
-            return
-        if self.conn.in_transaction:
+        nested = self._turn.depth > 0 if self._turn is not None else self.conn.in_transaction
+        if nested:  # inside an event (a leg created by its parent's): its part
             yield
             return
-        # SQLite: the write lock first (waiting for it as any write does); a deferred BEGIN
-        # that reads (the pricer's account) before it writes fails at once, not waiting,
-        # when another connection committed in between.
-        self.conn.execute("BEGIN" if is_postgres(self.conn) else "BEGIN IMMEDIATE")
+        touched = self._touched  # the set itself: the calls of this whole event
         try:
-            yield
-            self.conn.execute("COMMIT")
-        except BaseException:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            self.live.forget(self._touched)
-            raise
+            with one_write(self.conn, self._turn, undo=lambda: self.live.forget(touched)):
+                yield
         finally:
-            self._touched.clear()
+            self._touched = set()
 
     # -- creation and reads
 

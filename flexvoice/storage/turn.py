@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from prometheus_client import Counter
 
 from flexvoice.logs import get_logger
-from flexvoice.storage.engine import OPEN_GROUPS
+from flexvoice.storage.engine import OPEN_GROUPS, Connection, is_postgres
 from flexvoice.storage.sqlite import SqliteConnection
 
 log = get_logger(__name__)
@@ -69,7 +69,7 @@ class TurnCommit:
             except RuntimeError:
                 loop = None
             if loop is None:
-                with self._alone(undo):
+                with one_write(self.conn, None, undo):
                     yield
                 return
             self.conn.execute("BEGIN IMMEDIATE")
@@ -92,19 +92,6 @@ class TurnCommit:
         self._writes += 1
         if undo is not None:
             self._undo.append(undo)
-
-    @contextmanager
-    def _alone(self, undo: Callable[[], None] | None) -> Iterator[None]:
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-            self.conn.execute("COMMIT")
-        except BaseException:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            if undo is not None:
-                undo()
-            raise
 
     def commit(self) -> None:
         """Commit the turn's writes (nothing when none is open, or from inside a write: a
@@ -130,6 +117,35 @@ class TurnCommit:
             return
         GROUP_COMMITS.inc()
         GROUP_WRITES.inc(writes)
+
+
+@contextmanager
+def one_write(
+    conn: Connection, turn: TurnCommit | None, undo: Callable[[], None] | None = None
+) -> Iterator[None]:
+    """One write, all or nothing: in `turn`'s group when there is one, else a transaction of
+    its own (joining one already open, which commits or undoes it); `undo` is told when it
+    is rolled back."""
+    if turn is not None:
+        with turn.write(undo):
+            yield
+        return
+    if conn.in_transaction:
+        yield
+        return
+    # SQLite: the write lock first (waiting for it as any write does); a deferred BEGIN that
+    # reads (the pricer's account) before it writes fails at once, not waiting, when another
+    # connection committed in between.
+    conn.execute("BEGIN" if is_postgres(conn) else "BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        if undo is not None:
+            undo()
+        raise
 
 
 def for_connection(conn: object) -> TurnCommit | None:
