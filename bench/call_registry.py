@@ -3,17 +3,22 @@ as the router and the flow runtime do), the call created, answered and ended wit
 event (priced by the real TariffPricer), webhooks queued, the statistics listening; on one
 SQLite file as a node has it. CPU per call, with the part the statistics' listener adds.
 
-    ./run bench call_registry [--calls N] [--against DIR]
+    ./run bench call_registry [--calls N] [--against DIR] [--turn-calls K]
 
 `--against DIR`: the same measure with another checkout's code (e.g. an export of main), side
 by side in one run, and the ratio. Each measure runs in a fresh interpreter, three times
 alternating, and the lowest is kept (CPU time is far steadier than set-up times, yet other
 processes still disturb it).
+
+`--turn-calls K`: also the same calls inside an event loop with the node's group commit
+(flexvoice.storage.turn), K calls' events per turn of the loop (a call's creation still
+commits at once), beside one commit per event.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import subprocess
@@ -26,8 +31,9 @@ from pathlib import Path
 from bench import REPO
 
 
-def measure(calls: int, listen: bool) -> float:
-    """Milliseconds of CPU per call with the code on sys.path (run in a child)."""
+def measure(calls: int, listen: bool, turn_calls: int = 0) -> float:
+    """Milliseconds of CPU per call with the code on sys.path (run in a child); with
+    `turn_calls`, in an event loop, that many calls a turn, grouped commits."""
     from flexvoice.accounts import create_account
     from flexvoice.api.pricing import TariffPricer
     from flexvoice.api.webhooks import WebhookQueue
@@ -49,7 +55,8 @@ def measure(calls: int, listen: bool) -> float:
     numbers.sync_from_yaml(tmp / "numbers.yaml")
     webhooks = WebhookQueue(conn, lambda account: b"secret")
     tariffs = load_tariffs(REPO / "metering" / "tariffs")
-    registry = CallRegistry(conn, webhooks=webhooks, pricer=TariffPricer(conn, tariffs))
+    grouped = {"group_commit": True} if turn_calls else {}
+    registry = CallRegistry(conn, webhooks=webhooks, pricer=TariffPricer(conn, tariffs), **grouped)
     if listen:
         Statistics(conn, registry, node="bench").listen(registry.listeners)
 
@@ -71,17 +78,30 @@ def measure(calls: int, listen: bool) -> float:
         registry.call_event(call_id, "ended", {"sip_status": 200, "at": end.isoformat(),
                                                "ended_by": "caller", "usage": usage})  # fmt: skip
 
-    for i in range(200):  # warm: statements prepared, tables' pages cached
-        one(i)
+    async def in_turns(first: int, count: int) -> None:
+        for i in range(first, first + count):
+            one(i)
+            if (i + 1) % turn_calls == 0:
+                await asyncio.sleep(0)  # the next turn: the group commits
+        await asyncio.sleep(0)
+
+    def run_calls(first: int, count: int) -> None:
+        if turn_calls:
+            asyncio.run(in_turns(first, count))
+        else:
+            for i in range(first, first + count):
+                one(i)
+
+    run_calls(0, 200)  # warm: statements prepared, tables' pages cached
     started = time.process_time()
-    for i in range(200, 200 + calls):
-        one(i)
+    run_calls(200, calls)
     return 1000 * (time.process_time() - started) / calls
 
 
-def run(code: Path, calls: int, listen: bool) -> float:
+def run(code: Path, calls: int, listen: bool, turn_calls: int = 0) -> float:
+    child = ["--child", str(calls), str(int(listen)), str(turn_calls)]
     out = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--child", str(calls), str(int(listen))],
+        [sys.executable, str(Path(__file__).resolve()), *child],
         cwd=REPO, env={**os.environ, "PYTHONPATH": str(code)},
         capture_output=True, text=True, check=True,
     )  # fmt: skip
@@ -94,11 +114,12 @@ def load() -> str:
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--child"]:
-        print(json.dumps(measure(int(argv[1]), bool(int(argv[2])))))
+        print(json.dumps(measure(int(argv[1]), bool(int(argv[2])), int(argv[3]))))
         return 0
     parser = argparse.ArgumentParser(prog="bench call_registry")
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--against", type=Path, help="another checkout, side by side")
+    parser.add_argument("--turn-calls", type=int, default=0, help="also grouped, K calls a turn")
     args = parser.parse_args(argv)
     codes = {"this": REPO} | ({"against": args.against.resolve()} if args.against else {})
     best: dict[tuple[str, bool], float] = {}
@@ -115,6 +136,14 @@ def main(argv: list[str]) -> int:
     if args.against:
         ratio = best["this", True] / best["against", True]
         print(f"this / against: {ratio:.2f}")
+    if args.turn_calls:
+        k = args.turn_calls
+        per_event = grouped = float("inf")
+        for _ in range(3):
+            per_event = min(per_event, run(REPO, args.calls, True))
+            grouped = min(grouped, run(REPO, args.calls, True, k))
+        print(f"  one commit per event {per_event:.3f} ms per call; grouped by turn ({k} calls "
+              f"a turn, creation at once) {grouped:.3f} ms: {grouped / per_event:.2f}")  # fmt: skip
     return 0
 
 

@@ -128,7 +128,8 @@ def histograms(http: int) -> dict[str, float]:
     """The control plane's event-loop lag and SQLite checkpoint histograms from /metrics
     (empty when unreadable), as `lag count`, `lag sum` (seconds), `lag 0.1` (cumulative
     bucket: wakes at most 100 ms late), `passive count`, `passive sum`, `restart count`,
-    `restart sum` (the checkpoint thread's passes by mode). Two readings'
+    `restart sum` (the checkpoint thread's passes by mode), `group commits` and `group writes`
+    (flexvoice.storage.turn: the writes of a loop turn in one commit). Two readings'
     difference says how often a step's set-ups found the loop held, and for how long."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{http}/metrics", timeout=5) as r:
@@ -142,6 +143,8 @@ def histograms(http: int) -> dict[str, float]:
         'flexvoice_sqlite_checkpoint_seconds_sum{mode="passive"}': "passive sum",
         'flexvoice_sqlite_checkpoint_seconds_count{mode="restart"}': "restart count",
         'flexvoice_sqlite_checkpoint_seconds_sum{mode="restart"}': "restart sum",
+        "flexvoice_sqlite_group_commits_total ": "group commits",
+        "flexvoice_sqlite_group_writes_total ": "group writes",
     }
     for line in text.splitlines():
         prefix = next((p for p in names if line.startswith(p)), None)
@@ -193,6 +196,11 @@ def lag_line(before: dict[str, float], after: dict[str, float]) -> str:
             f"; checkpoints in a thread: {d('passive count'):.0f} passive, "
             f"{d('passive sum'):.2f} s, {d('restart count'):.0f} restart (writers held), "
             f"{d('restart sum'):.2f} s"
+        )
+    if d("group commits"):
+        line += (
+            f"; {d('group writes'):.0f} writes in {d('group commits'):.0f} commits "
+            f"({d('group writes') / d('group commits'):.2f} a commit)"
         )
     return line
 

@@ -9,10 +9,12 @@ busy, no-answer, failed, canceled, redirected). The trace keeps one `ringing`, o
 `answered` and one `ended` per leg: a repeated one is dropped, not stored. A leg is priced
 from its `call` usage event (flexvoice/callprice.py).
 
-Each event is one transaction, and the calls in progress are also kept in memory
-(flexvoice/livecalls.py, written after the database): a crash loses at most the event being
-stored (all of it, never half), and nothing that bills: the usage event reaches the usage
-spool from the SIP layer, which remains what billing counts.
+Each event is all or nothing, and the calls in progress are also kept in memory
+(flexvoice/livecalls.py, written after the database). On the node's SQLite file the events of
+one turn of the event loop commit together (flexvoice.storage.turn; a call's creation at
+once): a crash loses at most that turn's events, never half of one and never a call's
+existence, and nothing that bills: the usage event reaches the usage spool from the SIP
+layer, which remains what billing counts.
 """
 
 from __future__ import annotations
@@ -40,8 +42,9 @@ from flexvoice.callresource import call_resource
 from flexvoice.livecalls import LiveCalls
 from flexvoice.logs import get_logger
 from flexvoice.outcomes import outcome_for
-from flexvoice.storage.engine import Connection, is_postgres
+from flexvoice.storage.engine import Connection, settle
 from flexvoice.storage.migrate import migrate
+from flexvoice.storage.turn import for_connection, one_write
 
 log = get_logger(__name__)
 
@@ -93,6 +96,7 @@ class CallRegistry:
         pricer: Pricer | None = None,
         clock: Callable[[], str] = now_iso,
         node: str | None = None,
+        group_commit: bool = False,
     ):
         self.conn = conn
         self.node = node
@@ -109,30 +113,26 @@ class CallRegistry:
         self.listeners: builtins.list[CallListener] = []
         self.live = LiveCalls()
         self._touched: set[str] = set()  # calls changed in the open transaction
+        self._turn = for_connection(conn) if group_commit else None
         migrate(conn, "calls", MIGRATIONS)
 
     @contextmanager
     def _transaction(self, call_id: str) -> Iterator[None]:
-        """One transaction for everything an event writes (joining one already open). If it
-        is rolled back, the calls it touched are read from the database again."""
+        """Everything an event writes, all or nothing: in the event loop's group of the turn
+        on the node's SQLite connection, else a transaction of its own, joining one already
+        open (flexvoice.storage.turn.one_write). If it is rolled back, the calls it touched
+        are read from the database again."""
         self._touched.add(call_id)
-        if self.conn.in_transaction:
+        nested = self._turn.depth > 0 if self._turn is not None else self.conn.in_transaction
+        if nested:  # inside an event (a leg created by its parent's): its part
             yield
             return
-        # SQLite: the write lock first (waiting for it as any write does); a deferred BEGIN
-        # that reads (the pricer's account) before it writes fails at once, not waiting,
-        # when another connection committed in between.
-        self.conn.execute("BEGIN" if is_postgres(self.conn) else "BEGIN IMMEDIATE")
+        touched = self._touched  # the set itself: the calls of this whole event
         try:
-            yield
-            self.conn.execute("COMMIT")
-        except BaseException:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            self.live.forget(self._touched)
-            raise
+            with one_write(self.conn, self._turn, undo=lambda: self.live.forget(touched)):
+                yield
         finally:
-            self._touched.clear()
+            self._touched = set()
 
     # -- creation and reads
 
@@ -161,6 +161,9 @@ class CallRegistry:
                  status_callback, events, int(record), parent_call_id, self.node),
             )  # fmt: skip
             self._trace(call_id, "queued", {"flow": flow, "parent_call_id": parent_call_id})
+        # A call exists in the store before anything is done to it (its answer, its first
+        # command to a worker): a control plane killed right after still finds it at start.
+        settle()
         # The row as the database now holds it (status_events as read back: a tuple).
         call = CallRecord(
             call_id, account, direction, from_number, to_number, "queued", None, None, flow,

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from flexvoice.api.problems import ProblemError
+from flexvoice.storage.engine import settle
 from flexvoice.storage.readcache import ReadCache
 from flexvoice.storage.sqlite import migrate
 
@@ -148,6 +149,7 @@ class SqliteLockout:
     async def failed(self, address: str) -> float:
         now = self.clock()
         p = self.policy
+        settle()
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             self.conn.execute(
@@ -311,6 +313,7 @@ class SqliteIdempotencyStore:
 
     async def begin(self, scope: str, key: str, fingerprint: str) -> StoredResponse | None:
         now = self.clock()
+        settle()
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             self.conn.execute(

@@ -20,7 +20,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flexvoice.storage.engine import Connection, is_postgres
+from flexvoice.storage.engine import Connection, is_postgres, settle
 from flexvoice.storage.thread import StoreThread
 
 T = TypeVar("T")
@@ -130,6 +130,7 @@ class Transaction:
         self.outer = False
 
     def __enter__(self) -> None:
+        settle()  # the loop's open group of writes (on any connection) first: SQLite nests none
         self.outer = not self.conn.in_transaction
         if self.outer:
             self.conn.execute("BEGIN" if is_postgres(self.conn) else "BEGIN IMMEDIATE")

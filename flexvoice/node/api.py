@@ -121,7 +121,11 @@ async def api_component(app: web.Application) -> AsyncIterator[None]:
     )
     app[WEBHOOKS] = webhooks
     registry_calls = CallRegistry(
-        shared, webhooks=webhooks, pricer=TariffPricer(shared, tariffs), node=cfg.node_name
+        shared,
+        webhooks=webhooks,
+        pricer=TariffPricer(shared, tariffs),
+        node=cfg.node_name,
+        group_commit=True,  # a turn's events in one commit (SQLite; flexvoice.storage.turn)
     )
     app[CALLS] = registry_calls
     # Statistics listen to the registry: rollups as calls end, the live board as they move.

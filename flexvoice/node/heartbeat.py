@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import astuple
 from datetime import UTC, datetime
 
@@ -28,8 +29,9 @@ from flexvoice.logs import get_logger
 from flexvoice.lostlegs import LiveLeg, lost_leg_end, unanswered_end
 from flexvoice.metering.sink import UsageSink
 from flexvoice.sip.leg import SipLeg
-from flexvoice.storage.engine import is_postgres
+from flexvoice.storage.engine import is_postgres, settle
 from flexvoice.storage.sqlite import migrate
+from flexvoice.storage.turn import for_connection
 
 log = get_logger(__name__)
 
@@ -85,6 +87,7 @@ class LegHeartbeat:
                 continue
             self.known.add(leg.call_id)
             legs.append(live_leg(leg, leg.answered_at))
+        settle()
         with self.conn:
             if legs:
                 self.conn.executemany(
@@ -102,8 +105,15 @@ class LegHeartbeat:
         if leg.call_id not in self.known:
             return
         self.known.discard(leg.call_id)
-        with self.conn:
+        # In the turn's group of writes (flexvoice.storage.turn) when there is one: a crash
+        # before it commits leaves the row, and the next start closes the leg once more, which
+        # changes nothing (its usage event's id is the leg's).
+        with self._write():
             self.conn.execute("DELETE FROM live_legs WHERE call_id = ?", (leg.call_id,))
+
+    def _write(self) -> AbstractContextManager[object]:
+        turn = for_connection(self.conn)
+        return turn.write() if turn is not None else self.conn
 
     def left_behind(self) -> tuple[list[LiveLeg], str | None]:
         """The legs a dead node left, and the last time it was known alive."""
@@ -115,6 +125,7 @@ class LegHeartbeat:
         return legs, alive[0] if alive else None
 
     def closed(self, call_id: str) -> None:
+        settle()
         with self.conn:
             self.conn.execute("DELETE FROM live_legs WHERE call_id = ?", (call_id,))
 

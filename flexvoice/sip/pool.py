@@ -26,6 +26,7 @@ from flexvoice.logs import get_logger
 from flexvoice.sip import metrics
 from flexvoice.sip.addresses import rtp_ports
 from flexvoice.sip.leg import SipLeg
+from flexvoice.sip.lines import each_line
 from flexvoice.sip.protocol import EVENTS, INTERNAL_PREFIX, Message, ProtocolError, decode, encode
 from flexvoice.sip.slots import NoFreeSlot
 from flexvoice.sip.template import Template, WorkerProc
@@ -152,21 +153,27 @@ class WorkerProcess:
 
     async def _read_events(self, proc: WorkerProc) -> None:
         assert proc.stdout is not None
-        async for raw in proc.stdout:
-            try:
-                msg = decode(raw, EVENTS)
-            except ProtocolError as exc:
-                log.error("worker.bad_event", worker=self.index, error=str(exc))
-                continue
-            if msg.t == "ready":
-                self.up = True
-                if self.ready and not self.ready.done():
-                    self.ready.set_result(None)
-                self.pool.worker_state_changed(self, True)
-                continue
-            self.pool.on_event(self, msg)
+        await each_line(
+            proc.stdout,
+            self._event,
+            lambda: log.error("worker.bad_event", worker=self.index, error="event too long"),
+        )
         rc = await proc.wait()
         self.pool.worker_exited(self, rc)
+
+    def _event(self, raw: bytes) -> None:
+        try:
+            msg = decode(raw, EVENTS)
+        except ProtocolError as exc:
+            log.error("worker.bad_event", worker=self.index, error=str(exc))
+            return
+        if msg.t == "ready":
+            self.up = True
+            if self.ready and not self.ready.done():
+                self.ready.set_result(None)
+            self.pool.worker_state_changed(self, True)
+            return
+        self.pool.on_event(self, msg)
 
 
 IncomingHandler = Callable[[SipLeg], Awaitable[None]]

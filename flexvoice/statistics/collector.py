@@ -26,7 +26,7 @@ from flexvoice.clock import utc_now
 from flexvoice.logs import get_logger
 from flexvoice.statistics.facts import CallFacts, CallLike, call_facts, is_own_call
 from flexvoice.statistics.rollup import CallSource, Rows, add_to, ensure_schema, write_rows
-from flexvoice.storage.engine import Connection, is_postgres, lock_key, write_transaction
+from flexvoice.storage.engine import Connection, is_postgres, lock_key, settle, write_transaction
 
 log = get_logger(__name__)
 
@@ -41,6 +41,7 @@ def writing(conn: Connection) -> Iterator[None]:
     """One write of the rollups and their ledger, all or nothing: a transaction of its own, or
     a savepoint inside the one open (the registry's, when a call's end fills the batch). The
     writers of every node take turns: SQLite's write lock, PostgreSQL's advisory lock."""
+    settle()  # the loop's group of writes, unless this runs inside one of its writes
     if not conn.in_transaction:
         with write_transaction(conn, LOCK):
             yield

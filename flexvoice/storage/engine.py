@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -84,9 +85,30 @@ def lock_key(name: str) -> int:
     return zlib.crc32(name.encode()) | (0x5F56 << 32)
 
 
+class _OpenGroups(threading.local):
+    """The commits of this thread's open groups of writes (flexvoice.storage.turn)."""
+
+    def __init__(self) -> None:
+        self.commits: list[Callable[[], None]] = []
+
+
+OPEN_GROUPS = _OpenGroups()
+
+
+def settle() -> None:
+    """Commit the groups of writes this thread (the event loop's) holds open
+    (flexvoice.storage.turn): before a transaction of one's own, on any connection to the
+    same file (SQLite nests none, and a second connection would wait for the write lock the
+    group holds, on the very thread that must commit it), or before acting on a write that
+    must outlive a crash. Another thread's groups are left alone: it waits for the lock."""
+    for commit in list(OPEN_GROUPS.commits):
+        commit()
+
+
 @contextmanager
 def write_transaction(conn: Connection, lock: str) -> Iterator[None]:
     """BEGIN ... COMMIT, rolled back on any error; writers of the same `lock` take turns."""
+    settle()
     if is_postgres(conn):
         conn.execute("BEGIN")
     else:

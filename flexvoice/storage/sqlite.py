@@ -23,6 +23,7 @@ class SqliteConnection(sqlite3.Connection):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.migrated: set[tuple[str, int]] = set()
+        self.turn: object | None = None  # flexvoice.storage.turn's group (made on first use)
 
 
 def connect(path: Path | str) -> SqliteConnection:
