@@ -100,6 +100,23 @@ def load() -> str:
     return "load " + " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+def machine_ticks() -> tuple[int, int, int]:
+    """The machine's CPU time since boot in clock ticks (/proc/stat): idle (with I/O wait),
+    stolen by the host (a virtual machine's CPUs running someone else), and all of it."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return ticks[3] + ticks[4], ticks[7], sum(ticks)
+
+
+def machine_line(before: tuple[int, int, int], after: tuple[int, int, int]) -> str:
+    """The machine between two readings: busy, idle and stolen shares of its CPU time."""
+    idle, stolen, total = (b - a for a, b in zip(before, after, strict=True))
+    total = max(1, total)
+    return (
+        f"machine {100 * (total - idle - stolen) / total:.0f} % busy, "
+        f"{100 * idle / total:.0f} % idle, {100 * stolen / total:.1f} % stolen by the host"
+    )
+
+
 def measure_idle_pids(pids: list[int], seconds: float) -> Idle:
     before = {p: cpu_seconds(p) for p in pids}
     time.sleep(seconds)

@@ -37,6 +37,8 @@ from bench.procstat import (
     Idle,
     cpu_seconds,
     load,
+    machine_line,
+    machine_ticks,
     measure_idle,
     measure_idle_pids,
     parts_of,
@@ -225,6 +227,7 @@ def cps_ceiling(
         }
         lag_before = histograms(t.http) if t.http else {}
         sched_before = schedstat(pids[0]) if t.http else (0.0, 0.0, 0)
+        ticks_before = machine_ticks()
         started = time.monotonic()
         ok, bad, _ = sipp(
             uac(t.scenario("uac_call.xml"), t.address, "+3225550002", calls=rate * seconds,
@@ -232,6 +235,7 @@ def cps_ceiling(
             timeout=seconds * 4 + 60,
         )  # fmt: skip
         elapsed = time.monotonic() - started
+        machine = machine_line(ticks_before, machine_ticks())
         busy = sum(cpu_seconds(p) for p in pids) - before - idle_cores * elapsed
         calls = max(1, ok + bad)
         cpu_ms = 1000 * busy / calls if pids else float("nan")
@@ -247,7 +251,7 @@ def cps_ceiling(
         print(
             f"  {t.name:6s} {rate:4d} CPS for {seconds}s: {ok} ok, {bad} failed; set-up p50 "
             f"{done[-1].p50:.1f} ms, p99 {done[-1].p99:.1f} ms; CPU {cpu_ms:.1f} ms per call"
-            f"{f' ({split})' if split else ''} ({load()})",
+            f"{f' ({split})' if split else ''} ({load()}; {machine})",
             flush=True,
         )
         if t.http:

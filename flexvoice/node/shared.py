@@ -21,6 +21,7 @@ from flexvoice.metering.tariffs import load_tariffs
 from flexvoice.sip.trunks import load_trunks
 from flexvoice.storage import postgres
 from flexvoice.storage.checkpoint import Checkpointer, loop_connection_without_checkpoints
+from flexvoice.storage.engine import settle
 from flexvoice.storage.open import local_path
 from flexvoice.storage.sqlite import connect
 
@@ -44,6 +45,7 @@ async def database_component(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        settle()  # the loop's last group of writes (calls ended at shutdown): a close rolls back
         checkpointer.stop()
         conn.close()
         if shared is not None:
