@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from flexvoice.api.problems import ProblemError
-from flexvoice.storage.engine import settle
+from flexvoice.storage.engine import write_transaction
 from flexvoice.storage.readcache import ReadCache
 from flexvoice.storage.sqlite import migrate
 
@@ -149,32 +149,27 @@ class SqliteLockout:
     async def failed(self, address: str) -> float:
         now = self.clock()
         p = self.policy
-        settle()
-        self.conn.execute("BEGIN IMMEDIATE")
         try:
-            self.conn.execute(
-                "DELETE FROM auth_failures WHERE window_start < ? AND locked_until < ?",
-                (now - p.window_s, now),
-            )
-            self.conn.execute(
-                "INSERT INTO auth_failures (address, failures, window_start) VALUES (?, 1, ?)"
-                " ON CONFLICT (address) DO UPDATE SET failures = failures + 1",
-                (address, now),
-            )
-            (count,) = self.conn.execute(
-                "SELECT failures FROM auth_failures WHERE address = ?", (address,)
-            ).fetchone()
-            locked = int(count) >= p.max_failures
-            if locked:
+            with write_transaction(self.conn, "flexvoice.api.lockout"):
                 self.conn.execute(
-                    "UPDATE auth_failures SET failures = 0, window_start = ?, locked_until = ?"
-                    " WHERE address = ?",
-                    (now, now + p.lock_s, address),
+                    "DELETE FROM auth_failures WHERE window_start < ? AND locked_until < ?",
+                    (now - p.window_s, now),
                 )
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
+                self.conn.execute(
+                    "INSERT INTO auth_failures (address, failures, window_start) VALUES (?, 1, ?)"
+                    " ON CONFLICT (address) DO UPDATE SET failures = failures + 1",
+                    (address, now),
+                )
+                (count,) = self.conn.execute(
+                    "SELECT failures FROM auth_failures WHERE address = ?", (address,)
+                ).fetchone()
+                locked = int(count) >= p.max_failures
+                if locked:
+                    self.conn.execute(
+                        "UPDATE auth_failures SET failures = 0, window_start = ?,"
+                        " locked_until = ? WHERE address = ?",
+                        (now, now + p.lock_s, address),
+                    )
         finally:
             self._until.clear()
         return p.lock_s if locked else 0.0
@@ -313,9 +308,7 @@ class SqliteIdempotencyStore:
 
     async def begin(self, scope: str, key: str, fingerprint: str) -> StoredResponse | None:
         now = self.clock()
-        settle()
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(self.conn, "flexvoice.api.idempotency"):
             self.conn.execute(
                 "DELETE FROM idempotency_keys WHERE created_at < ?", (now - self.ttl_s,)
             )
@@ -330,12 +323,7 @@ class SqliteIdempotencyStore:
                     " VALUES (?, ?, ?, ?)",
                     (scope, key, fingerprint, now),
                 )
-                self.conn.execute("COMMIT")
                 return None
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
         if row[0] != fingerprint:
             raise _reused(key)
         if row[1] is None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import AbstractContextManager
 from dataclasses import astuple
 from datetime import UTC, datetime
 
@@ -29,9 +28,9 @@ from flexvoice.logs import get_logger
 from flexvoice.lostlegs import LiveLeg, lost_leg_end, unanswered_end
 from flexvoice.metering.sink import UsageSink
 from flexvoice.sip.leg import SipLeg
-from flexvoice.storage.engine import is_postgres, settle
+from flexvoice.storage.engine import is_postgres, write_transaction
 from flexvoice.storage.sqlite import migrate
-from flexvoice.storage.turn import for_connection
+from flexvoice.storage.turn import for_connection, one_write
 
 log = get_logger(__name__)
 
@@ -74,6 +73,7 @@ class LegHeartbeat:
         self.conn = conn
         self.clock = clock or (lambda: datetime.now(UTC))
         self.known: set[str] = set()
+        self._turn = for_connection(conn)  # the event loop's group of writes (SQLite)
         # Told, after each beat, the legs it newly noted (the cluster mirrors them in Redis).
         self.listeners: list[Callable[[list[LiveLeg]], Awaitable[None]]] = []
         migrate(conn, "heartbeat", MIGRATIONS)
@@ -87,8 +87,7 @@ class LegHeartbeat:
                 continue
             self.known.add(leg.call_id)
             legs.append(live_leg(leg, leg.answered_at))
-        settle()
-        with self.conn:
+        with write_transaction(self.conn, "flexvoice.heartbeat"):
             if legs:
                 self.conn.executemany(
                     f"INSERT OR REPLACE INTO live_legs ({_LEG_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
@@ -108,12 +107,8 @@ class LegHeartbeat:
         # In the turn's group of writes (flexvoice.storage.turn) when there is one: a crash
         # before it commits leaves the row, and the next start closes the leg once more, which
         # changes nothing (its usage event's id is the leg's).
-        with self._write():
+        with one_write(self.conn, self._turn):
             self.conn.execute("DELETE FROM live_legs WHERE call_id = ?", (leg.call_id,))
-
-    def _write(self) -> AbstractContextManager[object]:
-        turn = for_connection(self.conn)
-        return turn.write() if turn is not None else self.conn
 
     def left_behind(self) -> tuple[list[LiveLeg], str | None]:
         """The legs a dead node left, and the last time it was known alive."""
@@ -125,8 +120,7 @@ class LegHeartbeat:
         return legs, alive[0] if alive else None
 
     def closed(self, call_id: str) -> None:
-        settle()
-        with self.conn:
+        with write_transaction(self.conn, "flexvoice.heartbeat"):
             self.conn.execute("DELETE FROM live_legs WHERE call_id = ?", (call_id,))
 
 
