@@ -51,6 +51,7 @@ from flexvoice.sip.wavfile import prompt_seconds, silence_file, wav_closed
 from flexvoice.sip.workerio import read_commands, take_stdout
 
 MAX_CALLS = 4
+SLOT_OVERLAP = 2  # pjsua call slots past MAX_CALLS for a call ending as the next arrives
 # pjmedia/stream.h flags of OnDtmfEventParam (not exported by the wheel)
 DTMF_IS_UPDATE = 1
 DTMF_IS_END = 2
@@ -77,6 +78,12 @@ RELAY_FRAME_MS = 10
 LINK_PTIME = 10
 LINK_JB_MS = (10, 10, 40, 200)  # initial, minimum and maximum prefetch, capacity
 GRAVE_SECONDS = 2.0  # how long a retired pjsua2 object is kept after PJSIP let go of it
+# ... unless more than GRAVE_CROWD wait: then the oldest go once GRAVE_MIN_SECONDS old (a
+# dozen media clock ticks after their port was disconnected). pjsua holds at most 32 players
+# (PJSUA_MAX_PLAYERS); a worker taking its 20 new calls a second, one prompt each, kept 40
+# for 2 s and its next prompts failed with PJ_ETOOMANY.
+GRAVE_CROWD = 12
+GRAVE_MIN_SECONDS = 0.25
 
 
 def ignore(self: Any, prm: Any) -> None:
@@ -147,7 +154,12 @@ class Worker:
         self.ep = pj.Endpoint()
         self.ep.libCreate()
         cfg = pj.EpConfig()
-        cfg.uaConfig.maxCalls = MAX_CALLS
+        # The edge counts a call done when its BYE passes and may send the next INVITE at
+        # once, before this loop has read the BYE or pjsua has freed the call's slot: with
+        # no spare slot pjsua answered that caller 486 (2-9 calls in 2,000 at 200 calls per
+        # second once the edge filled one worker before the next). The edge and the pool keep
+        # a worker at MAX_CALLS; pjsua's own bound only has to cover that overlap.
+        cfg.uaConfig.maxCalls = MAX_CALLS + SLOT_OVERLAP
         cfg.uaConfig.threadCnt = 0
         cfg.uaConfig.mainThreadOnly = True
         cfg.uaConfig.userAgent = "FlexVoice"
@@ -272,7 +284,7 @@ class Worker:
         self.shutdown()
 
     def chores(self, now: float) -> None:
-        if self.graveyard and now - self.graveyard[0][0] >= GRAVE_SECONDS:
+        if self.graveyard and now - self.graveyard[0][0] >= self.grave_wait():
             self.bury()
         if self.undecided and now >= next(iter(self.undecided.values())):
             self.refuse_undecided()
@@ -337,10 +349,13 @@ class Worker:
                 waiting.append(entry)
         self.finished_recordings = waiting
 
+    def grave_wait(self) -> float:
+        return GRAVE_MIN_SECONDS if len(self.graveyard) > GRAVE_CROWD else GRAVE_SECONDS
+
     def bury(self, force: bool = False) -> None:
         now = time.monotonic()
         graveyard = self.graveyard
-        while graveyard and (force or now - graveyard[0][0] >= GRAVE_SECONDS):
+        while graveyard and (force or now - graveyard[0][0] >= self.grave_wait()):
             graveyard.popleft()
 
     def retire(self, obj: Any) -> None:
