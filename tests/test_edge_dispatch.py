@@ -1,5 +1,6 @@
-"""The edge's dispatching against real Kamailio and sipp stand-in workers (round robin to a
-worker with room, counted by its dialogs; max_calls each)."""
+"""The edge's dispatching against real Kamailio and sipp stand-in workers (the worker that
+took the last call while it has room, else round robin to a worker with room; counted by
+its dialogs; max_calls each)."""
 
 from __future__ import annotations
 
@@ -54,6 +55,24 @@ async def test_calls_spread_up_to_maxload_then_503(tmp_path: Path) -> None:
         lines = await run_uac(tmp_path, target, ruri, calls=8, hold_ms=500, name="uac2")
         assert outcomes(lines) == {"answered": 8}, lines
         assert calls_per_worker({i: u.lines() for i, u in enumerate(uas)}) == {0: 8, 1: 8}
+
+
+async def test_calls_fill_one_worker_before_the_next(tmp_path: Path) -> None:
+    async with two_workers_behind_edge(tmp_path, max_calls=4) as (_, uas, target, ruri):
+        # Three calls at once: all on one worker (one media clock awake, not two).
+        lines = await run_uac(tmp_path, target, ruri, calls=3, hold_ms=1000)
+        assert outcomes(lines) == {"answered": 3}, lines
+        assert sorted(calls_per_worker({i: u.lines() for i, u in enumerate(uas)}).values()) == [
+            0,
+            3,
+        ]
+        # Five more at once, the first three ended: that worker takes three again (its fourth
+        # slot is kept for a conference room's link while another worker has room), the
+        # other one two.
+        lines = await run_uac(tmp_path, target, ruri, calls=5, hold_ms=1000, name="uac2")
+        assert outcomes(lines) == {"answered": 5}, lines
+        per_worker = calls_per_worker({i: u.lines() for i, u in enumerate(uas)})
+        assert sorted(per_worker.values()) == [2, 6], per_worker
 
 
 async def test_a_worker_gets_at_most_worker_cps_new_calls_a_second(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from tests.sipptool import run_uac
 pytestmark = [pytest.mark.sip, pytest.mark.edge, pytest.mark.xdist_group("sipnode")]
 
 
-def test_twenty_simultaneous_calls_spread_over_the_workers_through_the_edge(
+def test_twenty_simultaneous_calls_then_a_stream_of_short_ones_through_the_edge(
     tmp_path: Path,
 ) -> None:
     config, sip_port = edge_node(tmp_path, workers=6)
@@ -41,14 +41,21 @@ def test_twenty_simultaneous_calls_spread_over_the_workers_through_the_edge(
             calls=20, rate=40, limit=20, timeout=60,
         )  # fmt: skip
         assert result.successful == 20 and result.failed == 0, result.output
+        # Then short calls, one ending as the next arrives: the edge fills one worker (20 new
+        # calls a second each), every call a prompt. None refused, none cut short: a worker
+        # that kept each stopped prompt 2 s ran out of pjsua's 32 players (PJ_ETOOMANY).
+        result = run_uac(
+            "uac_call.xml", f"127.0.0.1:{sip_port}", "+3225551003",
+            calls=200, rate=40, limit=4, hold_ms=50, timeout=60,
+        )  # fmt: skip
+        assert result.successful == 200 and result.failed == 0, result.output
     finally:
         err = stop(proc)
-    workers = {
-        int(m.group(1))
-        for m in re.finditer(r"event=call\.routed call_id=CA[0-9a-f]{32} worker=(\d+)", err)
-    }
-    assert len(re.findall(r"event=call\.routed", err)) == 20
+    routed = re.findall(r"event=call\.routed call_id=CA[0-9a-f]{32} worker=(\d+)", err)
+    assert len(routed) == 20  # the first 20 heard their prompt out; the others hung up in it
+    workers = {int(w) for w in routed}
     assert len(workers) >= 5, f"calls went to workers {sorted(workers)}"
+    assert "PJ_ETOOMANY" not in err
 
 
 def test_a_killed_worker_is_skipped_by_the_edge_and_comes_back(tmp_path: Path) -> None:

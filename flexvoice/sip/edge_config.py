@@ -153,6 +153,7 @@ def render_config(
         "WORKER_TIMEOUT_MS": str(max(100, round(edge.worker_timeout * 1000))),
         "TRUNK_TARGETS": "\n".join(trunk_targets) or "\t# (no trunks configured)",
         "MAX_CALLS": str(cfg.sip.workers.max_calls),
+        "FILL_CALLS": str(max(1, cfg.sip.workers.max_calls - 1)),
         "WORKER_CPS": str(edge.worker_cps),
         "MAX_REQUEST_URI": str(MAX_REQUEST_URI),
         "MAX_BODY": str(MAX_SIP_BODY),
