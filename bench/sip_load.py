@@ -102,6 +102,8 @@ def uac(
     ]  # fmt: skip
     if trace_dir is not None:
         args += ["-trace_rtt", "-rtt_freq", "1"]
+        if os.environ.get("SIP_LOAD_KEEP"):
+            args += ["-trace_err"]  # <scenario>_<pid>_errors.log beside the node's logs
     if inf is not None:
         args += ["-inf", str(inf)]
     return args
@@ -373,7 +375,10 @@ def main(argv: list[str]) -> int:
     finally:
         uas.kill()
         uas.wait()
-    shutil.rmtree(tmp, ignore_errors=True)
+    if os.environ.get("SIP_LOAD_KEEP"):  # the node's logs and sipp's traces, to read failures
+        print(f"kept {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
     return report(n, up_s, replaced, idle, bare_idle, engine_steps, bare_steps, engine_rates,
                   bare_rates, sipp_rates)  # fmt: skip
 
