@@ -87,12 +87,11 @@ def report(
         print(f"bare pjsua2 floor: {b_calls} concurrent ({failed_at(bare_steps)}), "
               f"CPS {b_rate} (p99 {b_cps.p99 if b_cps else float('nan'):.1f} ms), "
               f"PSS {b_slot:.2f} MB per slot")  # fmt: skip
-        c_ratio = e_calls / b_calls if b_calls else float("nan")
-        r_ratio = e_rate / b_rate if b_rate else float("nan")
+        c_ratio, r_ratio = ratio(e_calls, b_calls), ratio(e_rate, b_rate)
         print(f"engine / bare pjsua2: concurrency {c_ratio:.2f}, CPS {r_ratio:.2f} "
               f"(goal >= 0.7): {mark(c_ratio >= 0.7 and r_ratio >= 0.7)}")  # fmt: skip
         print("  (the steps stop at the first failure or at the highest step: a ratio of 1.00 "
-              "may mean both reached it)")  # fmt: skip
+              "may mean both reached it; inf: the bare floor failed its first step)")  # fmt: skip
         both = [(e, b) for e in engine_rates for b in bare_rates if e.cps == b.cps and e.ok]
         if both:
             e, b = both[-1]
@@ -105,3 +104,10 @@ def report(
     print(f"sipp UAS alone (signalling bound): {s_rate} CPS; engine / sipp-UAS "
           f"{e_rate / s_rate if s_rate else float('nan'):.2f}")  # fmt: skip
     return 0 if e_conc and e_cps else 1
+
+
+def ratio(engine: int, bare: int) -> float:
+    """engine / bare; infinite when only the bare floor failed its first step."""
+    if bare:
+        return engine / bare
+    return float("inf") if engine else float("nan")
