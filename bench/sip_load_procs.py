@@ -36,7 +36,9 @@ steps:
 """
 
 
-def write_node(tmp: Path, workers: int) -> tuple[Path, int, int, int]:
+def write_node(tmp: Path, workers: int, code: Path = REPO) -> tuple[Path, int, int, int]:
+    """The bench node's configuration; the edge's template, trunks and tariffs from `code`
+    (the checkout whose node runs), so that a before/after compares the edge too."""
     prompts = tmp / "prompts"
     (prompts / "en").mkdir(parents=True)
     for folder in (prompts, prompts / "en"):
@@ -60,10 +62,10 @@ http: {{host: 127.0.0.1, port: {http}}}
 sip:
   edge: {{port: {edge}, ctl_socket: {tmp}/kamailio-ctl.sock}}
   workers: {{count: {workers}, base_port: {base}, drain_grace: 2s, rtp_base: {RTP_LOW}}}
-  trunks: {REPO}/sip/trunks.yaml
+  trunks: {code}/sip/trunks.yaml
   numbers: {tmp}/numbers.yaml
 storage: {{database: {tmp}/flexvoice.db, recordings: {tmp}/recordings}}
-paths: {{flows: {flows}, prompts: {prompts}, tariffs: {REPO}/metering/tariffs}}
+paths: {{flows: {flows}, prompts: {prompts}, tariffs: {code}/metering/tariffs}}
 logging: {{level: warning}}
 """
     )
@@ -76,9 +78,9 @@ MAX_WORKERS = (20000 - RTP_LOW) // (2 * RTP_PORTS_PER_WORKER)
 
 
 def start_node(tmp: Path, workers: int) -> tuple[subprocess.Popen[bytes], int, int, int]:
-    cfg, http, edge, base = write_node(tmp, workers)
     # SIP_LOAD_NODE_CODE: another checkout's code for the node (e.g. main), to compare.
     code = Path(os.environ.get("SIP_LOAD_NODE_CODE", REPO))
+    cfg, http, edge, base = write_node(tmp, workers, code)
     command = [sys.executable, "-m", "flexvoice", "--config", str(cfg), "serve"]
     # SIP_LOAD_PROFILE=FILE: the control plane sampled by py-spy (pip install py-spy; it runs
     # the node as its child, as attaching needs ptrace rights a container may not give),

@@ -99,7 +99,7 @@ def test_rest_hangup_of_a_bridged_call_ends_both_legs_and_prices_the_tree(node: 
         assert node.active_calls() == 0  # within a second, no leg left
         parent = node.wait_call(call["id"], lambda c: ended(c) and all(map(ended, c["legs"])))
     finally:
-        carrier_log = carrier.stop()
+        carrier_log = carrier.finish()  # its counts are final once it ends
     # Both sipp sides got our BYE: the call placed over REST and the leg it dialled.
     assert counts(carrier_log) == (2, 0), carrier_log[-2000:]
     assert invites(carrier_log) == 2  # (what the refusal tests see none of)
@@ -254,7 +254,7 @@ def test_the_caller_hanging_up_ends_the_dialled_leg(node: TrunkNode) -> None:
             time.sleep(0.05)
         assert node.active_calls() == 0
     finally:
-        carrier_log = carrier.stop()
+        carrier_log = carrier.finish()  # its counts are final once it ends
     assert counts(carrier_log) == (1, 0)  # the mobile got our BYE
     assert CA_ID.match(call["id"]) and call["ended_by"] == "caller"
     assert call["legs"][0]["ended_by"] == "caller"
@@ -275,7 +275,7 @@ def test_rest_hangup_of_an_inbound_call_ends_the_caller_and_the_dialled_leg(
         out, _ = caller.communicate(timeout=30)
         call = node.wait_call(call["id"], lambda c: ended(c) and all(map(ended, c["legs"])))
     finally:
-        carrier_log = carrier.stop()
+        carrier_log = carrier.finish()  # its counts are final once it ends
     assert counts(out) == (1, 0), out[-2000:]  # the caller got our BYE
     assert counts(carrier_log) == (1, 0)  # so did the mobile
     assert (call["ended_by"], call["legs"][0]["ended_by"]) == ("api", "api")
